@@ -1,0 +1,1 @@
+//! The cdef language: pest grammar (grammar/cdef.pest) → declarations and types.

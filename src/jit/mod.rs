@@ -1,0 +1,1 @@
+//! Cranelift code generation: call trampolines and callback thunks.

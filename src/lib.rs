@@ -1,0 +1,17 @@
+//! jitffi: cffi's API, calling C through Cranelift-compiled trampolines.
+//! Pipeline: cdef (pest) → types (model, layout) → abi (lowering plans) → jit (codegen)
+//! → py (Python objects, conversions). See ARCHITECTURE.md.
+
+pub mod abi;
+pub mod cdef;
+pub mod jit;
+pub mod py;
+pub mod types;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _jitffi(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", "2.0.0")?;
+    py::register(m)
+}

@@ -1,0 +1,6 @@
+//! Python objects: FFI, CType, CData, Lib, and the one Python<->C conversion layer.
+use pyo3::prelude::*;
+
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}

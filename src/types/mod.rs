@@ -1,0 +1,4 @@
+//! C type model (nodes, interning), per-target data model, and gcc-exact layout.
+pub mod decls;
+pub mod model;
+pub mod target;
