@@ -1,0 +1,1 @@
+from ._jitffi import __version__
