@@ -168,7 +168,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn extern_language(&self, lang: &Pair<Rule>) -> Result<bool, CdefError> {
-        let s = lang.clone().into_inner().next().unwrap();
+        let s = if lang.as_rule() == Rule::extern_lang { lang.clone().into_inner().next().unwrap() } else { lang.clone() };
         match s.as_str() {
             "\"Python\"" | "\"Python+C\"" | "\"C+Python\"" => Ok(true),
             "\"C\"" => Ok(false),
@@ -290,7 +290,7 @@ impl<'a> Resolver<'a> {
             let mut parts = init.into_inner();
             let decl = parts.next().unwrap();
             let initializer = parts.next();
-            let declared = self.declarator(specs.base.clone(), decl)?;
+            let declared = self.declarator_c(specs.base.clone(), decl, specs.is_const)?;
             let Some((name, name_at)) = declared.name.clone() else {
                 return Err(self.error(ErrorKind::CDef, init_start, "Invalid declaration: a name is missing"));
             };
@@ -699,11 +699,17 @@ impl<'a> Resolver<'a> {
     /// Applies a declarator to `base`: `*` → pointer, `[n]` → array, `(..)` → function,
     /// inside out as C reads them.
     fn declarator(&mut self, base: Ty, pair: Pair<Rule>) -> Result<Declared, CdefError> {
+        self.declarator_c(base, pair, false)
+    }
+
+    /// `base_const`: the specifiers said `const` (a `const int x` global is read-only,
+    /// a `const char *p` one is not).
+    fn declarator_c(&mut self, base: Ty, pair: Pair<Rule>, base_const: bool) -> Result<Declared, CdefError> {
         let mut ty = base;
         let mut name = None;
         let mut nested = None;
         let mut suffixes: Vec<Pair<Rule>> = Vec::new();
-        let mut is_const = false;
+        let mut is_const = base_const;
         let mut empty = true;
         for p in pair.into_inner() {
             empty = false;
@@ -717,8 +723,6 @@ impl<'a> Resolver<'a> {
                 _ => suffixes.push(p),
             }
         }
-        let had_ptr = !matches!(ty.node.kind, _ if false) && is_const;
-        let _ = had_ptr;
         for s in suffixes.into_iter().rev() {
             let at = s.as_span().start();
             match s.as_rule() {
@@ -764,8 +768,8 @@ impl<'a> Resolver<'a> {
         }
         if let Some(n) = nested {
             let inner = n.into_inner().find(|p| p.as_rule() == Rule::declarator).unwrap();
-            let d = self.declarator(ty, inner)?;
-            return Ok(Declared { ty: d.ty, name: d.name, is_const: d.is_const || (is_const && d.empty), empty: false });
+            let d = self.declarator_c(ty, inner, is_const)?;
+            return Ok(Declared { ty: d.ty, name: d.name, is_const: d.is_const, empty: false });
         }
         Ok(Declared { ty, name, is_const, empty })
     }
