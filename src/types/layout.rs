@@ -64,9 +64,16 @@ pub fn layout_record(
 
     for (idx, m) in members.iter().enumerate() {
         let shown = m.name.as_deref().unwrap_or("");
-        if let Kind::Record(r) = &m.ty.kind {
-            if let Some(Ok(l)) = r.layout.get() {
-                partial |= l.partial;
+        let mut inner = &m.ty;
+        while let Kind::Array(item, _) = &inner.kind {
+            inner = item;
+        }
+        if let Kind::Record(r) = &inner.kind {
+            match r.layout.get() {
+                Some(Ok(l)) => partial |= l.partial,
+                // A member's own error is the one worth reporting.
+                Some(Err(e)) => return Err(e.clone()),
+                None => {}
             }
         }
         if let Kind::Array(item, _) = &m.ty.kind {
@@ -153,12 +160,14 @@ pub fn layout_record(
                 let unit_bits = size * 8;
                 let (start, unit_start) = if is_union {
                     (0, 0)
-                } else if packing.packed {
-                    // Packed bitfields follow each other bit by bit; cffi (and the
-                    // accessors built on this layout) read them through one storage
-                    // unit of the declared type starting at a byte boundary.
+                } else if packing.packed || packing.pack.is_some() {
+                    // Packed bitfields follow each other bit by bit (gcc skips its
+                    // no-straddling rule whenever a maximum field alignment is set, so
+                    // `#pragma pack(N)` behaves the same). cffi (and the accessors built
+                    // on this layout) read them through one storage unit of the declared
+                    // type starting at a byte boundary.
                     let unit_start = pos / 8 * 8;
-                    if pos - unit_start + width > unit_bits {
+                    if pos - unit_start + width > unit_bits && m.name.is_some() {
                         return Err(format!(
                             "with 'packed', gcc would compile field '{cname}.{shown}' to reuse some bits in the previous field"
                         ));
