@@ -494,14 +494,19 @@ fn compare(groups: &[Group], target: Target, gcc_output: &str) -> (usize, usize,
                     // placement really does that.
                     if let Some(rest) = e.split("field '").nth(1).and_then(|r| r.split("' to reuse some bits").next()) {
                         let (owner, field) = rest.rsplit_once('.').unwrap();
-                        let justified = match gcc_bits.get(&(rec.clone(), field.to_string())) {
-                            Some((first, width)) => {
-                                let unit = unit_bits[&(rec.clone(), field.to_string())] as i64;
-                                first % 8 + width > unit
-                            }
-                            // Propagated from a by-value member refused earlier.
-                            None => refused.iter().any(|r| r == owner) || refused_messages.contains(e),
-                        };
+                        let own = owner == rec || owner.contains('$');
+                        // Propagated from a by-value member refused earlier, or a field of
+                        // this record (anonymous members flattened in) that gcc places
+                        // across more bytes than its declared type has.
+                        let justified = refused_messages.contains(e)
+                            || (own
+                                && match gcc_bits.get(&(rec.clone(), field.to_string())) {
+                                    Some((first, width)) => {
+                                        let unit = unit_bits[&(rec.clone(), field.to_string())] as i64;
+                                        first % 8 + width > unit
+                                    }
+                                    None => false,
+                                });
                         if justified {
                             refused.push(rec.clone());
                             refused_messages.push(e.clone());
@@ -533,6 +538,7 @@ fn compare(groups: &[Group], target: Target, gcc_output: &str) -> (usize, usize,
         }
     }
     eprintln!("{} packed records refused like cffi does (bitfield straddling its type's size)", refused.len());
+    let records = records - refused.len();
     (records, checks, mismatches)
 }
 
@@ -542,7 +548,7 @@ fn check_target(target: Target, compiler: &str, runner: &[&str], tag: &str) {
     let out = run_gcc(&program, compiler, runner, tag).unwrap_or_else(|e| panic!("{e}"));
     let (records, checks, mismatches) = compare(&groups, target, &out);
     eprintln!("{tag}: {records} records, {checks} checks against gcc, {} mismatches", mismatches.len());
-    assert!(records >= 200, "only {records} records were compared");
+    assert!(records >= 200, "only {records} records were fully compared");
     if !mismatches.is_empty() {
         let mut shown = mismatches.iter().take(40).cloned().collect::<Vec<_>>().join("\n");
         for g in &groups {
@@ -592,4 +598,12 @@ fn layouts_match_gcc_aarch64() {
         );
     }
     check_target(Target::AARCH64_LINUX, "aarch64-linux-gnu-gcc", &["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"], "aarch64");
+}
+
+#[test]
+#[ignore]
+fn dump_generated() {
+    for g in generate(0x5EED_1234_ABCD_0042) {
+        println!("// {}\n{}", g.packing_name(), g.cdef);
+    }
 }

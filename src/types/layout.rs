@@ -5,7 +5,7 @@
 //! Offsets are tracked in bits so bitfields and ordinary members share one cursor.
 
 use super::model::{Field, Kind, RecordLayout, TypeRef};
-use super::target::Target;
+use super::target::{Arch, Target};
 
 /// One member as declared.
 #[derive(Debug, Clone)]
@@ -52,8 +52,11 @@ pub fn layout_record(
     members: &[MemberSpec],
     partial: bool,
     packing: Packing,
-    _target: &Target,
+    target: &Target,
 ) -> Result<RecordLayout, String> {
+    // AAPCS64 (gcc's TARGET_ALIGN_ANON_BITFIELD): unnamed bitfields, `:0` included,
+    // raise the record's alignment like named ones; on x86_64 they never do.
+    let anon_bitfields_align = target.arch == Arch::Aarch64;
     let max_align: u64 = if packing.packed { 1 } else { packing.pack.map_or(u64::MAX, |p| p as u64) };
     let mut pos: u64 = 0; // bits
     let mut size_bits: u64 = 0; // for unions: the largest member
@@ -150,10 +153,13 @@ pub fn layout_record(
                     if m.name.is_some() {
                         return Err(format!("field '{cname}.{shown}' is declared with :0"));
                     }
-                    // `T :0` moves to the next T-aligned boundary; it never raises the
-                    // record's alignment.
+                    // `T :0` moves to the next T-aligned boundary, whatever the packing
+                    // (gcc: zero-width bitfields are not influenced by packing).
                     if !is_union {
-                        pos = round_up(pos, natural_align.min(max_align) * 8);
+                        pos = round_up(pos, natural_align * 8);
+                    }
+                    if anon_bitfields_align {
+                        align = align.max(natural_align);
                     }
                     continue;
                 }
@@ -185,7 +191,7 @@ pub fn layout_record(
                         (pos, unit_start)
                     }
                 };
-                if m.name.is_some() {
+                if m.name.is_some() || anon_bitfields_align {
                     align = align.max(falign);
                 }
                 if let Some(name) = &m.name {
