@@ -226,7 +226,7 @@ pub(crate) fn flatten(ty: &TypeNode, base: u32, out: &mut Vec<LeafAt>) -> Result
 
 /// The integer type a `size`-byte piece travels as (assembled from narrower loads when
 /// `size` is 3, 5, 6 or 7).
-pub(crate) fn int_type_for(size: u32) -> Type {
+pub fn int_type_for(size: u32) -> Type {
     match size {
         1 => types::I8,
         2 => types::I16,
@@ -273,7 +273,7 @@ pub(crate) fn int_ext(size: u32, signed: bool) -> Ext {
     }
 }
 
-pub(crate) fn align_to(x: u32, a: u32) -> u32 {
+pub fn align_to(x: u32, a: u32) -> u32 {
     (x + a - 1) / a * a
 }
 
