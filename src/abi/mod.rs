@@ -86,8 +86,6 @@ pub enum RetPass {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VariadicInfo {
-    /// Number of fixed (declared) arguments.
-    pub fixed: usize,
     /// x86_64: value for `%al`, an upper bound of vector registers used.
     pub vector_regs: u8,
 }
@@ -132,7 +130,9 @@ impl CallPlan {
 
 pub const NOT_IMPLEMENTED: &str = "NotImplementedError";
 
-/// Lowers a C function type for `target`. Errors are messages naming what is unsupported
+/// Lowers a C function type for `target`. For a variadic function, `sig.args` must be the
+/// call site's actual argument types (declared ones followed by the already promoted
+/// variadic ones): each call shape gets its own plan. Errors are messages naming what is unsupported
 /// (prefixed `NotImplementedError: ` when the type is valid C that jitffi cannot call).
 pub fn lower(sig: &FuncSig, target: &Target) -> Result<CallPlan, String> {
     match target.arch {
