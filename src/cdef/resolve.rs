@@ -13,6 +13,8 @@ use crate::types::decls::Decl;
 use crate::types::layout::{MemberSpec, Packing};
 use crate::types::model::{Kind, Prim, TypeRef};
 
+const MAX_DERIVATIONS: usize = 256;
+
 /// A resolved C type. `func` marks a function type (not a pointer to one), which
 /// only exists while resolving: `node` is then the pointer-to-function node.
 #[derive(Clone)]
@@ -54,7 +56,6 @@ struct Declared {
 struct Resolver<'a> {
     ns: &'a mut Namespace,
     pos: Positions<'a>,
-    text: &'a str,
     opts: CdefOptions,
     /// Set by `[...]` while resolving the members of a struct.
     saw_dots_array: bool,
@@ -67,7 +68,7 @@ pub fn run_cdef(ns: &mut Namespace, source: &str, opts: &CdefOptions) -> Result<
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
     let tree = parser::parse(Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &pos, &pre.text))?;
-    let mut r = Resolver { ns, pos, text: &pre.text, opts: opts.clone(), saw_dots_array: false, param_context: None };
+    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, param_context: None };
     let mut defines = pre.defines.iter().peekable();
     for item in tree.into_inner() {
         let start = item.as_span().start();
@@ -127,7 +128,6 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
     let mut r = Resolver {
         ns,
         pos,
-        text,
         opts: CdefOptions::default(),
         saw_dots_array: false,
         param_context: None,
@@ -711,7 +711,18 @@ impl<'a> Resolver<'a> {
         let mut suffixes: Vec<Pair<Rule>> = Vec::new();
         let mut is_const = base_const;
         let mut empty = true;
-        for p in pair.into_inner() {
+        let start = pair.as_span().start();
+        let inner = pair.into_inner();
+        // C compilers accept a few dozen levels; the bound keeps type chains (and the
+        // recursion that eventually frees them) shallow.
+        if inner.len() > MAX_DERIVATIONS {
+            return Err(self.error(
+                ErrorKind::CDef,
+                start,
+                format!("declarator with more than {MAX_DERIVATIONS} pointer/array/function levels"),
+            ));
+        }
+        for p in inner {
             empty = false;
             match p.as_rule() {
                 Rule::ptr => {
