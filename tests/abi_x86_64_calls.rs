@@ -16,6 +16,8 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 use jitffi::abi::{lower, ArgPass, RetPass, StubKind};
+use jitffi::jit::native_call::needs_x87_entry;
+use jitffi::jit::stubs::x87_callback_entry;
 use jitffi::types::model::{Kind, Prim, TypeTable};
 use jitffi::types::target::Target;
 
@@ -93,6 +95,17 @@ impl Guarded {
     }
 }
 
+/// Copies machine code to fresh executable memory (leaked: test lifetime).
+fn exec_bytes(code: &[u8]) -> *const u8 {
+    unsafe {
+        let p = libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) as *mut u8;
+        assert!(p as isize != -1);
+        std::ptr::copy_nonoverlapping(code.as_ptr(), p, code.len());
+        assert_eq!(libc::mprotect(p as *mut _, 4096, libc::PROT_READ | libc::PROT_EXEC), 0);
+        p
+    }
+}
+
 type ArgsFn = unsafe extern "C" fn(*mut *mut u8, u64);
 type CheckFn = unsafe extern "C" fn(u64) -> u64;
 type ViaFn = unsafe extern "C" fn(*const u8, u64) -> u64;
@@ -118,13 +131,7 @@ fn run_library(lib_desc: &Library, so: &PathBuf) -> (usize, usize, Vec<String>) 
         let thunk = if f.variadic {
             None
         } else {
-            match define_thunk(&mut m, &isa, &format!("jthunk_{}", f.name), &f.plan, &format!("impl_{}", f.name)) {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    assert!(f.plan.ret == RetPass::X87, "{}: {e}", f.name);
-                    None
-                }
-            }
+            Some(define_thunk(&mut m, &isa, &format!("jthunk_{}", f.name), &f.plan, &format!("impl_{}", f.name)).unwrap())
         };
         built.push((jcall, thunk));
     }
@@ -155,7 +162,11 @@ fn run_library(lib_desc: &Library, so: &PathBuf) -> (usize, usize, Vec<String>) 
             calls += 1;
             if let Some(thunk) = thunk {
                 let via: ViaFn = sym(&lib, &format!("via_{n}"));
-                let got = unsafe { via(m.get_finalized_function(*thunk), seed) };
+                let mut entry = m.get_finalized_function(*thunk);
+                if needs_x87_entry(&f.plan) {
+                    entry = exec_bytes(&x87_callback_entry(entry as u64));
+                }
+                let got = unsafe { via(entry, seed) };
                 let want = unsafe { check_fn(seed) };
                 if got != want {
                     failures.push(format!("callback {n} seed {seed}: got {got:#x}, want {want:#x}; plan {:?}", f.plan));

@@ -55,9 +55,22 @@ fn abi_param(ty: Type, ext: Ext) -> AbiParam {
     }
 }
 
-/// The Cranelift parameters of `plan`, in order. `with_stub` adds the stub's extra stack
-/// arguments (calls through a stub only).
-pub fn param_slots(plan: &CallPlan, with_stub: bool) -> Vec<(Slot, AbiParam)> {
+/// Which side of the C call the generated code is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Generated code calls C (through the plan's stub, if any: its extra stack arguments
+    /// are added).
+    Caller,
+    /// C calls generated code (a callback thunk). For an x86_64 x87 result the thunk sits
+    /// behind `stubs::x87_callback_entry`, which calls it with 16 more bytes of stack and
+    /// takes the result's 16 bytes from rax:rdx.
+    Callee,
+}
+
+/// The Cranelift parameters of `plan`, in order, for `side`.
+pub fn param_slots(plan: &CallPlan, side: Side) -> Vec<(Slot, AbiParam)> {
+    let with_stub = side == Side::Caller;
+    let x87_entry = side == Side::Callee && plan.ret == RetPass::X87;
     let (ngpr, nvec) = arg_regs(plan.arch);
     let mut gprs: Vec<Option<(Slot, AbiParam)>> = vec![None; ngpr];
     let mut vecs: Vec<Option<(Slot, AbiParam)>> = vec![None; nvec];
@@ -90,7 +103,7 @@ pub fn param_slots(plan: &CallPlan, with_stub: bool) -> Vec<(Slot, AbiParam)> {
         (true, Some(StubKind::X87Return { .. })) => &[Slot::StubTarget, Slot::StubResult, Slot::StubScratch],
         _ => &[],
     };
-    let any_stack = !stack.is_empty() || !stub_extra.is_empty();
+    let any_stack = !stack.is_empty() || !stub_extra.is_empty() || x87_entry;
     let mut out = special;
     for (regs, filler) in [(&gprs, types::I64), (&vecs, types::F64)] {
         let used = if any_stack { regs.len() } else { regs.iter().rposition(|r| r.is_some()).map_or(0, |i| i + 1) };
@@ -112,8 +125,10 @@ pub fn param_slots(plan: &CallPlan, with_stub: bool) -> Vec<(Slot, AbiParam)> {
         cur += sz;
         out.push((slot, param));
     };
+    // Behind the x87 entry stub the C caller's stack arguments are 16 bytes further.
+    let shift = if x87_entry { 16 } else { 0 };
     for (off, slot, param) in stack {
-        push_stack(&mut out, off, slot, param);
+        push_stack(&mut out, off + shift, slot, param);
     }
     let extra_at = align_to(plan.stack_size, 8);
     for (k, s) in stub_extra.iter().enumerate() {
@@ -138,24 +153,30 @@ fn ret_parts(plan: &CallPlan) -> Vec<Part> {
     }
 }
 
-fn signature(plan: &CallPlan, isa: &dyn TargetIsa, with_stub: bool) -> Signature {
+fn signature(plan: &CallPlan, isa: &dyn TargetIsa, side: Side) -> Signature {
     let mut sig = Signature::new(isa.default_call_conv());
-    sig.params = param_slots(plan, with_stub).into_iter().map(|(_, p)| p).collect();
+    sig.params = param_slots(plan, side).into_iter().map(|(_, p)| p).collect();
     sig.returns = ret_parts(plan).iter().map(|p| abi_param(p.ty, p.ext)).collect();
+    if side == Side::Callee && plan.ret == RetPass::X87 {
+        sig.returns = vec![AbiParam::new(types::I64), AbiParam::new(types::I64)];
+    }
     sig
 }
 
-/// The Cranelift signature a C caller of a function with this plan expects (for callback
-/// thunks). Fails for what Cranelift cannot express as a callee: an x87 `long double`
-/// result on x86_64, and variadic functions.
+/// The Cranelift signature of a callback thunk that C calls with this plan's convention.
+/// When `needs_x87_entry(plan)`, C must call the stub `stubs::x87_callback_entry(thunk)`
+/// instead of the thunk itself. Variadic callbacks are refused.
 pub fn c_signature(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, String> {
-    if plan.ret == RetPass::X87 {
-        return Err("NotImplementedError: a callback cannot return 'long double' on x86_64 (x87 st(0))".into());
-    }
     if plan.variadic.is_some() {
         return Err("NotImplementedError: variadic callbacks are not supported".into());
     }
-    Ok(signature(plan, isa, false))
+    Ok(signature(plan, isa, Side::Callee))
+}
+
+/// x86_64 `long double` results leave through x87 `st(0)`, which Cranelift cannot
+/// produce: the thunk returns the bytes in rax:rdx to an entry stub that loads `st(0)`.
+pub fn needs_x87_entry(plan: &CallPlan) -> bool {
+    plan.ret == RetPass::X87
 }
 
 fn flags() -> MemFlagsData {
@@ -263,7 +284,7 @@ pub fn emit_call_from_memory(
 ) {
     assert_eq!(arg_ptrs.len(), plan.args.len(), "one memory pointer per argument");
     let ptr_ty = isa.pointer_type();
-    let slots = param_slots(plan, plan.stub.is_some());
+    let slots = param_slots(plan, Side::Caller);
     let mut vals = Vec::with_capacity(slots.len());
     for (slot, param) in &slots {
         let v = match *slot {
@@ -290,7 +311,7 @@ pub fn emit_call_from_memory(
         debug_assert_eq!(b.func.dfg.value_type(v), param.value_type);
         vals.push(v);
     }
-    let sig = signature(plan, isa, plan.stub.is_some());
+    let sig = signature(plan, isa, Side::Caller);
     let sigref = b.import_signature(sig);
     let target = if plan.stub.is_some() { stub.expect("plan needs a stub: pass its address") } else { callee };
     let call = b.ins().call_indirect(sigref, target, &vals);
@@ -308,7 +329,7 @@ pub fn emit_call_from_memory(
 /// each incoming C argument's bytes to memory at `arg_ptrs[i]` (by-reference arguments
 /// are copied from the caller's copy).
 pub fn emit_store_incoming(b: &mut FunctionBuilder, plan: &CallPlan, params: &[Value], arg_ptrs: &[Value]) {
-    let slots = param_slots(plan, false);
+    let slots = param_slots(plan, Side::Callee);
     assert_eq!(slots.len(), params.len(), "params must follow c_signature");
     for ((slot, _), &v) in slots.iter().zip(params) {
         match *slot {
@@ -328,7 +349,7 @@ pub fn emit_store_incoming(b: &mut FunctionBuilder, plan: &CallPlan, params: &[V
 /// The incoming hidden result pointer among `params` (when `plan.ret` is `Sret`): the
 /// thunk may write the result there directly instead of copying.
 pub fn incoming_sret(plan: &CallPlan, params: &[Value]) -> Option<Value> {
-    param_slots(plan, false).iter().zip(params).find(|((s, _), _)| *s == Slot::Sret).map(|(_, v)| *v)
+    param_slots(plan, Side::Callee).iter().zip(params).find(|((s, _), _)| *s == Slot::Sret).map(|(_, v)| *v)
 }
 
 /// Returns from a callback thunk with the C result whose bytes are at `ret_ptr` (ignored
@@ -350,6 +371,10 @@ pub fn emit_return_from_memory(b: &mut FunctionBuilder, plan: &CallPlan, params:
             let vals: Vec<Value> = ret_parts(plan).iter().map(|p| load_part(b, ret_ptr, p)).collect();
             b.ins().return_(&vals);
         }
-        RetPass::X87 => panic!("c_signature refuses x87 results"),
+        RetPass::X87 => {
+            let lo = b.ins().load(types::I64, flags(), ret_ptr, 0);
+            let hi = b.ins().load(types::I64, flags(), ret_ptr, 8);
+            b.ins().return_(&[lo, hi]);
+        }
     }
 }
