@@ -266,23 +266,54 @@ fn zero(b: &mut FunctionBuilder, ty: Type) -> Value {
     }
 }
 
-/// In a function under construction, calls `callee` (a pointer-sized value) per `plan`,
-/// taking each C argument's bytes from memory at `arg_ptrs[i]` and writing the C result's
-/// bytes to `ret_ptr` (`plan.ret_size` bytes; required unless the result is void).
+/// One C argument for `emit_call`.
+#[derive(Clone, Copy, Debug)]
+pub enum CArg {
+    /// Address of the argument's bytes in C representation.
+    Memory(Value),
+    /// The value itself, for an argument the plan passes as one whole scalar piece
+    /// (`scalar_arg_type` says which type): no memory round trip.
+    Scalar(Value),
+}
+
+/// The Cranelift type of argument `i` when the plan passes it as one whole scalar (ints,
+/// pointers, float, double, aarch64 long double), so it may be given as `CArg::Scalar`.
+pub fn scalar_arg_type(plan: &CallPlan, i: usize) -> Option<Type> {
+    match &plan.args[i].pass {
+        ArgPass::Parts(ps) if ps.len() == 1 && ps[0].offset == 0 && ps[0].size == ps[0].ty.bytes() => Some(ps[0].ty),
+        _ => None,
+    }
+}
+
+/// The Cranelift type of the result when it comes back as one whole scalar, in which case
+/// `emit_call` without result memory returns it as a value.
+pub fn scalar_ret_type(plan: &CallPlan) -> Option<Type> {
+    match &plan.ret {
+        RetPass::Parts(ps) if ps.len() == 1 && ps[0].offset == 0 && ps[0].size == ps[0].ty.bytes() => Some(ps[0].ty),
+        _ => None,
+    }
+}
+
+/// In a function under construction, calls `callee` (a pointer-sized value) per `plan`.
 ///
-/// When `plan.stub` is set (x86_64 variadic calls and `long double` results), `stub` must
-/// be the address of the bytes `jit::stubs::stub_bytes(plan.stub)` placed in executable
+/// Arguments come from `args` (memory or whole scalars). With `ret_ptr`, the C result's
+/// bytes are written there (`plan.ret_size` bytes) and nothing is returned; without it the
+/// result must be void (returns nothing) or a whole scalar (returns that one value).
+/// Sret and x87 results need `ret_ptr`.
+///
+/// When `plan.stub` is set (x86_64 variadic calls and x87 `long double` results), `stub`
+/// must be the address of `jit::stubs::stub_bytes(plan.stub)` placed in executable
 /// memory; the call goes through it.
-pub fn emit_call_from_memory(
+pub fn emit_call(
     b: &mut FunctionBuilder,
     isa: &dyn TargetIsa,
     plan: &CallPlan,
     callee: Value,
     stub: Option<Value>,
-    arg_ptrs: &[Value],
+    args: &[CArg],
     ret_ptr: Option<Value>,
-) {
-    assert_eq!(arg_ptrs.len(), plan.args.len(), "one memory pointer per argument");
+) -> Vec<Value> {
+    assert_eq!(args.len(), plan.args.len(), "one CArg per argument");
     let ptr_ty = isa.pointer_type();
     let slots = param_slots(plan, Side::Caller);
     let mut vals = Vec::with_capacity(slots.len());
@@ -290,17 +321,25 @@ pub fn emit_call_from_memory(
         let v = match *slot {
             Slot::Part { arg, part } => {
                 let ArgPass::Parts(ps) = &plan.args[arg].pass else { unreachable!() };
-                load_part(b, arg_ptrs[arg], &ps[part])
+                match args[arg] {
+                    CArg::Memory(p) => load_part(b, p, &ps[part]),
+                    CArg::Scalar(v) => {
+                        assert!(scalar_arg_type(plan, arg).is_some(), "argument {arg} is not a whole scalar");
+                        v
+                    }
+                }
             }
             Slot::ByRef { arg } => {
                 let ArgPass::ByRef { size, align, .. } = plan.args[arg].pass else { unreachable!() };
+                let CArg::Memory(src) = args[arg] else { panic!("argument {arg} must be in memory") };
+                // The callee may modify its copy: never hand it the caller's memory.
                 let ss = b.create_sized_stack_slot(StackSlotData::new(
                     StackSlotKind::ExplicitSlot,
                     size,
                     align.max(8).trailing_zeros() as u8,
                 ));
                 let copy = b.ins().stack_addr(ptr_ty, ss, 0);
-                copy_bytes(b, copy, arg_ptrs[arg], size);
+                copy_bytes(b, copy, src, size);
                 copy
             }
             Slot::Sret | Slot::StubResult => ret_ptr.expect("result memory"),
@@ -317,12 +356,57 @@ pub fn emit_call_from_memory(
     let call = b.ins().call_indirect(sigref, target, &vals);
     let results = b.inst_results(call).to_vec();
     let rparts = ret_parts(plan);
-    if !rparts.is_empty() {
-        let rp = ret_ptr.expect("result memory");
-        for (p, v) in rparts.iter().zip(results) {
-            store_part(b, rp, p, v);
+    match ret_ptr {
+        Some(rp) => {
+            for (p, v) in rparts.iter().zip(results) {
+                store_part(b, rp, p, v);
+            }
+            Vec::new()
+        }
+        None => {
+            assert!(
+                rparts.is_empty() && matches!(plan.ret, RetPass::Void) || scalar_ret_type(plan).is_some(),
+                "this result needs result memory"
+            );
+            results
         }
     }
+}
+
+/// `emit_call` with every argument in memory at `arg_ptrs[i]` and the result written to
+/// `ret_ptr` (required unless the result is void).
+pub fn emit_call_from_memory(
+    b: &mut FunctionBuilder,
+    isa: &dyn TargetIsa,
+    plan: &CallPlan,
+    callee: Value,
+    stub: Option<Value>,
+    arg_ptrs: &[Value],
+    ret_ptr: Option<Value>,
+) {
+    let args: Vec<CArg> = arg_ptrs.iter().map(|p| CArg::Memory(*p)).collect();
+    if plan.ret != RetPass::Void {
+        assert!(ret_ptr.is_some(), "result memory");
+    }
+    emit_call(b, isa, plan, callee, stub, &args, ret_ptr);
+}
+
+/// In a callback thunk, the incoming value of argument `i` when `scalar_arg_type` says it
+/// is one whole scalar. Small integers arrive with unspecified upper bits: extend them
+/// explicitly (`uextend`/`sextend`) before widening.
+pub fn incoming_scalar(plan: &CallPlan, params: &[Value], i: usize) -> Option<Value> {
+    scalar_arg_type(plan, i)?;
+    param_slots(plan, Side::Callee)
+        .iter()
+        .zip(params)
+        .find(|((s, _), _)| *s == Slot::Part { arg: i, part: 0 })
+        .map(|(_, v)| *v)
+}
+
+/// Returns from a callback thunk with a whole-scalar result value (`scalar_ret_type`).
+pub fn emit_return_scalar(b: &mut FunctionBuilder, plan: &CallPlan, v: Value) {
+    assert!(scalar_ret_type(plan).is_some(), "result is not a whole scalar");
+    b.ins().return_(&[v]);
 }
 
 /// In a callback thunk whose entry block has `c_signature`'s parameters `params`, stores
