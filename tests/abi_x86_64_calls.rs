@@ -257,3 +257,132 @@ fn variadic_snprintf_from_libc() {
     assert!(matches!(plan.args[0].pass, ArgPass::Parts(_)));
     std::mem::forget(m);
 }
+
+const SCALAR_C: &str = r#"
+#include <stdint.h>
+typedef int64_t (*sum_fn)(signed char, unsigned char, short, unsigned short, int, unsigned int,
+                          long, unsigned long, double, float, signed char, unsigned short, int, long,
+                          double, float, double, float, double, float, double, float, unsigned char, short);
+int64_t sum14(signed char a, unsigned char b, short c, unsigned short d, int e, unsigned int f,
+              long g, unsigned long h, double x1, float x2, signed char i, unsigned short j, int k, long l,
+              double x3, float x4, double x5, float x6, double x7, float x8, double x9, float x10,
+              unsigned char m, short n) {
+    return a + b + c + d + e + (int64_t)f + g + (int64_t)h + i + j + k + l + m + n
+        + (int64_t)(x1 + x2 + x3 + x4 + x5 + x6 + x7 + x8 + x9 + x10);
+}
+int64_t call_sum14(sum_fn f) {
+    return f(-5, 250, -300, 65000, -70000, 4000000000u, -5000000000000L, 7, 1.5, 2.5f, -128, 65535,
+             -1, 9, 10.25, 11.75f, 12.0, 13.0f, 14.0, 15.0f, 16.0, 17.0f, 255, -32768);
+}
+"#;
+
+/// Scalars passed as values (no memory), more than fit in registers, small integers at
+/// their limits; and a thunk reading them with `incoming_scalar` and extending them itself.
+#[test]
+fn whole_scalars_as_values_both_directions() {
+    use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Signature};
+    use cranelift_codegen::Context;
+    use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+    use cranelift_module::{Linkage, Module};
+    use jitffi::jit::native_call::{c_signature, emit_call, emit_return_scalar, incoming_scalar, scalar_arg_type, CArg};
+
+    let so = compile_so(SCALAR_C, "scalars");
+    let lib = Arc::new(unsafe { libloading::Library::new(&so) }.unwrap());
+    let mut t = TypeTable::new(Target::X86_64_LINUX);
+    let p = |t: &mut TypeTable, x: Prim| t.prim(x);
+    use Prim::*;
+    let order = [SChar, UChar, Short, UShort, Int, UInt, Long, ULong, Double, Float, SChar, UShort, Int, Long,
+        Double, Float, Double, Float, Double, Float, Double, Float, UChar, Short];
+    let args: Vec<_> = order.iter().map(|x| p(&mut t, *x)).collect();
+    let i64t = p(&mut t, Long);
+    let fty = t.func_ptr(args, &i64t, false);
+    let Kind::FuncPtr(sig) = &fty.kind else { unreachable!() };
+    let plan = lower(sig, &Target::X86_64_LINUX).unwrap();
+    assert!(plan.stack_size > 0);
+    let isa = host_isa();
+    let mut m = jit_module(&isa, &lib);
+    let ptr = isa.pointer_type();
+
+    // Caller: fn(callee) -> i64, arguments as constants.
+    let mut csig = Signature::new(isa.default_call_conv());
+    csig.params.push(AbiParam::new(ptr));
+    csig.returns.push(AbiParam::new(types::I64));
+    let caller = m.declare_function("caller", Linkage::Local, &csig).unwrap();
+    let mut ctx = Context::new();
+    ctx.func.signature = csig;
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let e = b.create_block();
+        b.append_block_params_for_function_params(e);
+        b.switch_to_block(e);
+        let callee = b.block_params(e)[0];
+        let ints: [i64; 14] = [-5, 250, -300, 65000, -70000, 4000000000, -5000000000000, 7, -128, 65535, -1, 9, 255, -32768];
+        let flts = [1.5, 2.5, 10.25, 11.75, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0];
+        let (mut ii, mut fi) = (0, 0);
+        let mut cargs = Vec::new();
+        for i in 0..order.len() {
+            let ty = scalar_arg_type(&plan, i).unwrap();
+            let v = if ty == types::F64 {
+                fi += 1;
+                b.ins().f64const(flts[fi - 1])
+            } else if ty == types::F32 {
+                fi += 1;
+                b.ins().f32const(flts[fi - 1] as f32)
+            } else {
+                ii += 1;
+                b.ins().iconst(ty, ints[ii - 1])
+            };
+            cargs.push(CArg::Scalar(v));
+        }
+        let r = emit_call(&mut b, &*isa, &plan, callee, None, &cargs, None);
+        b.ins().return_(&r);
+        b.seal_all_blocks();
+        b.finalize(isa.frontend_config());
+    }
+    m.define_function(caller, &mut ctx).unwrap();
+
+    // Callee: the same function as a thunk, summing its own arguments.
+    let tsig = c_signature(&plan, &*isa).unwrap();
+    let thunk = m.declare_function("thunk", Linkage::Local, &tsig).unwrap();
+    let mut ctx = Context::new();
+    ctx.func.signature = tsig;
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let e = b.create_block();
+        b.append_block_params_for_function_params(e);
+        b.switch_to_block(e);
+        let params = b.block_params(e).to_vec();
+        let mut isum = b.ins().iconst(types::I64, 0);
+        let mut fsum = b.ins().f64const(0.0);
+        for (i, prim) in order.iter().enumerate() {
+            let v = incoming_scalar(&plan, &params, i).unwrap();
+            let ty = b.func.dfg.value_type(v);
+            if ty == types::F64 {
+                fsum = b.ins().fadd(fsum, v);
+            } else if ty == types::F32 {
+                let w = b.ins().fpromote(types::F64, v);
+                fsum = b.ins().fadd(fsum, w);
+            } else {
+                let signed = prim.info(&Target::X86_64_LINUX).signed;
+                let w = if ty == types::I64 { v } else if signed { b.ins().sextend(types::I64, v) } else { b.ins().uextend(types::I64, v) };
+                isum = b.ins().iadd(isum, w);
+            }
+        }
+        let f = b.ins().fcvt_to_sint(types::I64, fsum);
+        let total = b.ins().iadd(isum, f);
+        emit_return_scalar(&mut b, &plan, total);
+        b.seal_all_blocks();
+        b.finalize(isa.frontend_config());
+    }
+    m.define_function(thunk, &mut ctx).unwrap();
+    m.finalize_definitions().unwrap();
+
+    let sum14: unsafe extern "C" fn() = sym(&lib, "sum14");
+    let call_sum14: unsafe extern "C" fn(*const u8) -> i64 = sym(&lib, "call_sum14");
+    let want = unsafe { call_sum14(sum14 as *const u8) };
+    let caller_fn: unsafe extern "C" fn(*const u8) -> i64 = unsafe { std::mem::transmute(m.get_finalized_function(caller)) };
+    assert_eq!(unsafe { caller_fn(sum14 as *const u8) }, want);
+    assert_eq!(unsafe { call_sum14(m.get_finalized_function(thunk)) }, want);
+    std::mem::forget(m);
+}
