@@ -59,21 +59,32 @@ fn val_c(v: &Val) -> String {
 
 /// The C harness: per function, three seeds, call and callback compared with `check_*`.
 fn harness(lib: &Library, thunks: &[bool]) -> String {
-    let mut c = String::from("#include <stdio.h>\n#include <stdint.h>\n");
+    let mut c = String::from("#include <stdio.h>\n#include <stdint.h>\n#include <sys/mman.h>\n");
     c.push_str(&lib.c_source);
+    // Argument and result memory for the generated calls ends right before an
+    // inaccessible page: reading or writing past the end of a value faults.
+    c.push_str(
+        "static unsigned char *guard_base;\n\
+         static void *slot(int i, size_t size) { if (!size) size = 1;\n\
+           if (!guard_base) { guard_base = mmap(0, 64 * 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n\
+             for (int k = 0; k < 32; k++) mprotect(guard_base + (2 * k + 1) * 8192, 8192, PROT_NONE); }\n\
+           unsigned char *p = guard_base + (2 * i + 1) * 8192 - size; memset(p, 0xa5, size); return p; }\n",
+    );
     for (f, has_thunk) in lib.funcs.iter().zip(thunks) {
         let n = &f.name;
         let _ = writeln!(c, "void jcall_{n}(void *, void **, void *);");
         if *has_thunk {
             let _ = writeln!(c, "void jthunk_{n}(void);");
         }
-        let decls: String = f.args.iter().enumerate().map(|(i, a)| format!("{} a{i}; ", val_c(a))).collect();
-        let ptrs: Vec<String> = (0..f.args.len()).map(|i| format!("&a{i}")).collect();
+        let decls: String =
+            f.args.iter().enumerate().map(|(i, a)| format!("{t} *a{i} = slot({i}, sizeof({t})); ", t = val_c(a))).collect();
+        let ptrs: Vec<String> = (0..f.args.len()).map(|i| format!("a{i}")).collect();
+        let rsize = f.ret.as_ref().map_or("0".to_string(), |r| format!("sizeof({})", val_c(r)));
         let parr = if ptrs.is_empty() { "0".to_string() } else { ptrs.join(", ") };
         let _ = writeln!(
             c,
             "static int test_{n}(int *ncb) {{ int bad = 0; for (uint64_t seed = 1; seed <= 3; seed++) {{ {decls}\
-             void *p[] = {{{parr}}}; args_{n}(p, seed); _Alignas(16) unsigned char ret[80]; \
+             void *p[] = {{{parr}}}; args_{n}(p, seed); unsigned char *ret = slot(31, {rsize}); \
              jcall_{n}((void *){callee}, p, ret); uint64_t want = check_{n}(seed); \
              if (rethash_{n}(ret) != want) {{ printf(\"FAIL call {n} seed %d\\n\", (int)seed); bad++; }}",
             callee = f.callee
