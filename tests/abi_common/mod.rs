@@ -362,6 +362,19 @@ uint64_t vfmt(const char *fmt, ...) {
     va_end(ap);
     return h;
 }
+/* the same, returning long double (x87 st(0) on x86_64, q0 on aarch64) */
+long double vld(const char *fmt, ...) {
+    va_list ap; va_start(ap, fmt);
+    uint64_t h = 78;
+    for (const char *c = fmt; *c; c++) switch (*c) {
+        case 'i': h = mix(h, (uint64_t)va_arg(ap, int)); break;
+        case 'l': h = mix(h, (uint64_t)va_arg(ap, long)); break;
+        case 'd': h = mixd(h, va_arg(ap, double)); break;
+        case 'p': h = mix(h, (uint64_t)(uintptr_t)va_arg(ap, void *)); break;
+    }
+    va_end(ap);
+    return (long double)(int32_t)h / 16.0L;
+}
 "#;
 
 /// Generates the library: `nshapes` aggregate shapes and `nfuncs` functions over them plus
@@ -482,7 +495,11 @@ pub fn generate(target: Target, seed: u64, nshapes: usize, nfuncs: usize, nvaria
         for _ in 0..n {
             args.push(Val::S([Sc::Int, Sc::Long, Sc::Double, Sc::Ptr][rng.below(4)]));
         }
-        funcs.push(make_func(&mut t, &shapes, format!("v{j}"), "vfmt".into(), args, Some(Val::S(Sc::ULong)), true));
+        if j % 8 == 7 {
+            funcs.push(make_func(&mut t, &shapes, format!("v{j}"), "vld".into(), args, Some(Val::S(Sc::LongDouble)), true));
+        } else {
+            funcs.push(make_func(&mut t, &shapes, format!("v{j}"), "vfmt".into(), args, Some(Val::S(Sc::ULong)), true));
+        }
     }
     for f in &funcs {
         emit_func_c(&mut c, f);
