@@ -462,3 +462,72 @@ pub fn emit_return_from_memory(b: &mut FunctionBuilder, plan: &CallPlan, params:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::lower;
+    use crate::abi::test_layout::{field, record};
+    use crate::types::model::{Kind, Prim, TypeRef, TypeTable};
+    use crate::types::target::Target;
+
+    fn slots(t: &mut TypeTable, args: &[&TypeRef], ret: &TypeRef, variadic: bool, side: Side) -> (CallPlan, Vec<Slot>) {
+        let f = t.func_ptr(args.iter().map(|a| (*a).clone()).collect(), ret, variadic);
+        let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
+        let plan = lower(sig, &t.target).unwrap();
+        let s = param_slots(&plan, side).into_iter().map(|(s, _)| s).collect();
+        (plan, s)
+    }
+
+    const F64: Slot = Slot::Filler(types::F64);
+    const I64: Slot = Slot::Filler(types::I64);
+    fn part(arg: usize, part: usize) -> Slot {
+        Slot::Part { arg, part }
+    }
+
+    #[test]
+    fn all_or_nothing_keeps_the_skipped_register_filled() {
+        let mut t = TypeTable::new(Target::X86_64_LINUX);
+        let l = t.prim(Prim::Long);
+        let ll = record(&mut t, "struct ll", false, false, vec![field("a", &l), field("b", &l)]);
+        let (_, s) = slots(&mut t, &[&l, &l, &l, &l, &l, &ll], &l, false, Side::Caller);
+        // r9 unused by the plan: a filler, so the struct's halves land on the stack.
+        let mut want = vec![part(0, 0), part(1, 0), part(2, 0), part(3, 0), part(4, 0), I64];
+        want.extend([F64; 8]);
+        want.extend([part(5, 0), part(5, 1)]);
+        assert_eq!(s, want);
+    }
+
+    #[test]
+    fn no_stack_no_fillers_beyond_the_last_register() {
+        let mut t = TypeTable::new(Target::X86_64_LINUX);
+        let (i, d) = (t.prim(Prim::Int), t.prim(Prim::Double));
+        let (_, s) = slots(&mut t, &[&d, &i, &d], &i, false, Side::Caller);
+        assert_eq!(s, vec![part(1, 0), part(0, 0), part(2, 0)]);
+    }
+
+    #[test]
+    fn aarch64_even_register_gap_and_sret_in_x8() {
+        let mut t = TypeTable::new(Target::AARCH64_LINUX);
+        let (i, l, ld) = (t.prim(Prim::Int), t.prim(Prim::Long), t.prim(Prim::LongDouble));
+        let u = record(&mut t, "union u", true, false, vec![field("ld", &ld), field("l", &l)]);
+        let big = record(&mut t, "struct big", false, false, vec![field("a", &l), field("b", &l), field("c", &l)]);
+        let (_, s) = slots(&mut t, &[&i, &u], &big, false, Side::Caller);
+        assert_eq!(s, vec![Slot::Sret, part(0, 0), I64, part(1, 0), part(1, 1)]);
+    }
+
+    #[test]
+    fn x86_64_stack_alignment_fillers_and_stub_arguments() {
+        let mut t = TypeTable::new(Target::X86_64_LINUX);
+        let (i, ld) = (t.prim(Prim::Int), t.prim(Prim::LongDouble));
+        let args = [&i, &i, &i, &i, &i, &i, &i, &ld];
+        let (plan, s) = slots(&mut t, &args, &ld, false, Side::Caller);
+        assert_eq!(plan.stack_size, 32);
+        let tail: Vec<Slot> = s[14..].to_vec();
+        // int at 0, filler at 8, long double at 16..32, then the stub's three slots.
+        assert_eq!(tail, vec![part(6, 0), I64, part(7, 0), part(7, 1), Slot::StubTarget, Slot::StubResult, Slot::StubScratch]);
+        // As a callee behind the x87 entry stub: everything 16 bytes further.
+        let (_, s) = slots(&mut t, &args, &ld, false, Side::Callee);
+        assert_eq!(s[14..].to_vec(), vec![I64, I64, part(6, 0), I64, part(7, 0), part(7, 1)]);
+    }
+}
