@@ -41,7 +41,12 @@ fn compile_so(src: &str, name: &str) -> PathBuf {
 
 fn host_isa() -> OwnedTargetIsa {
     let mut fb = settings::builder();
-    fb.set("opt_level", "none").unwrap();
+    // JITFFI_TEST_OPT=speed / JITFFI_TEST_REGALLOC=single_pass run the same checks on the
+    // code the calls helper may choose to generate.
+    fb.set("opt_level", &std::env::var("JITFFI_TEST_OPT").unwrap_or("none".into())).unwrap();
+    if let Ok(r) = std::env::var("JITFFI_TEST_REGALLOC") {
+        fb.set("regalloc_algorithm", &r).unwrap();
+    }
     fb.set("is_pic", "false").unwrap();
     fb.set("use_colocated_libcalls", "false").unwrap();
     fb.set("enable_verifier", "true").unwrap();
