@@ -61,16 +61,25 @@ pub enum Side {
     /// Generated code calls C (through the plan's stub, if any: its extra stack arguments
     /// are added).
     Caller,
-    /// C calls generated code (a callback thunk). For an x86_64 x87 result the thunk sits
-    /// behind `stubs::x87_callback_entry`, which calls it with 16 more bytes of stack and
-    /// takes the result's 16 bytes from rax:rdx.
+    /// C calls generated code (a callback thunk), directly.
     Callee,
+    /// C calls `stubs::x87_callback_entry`, which calls the thunk with 16 more bytes of
+    /// stack and loads the result's 16 bytes, returned in rax:rdx, into `st(0)`. Only for
+    /// plans whose result is `RetPass::X87`; see `c_signature_x87_entry`.
+    CalleeX87Entry,
+}
+
+/// The Cranelift parameters of `plan`, in order: `with_stub` for a call (`Side::Caller`),
+/// otherwise for a thunk called directly (`Side::Callee`).
+pub fn param_slots(plan: &CallPlan, with_stub: bool) -> Vec<(Slot, AbiParam)> {
+    param_slots_for(plan, if with_stub { Side::Caller } else { Side::Callee })
 }
 
 /// The Cranelift parameters of `plan`, in order, for `side`.
-pub fn param_slots(plan: &CallPlan, side: Side) -> Vec<(Slot, AbiParam)> {
+pub fn param_slots_for(plan: &CallPlan, side: Side) -> Vec<(Slot, AbiParam)> {
     let with_stub = side == Side::Caller;
-    let x87_entry = side == Side::Callee && plan.ret == RetPass::X87;
+    let x87_entry = side == Side::CalleeX87Entry;
+    assert!(!x87_entry || plan.ret == RetPass::X87, "x87 entry only for x87 results");
     let (ngpr, nvec) = arg_regs(plan.arch);
     let mut gprs: Vec<Option<(Slot, AbiParam)>> = vec![None; ngpr];
     let mut vecs: Vec<Option<(Slot, AbiParam)>> = vec![None; nvec];
@@ -155,22 +164,48 @@ fn ret_parts(plan: &CallPlan) -> Vec<Part> {
 
 fn signature(plan: &CallPlan, isa: &dyn TargetIsa, side: Side) -> Signature {
     let mut sig = Signature::new(isa.default_call_conv());
-    sig.params = param_slots(plan, side).into_iter().map(|(_, p)| p).collect();
+    sig.params = param_slots_for(plan, side).into_iter().map(|(_, p)| p).collect();
     sig.returns = ret_parts(plan).iter().map(|p| abi_param(p.ty, p.ext)).collect();
-    if side == Side::Callee && plan.ret == RetPass::X87 {
+    if side == Side::CalleeX87Entry {
         sig.returns = vec![AbiParam::new(types::I64), AbiParam::new(types::I64)];
     }
     sig
 }
 
 /// The Cranelift signature of a callback thunk that C calls with this plan's convention.
-/// When `needs_x87_entry(plan)`, C must call the stub `stubs::x87_callback_entry(thunk)`
-/// instead of the thunk itself. Variadic callbacks are refused.
+/// Refuses variadic callbacks, and x87 results (`needs_x87_entry`: use
+/// `c_signature_x87_entry`).
 pub fn c_signature(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, String> {
     if plan.variadic.is_some() {
         return Err("NotImplementedError: variadic callbacks are not supported".into());
     }
+    if plan.ret == RetPass::X87 {
+        return Err("NotImplementedError: x87 'long double' result: use c_signature_x87_entry".into());
+    }
     Ok(signature(plan, isa, Side::Callee))
+}
+
+/// For an x87 result (x86_64 `long double`): the signature of a thunk that C reaches
+/// through `stubs::x87_callback_entry(thunk_address)`. `emit_store_incoming` and
+/// `emit_return_from_memory` recognize its parameters.
+pub fn c_signature_x87_entry(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, String> {
+    if plan.variadic.is_some() {
+        return Err("NotImplementedError: variadic callbacks are not supported".into());
+    }
+    if plan.ret != RetPass::X87 {
+        return Err("not an x87 result".into());
+    }
+    Ok(signature(plan, isa, Side::CalleeX87Entry))
+}
+
+/// The callee-side slots matching `nparams` thunk parameters (direct, or behind the x87
+/// entry stub: that list is always longer).
+fn callee_slots(plan: &CallPlan, nparams: usize) -> Vec<(Slot, AbiParam)> {
+    let direct = param_slots_for(plan, Side::Callee);
+    if plan.ret == RetPass::X87 && direct.len() != nparams {
+        return param_slots_for(plan, Side::CalleeX87Entry);
+    }
+    direct
 }
 
 /// x86_64 `long double` results leave through x87 `st(0)`, which Cranelift cannot
@@ -315,7 +350,7 @@ pub fn emit_call(
 ) -> Vec<Value> {
     assert_eq!(args.len(), plan.args.len(), "one CArg per argument");
     let ptr_ty = isa.pointer_type();
-    let slots = param_slots(plan, Side::Caller);
+    let slots = param_slots_for(plan, Side::Caller);
     let mut vals = Vec::with_capacity(slots.len());
     for (slot, param) in &slots {
         let v = match *slot {
@@ -396,7 +431,7 @@ pub fn emit_call_from_memory(
 /// explicitly (`uextend`/`sextend`) before widening.
 pub fn incoming_scalar(plan: &CallPlan, params: &[Value], i: usize) -> Option<Value> {
     scalar_arg_type(plan, i)?;
-    param_slots(plan, Side::Callee)
+    callee_slots(plan, params.len())
         .iter()
         .zip(params)
         .find(|((s, _), _)| *s == Slot::Part { arg: i, part: 0 })
@@ -413,7 +448,7 @@ pub fn emit_return_scalar(b: &mut FunctionBuilder, plan: &CallPlan, v: Value) {
 /// each incoming C argument's bytes to memory at `arg_ptrs[i]` (by-reference arguments
 /// are copied from the caller's copy).
 pub fn emit_store_incoming(b: &mut FunctionBuilder, plan: &CallPlan, params: &[Value], arg_ptrs: &[Value]) {
-    let slots = param_slots(plan, Side::Callee);
+    let slots = callee_slots(plan, params.len());
     assert_eq!(slots.len(), params.len(), "params must follow c_signature");
     for ((slot, _), &v) in slots.iter().zip(params) {
         match *slot {
@@ -433,7 +468,7 @@ pub fn emit_store_incoming(b: &mut FunctionBuilder, plan: &CallPlan, params: &[V
 /// The incoming hidden result pointer among `params` (when `plan.ret` is `Sret`): the
 /// thunk may write the result there directly instead of copying.
 pub fn incoming_sret(plan: &CallPlan, params: &[Value]) -> Option<Value> {
-    param_slots(plan, Side::Callee).iter().zip(params).find(|((s, _), _)| *s == Slot::Sret).map(|(_, v)| *v)
+    callee_slots(plan, params.len()).iter().zip(params).find(|((s, _), _)| *s == Slot::Sret).map(|(_, v)| *v)
 }
 
 /// Returns from a callback thunk with the C result whose bytes are at `ret_ptr` (ignored
@@ -456,6 +491,7 @@ pub fn emit_return_from_memory(b: &mut FunctionBuilder, plan: &CallPlan, params:
             b.ins().return_(&vals);
         }
         RetPass::X87 => {
+            // Behind `stubs::x87_callback_entry` (`c_signature_x87_entry`): rax:rdx.
             let lo = b.ins().load(types::I64, flags(), ret_ptr, 0);
             let hi = b.ins().load(types::I64, flags(), ret_ptr, 8);
             b.ins().return_(&[lo, hi]);
@@ -475,7 +511,7 @@ mod tests {
         let f = t.func_ptr(args.iter().map(|a| (*a).clone()).collect(), ret, variadic);
         let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
         let plan = lower(sig, &t.target).unwrap();
-        let s = param_slots(&plan, side).into_iter().map(|(s, _)| s).collect();
+        let s = param_slots_for(&plan, side).into_iter().map(|(s, _)| s).collect();
         (plan, s)
     }
 
@@ -527,7 +563,7 @@ mod tests {
         // int at 0, filler at 8, long double at 16..32, then the stub's three slots.
         assert_eq!(tail, vec![part(6, 0), I64, part(7, 0), part(7, 1), Slot::StubTarget, Slot::StubResult, Slot::StubScratch]);
         // As a callee behind the x87 entry stub: everything 16 bytes further.
-        let (_, s) = slots(&mut t, &args, &ld, false, Side::Callee);
+        let (_, s) = slots(&mut t, &args, &ld, false, Side::CalleeX87Entry);
         assert_eq!(s[14..].to_vec(), vec![I64, I64, part(6, 0), I64, part(7, 0), part(7, 1)]);
     }
 }

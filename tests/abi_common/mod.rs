@@ -21,7 +21,7 @@ use cranelift_module::{FuncId, Linkage, Module};
 
 use jitffi::abi::test_layout::{bitfield, field, record, FieldSpec};
 use jitffi::abi::{lower, CallPlan};
-use jitffi::jit::native_call::{c_signature, emit_call_from_memory, emit_return_from_memory, emit_store_incoming};
+use jitffi::jit::native_call::{c_signature, c_signature_x87_entry, emit_call_from_memory, needs_x87_entry, emit_return_from_memory, emit_store_incoming};
 use jitffi::jit::stubs::stub_bytes;
 use jitffi::types::model::{Kind, Prim, TypeRef, TypeTable};
 use jitffi::types::target::Target;
@@ -693,7 +693,8 @@ pub fn define_stub<M: Module>(m: &mut M, name: &str, plan: &CallPlan) -> Option<
 pub fn define_thunk<M: Module>(m: &mut M, isa: &OwnedTargetIsa, name: &str, plan: &CallPlan, impl_name: &str) -> Result<FuncId, String> {
     let isa = isa.clone();
     let ptr = isa.pointer_type();
-    let csig = c_signature(plan, &*isa)?;
+    // An x86_64 x87 result: the thunk sits behind `stubs::x87_callback_entry`.
+    let csig = if needs_x87_entry(plan) { c_signature_x87_entry(plan, &*isa)? } else { c_signature(plan, &*isa)? };
     let mut isig = Signature::new(isa.default_call_conv());
     isig.params = vec![AbiParam::new(ptr); 2];
     let impl_id = m.declare_function(impl_name, Linkage::Import, &isig).unwrap();
