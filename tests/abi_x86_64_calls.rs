@@ -16,6 +16,8 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 use jitffi::abi::{lower, ArgPass, RetPass, StubKind};
+use jitffi::jit::native_call::needs_x87_entry;
+use jitffi::jit::stubs::x87_callback_entry;
 use jitffi::types::model::{Kind, Prim, TypeTable};
 use jitffi::types::target::Target;
 
@@ -39,7 +41,12 @@ fn compile_so(src: &str, name: &str) -> PathBuf {
 
 fn host_isa() -> OwnedTargetIsa {
     let mut fb = settings::builder();
-    fb.set("opt_level", "none").unwrap();
+    // JITFFI_TEST_OPT=speed / JITFFI_TEST_REGALLOC=single_pass run the same checks on the
+    // code the calls helper may choose to generate.
+    fb.set("opt_level", &std::env::var("JITFFI_TEST_OPT").unwrap_or("none".into())).unwrap();
+    if let Ok(r) = std::env::var("JITFFI_TEST_REGALLOC") {
+        fb.set("regalloc_algorithm", &r).unwrap();
+    }
     fb.set("is_pic", "false").unwrap();
     fb.set("use_colocated_libcalls", "false").unwrap();
     fb.set("enable_verifier", "true").unwrap();
@@ -93,6 +100,17 @@ impl Guarded {
     }
 }
 
+/// Copies machine code to fresh executable memory (leaked: test lifetime).
+fn exec_bytes(code: &[u8]) -> *const u8 {
+    unsafe {
+        let p = libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) as *mut u8;
+        assert!(p as isize != -1);
+        std::ptr::copy_nonoverlapping(code.as_ptr(), p, code.len());
+        assert_eq!(libc::mprotect(p as *mut _, 4096, libc::PROT_READ | libc::PROT_EXEC), 0);
+        p
+    }
+}
+
 type ArgsFn = unsafe extern "C" fn(*mut *mut u8, u64);
 type CheckFn = unsafe extern "C" fn(u64) -> u64;
 type ViaFn = unsafe extern "C" fn(*const u8, u64) -> u64;
@@ -118,13 +136,7 @@ fn run_library(lib_desc: &Library, so: &PathBuf) -> (usize, usize, Vec<String>) 
         let thunk = if f.variadic {
             None
         } else {
-            match define_thunk(&mut m, &isa, &format!("jthunk_{}", f.name), &f.plan, &format!("impl_{}", f.name)) {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    assert!(f.plan.ret == RetPass::X87, "{}: {e}", f.name);
-                    None
-                }
-            }
+            Some(define_thunk(&mut m, &isa, &format!("jthunk_{}", f.name), &f.plan, &format!("impl_{}", f.name)).unwrap())
         };
         built.push((jcall, thunk));
     }
@@ -155,7 +167,11 @@ fn run_library(lib_desc: &Library, so: &PathBuf) -> (usize, usize, Vec<String>) 
             calls += 1;
             if let Some(thunk) = thunk {
                 let via: ViaFn = sym(&lib, &format!("via_{n}"));
-                let got = unsafe { via(m.get_finalized_function(*thunk), seed) };
+                let mut entry = m.get_finalized_function(*thunk);
+                if needs_x87_entry(&f.plan) {
+                    entry = exec_bytes(&x87_callback_entry(entry as u64));
+                }
+                let got = unsafe { via(entry, seed) };
                 let want = unsafe { check_fn(seed) };
                 if got != want {
                     failures.push(format!("callback {n} seed {seed}: got {got:#x}, want {want:#x}; plan {:?}", f.plan));
@@ -244,5 +260,134 @@ fn variadic_snprintf_from_libc() {
     assert_eq!(text, want);
     assert_eq!(n as usize, want.len());
     assert!(matches!(plan.args[0].pass, ArgPass::Parts(_)));
+    std::mem::forget(m);
+}
+
+const SCALAR_C: &str = r#"
+#include <stdint.h>
+typedef int64_t (*sum_fn)(signed char, unsigned char, short, unsigned short, int, unsigned int,
+                          long, unsigned long, double, float, signed char, unsigned short, int, long,
+                          double, float, double, float, double, float, double, float, unsigned char, short);
+int64_t sum14(signed char a, unsigned char b, short c, unsigned short d, int e, unsigned int f,
+              long g, unsigned long h, double x1, float x2, signed char i, unsigned short j, int k, long l,
+              double x3, float x4, double x5, float x6, double x7, float x8, double x9, float x10,
+              unsigned char m, short n) {
+    return a + b + c + d + e + (int64_t)f + g + (int64_t)h + i + j + k + l + m + n
+        + (int64_t)(x1 + x2 + x3 + x4 + x5 + x6 + x7 + x8 + x9 + x10);
+}
+int64_t call_sum14(sum_fn f) {
+    return f(-5, 250, -300, 65000, -70000, 4000000000u, -5000000000000L, 7, 1.5, 2.5f, -128, 65535,
+             -1, 9, 10.25, 11.75f, 12.0, 13.0f, 14.0, 15.0f, 16.0, 17.0f, 255, -32768);
+}
+"#;
+
+/// Scalars passed as values (no memory), more than fit in registers, small integers at
+/// their limits; and a thunk reading them with `incoming_scalar` and extending them itself.
+#[test]
+fn whole_scalars_as_values_both_directions() {
+    use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Signature};
+    use cranelift_codegen::Context;
+    use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+    use cranelift_module::{Linkage, Module};
+    use jitffi::jit::native_call::{c_signature, emit_call, emit_return_scalar, incoming_scalar, scalar_arg_type, CArg};
+
+    let so = compile_so(SCALAR_C, "scalars");
+    let lib = Arc::new(unsafe { libloading::Library::new(&so) }.unwrap());
+    let mut t = TypeTable::new(Target::X86_64_LINUX);
+    let p = |t: &mut TypeTable, x: Prim| t.prim(x);
+    use Prim::*;
+    let order = [SChar, UChar, Short, UShort, Int, UInt, Long, ULong, Double, Float, SChar, UShort, Int, Long,
+        Double, Float, Double, Float, Double, Float, Double, Float, UChar, Short];
+    let args: Vec<_> = order.iter().map(|x| p(&mut t, *x)).collect();
+    let i64t = p(&mut t, Long);
+    let fty = t.func_ptr(args, &i64t, false);
+    let Kind::FuncPtr(sig) = &fty.kind else { unreachable!() };
+    let plan = lower(sig, &Target::X86_64_LINUX).unwrap();
+    assert!(plan.stack_size > 0);
+    let isa = host_isa();
+    let mut m = jit_module(&isa, &lib);
+    let ptr = isa.pointer_type();
+
+    // Caller: fn(callee) -> i64, arguments as constants.
+    let mut csig = Signature::new(isa.default_call_conv());
+    csig.params.push(AbiParam::new(ptr));
+    csig.returns.push(AbiParam::new(types::I64));
+    let caller = m.declare_function("caller", Linkage::Local, &csig).unwrap();
+    let mut ctx = Context::new();
+    ctx.func.signature = csig;
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let e = b.create_block();
+        b.append_block_params_for_function_params(e);
+        b.switch_to_block(e);
+        let callee = b.block_params(e)[0];
+        let ints: [i64; 14] = [-5, 250, -300, 65000, -70000, 4000000000, -5000000000000, 7, -128, 65535, -1, 9, 255, -32768];
+        let flts = [1.5, 2.5, 10.25, 11.75, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0];
+        let (mut ii, mut fi) = (0, 0);
+        let mut cargs = Vec::new();
+        for i in 0..order.len() {
+            let ty = scalar_arg_type(&plan, i).unwrap();
+            let v = if ty == types::F64 {
+                fi += 1;
+                b.ins().f64const(flts[fi - 1])
+            } else if ty == types::F32 {
+                fi += 1;
+                b.ins().f32const(flts[fi - 1] as f32)
+            } else {
+                ii += 1;
+                b.ins().iconst(ty, ints[ii - 1])
+            };
+            cargs.push(CArg::Scalar(v));
+        }
+        let r = emit_call(&mut b, &*isa, &plan, callee, None, &cargs, None);
+        b.ins().return_(&r);
+        b.seal_all_blocks();
+        b.finalize(isa.frontend_config());
+    }
+    m.define_function(caller, &mut ctx).unwrap();
+
+    // Callee: the same function as a thunk, summing its own arguments.
+    let tsig = c_signature(&plan, &*isa).unwrap();
+    let thunk = m.declare_function("thunk", Linkage::Local, &tsig).unwrap();
+    let mut ctx = Context::new();
+    ctx.func.signature = tsig;
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let e = b.create_block();
+        b.append_block_params_for_function_params(e);
+        b.switch_to_block(e);
+        let params = b.block_params(e).to_vec();
+        let mut isum = b.ins().iconst(types::I64, 0);
+        let mut fsum = b.ins().f64const(0.0);
+        for (i, prim) in order.iter().enumerate() {
+            let v = incoming_scalar(&plan, &params, i).unwrap();
+            let ty = b.func.dfg.value_type(v);
+            if ty == types::F64 {
+                fsum = b.ins().fadd(fsum, v);
+            } else if ty == types::F32 {
+                let w = b.ins().fpromote(types::F64, v);
+                fsum = b.ins().fadd(fsum, w);
+            } else {
+                let signed = prim.info(&Target::X86_64_LINUX).signed;
+                let w = if ty == types::I64 { v } else if signed { b.ins().sextend(types::I64, v) } else { b.ins().uextend(types::I64, v) };
+                isum = b.ins().iadd(isum, w);
+            }
+        }
+        let f = b.ins().fcvt_to_sint(types::I64, fsum);
+        let total = b.ins().iadd(isum, f);
+        emit_return_scalar(&mut b, &plan, total);
+        b.seal_all_blocks();
+        b.finalize(isa.frontend_config());
+    }
+    m.define_function(thunk, &mut ctx).unwrap();
+    m.finalize_definitions().unwrap();
+
+    let sum14: unsafe extern "C" fn() = sym(&lib, "sum14");
+    let call_sum14: unsafe extern "C" fn(*const u8) -> i64 = sym(&lib, "call_sum14");
+    let want = unsafe { call_sum14(sum14 as *const u8) };
+    let caller_fn: unsafe extern "C" fn(*const u8) -> i64 = unsafe { std::mem::transmute(m.get_finalized_function(caller)) };
+    assert_eq!(unsafe { caller_fn(sum14 as *const u8) }, want);
+    assert_eq!(unsafe { call_sum14(m.get_finalized_function(thunk)) }, want);
     std::mem::forget(m);
 }

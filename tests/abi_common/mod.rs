@@ -21,7 +21,7 @@ use cranelift_module::{FuncId, Linkage, Module};
 
 use jitffi::abi::test_layout::{bitfield, field, record, FieldSpec};
 use jitffi::abi::{lower, CallPlan};
-use jitffi::jit::native_call::{c_signature, emit_call_from_memory, emit_return_from_memory, emit_store_incoming};
+use jitffi::jit::native_call::{c_signature, c_signature_x87_entry, emit_call_from_memory, needs_x87_entry, emit_return_from_memory, emit_store_incoming};
 use jitffi::jit::stubs::stub_bytes;
 use jitffi::types::model::{Kind, Prim, TypeRef, TypeTable};
 use jitffi::types::target::Target;
@@ -66,6 +66,9 @@ pub enum Sc {
 }
 
 impl Sc {
+    pub fn c_name(self) -> &'static str {
+        self.c()
+    }
     fn c(self) -> &'static str {
         match self {
             Sc::SChar => "signed char",
@@ -242,6 +245,11 @@ fn gen_shape(rng: &mut Rng, t: &mut TypeTable, shapes: &[Shape], k: usize) -> Op
         }
         _ => (0..1 + rng.below(6)).map(|_| random_field(rng, shapes)).collect(),
     };
+    let shape = build_shape(t, shapes, k, is_union, packed, fields);
+    (1..=64).contains(&shape.ty.size().unwrap()).then_some(shape)
+}
+
+fn build_shape(t: &mut TypeTable, shapes: &[Shape], k: usize, is_union: bool, packed: bool, fields: Vec<Ft>) -> Shape {
     let specs: Vec<FieldSpec> = fields
         .iter()
         .enumerate()
@@ -255,8 +263,34 @@ fn gen_shape(rng: &mut Rng, t: &mut TypeTable, shapes: &[Shape], k: usize) -> Op
         .collect();
     let cname = format!("{} s{k}", if is_union { "union" } else { "struct" });
     let ty = record(t, &cname, is_union, packed, specs);
-    let size = ty.size().unwrap();
-    (1..=64).contains(&size).then_some(Shape { is_union, packed, fields, ty })
+    Shape { is_union, packed, fields, ty }
+}
+
+/// Shapes every run must contain, whatever the random ones turn out to be.
+fn special_shapes() -> Vec<(bool, bool, Vec<Ft>)> {
+    use Sc::*;
+    vec![
+        (true, false, vec![Ft::S(LongDouble), Ft::S(Long)]), // 16-aligned, 16 bytes, not homogeneous
+        (false, false, vec![Ft::S(LongDouble)]),
+        (false, false, vec![Ft::S(LongDouble), Ft::S(LongDouble)]),
+        (false, false, vec![Ft::S(FComplex), Ft::S(Float)]),
+        (false, false, vec![Ft::S(DComplex)]),
+        (false, false, vec![Ft::S(Double), Ft::S(Long)]),
+        (false, true, vec![Ft::S(SChar), Ft::S(Int)]),
+        (false, true, vec![Ft::S(Short), Ft::S(Double)]),
+        (false, false, vec![Ft::Arr(UChar, 3)]),
+        (false, false, vec![Ft::Arr(UChar, 5)]),
+        (false, false, vec![Ft::Arr(Short, 3)]),
+        (false, false, vec![Ft::Arr(UChar, 7)]),
+        (false, false, vec![Ft::S(Float), Ft::S(Float), Ft::S(Float)]),
+        (false, false, vec![Ft::S(Long), Ft::Arr(UChar, 3)]),
+        (false, false, vec![Ft::Arr(Double, 4)]),
+        (false, false, vec![Ft::Arr(Float, 5)]),
+        (true, false, vec![Ft::S(Float), Ft::Arr(Float, 2)]),
+        (true, false, vec![Ft::S(Double), Ft::S(Long)]),
+        (false, false, vec![Ft::Bits(Int, 3), Ft::Bits(UInt, 5), Ft::S(SChar), Ft::Bits(Int, 12)]),
+        (false, false, vec![]), // empty struct (GNU C)
+    ]
 }
 
 fn random_field(rng: &mut Rng, shapes: &[Shape]) -> Ft {
@@ -328,6 +362,19 @@ uint64_t vfmt(const char *fmt, ...) {
     va_end(ap);
     return h;
 }
+/* the same, returning long double (x87 st(0) on x86_64, q0 on aarch64) */
+long double vld(const char *fmt, ...) {
+    va_list ap; va_start(ap, fmt);
+    uint64_t h = 78;
+    for (const char *c = fmt; *c; c++) switch (*c) {
+        case 'i': h = mix(h, (uint64_t)va_arg(ap, int)); break;
+        case 'l': h = mix(h, (uint64_t)va_arg(ap, long)); break;
+        case 'd': h = mixd(h, va_arg(ap, double)); break;
+        case 'p': h = mix(h, (uint64_t)(uintptr_t)va_arg(ap, void *)); break;
+    }
+    va_end(ap);
+    return (long double)(int32_t)h / 16.0L;
+}
 "#;
 
 /// Generates the library: `nshapes` aggregate shapes and `nfuncs` functions over them plus
@@ -336,6 +383,12 @@ pub fn generate(target: Target, seed: u64, nshapes: usize, nfuncs: usize, nvaria
     let mut rng = Rng::new(seed);
     let mut t = TypeTable::new(target);
     let mut shapes: Vec<Shape> = Vec::new();
+    for (is_union, packed, fields) in special_shapes() {
+        let k = shapes.len();
+        let shape = build_shape(&mut t, &shapes, k, is_union, packed, fields);
+        shapes.push(shape);
+    }
+    let nspecial = shapes.len();
     while shapes.len() < nshapes {
         let k = shapes.len();
         if let Some(s) = gen_shape(&mut rng, &mut t, &shapes, k) {
@@ -382,6 +435,25 @@ pub fn generate(target: Target, seed: u64, nshapes: usize, nfuncs: usize, nvaria
     let _ = writeln!(c, "0 }};");
 
     let mut funcs = Vec::new();
+    // Each special shape as the only argument, after an odd number of integer registers,
+    // after all registers are used, and returned.
+    for k in 0..nspecial {
+        use Sc::*;
+        let v = Val::Rec(k);
+        let lists = [
+            vec![v.clone()],
+            vec![Val::S(Int), v.clone(), Val::S(Int)],
+            vec![Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), v.clone(), Val::S(Int)],
+            vec![Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), v.clone(), Val::S(Long)],
+            [vec![Val::S(Double); 7], vec![v.clone(), Val::S(Float), v.clone()]].concat(),
+            [vec![Val::S(Long); 9], vec![Val::S(Double); 9], vec![v.clone(), Val::S(Int), v.clone()]].concat(),
+        ];
+        for (i, args) in lists.into_iter().enumerate() {
+            let ret = if i % 2 == 0 { Some(v.clone()) } else { Some(Val::S(ULong)) };
+            let name = format!("x{k}_{i}");
+            funcs.push(make_func(&mut t, &shapes, name.clone(), name, args, ret, false));
+        }
+    }
     for j in 0..nfuncs {
         let mut args: Vec<Val> = Vec::new();
         let nmain = 1 + rng.below(4);
@@ -423,7 +495,11 @@ pub fn generate(target: Target, seed: u64, nshapes: usize, nfuncs: usize, nvaria
         for _ in 0..n {
             args.push(Val::S([Sc::Int, Sc::Long, Sc::Double, Sc::Ptr][rng.below(4)]));
         }
-        funcs.push(make_func(&mut t, &shapes, format!("v{j}"), "vfmt".into(), args, Some(Val::S(Sc::ULong)), true));
+        if j % 8 == 7 {
+            funcs.push(make_func(&mut t, &shapes, format!("v{j}"), "vld".into(), args, Some(Val::S(Sc::LongDouble)), true));
+        } else {
+            funcs.push(make_func(&mut t, &shapes, format!("v{j}"), "vfmt".into(), args, Some(Val::S(Sc::ULong)), true));
+        }
     }
     for f in &funcs {
         emit_func_c(&mut c, f);
@@ -617,7 +693,8 @@ pub fn define_stub<M: Module>(m: &mut M, name: &str, plan: &CallPlan) -> Option<
 pub fn define_thunk<M: Module>(m: &mut M, isa: &OwnedTargetIsa, name: &str, plan: &CallPlan, impl_name: &str) -> Result<FuncId, String> {
     let isa = isa.clone();
     let ptr = isa.pointer_type();
-    let csig = c_signature(plan, &*isa)?;
+    // An x86_64 x87 result: the thunk sits behind `stubs::x87_callback_entry`.
+    let csig = if needs_x87_entry(plan) { c_signature_x87_entry(plan, &*isa)? } else { c_signature(plan, &*isa)? };
     let mut isig = Signature::new(isa.default_call_conv());
     isig.params = vec![AbiParam::new(ptr); 2];
     let impl_id = m.declare_function(impl_name, Linkage::Import, &isig).unwrap();
