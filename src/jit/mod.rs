@@ -1,1 +1,4 @@
 //! Cranelift code generation: call trampolines and callback thunks.
+
+pub mod execmem;
+pub mod trampoline;
