@@ -1,6 +1,10 @@
 //! Python objects: FFI, CType, CData, Lib, and the one Python<->C conversion layer.
 use pyo3::prelude::*;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub mod call_glue;
+pub mod function;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    function::register(m)?;
     Ok(())
 }
