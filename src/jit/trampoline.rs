@@ -22,12 +22,13 @@ use cranelift_codegen::ir::{
     types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, StackSlotData,
     StackSlotKind, Type, UserFuncName, Value,
 };
-use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa, TargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
-use super::execmem;
+use super::{execmem, native_call, stubs};
+use crate::abi::{CallPlan, StubKind};
 
 /// How one C value travels through registers: its machine type and, for integers
 /// narrower than a register, how the ABI extends it.
@@ -47,15 +48,6 @@ impl Scalar {
             Scalar::Int { .. } => types::I64,
             Scalar::F32 => types::F32,
             Scalar::F64 => types::F64,
-        }
-    }
-
-    fn abi_param(self) -> AbiParam {
-        let p = AbiParam::new(self.ir_type());
-        match self {
-            Scalar::Int { size, signed: true } if size < 8 => p.sext(),
-            Scalar::Int { size, signed: false } if size < 8 => p.uext(),
-            _ => p,
         }
     }
 
@@ -102,23 +94,25 @@ pub enum RetShape {
     Generic(Scalar),
 }
 
-impl RetShape {
-    fn scalar(self) -> Option<Scalar> {
-        match self {
-            RetShape::Void => None,
-            RetShape::Int { size, signed } => Some(Scalar::Int { size, signed }),
-            RetShape::Bool => Some(Scalar::Int { size: 1, signed: false }),
-            RetShape::Float(s) | RetShape::Generic(s) => Some(s),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shape {
     pub args: Vec<ArgShape>,
     pub ret: RetShape,
     /// Release the GIL and save/restore errno around the call (cffi's semantics).
     pub release_gil: bool,
+    /// Where the arguments and the result travel (from `abi::lower`).
+    pub plan: CallPlan,
+}
+
+// The plan follows from the C types, which `args`/`ret` summarize; hashing the summary is
+// enough (equal shapes have equal summaries).
+impl std::hash::Hash for Shape {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.args.hash(h);
+        self.ret.hash(h);
+        self.release_gil.hash(h);
+        self.plan.stub.is_some().hash(h);
+    }
 }
 
 /// Addresses and layout facts the trampolines need from the Python layer.
@@ -202,32 +196,16 @@ impl Emitter<'_, '_> {
 
 const TRUSTED: fn() -> MemFlagsData = MemFlagsData::trusted;
 
-/// Emits the native call of `shape` reading each argument from its stack cell and
-/// writing the result to `ret_slot` (the memory-to-memory contract of the ABI lowering).
-fn emit_native_call(
-    b: &mut FunctionBuilder,
-    cc: CallConv,
-    shape: &Shape,
-    callee: Value,
-    arg_addrs: &[Value],
-    ret_addr: Value,
-) {
-    let mut sig = Signature::new(cc);
-    let mut vals = Vec::with_capacity(shape.args.len());
-    for (a, &addr) in shape.args.iter().zip(arg_addrs) {
-        sig.params.push(a.scalar.abi_param());
-        vals.push(b.ins().load(a.scalar.ir_type(), TRUSTED(), addr, 0));
+/// Address of the executable copy of `kind`'s stub (one per distinct stub).
+fn stub_address(kind: &StubKind) -> Result<usize, String> {
+    static STUBS: Mutex<Vec<(StubKind, usize)>> = Mutex::new(Vec::new());
+    let mut g = STUBS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, a)) = g.iter().find(|(k, _)| k == kind) {
+        return Ok(*a);
     }
-    let ret = shape.ret.scalar();
-    if let Some(r) = ret {
-        sig.returns.push(r.abi_param());
-    }
-    let sigref = b.import_signature(sig);
-    let inst = b.ins().call_indirect(sigref, callee, &vals);
-    if ret.is_some() {
-        let v = b.inst_results(inst)[0];
-        b.ins().store(TRUSTED(), v, ret_addr, 0);
-    }
+    let a = execmem::install(&stubs::stub_bytes(kind))? as usize;
+    g.push((*kind, a));
+    Ok(a)
 }
 
 fn int_bounds(size: u8, signed: bool) -> (i64, i64) {
@@ -243,7 +221,8 @@ fn int_bounds(size: u8, signed: bool) -> (i64, i64) {
     }
 }
 
-fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, cc: CallConv, fc: cranelift_codegen::isa::TargetFrontendConfig) {
+fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn TargetIsa, stub_addr: Option<usize>) {
+    let cc = isa.default_call_conv();
     let mut fctx = FunctionBuilderContext::new();
     let mut b = FunctionBuilder::new(func, &mut fctx);
     let n = shape.args.len();
@@ -260,7 +239,8 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, cc: CallConv
         (8 * n.max(1)) as u32,
         4,
     ));
-    let ret_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 4));
+    let ret_size = shape.plan.ret_size.max(16);
+    let ret_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ret_size, 4));
     let temp_args: Vec<usize> =
         (0..n).filter(|&i| shape.args[i].conv == Conv::WithTemp).collect();
     let temps = if temp_args.is_empty() {
@@ -378,7 +358,8 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, cc: CallConv
     } else {
         None
     };
-    emit_native_call(&mut b, cc, shape, callee, &cell_addrs, ret_addr);
+    let stub = stub_addr.map(|a| b.ins().iconst(i64t, a as i64));
+    native_call::emit_call_from_memory(&mut b, isa, &shape.plan, callee, stub, &cell_addrs, Some(ret_addr));
     if let Some(ts) = tstate {
         let mut e = Emitter { b: &mut b, cc };
         e.call_addr(rt.reacquire, &[i64t], &[], &[ts]);
@@ -421,7 +402,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, cc: CallConv
     b.ins().return_(&[null]);
 
     b.seal_all_blocks();
-    b.finalize(fc);
+    b.finalize(isa.frontend_config());
 }
 
 fn emit_release_temps(
@@ -449,8 +430,12 @@ fn emit_release_temps(
 pub fn compile(shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
     let isa = isa();
     let cc = isa.default_call_conv();
+    let stub_addr = match &shape.plan.stub {
+        Some(k) => Some(stub_address(k)?),
+        None => None,
+    };
     let mut func = Function::with_name_signature(UserFuncName::user(0, 0), entry_signature(cc));
-    build_function(&mut func, shape, rt, cc, isa.frontend_config());
+    build_function(&mut func, shape, rt, &**isa, stub_addr);
     let mut ctx = Context::for_function(func);
     let code = ctx
         .compile(&**isa, &mut ControlPlane::default())
@@ -489,31 +474,3 @@ impl ShapeCache {
 }
 
 pub static SHAPES: ShapeCache = ShapeCache::new();
-
-/// A 16-byte x86_64 stub entering a variadic C function: SysV wants in `%al` an upper
-/// bound of the vector registers carrying arguments, which Cranelift cannot set; 8 is
-/// always a valid bound. The stub stands in for the callee address in the function's
-/// `self` object, so variadic functions share the ordinary trampolines.
-pub fn variadic_entry(target: usize) -> Result<usize, String> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static STUBS: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
-        let mut g = STUBS.lock().unwrap_or_else(|e| e.into_inner());
-        let map = g.get_or_insert_with(HashMap::new);
-        if let Some(&s) = map.get(&target) {
-            return Ok(s);
-        }
-        let mut code = vec![0xb0, 0x08]; // mov al, 8
-        code.extend_from_slice(&[0x49, 0xbb]); // movabs r11, imm64
-        code.extend_from_slice(&(target as u64).to_le_bytes());
-        code.extend_from_slice(&[0x41, 0xff, 0xe3]); // jmp r11
-        let p = execmem::install(&code)? as usize;
-        map.insert(target, p);
-        Ok(p)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        // AAPCS64 on Linux passes variadic arguments like fixed ones.
-        Ok(target)
-    }
-}

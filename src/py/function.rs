@@ -19,7 +19,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::jit::trampoline::{self, ArgShape, Conv, RetShape, Runtime, Scalar, Shape};
-use crate::types::model::{Kind, PrimClass, TypeRef};
+use crate::types::model::{CallConv, FuncSig, Kind, Prim, PrimClass, TypeRef, TypeTable};
+use crate::types::target::Target;
 
 use super::call_glue;
 
@@ -186,6 +187,29 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
     })
 }
 
+fn lowering_error(msg: String) -> PyErr {
+    match msg.strip_prefix(crate::abi::NOT_IMPLEMENTED) {
+        Some(rest) => PyNotImplementedError::new_err(rest.trim_start_matches(':').trim().to_string()),
+        None => PyTypeError::new_err(msg),
+    }
+}
+
+/// A C type standing for `s` in the lowering of a variadic call (promoted types only).
+fn scalar_type(s: Scalar) -> TypeRef {
+    static TABLE: Mutex<Option<TypeTable>> = Mutex::new(None);
+    let mut g = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = g.get_or_insert_with(|| TypeTable::new(Target::host()));
+    let p = match s {
+        Scalar::Int { size: 8, signed: true } => Prim::Long,
+        Scalar::Int { size: 8, signed: false } => Prim::ULong,
+        Scalar::Int { signed: true, .. } => Prim::Int,
+        Scalar::Int { signed: false, .. } => Prim::UInt,
+        Scalar::F32 => Prim::Float,
+        Scalar::F64 => Prim::Double,
+    };
+    t.prim(p)
+}
+
 fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
@@ -246,7 +270,8 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
     let shape = if sig.variadic {
         None
     } else {
-        Some(Shape { args: fixed_shapes.clone(), ret, release_gil: spec.release_gil })
+        let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
+        Some(Shape { args: fixed_shapes.clone(), ret, release_gil: spec.release_gil, plan })
     };
     let info = FuncInfo {
         name: CString::new(spec.name).unwrap_or_else(|_| c"?".to_owned()),
@@ -270,10 +295,7 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
     let (info, shape) = make_info(spec)?;
     let (meth, target): (ffi::PyCFunctionFast, usize) = match &shape {
         Some(s) => (compile_shape(s)?, info.address),
-        None => (
-            jf_variadic_call,
-            trampoline::variadic_entry(info.address).map_err(PySystemError::new_err)?,
-        ),
+        None => (jf_variadic_call, info.address),
     };
     unsafe {
         let tp = func_type();
@@ -505,12 +527,16 @@ unsafe extern "C" fn jf_variadic_call(
             )));
         }
         let mut shapes = info.fixed_shapes.clone();
+        let mut types = info.args.clone();
         for i in nfixed..n {
             let obj = unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
             let scalar = call_glue::vararg_scalar(py, &info.ctx, i, &obj)?;
             shapes.push(ArgShape { scalar, conv: Conv::VarargCdata });
+            types.push(scalar_type(scalar));
         }
-        let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil };
+        let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
+        let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
+        let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
         let tramp = compile_shape(&shape)?;
         let r = unsafe { tramp(this, args, nargs) };
         if r.is_null() {
@@ -533,8 +559,6 @@ fn _debug_function(
     release_gil: bool,
     variadic: bool,
 ) -> PyResult<Py<PyAny>> {
-    use crate::types::model::{Prim, TypeTable};
-    use crate::types::target::Target;
     static TABLE: Mutex<Option<TypeTable>> = Mutex::new(None);
     let mut g = TABLE.lock().unwrap();
     let t = g.get_or_insert_with(|| TypeTable::new(Target::host()));
