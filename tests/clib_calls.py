@@ -65,7 +65,7 @@ double mix20(int i0, double d0, int i1, double d1, int i2, double d2, int i3, do
     double w = 0;
     int is[10] = {i0,i1,i2,i3,i4,i5,i6,i7,i8,i9};
     double ds[10] = {d0,d1,d2,d3,d4,d5,d6,d7,d8,d9};
-    for (int k = 0; k < 10; k++) w += (k + 1) * is[k] + (k + 1) * 0.5 * ds[k];
+    for (int k = 0; k < 10; k++) w += (k + 1) * (double)is[k] + (k + 1) * 0.5 * ds[k];
     return w;
 }
 long many_longs(long a, long b, long c, long d, long e, long f, long g, long h, long i, long j) {
