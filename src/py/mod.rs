@@ -9,12 +9,15 @@
 use pyo3::prelude::*;
 
 pub mod buffer;
+pub mod call_glue;
 pub mod cdata;
 pub mod convert;
 pub mod ctype;
 pub mod errors;
 pub mod ffi;
+pub mod function;
 pub mod gil;
+pub mod lib_object;
 pub mod longdouble;
 pub mod state;
 
@@ -28,5 +31,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ffi::Allocator>()?;
     m.add("FFI_DEFAULT_ABI", ctype::FFI_DEFAULT_ABI)?;
     m.add("FFI_CDECL", ctype::FFI_DEFAULT_ABI)?;
+    function::register(m)?;
     Ok(())
 }
