@@ -1,1 +1,3 @@
 //! Cranelift code generation: call trampolines and callback thunks.
+pub mod callback_thunk;
+pub mod entry_pool;

@@ -1,0 +1,349 @@
+//! A pool of tiny per-callback entry stubs ("static trampolines").
+//!
+//! A C function pointer handed out for a callback must be unique per callback, but
+//! compiling machine code per callback is too slow (creation must cost less than
+//! ctypes). So code is compiled once per signature *shape* (the thunk, see
+//! `callback_thunk`) and each callback only gets a 16-byte stub that loads its own
+//! closure pointer into one argument register and jumps to the shape's thunk.
+//!
+//! Stubs live on a code page that is written once and then made read+execute; each
+//! stub reads its data (closure pointer, thunk address) PC-relatively from the same
+//! offset on the page that follows, which stays read+write. Because the distance from
+//! stub *i* to data slot *i* is the same for every *i*, all stubs of a page are the same
+//! bytes and handing out a slot only writes two words of data: no code is written, no
+//! instruction cache needs flushing, nothing is compiled.
+//!
+//! The register that receives the closure pointer is the first argument register the
+//! shape's C signature leaves free (the thunk declares the closure as an extra trailing
+//! parameter, which the calling convention puts exactly there), so there is one pool per
+//! such register. Freed slots are reused; pages are never unmapped, so memory stays flat
+//! however many callbacks are created and dropped.
+
+use std::ptr;
+use std::sync::Mutex;
+
+/// Bytes per stub on the code page and per slot on the data page.
+pub const SLOT_SIZE: usize = 16;
+
+/// Where a stub puts the closure pointer before jumping to the thunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClosureReg {
+    /// The n-th integer argument register (x86_64: rdi rsi rdx rcx r8 r9; aarch64: x0..x7).
+    Int(u8),
+    /// The n-th floating-point argument register (x86_64: xmm0..7; aarch64: d0..d7).
+    Float(u8),
+}
+
+impl ClosureReg {
+    pub const INT_REGS: u8 = if cfg!(target_arch = "aarch64") { 8 } else { 6 };
+    pub const FLOAT_REGS: u8 = 8;
+
+    fn pool_index(self) -> usize {
+        match self {
+            ClosureReg::Int(n) => n as usize,
+            ClosureReg::Float(n) => Self::INT_REGS as usize + n as usize,
+        }
+    }
+
+    fn is_valid(self) -> bool {
+        match self {
+            ClosureReg::Int(n) => n < Self::INT_REGS,
+            ClosureReg::Float(n) => n < Self::FLOAT_REGS,
+        }
+    }
+}
+
+const POOLS: usize = ClosureReg::INT_REGS as usize + ClosureReg::FLOAT_REGS as usize;
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n <= 0 { 4096 } else { n as usize }
+}
+
+/// The machine code of one stub. `data_distance` is how far ahead of the stub its data
+/// slot lies (one page).
+#[cfg(target_arch = "x86_64")]
+fn stub_code(reg: ClosureReg, data_distance: usize) -> [u8; SLOT_SIZE] {
+    let mut code = [0xCCu8; SLOT_SIZE]; // int3 padding
+    let d = data_distance as i32;
+    let first_len: usize = match reg {
+        ClosureReg::Int(n) => {
+            // mov reg64, [rip + disp32]
+            let (rex, regno) = match n {
+                0 => (0x48, 7), // rdi
+                1 => (0x48, 6), // rsi
+                2 => (0x48, 2), // rdx
+                3 => (0x48, 1), // rcx
+                4 => (0x4C, 0), // r8
+                _ => (0x4C, 1), // r9
+            };
+            code[0] = rex;
+            code[1] = 0x8B;
+            code[2] = 0x05 | (regno << 3);
+            code[3..7].copy_from_slice(&(d - 7).to_le_bytes());
+            7
+        }
+        ClosureReg::Float(n) => {
+            // movq xmmN, [rip + disp32]
+            code[0] = 0xF3;
+            code[1] = 0x0F;
+            code[2] = 0x7E;
+            code[3] = 0x05 | (n << 3);
+            code[4..8].copy_from_slice(&(d - 8).to_le_bytes());
+            8
+        }
+    };
+    // jmp [rip + disp32] to the thunk address in the second data word.
+    let at = first_len;
+    code[at] = 0xFF;
+    code[at + 1] = 0x25;
+    let disp = d + 8 - (at as i32 + 6);
+    code[at + 2..at + 6].copy_from_slice(&disp.to_le_bytes());
+    code
+}
+
+#[cfg(target_arch = "aarch64")]
+fn stub_code(reg: ClosureReg, data_distance: usize) -> [u8; SLOT_SIZE] {
+    let imm = data_distance as u32;
+    // adr x16, #data_distance
+    let adr = ((imm & 3) << 29) | (0b10000 << 24) | (((imm >> 2) & 0x7FFFF) << 5) | 16;
+    let load_closure = match reg {
+        ClosureReg::Int(n) => 0xF940_0000 | (16 << 5) | n as u32, // ldr xN, [x16]
+        ClosureReg::Float(n) => 0xFD40_0000 | (16 << 5) | n as u32, // ldr dN, [x16]
+    };
+    let load_thunk = 0xF940_0000 | (1 << 10) | (16 << 5) | 16; // ldr x16, [x16, #8]
+    let br = 0xD61F_0000 | (16 << 5); // br x16
+    let mut code = [0u8; SLOT_SIZE];
+    for (i, w) in [adr, load_closure, load_thunk, br].iter().enumerate() {
+        code[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+    }
+    code
+}
+
+#[cfg(target_arch = "aarch64")]
+extern "C" {
+    fn __clear_cache(start: *mut libc::c_char, end: *mut libc::c_char);
+}
+
+/// One C entry point: a stub and its data slot. Freed (returned to the pool) on drop.
+#[derive(Debug)]
+pub struct EntrySlot {
+    code: *const u8,
+    reg: ClosureReg,
+}
+
+// SAFETY: a slot is a pair of addresses into pool pages that live forever; the pool's
+// free lists are behind a Mutex.
+unsafe impl Send for EntrySlot {}
+unsafe impl Sync for EntrySlot {}
+
+impl EntrySlot {
+    /// The C function pointer.
+    pub fn code_ptr(&self) -> *const u8 {
+        self.code
+    }
+
+    fn data(&self) -> *mut [usize; 2] {
+        (self.code as usize + page_size()) as *mut [usize; 2]
+    }
+
+    /// Points the slot at another closure/thunk (both words written before the C
+    /// function pointer is published to any other thread).
+    pub fn set(&self, closure: *const (), thunk: *const u8) {
+        // SAFETY: the data slot belongs to this EntrySlot until drop.
+        unsafe { ptr::write_volatile(self.data(), [closure as usize, thunk as usize]) }
+    }
+
+    pub fn closure_reg(&self) -> ClosureReg {
+        self.reg
+    }
+}
+
+impl Drop for EntrySlot {
+    fn drop(&mut self) {
+        // A late call through a dead function pointer lands in `dead_callback` (returns
+        // zero) instead of jumping into a freed closure.
+        self.set(ptr::null(), dead_callback as *const u8);
+        let mut pools = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        pools.free[self.reg.pool_index()].push(self.code as usize);
+    }
+}
+
+/// Where the slots of freed callbacks point, in case C keeps calling them.
+extern "C" fn dead_callback() -> usize {
+    0
+}
+
+struct Pools {
+    /// Free stub addresses per closure register.
+    free: Vec<Vec<usize>>,
+    /// Number of page pairs mapped (for tests and diagnostics).
+    pages: usize,
+}
+
+static POOL: Mutex<Pools> = Mutex::new(Pools { free: Vec::new(), pages: 0 });
+
+/// Maps one page pair for `reg` and returns its stub addresses.
+fn map_page_pair(reg: ClosureReg) -> Result<Vec<usize>, String> {
+    let page = page_size();
+    // SAFETY: anonymous private mapping, checked for failure.
+    let base = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            2 * page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(format!("mmap of callback stub pages failed: {}", std::io::Error::last_os_error()));
+    }
+    let base = base as *mut u8;
+    let stub = stub_code(reg, page);
+    let count = page / SLOT_SIZE;
+    // SAFETY: both pages were just mapped read+write and belong to us.
+    unsafe {
+        for i in 0..count {
+            ptr::copy_nonoverlapping(stub.as_ptr(), base.add(i * SLOT_SIZE), SLOT_SIZE);
+            let data = base.add(page + i * SLOT_SIZE) as *mut [usize; 2];
+            *data = [0, dead_callback as usize];
+        }
+        #[cfg(target_arch = "aarch64")]
+        __clear_cache(base as *mut libc::c_char, base.add(page) as *mut libc::c_char);
+        if libc::mprotect(base as *mut libc::c_void, page, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+            let err = std::io::Error::last_os_error();
+            libc::munmap(base as *mut libc::c_void, 2 * page);
+            return Err(format!("mprotect of callback stub page failed: {err}"));
+        }
+    }
+    // Hand out low addresses first (pop from the end).
+    Ok((0..count).rev().map(|i| base as usize + i * SLOT_SIZE).collect())
+}
+
+/// Takes a free entry slot whose stub loads the closure pointer into `reg`, pointing it
+/// at `closure` and `thunk`.
+pub fn alloc(reg: ClosureReg, closure: *const (), thunk: *const u8) -> Result<EntrySlot, String> {
+    if !reg.is_valid() {
+        return Err(format!("no entry stubs for {reg:?}"));
+    }
+    let code = {
+        let mut pools = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if pools.free.is_empty() {
+            pools.free = (0..POOLS).map(|_| Vec::new()).collect();
+        }
+        let idx = reg.pool_index();
+        if pools.free[idx].is_empty() {
+            let fresh = map_page_pair(reg)?;
+            pools.free[idx] = fresh;
+            pools.pages += 1;
+        }
+        pools.free[idx].pop().expect("fresh page has slots")
+    };
+    let slot = EntrySlot { code: code as *const u8, reg };
+    slot.set(closure, thunk);
+    Ok(slot)
+}
+
+/// How many page pairs the pool has mapped so far.
+pub fn mapped_page_pairs() -> usize {
+    POOL.lock().unwrap_or_else(|e| e.into_inner()).pages
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    #[repr(C)]
+    struct Closure {
+        k: i64,
+    }
+
+    extern "C" fn target_int0(c: &Closure) -> i64 {
+        c.k * 1000
+    }
+    extern "C" fn target_int2(a: i64, b: i64, c: &Closure) -> i64 {
+        a + b + c.k
+    }
+    extern "C" fn target_int5(a: i64, b: i64, c: i64, d: i64, e: i64, cl: &Closure) -> i64 {
+        a + b + c + d + e + cl.k
+    }
+    extern "C" fn target_float1(a: f64, c: f64) -> f64 {
+        let cl = unsafe { &*(c.to_bits() as *const Closure) };
+        a * cl.k as f64
+    }
+    extern "C" fn target_mixed(a: i64, b: i64, c: i64, d: i64, e: i64, f: i64, x: f64, cl: f64) -> f64 {
+        let cl = unsafe { &*(cl.to_bits() as *const Closure) };
+        (a + b + c + d + e + f) as f64 + x + cl.k as f64
+    }
+
+    #[test]
+    fn stubs_pass_their_closure_in_the_chosen_register() {
+        let c1 = Box::new(Closure { k: 7 });
+        let c2 = Box::new(Closure { k: 9 });
+        let s1 = alloc(ClosureReg::Int(0), &*c1 as *const Closure as *const (), target_int0 as *const u8).unwrap();
+        let s2 = alloc(ClosureReg::Int(0), &*c2 as *const Closure as *const (), target_int0 as *const u8).unwrap();
+        assert_ne!(s1.code_ptr(), s2.code_ptr());
+        let f1: extern "C" fn() -> i64 = unsafe { std::mem::transmute(s1.code_ptr()) };
+        let f2: extern "C" fn() -> i64 = unsafe { std::mem::transmute(s2.code_ptr()) };
+        assert_eq!(f1(), 7000);
+        assert_eq!(f2(), 9000);
+
+        let s3 = alloc(ClosureReg::Int(2), &*c1 as *const Closure as *const (), target_int2 as *const u8).unwrap();
+        let f3: extern "C" fn(i64, i64) -> i64 = unsafe { std::mem::transmute(s3.code_ptr()) };
+        assert_eq!(f3(100, 20), 127);
+
+        let s4 = alloc(ClosureReg::Int(5), &*c2 as *const Closure as *const (), target_int5 as *const u8).unwrap();
+        let f4: extern "C" fn(i64, i64, i64, i64, i64) -> i64 = unsafe { std::mem::transmute(s4.code_ptr()) };
+        assert_eq!(f4(1, 2, 3, 4, 5), 24);
+
+        let s5 = alloc(ClosureReg::Float(1), &*c2 as *const Closure as *const (), target_float1 as *const u8).unwrap();
+        let f5: extern "C" fn(f64) -> f64 = unsafe { std::mem::transmute(s5.code_ptr()) };
+        assert_eq!(f5(1.5), 13.5);
+
+        let s6 = alloc(ClosureReg::Float(1), &*c1 as *const Closure as *const (), target_mixed as *const u8).unwrap();
+        let f6: extern "C" fn(i64, i64, i64, i64, i64, i64, f64) -> f64 = unsafe { std::mem::transmute(s6.code_ptr()) };
+        assert_eq!(f6(1, 2, 3, 4, 5, 6, 0.5), 28.5);
+    }
+
+    #[test]
+    fn freed_slots_are_reused_and_pages_stay_bounded() {
+        let c = Box::new(Closure { k: 3 });
+        let cp = &*c as *const Closure as *const ();
+        // Use a register no other test uses, so the reuse check is deterministic.
+        let reg = ClosureReg::Int(3);
+        let first = alloc(reg, cp, target_int0 as *const u8).unwrap();
+        let addr = first.code_ptr();
+        drop(first);
+        let again = alloc(reg, cp, target_int0 as *const u8).unwrap();
+        assert_eq!(again.code_ptr(), addr);
+        drop(again);
+        let before = mapped_page_pairs();
+        for _ in 0..100_000 {
+            let s = alloc(reg, cp, target_int0 as *const u8).unwrap();
+            drop(s);
+        }
+        // Other tests may map pages concurrently, but this loop needs none.
+        assert!(mapped_page_pairs() <= before + 2);
+        let many: Vec<_> = (0..1000).map(|_| alloc(reg, cp, target_int0 as *const u8).unwrap()).collect();
+        let mut addrs: Vec<_> = many.iter().map(|s| s.code_ptr() as usize).collect();
+        addrs.sort();
+        addrs.dedup();
+        assert_eq!(addrs.len(), 1000);
+    }
+
+    #[test]
+    fn dropped_slot_calls_the_dead_callback() {
+        let c = Box::new(Closure { k: 3 });
+        extern "C" fn target_int4(a: i64, b: i64, c: i64, d: i64, cl: &Closure) -> i64 {
+            a + b + c + d + cl.k
+        }
+        let s = alloc(ClosureReg::Int(4), &*c as *const Closure as *const (), target_int4 as *const u8).unwrap();
+        let f: extern "C" fn(i64, i64, i64, i64) -> i64 = unsafe { std::mem::transmute(s.code_ptr()) };
+        assert_eq!(f(1, 2, 3, 4), 13);
+        drop(s);
+        assert_eq!(f(1, 2, 3, 4), 0);
+    }
+}
