@@ -178,11 +178,11 @@ extern "C" fn dead_callback() -> usize {
 struct Pools {
     /// Free stub addresses per closure register.
     free: Vec<Vec<usize>>,
-    /// Number of page pairs mapped (for tests and diagnostics).
-    pages: usize,
+    /// Number of page pairs mapped per closure register (for tests and diagnostics).
+    pages: Vec<usize>,
 }
 
-static POOL: Mutex<Pools> = Mutex::new(Pools { free: Vec::new(), pages: 0 });
+static POOL: Mutex<Pools> = Mutex::new(Pools { free: Vec::new(), pages: Vec::new() });
 
 /// Maps one page pair for `reg` and returns its stub addresses.
 fn map_page_pair(reg: ClosureReg) -> Result<Vec<usize>, String> {
@@ -233,12 +233,13 @@ pub fn alloc(reg: ClosureReg, closure: *const (), thunk: *const u8) -> Result<En
         let mut pools = POOL.lock().unwrap_or_else(|e| e.into_inner());
         if pools.free.is_empty() {
             pools.free = (0..POOLS).map(|_| Vec::new()).collect();
+            pools.pages = vec![0; POOLS];
         }
         let idx = reg.pool_index();
         if pools.free[idx].is_empty() {
             let fresh = map_page_pair(reg)?;
             pools.free[idx] = fresh;
-            pools.pages += 1;
+            pools.pages[idx] += 1;
         }
         pools.free[idx].pop().expect("fresh page has slots")
     };
@@ -247,9 +248,10 @@ pub fn alloc(reg: ClosureReg, closure: *const (), thunk: *const u8) -> Result<En
     Ok(slot)
 }
 
-/// How many page pairs the pool has mapped so far.
-pub fn mapped_page_pairs() -> usize {
-    POOL.lock().unwrap_or_else(|e| e.into_inner()).pages
+/// How many page pairs the pool has mapped so far for stubs loading into `reg`.
+pub fn mapped_page_pairs(reg: ClosureReg) -> usize {
+    let pools = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    pools.pages.get(reg.pool_index()).copied().unwrap_or(0)
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -320,13 +322,12 @@ mod tests {
         let again = alloc(reg, cp, target_int0 as *const u8).unwrap();
         assert_eq!(again.code_ptr(), addr);
         drop(again);
-        let before = mapped_page_pairs();
+        let before = mapped_page_pairs(reg);
         for _ in 0..100_000 {
             let s = alloc(reg, cp, target_int0 as *const u8).unwrap();
             drop(s);
         }
-        // Other tests may map pages concurrently, but this loop needs none.
-        assert!(mapped_page_pairs() <= before + 2);
+        assert_eq!(mapped_page_pairs(reg), before);
         let many: Vec<_> = (0..1000).map(|_| alloc(reg, cp, target_int0 as *const u8).unwrap()).collect();
         let mut addrs: Vec<_> = many.iter().map(|s| s.code_ptr() as usize).collect();
         addrs.sort();
