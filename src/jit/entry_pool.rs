@@ -209,7 +209,7 @@ fn map_page_pair(reg: ClosureReg) -> Result<Vec<usize>, String> {
         for i in 0..count {
             ptr::copy_nonoverlapping(stub.as_ptr(), base.add(i * SLOT_SIZE), SLOT_SIZE);
             let data = base.add(page + i * SLOT_SIZE) as *mut [usize; 2];
-            *data = [0, dead_callback as usize];
+            *data = [0, dead_callback as *const u8 as usize];
         }
         #[cfg(target_arch = "aarch64")]
         __clear_cache(base as *mut libc::c_char, base.add(page) as *mut libc::c_char);
