@@ -1,0 +1,406 @@
+//! `ffi.callback`: C function pointers that call Python.
+//!
+//! A callback is a `CallbackCore` (boxed, so its address is stable) holding the Python
+//! callable, the argument/result types and the `error` result bytes, plus an entry slot
+//! from `jit::entry_pool` whose stub passes the core's address to the thunk compiled for
+//! the signature's shape (`jit::callback_thunk`). The thunk stores the C arguments into a
+//! buffer and calls `dispatch`, which takes the GIL (from any thread, including threads
+//! Python never saw), converts the arguments like struct fields are read, calls the
+//! callable, and writes the result like a field is written. Errors never propagate into
+//! C: they are reported through `sys.unraisablehook` exactly as cffi words them, and the
+//! `error` value is returned. Dropping the core gives the entry slot back to the pool.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::jit::callback_thunk::{self, ScalarRepr, ScalarShape, Thunk};
+use crate::jit::entry_pool::{self, EntrySlot};
+use crate::types::model::{FuncSig, Kind, PrimClass, TypeNode, TypeRef};
+
+extern "C" {
+    // CPython 3.8–3.12: reports the current exception through sys.unraisablehook with
+    // err_msg "Exception ignored <err_msg>" (what cffi 2.0 uses for callbacks).
+    fn _PyErr_WriteUnraisableMsg(err_msg: *const libc::c_char, obj: *mut ffi::PyObject);
+}
+
+/// One live callback. Owned by its cdata; the entry slot points at it.
+pub struct CallbackCore {
+    callable: Py<PyAny>,
+    onerror: Option<Py<PyAny>>,
+    /// Offset of each argument in the thunk's args buffer, and its C type.
+    args: Vec<(usize, TypeRef)>,
+    /// `None` for `void`.
+    result: Option<TypeRef>,
+    /// What to return when the callable fails: the `error` argument as C bytes.
+    error_result: [u8; 16],
+    slot: Option<EntrySlot>,
+    thunk: Arc<Thunk>,
+}
+
+impl CallbackCore {
+    /// The C function pointer.
+    pub fn code_ptr(&self) -> *const u8 {
+        self.slot.as_ref().map_or(ptr::null(), |s| s.code_ptr())
+    }
+
+    pub fn callable(&self) -> &Py<PyAny> {
+        &self.callable
+    }
+}
+
+impl Drop for CallbackCore {
+    fn drop(&mut self) {
+        // Give the C entry point back first, so no new call can reach this core.
+        self.slot.take();
+        let _ = &self.thunk;
+    }
+}
+
+/// The machine-code shape of a callback type, or why it cannot be a callback.
+fn scalar_repr(ty: &TypeNode) -> Option<ScalarRepr> {
+    match &ty.kind {
+        Kind::Prim(p) => match p.class {
+            PrimClass::Float if p.size == 4 => Some(ScalarRepr::F32),
+            PrimClass::Float => Some(ScalarRepr::F64),
+            PrimClass::LongDouble | PrimClass::Complex => None,
+            _ => Some(ScalarRepr::Int { size: p.size as u8, signed: p.signed }),
+        },
+        Kind::Enum(e) => {
+            let i = e.underlying_info();
+            Some(ScalarRepr::Int { size: i.size as u8, signed: i.signed })
+        }
+        Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Array(..) => Some(ScalarRepr::Int { size: 8, signed: false }),
+        _ => None,
+    }
+}
+
+fn unsupported(fptr: &TypeNode) -> PyErr {
+    PyNotImplementedError::new_err(format!(
+        "{}: callback with unsupported argument or return type or with '...'",
+        fptr.cname()
+    ))
+}
+
+/// The thunk for a function-pointer type (compiled once per shape).
+pub fn thunk_for(fptr: &TypeNode) -> PyResult<Arc<Thunk>> {
+    let sig: &FuncSig = match &fptr.kind {
+        Kind::FuncPtr(sig) => sig,
+        _ => return Err(PyTypeError::new_err(format!("expected a function ctype, got '{}'", fptr.cname()))),
+    };
+    if sig.variadic {
+        return Err(unsupported(fptr));
+    }
+    let mut args = Vec::with_capacity(sig.args.len());
+    for a in &sig.args {
+        args.push(scalar_repr(a).ok_or_else(|| unsupported(fptr))?);
+    }
+    let ret = match &sig.result.kind {
+        Kind::Void => None,
+        _ => Some(scalar_repr(&sig.result).ok_or_else(|| unsupported(fptr))?),
+    };
+    callback_thunk::scalar_thunk(&ScalarShape { args, ret }, dispatch)
+        .map_err(|e| match e.strip_prefix("NotImplementedError: ") {
+            Some(m) => PyNotImplementedError::new_err(format!("{}: {m}", fptr.cname())),
+            None => PyTypeError::new_err(e),
+        })
+}
+
+/// Builds a callback: validates `callable`/`onerror`, converts `error`, takes an entry
+/// slot. Compiles nothing if the shape was seen before.
+pub fn new_callback(
+    py: Python<'_>,
+    fptr: &TypeRef,
+    callable: Py<PyAny>,
+    error: Option<&Bound<'_, PyAny>>,
+    onerror: Option<Py<PyAny>>,
+) -> PyResult<Box<CallbackCore>> {
+    if !callable.bind(py).is_callable() {
+        return Err(PyTypeError::new_err("the 'python_callable' argument is not callable"));
+    }
+    if let Some(o) = &onerror {
+        if !o.bind(py).is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "expected a callable object for 'onerror', not {}",
+                o.bind(py).get_type().name()?
+            )));
+        }
+    }
+    let thunk = thunk_for(fptr)?;
+    let Kind::FuncPtr(sig) = &fptr.kind else { unreachable!("checked by thunk_for") };
+    let result = match sig.result.kind {
+        Kind::Void => None,
+        _ => Some(sig.result.clone()),
+    };
+    let mut error_result = [0u8; 16];
+    if let (Some(err), Some(rt)) = (error, &result) {
+        if !err.is_none() {
+            // SAFETY: 16 bytes hold any scalar result.
+            unsafe { write_value(py, rt, error_result.as_mut_ptr(), err)? };
+        }
+    }
+    let args = sig
+        .args
+        .iter()
+        .zip(&thunk.arg_offsets)
+        .map(|(t, off)| (*off as usize, t.clone()))
+        .collect();
+    let mut core = Box::new(CallbackCore { callable, onerror, args, result, error_result, slot: None, thunk });
+    let core_ptr = &*core as *const CallbackCore as *const ();
+    let slot = entry_pool::alloc(core.thunk.closure_reg, core_ptr, core.thunk.code)
+        .map_err(pyo3::exceptions::PyMemoryError::new_err)?;
+    core.slot = Some(slot);
+    Ok(core)
+}
+
+/// Entered from every thunk. Must not unwind and must not let a Python error escape.
+unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, result: *mut u8) {
+    let core = &*(closure as *const CallbackCore);
+    // Works from threads Python never saw, from threads that released the GIL in a
+    // jitffi call, and nested inside another callback.
+    let gil = ffi::PyGILState_Ensure();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let py = Python::assume_attached();
+        invoke(py, core, args, result);
+    }));
+    if outcome.is_err() {
+        ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, 16);
+        let py = Python::assume_attached();
+        pyo3::exceptions::PySystemError::new_err("Rust panic inside a jitffi callback").restore(py);
+        report_unraisable(py, core, "");
+    }
+    ffi::PyGILState_Release(gil);
+}
+
+/// Calls the Python function for one C call; every failure ends in `error_result`.
+unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mut u8) {
+    const INLINE: usize = 8;
+    let n = core.args.len();
+    // Slot 0 is scratch for PY_VECTORCALL_ARGUMENTS_OFFSET.
+    let mut inline: [*mut ffi::PyObject; INLINE + 1] = [ptr::null_mut(); INLINE + 1];
+    let mut heap: Vec<*mut ffi::PyObject> = Vec::new();
+    let argv: &mut [*mut ffi::PyObject] = if n <= INLINE {
+        &mut inline[..n + 1]
+    } else {
+        heap.resize(n + 1, ptr::null_mut());
+        &mut heap[..]
+    };
+    let mut converted = 0;
+    let mut failed = false;
+    for (i, (off, ty)) in core.args.iter().enumerate() {
+        match read_value(py, ty, args.add(*off)) {
+            Ok(obj) => {
+                argv[i + 1] = obj.into_ptr();
+                converted += 1;
+            }
+            Err(e) => {
+                e.restore(py);
+                failed = true;
+                break;
+            }
+        }
+    }
+    let ret = if failed {
+        ptr::null_mut()
+    } else {
+        ffi::PyObject_Vectorcall(
+            core.callable.as_ptr(),
+            argv.as_ptr().add(1),
+            n | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+            ptr::null_mut(),
+        )
+    };
+    for a in &argv[1..=converted] {
+        ffi::Py_DECREF(*a);
+    }
+    if ret.is_null() {
+        fail(py, core, result, "");
+        return;
+    }
+    let ret = Bound::from_owned_ptr(py, ret);
+    let written = match &core.result {
+        Some(rt) => write_value(py, rt, result, &ret),
+        None if ret.is_none() => Ok(()),
+        None => Err(PyTypeError::new_err("callback with the return type 'void' must return None")),
+    };
+    if let Err(e) = written {
+        e.restore(py);
+        fail(py, core, result, ", trying to convert the result back to C");
+    }
+}
+
+/// The current Python exception made the callback fail: give `onerror` a chance to
+/// supply the result, else report it and return the `error` value.
+unsafe fn fail(py: Python<'_>, core: &CallbackCore, result: *mut u8, extra: &str) {
+    ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, 16);
+    let Some(onerror) = &core.onerror else {
+        report_unraisable(py, core, extra);
+        return;
+    };
+    let err = PyErr::fetch(py);
+    let exc_type = err.get_type(py);
+    let value = err.value(py).clone();
+    let tb = err.traceback(py).map(|t| t.into_any()).unwrap_or_else(|| py.None().into_bound(py));
+    match onerror.bind(py).call1((exc_type, value, tb)) {
+        Ok(r) if r.is_none() => {}
+        Ok(r) => {
+            let written = match &core.result {
+                Some(rt) => write_value(py, rt, result, &r),
+                None => Ok(()),
+            };
+            if let Err(e2) = written {
+                ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, 16);
+                err.restore(py);
+                report_unraisable(py, core, extra);
+                e2.restore(py);
+                write_unraisable_msg(py, "during handling of the above exception by 'onerror'");
+            }
+        }
+        Err(e2) => {
+            err.restore(py);
+            report_unraisable(py, core, extra);
+            e2.restore(py);
+            write_unraisable_msg(py, "during handling of the above exception by 'onerror'");
+        }
+    }
+}
+
+/// Reports the current exception as cffi does: "Exception ignored from cffi callback
+/// <repr of the callable><extra>".
+fn report_unraisable(py: Python<'_>, core: &CallbackCore, extra: &str) {
+    let name = core
+        .callable
+        .bind(py)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "<callable>".to_string());
+    write_unraisable_msg(py, &format!("from cffi callback {name}{extra}"));
+}
+
+fn write_unraisable_msg(py: Python<'_>, msg: &str) {
+    let msg = std::ffi::CString::new(msg.replace('\0', "?")).unwrap_or_default();
+    let _ = py;
+    // SAFETY: the GIL is held and an exception is set.
+    unsafe { _PyErr_WriteUnraisableMsg(msg.as_ptr(), ptr::null_mut()) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Value conversion. Callback arguments are read like struct fields, results written like
+// struct fields: these delegate to the shared conversion layer.
+
+unsafe fn read_value(py: Python<'_>, ty: &TypeRef, p: *const u8) -> PyResult<Py<PyAny>> {
+    interim_convert::read_value(py, ty, p)
+}
+
+unsafe fn write_value(py: Python<'_>, ty: &TypeRef, p: *mut u8, v: &Bound<'_, PyAny>) -> PyResult<()> {
+    interim_convert::write_value(py, ty, p, v)
+}
+
+/// Scalars only, until the runtime branch's `py::convert` is merged (then removed).
+mod interim_convert {
+    use pyo3::exceptions::{PyOverflowError, PyTypeError};
+    use pyo3::prelude::*;
+    use pyo3::types::{PyBytes, PyFloat, PyInt};
+
+    use crate::types::model::{Kind, PrimClass, TypeRef};
+
+    pub unsafe fn read_value(py: Python<'_>, ty: &TypeRef, p: *const u8) -> PyResult<Py<PyAny>> {
+        let (size, class, signed) = match &ty.kind {
+            Kind::Prim(i) => (i.size, i.class, i.signed),
+            Kind::Enum(e) => {
+                let i = e.underlying_info();
+                (i.size, PrimClass::SignedInt, i.signed)
+            }
+            Kind::Pointer(_) | Kind::FuncPtr(_) => (8, PrimClass::UnsignedInt, false),
+            _ => return Err(PyTypeError::new_err(format!("cannot read '{}'", ty.cname()))),
+        };
+        Ok(match class {
+            PrimClass::Float if size == 4 => PyFloat::new(py, *(p as *const f32) as f64).into_any().unbind(),
+            PrimClass::Float => PyFloat::new(py, *(p as *const f64)).into_any().unbind(),
+            PrimClass::Bool => (*p != 0).into_pyobject(py)?.to_owned().into_any().unbind(),
+            PrimClass::Char => PyBytes::new(py, &[*p]).into_any().unbind(),
+            _ => {
+                let v: i128 = match (size, signed) {
+                    (1, true) => *(p as *const i8) as i128,
+                    (1, false) => *p as i128,
+                    (2, true) => *(p as *const i16) as i128,
+                    (2, false) => *(p as *const u16) as i128,
+                    (4, true) => *(p as *const i32) as i128,
+                    (4, false) => *(p as *const u32) as i128,
+                    (_, true) => *(p as *const i64) as i128,
+                    (_, false) => *(p as *const u64) as i128,
+                };
+                v.into_pyobject(py)?.into_any().unbind()
+            }
+        })
+    }
+
+    pub unsafe fn write_value(py: Python<'_>, ty: &TypeRef, p: *mut u8, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        let _ = py;
+        let (size, class, signed) = match &ty.kind {
+            Kind::Prim(i) => (i.size, i.class, i.signed),
+            Kind::Enum(e) => {
+                let i = e.underlying_info();
+                (i.size, PrimClass::SignedInt, i.signed)
+            }
+            Kind::Pointer(_) | Kind::FuncPtr(_) => (8, PrimClass::UnsignedInt, false),
+            _ => return Err(PyTypeError::new_err(format!("cannot write '{}'", ty.cname()))),
+        };
+        match class {
+            PrimClass::Float => {
+                let d: f64 = v.extract()?;
+                if size == 4 { *(p as *mut f32) = d as f32 } else { *(p as *mut f64) = d }
+            }
+            _ => {
+                if !v.is_instance_of::<PyInt>() {
+                    return Err(PyTypeError::new_err("an integer is required"));
+                }
+                let x: i128 = v.extract()?;
+                let bits = size * 8;
+                let (lo, hi) = if signed { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) } else { (0, (1i128 << bits) - 1) };
+                if x < lo || x > hi {
+                    return Err(PyOverflowError::new_err(format!("integer {x} does not fit '{}'", ty.cname())));
+                }
+                let b = x.to_le_bytes();
+                std::ptr::copy_nonoverlapping(b.as_ptr(), p, size);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::types::model::{Prim, TypeTable};
+    use crate::types::target::Target;
+    use pyo3::types::PyDict;
+
+    #[test]
+    fn python_callable_called_from_c_with_and_without_the_gil() {
+        Python::initialize();
+        let mut t = TypeTable::new(Target::host());
+        let int = t.prim(Prim::Int);
+        let dbl = t.prim(Prim::Double);
+        let fptr = t.func_ptr(vec![int.clone(), dbl.clone()], &int, false);
+        let core = Python::attach(|py| {
+            let g = PyDict::new(py);
+            py.run(c"def f(a, b):\n    return a * 2 + int(b)\n", Some(&g), None).unwrap();
+            let f = g.get_item("f").unwrap().unwrap().unbind();
+            new_callback(py, &fptr, f, Some(&(-1i32).into_pyobject(py).unwrap().into_any()), None).unwrap()
+        });
+        let cfn: extern "C" fn(i32, f64) -> i32 = unsafe { std::mem::transmute(core.code_ptr()) };
+        // No GIL held by this thread here.
+        assert_eq!(cfn(20, 2.5), 42);
+        let from_thread = std::thread::spawn(move || cfn(1, 1.0)).join().unwrap();
+        assert_eq!(from_thread, 3);
+        Python::attach(|_py| assert_eq!(cfn(-5, 0.0), -10));
+        // Overflowing result: reported, `error` returned.
+        assert_eq!(cfn(i32::MAX, 0.0), -1);
+        Python::attach(|_py| drop(core));
+    }
+}
