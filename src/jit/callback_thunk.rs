@@ -14,64 +14,20 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{
-    self, types, AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, Type,
+    self, types, AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, Type, Value,
 };
-use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::entry_pool::ClosureReg;
+use super::native_call::{self, Slot};
+use crate::abi::{CallPlan, RetPass};
+use crate::types::target::Arch;
 
 /// The Rust side every thunk calls: `(closure, args buffer, result buffer)`.
 pub type Dispatcher = unsafe extern "C" fn(*const (), *mut u8, *mut u8);
-
-/// How one scalar argument or result travels (the subset of shapes the thunk codegen
-/// handles on its own; aggregates go through the ABI lowering).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ScalarRepr {
-    Int { size: u8, signed: bool },
-    F32,
-    F64,
-}
-
-impl ScalarRepr {
-    fn ir_type(self) -> Type {
-        match self {
-            ScalarRepr::Int { size: 1, .. } => types::I8,
-            ScalarRepr::Int { size: 2, .. } => types::I16,
-            ScalarRepr::Int { size: 4, .. } => types::I32,
-            ScalarRepr::Int { .. } => types::I64,
-            ScalarRepr::F32 => types::F32,
-            ScalarRepr::F64 => types::F64,
-        }
-    }
-
-    fn size(self) -> u32 {
-        self.ir_type().bytes()
-    }
-
-    fn abi_param(self) -> AbiParam {
-        let p = AbiParam::new(self.ir_type());
-        match self {
-            ScalarRepr::Int { size, signed: true } if size < 4 => p.sext(),
-            ScalarRepr::Int { size, signed: false } if size < 4 => p.uext(),
-            _ => p,
-        }
-    }
-
-    fn is_float(self) -> bool {
-        matches!(self, ScalarRepr::F32 | ScalarRepr::F64)
-    }
-}
-
-/// A callback signature reduced to what the machine code depends on.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ScalarShape {
-    pub args: Vec<ScalarRepr>,
-    /// `None` for `void`.
-    pub ret: Option<ScalarRepr>,
-}
 
 /// A compiled thunk and the buffer layout its dispatcher must follow.
 #[derive(Debug)]
@@ -81,6 +37,7 @@ pub struct Thunk {
     /// Offset of each argument's bytes in the args buffer.
     pub arg_offsets: Vec<u32>,
     pub args_size: u32,
+    /// Bytes of the C result the dispatcher writes (0 for void).
     pub result_size: u32,
 }
 
@@ -139,65 +96,115 @@ fn install_code(code: &[u8]) -> Result<*const u8, String> {
     }
 }
 
-/// Chooses where the closure pointer goes: the first integer register the C arguments
-/// leave free, else the first free float register. `None` if both kinds are used up.
-pub fn closure_reg_after(gprs_used: u8, vregs_used: u8) -> Option<ClosureReg> {
-    if gprs_used < ClosureReg::INT_REGS {
-        Some(ClosureReg::Int(gprs_used))
-    } else if vregs_used < ClosureReg::FLOAT_REGS {
-        Some(ClosureReg::Float(vregs_used))
-    } else {
-        None
-    }
-}
-
 fn align_up(x: u32, a: u32) -> u32 {
     x.div_ceil(a) * a
 }
 
-/// Compiles (or returns the cached) thunk for a scalar shape.
-pub fn scalar_thunk(shape: &ScalarShape, dispatcher: Dispatcher) -> Result<Arc<Thunk>, String> {
-    static CACHE: OnceLock<Mutex<HashMap<(ScalarShape, usize), Arc<Thunk>>>> = OnceLock::new();
+/// Compiles (or returns the cached) thunk for a lowered callback signature.
+pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thunk>, String> {
+    static CACHE: OnceLock<Mutex<HashMap<(String, usize), Arc<Thunk>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let key = (shape.clone(), dispatcher as usize);
+    // Plans are small; their debug form is a complete structural key.
+    let key = (format!("{plan:?}"), dispatcher as usize);
     if let Some(t) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(t.clone());
     }
-    let thunk = Arc::new(compile_scalar_thunk(shape, dispatcher)?);
-    cache.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(thunk.clone());
-    Ok(thunk)
+    let thunk = Arc::new(compile_thunk(plan, dispatcher)?);
+    Ok(cache.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(thunk).clone())
 }
 
-fn compile_scalar_thunk(shape: &ScalarShape, dispatcher: Dispatcher) -> Result<Thunk, String> {
+/// `fld tword [rdi]; ret`: leaves an x87 `long double` result in st(0). Cranelift never
+/// touches the x87 stack, so a thunk can call this last and then return.
+#[cfg(target_arch = "x86_64")]
+fn x87_load_helper() -> Result<usize, String> {
+    static HELPER: OnceLock<Result<usize, String>> = OnceLock::new();
+    HELPER.get_or_init(|| install_code(&[0xDB, 0x2F, 0xC3]).map(|p| p as usize)).clone()
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn x87_load_helper() -> Result<usize, String> {
+    Err("x87 results exist only on x86_64".into())
+}
+
+/// Where the closure pointer travels in the thunk's signature.
+enum ClosureParam {
+    /// Replaces the filler parameter at this index (a register the C caller leaves unused).
+    Replace(usize),
+    /// Appended as the last parameter.
+    Append,
+}
+
+/// Chooses the closure register: a filler register of the lowered signature, else the
+/// next free integer register, else a filler or free vector register.
+fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, ClosureReg), String> {
+    let (ngpr, nvec) = (ClosureReg::INT_REGS as usize, ClosureReg::FLOAT_REGS as usize);
+    // param_slots lists: [aarch64 sret], integer registers in order, vector registers in
+    // order, stack pieces; with stack pieces present every register is listed.
+    let start = usize::from(plan.arch == Arch::Aarch64 && plan.ret == RetPass::Sret);
+    let gpr_len = params[start..].iter().take_while(|p| p.value_type.is_int()).count().min(ngpr);
+    let vec_start = start + gpr_len;
+    let vec_len = params[vec_start..].iter().take_while(|p| !p.value_type.is_int()).count().min(nvec);
+    let slots = native_call::param_slots(plan, false);
+    let is_filler = |i: usize, ty: Type| slots[i].0 == Slot::Filler(ty);
+    if let Some(k) = (0..gpr_len).find(|&k| is_filler(start + k, types::I64)) {
+        return Ok((ClosureParam::Replace(start + k), ClosureReg::Int(k as u8)));
+    }
+    let any_stack = params.len() > vec_start + vec_len;
+    if gpr_len < ngpr && !any_stack {
+        return Ok((ClosureParam::Append, ClosureReg::Int(gpr_len as u8)));
+    }
+    if let Some(k) = (0..vec_len).find(|&k| is_filler(vec_start + k, types::F64)) {
+        return Ok((ClosureParam::Replace(vec_start + k), ClosureReg::Float(k as u8)));
+    }
+    if vec_len < nvec && !any_stack {
+        return Ok((ClosureParam::Append, ClosureReg::Float(vec_len as u8)));
+    }
+    Err("NotImplementedError: callback whose arguments use every argument register".into())
+}
+
+fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, String> {
     let isa = host_isa()?;
     let ptr_ty = isa.pointer_type();
-    let call_conv = CallConv::triple_default(isa.triple());
-
-    let gprs_used = shape.args.iter().filter(|a| !a.is_float()).count().min(255) as u8;
-    let vregs_used = shape.args.iter().filter(|a| a.is_float()).count().min(255) as u8;
-    let closure_reg = closure_reg_after(gprs_used, vregs_used)
-        .ok_or_else(|| "NotImplementedError: callback with all argument registers in use".to_string())?;
-
-    let mut sig = Signature::new(call_conv);
-    sig.params.extend(shape.args.iter().map(|a| a.abi_param()));
-    sig.params.push(AbiParam::new(match closure_reg {
-        ClosureReg::Int(_) => ptr_ty,
-        ClosureReg::Float(_) => types::F64,
-    }));
-    if let Some(r) = shape.ret {
-        sig.returns.push(r.abi_param());
+    if plan.variadic.is_some() {
+        return Err("NotImplementedError: variadic callbacks are not supported".into());
     }
+    let x87 = plan.ret == RetPass::X87;
+    let mut sig = if x87 {
+        // Cranelift cannot return in st(0): the thunk returns nothing and leaves the
+        // value on the x87 stack through `x87_load_helper`.
+        let mut s = Signature::new(isa.default_call_conv());
+        s.params = native_call::param_slots(plan, false).into_iter().map(|(_, p)| p).collect();
+        s
+    } else {
+        native_call::c_signature(plan, &**isa)?
+    };
+    let (closure_param, closure_reg) = place_closure(plan, &sig.params)?;
+    let closure_ty = match closure_reg {
+        ClosureReg::Int(_) => types::I64,
+        ClosureReg::Float(_) => types::F64,
+    };
+    let closure_index = match closure_param {
+        ClosureParam::Replace(i) => {
+            sig.params[i] = AbiParam::new(closure_ty);
+            i
+        }
+        ClosureParam::Append => {
+            sig.params.push(AbiParam::new(closure_ty));
+            sig.params.len() - 1
+        }
+    };
 
-    let mut arg_offsets = Vec::with_capacity(shape.args.len());
+    let mut arg_offsets = Vec::with_capacity(plan.args.len());
     let mut off = 0u32;
-    for a in &shape.args {
-        let sz = a.size();
-        off = align_up(off, sz.max(1));
+    for a in &plan.args {
+        off = align_up(off, a.align.max(1));
         arg_offsets.push(off);
-        off += sz;
+        off += a.size;
     }
     let args_size = align_up(off.max(8), 16);
-    let result_size = 16u32;
+    let result_size = if plan.ret == RetPass::Void { 0 } else { plan.ret_size };
+    let result_buf = align_up(result_size.max(16), 16);
+    let max_align = plan.args.iter().map(|a| a.align).chain([plan.ret_align, 16]).max().unwrap_or(16);
 
     let mut func = ir::Function::with_name_signature(ir::UserFuncName::default(), sig);
     let mut fctx = FunctionBuilderContext::new();
@@ -207,33 +214,41 @@ fn compile_scalar_thunk(shape: &ScalarShape, dispatcher: Dispatcher) -> Result<T
         b.append_block_params_for_function_params(block);
         b.switch_to_block(block);
         b.seal_block(block);
-        let params = b.block_params(block).to_vec();
-        let args_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, args_size, 4));
-        let res_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, result_size, 4));
-        for (i, a) in shape.args.iter().enumerate() {
-            let _ = a;
-            b.ins().stack_store(ptr_ty, params[i], args_slot, arg_offsets[i] as i32);
-        }
-        let closure_raw = params[shape.args.len()];
+        let mut params = b.block_params(block).to_vec();
+        let align_shift = max_align.trailing_zeros() as u8;
+        let args_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, args_size, align_shift));
+        let res_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, result_buf, align_shift));
+        let closure_raw = params[closure_index];
         let closure = match closure_reg {
             ClosureReg::Int(_) => closure_raw,
             ClosureReg::Float(_) => b.ins().bitcast(ptr_ty, MemFlagsData::new(), closure_raw),
         };
+        if matches!(closure_param, ClosureParam::Append) {
+            params.pop();
+        }
+        let arg_ptrs: Vec<Value> =
+            arg_offsets.iter().map(|&o| b.ins().stack_addr(ptr_ty, args_slot, o as i32)).collect();
+        native_call::emit_store_incoming(&mut b, plan, &params, &arg_ptrs);
         let args_ptr = b.ins().stack_addr(ptr_ty, args_slot, 0);
-        let res_ptr = b.ins().stack_addr(ptr_ty, res_slot, 0);
-        let mut dsig = Signature::new(call_conv);
+        // A hidden result pointer is written directly.
+        let res_ptr = match native_call::incoming_sret(plan, &params) {
+            Some(p) => p,
+            None => b.ins().stack_addr(ptr_ty, res_slot, 0),
+        };
+        let mut dsig = Signature::new(isa.default_call_conv());
         dsig.params.extend([AbiParam::new(ptr_ty), AbiParam::new(ptr_ty), AbiParam::new(ptr_ty)]);
         let dsig_ref = b.import_signature(dsig);
         let target = b.ins().iconst(ptr_ty, dispatcher as usize as i64);
         b.ins().call_indirect(dsig_ref, target, &[closure, args_ptr, res_ptr]);
-        match shape.ret {
-            Some(r) => {
-                let v = b.ins().stack_load(ptr_ty, r.ir_type(), res_slot, 0);
-                b.ins().return_(&[v]);
-            }
-            None => {
-                b.ins().return_(&[]);
-            }
+        if x87 {
+            let mut hsig = Signature::new(isa.default_call_conv());
+            hsig.params.push(AbiParam::new(ptr_ty));
+            let hsig_ref = b.import_signature(hsig);
+            let helper = b.ins().iconst(ptr_ty, x87_load_helper()? as i64);
+            b.ins().call_indirect(hsig_ref, helper, &[res_ptr]);
+            b.ins().return_(&[]);
+        } else {
+            native_call::emit_return_from_memory(&mut b, plan, &params, res_ptr);
         }
         b.finalize(isa.frontend_config());
     }
@@ -256,69 +271,134 @@ pub fn compile_function(func: ir::Function) -> Result<Vec<u8>, String> {
     Ok(compiled.code_buffer().to_vec())
 }
 
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use crate::abi::test_layout::{field, record};
     use crate::jit::entry_pool;
+    use crate::types::model::{Prim, TypeRef, TypeTable};
+    use crate::types::target::Target;
 
-    struct TestClosure {
+    /// Test closure: the types of the arguments, so the dispatcher can sum them.
+    struct Sum {
+        kinds: Vec<char>,
         offsets: Vec<u32>,
-        calls: std::sync::atomic::AtomicUsize,
     }
 
-    /// Sums (i32, f64, i8) and returns it as an i64 (the f64 truncated), times 10 + calls.
-    unsafe extern "C" fn test_dispatch(closure: *const (), args: *mut u8, result: *mut u8) {
-        let c = &*(closure as *const TestClosure);
-        let n = c.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as i64;
-        let a = *(args.add(c.offsets[0] as usize) as *const i32) as i64;
-        let d = *(args.add(c.offsets[1] as usize) as *const f64);
-        let s = *(args.add(c.offsets[2] as usize) as *const i8) as i64;
-        *(result as *mut i64) = (a + d as i64 + s) * 10 + n;
-    }
-
-    #[test]
-    fn scalar_thunk_round_trip_through_an_entry_stub() {
-        let shape = ScalarShape {
-            args: vec![
-                ScalarRepr::Int { size: 4, signed: true },
-                ScalarRepr::F64,
-                ScalarRepr::Int { size: 1, signed: true },
-            ],
-            ret: Some(ScalarRepr::Int { size: 8, signed: true }),
-        };
-        let t = scalar_thunk(&shape, test_dispatch).unwrap();
-        assert_eq!(t.closure_reg, ClosureReg::Int(2));
-        let t2 = scalar_thunk(&shape, test_dispatch).unwrap();
-        assert!(Arc::ptr_eq(&t, &t2), "same shape compiles once");
-        let c = Box::new(TestClosure { offsets: t.arg_offsets.clone(), calls: Default::default() });
-        let slot = entry_pool::alloc(t.closure_reg, &*c as *const TestClosure as *const (), t.code).unwrap();
-        let f: extern "C" fn(i32, f64, i8) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
-        assert_eq!(f(-5, 100.75, -128), (-5 + 100 - 128) * 10);
-        assert_eq!(f(i32::MAX, 0.0, 127), (i32::MAX as i64 + 127) * 10 + 1);
-    }
-
-    unsafe extern "C" fn float_dispatch(closure: *const (), args: *mut u8, result: *mut u8) {
-        let c = &*(closure as *const TestClosure);
+    /// Sums every argument (i = i64-ish integers by size letter, d = double, f = float,
+    /// p = struct {double, double}), writes the sum per `kinds[last]` as the result.
+    unsafe extern "C" fn sum_dispatch(closure: *const (), args: *mut u8, result: *mut u8) {
+        let c = &*(closure as *const Sum);
         let mut acc = 0.0f64;
-        for (i, off) in c.offsets.iter().enumerate() {
+        for (k, off) in c.kinds[..c.kinds.len() - 1].iter().zip(&c.offsets) {
             let p = args.add(*off as usize);
-            acc += if i < 6 { *(p as *const i64) as f64 } else { *(p as *const f32) as f64 };
+            acc += match k {
+                'b' => *(p as *const i8) as f64,
+                'i' => *(p as *const i32) as f64,
+                'l' => *(p as *const i64) as f64,
+                'd' => *(p as *const f64),
+                'f' => *(p as *const f32) as f64,
+                'p' => *(p as *const f64) + *(p as *const f64).add(1),
+                _ => unreachable!(),
+            };
         }
-        *(result as *mut f32) = acc as f32;
+        match c.kinds.last().unwrap() {
+            'l' => *(result as *mut i64) = acc as i64,
+            'd' => *(result as *mut f64) = acc,
+            'f' => *(result as *mut f32) = acc as f32,
+            // struct {double, double}: (acc, -acc); struct {long, long, long}: (acc, 2acc, 3acc)
+            'p' => {
+                *(result as *mut f64) = acc;
+                *(result as *mut f64).add(1) = -acc;
+            }
+            't' => {
+                for k in 0..3 {
+                    *(result as *mut i64).add(k) = acc as i64 * (k as i64 + 1);
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    fn ty_of(t: &mut TypeTable, k: char) -> TypeRef {
+        let d = t.prim(Prim::Double);
+        let l = t.prim(Prim::Long);
+        match k {
+            'b' => t.prim(Prim::SChar),
+            'i' => t.prim(Prim::Int),
+            'l' => l,
+            'd' => d,
+            'f' => t.prim(Prim::Float),
+            'p' => record(t, "struct pt", false, false, vec![field("x", &d), field("y", &d)]),
+            't' => record(t, "struct three", false, false, vec![field("a", &l), field("b", &l), field("c", &l)]),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Builds a callback of signature `kinds` (last = result) and returns (entry slot, closure).
+    fn make(kinds: &str) -> (entry_pool::EntrySlot, Box<Sum>, Arc<Thunk>) {
+        let mut t = TypeTable::new(Target::X86_64_LINUX);
+        let kinds: Vec<char> = kinds.chars().collect();
+        let args: Vec<TypeRef> = kinds[..kinds.len() - 1].iter().map(|&k| ty_of(&mut t, k)).collect();
+        let ret = ty_of(&mut t, *kinds.last().unwrap());
+        let f = t.func_ptr(args, &ret, false);
+        let crate::types::model::Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
+        let plan = crate::abi::lower(sig, &Target::X86_64_LINUX).unwrap();
+        let thunk = thunk_for_plan(&plan, sum_dispatch).unwrap();
+        let c = Box::new(Sum { kinds, offsets: thunk.arg_offsets.clone() });
+        let slot = entry_pool::alloc(thunk.closure_reg, &*c as *const Sum as *const (), thunk.code).unwrap();
+        (slot, c, thunk)
     }
 
     #[test]
-    fn closure_moves_to_a_float_register_when_integer_ones_are_used_up() {
-        let mut args = vec![ScalarRepr::Int { size: 8, signed: true }; 6];
-        args.push(ScalarRepr::F32);
-        args.push(ScalarRepr::F32);
-        let shape = ScalarShape { args, ret: Some(ScalarRepr::F32) };
-        let t = scalar_thunk(&shape, float_dispatch).unwrap();
-        assert_eq!(t.closure_reg, ClosureReg::Float(2));
-        let c = Box::new(TestClosure { offsets: t.arg_offsets.clone(), calls: Default::default() });
-        let slot = entry_pool::alloc(t.closure_reg, &*c as *const TestClosure as *const (), t.code).unwrap();
-        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f32, f32) -> f32 =
-            unsafe { std::mem::transmute(slot.code_ptr()) };
+    fn scalar_arguments_and_result() {
+        let (slot, _c, thunk) = make("idbl");
+        assert_eq!(thunk.closure_reg, ClosureReg::Int(2));
+        let f: extern "C" fn(i32, f64, i8) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
+        assert_eq!(f(-5, 100.0, -128), -33);
+        assert_eq!(f(i32::MAX, 0.0, 127), i32::MAX as i64 + 127);
+        let (_s2, _c2, thunk2) = make("idbl");
+        assert!(Arc::ptr_eq(&thunk, &thunk2), "a known shape compiles nothing");
+    }
+
+    #[test]
+    fn closure_in_float_register_when_integer_registers_are_full() {
+        let (slot, _c, thunk) = make("llllllfff");
+        assert_eq!(thunk.closure_reg, ClosureReg::Float(2));
+        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f32, f32) -> f32 = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 0.5, 0.25), 21.75);
+    }
+
+    #[test]
+    fn stack_arguments_use_a_filler_register() {
+        let (slot, _c, thunk) = make("lllllllldl");
+        assert_eq!(thunk.closure_reg, ClosureReg::Float(1));
+        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, i64, i64, f64) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
+        assert_eq!(f(1, 2, 3, 4, 5, 6, 7, 80, 0.5), 108);
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Pt {
+        x: f64,
+        y: f64,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Three {
+        a: i64,
+        b: i64,
+        c: i64,
+    }
+
+    #[test]
+    fn structs_by_value_in_and_out() {
+        let (slot, _c, _t) = make("ippp");
+        let f: extern "C" fn(i32, Pt, Pt) -> Pt = unsafe { std::mem::transmute(slot.code_ptr()) };
+        assert_eq!(f(1, Pt { x: 2.0, y: 3.0 }, Pt { x: 4.0, y: 5.5 }), Pt { x: 15.5, y: -15.5 });
+        let (slot, _c, _t) = make("lpt");
+        let f: extern "C" fn(i64, Pt) -> Three = unsafe { std::mem::transmute(slot.code_ptr()) };
+        assert_eq!(f(10, Pt { x: 1.0, y: 1.0 }), Three { a: 12, b: 24, c: 36 });
     }
 }

@@ -18,9 +18,11 @@ use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::jit::callback_thunk::{self, ScalarRepr, ScalarShape, Thunk};
+use crate::abi;
+use crate::jit::callback_thunk::{self, Thunk};
+use crate::types::target::Target;
 use crate::jit::entry_pool::{self, EntrySlot};
-use crate::types::model::{FuncSig, Kind, PrimClass, TypeNode, TypeRef};
+use crate::types::model::{FuncSig, Kind, TypeNode, TypeRef};
 
 extern "C" {
     // CPython 3.8–3.12: reports the current exception through sys.unraisablehook with
@@ -37,7 +39,7 @@ pub struct CallbackCore {
     /// `None` for `void`.
     result: Option<TypeRef>,
     /// What to return when the callable fails: the `error` argument as C bytes.
-    error_result: [u8; 16],
+    error_result: Box<[u8]>,
     slot: Option<EntrySlot>,
     thunk: Arc<Thunk>,
 }
@@ -61,53 +63,29 @@ impl Drop for CallbackCore {
     }
 }
 
-/// The machine-code shape of a callback type, or why it cannot be a callback.
-fn scalar_repr(ty: &TypeNode) -> Option<ScalarRepr> {
-    match &ty.kind {
-        Kind::Prim(p) => match p.class {
-            PrimClass::Float if p.size == 4 => Some(ScalarRepr::F32),
-            PrimClass::Float => Some(ScalarRepr::F64),
-            PrimClass::LongDouble | PrimClass::Complex => None,
-            _ => Some(ScalarRepr::Int { size: p.size as u8, signed: p.signed }),
-        },
-        Kind::Enum(e) => {
-            let i = e.underlying_info();
-            Some(ScalarRepr::Int { size: i.size as u8, signed: i.signed })
-        }
-        Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Array(..) => Some(ScalarRepr::Int { size: 8, signed: false }),
-        _ => None,
-    }
-}
-
-fn unsupported(fptr: &TypeNode) -> PyErr {
+fn unsupported(fptr: &TypeNode, why: &str) -> PyErr {
     PyNotImplementedError::new_err(format!(
-        "{}: callback with unsupported argument or return type or with '...'",
-        fptr.cname()
+        "{}: callback with unsupported argument or return type or with '...'{}",
+        fptr.cname(),
+        if why.is_empty() { String::new() } else { format!(" ({why})") }
     ))
 }
 
-/// The thunk for a function-pointer type (compiled once per shape).
+/// The thunk for a function-pointer type (compiled once per ABI shape).
 pub fn thunk_for(fptr: &TypeNode) -> PyResult<Arc<Thunk>> {
     let sig: &FuncSig = match &fptr.kind {
         Kind::FuncPtr(sig) => sig,
         _ => return Err(PyTypeError::new_err(format!("expected a function ctype, got '{}'", fptr.cname()))),
     };
     if sig.variadic {
-        return Err(unsupported(fptr));
+        return Err(unsupported(fptr, ""));
     }
-    let mut args = Vec::with_capacity(sig.args.len());
-    for a in &sig.args {
-        args.push(scalar_repr(a).ok_or_else(|| unsupported(fptr))?);
-    }
-    let ret = match &sig.result.kind {
-        Kind::Void => None,
-        _ => Some(scalar_repr(&sig.result).ok_or_else(|| unsupported(fptr))?),
+    let to_err = |e: String| match e.strip_prefix("NotImplementedError: ") {
+        Some(m) => unsupported(fptr, m),
+        None => PyTypeError::new_err(e),
     };
-    callback_thunk::scalar_thunk(&ScalarShape { args, ret }, dispatch)
-        .map_err(|e| match e.strip_prefix("NotImplementedError: ") {
-            Some(m) => PyNotImplementedError::new_err(format!("{}: {m}", fptr.cname())),
-            None => PyTypeError::new_err(e),
-        })
+    let plan = abi::lower(sig, &Target::host()).map_err(to_err)?;
+    callback_thunk::thunk_for_plan(&plan, dispatch).map_err(to_err)
 }
 
 /// Builds a callback: validates `callable`/`onerror`, converts `error`, takes an entry
@@ -136,10 +114,10 @@ pub fn new_callback(
         Kind::Void => None,
         _ => Some(sig.result.clone()),
     };
-    let mut error_result = [0u8; 16];
+    let mut error_result = vec![0u8; thunk.result_size as usize].into_boxed_slice();
     if let (Some(err), Some(rt)) = (error, &result) {
         if !err.is_none() {
-            // SAFETY: 16 bytes hold any scalar result.
+            // SAFETY: the buffer has the result type's size.
             unsafe { write_value(py, rt, error_result.as_mut_ptr(), err)? };
         }
     }
@@ -168,7 +146,7 @@ unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, result: *mut u8
         invoke(py, core, args, result);
     }));
     if outcome.is_err() {
-        ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, 16);
+        ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, core.error_result.len());
         let py = Python::assume_attached();
         pyo3::exceptions::PySystemError::new_err("Rust panic inside a jitffi callback").restore(py);
         report_unraisable(py, core, "");
@@ -236,7 +214,7 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
 /// The current Python exception made the callback fail: give `onerror` a chance to
 /// supply the result, else report it and return the `error` value.
 unsafe fn fail(py: Python<'_>, core: &CallbackCore, result: *mut u8, extra: &str) {
-    ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, 16);
+    ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, core.error_result.len());
     let Some(onerror) = &core.onerror else {
         report_unraisable(py, core, extra);
         return;
@@ -253,7 +231,7 @@ unsafe fn fail(py: Python<'_>, core: &CallbackCore, result: *mut u8, extra: &str
                 None => Ok(()),
             };
             if let Err(e2) = written {
-                ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, 16);
+                ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, core.error_result.len());
                 err.restore(py);
                 report_unraisable(py, core, extra);
                 e2.restore(py);
