@@ -10,9 +10,11 @@
 //! C: they are reported through `sys.unraisablehook` exactly as cffi words them, and the
 //! `error` value is returned. Dropping the core gives the entry slot back to the pool.
 
+use std::cell::UnsafeCell;
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
 use pyo3::ffi;
@@ -30,16 +32,40 @@ extern "C" {
     fn _PyErr_WriteUnraisableMsg(err_msg: *const libc::c_char, obj: *mut ffi::PyObject);
 }
 
+/// What a callback calls; replaceable (under the GIL) for `extern "Python"` functions,
+/// whose C address exists before `@ffi.def_extern()` binds them.
+pub struct Binding {
+    /// `None`: an `extern "Python"` function not bound yet.
+    pub callable: Option<Py<PyAny>>,
+    pub onerror: Option<Py<PyAny>>,
+    /// What to return when the callable fails: the `error` argument as C bytes.
+    pub error_result: Box<[u8]>,
+}
+
+/// Only touched with the GIL held (creation, `def_extern`, the dispatcher).
+struct BindingCell(UnsafeCell<Binding>);
+// SAFETY: every access happens under the GIL (see `get`).
+unsafe impl Sync for BindingCell {}
+unsafe impl Send for BindingCell {}
+
+impl BindingCell {
+    #[allow(clippy::mut_from_ref)]
+    fn get(&self, _py: Python<'_>) -> &mut Binding {
+        // SAFETY: the GIL serializes accesses; callers keep no borrow across Python code.
+        unsafe { &mut *self.0.get() }
+    }
+}
+
 /// One live callback. Owned by its cdata; the entry slot points at it.
 pub struct CallbackCore {
-    callable: Py<PyAny>,
-    onerror: Option<Py<PyAny>>,
+    binding: BindingCell,
     /// Offset of each argument in the thunk's args buffer, and its C type.
     args: Vec<(usize, TypeRef)>,
     /// `None` for `void`.
     result: Option<TypeRef>,
-    /// What to return when the callable fails: the `error` argument as C bytes.
-    error_result: Box<[u8]>,
+    result_size: usize,
+    /// Set for `extern "Python"` functions (named in error reports).
+    extern_name: Option<String>,
     slot: Option<EntrySlot>,
     thunk: Arc<Thunk>,
 }
@@ -50,8 +76,8 @@ impl CallbackCore {
         self.slot.as_ref().map_or(ptr::null(), |s| s.code_ptr())
     }
 
-    pub fn callable(&self) -> &Py<PyAny> {
-        &self.callable
+    pub fn callable(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.binding.get(py).callable.as_ref().map(|c| c.clone_ref(py))
     }
 }
 
@@ -71,8 +97,16 @@ fn unsupported(fptr: &TypeNode, why: &str) -> PyErr {
     ))
 }
 
-/// The thunk for a function-pointer type (compiled once per ABI shape).
-pub fn thunk_for(fptr: &TypeNode) -> PyResult<Arc<Thunk>> {
+/// The thunk for a function-pointer type (compiled once per ABI shape; looked up once
+/// per type node, so creating a callback of a known type neither lowers nor compiles).
+pub fn thunk_for(fptr: &TypeRef) -> PyResult<Arc<Thunk>> {
+    type Cache = HashMap<usize, (TypeRef, Arc<Thunk>)>;
+    static BY_TYPE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    let cache = BY_TYPE.get_or_init(Default::default);
+    let key = Arc::as_ptr(fptr) as usize;
+    if let Some((_, t)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(t.clone());
+    }
     let sig: &FuncSig = match &fptr.kind {
         Kind::FuncPtr(sig) => sig,
         _ => return Err(PyTypeError::new_err(format!("expected a function ctype, got '{}'", fptr.cname()))),
@@ -85,7 +119,82 @@ pub fn thunk_for(fptr: &TypeNode) -> PyResult<Arc<Thunk>> {
         None => PyTypeError::new_err(e),
     };
     let plan = abi::lower(sig, &Target::host()).map_err(to_err)?;
-    callback_thunk::thunk_for_plan(&plan, dispatch).map_err(to_err)
+    let thunk = callback_thunk::thunk_for_plan(&plan, dispatch).map_err(to_err)?;
+    // The cache keeps the node alive, so its address is never reused for another type.
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (fptr.clone(), thunk.clone()));
+    Ok(thunk)
+}
+
+fn check_onerror(py: Python<'_>, onerror: &Option<Py<PyAny>>) -> PyResult<()> {
+    if let Some(o) = onerror {
+        if !o.bind(py).is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "expected a callable object for 'onerror', not {}",
+                o.bind(py).get_type().name()?
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The `error` argument as result bytes (zeros for None).
+fn error_bytes(py: Python<'_>, result: &Option<TypeRef>, size: usize, error: Option<&Bound<'_, PyAny>>) -> PyResult<Box<[u8]>> {
+    let mut bytes = vec![0u8; size].into_boxed_slice();
+    if let (Some(err), Some(rt)) = (error, result) {
+        if !err.is_none() {
+            // SAFETY: the buffer has the result type's size.
+            unsafe { write_value(py, rt, bytes.as_mut_ptr(), err)? };
+        }
+    }
+    Ok(bytes)
+}
+
+/// Makes a core for `fptr` with `binding` and takes its entry slot.
+fn new_core(
+    py: Python<'_>,
+    fptr: &TypeRef,
+    callable: Option<Py<PyAny>>,
+    error: Option<&Bound<'_, PyAny>>,
+    onerror: Option<Py<PyAny>>,
+    extern_name: Option<String>,
+) -> PyResult<Box<CallbackCore>> {
+    check_onerror(py, &onerror)?;
+    let thunk = thunk_for(fptr)?;
+    let Kind::FuncPtr(sig) = &fptr.kind else { unreachable!("checked by thunk_for") };
+    let result = match sig.result.kind {
+        Kind::Void => None,
+        _ => Some(sig.result.clone()),
+    };
+    let result_size = thunk.result_size as usize;
+    let error_result = error_bytes(py, &result, result_size, error)?;
+    let args = sig.args.iter().zip(&thunk.arg_offsets).map(|(t, off)| (*off as usize, t.clone())).collect();
+    let binding = BindingCell(UnsafeCell::new(Binding { callable, onerror, error_result }));
+    let mut core = Box::new(CallbackCore { binding, args, result, result_size, extern_name, slot: None, thunk });
+    let core_ptr = &*core as *const CallbackCore as *const ();
+    let slot = entry_pool::alloc(core.thunk.closure_reg, core_ptr, core.thunk.code)
+        .map_err(pyo3::exceptions::PyMemoryError::new_err)?;
+    core.slot = Some(slot);
+    Ok(core)
+}
+
+/// Rebinds an `extern "Python"` core (`@ffi.def_extern()`).
+pub fn bind_extern(
+    py: Python<'_>,
+    core: &CallbackCore,
+    callable: Py<PyAny>,
+    error: Option<&Bound<'_, PyAny>>,
+    onerror: Option<Py<PyAny>>,
+) -> PyResult<()> {
+    check_onerror(py, &onerror)?;
+    let error_result = error_bytes(py, &core.result, core.result_size, error)?;
+    let old = std::mem::replace(core.binding.get(py), Binding { callable: Some(callable), onerror, error_result });
+    drop(old);
+    Ok(())
+}
+
+/// The core of a not yet bound `extern "Python"` function named `name`.
+pub fn new_extern_core(py: Python<'_>, fptr: &TypeRef, name: &str) -> PyResult<Box<CallbackCore>> {
+    new_core(py, fptr, None, None, None, Some(name.to_string()))
 }
 
 /// Builds a callback: validates `callable`/`onerror`, converts `error`, takes an entry
@@ -100,39 +209,7 @@ pub fn new_callback(
     if !callable.bind(py).is_callable() {
         return Err(PyTypeError::new_err("the 'python_callable' argument is not callable"));
     }
-    if let Some(o) = &onerror {
-        if !o.bind(py).is_callable() {
-            return Err(PyTypeError::new_err(format!(
-                "expected a callable object for 'onerror', not {}",
-                o.bind(py).get_type().name()?
-            )));
-        }
-    }
-    let thunk = thunk_for(fptr)?;
-    let Kind::FuncPtr(sig) = &fptr.kind else { unreachable!("checked by thunk_for") };
-    let result = match sig.result.kind {
-        Kind::Void => None,
-        _ => Some(sig.result.clone()),
-    };
-    let mut error_result = vec![0u8; thunk.result_size as usize].into_boxed_slice();
-    if let (Some(err), Some(rt)) = (error, &result) {
-        if !err.is_none() {
-            // SAFETY: the buffer has the result type's size.
-            unsafe { write_value(py, rt, error_result.as_mut_ptr(), err)? };
-        }
-    }
-    let args = sig
-        .args
-        .iter()
-        .zip(&thunk.arg_offsets)
-        .map(|(t, off)| (*off as usize, t.clone()))
-        .collect();
-    let mut core = Box::new(CallbackCore { callable, onerror, args, result, error_result, slot: None, thunk });
-    let core_ptr = &*core as *const CallbackCore as *const ();
-    let slot = entry_pool::alloc(core.thunk.closure_reg, core_ptr, core.thunk.code)
-        .map_err(pyo3::exceptions::PyMemoryError::new_err)?;
-    core.slot = Some(slot);
-    Ok(core)
+    new_core(py, fptr, Some(callable), error, onerror, None)
 }
 
 /// Entered from every thunk. Must not unwind and must not let a Python error escape.
@@ -146,16 +223,37 @@ unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, result: *mut u8
         invoke(py, core, args, result);
     }));
     if outcome.is_err() {
-        ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, core.error_result.len());
-        let py = Python::assume_attached();
-        pyo3::exceptions::PySystemError::new_err("Rust panic inside a jitffi callback").restore(py);
-        report_unraisable(py, core, "");
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let py = Python::assume_attached();
+            put_error_result(py, core, result);
+            pyo3::exceptions::PySystemError::new_err("Rust panic inside a jitffi callback").restore(py);
+            write_unraisable_msg(py, "from cffi callback (Rust panic)");
+        }));
     }
     ffi::PyGILState_Release(gil);
 }
 
-/// Calls the Python function for one C call; every failure ends in `error_result`.
+unsafe fn put_error_result(py: Python<'_>, core: &CallbackCore, result: *mut u8) {
+    let e = &core.binding.get(py).error_result;
+    ptr::copy_nonoverlapping(e.as_ptr(), result, e.len());
+}
+
+/// Calls the Python function for one C call; every failure ends in the error result.
 unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mut u8) {
+    // A strong reference for the duration of the call: `def_extern` may rebind meanwhile.
+    let callable = match &core.binding.get(py).callable {
+        Some(c) => c.clone_ref(py),
+        None => {
+            put_error_result(py, core, result);
+            let name = core.extern_name.as_deref().unwrap_or("?");
+            pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "extern \"Python\": function {name}() called, but @ffi.def_extern() was not called"
+            ))
+            .restore(py);
+            write_unraisable_msg(py, &format!("from extern \"Python\" function {name}()"));
+            return;
+        }
+    };
     const INLINE: usize = 8;
     let n = core.args.len();
     // Slot 0 is scratch for PY_VECTORCALL_ARGUMENTS_OFFSET.
@@ -186,7 +284,7 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
         ptr::null_mut()
     } else {
         ffi::PyObject_Vectorcall(
-            core.callable.as_ptr(),
+            callable.as_ptr(),
             argv.as_ptr().add(1),
             n | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
             ptr::null_mut(),
@@ -196,7 +294,7 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
         ffi::Py_DECREF(*a);
     }
     if ret.is_null() {
-        fail(py, core, result, "");
+        fail(py, core, &callable, result, "");
         return;
     }
     let ret = Bound::from_owned_ptr(py, ret);
@@ -207,55 +305,44 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
     };
     if let Err(e) = written {
         e.restore(py);
-        fail(py, core, result, ", trying to convert the result back to C");
+        fail(py, core, &callable, result, ", trying to convert the result back to C");
     }
 }
 
 /// The current Python exception made the callback fail: give `onerror` a chance to
 /// supply the result, else report it and return the `error` value.
-unsafe fn fail(py: Python<'_>, core: &CallbackCore, result: *mut u8, extra: &str) {
-    ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, core.error_result.len());
-    let Some(onerror) = &core.onerror else {
-        report_unraisable(py, core, extra);
+unsafe fn fail(py: Python<'_>, core: &CallbackCore, callable: &Py<PyAny>, result: *mut u8, extra: &str) {
+    put_error_result(py, core, result);
+    let onerror = core.binding.get(py).onerror.as_ref().map(|o| o.clone_ref(py));
+    let Some(onerror) = onerror else {
+        report_unraisable(py, callable, extra);
         return;
     };
     let err = PyErr::fetch(py);
     let exc_type = err.get_type(py);
     let value = err.value(py).clone();
     let tb = err.traceback(py).map(|t| t.into_any()).unwrap_or_else(|| py.None().into_bound(py));
-    match onerror.bind(py).call1((exc_type, value, tb)) {
-        Ok(r) if r.is_none() => {}
-        Ok(r) => {
-            let written = match &core.result {
-                Some(rt) => write_value(py, rt, result, &r),
-                None => Ok(()),
-            };
-            if let Err(e2) = written {
-                ptr::copy_nonoverlapping(core.error_result.as_ptr(), result, core.error_result.len());
-                err.restore(py);
-                report_unraisable(py, core, extra);
-                e2.restore(py);
-                write_unraisable_msg(py, "during handling of the above exception by 'onerror'");
-            }
-        }
-        Err(e2) => {
-            err.restore(py);
-            report_unraisable(py, core, extra);
-            e2.restore(py);
-            write_unraisable_msg(py, "during handling of the above exception by 'onerror'");
-        }
+    let second = match onerror.bind(py).call1((exc_type, value, tb)) {
+        Ok(r) if r.is_none() => None,
+        Ok(r) => match &core.result {
+            Some(rt) => write_value(py, rt, result, &r).err(),
+            None => None,
+        },
+        Err(e2) => Some(e2),
+    };
+    if let Some(e2) = second {
+        put_error_result(py, core, result);
+        err.restore(py);
+        report_unraisable(py, callable, extra);
+        e2.restore(py);
+        write_unraisable_msg(py, "during handling of the above exception by 'onerror'");
     }
 }
 
 /// Reports the current exception as cffi does: "Exception ignored from cffi callback
 /// <repr of the callable><extra>".
-fn report_unraisable(py: Python<'_>, core: &CallbackCore, extra: &str) {
-    let name = core
-        .callable
-        .bind(py)
-        .repr()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| "<callable>".to_string());
+fn report_unraisable(py: Python<'_>, callable: &Py<PyAny>, extra: &str) {
+    let name = callable.bind(py).repr().map(|r| r.to_string()).unwrap_or_else(|_| "<callable>".to_string());
     write_unraisable_msg(py, &format!("from cffi callback {name}{extra}"));
 }
 
