@@ -63,37 +63,10 @@ pub fn host_isa() -> Result<&'static OwnedTargetIsa, String> {
     .map_err(|e| e.clone())
 }
 
-/// Copies finished machine code into fresh read+execute memory, never freed (thunks are
-/// per shape, so their number is bounded by the program's distinct callback types).
+/// Thunks live in the jit's executable arena (never freed: they are per shape, so their
+/// number is bounded by the program's distinct callback types).
 fn install_code(code: &[u8]) -> Result<*const u8, String> {
-    // SAFETY: sysconf has no preconditions; mmap/mprotect results are checked.
-    unsafe {
-        let page = libc::sysconf(libc::_SC_PAGESIZE).max(4096) as usize;
-        let len = code.len().div_ceil(page) * page;
-        let mem = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if mem == libc::MAP_FAILED {
-            return Err(format!("mmap for a callback thunk failed: {}", std::io::Error::last_os_error()));
-        }
-        std::ptr::copy_nonoverlapping(code.as_ptr(), mem as *mut u8, code.len());
-        #[cfg(target_arch = "aarch64")]
-        {
-            extern "C" {
-                fn __clear_cache(start: *mut libc::c_char, end: *mut libc::c_char);
-            }
-            __clear_cache(mem as *mut libc::c_char, (mem as *mut libc::c_char).add(code.len()));
-        }
-        if libc::mprotect(mem, len, libc::PROT_READ | libc::PROT_EXEC) != 0 {
-            return Err(format!("mprotect for a callback thunk failed: {}", std::io::Error::last_os_error()));
-        }
-        Ok(mem as *const u8)
-    }
+    super::execmem::install(code)
 }
 
 fn align_up(x: u32, a: u32) -> u32 {
