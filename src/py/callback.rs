@@ -14,13 +14,22 @@ use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use pyo3::types::{PyCFunction, PyString, PyTuple};
+
+use super::cdata::{CData, Owner};
+use super::convert;
+use super::ctype::CType;
+use super::errors::FFIError;
+use super::ffi::FFI;
+use super::state::{FfiRef, FfiShared};
 use crate::abi;
+use crate::types::decls::Decl;
 use crate::jit::callback_thunk::{self, Thunk};
 use crate::types::target::Target;
 use crate::jit::entry_pool::{self, EntrySlot};
@@ -59,6 +68,8 @@ impl BindingCell {
 /// One live callback. Owned by its cdata; the entry slot points at it.
 pub struct CallbackCore {
     binding: BindingCell,
+    /// The FFI whose types the arguments and result are (for conversions).
+    ffi: FfiRef,
     /// Offset of each argument in the thunk's args buffer, and its C type.
     args: Vec<(usize, TypeRef)>,
     /// `None` for `void`.
@@ -138,12 +149,18 @@ fn check_onerror(py: Python<'_>, onerror: &Option<Py<PyAny>>) -> PyResult<()> {
 }
 
 /// The `error` argument as result bytes (zeros for None).
-fn error_bytes(py: Python<'_>, result: &Option<TypeRef>, size: usize, error: Option<&Bound<'_, PyAny>>) -> PyResult<Box<[u8]>> {
+fn error_bytes(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    result: &Option<TypeRef>,
+    size: usize,
+    error: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Box<[u8]>> {
     let mut bytes = vec![0u8; size].into_boxed_slice();
     if let (Some(err), Some(rt)) = (error, result) {
         if !err.is_none() {
             // SAFETY: the buffer has the result type's size.
-            unsafe { write_value(py, rt, bytes.as_mut_ptr(), err)? };
+            unsafe { write_value(py, ffi, rt, bytes.as_mut_ptr(), err)? };
         }
     }
     Ok(bytes)
@@ -152,6 +169,7 @@ fn error_bytes(py: Python<'_>, result: &Option<TypeRef>, size: usize, error: Opt
 /// Makes a core for `fptr` with `binding` and takes its entry slot.
 fn new_core(
     py: Python<'_>,
+    ffi: &FfiRef,
     fptr: &TypeRef,
     callable: Option<Py<PyAny>>,
     error: Option<&Bound<'_, PyAny>>,
@@ -166,10 +184,11 @@ fn new_core(
         _ => Some(sig.result.clone()),
     };
     let result_size = thunk.result_size as usize;
-    let error_result = error_bytes(py, &result, result_size, error)?;
+    let error_result = error_bytes(py, ffi, &result, result_size, error)?;
     let args = sig.args.iter().zip(&thunk.arg_offsets).map(|(t, off)| (*off as usize, t.clone())).collect();
     let binding = BindingCell(UnsafeCell::new(Binding { callable, onerror, error_result }));
-    let mut core = Box::new(CallbackCore { binding, args, result, result_size, extern_name, slot: None, thunk });
+    let mut core =
+        Box::new(CallbackCore { binding, ffi: ffi.clone(), args, result, result_size, extern_name, slot: None, thunk });
     let core_ptr = &*core as *const CallbackCore as *const ();
     let slot = entry_pool::alloc(core.thunk.closure_reg, core_ptr, core.thunk.code)
         .map_err(pyo3::exceptions::PyMemoryError::new_err)?;
@@ -186,21 +205,22 @@ pub fn bind_extern(
     onerror: Option<Py<PyAny>>,
 ) -> PyResult<()> {
     check_onerror(py, &onerror)?;
-    let error_result = error_bytes(py, &core.result, core.result_size, error)?;
+    let error_result = error_bytes(py, &core.ffi, &core.result, core.result_size, error)?;
     let old = std::mem::replace(core.binding.get(py), Binding { callable: Some(callable), onerror, error_result });
     drop(old);
     Ok(())
 }
 
 /// The core of a not yet bound `extern "Python"` function named `name`.
-pub fn new_extern_core(py: Python<'_>, fptr: &TypeRef, name: &str) -> PyResult<Box<CallbackCore>> {
-    new_core(py, fptr, None, None, None, Some(name.to_string()))
+pub fn new_extern_core(py: Python<'_>, ffi: &FfiRef, fptr: &TypeRef, name: &str) -> PyResult<Box<CallbackCore>> {
+    new_core(py, ffi, fptr, None, None, None, Some(name.to_string()))
 }
 
 /// Builds a callback: validates `callable`/`onerror`, converts `error`, takes an entry
 /// slot. Compiles nothing if the shape was seen before.
 pub fn new_callback(
     py: Python<'_>,
+    ffi: &FfiRef,
     fptr: &TypeRef,
     callable: Py<PyAny>,
     error: Option<&Bound<'_, PyAny>>,
@@ -209,7 +229,7 @@ pub fn new_callback(
     if !callable.bind(py).is_callable() {
         return Err(PyTypeError::new_err("the 'python_callable' argument is not callable"));
     }
-    new_core(py, fptr, Some(callable), error, onerror, None)
+    new_core(py, ffi, fptr, Some(callable), error, onerror, None)
 }
 
 /// Entered from every thunk. Must not unwind and must not let a Python error escape.
@@ -268,7 +288,7 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
     let mut converted = 0;
     let mut failed = false;
     for (i, (off, ty)) in core.args.iter().enumerate() {
-        match read_value(py, ty, args.add(*off)) {
+        match read_value(py, &core.ffi, ty, args.add(*off)) {
             Ok(obj) => {
                 argv[i + 1] = obj.into_ptr();
                 converted += 1;
@@ -299,7 +319,7 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
     }
     let ret = Bound::from_owned_ptr(py, ret);
     let written = match &core.result {
-        Some(rt) => write_value(py, rt, result, &ret),
+        Some(rt) => write_value(py, &core.ffi, rt, result, &ret),
         None if ret.is_none() => Ok(()),
         None => Err(PyTypeError::new_err("callback with the return type 'void' must return None")),
     };
@@ -325,7 +345,7 @@ unsafe fn fail(py: Python<'_>, core: &CallbackCore, callable: &Py<PyAny>, result
     let second = match onerror.bind(py).call1((exc_type, value, tb)) {
         Ok(r) if r.is_none() => None,
         Ok(r) => match &core.result {
-            Some(rt) => write_value(py, rt, result, &r).err(),
+            Some(rt) => write_value(py, &core.ffi, rt, result, &r).err(),
             None => None,
         },
         Err(e2) => Some(e2),
@@ -354,109 +374,244 @@ fn write_unraisable_msg(py: Python<'_>, msg: &str) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Value conversion. Callback arguments are read like struct fields, results written like
-// struct fields: these delegate to the shared conversion layer.
+// Value conversion: callback arguments are read like struct fields (structs as owned
+// copies: the argument buffer dies with the C call), results written like fields.
 
-unsafe fn read_value(py: Python<'_>, ty: &TypeRef, p: *const u8) -> PyResult<Py<PyAny>> {
-    interim_convert::read_value(py, ty, p)
+unsafe fn read_value(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, p: *const u8) -> PyResult<Py<PyAny>> {
+    convert::new_owned_copy(py, ffi, ty, p)
 }
 
-unsafe fn write_value(py: Python<'_>, ty: &TypeRef, p: *mut u8, v: &Bound<'_, PyAny>) -> PyResult<()> {
-    interim_convert::write_value(py, ty, p, v)
+unsafe fn write_value(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, p: *mut u8, v: &Bound<'_, PyAny>) -> PyResult<()> {
+    convert::write_value(py, ffi, ty, v, p)
 }
 
-/// Scalars only, until the runtime branch's `py::convert` is merged (then removed).
-mod interim_convert {
-    use pyo3::exceptions::{PyOverflowError, PyTypeError};
-    use pyo3::prelude::*;
-    use pyo3::types::{PyBytes, PyFloat, PyInt};
+// ---------------------------------------------------------------------------------------
+// Python API: ffi.callback, ffi.def_extern, and the extern "Python" function pointers
+// that `lib.name` / `ffi.addressof(lib, "name")` give.
 
-    use crate::types::model::{Kind, PrimClass, TypeRef};
-
-    pub unsafe fn read_value(py: Python<'_>, ty: &TypeRef, p: *const u8) -> PyResult<Py<PyAny>> {
-        let (size, class, signed) = match &ty.kind {
-            Kind::Prim(i) => (i.size, i.class, i.signed),
-            Kind::Enum(e) => {
-                let i = e.underlying_info();
-                (i.size, PrimClass::SignedInt, i.signed)
-            }
-            Kind::Pointer(_) | Kind::FuncPtr(_) => (8, PrimClass::UnsignedInt, false),
-            _ => return Err(PyTypeError::new_err(format!("cannot read '{}'", ty.cname()))),
-        };
-        Ok(match class {
-            PrimClass::Float if size == 4 => PyFloat::new(py, *(p as *const f32) as f64).into_any().unbind(),
-            PrimClass::Float => PyFloat::new(py, *(p as *const f64)).into_any().unbind(),
-            PrimClass::Bool => (*p != 0).into_pyobject(py)?.to_owned().into_any().unbind(),
-            PrimClass::Char => PyBytes::new(py, &[*p]).into_any().unbind(),
-            _ => {
-                let v: i128 = match (size, signed) {
-                    (1, true) => *(p as *const i8) as i128,
-                    (1, false) => *p as i128,
-                    (2, true) => *(p as *const i16) as i128,
-                    (2, false) => *(p as *const u16) as i128,
-                    (4, true) => *(p as *const i32) as i128,
-                    (4, false) => *(p as *const u32) as i128,
-                    (_, true) => *(p as *const i64) as i128,
-                    (_, false) => *(p as *const u64) as i128,
-                };
-                v.into_pyobject(py)?.into_any().unbind()
-            }
-        })
-    }
-
-    pub unsafe fn write_value(py: Python<'_>, ty: &TypeRef, p: *mut u8, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        let _ = py;
-        let (size, class, signed) = match &ty.kind {
-            Kind::Prim(i) => (i.size, i.class, i.signed),
-            Kind::Enum(e) => {
-                let i = e.underlying_info();
-                (i.size, PrimClass::SignedInt, i.signed)
-            }
-            Kind::Pointer(_) | Kind::FuncPtr(_) => (8, PrimClass::UnsignedInt, false),
-            _ => return Err(PyTypeError::new_err(format!("cannot write '{}'", ty.cname()))),
-        };
-        match class {
-            PrimClass::Float => {
-                let d: f64 = v.extract()?;
-                if size == 4 { *(p as *mut f32) = d as f32 } else { *(p as *mut f64) = d }
-            }
-            _ => {
-                if !v.is_instance_of::<PyInt>() {
-                    return Err(PyTypeError::new_err("an integer is required"));
-                }
-                let x: i128 = v.extract()?;
-                let bits = size * 8;
-                let (lo, hi) = if signed { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) } else { (0, (1i128 << bits) - 1) };
-                if x < lo || x > hi {
-                    return Err(PyOverflowError::new_err(format!("integer {x} does not fit '{}'", ty.cname())));
-                }
-                let b = x.to_le_bytes();
-                std::ptr::copy_nonoverlapping(b.as_ptr(), p, size);
+/// The function-pointer ctype of a `callback` cdecl: a CType, `"int(*)(int)"`, or the
+/// function type `"int(int)"` (cffi accepts both spellings here). Cached per FFI.
+fn callback_ctype<'py>(shared: &FfiRef, cdecl: &Bound<'py, PyAny>) -> PyResult<Bound<'py, CType>> {
+    let py = cdecl.py();
+    let ct = if let Ok(s) = cdecl.cast::<PyString>() {
+        let cache = shared.type_cache.bind(py);
+        let key = PyTuple::new(py, [PyString::intern(py, "callback").as_any(), s.as_any()])?;
+        if let Some(hit) = cache.get_item(&key)? {
+            if let Ok(ct) = hit.cast_into::<CType>() {
+                return Ok(ct);
             }
         }
-        Ok(())
+        let ct = match shared.parse_ctype(s) {
+            Ok(ct) => ct,
+            Err(e) => {
+                let text = s.to_str()?;
+                match function_type_as_pointer(text) {
+                    Some(ptr_text) if e.to_string().contains("function type") => {
+                        shared.parse_ctype(&PyString::new(py, &ptr_text))?
+                    }
+                    _ => return Err(e),
+                }
+            }
+        };
+        cache.set_item(&key, &ct)?;
+        ct
+    } else if let Ok(ct) = cdecl.cast::<CType>() {
+        ct.clone()
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "expected a cdecl string or a ctype object, got {}",
+            cdecl.get_type().name()?
+        )));
+    };
+    if !matches!(ct.get().ty.kind, Kind::FuncPtr(_)) {
+        return Err(PyTypeError::new_err(format!("expected a function ctype, got '{}'", ct.get().ty.cname())));
+    }
+    Ok(ct)
+}
+
+/// `"int(int)"` → `"int(*)(int)"`: inserts `(*)` before the parameter list that closes
+/// the string.
+fn function_type_as_pointer(text: &str) -> Option<String> {
+    let t = text.trim_end();
+    if !t.ends_with(')') {
+        return None;
+    }
+    let mut depth = 0i32;
+    for (i, c) in t.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(format!("{}(*){}", &t[..i], &t[i..]));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn make_callback_cdata(
+    py: Python<'_>,
+    shared: &FfiRef,
+    ct: &Bound<'_, CType>,
+    callable: &Bound<'_, PyAny>,
+    error: Option<&Bound<'_, PyAny>>,
+    onerror: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let ty = ct.get().ty.clone();
+    let onerror = onerror.filter(|o| !o.is_none()).map(|o| o.clone().unbind());
+    let core = new_callback(py, shared, &ty, callable.clone().unbind(), error, onerror)?;
+    let addr = core.code_ptr() as usize;
+    let repr = format!("calling {}", callable.repr()?);
+    let owner = Owner::Custom { payload: core, repr };
+    Ok(CData::new_owning(py, ct.clone().unbind(), addr, 0, 0, owner)?.into_any())
+}
+
+/// The not-yet-bound core of an extern "Python" function, per FFI and name.
+struct ExternTable {
+    ffi: Weak<FfiShared>,
+    by_name: HashMap<String, Py<CData>>,
+}
+
+static EXTERNS: Mutex<Vec<ExternTable>> = Mutex::new(Vec::new());
+
+/// The C function pointer of `extern "Python"` function `name` of type `fty` (a cdata,
+/// the same object every time, so C may keep the address across `def_extern` calls).
+pub fn extern_python_cdata(py: Python<'_>, shared: &FfiRef, name: &str, fty: &TypeRef) -> PyResult<Py<CData>> {
+    {
+        let tables = EXTERNS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = tables.iter().find(|t| ptr::eq(t.ffi.as_ptr(), Arc::as_ptr(shared))) {
+            if let Some(cd) = t.by_name.get(name) {
+                return Ok(cd.clone_ref(py));
+            }
+        }
+    }
+    let core = new_extern_core(py, shared, fty, name)?;
+    let addr = core.code_ptr() as usize;
+    let ct = shared.ctype_of(py, fty);
+    let owner = Owner::Custom { payload: core, repr: format!("extern \"Python\" {name}()") };
+    let cd = CData::new_owning(py, ct, addr, 0, 0, owner)?;
+    let mut tables = EXTERNS.lock().unwrap_or_else(|e| e.into_inner());
+    // Tables of FFIs that are gone are dropped here (their callbacks with them).
+    tables.retain(|t| t.ffi.strong_count() > 0);
+    let idx = match tables.iter().position(|t| ptr::eq(t.ffi.as_ptr(), Arc::as_ptr(shared))) {
+        Some(i) => i,
+        None => {
+            tables.push(ExternTable { ffi: Arc::downgrade(shared), by_name: HashMap::new() });
+            tables.len() - 1
+        }
+    };
+    Ok(tables[idx].by_name.entry(name.to_string()).or_insert(cd).clone_ref(py))
+}
+
+fn def_extern_bind(
+    py: Python<'_>,
+    shared: &FfiRef,
+    func: &Bound<'_, PyAny>,
+    name: Option<&str>,
+    error: Option<&Bound<'_, PyAny>>,
+    onerror: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let name: String = match name {
+        Some(n) => n.to_string(),
+        None => func.getattr("__name__")?.extract()?,
+    };
+    if !func.is_callable() {
+        return Err(PyTypeError::new_err("the 'python_callable' argument is not callable"));
+    }
+    let decl = shared.lock_ns().decls.names.get(&name).cloned();
+    let Some(Decl::ExternPython(fty)) = decl else {
+        return Err(FFIError::new_err(format!(
+            "ffi.def_extern('{name}'): no 'extern \"Python\"' function with this name"
+        )));
+    };
+    let cd = extern_python_cdata(py, shared, &name, &fty)?;
+    let cd = cd.bind(py).get();
+    let st = cd.state.get(py);
+    let Owner::Custom { payload, .. } = &st.owner else { unreachable!("extern cdata own their core") };
+    let core = payload.downcast_ref::<CallbackCore>().expect("extern cdata hold a CallbackCore");
+    let onerror = onerror.filter(|o| !o.is_none()).map(|o| o.clone().unbind());
+    bind_extern(py, core, func.clone().unbind(), error, onerror)
+}
+
+#[pymethods]
+impl FFI {
+    /// `ffi.callback(cdecl, python_callable=None, error=None, onerror=None)`; without
+    /// `python_callable`, a decorator.
+    #[pyo3(signature = (cdecl, python_callable=None, error=None, onerror=None))]
+    fn callback(
+        &self,
+        py: Python<'_>,
+        cdecl: &Bound<'_, PyAny>,
+        python_callable: Option<&Bound<'_, PyAny>>,
+        error: Option<&Bound<'_, PyAny>>,
+        onerror: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let ct = callback_ctype(&self.shared, cdecl)?;
+        if let Some(f) = python_callable.filter(|f| !f.is_none()) {
+            return make_callback_cdata(py, &self.shared, &ct, f, error, onerror);
+        }
+        if let Some(o) = onerror.filter(|o| !o.is_none()) {
+            check_onerror(py, &Some(o.clone().unbind()))?;
+        }
+        let shared = self.shared.clone();
+        let ct = ct.unbind();
+        let error = error.map(|e| e.clone().unbind());
+        let onerror = onerror.map(|o| o.clone().unbind());
+        let deco = PyCFunction::new_closure(py, Some(c"callback_decorator"), None, move |args, _kw| -> PyResult<Py<PyAny>> {
+            let py = args.py();
+            let f = args.get_item(0)?;
+            make_callback_cdata(py, &shared, ct.bind(py), &f, error.as_ref().map(|e| e.bind(py)), onerror.as_ref().map(|o| o.bind(py)))
+        })?;
+        Ok(deco.into_any().unbind())
+    }
+
+    /// `@ffi.def_extern(name=None, error=None, onerror=None)`: binds the decorated
+    /// function to an `extern "Python"` declaration (ABI mode too, unlike cffi).
+    #[pyo3(signature = (name=None, error=None, onerror=None))]
+    fn def_extern(
+        &self,
+        py: Python<'_>,
+        name: Option<String>,
+        error: Option<&Bound<'_, PyAny>>,
+        onerror: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        if let Some(o) = onerror.filter(|o| !o.is_none()) {
+            check_onerror(py, &Some(o.clone().unbind()))?;
+        }
+        let shared = self.shared.clone();
+        let error = error.map(|e| e.clone().unbind());
+        let onerror = onerror.map(|o| o.clone().unbind());
+        let deco = PyCFunction::new_closure(py, Some(c"def_extern_decorator"), None, move |args, _kw| -> PyResult<Py<PyAny>> {
+            let py = args.py();
+            let f = args.get_item(0)?;
+            def_extern_bind(py, &shared, &f, name.as_deref(), error.as_ref().map(|e| e.bind(py)), onerror.as_ref().map(|o| o.bind(py)))?;
+            Ok(f.unbind())
+        })?;
+        Ok(deco.into_any().unbind())
     }
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::types::model::{Prim, TypeTable};
-    use crate::types::target::Target;
     use pyo3::types::PyDict;
 
     #[test]
     fn python_callable_called_from_c_with_and_without_the_gil() {
         Python::initialize();
-        let mut t = TypeTable::new(Target::host());
-        let int = t.prim(Prim::Int);
-        let dbl = t.prim(Prim::Double);
-        let fptr = t.func_ptr(vec![int.clone(), dbl.clone()], &int, false);
+        let (shared, fptr) = Python::attach(|py| {
+            let shared = FfiShared::new(py);
+            let fptr = shared.lock_ns().parse_type("int(*)(int, double)").unwrap();
+            (shared, fptr)
+        });
         let core = Python::attach(|py| {
             let g = PyDict::new(py);
             py.run(c"def f(a, b):\n    return a * 2 + int(b)\n", Some(&g), None).unwrap();
             let f = g.get_item("f").unwrap().unwrap().unbind();
-            new_callback(py, &fptr, f, Some(&(-1i32).into_pyobject(py).unwrap().into_any()), None).unwrap()
+            new_callback(py, &shared, &fptr, f, Some(&(-1i32).into_pyobject(py).unwrap().into_any()), None).unwrap()
         });
         let cfn: extern "C" fn(i32, f64) -> i32 = unsafe { std::mem::transmute(core.code_ptr()) };
         // No GIL held by this thread here.
