@@ -391,3 +391,6 @@ pub(crate) fn prim_from_keywords(words: &[&str]) -> Result<Option<Prim>, String>
         _ => if u { Prim::UInt } else { Prim::Int },
     }))
 }
+
+#[cfg(test)]
+mod tests;

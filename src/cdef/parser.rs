@@ -97,6 +97,17 @@ pub fn syntax_error(err: &pest::error::Error<Rule>, pos: &Positions, text: &str)
         InputLocation::Span((s, _)) => s,
     };
     let at = at.min(text.len());
+    // The culprit may be the word just before the error position (`int * __restrict z`).
+    let before = text[..at].trim_end();
+    let prev_word_start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |p| p + 1);
+    let prev_word = &before[prev_word_start..];
+    let at = if matches!(prev_word, "__restrict" | "__restrict__" | "__attribute__" | "__declspec" | "__asm__" | "__asm" | "__thread" | "_Thread_local") {
+        prev_word_start
+    } else {
+        at
+    };
     let rest = &text[at..];
     let token = token_at(text, at);
     let ident_here = rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');

@@ -13,6 +13,8 @@ use crate::types::decls::Decl;
 use crate::types::layout::{MemberSpec, Packing};
 use crate::types::model::{Kind, Prim, TypeRef};
 
+const MAX_DERIVATIONS: usize = 256;
+
 /// A resolved C type. `func` marks a function type (not a pointer to one), which
 /// only exists while resolving: `node` is then the pointer-to-function node.
 #[derive(Clone)]
@@ -54,7 +56,6 @@ struct Declared {
 struct Resolver<'a> {
     ns: &'a mut Namespace,
     pos: Positions<'a>,
-    text: &'a str,
     opts: CdefOptions,
     /// Set by `[...]` while resolving the members of a struct.
     saw_dots_array: bool,
@@ -67,7 +68,7 @@ pub fn run_cdef(ns: &mut Namespace, source: &str, opts: &CdefOptions) -> Result<
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
     let tree = parser::parse(Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &pos, &pre.text))?;
-    let mut r = Resolver { ns, pos, text: &pre.text, opts: opts.clone(), saw_dots_array: false, param_context: None };
+    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, param_context: None };
     let mut defines = pre.defines.iter().peekable();
     for item in tree.into_inner() {
         let start = item.as_span().start();
@@ -127,7 +128,6 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
     let mut r = Resolver {
         ns,
         pos,
-        text,
         opts: CdefOptions::default(),
         saw_dots_array: false,
         param_context: None,
@@ -168,7 +168,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn extern_language(&self, lang: &Pair<Rule>) -> Result<bool, CdefError> {
-        let s = lang.clone().into_inner().next().unwrap();
+        let s = if lang.as_rule() == Rule::extern_lang { lang.clone().into_inner().next().unwrap() } else { lang.clone() };
         match s.as_str() {
             "\"Python\"" | "\"Python+C\"" | "\"C+Python\"" => Ok(true),
             "\"C\"" => Ok(false),
@@ -290,7 +290,7 @@ impl<'a> Resolver<'a> {
             let mut parts = init.into_inner();
             let decl = parts.next().unwrap();
             let initializer = parts.next();
-            let declared = self.declarator(specs.base.clone(), decl)?;
+            let declared = self.declarator_c(specs.base.clone(), decl, specs.is_const)?;
             let Some((name, name_at)) = declared.name.clone() else {
                 return Err(self.error(ErrorKind::CDef, init_start, "Invalid declaration: a name is missing"));
             };
@@ -699,13 +699,30 @@ impl<'a> Resolver<'a> {
     /// Applies a declarator to `base`: `*` → pointer, `[n]` → array, `(..)` → function,
     /// inside out as C reads them.
     fn declarator(&mut self, base: Ty, pair: Pair<Rule>) -> Result<Declared, CdefError> {
+        self.declarator_c(base, pair, false)
+    }
+
+    /// `base_const`: the specifiers said `const` (a `const int x` global is read-only,
+    /// a `const char *p` one is not).
+    fn declarator_c(&mut self, base: Ty, pair: Pair<Rule>, base_const: bool) -> Result<Declared, CdefError> {
         let mut ty = base;
         let mut name = None;
         let mut nested = None;
         let mut suffixes: Vec<Pair<Rule>> = Vec::new();
-        let mut is_const = false;
+        let mut is_const = base_const;
         let mut empty = true;
-        for p in pair.into_inner() {
+        let start = pair.as_span().start();
+        let inner = pair.into_inner();
+        // C compilers accept a few dozen levels; the bound keeps type chains (and the
+        // recursion that eventually frees them) shallow.
+        if inner.len() > MAX_DERIVATIONS {
+            return Err(self.error(
+                ErrorKind::CDef,
+                start,
+                format!("declarator with more than {MAX_DERIVATIONS} pointer/array/function levels"),
+            ));
+        }
+        for p in inner {
             empty = false;
             match p.as_rule() {
                 Rule::ptr => {
@@ -717,8 +734,6 @@ impl<'a> Resolver<'a> {
                 _ => suffixes.push(p),
             }
         }
-        let had_ptr = !matches!(ty.node.kind, _ if false) && is_const;
-        let _ = had_ptr;
         for s in suffixes.into_iter().rev() {
             let at = s.as_span().start();
             match s.as_rule() {
@@ -764,8 +779,8 @@ impl<'a> Resolver<'a> {
         }
         if let Some(n) = nested {
             let inner = n.into_inner().find(|p| p.as_rule() == Rule::declarator).unwrap();
-            let d = self.declarator(ty, inner)?;
-            return Ok(Declared { ty: d.ty, name: d.name, is_const: d.is_const || (is_const && d.empty), empty: false });
+            let d = self.declarator_c(ty, inner, is_const)?;
+            return Ok(Declared { ty: d.ty, name: d.name, is_const: d.is_const, empty: false });
         }
         Ok(Declared { ty, name, is_const, empty })
     }

@@ -5,7 +5,7 @@
 //! Offsets are tracked in bits so bitfields and ordinary members share one cursor.
 
 use super::model::{Field, Kind, RecordLayout, TypeRef};
-use super::target::Target;
+use super::target::{Arch, Target};
 
 /// One member as declared.
 #[derive(Debug, Clone)]
@@ -52,8 +52,11 @@ pub fn layout_record(
     members: &[MemberSpec],
     partial: bool,
     packing: Packing,
-    _target: &Target,
+    target: &Target,
 ) -> Result<RecordLayout, String> {
+    // AAPCS64 (gcc's TARGET_ALIGN_ANON_BITFIELD): unnamed bitfields, `:0` included,
+    // raise the record's alignment like named ones; on x86_64 they never do.
+    let anon_bitfields_align = target.arch == Arch::Aarch64;
     let max_align: u64 = if packing.packed { 1 } else { packing.pack.map_or(u64::MAX, |p| p as u64) };
     let mut pos: u64 = 0; // bits
     let mut size_bits: u64 = 0; // for unions: the largest member
@@ -64,9 +67,16 @@ pub fn layout_record(
 
     for (idx, m) in members.iter().enumerate() {
         let shown = m.name.as_deref().unwrap_or("");
-        if let Kind::Record(r) = &m.ty.kind {
-            if let Some(Ok(l)) = r.layout.get() {
-                partial |= l.partial;
+        let mut inner = &m.ty;
+        while let Kind::Array(item, _) = &inner.kind {
+            inner = item;
+        }
+        if let Kind::Record(r) = &inner.kind {
+            match r.layout.get() {
+                Some(Ok(l)) => partial |= l.partial,
+                // A member's own error is the one worth reporting.
+                Some(Err(e)) => return Err(e.clone()),
+                None => {}
             }
         }
         if let Kind::Array(item, _) = &m.ty.kind {
@@ -143,22 +153,27 @@ pub fn layout_record(
                     if m.name.is_some() {
                         return Err(format!("field '{cname}.{shown}' is declared with :0"));
                     }
-                    // `T :0` moves to the next T-aligned boundary; it never raises the
-                    // record's alignment.
+                    // `T :0` moves to the next T-aligned boundary, whatever the packing
+                    // (gcc: zero-width bitfields are not influenced by packing).
                     if !is_union {
-                        pos = round_up(pos, natural_align.min(max_align) * 8);
+                        pos = round_up(pos, natural_align * 8);
+                    }
+                    if anon_bitfields_align {
+                        align = align.max(natural_align);
                     }
                     continue;
                 }
                 let unit_bits = size * 8;
                 let (start, unit_start) = if is_union {
                     (0, 0)
-                } else if packing.packed {
-                    // Packed bitfields follow each other bit by bit; cffi (and the
-                    // accessors built on this layout) read them through one storage
-                    // unit of the declared type starting at a byte boundary.
+                } else if packing.packed || packing.pack.is_some() {
+                    // Packed bitfields follow each other bit by bit (gcc skips its
+                    // no-straddling rule whenever a maximum field alignment is set, so
+                    // `#pragma pack(N)` behaves the same). cffi (and the accessors built
+                    // on this layout) read them through one storage unit of the declared
+                    // type starting at a byte boundary.
                     let unit_start = pos / 8 * 8;
-                    if pos - unit_start + width > unit_bits {
+                    if pos - unit_start + width > unit_bits && m.name.is_some() {
                         return Err(format!(
                             "with 'packed', gcc would compile field '{cname}.{shown}' to reuse some bits in the previous field"
                         ));
@@ -176,7 +191,7 @@ pub fn layout_record(
                         (pos, unit_start)
                     }
                 };
-                if m.name.is_some() {
+                if m.name.is_some() || anon_bitfields_align {
                     align = align.max(falign);
                 }
                 if let Some(name) = &m.name {
