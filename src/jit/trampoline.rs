@@ -134,8 +134,8 @@ pub struct Runtime {
     pub box_result: usize,
     /// `extern "C" fn() -> *mut PyObject` returning a new reference to None.
     pub box_none: usize,
-    /// `Py_DecRef`.
-    pub decref: usize,
+    /// `extern "C" fn(*mut c_void)`: drops what a `WithTemp` conversion left in its slot.
+    pub release_temp: usize,
     pub long_from_i64: usize,
     pub long_from_u64: usize,
     pub float_from_double: usize,
@@ -420,7 +420,7 @@ fn emit_release_temps(
         b.ins().brif(obj, has, &[], done, &[]);
         b.switch_to_block(has);
         let mut e = Emitter { b, cc };
-        e.call_addr(rt.decref, &[types::I64], &[], &[obj]);
+        e.call_addr(rt.release_temp, &[types::I64], &[], &[obj]);
         b.ins().jump(done, &[]);
         b.switch_to_block(done);
     }

@@ -1,136 +1,168 @@
-//! Glue between call trampolines and the Python<->C conversion layer (src/py/convert.rs):
-//! argument writing with temporaries, variadic-part rules, result boxing.
+//! Glue between call trampolines and THE conversion layer (`super::convert`): which
+//! converter an argument of a given C type goes through, the temporaries of pointer
+//! arguments, cffi's rules for the variadic part, and result boxing. No conversion rule
+//! lives here; this only dispatches.
 
-use pyo3::exceptions::{PyNotImplementedError, PyOverflowError, PyTypeError};
+use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyFloat};
+use pyo3::types::PyBytes;
 
+use super::cdata::CData;
+pub use super::convert::KeepAlive;
+use super::convert;
+use super::state::FfiRef;
 use crate::jit::trampoline::Scalar;
 use crate::types::model::{Kind, PrimClass, TypeRef};
 
-/// Per-callable state the conversions need (the owning FFI).
-#[derive(Clone, Default)]
-pub struct CallContext {}
+/// Per-callable state the conversions need: the FFI owning the types.
+pub type CallContext = FfiRef;
 
-unsafe fn write_int(dst: *mut u8, size: usize, v: i128) {
-    unsafe {
-        match size {
-            1 => *(dst as *mut u8) = v as u8,
-            2 => (dst as *mut u16).write_unaligned(v as u16),
-            4 => (dst as *mut u32).write_unaligned(v as u32),
-            _ => (dst as *mut u64).write_unaligned(v as u64),
+/// Writes argument `index` (C type `ty`) from `obj` into `dst`. Returns the temporaries
+/// (boxed) to drop after the call, if the conversion made any.
+pub fn write_argument(
+    py: Python<'_>,
+    ctx: &CallContext,
+    ty: &TypeRef,
+    obj: &Bound<'_, PyAny>,
+    dst: *mut u8,
+) -> PyResult<Option<Box<KeepAlive>>> {
+    match &ty.kind {
+        Kind::Pointer(item) => {
+            // The argument vector holds `obj` for the whole call, so a cdata or a bytes
+            // object needs no extra reference.
+            if obj.is_instance_of::<CData>() {
+                let p = convert::pointer_from_cdata(ty, obj)?;
+                unsafe { convert::store_ptr(dst, p) };
+                return Ok(None);
+            }
+            if let Ok(b) = obj.cast::<PyBytes>() {
+                if matches!(&item.kind, Kind::Prim(p) if p.size == 1 && p.class != PrimClass::Bool)
+                    || matches!(item.kind, Kind::Void)
+                {
+                    unsafe { convert::store_ptr(dst, b.as_bytes().as_ptr() as usize) };
+                    return Ok(None);
+                }
+            }
+            let mut keep = Box::new(KeepAlive::new());
+            let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
+            unsafe { convert::store_ptr(dst, p) };
+            Ok(Some(keep))
+        }
+        Kind::FuncPtr(_) if !obj.is_instance_of::<CData>() => {
+            // A function taken from a lib (a builtin function object, not a cdata) passed
+            // where a function pointer is expected: its C address, if the types agree.
+            match super::function::function_address(obj) {
+                Some((addr, fty)) if convert::same_type(&fty, ty) => {
+                    unsafe { convert::store_ptr(dst, addr) };
+                    Ok(None)
+                }
+                Some((_, fty)) => Err(PyTypeError::new_err(format!(
+                    "initializer for ctype '{}' must be a pointer to same type, not function '{}'",
+                    ty.cname(),
+                    fty.cname()
+                ))),
+                None => {
+                    let mut keep = Box::new(KeepAlive::new());
+                    let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
+                    unsafe { convert::store_ptr(dst, p) };
+                    Ok(Some(keep))
+                }
+            }
+        }
+        Kind::FuncPtr(_) | Kind::Array(..) => {
+            let mut keep = Box::new(KeepAlive::new());
+            let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
+            unsafe { convert::store_ptr(dst, p) };
+            Ok(Some(keep))
+        }
+        _ => {
+            unsafe { convert::write_value(py, ctx, ty, obj, dst)? };
+            Ok(None)
         }
     }
 }
 
-fn int_arg(obj: &Bound<'_, PyAny>, ty: &TypeRef, size: usize, signed: bool) -> PyResult<i128> {
-    if obj.is_instance_of::<PyFloat>() {
-        return Err(PyTypeError::new_err("an integer is required"));
-    }
-    let v: i128 = match obj.extract::<i128>() {
-        Ok(v) => v,
-        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => i128::MAX,
-        Err(e) => return Err(e),
-    };
-    let bits = 8 * size as u32;
-    let (lo, hi) = if signed {
-        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
-    } else {
-        (0, (1i128 << bits) - 1)
-    };
-    if v < lo || v > hi {
-        return Err(PyOverflowError::new_err(format!(
-            "integer {} does not fit '{}'",
-            obj.str()?,
-            ty.cname()
-        )));
-    }
-    Ok(v)
+fn not_cdata(index: usize, obj: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!(
+        "argument {} passed in the variadic part needs to be a cdata object (got {})",
+        index + 1,
+        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+    ))
 }
 
-/// Writes argument `index` of C type `ty` into `dst`; returns an object to release after
-/// the call when the conversion made a temporary.
-pub fn write_argument(
-    _py: Python<'_>,
-    _ctx: &CallContext,
-    ty: &TypeRef,
-    _index: usize,
-    obj: &Bound<'_, PyAny>,
-    dst: *mut u8,
-) -> PyResult<Option<Py<PyAny>>> {
-    match &ty.kind {
+/// The register class of an argument of the variadic part after C's default argument
+/// promotions (small integers → int, float → double). cffi accepts only cdata there.
+pub fn vararg_scalar(_py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bound<'_, PyAny>) -> PyResult<Scalar> {
+    let cd = obj.cast::<CData>().map_err(|_| not_cdata(index, obj))?;
+    let ty = cd.get().ty().clone();
+    let int = |size: usize, signed: bool| {
+        if size < 4 {
+            Scalar::Int { size: 4, signed: true }
+        } else {
+            Scalar::Int { size: size as u8, signed }
+        }
+    };
+    Ok(match &ty.kind {
         Kind::Prim(p) => match p.class {
-            PrimClass::SignedInt | PrimClass::UnsignedInt => {
-                let v = int_arg(obj, ty, p.size, p.signed)?;
-                unsafe { write_int(dst, p.size, v) };
+            PrimClass::Float => Scalar::F64,
+            PrimClass::LongDouble | PrimClass::Complex => {
+                return Err(PyNotImplementedError::new_err(format!(
+                    "cdata '{}' in the variadic part is not supported",
+                    ty.cname()
+                )))
             }
-            PrimClass::Bool => {
-                let v = int_arg(obj, ty, 1, false)?;
-                if v > 1 {
-                    return Err(PyOverflowError::new_err(format!(
-                        "integer {} does not fit '_Bool'",
-                        obj.str()?
-                    )));
-                }
-                unsafe { write_int(dst, 1, v) };
-            }
-            PrimClass::Char => {
-                let b = obj.cast::<PyBytes>().ok().filter(|b| b.as_bytes().len() == 1).ok_or_else(|| {
-                    PyTypeError::new_err(format!(
-                        "initializer for ctype 'char' must be a bytes of length 1, not {}",
-                        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                    ))
-                })?;
-                unsafe { *dst = b.as_bytes()[0] };
-            }
-            PrimClass::Float => {
-                let d: f64 = obj.extract()?;
-                unsafe {
-                    if p.size == 4 {
-                        (dst as *mut f32).write_unaligned(d as f32)
-                    } else {
-                        (dst as *mut f64).write_unaligned(d)
-                    }
-                }
-            }
-            _ => return Err(PyNotImplementedError::new_err(format!("argument of type '{}'", ty.cname()))),
+            _ => int(p.size, p.signed),
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
-            let v = int_arg(obj, ty, u.size, u.signed)?;
-            unsafe { write_int(dst, u.size, v) };
+            int(u.size, u.signed)
         }
-        _ => return Err(PyNotImplementedError::new_err(format!("argument of type '{}'", ty.cname()))),
+        Kind::Pointer(_) | Kind::Array(..) | Kind::FuncPtr(_) => Scalar::Int { size: 8, signed: false },
+        _ => {
+            return Err(PyNotImplementedError::new_err(format!(
+                "cdata '{}' passed by value in the variadic part is not supported",
+                ty.cname()
+            )))
+        }
+    })
+}
+
+/// Writes a variadic-part cdata argument, promoted as `vararg_scalar` said.
+pub fn write_vararg(py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bound<'_, PyAny>, dst: *mut u8) -> PyResult<()> {
+    let cd = obj.cast::<CData>().map_err(|_| not_cdata(index, obj))?;
+    let c = cd.get();
+    let ty = c.ty().clone();
+    unsafe {
+        match &ty.kind {
+            Kind::Pointer(_) | Kind::FuncPtr(_) => convert::store_ptr(dst, c.addr),
+            Kind::Array(..) => convert::store_ptr(dst, c.data_addr(py)?),
+            Kind::Prim(p) if p.class == PrimClass::Float => {
+                let src = c.data_addr(py)? as *const u8;
+                convert::store_f64(dst, 8, convert::load_f64(src, p.size));
+            }
+            Kind::Prim(p) => {
+                let src = c.data_addr(py)? as *const u8;
+                let v = if p.signed { convert::load_i64(src, p.size) as u64 } else { convert::load_u64(src, p.size) };
+                convert::store_u64(dst, 8, v);
+            }
+            Kind::Enum(e) => {
+                let u = e.underlying_info();
+                let src = c.data_addr(py)? as *const u8;
+                let v = if u.signed { convert::load_i64(src, u.size) as u64 } else { convert::load_u64(src, u.size) };
+                convert::store_u64(dst, 8, v);
+            }
+            _ => return Err(PyNotImplementedError::new_err(format!("cdata '{}' in the variadic part", ty.cname()))),
+        }
     }
-    Ok(None)
+    Ok(())
 }
 
-/// The register class of an argument in the variadic part, after C's default argument
-/// promotions; the argument must be a cdata (cffi's rule).
-pub fn vararg_scalar(_py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bound<'_, PyAny>) -> PyResult<Scalar> {
-    Err(PyTypeError::new_err(format!(
-        "argument {} passed in the variadic part needs to be a cdata object (got {})",
-        index + 1,
-        obj.get_type().name()?
-    )))
-}
-
-pub fn write_vararg(_py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bound<'_, PyAny>, _dst: *mut u8) -> PyResult<()> {
-    Err(PyTypeError::new_err(format!(
-        "argument {} passed in the variadic part needs to be a cdata object (got {})",
-        index + 1,
-        obj.get_type().name()?
-    )))
-}
-
-pub fn read_result(py: Python<'_>, _ctx: &CallContext, ty: &TypeRef, src: *const u8) -> PyResult<Py<PyAny>> {
+/// Boxes a result the trampoline does not box inline (char, wide chars, pointers).
+pub fn read_result(py: Python<'_>, ctx: &CallContext, ty: &TypeRef, src: *const u8) -> PyResult<Py<PyAny>> {
     match &ty.kind {
-        Kind::Prim(p) if p.class == PrimClass::Char => {
-            Ok(PyBytes::new(py, &[unsafe { *src }]).into_any().unbind())
+        Kind::Pointer(_) | Kind::FuncPtr(_) => {
+            convert::cdata_from_pointer(py, ctx, ty, unsafe { convert::load_ptr(src) })
         }
-        Kind::Prim(p) if p.class == PrimClass::Bool => {
-            Ok(PyBool::new(py, unsafe { *src } != 0).to_owned().into_any().unbind())
-        }
-        _ => Err(PyNotImplementedError::new_err(format!("result of type '{}'", ty.cname()))),
+        _ => unsafe { convert::new_owned_copy(py, ctx, ty, src) },
     }
 }

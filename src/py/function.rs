@@ -8,7 +8,6 @@
 //!
 //! Function-pointer cdata reuse the same trampolines through [`call_function_pointer`].
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,21 +22,7 @@ use crate::types::model::{CallConv, FuncSig, Kind, Prim, PrimClass, TypeRef, Typ
 use crate::types::target::Target;
 
 use super::call_glue;
-
-// ---------------------------------------------------------------------------------------
-// Saved errno (cffi's `ffi.errno`): per thread, restored before and saved after each call.
-
-thread_local! {
-    static SAVED_ERRNO: Cell<c_int> = const { Cell::new(0) };
-}
-
-pub fn saved_errno() -> c_int {
-    SAVED_ERRNO.with(|c| c.get())
-}
-
-pub fn set_saved_errno(v: c_int) {
-    SAVED_ERRNO.with(|c| c.set(v))
-}
+use super::lib_object::LibHandle;
 
 // ---------------------------------------------------------------------------------------
 // The `self` object of every C function.
@@ -62,8 +47,10 @@ pub struct FuncInfo {
     pub release_gil: bool,
     /// The C function itself (not the variadic stub).
     pub address: usize,
-    /// Whatever must outlive the function (library handle, FFI state).
+    /// Whatever must outlive the function (the FFI object).
     pub keepalive: Vec<Py<PyAny>>,
+    /// The library the function lives in: not unmapped while the function exists.
+    pub library: Option<Arc<LibHandle>>,
     pub ctx: call_glue::CallContext,
     /// Shape of the fixed part, used to build variadic shapes.
     fixed_shapes: Vec<ArgShape>,
@@ -226,7 +213,7 @@ fn runtime() -> &'static Runtime {
             reacquire: jf_reacquire as *const () as usize,
             box_result: jf_box_result as *const () as usize,
             box_none: jf_box_none as *const () as usize,
-            decref: ffi::Py_DecRef as *const () as usize,
+            release_temp: jf_release_temp as *const () as usize,
             long_from_i64: ffi::PyLong_FromLongLong as *const () as usize,
             long_from_u64: ffi::PyLong_FromUnsignedLongLong as *const () as usize,
             float_from_double: ffi::PyFloat_FromDouble as *const () as usize,
@@ -253,6 +240,7 @@ pub struct FunctionSpec<'a> {
     pub address: usize,
     pub release_gil: bool,
     pub keepalive: Vec<Py<PyAny>>,
+    pub library: Option<Arc<LibHandle>>,
     pub ctx: call_glue::CallContext,
 }
 
@@ -282,6 +270,7 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
         release_gil: spec.release_gil,
         address: spec.address,
         keepalive: spec.keepalive,
+        library: spec.library,
         ctx: spec.ctx,
         fixed_shapes,
         ret_shape: ret,
@@ -368,6 +357,7 @@ pub fn call_function_pointer(
                 address,
                 release_gil: true,
                 keepalive: Vec::new(),
+                library: None,
                 ctx: ctx.clone(),
             };
             let func = make_function(py, spec)?;
@@ -440,20 +430,20 @@ unsafe extern "C" fn jf_convert_arg(
     index: usize,
     obj: *mut ffi::PyObject,
     dst: *mut u8,
-    temp: *mut *mut ffi::PyObject,
+    temp: *mut *mut c_void,
 ) -> c_int {
     let py = unsafe { Python::assume_attached() };
     guard(py, -1, || {
         let info = unsafe { info_of(this) };
         let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
         let ty = &info.args[index];
-        let keep = call_glue::write_argument(py, &info.ctx, ty, index, &obj, dst)?;
+        let keep = call_glue::write_argument(py, &info.ctx, ty, &obj, dst)?;
         if let Some(k) = keep {
             if temp.is_null() {
                 // Cannot happen: shapes mark every argument that may need a temporary.
                 return Err(PySystemError::new_err("argument temporary without a slot"));
             }
-            unsafe { *temp = k.into_ptr() };
+            unsafe { *temp = Box::into_raw(k) as *mut c_void };
         }
         Ok(0)
     })
@@ -482,6 +472,13 @@ unsafe extern "C" fn jf_box_result(this: *mut ffi::PyObject, ret: *const u8) -> 
     })
 }
 
+/// Drops the temporaries of one pointer argument (after the call, GIL held).
+unsafe extern "C" fn jf_release_temp(keep: *mut c_void) {
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        drop(Box::from_raw(keep as *mut call_glue::KeepAlive));
+    }));
+}
+
 unsafe extern "C" fn jf_box_none() -> *mut ffi::PyObject {
     unsafe {
         let none = ffi::Py_None();
@@ -494,14 +491,14 @@ unsafe extern "C" fn jf_box_none() -> *mut ffi::PyObject {
 unsafe extern "C" fn jf_release() -> *mut ffi::PyThreadState {
     unsafe {
         let ts = ffi::PyEval_SaveThread();
-        *libc::__errno_location() = saved_errno();
+        super::ffi::restore_errno();
         ts
     }
 }
 
 unsafe extern "C" fn jf_reacquire(ts: *mut ffi::PyThreadState) {
     unsafe {
-        set_saved_errno(*libc::__errno_location());
+        super::ffi::save_errno();
         ffi::PyEval_RestoreThread(ts);
     }
 }
@@ -578,12 +575,47 @@ fn _debug_function(
         address,
         release_gil,
         keepalive: Vec::new(),
-        ctx: call_glue::CallContext::default(),
+        library: None,
+        ctx: super::state::builtin(py).clone(),
     };
     make_function(py, spec)
 }
 
+/// Number of compiled trampoline shapes and bytes of executable memory in use.
+#[pyfunction]
+fn _jit_stats(py: Python<'_>) -> PyResult<Py<pyo3::types::PyDict>> {
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("shapes", trampoline::SHAPES.len())?;
+    d.set_item("code_bytes", crate::jit::execmem::bytes_used())?;
+    Ok(d.unbind())
+}
+
+/// Calls a function-pointer cdata (installed as the CData call hook).
+fn call_cdata<'py>(
+    cd: &Bound<'py, super::cdata::CData>,
+    args: &Bound<'py, pyo3::types::PyTuple>,
+    kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    if kwargs.is_some_and(|k| !k.is_empty()) {
+        return Err(PyTypeError::new_err("C functions take no keyword arguments"));
+    }
+    let py = cd.py();
+    let c = cd.get();
+    if c.addr == 0 {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+            "cannot call NULL function pointer '{}'",
+            c.ty().cname()
+        )));
+    }
+    let ffi = c.ctype.get().ffi.clone();
+    let argv: Vec<Bound<'py, PyAny>> = args.iter().collect();
+    call_function_pointer(py, c.ty(), c.addr, &ffi, &argv)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    super::cdata::set_call_hook(call_cdata);
+    super::lib_object::register(m)?;
     m.add_function(wrap_pyfunction!(_debug_function, m)?)?;
+    m.add_function(wrap_pyfunction!(_jit_stats, m)?)?;
     Ok(())
 }

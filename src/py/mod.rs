@@ -18,6 +18,7 @@ pub mod errors;
 pub mod ffi;
 pub mod function;
 pub mod gil;
+pub mod lib_object;
 pub mod longdouble;
 pub mod state;
 
