@@ -205,7 +205,7 @@ def test_union_long_double_complex_by_value(env):
         return r[0]
 
     assert lib.check_union(u) == 1
-    assert lib.check_long_double(ffi.callback("long double(long double, int)", lambda x, k: x * k)) == 1
+    assert lib.check_long_double(ffi.callback("long double(long double, int)", lambda x, k: float(x) * k)) == 1
     assert lib.check_complex(ffi.callback("double _Complex(double _Complex)", lambda z: z * 2)) == 1
     assert lib.check_fcomplex(ffi.callback("float _Complex(float _Complex)", lambda z: z * 3)) == 1
 

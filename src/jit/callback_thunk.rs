@@ -105,6 +105,10 @@ enum ClosureParam {
     Replace(usize),
     /// Appended as the last parameter.
     Append,
+    /// Every register is taken: two stack parameters inserted at this index, in front of
+    /// the C stack arguments (the closure pointer, then the return address into the
+    /// stack stub, see `ClosureReg::Stack`).
+    Stack(usize),
 }
 
 /// Chooses the closure register: a filler register of the lowered signature, else the
@@ -132,7 +136,7 @@ fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, 
     if vec_len < nvec && !any_stack {
         return Ok((ClosureParam::Append, ClosureReg::Float(vec_len as u8)));
     }
-    Err("NotImplementedError: callback whose arguments use every argument register".into())
+    Ok((ClosureParam::Stack(vec_start + vec_len), ClosureReg::Stack))
 }
 
 fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, String> {
@@ -153,7 +157,7 @@ fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, Strin
     };
     let (closure_param, closure_reg) = place_closure(plan, &sig.params)?;
     let closure_ty = match closure_reg {
-        ClosureReg::Int(_) => types::I64,
+        ClosureReg::Int(_) | ClosureReg::Stack => types::I64,
         ClosureReg::Float(_) => types::F64,
     };
     let closure_index = match closure_param {
@@ -164,6 +168,11 @@ fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, Strin
         ClosureParam::Append => {
             sig.params.push(AbiParam::new(closure_ty));
             sig.params.len() - 1
+        }
+        ClosureParam::Stack(i) => {
+            sig.params.insert(i, AbiParam::new(types::I64));
+            sig.params.insert(i, AbiParam::new(types::I64));
+            i
         }
     };
 
@@ -193,11 +202,17 @@ fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, Strin
         let res_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, result_buf, align_shift));
         let closure_raw = params[closure_index];
         let closure = match closure_reg {
-            ClosureReg::Int(_) => closure_raw,
+            ClosureReg::Int(_) | ClosureReg::Stack => closure_raw,
             ClosureReg::Float(_) => b.ins().bitcast(ptr_ty, MemFlagsData::new(), closure_raw),
         };
-        if matches!(closure_param, ClosureParam::Append) {
-            params.pop();
+        match closure_param {
+            ClosureParam::Append => {
+                params.pop();
+            }
+            ClosureParam::Stack(i) => {
+                params.drain(i..i + 2);
+            }
+            ClosureParam::Replace(_) => {}
         }
         let arg_ptrs: Vec<Value> =
             arg_offsets.iter().map(|&o| b.ins().stack_addr(ptr_ty, args_slot, o as i32)).collect();
@@ -349,6 +364,24 @@ mod tests {
         assert_eq!(thunk.closure_reg, ClosureReg::Float(1));
         let f: extern "C" fn(i64, i64, i64, i64, i64, i64, i64, i64, f64) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 7, 80, 0.5), 108);
+    }
+
+    #[test]
+    fn every_register_used_closure_travels_on_the_stack() {
+        // 6 integer + 8 double registers, plus stack arguments.
+        let (slot, _c, thunk) = make("llllllddddddddlpdl");
+        assert_eq!(thunk.closure_reg, ClosureReg::Stack);
+        #[allow(clippy::type_complexity)]
+        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f64, f64, f64, f64, f64, f64, f64, f64, i64, Pt, f64) -> i64 =
+            unsafe { std::mem::transmute(slot.code_ptr()) };
+        let p = Pt { x: 0.5, y: 0.25 };
+        assert_eq!(f(1, 2, 3, 4, 5, 6, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 100, p, 1000.25), 21 + 36 + 100 + 1001);
+        // Exactly every register, nothing on the stack.
+        let (slot, _c, thunk) = make("lllllldddddddddd");
+        assert_eq!(thunk.closure_reg, ClosureReg::Stack);
+        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f64, f64, f64, f64, f64, f64, f64, f64) -> f64 =
+            unsafe { std::mem::transmute(slot.code_ptr()) };
+        assert_eq!(f(1, 2, 3, 4, 5, 6, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.5), 57.5);
     }
 
     #[repr(C)]

@@ -22,8 +22,10 @@
 use std::ptr;
 use std::sync::Mutex;
 
-/// Bytes per stub on the code page and per slot on the data page.
+/// Bytes per stub on the code page and per slot on the data page (register stubs).
 pub const SLOT_SIZE: usize = 16;
+/// Stack stubs are longer.
+pub const STACK_SLOT_SIZE: usize = 32;
 
 /// Where a stub puts the closure pointer before jumping to the thunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,6 +34,10 @@ pub enum ClosureReg {
     Int(u8),
     /// The n-th floating-point argument register (x86_64: xmm0..7; aarch64: d0..d7).
     Float(u8),
+    /// Every argument register carries C arguments: the stub pushes the closure pointer
+    /// (plus the caller's return address) in front of the stack arguments and *calls*
+    /// the thunk, which sees them as two extra leading stack arguments, then returns to C.
+    Stack,
 }
 
 impl ClosureReg {
@@ -42,6 +48,7 @@ impl ClosureReg {
         match self {
             ClosureReg::Int(n) => n as usize,
             ClosureReg::Float(n) => Self::INT_REGS as usize + n as usize,
+            ClosureReg::Stack => Self::INT_REGS as usize + Self::FLOAT_REGS as usize,
         }
     }
 
@@ -49,11 +56,16 @@ impl ClosureReg {
         match self {
             ClosureReg::Int(n) => n < Self::INT_REGS,
             ClosureReg::Float(n) => n < Self::FLOAT_REGS,
+            ClosureReg::Stack => true,
         }
     }
 }
 
-const POOLS: usize = ClosureReg::INT_REGS as usize + ClosureReg::FLOAT_REGS as usize;
+const POOLS: usize = ClosureReg::INT_REGS as usize + ClosureReg::FLOAT_REGS as usize + 1;
+
+fn slot_size(reg: ClosureReg) -> usize {
+    if reg == ClosureReg::Stack { STACK_SLOT_SIZE } else { SLOT_SIZE }
+}
 
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -63,7 +75,7 @@ fn page_size() -> usize {
 
 /// The machine code of one stub. `data_distance` is how far ahead of the stub its data
 /// slot lies (one page).
-fn stub_code(reg: ClosureReg, data_distance: usize) -> [u8; SLOT_SIZE] {
+fn stub_code(reg: ClosureReg, data_distance: usize) -> Vec<u8> {
     if cfg!(target_arch = "aarch64") {
         stub_code_aarch64(reg, data_distance)
     } else {
@@ -72,9 +84,19 @@ fn stub_code(reg: ClosureReg, data_distance: usize) -> [u8; SLOT_SIZE] {
 }
 
 /// x86_64: `mov reg, [rip+d]` (or `movq xmm, [rip+d]`); `jmp [rip+d+8]`.
-pub fn stub_code_x86_64(reg: ClosureReg, data_distance: usize) -> [u8; SLOT_SIZE] {
-    let mut code = [0xCCu8; SLOT_SIZE]; // int3 padding
+pub fn stub_code_x86_64(reg: ClosureReg, data_distance: usize) -> Vec<u8> {
     let d = data_distance as i32;
+    if reg == ClosureReg::Stack {
+        let mut code = vec![0xCCu8; STACK_SLOT_SIZE];
+        code[0..2].copy_from_slice(&[0xFF, 0x35]); // push qword [rip + d]
+        code[2..6].copy_from_slice(&(d - 6).to_le_bytes());
+        code[6..8].copy_from_slice(&[0xFF, 0x15]); // call qword [rip + d + 8]
+        code[8..12].copy_from_slice(&(d + 8 - 12).to_le_bytes());
+        code[12..16].copy_from_slice(&[0x48, 0x83, 0xC4, 0x08]); // add rsp, 8
+        code[16] = 0xC3; // ret
+        return code;
+    }
+    let mut code = vec![0xCCu8; SLOT_SIZE]; // int3 padding
     let first_len: usize = match reg {
         ClosureReg::Int(n) => {
             // mov reg64, [rip + disp32]
@@ -101,6 +123,7 @@ pub fn stub_code_x86_64(reg: ClosureReg, data_distance: usize) -> [u8; SLOT_SIZE
             code[4..8].copy_from_slice(&(d - 8).to_le_bytes());
             8
         }
+        ClosureReg::Stack => unreachable!(),
     };
     // jmp [rip + disp32] to the thunk address in the second data word.
     let at = first_len;
@@ -112,21 +135,26 @@ pub fn stub_code_x86_64(reg: ClosureReg, data_distance: usize) -> [u8; SLOT_SIZE
 }
 
 /// aarch64: `adr x16, d`; `ldr xN|dN, [x16]`; `ldr x16, [x16, 8]`; `br x16`.
-pub fn stub_code_aarch64(reg: ClosureReg, data_distance: usize) -> [u8; SLOT_SIZE] {
+pub fn stub_code_aarch64(reg: ClosureReg, data_distance: usize) -> Vec<u8> {
     let imm = data_distance as u32;
     // adr x16, #data_distance
     let adr = ((imm & 3) << 29) | (0b10000 << 24) | (((imm >> 2) & 0x7FFFF) << 5) | 16;
-    let load_closure = match reg {
-        ClosureReg::Int(n) => 0xF940_0000 | (16 << 5) | n as u32, // ldr xN, [x16]
-        ClosureReg::Float(n) => 0xFD40_0000 | (16 << 5) | n as u32, // ldr dN, [x16]
-    };
     let load_thunk = 0xF940_0000 | (1 << 10) | (16 << 5) | 16; // ldr x16, [x16, #8]
-    let br = 0xD61F_0000 | (16 << 5); // br x16
-    let mut code = [0u8; SLOT_SIZE];
-    for (i, w) in [adr, load_closure, load_thunk, br].iter().enumerate() {
-        code[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
-    }
-    code
+    let words: Vec<u32> = match reg {
+        ClosureReg::Stack => vec![
+            adr,
+            0xF940_0000 | (16 << 5) | 17,                       // ldr x17, [x16]
+            load_thunk,
+            0xA980_0000 | (0x7E << 15) | (30 << 10) | (31 << 5) | 17, // stp x17, x30, [sp, #-16]!
+            0xD63F_0000 | (16 << 5),                            // blr x16
+            0xA8C0_0000 | (2 << 15) | (30 << 10) | (31 << 5) | 17, // ldp x17, x30, [sp], #16
+            0xD65F_03C0,                                        // ret
+            0xD503_201F,                                        // nop
+        ],
+        ClosureReg::Int(n) => vec![adr, 0xF940_0000 | (16 << 5) | n as u32, load_thunk, 0xD61F_0000 | (16 << 5)],
+        ClosureReg::Float(n) => vec![adr, 0xFD40_0000 | (16 << 5) | n as u32, load_thunk, 0xD61F_0000 | (16 << 5)],
+    };
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -211,12 +239,13 @@ fn map_page_pair(reg: ClosureReg) -> Result<Vec<usize>, String> {
     }
     let base = base as *mut u8;
     let stub = stub_code(reg, page);
-    let count = page / SLOT_SIZE;
+    let size = slot_size(reg);
+    let count = page / size;
     // SAFETY: both pages were just mapped read+write and belong to us.
     unsafe {
         for i in 0..count {
-            ptr::copy_nonoverlapping(stub.as_ptr(), base.add(i * SLOT_SIZE), SLOT_SIZE);
-            let data = base.add(page + i * SLOT_SIZE) as *mut [usize; 2];
+            ptr::copy_nonoverlapping(stub.as_ptr(), base.add(i * size), size);
+            let data = base.add(page + i * size) as *mut [usize; 2];
             *data = [0, dead_callback as *const u8 as usize];
         }
         #[cfg(target_arch = "aarch64")]
@@ -228,7 +257,7 @@ fn map_page_pair(reg: ClosureReg) -> Result<Vec<usize>, String> {
         }
     }
     // Hand out low addresses first (pop from the end).
-    Ok((0..count).rev().map(|i| base as usize + i * SLOT_SIZE).collect())
+    Ok((0..count).rev().map(|i| base as usize + i * size).collect())
 }
 
 /// Takes a free entry slot whose stub loads the closure pointer into `reg`, pointing it
@@ -274,9 +303,10 @@ mod aarch64_tests {
         let dir = std::env::temp_dir().join(format!("jitffi_a64_stub_{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let page = 4096usize;
-        let hex = |b: [u8; SLOT_SIZE]| b.iter().map(|x| format!("0x{x:02x}")).collect::<Vec<_>>().join(",");
+        let hex = |b: Vec<u8>| b.iter().map(|x| format!("0x{x:02x}")).collect::<Vec<_>>().join(",");
         let int2 = hex(stub_code_aarch64(ClosureReg::Int(2), page));
         let flt1 = hex(stub_code_aarch64(ClosureReg::Float(1), page));
+        let stk = hex(stub_code_aarch64(ClosureReg::Stack, page));
         let src = format!(
             r#"
 #include <stdio.h>
@@ -285,22 +315,30 @@ mod aarch64_tests {
 #include <sys/mman.h>
 static const unsigned char s_int2[16] = {{{int2}}};
 static const unsigned char s_flt1[16] = {{{flt1}}};
+static const unsigned char s_stk[32] = {{{stk}}};
 struct cl {{ long k; }};
 static long t_int2(long a, long b, struct cl *c) {{ return a + b + c->k; }}
 static double t_flt1(double a, double c) {{ struct cl *p; memcpy(&p, &c, 8); return a * p->k; }}
+/* x0..x7 taken: the closure and the stub's return address precede the stack arguments. */
+static long t_stk(long a0, long a1, long a2, long a3, long a4, long a5, long a6, long a7,
+                  struct cl *c, long lr, long a8, long a9) {{
+    (void)lr; return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 * 100 + a9 * 1000 + c->k;
+}}
 int main(void) {{
     unsigned char *m = mmap(0, 2 * {page}, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    memcpy(m, s_int2, 16); memcpy(m + 16, s_flt1, 16);
+    memcpy(m, s_int2, 16); memcpy(m + 16, s_flt1, 16); memcpy(m + 32, s_stk, 32);
     struct cl c1 = {{7}}, c2 = {{3}};
     uintptr_t *d = (uintptr_t *)(m + {page});
     d[0] = (uintptr_t)&c1; d[1] = (uintptr_t)t_int2;
     d[2] = (uintptr_t)&c2; d[3] = (uintptr_t)t_flt1;
-    __builtin___clear_cache((char *)m, (char *)m + 32);
+    d[4] = (uintptr_t)&c1; d[5] = (uintptr_t)t_stk;
+    __builtin___clear_cache((char *)m, (char *)m + 64);
     mprotect(m, {page}, PROT_READ | PROT_EXEC);
     long r1 = ((long (*)(long, long))m)(10, 20);
     double r2 = ((double (*)(double))(m + 16))(1.5);
-    printf("%ld %g\n", r1, r2);
-    return !(r1 == 37 && r2 == 4.5);
+    long r3 = ((long (*)(long, long, long, long, long, long, long, long, long, long))(m + 32))(1, 2, 3, 4, 5, 6, 7, 8, 9, 10);
+    printf("%ld %g %ld\n", r1, r2, r3);
+    return !(r1 == 37 && r2 == 4.5 && r3 == 36 + 900 + 10000 + 7);
 }}
 "#
         );
@@ -320,7 +358,7 @@ int main(void) {{
             .output()
             .expect("qemu-aarch64 (CI installs qemu-user)");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "37 4.5");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "37 4.5 10943");
     }
 }
 

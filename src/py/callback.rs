@@ -401,17 +401,22 @@ fn callback_ctype<'py>(shared: &FfiRef, cdecl: &Bound<'py, PyAny>) -> PyResult<B
                 return Ok(ct);
             }
         }
+        let as_pointer = || -> Option<PyResult<Bound<'py, CType>>> {
+            let ptr_text = function_type_as_pointer(s.to_str().ok()?)?;
+            Some(shared.parse_ctype(&PyString::new(py, &ptr_text)))
+        };
         let ct = match shared.parse_ctype(s) {
-            Ok(ct) => ct,
-            Err(e) => {
-                let text = s.to_str()?;
-                match function_type_as_pointer(text) {
-                    Some(ptr_text) if e.to_string().contains("function type") => {
-                        shared.parse_ctype(&PyString::new(py, &ptr_text))?
-                    }
-                    _ => return Err(e),
-                }
-            }
+            Ok(ct) if matches!(ct.get().ty.kind, Kind::FuncPtr(_)) => ct,
+            // `T(T)` with a typedef name T may parse as a parenthesized declarator.
+            Ok(ct) => match as_pointer() {
+                Some(Ok(p)) if matches!(p.get().ty.kind, Kind::FuncPtr(_)) => p,
+                _ => ct,
+            },
+            Err(e) if e.to_string().contains("function type") => match as_pointer() {
+                Some(r) => r?,
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
         };
         cache.set_item(&key, &ct)?;
         ct
