@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 
 pub mod buffer;
 pub mod call_glue;
+pub mod callback;
 pub mod cdata;
 pub mod convert;
 pub mod ctype;
