@@ -260,18 +260,20 @@ impl<'a> Resolver<'a> {
         let specs_pair = inner.next().unwrap();
         let init_decls: Vec<Pair<Rule>> = inner.collect();
 
+        let is_typedef_decl = specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str() == "typedef");
         // `typedef struct { .. } name;` names the anonymous struct after the typedef.
         let mut typedef_hint = None;
-        if let Some(first) = init_decls.first() {
-            let decl = first.clone().into_inner().next().unwrap();
-            let mut parts = decl.into_inner();
-            if let (Some(only), None) = (parts.next(), parts.next()) {
-                if only.as_rule() == Rule::name {
-                    typedef_hint = Some(only.as_str().to_string());
+        if is_typedef_decl {
+            if let Some(first) = init_decls.first() {
+                let decl = first.clone().into_inner().next().unwrap();
+                let mut parts = decl.into_inner();
+                if let (Some(only), None) = (parts.next(), parts.next()) {
+                    if only.as_rule() == Rule::name {
+                        typedef_hint = Some(only.as_str().to_string());
+                    }
                 }
             }
         }
-        let is_typedef_decl = specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str() == "typedef");
         let specs = self.decl_specs(specs_pair, if is_typedef_decl { typedef_hint.as_deref() } else { None })?;
 
         let only_empty = init_decls.is_empty()
@@ -399,7 +401,7 @@ impl<'a> Resolver<'a> {
                     let prim = prim_from_keywords(&words)
                         .map_err(|m| self.error(ErrorKind::FFI, p.as_span().start(), m))?;
                     specs.base = Ty::plain(match prim {
-                        Some(prim) => self.ns.table.prim(prim),
+                        Some(prim) => self.ns.prim(prim),
                         None => self.ns.table.void(),
                     });
                     if dots {
@@ -454,7 +456,7 @@ impl<'a> Resolver<'a> {
             ));
         }
         if let Some(prim) = Prim::from_name(name) {
-            return Ok(Ty::plain(self.ns.table.prim(prim)));
+            return Ok(Ty::plain(self.ns.prim(prim)));
         }
         if name == "FILE" {
             return Ok(Ty::plain(self.ns.file_type.clone()));
