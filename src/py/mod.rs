@@ -1,6 +1,32 @@
-//! Python objects: FFI, CType, CData, Lib, and the one Python<->C conversion layer.
+//! Python objects: FFI, CType, CData, buffer, and the one Python<->C conversion layer.
+//!
+//! For the calls/callbacks code:
+//! - `state::FfiRef` (= `Arc<FfiShared>`): an FFI's types; get it from `ffi::FFI::shared()`
+//!   or from any cdata (`cdata.ctype.get().ffi`);
+//! - `convert`: all value conversions (see its module docs);
+//! - `cdata::set_call_hook`: makes function-pointer cdata callable;
+//! - `ffi::{save_errno, restore_errno, get_saved_errno, set_saved_errno}`: `ffi.errno`.
 use pyo3::prelude::*;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub mod buffer;
+pub mod cdata;
+pub mod convert;
+pub mod ctype;
+pub mod errors;
+pub mod ffi;
+pub mod gil;
+pub mod longdouble;
+pub mod state;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<ffi::FFI>()?;
+    m.add_class::<ctype::CType>()?;
+    m.add_class::<ctype::CField>()?;
+    m.add_class::<cdata::CData>()?;
+    m.add_class::<buffer::CBuffer>()?;
+    m.add_class::<ffi::Allocator>()?;
+    m.add("FFI_DEFAULT_ABI", ctype::FFI_DEFAULT_ABI)?;
+    m.add("FFI_CDECL", ctype::FFI_DEFAULT_ABI)?;
     Ok(())
 }

@@ -1,0 +1,58 @@
+"""jitffi: cffi's API in ABI mode, calling C through Cranelift-compiled trampolines.
+
+`import jitffi as cffi` works: FFI, CDefError, FFIError, VerificationError,
+VerificationMissing, __version__, __version_info__.
+"""
+import threading as _threading
+
+from . import _jitffi
+from ._jitffi import (CDefError, FFIError, VerificationError, VerificationMissing,
+                      CType, CData, CField)
+
+__version__ = "2.0.0"
+__version_info__ = (2, 0, 0)
+
+__all__ = ["FFI", "CDefError", "FFIError", "VerificationError", "VerificationMissing",
+           "__version__", "__version_info__"]
+
+
+class FFI(_jitffi.FFI):
+    """The FFI object. Hot methods (new, cast, typeof, sizeof, string, buffer, ...) are
+    implemented in Rust by the base class; this subclass adds the slow-path ones."""
+
+    def __init__(self, backend=None):
+        # cffi accepts a backend module; jitffi has a single built-in backend.
+        self._init_once_lock = _threading.Lock()
+        self._init_once_cache = {}
+
+    def init_once(self, func, tag):
+        """Run `func()` once per `tag` (thread-safe); later calls return the cached
+        result. If func raises, nothing is cached and the exception propagates."""
+        try:
+            done, result = self._init_once_cache[tag]
+            if done:
+                return result
+        except KeyError:
+            pass
+        with self._init_once_lock:
+            entry = self._init_once_cache.get(tag)
+            if entry is None:
+                entry = self._init_once_cache[tag] = (False, _threading.Lock())
+        done, lock = entry
+        if done:
+            return lock
+        with lock:
+            done, result = self._init_once_cache[tag]
+            if done:
+                return result
+            result = func()
+            self._init_once_cache[tag] = (True, result)
+            return result
+
+    def def_extern(self, *args, **kwargs):
+        raise ValueError("ffi.def_extern() is only available on API-mode FFI objects")
+
+    def set_unicode(self, enabled_flag):
+        if getattr(self, "_windows_unicode", None) is not None:
+            raise ValueError("set_unicode() can only be called once")
+        self._windows_unicode = bool(enabled_flag)

@@ -1,0 +1,143 @@
+//! `ffi.buffer`: a type whose instances expose C memory through the buffer protocol,
+//! indexing/slicing (bytes out, bytes in) and comparisons; keeps its cdata alive.
+
+use std::os::raw::c_int;
+
+use pyo3::exceptions::{PyBufferError, PyIndexError, PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::pyclass::CompareOp;
+use pyo3::types::{PyBytes, PySlice};
+
+use super::cdata::CData;
+use crate::types::model::Kind;
+
+#[pyclass(module = "jitffi._jitffi", name = "buffer", frozen, weakref)]
+pub struct CBuffer {
+    cdata: Py<CData>,
+    addr: usize,
+    size: usize,
+}
+
+impl CBuffer {
+    fn bytes(&self, py: Python<'_>) -> PyResult<&[u8]> {
+        self.cdata.get().check_alive(py)?;
+        Ok(unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.size) })
+    }
+
+    fn range(&self, slice: &Bound<'_, PySlice>) -> PyResult<(usize, usize)> {
+        let ind = slice.indices(self.size as isize)?;
+        if ind.step != 1 {
+            return Err(PyValueError::new_err("buffer doesn't support slicing with step != 1"));
+        }
+        let (a, b) = (ind.start.max(0) as usize, ind.stop.max(0) as usize);
+        Ok((a, b.max(a)))
+    }
+}
+
+#[pymethods]
+impl CBuffer {
+    #[new]
+    #[pyo3(signature = (cdata, size=-1))]
+    fn py_new(py: Python<'_>, cdata: &Bound<'_, PyAny>, size: isize) -> PyResult<CBuffer> {
+        let cd = cdata
+            .cast::<CData>()
+            .map_err(|_| PyTypeError::new_err(format!("expected a cdata object, got {}", cdata.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+        let c = cd.get();
+        let ty = c.ty();
+        let (addr, dflt) = match &ty.kind {
+            Kind::Array(item, _) => (c.data_addr(py)?, c.length * item.size().unwrap_or(0)),
+            Kind::Pointer(item) => (c.data_addr(py)?, item.size().unwrap_or(0)),
+            Kind::Record(_) => (c.data_addr(py)?, ty.size().unwrap_or(0).max(c.alloc_size)),
+            _ => return Err(PyTypeError::new_err(format!("expected a pointer or array cdata, got '{}'", ty.cname()))),
+        };
+        let size = if size < 0 { dflt } else { size as usize };
+        Ok(CBuffer { cdata: cd.clone().unbind(), addr, size })
+    }
+
+    fn __len__(&self) -> usize {
+        self.size
+    }
+
+    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let b = self.bytes(py)?;
+        if let Ok(s) = key.cast::<PySlice>() {
+            let (a, e) = self.range(s)?;
+            return Ok(PyBytes::new(py, &b[a..e]).into_any().unbind());
+        }
+        let mut i: isize = key.extract()?;
+        if i < 0 {
+            i += self.size as isize;
+        }
+        if i < 0 || i as usize >= self.size {
+            return Err(PyIndexError::new_err("buffer index out of range"));
+        }
+        Ok(PyBytes::new(py, &b[i as usize..i as usize + 1]).into_any().unbind())
+    }
+
+    fn __setitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.cdata.get().check_alive(py)?;
+        let (a, e) = if let Ok(s) = key.cast::<PySlice>() {
+            self.range(s)?
+        } else {
+            let mut i: isize = key.extract()?;
+            if i < 0 {
+                i += self.size as isize;
+            }
+            if i < 0 || i as usize >= self.size {
+                return Err(PyIndexError::new_err("buffer index out of range"));
+            }
+            (i as usize, i as usize + 1)
+        };
+        let src: Vec<u8> = if let Ok(b) = value.cast::<PyBytes>() {
+            b.as_bytes().to_vec()
+        } else if let Ok(n) = value.extract::<u8>() {
+            if e - a != 1 {
+                return Err(PyTypeError::new_err("a bytes-like object is required"));
+            }
+            vec![n]
+        } else {
+            let pb = pyo3::buffer::PyBuffer::<u8>::get(value)?;
+            pb.to_vec(py)?
+        };
+        if src.len() != e - a {
+            return Err(PyValueError::new_err("right operand length must match slice length"));
+        }
+        unsafe { std::ptr::copy(src.as_ptr(), (self.addr + a) as *mut u8, src.len()) };
+        Ok(())
+    }
+
+    fn __richcmp__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+        let mine = PyBytes::new(py, self.bytes(py)?);
+        let theirs = if let Ok(o) = other.cast::<CBuffer>() {
+            PyBytes::new(py, o.get().bytes(py)?).into_any()
+        } else if other.is_instance_of::<PyBytes>() {
+            other.clone()
+        } else {
+            match pyo3::buffer::PyBuffer::<u8>::get(other) {
+                Ok(pb) => PyBytes::new(py, &pb.to_vec(py)?).into_any(),
+                Err(_) => return Ok(py.NotImplemented()),
+            }
+        };
+        Ok(mine.rich_compare(theirs, op)?.unbind())
+    }
+
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+        let me = slf.get();
+        me.cdata.get().check_alive(slf.py())?;
+        if view.is_null() {
+            return Err(PyBufferError::new_err("NULL view"));
+        }
+        let rc = ffi::PyBuffer_FillInfo(view, slf.as_ptr(), me.addr as *mut _, me.size as isize, 0, flags);
+        if rc != 0 {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
+
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        format!("<jitffi.buffer object at 0x{:x}>", slf.as_ptr() as usize)
+    }
+}

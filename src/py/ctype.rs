@@ -1,0 +1,276 @@
+//! `CType` (what `ffi.typeof` returns) and `CField`, plus the per-record field table that
+//! cdata attribute access goes through.
+
+use std::sync::{Arc, OnceLock};
+
+use pyo3::exceptions::PyAttributeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use super::state::FfiRef;
+use crate::types::model::{Kind, TypeRef};
+
+/// `FFI_DEFAULT_ABI` as `_cffi_backend` reports it on Linux (x86_64 and aarch64).
+pub const FFI_DEFAULT_ABI: i32 = 2;
+
+#[pyclass(module = "jitffi._jitffi", name = "CType", frozen)]
+pub struct CType {
+    pub ty: TypeRef,
+    pub ffi: FfiRef,
+    item: OnceLock<Py<CType>>,
+    fields: OnceLock<Arc<FieldTable>>,
+    /// `T *` for an array `T[n]` (what it decays to) — pointer arithmetic results.
+    decay: OnceLock<Py<CType>>,
+    /// `T[]` for `T *` / `T[n]` — slice results.
+    open_array: OnceLock<Py<CType>>,
+}
+
+/// The fields of a complete struct/union, built once per record type: `by_name` maps the
+/// field name (a Python str, so lookups reuse its cached hash) to its `CField`.
+pub struct FieldTable {
+    pub by_name: Py<PyDict>,
+    pub list: Vec<Py<CField>>,
+}
+
+#[pyclass(module = "jitffi._jitffi", name = "CField", frozen)]
+pub struct CField {
+    pub name: String,
+    pub ty: TypeRef,
+    pub ctype: Py<CType>,
+    pub offset: usize,
+    pub bitshift: i32,
+    pub bitsize: i32,
+    pub flags: u32,
+    /// Declared as a flexible array member (`T a[];`, last field).
+    pub flexible: bool,
+}
+
+#[pymethods]
+impl CField {
+    #[getter]
+    fn r#type(&self, py: Python<'_>) -> Py<CType> {
+        self.ctype.clone_ref(py)
+    }
+    #[getter]
+    fn offset(&self) -> usize {
+        self.offset
+    }
+    #[getter]
+    fn bitshift(&self) -> i32 {
+        self.bitshift
+    }
+    #[getter]
+    fn bitsize(&self) -> i32 {
+        self.bitsize
+    }
+    #[getter]
+    fn flags(&self) -> u32 {
+        self.flags
+    }
+    fn __repr__(&self) -> String {
+        format!("<CField '{}' of type '{}' at offset {}>", self.name, self.ty.cname(), self.offset)
+    }
+}
+
+impl CType {
+    pub fn new(ty: TypeRef, ffi: FfiRef) -> CType {
+        CType { ty, ffi, item: OnceLock::new(), fields: OnceLock::new(), decay: OnceLock::new(), open_array: OnceLock::new() }
+    }
+
+    pub fn cname(&self) -> String {
+        self.ty.cname()
+    }
+
+    /// CType of the pointee / array item.
+    pub fn item_ctype(&self, py: Python<'_>) -> Option<&Py<CType>> {
+        if let Some(i) = self.item.get() {
+            return Some(i);
+        }
+        let item = match &self.ty.kind {
+            Kind::Pointer(t) | Kind::Array(t, _) => t.clone(),
+            _ => return None,
+        };
+        let ct = self.ffi.ctype_of(py, &item);
+        let _ = self.item.set(ct);
+        self.item.get()
+    }
+
+    /// The field table of a complete struct/union (None while opaque).
+    pub fn field_table(&self, py: Python<'_>) -> Option<&Arc<FieldTable>> {
+        if let Some(t) = self.fields.get() {
+            return Some(t);
+        }
+        let layout = self.ty.record_layout()?;
+        let by_name = PyDict::new(py);
+        let mut list = Vec::with_capacity(layout.fields.len());
+        let nfields = layout.fields.len();
+        for (i, f) in layout.fields.iter().enumerate() {
+            let flexible = i + 1 == nfields && layout.has_flexible_array && matches!(f.ty.kind, Kind::Array(_, None));
+            let cf = Py::new(
+                py,
+                CField {
+                    name: f.name.clone(),
+                    ty: f.ty.clone(),
+                    ctype: self.ffi.ctype_of(py, &f.ty),
+                    offset: f.offset,
+                    bitshift: f.bitshift,
+                    bitsize: f.bitsize,
+                    flags: f.flags,
+                    flexible,
+                },
+            )
+            .ok()?;
+            let key = PyString::intern(py, &f.name);
+            let _ = by_name.set_item(key, cf.clone_ref(py));
+            list.push(cf);
+        }
+        let _ = self.fields.set(Arc::new(FieldTable { by_name: by_name.unbind(), list }));
+        self.fields.get()
+    }
+
+    /// `T *` for `T[n]`/`T[]`; itself for pointers.
+    pub fn decayed_ctype(&self, py: Python<'_>) -> Option<Py<CType>> {
+        match &self.ty.kind {
+            Kind::Array(item, _) => Some(
+                self.decay.get_or_init(|| {
+                    let t = self.ffi.pointer_to(item);
+                    self.ffi.ctype_of(py, &t)
+                })
+                .clone_ref(py),
+            ),
+            _ => None,
+        }
+    }
+
+    /// `T[]` for `T *` and `T[n]`.
+    pub fn open_array_ctype(&self, py: Python<'_>) -> Option<Py<CType>> {
+        match &self.ty.kind {
+            Kind::Array(item, _) | Kind::Pointer(item) => Some(
+                self.open_array
+                    .get_or_init(|| {
+                        let t = self.ffi.array_of(item, None);
+                        self.ffi.ctype_of(py, &t)
+                    })
+                    .clone_ref(py),
+            ),
+            _ => None,
+        }
+    }
+
+    fn no_attr(&self, name: &str) -> PyErr {
+        PyAttributeError::new_err(name.to_string())
+    }
+}
+
+#[pymethods]
+impl CType {
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.ty.kind_name()
+    }
+    #[getter(cname)]
+    fn get_cname(&self) -> String {
+        self.ty.cname()
+    }
+    #[getter]
+    fn item(&self, py: Python<'_>) -> PyResult<Py<CType>> {
+        match self.item_ctype(py) {
+            Some(i) => Ok(i.clone_ref(py)),
+            None => Err(self.no_attr("item")),
+        }
+    }
+    #[getter]
+    fn length(&self) -> PyResult<Option<usize>> {
+        match &self.ty.kind {
+            Kind::Array(_, n) => Ok(*n),
+            _ => Err(self.no_attr("length")),
+        }
+    }
+    #[getter]
+    fn fields(&self, py: Python<'_>) -> PyResult<Option<Py<PyList>>> {
+        if !matches!(self.ty.kind, Kind::Record(_)) {
+            return Err(self.no_attr("fields"));
+        }
+        let Some(t) = self.field_table(py) else { return Ok(None) };
+        let items: Vec<Bound<'_, PyTuple>> = t
+            .list
+            .iter()
+            .map(|f| PyTuple::new(py, [f.get().name.clone().into_pyobject(py).unwrap().into_any(), f.clone_ref(py).into_bound(py).into_any()]))
+            .collect::<PyResult<_>>()?;
+        Ok(Some(PyList::new(py, items)?.unbind()))
+    }
+    #[getter]
+    fn args(&self, py: Python<'_>) -> PyResult<Py<PyTuple>> {
+        match &self.ty.kind {
+            Kind::FuncPtr(sig) => {
+                let v: Vec<Py<CType>> = sig.args.iter().map(|a| self.ffi.ctype_of(py, a)).collect();
+                Ok(PyTuple::new(py, v)?.unbind())
+            }
+            _ => Err(self.no_attr("args")),
+        }
+    }
+    #[getter]
+    fn result(&self, py: Python<'_>) -> PyResult<Py<CType>> {
+        match &self.ty.kind {
+            Kind::FuncPtr(sig) => Ok(self.ffi.ctype_of(py, &sig.result)),
+            _ => Err(self.no_attr("result")),
+        }
+    }
+    #[getter]
+    fn ellipsis(&self) -> PyResult<bool> {
+        match &self.ty.kind {
+            Kind::FuncPtr(sig) => Ok(sig.variadic),
+            _ => Err(self.no_attr("ellipsis")),
+        }
+    }
+    #[getter]
+    fn abi(&self) -> PyResult<i32> {
+        match &self.ty.kind {
+            Kind::FuncPtr(_) => Ok(FFI_DEFAULT_ABI),
+            _ => Err(self.no_attr("abi")),
+        }
+    }
+    #[getter]
+    fn elements(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        match &self.ty.kind {
+            Kind::Enum(e) => {
+                let d = PyDict::new(py);
+                // first name wins for duplicate values, as in cffi
+                for (name, v) in e.items.iter().rev() {
+                    d.set_item(*v, name)?;
+                }
+                Ok(d.unbind())
+            }
+            _ => Err(self.no_attr("elements")),
+        }
+    }
+    #[getter]
+    fn relements(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        match &self.ty.kind {
+            Kind::Enum(e) => {
+                let d = PyDict::new(py);
+                for (name, v) in e.items.iter().rev() {
+                    d.set_item(name, *v)?;
+                }
+                Ok(d.unbind())
+            }
+            _ => Err(self.no_attr("relements")),
+        }
+    }
+    fn __dir__(&self) -> Vec<&'static str> {
+        let mut v = vec!["cname", "kind"];
+        match &self.ty.kind {
+            Kind::Pointer(_) => v.push("item"),
+            Kind::Array(..) => v.extend(["item", "length"]),
+            Kind::Record(_) => v.push("fields"),
+            Kind::Enum(_) => v.extend(["elements", "relements"]),
+            Kind::FuncPtr(_) => v.extend(["abi", "args", "ellipsis", "result"]),
+            _ => {}
+        }
+        v.sort();
+        v
+    }
+    fn __repr__(&self) -> String {
+        format!("<ctype '{}'>", self.ty.cname())
+    }
+}

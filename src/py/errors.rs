@@ -1,0 +1,31 @@
+//! The exception classes of the package and the mapping from cdef error kinds to them.
+use pyo3::exceptions::{PyException, PyNotImplementedError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::cdef::{CdefError, ErrorKind};
+
+pyo3::create_exception!(jitffi, CDefError, PyException, "Invalid or unsupported C declarations.");
+pyo3::create_exception!(jitffi, FFIError, PyException, "Semantic error in declarations.");
+pyo3::create_exception!(jitffi, VerificationError, PyException, "Compile/verify failure or API-mode-only feature.");
+pyo3::create_exception!(jitffi, VerificationMissing, PyException, "Layout only known to a C compiler.");
+
+/// A cdef/type-string error as the Python exception cffi raises for it.
+pub fn cdef_err(e: CdefError) -> PyErr {
+    match e.kind {
+        ErrorKind::CDef => CDefError::new_err(e.message),
+        ErrorKind::FFI => FFIError::new_err(e.message),
+        ErrorKind::Value => PyValueError::new_err(e.message),
+        ErrorKind::Type => PyTypeError::new_err(e.message),
+        ErrorKind::VerificationMissing => VerificationMissing::new_err(e.message),
+        ErrorKind::NotImplemented => PyNotImplementedError::new_err(e.message),
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("CDefError", py.get_type::<CDefError>())?;
+    m.add("FFIError", py.get_type::<FFIError>())?;
+    m.add("VerificationError", py.get_type::<VerificationError>())?;
+    m.add("VerificationMissing", py.get_type::<VerificationMissing>())?;
+    Ok(())
+}
