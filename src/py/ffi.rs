@@ -463,7 +463,7 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
     let keeper = CData::keeper_for(cd);
     let out = PyList::empty(py);
     for i in 0..n {
-        let v = unsafe { convert::read_with_ctype(py, ict.get(), &ict, p.add(i * isz), keeper.as_ref())? };
+        let v = unsafe { convert::read_with_ctype(py, ict.get(), &ict, p.add(i * isz), keeper.as_ref().map(|k| k.clone_ref(py)))? };
         out.append(v)?;
     }
     Ok(out.into_any().unbind())
