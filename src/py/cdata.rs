@@ -318,6 +318,7 @@ impl CData {
         }
     }
 
+    #[inline]
     fn field_base(&self, py: Python<'_>, through_ptr: bool) -> PyResult<usize> {
         self.check_alive(py)?;
         if through_ptr && self.addr < NULL_PAGE {
@@ -334,7 +335,7 @@ impl CData {
             )));
         };
         // Borrowed lookup: no exception on a miss, hash cached in the (interned) name.
-        let p = unsafe { ffi::PyDict_GetItem(table.by_name.as_ptr(), name.as_ptr()) };
+        let p = table.find(name.as_ptr());
         if p.is_null() {
             return Ok(None);
         }
@@ -691,6 +692,7 @@ impl CData {
         unsafe { read_with_ctype(py, ic, ict, addr as *const u8, keeper) }
     }
 
+    #[inline]
     fn read_field(slf: &Bound<'_, CData>, rec_through_ptr: bool, f: &CField) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let me = slf.get();
@@ -721,6 +723,7 @@ impl CData {
         unsafe { read_with_ctype(py, fct, &f.ctype, addr as *const u8, keeper) }
     }
 
+    #[inline]
     fn write_field(slf: &Bound<'_, CData>, rec_through_ptr: bool, f: &CField, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let me = slf.get();
@@ -750,7 +753,7 @@ impl CData {
         let me = slf.get();
         if let Some((rec, through_ptr)) = me.record_target(py) {
             if let Some(table) = rec.field_table(py) {
-                let p = unsafe { ffi::PyDict_GetItem(table.by_name.as_ptr(), name.as_ptr()) };
+                let p = table.find(name.as_ptr());
                 if !p.is_null() {
                     // SAFETY: the table only holds CField objects.
                     let f = unsafe { Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>() };
@@ -1045,6 +1048,7 @@ struct OrigSlots {
 
 static ORIG: OnceLock<OrigSlots> = OnceLock::new();
 
+#[inline(always)]
 fn finish<T>(py: Python<'_>, r: std::thread::Result<PyResult<T>>, err: T) -> T {
     match r {
         Ok(Ok(v)) => v,
@@ -1066,7 +1070,7 @@ unsafe extern "C" fn fast_getattro(slf: *mut ffi::PyObject, name: *mut ffi::PyOb
         let me = b.get();
         if let Some((rec, through_ptr)) = me.record_target(py) {
             if let Some(table) = rec.field_table(py) {
-                let p = ffi::PyDict_GetItem(table.by_name.as_ptr(), name);
+                let p = table.find(name);
                 if !p.is_null() {
                     let f = Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>();
                     return CData::read_field(&b, through_ptr, f.get()).map(|v| v.into_ptr());
@@ -1089,7 +1093,7 @@ unsafe extern "C" fn fast_setattro(slf: *mut ffi::PyObject, name: *mut ffi::PyOb
             let me = b.get();
             if let Some((rec, through_ptr)) = me.record_target(py) {
                 if let Some(table) = rec.field_table(py) {
-                    let p = ffi::PyDict_GetItem(table.by_name.as_ptr(), name);
+                    let p = table.find(name);
                     if !p.is_null() {
                         let f = Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>();
                         let v = Bound::from_borrowed_ptr(py, value);
