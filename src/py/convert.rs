@@ -294,6 +294,7 @@ pub fn py_to_bool(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
         IntVal::Small(1) => Ok(true),
         IntVal::Small(v) if v < 0 => Err(PyOverflowError::new_err("can't convert negative number to unsigned")),
         IntVal::BigNeg => Err(PyOverflowError::new_err("can't convert negative number to unsigned")),
+        IntVal::BigPos => Err(PyOverflowError::new_err("int too big to convert")),
         _ => Err(does_not_fit(obj, "_Bool")),
     }
 }

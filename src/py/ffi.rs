@@ -266,7 +266,13 @@ pub fn cast_value(py: Python<'_>, ct: &Bound<'_, CType>, value: &Bound<'_, PyAny
                     convert::store_u64(dst, pi.size, int_src(value)?)
                 },
                 PrimClass::Bool => {
-                    let nz = if let Ok(f) = value.cast::<pyo3::types::PyFloat>() { f.value() != 0.0 } else { int_src(value)? != 0 };
+                    let nz = if let Ok(f) = value.cast::<pyo3::types::PyFloat>() {
+                        f.value() != 0.0
+                    } else if unsafe { ffi::PyLong_Check(value.as_ptr()) } != 0 {
+                        value.is_truthy()?
+                    } else {
+                        int_src(value)? != 0
+                    };
                     bytes[0] = nz as u8;
                 }
                 PrimClass::Float => {
