@@ -1,1 +1,396 @@
 //! The cdef language: pest grammar (grammar/cdef.pest) → declarations and types.
+//!
+//! `preprocess` blanks comments and `#` lines, `parser` runs the pest grammar,
+//! `resolve` walks the parse tree into the type model (`types::model`) and the
+//! declaration tables (`types::decls`), `consteval` evaluates constant expressions, and
+//! record layouts come from `types::layout` once every member type is known.
+
+mod consteval;
+mod parser;
+mod preprocess;
+mod resolve;
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::types::decls::{Decl, Declarations};
+use crate::types::layout::{MemberSpec, Packing};
+use crate::types::model::{Kind, Prim, TypeRef, TypeTable};
+use crate::types::target::Target;
+
+pub use preprocess::parse_int_literal;
+
+#[derive(Debug, Clone, Default)]
+pub struct CdefOptions {
+    pub override_: bool,
+    pub packed: bool,
+    pub pack: Option<u32>,
+}
+
+/// Which Python exception a cdef/type-string error becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// ffi.CDefError
+    CDef,
+    /// ffi.FFIError
+    FFI,
+    /// ValueError
+    Value,
+    /// TypeError
+    Type,
+    /// ffi.VerificationMissing
+    VerificationMissing,
+    /// NotImplementedError
+    NotImplemented,
+}
+
+#[derive(Debug, Clone)]
+pub struct CdefError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl CdefError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> CdefError {
+        CdefError { kind, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for CdefError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CdefError {}
+
+/// A struct/union body waiting for its layout: computed at the end of the `cdef` call
+/// that gave it (members may name records completed later in the same call), or of a
+/// later call if a by-value member's type is still opaque.
+struct PendingBody {
+    node: TypeRef,
+    members: Vec<MemberSpec>,
+    partial: bool,
+    packing: Packing,
+}
+
+/// Everything one FFI has declared.
+pub struct Namespace {
+    pub table: TypeTable,
+    pub decls: Declarations,
+    /// `typedef int fn_t(int);`: the function-pointer node of each function typedef.
+    fn_typedefs: HashMap<String, TypeRef>,
+    /// `typedef int... t;` / `typedef float... t;` (true for float): sizes only a
+    /// compiler knows.
+    unknown_num_typedefs: HashMap<String, bool>,
+    /// The predeclared opaque `FILE`.
+    file_type: TypeRef,
+    /// Record ids whose body has been given (laid out or pending).
+    has_body: HashSet<u32>,
+    pending: HashMap<u32, PendingBody>,
+    pending_order: Vec<u32>,
+    /// Numbers anonymous structs, unions and enums: `struct $1`.
+    anon_counter: u32,
+}
+
+impl Namespace {
+    pub fn new(target: Target) -> Namespace {
+        let mut table = TypeTable::new(target);
+        let file_type = table.new_record(false, None, "FILE".to_string());
+        Namespace {
+            table,
+            decls: Declarations::default(),
+            fn_typedefs: HashMap::new(),
+            unknown_num_typedefs: HashMap::new(),
+            file_type,
+            has_body: HashSet::new(),
+            pending: HashMap::new(),
+            pending_order: Vec::new(),
+            anon_counter: 0,
+        }
+    }
+
+    pub fn target(&self) -> Target {
+        self.table.target
+    }
+
+    /// Parses `source` and adds its declarations. On error, declarations before the
+    /// failing one may already have been added (as with cffi).
+    pub fn cdef(&mut self, source: &str, opts: &CdefOptions) -> Result<(), CdefError> {
+        if let Some(p) = opts.pack {
+            if p == 0 || !p.is_power_of_two() {
+                return Err(CdefError::new(
+                    ErrorKind::Value,
+                    format!("'pack' must be a power of two, not {p}"),
+                ));
+            }
+        }
+        if opts.packed && opts.pack.is_some_and(|p| p != 1) {
+            return Err(CdefError::new(ErrorKind::Value, "'packed' should be False if 'pack' is given"));
+        }
+        let result = catch_unwind(AssertUnwindSafe(|| resolve::run_cdef(self, source, opts)));
+        let result = result.unwrap_or_else(|payload| Err(panic_error(payload, "cdef")));
+        // Whatever was completed before an error still gets its layout.
+        self.finish_pending();
+        result
+    }
+
+    /// The type named by a C type string (`"int(*)[5]"`, `"struct s *"`, `"size_t"`).
+    pub fn parse_type(&mut self, text: &str) -> Result<TypeRef, CdefError> {
+        let result = catch_unwind(AssertUnwindSafe(|| resolve::run_type_string(self, text)));
+        result.unwrap_or_else(|payload| Err(panic_error(payload, "typeof")))
+    }
+
+    /// `ffi.include(other)`: typedefs, structs, unions, enums and constants of `other`
+    /// (not functions or variables). Records are shared, so both FFIs see one layout.
+    pub fn include(&mut self, other: &Namespace) -> Result<(), CdefError> {
+        let mut memo: HashMap<u32, TypeRef> = HashMap::new();
+        let mut typedefs: Vec<(&String, &TypeRef)> = other.decls.typedefs.iter().collect();
+        typedefs.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, ty) in typedefs {
+            let mine = self.adopt(ty, &mut memo);
+            if let Some(old) = self.decls.typedefs.get(name) {
+                if old.cname() != mine.cname() || old.kind_name() != mine.kind_name() {
+                    return Err(CdefError::new(
+                        ErrorKind::FFI,
+                        format!("multiple declarations of typedef {name} (for interactive usage, try cdef(xx, override=True))"),
+                    ));
+                }
+            }
+            self.decls.typedefs.insert(name.clone(), mine);
+        }
+        for (name, ty) in &other.fn_typedefs {
+            let mine = self.adopt(ty, &mut memo);
+            self.fn_typedefs.insert(name.clone(), mine);
+        }
+        for (name, f) in &other.unknown_num_typedefs {
+            self.unknown_num_typedefs.insert(name.clone(), *f);
+        }
+        for (map_name, src) in [("struct", &other.decls.structs), ("union", &other.decls.unions), ("enum", &other.decls.enums)] {
+            for (tag, ty) in src {
+                let mine = self.adopt(ty, &mut memo);
+                let dst = match map_name {
+                    "struct" => &mut self.decls.structs,
+                    "union" => &mut self.decls.unions,
+                    _ => &mut self.decls.enums,
+                };
+                dst.entry(tag.clone()).or_insert(mine);
+            }
+        }
+        for name in &other.decls.order {
+            let Some(d) = other.decls.names.get(name) else { continue };
+            let mine = match d {
+                Decl::IntConstant { value, ty } => {
+                    Decl::IntConstant { value: *value, ty: ty.as_ref().map(|t| self.adopt(t, &mut memo)) }
+                }
+                Decl::UnknownConstant { ty } => {
+                    Decl::UnknownConstant { ty: ty.as_ref().map(|t| self.adopt(t, &mut memo)) }
+                }
+                _ => continue,
+            };
+            if !self.decls.names.contains_key(name) {
+                self.decls.order.push(name.clone());
+            }
+            self.decls.names.insert(name.clone(), mine);
+        }
+        for id in &other.has_body {
+            self.has_body.insert(*id);
+        }
+        Ok(())
+    }
+
+    /// The node of this table for a type of another namespace's table.
+    fn adopt(&mut self, ty: &TypeRef, memo: &mut HashMap<u32, TypeRef>) -> TypeRef {
+        if let Some(t) = memo.get(&ty.id) {
+            return t.clone();
+        }
+        let mine = match &ty.kind {
+            Kind::Void => self.table.void(),
+            Kind::Prim(p) => self.table.prim(p.prim),
+            Kind::Pointer(item) => {
+                let item = self.adopt(item, memo);
+                self.table.pointer(&item)
+            }
+            Kind::Array(item, len) => {
+                let item = self.adopt(item, memo);
+                self.table.array(&item, *len)
+            }
+            Kind::Record(r) => self.table.adopt_record(r),
+            Kind::Enum(e) => self.table.adopt_enum(e),
+            Kind::FuncPtr(sig) => {
+                let args: Vec<TypeRef> = sig.args.iter().map(|a| self.adopt(a, memo)).collect();
+                let result = self.adopt(&sig.result, memo);
+                self.table.func_ptr(args, &result, sig.variadic)
+            }
+        };
+        memo.insert(ty.id, mine.clone());
+        mine
+    }
+
+    /// Sorted typedef, struct and union names (`ffi.list_types()`).
+    pub fn list_types(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let mut t: Vec<String> = self.decls.typedefs.keys().cloned().collect();
+        t.extend(self.fn_typedefs.keys().cloned());
+        t.extend(self.unknown_num_typedefs.keys().cloned());
+        let mut s: Vec<String> = self.decls.structs.keys().cloned().collect();
+        let mut u: Vec<String> = self.decls.unions.keys().cloned().collect();
+        t.sort();
+        t.dedup();
+        s.sort();
+        u.sort();
+        (t, s, u)
+    }
+
+    /// Lays out every pending record whose member types are all known.
+    fn finish_pending(&mut self) {
+        let order = std::mem::take(&mut self.pending_order);
+        let mut visiting = HashSet::new();
+        for id in &order {
+            self.finish_record(*id, &mut visiting);
+        }
+        self.pending_order = order.into_iter().filter(|id| self.pending.contains_key(id)).collect();
+    }
+
+    fn finish_record(&mut self, id: u32, visiting: &mut HashSet<u32>) {
+        if !self.pending.contains_key(&id) {
+            return;
+        }
+        if !visiting.insert(id) {
+            return;
+        }
+        let deps: Vec<u32> = self.pending[&id].members.iter().filter_map(|m| by_value_record(&m.ty)).collect();
+        for dep in deps {
+            if dep != id {
+                self.finish_record(dep, visiting);
+            }
+        }
+        visiting.remove(&id);
+        let body = &self.pending[&id];
+        let Kind::Record(rec) = &body.node.kind else { unreachable!("pending bodies are records") };
+        let self_contained = body.members.iter().any(|m| by_value_record(&m.ty) == Some(id));
+        let waiting = body.members.iter().any(|m| match by_value_record(&m.ty) {
+            Some(dep) => dep != id && self.pending.contains_key(&dep),
+            None => false,
+        }) || body.members.iter().any(|m| is_opaque_record(&m.ty));
+        if waiting && !self_contained {
+            // A member's struct is still opaque (or part of a by-value cycle): try again
+            // after the next cdef.
+            return;
+        }
+        let layout = if self_contained {
+            Err(format!("{} contains itself by value", rec.cname))
+        } else {
+            crate::types::layout::layout_record(
+                &rec.cname,
+                rec.is_union,
+                &body.members,
+                body.partial,
+                body.packing,
+                &self.table.target,
+            )
+        };
+        let _ = rec.layout.set(layout);
+        self.pending.remove(&id);
+    }
+}
+
+/// The record a member of type `ty` embeds by value (through arrays).
+fn by_value_record(ty: &TypeRef) -> Option<u32> {
+    match &ty.kind {
+        Kind::Record(r) if r.layout.get().is_none() => Some(r.id),
+        Kind::Array(item, _) => by_value_record(item),
+        _ => None,
+    }
+}
+
+fn is_opaque_record(ty: &TypeRef) -> bool {
+    match &ty.kind {
+        Kind::Record(r) => r.layout.get().is_none(),
+        Kind::Array(item, _) => is_opaque_record(item),
+        _ => false,
+    }
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>, what: &str) -> CdefError {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    CdefError::new(ErrorKind::CDef, format!("internal error in {what} (please report): {msg}"))
+}
+
+/// Canonical primitive for a run of built-in type keywords, order-insensitive
+/// (`long unsigned int` = `unsigned long`).
+pub(crate) fn prim_from_keywords(words: &[&str]) -> Result<Option<Prim>, String> {
+    let (mut unsigned, mut signed, mut short, mut long, mut int, mut char_, mut float, mut double, mut void, mut boolean, mut complex) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    for w in words {
+        match *w {
+            "unsigned" => unsigned += 1,
+            "signed" => signed += 1,
+            "short" => short += 1,
+            "long" => long += 1,
+            "int" => int += 1,
+            "char" => char_ += 1,
+            "float" => float += 1,
+            "double" => double += 1,
+            "void" => void += 1,
+            "_Bool" | "bool" => boolean += 1,
+            "_Complex" | "__complex__" => complex += 1,
+            _ => return Err(format!("unknown type keyword '{w}'")),
+        }
+    }
+    let bad = || Err(format!("Unsupported type: '{}'", words.join(" ")));
+    let sign = unsigned + signed;
+    if unsigned > 1 || signed > 1 || (unsigned == 1 && signed == 1) || int > 1 || short > 1 || long > 2 {
+        return bad();
+    }
+    if void > 0 {
+        return if words.len() == 1 { Ok(None) } else { bad() };
+    }
+    if boolean > 0 {
+        return if words.len() == 1 { Ok(Some(Prim::Bool)) } else { bad() };
+    }
+    if float > 0 || double > 0 {
+        if sign > 0 || short > 0 || int > 0 || char_ > 0 || float + double > 1 || complex > 1 {
+            return bad();
+        }
+        return match (float, double, long, complex) {
+            (1, 0, 0, 0) => Ok(Some(Prim::Float)),
+            (0, 1, 0, 0) => Ok(Some(Prim::Double)),
+            (0, 1, 1, 0) => Ok(Some(Prim::LongDouble)),
+            (1, 0, 0, 1) => Ok(Some(Prim::FloatComplex)),
+            (0, 1, 0, 1) => Ok(Some(Prim::DoubleComplex)),
+            _ => bad(),
+        };
+    }
+    if complex > 0 {
+        return bad();
+    }
+    if char_ > 0 {
+        if char_ > 1 || short > 0 || long > 0 || int > 0 {
+            return bad();
+        }
+        return Ok(Some(if unsigned > 0 {
+            Prim::UChar
+        } else if signed > 0 {
+            Prim::SChar
+        } else {
+            Prim::Char
+        }));
+    }
+    if short > 0 && long > 0 {
+        return bad();
+    }
+    let u = unsigned > 0;
+    Ok(Some(match (short, long) {
+        (1, _) => if u { Prim::UShort } else { Prim::Short },
+        (_, 1) => if u { Prim::ULong } else { Prim::Long },
+        (_, 2) => if u { Prim::ULongLong } else { Prim::LongLong },
+        _ => if u { Prim::UInt } else { Prim::Int },
+    }))
+}
+
+#[cfg(test)]
+mod tests;

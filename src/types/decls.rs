@@ -15,6 +15,10 @@ pub enum Decl {
     IntConstant { value: i128, ty: Option<TypeRef> },
     /// `extern "Python" int f(int);`
     ExternPython(TypeRef),
+    /// A constant whose value only a compiler knows: `#define N ...`,
+    /// `static const int N;`, non-integer `static const double D = 1.5;`, `A = ...` in
+    /// an enum. Reading it from a dlopen()ed lib is a NotImplementedError.
+    UnknownConstant { ty: Option<TypeRef> },
 }
 
 #[derive(Default, Clone)]

@@ -8,6 +8,7 @@
 //! Pure Rust: no pyo3 here. The Python `CType` objects wrap these nodes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::target::Target;
@@ -143,7 +144,8 @@ pub struct PrimInfo {
 /// A struct or union. Its layout is set once, when its body is known.
 #[derive(Debug)]
 pub struct Record {
-    /// Unique per FFI; also the interning key.
+    /// Unique in the process (so `ffi.include` can share records between FFIs); also
+    /// the interning key.
     pub id: u32,
     pub is_union: bool,
     /// How cffi prints it: `struct s`, `union u`, or the typedef name of an anonymous one.
@@ -317,6 +319,9 @@ enum Key {
     FuncPtr(Vec<u32>, u32, bool, CallConv),
 }
 
+static NEXT_RECORD_ID: AtomicU32 = AtomicU32::new(0);
+static NEXT_ENUM_ID: AtomicU32 = AtomicU32::new(0);
+
 /// All types of one FFI, interned: building the same type twice gives the same node,
 /// so `ffi.typeof("int *") is ffi.typeof("int*")` holds.
 pub struct TypeTable {
@@ -404,7 +409,7 @@ impl TypeTable {
 
     /// A new, still opaque struct or union; complete it with `Record::layout.set(..)`.
     pub fn new_record(&mut self, is_union: bool, tag: Option<String>, cname: String) -> TypeRef {
-        let id = self.next_record;
+        let id = NEXT_RECORD_ID.fetch_add(1, Ordering::Relaxed);
         self.next_record += 1;
         let rec = Arc::new(Record { id, is_union, cname: cname.clone(), tag, layout: OnceLock::new() });
         self.intern(Key::Record(id), || (Kind::Record(rec), format!("{cname}&")))
@@ -418,10 +423,28 @@ impl TypeTable {
         underlying: Prim,
         partial: bool,
     ) -> TypeRef {
-        let id = self.next_enum;
+        let id = NEXT_ENUM_ID.fetch_add(1, Ordering::Relaxed);
         self.next_enum += 1;
         let def = Arc::new(EnumDef { id, cname: cname.clone(), tag, items, underlying, partial });
         self.intern(Key::Enum(id), || (Kind::Enum(def), format!("{cname}&")))
+    }
+
+    /// This table's node for a record created by another FFI's table (`ffi.include`).
+    pub fn adopt_record(&mut self, rec: &Arc<Record>) -> TypeRef {
+        let rec2 = rec.clone();
+        self.intern(Key::Record(rec.id), || {
+            let tmpl = format!("{}&", rec2.cname);
+            (Kind::Record(rec2), tmpl)
+        })
+    }
+
+    /// This table's node for an enum created by another FFI's table (`ffi.include`).
+    pub fn adopt_enum(&mut self, def: &Arc<EnumDef>) -> TypeRef {
+        let def2 = def.clone();
+        self.intern(Key::Enum(def.id), || {
+            let tmpl = format!("{}&", def2.cname);
+            (Kind::Enum(def2), tmpl)
+        })
     }
 }
 

@@ -1,0 +1,176 @@
+//! The pest parser and the translation of pest's errors into cffi-style messages.
+
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+use pest::Parser;
+
+use super::preprocess::Positions;
+use super::{CdefError, ErrorKind};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/cdef.pest"]
+pub struct CdefParser;
+
+/// Deepest bracket nesting accepted. The grammar recurses once per level, so this bounds
+/// the stack used by pest and by the resolver.
+const MAX_NESTING: usize = 200;
+
+/// Refuses inputs nested so deeply that parsing them could exhaust the stack.
+pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), CdefError> {
+    let mut depth = 0usize;
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(CdefError::new(
+                        ErrorKind::CDef,
+                        format!("{}{what} nested more than {MAX_NESTING} levels deep", pos.prefix(i)),
+                    ));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn limit_calls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // Keeps a pathological input from backtracking for minutes; real headers use a few
+    // calls per byte.
+    ONCE.call_once(|| pest::set_call_limit(std::num::NonZeroUsize::new(200_000_000)));
+}
+
+pub fn parse<'i>(rule: Rule, text: &'i str) -> Result<Pair<'i, Rule>, pest::error::Error<Rule>> {
+    limit_calls();
+    let mut pairs = CdefParser::parse(rule, text)?;
+    Ok(pairs.next().expect("the start rule always yields one pair"))
+}
+
+fn describe(rule: &Rule) -> Option<&'static str> {
+    use Rule::*;
+    Some(match rule {
+        declaration | decl_specs => "a declaration",
+        typedef_name | tag | name | ident_ref => "an identifier",
+        builtin_kw | builtin_type => "a type",
+        qual => "a qualifier",
+        struct_kw | struct_spec => "'struct' or 'union'",
+        enum_kw | enum_spec => "'enum'",
+        struct_body | enum_body => "'{'",
+        ptr => "'*'",
+        nested | param_suffix => "'('",
+        array_suffix => "'['",
+        bitfield => "':'",
+        expr | unary | unsupported_expr | int_lit | char_lit | float_lit => "an expression",
+        op_bor | op_bxor | op_band | op_shift | op_add | op_mul => "an operator",
+        empty_decl => "';'",
+        init_decl | declarator => "a declarator",
+        params | param => "a parameter",
+        varargs | dots_type | int_dots | member_dots | enum_dots | value_dots | array_dots => "'...'",
+        enumerator => "an enumerator",
+        member => "a member",
+        EOI => "end of input",
+        _ => return None,
+    })
+}
+
+/// The token at `offset` for messages: an identifier, a number, or one character.
+pub fn token_at(text: &str, offset: usize) -> String {
+    let rest = &text[offset.min(text.len())..];
+    let Some(first) = rest.chars().next() else { return "end of input".to_string() };
+    if first.is_ascii_alphanumeric() || first == '_' || first == '$' {
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).unwrap_or(rest.len());
+        format!("'{}'", &rest[..end])
+    } else {
+        format!("'{first}'")
+    }
+}
+
+/// Turns a pest error into a CDefError: `cannot parse "LINE"` then
+/// `file:line:col: <what went wrong>`, with specific explanations for constructs that
+/// are valid C but not accepted by cdef.
+pub fn syntax_error(err: &pest::error::Error<Rule>, pos: &Positions, text: &str) -> CdefError {
+    let at = match err.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let at = at.min(text.len());
+    // The culprit may be the word just before the error position (`int * __restrict z`).
+    let before = text[..at].trim_end();
+    let prev_word_start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |p| p + 1);
+    let prev_word = &before[prev_word_start..];
+    let at = if matches!(prev_word, "__restrict" | "__restrict__" | "__attribute__" | "__declspec" | "__asm__" | "__asm" | "__thread" | "_Thread_local") {
+        prev_word_start
+    } else {
+        at
+    };
+    let rest = &text[at..];
+    let token = token_at(text, at);
+    let ident_here = rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    let what = if rest.starts_with("__attribute__") || rest.starts_with("__declspec") {
+        "__attribute__ and __declspec are not supported in cdef() (remove them; use cdef(packed=True) \
+         for packed structs)"
+            .to_string()
+    } else if rest.starts_with("__asm") || rest.starts_with("asm") {
+        "asm labels are not supported in cdef()".to_string()
+    } else if rest.starts_with("__restrict") {
+        "'__restrict' is not supported, write 'restrict'".to_string()
+    } else if rest.starts_with("__thread") || rest.starts_with("_Thread_local") {
+        "thread-local variables are not supported in ABI mode".to_string()
+    } else if let Some(c) = rest.chars().next().filter(|c| {
+        !(c.is_ascii_alphanumeric() || " \t\r\n\x0b\x0c_$*()[]{};:,.=+-~!%^&|<>/?'\"".contains(*c))
+    }) {
+        format!("illegal character '{c}'")
+    } else if rest.is_empty() {
+        let expected = match &err.variant {
+            ErrorVariant::ParsingError { positives, .. } => expected_list(positives),
+            _ => String::new(),
+        };
+        if expected.is_empty() {
+            "unexpected end of input".to_string()
+        } else {
+            format!("unexpected end of input, expected {expected}")
+        }
+    } else {
+        let expected = match &err.variant {
+            ErrorVariant::ParsingError { positives, .. } => expected_list(positives),
+            ErrorVariant::CustomError { message } => message.clone(),
+        };
+        let hint = if ident_here {
+            " (unknown type names must be declared with typedef first; cdef() does not know macros)"
+        } else {
+            ""
+        };
+        if expected.is_empty() {
+            format!("unexpected {token}{hint}")
+        } else {
+            format!("unexpected {token}, expected {expected}{hint}")
+        }
+    };
+    let line = pos.line_text(at);
+    CdefError::new(ErrorKind::CDef, format!("cannot parse \"{line}\"\n{}{what}", pos.prefix(at)))
+}
+
+fn expected_list(positives: &[Rule]) -> String {
+    let mut names: Vec<&str> = positives.iter().filter_map(describe).collect();
+    names.dedup();
+    let mut seen = Vec::new();
+    for n in names {
+        if !seen.contains(&n) {
+            seen.push(n);
+        }
+    }
+    match seen.len() {
+        0 => String::new(),
+        1 => seen[0].to_string(),
+        _ => {
+            let last = seen.pop().unwrap();
+            format!("{} or {last}", seen.join(", "))
+        }
+    }
+}
+

@@ -1,0 +1,554 @@
+//! Parser tests: one per grammar row of spec A6 and per error form. Expected cnames,
+//! sizes and messages were checked against cffi 2.0.0 and gcc.
+
+use super::*;
+use crate::types::decls::Decl;
+use crate::types::model::Kind;
+use std::sync::Arc;
+
+fn ns() -> Namespace {
+    Namespace::new(Target::X86_64_LINUX)
+}
+
+fn cdef(src: &str) -> Namespace {
+    let mut n = ns();
+    n.cdef(src, &CdefOptions::default()).unwrap_or_else(|e| panic!("cdef failed: {e}"));
+    n
+}
+
+fn cdef_err(src: &str) -> CdefError {
+    let mut n = ns();
+    match n.cdef(src, &CdefOptions::default()) {
+        Ok(()) => panic!("cdef of {src:?} unexpectedly succeeded"),
+        Err(e) => e,
+    }
+}
+
+fn cname(n: &mut Namespace, t: &str) -> String {
+    n.parse_type(t).unwrap_or_else(|e| panic!("parse_type({t:?}): {e}")).cname()
+}
+
+fn func(n: &Namespace, name: &str) -> String {
+    match n.decls.names.get(name) {
+        Some(Decl::Function(t)) => t.cname(),
+        other => panic!("{name} is not a function: {other:?}"),
+    }
+}
+
+fn constant(n: &Namespace, name: &str) -> i128 {
+    match n.decls.names.get(name) {
+        Some(Decl::IntConstant { value, .. }) => *value,
+        other => panic!("{name} is not a constant: {other:?}"),
+    }
+}
+
+fn size(n: &mut Namespace, t: &str) -> Option<usize> {
+    n.parse_type(t).unwrap().size()
+}
+
+fn fields(n: &mut Namespace, t: &str) -> Vec<(String, usize, i32, i32)> {
+    let ty = n.parse_type(t).unwrap();
+    let l = ty.record_layout().unwrap_or_else(|| panic!("{t} has no layout"));
+    l.fields.iter().map(|f| (f.name.clone(), f.offset, f.bitshift, f.bitsize)).collect()
+}
+
+#[test]
+fn function_declarations() {
+    let n = cdef("int f(int, char *); int g(); void h(void); long k(int a, double b);");
+    assert_eq!(func(&n, "f"), "int(*)(int, char *)");
+    assert_eq!(func(&n, "g"), "int(*)(void)");
+    assert_eq!(func(&n, "h"), "void(*)(void)");
+    assert_eq!(func(&n, "k"), "long(*)(int, double)");
+    assert_eq!(n.decls.order, ["f", "g", "h", "k"]);
+}
+
+#[test]
+fn varargs() {
+    let n = cdef("int printf(const char *, ...);");
+    assert_eq!(func(&n, "printf"), "int(*)(char *, ...)");
+    let Kind::FuncPtr(sig) = &n.decls.names["printf"].clone().fn_type().kind else { panic!() };
+    assert!(sig.variadic);
+}
+
+trait FnType {
+    fn fn_type(&self) -> TypeRef;
+}
+impl FnType for Decl {
+    fn fn_type(&self) -> TypeRef {
+        match self {
+            Decl::Function(t) | Decl::ExternPython(t) => t.clone(),
+            _ => panic!("not a function"),
+        }
+    }
+}
+
+#[test]
+fn function_pointers_everywhere() {
+    let mut n = cdef(
+        "typedef int (*cb_t)(int); struct s { int (*f)(long, ...); cb_t g; void (*arr[3])(void); };
+         int call(int (*cb)(int), cb_t c2); void (*signal(int, void (*)(int)))(int);",
+    );
+    assert_eq!(cname(&mut n, "cb_t"), "int(*)(int)");
+    assert_eq!(func(&n, "call"), "int(*)(int(*)(int), int(*)(int))");
+    assert_eq!(func(&n, "signal"), "void(*(*)(int, void(*)(int)))(int)");
+    let f = fields(&mut n, "struct s");
+    assert_eq!(f.iter().map(|x| x.1).collect::<Vec<_>>(), [0, 8, 16]);
+    assert_eq!(size(&mut n, "struct s"), Some(40));
+    let t = n.parse_type("struct s").unwrap();
+    assert_eq!(t.record_layout().unwrap().fields[2].ty.cname(), "void(*[3])(void)");
+}
+
+#[test]
+fn params_decay() {
+    let n = cdef("int f(int a[5], int g(int), int (*h)[3], char m[][4]);");
+    assert_eq!(func(&n, "f"), "int(*)(int *, int(*)(int), int(*)[3], char(*)[4])");
+}
+
+#[test]
+fn typedefs_with_several_declarators() {
+    let mut n = cdef("typedef struct { int a; } a_t, *a_p, a3_t[3]; typedef int i_t, *ip_t;");
+    assert_eq!(cname(&mut n, "a_t"), "a_t");
+    assert_eq!(cname(&mut n, "a_p"), "a_t *");
+    assert_eq!(cname(&mut n, "a3_t"), "a_t[3]");
+    assert_eq!(cname(&mut n, "ip_t"), "int *");
+    assert_eq!(size(&mut n, "a3_t"), Some(12));
+    let (t, s, u) = n.list_types();
+    assert_eq!(t, ["a3_t", "a_p", "a_t", "i_t", "ip_t"]);
+    assert!(s.is_empty() && u.is_empty());
+}
+
+#[test]
+fn anonymous_record_names_follow_cffi() {
+    let mut n = cdef("typedef struct { int a; } *foo_p;");
+    assert_eq!(cname(&mut n, "foo_p"), "struct $1 *");
+    let mut n = cdef("enum { A }; struct s { struct { int a; } x; struct { int b; } y; union { int q; }; }; struct t { struct { int a; } x; };");
+    let s = n.parse_type("struct s").unwrap();
+    let l = s.record_layout().unwrap();
+    let names: Vec<(String, String)> = l.fields.iter().map(|f| (f.name.clone(), f.ty.cname())).collect();
+    assert_eq!(names, [("x".into(), "struct $2".into()), ("y".into(), "struct $3".into()), ("q".into(), "int".into())]);
+    let t = n.parse_type("struct t").unwrap();
+    assert_eq!(t.record_layout().unwrap().fields[0].ty.cname(), "struct $5");
+    assert_eq!(cname(&mut n, "struct s *"), "struct s *");
+}
+
+#[test]
+fn structs_unions_opaque_and_completed_later() {
+    let mut n = cdef("struct s; union u; typedef struct s s_t; struct node { int v; struct node *next; };");
+    assert_eq!(size(&mut n, "struct s"), None);
+    assert_eq!(size(&mut n, "s_t *"), Some(8));
+    assert_eq!(size(&mut n, "struct node"), Some(16));
+    n.cdef("struct s { char c; double d; }; union u { char c; int i; short s[3]; };", &CdefOptions::default()).unwrap();
+    assert_eq!(size(&mut n, "s_t"), Some(16));
+    assert_eq!(size(&mut n, "union u"), Some(8));
+    assert!(Arc::ptr_eq(&n.parse_type("s_t").unwrap(), &n.parse_type("struct s").unwrap()));
+    let (_, s, u) = n.list_types();
+    assert_eq!(s, ["node", "s"]);
+    assert_eq!(u, ["u"]);
+}
+
+#[test]
+fn by_value_member_completed_later_in_same_or_next_cdef() {
+    let mut n = cdef("struct a { struct b x; int y; }; struct b { long z; };");
+    assert_eq!(size(&mut n, "struct a"), Some(16));
+    let mut n = cdef("struct a { struct b x; };");
+    assert_eq!(size(&mut n, "struct a"), None);
+    n.cdef("struct b { int y; };", &CdefOptions::default()).unwrap();
+    assert_eq!(size(&mut n, "struct a"), Some(4));
+}
+
+#[test]
+fn anonymous_members_flattened() {
+    let mut n = cdef("struct s { int a; union { int b; float c; }; struct { char d; char e; }; };");
+    let f = fields(&mut n, "struct s");
+    assert_eq!(
+        f,
+        [("a".into(), 0, -1, -1), ("b".into(), 4, -1, -1), ("c".into(), 4, -1, -1), ("d".into(), 8, -1, -1), ("e".into(), 9, -1, -1)]
+    );
+    assert_eq!(size(&mut n, "struct s"), Some(12));
+}
+
+#[test]
+fn nested_named_definitions() {
+    let mut n = cdef("struct outer { struct inner { int x; } in; enum color { RED, GREEN } c; };");
+    assert_eq!(size(&mut n, "struct inner"), Some(4));
+    assert_eq!(size(&mut n, "struct outer"), Some(8));
+    assert_eq!(constant(&n, "GREEN"), 1);
+    assert_eq!(cname(&mut n, "enum color"), "enum color");
+}
+
+#[test]
+fn bitfields() {
+    let mut n = cdef("struct s { int a:3; int :0; unsigned b:5; int :2; char c:4; long long d:40; };");
+    let f = fields(&mut n, "struct s");
+    assert_eq!(f[0], ("a".into(), 0, 0, 3));
+    assert_eq!(f[1], ("b".into(), 4, 0, 5));
+    assert_eq!(f[2], ("c".into(), 5, 0, 4));
+    assert_eq!(f[3], ("d".into(), 8, 0, 40));
+    assert_eq!(size(&mut n, "struct s"), Some(16));
+}
+
+#[test]
+fn invalid_bitfields_fail_at_use() {
+    let mut n = cdef("struct s { int x:3; float y:2; }; struct t { int x:33; };");
+    let s = n.parse_type("struct s").unwrap();
+    let Kind::Record(r) = &s.kind else { panic!() };
+    let err = r.layout.get().unwrap().as_ref().unwrap_err();
+    assert_eq!(err, "field 'struct s.y' declared as 'float' cannot be a bit field");
+    let t = n.parse_type("struct t").unwrap();
+    let Kind::Record(r) = &t.kind else { panic!() };
+    assert_eq!(
+        r.layout.get().unwrap().as_ref().unwrap_err(),
+        "bit field 'struct t.x' is declared 'int:33', which exceeds the width of the type"
+    );
+}
+
+#[test]
+fn enums() {
+    let mut n = cdef(
+        "enum e { A, B = 5, C, D = B + 10, E = -3, F = 'a', G = 010, H = 0x10, I = 1 << 3 | 2, J = ~0, K = (1+2)*3 };",
+    );
+    for (k, v) in [("A", 0), ("B", 5), ("C", 6), ("D", 15), ("E", -3), ("F", 97), ("G", 8), ("H", 16), ("I", 10), ("J", -1), ("K", 9)] {
+        assert_eq!(constant(&n, k), v, "{k}");
+    }
+    let t = n.parse_type("enum e").unwrap();
+    let Kind::Enum(e) = &t.kind else { panic!() };
+    assert_eq!(e.underlying, Prim::Int);
+    assert_eq!(e.items.len(), 11);
+    let cases = [
+        ("enum e { A, B };", Prim::UInt),
+        ("enum e { A = -1 };", Prim::Int),
+        ("enum e { A = 0x80000000 };", Prim::UInt),
+        ("enum e { A = -1, B = 0x80000000 };", Prim::Long),
+        ("enum e { A = 0x100000000 };", Prim::ULong),
+        ("enum e { A = -0x100000000 };", Prim::Long),
+        ("enum e { A = 0xffffffffffffffff };", Prim::ULong),
+    ];
+    for (src, want) in cases {
+        let mut n = cdef(src);
+        let t = n.parse_type("enum e").unwrap();
+        let Kind::Enum(e) = &t.kind else { panic!() };
+        assert_eq!(e.underlying, want, "{src}");
+    }
+    let mut n = cdef("typedef enum { X, Y } e_t; enum { Z = 7 };");
+    assert_eq!(cname(&mut n, "e_t"), "e_t");
+    assert_eq!(constant(&n, "Z"), 7);
+}
+
+#[test]
+fn arrays() {
+    let mut n = cdef("#define N 4\nenum { M = 2 }; static const int K = 3; struct s { int a[N][M]; char b[K*2+1]; }; int g[2][3][4]; int flex[];");
+    assert_eq!(size(&mut n, "struct s"), Some(40));
+    match &n.decls.names["g"] {
+        Decl::Variable { ty, is_const } => {
+            assert_eq!(ty.cname(), "int[2][3][4]");
+            assert!(!is_const);
+        }
+        d => panic!("{d:?}"),
+    }
+    assert_eq!(cname(&mut n, "int[3][4]"), "int[3][4]");
+    assert_eq!(size(&mut n, "int[3][4]"), Some(48));
+}
+
+#[test]
+fn flexible_array_member() {
+    let mut n = cdef("struct s { int n; double a[]; };");
+    let t = n.parse_type("struct s").unwrap();
+    let l = t.record_layout().unwrap();
+    assert!(l.has_flexible_array);
+    assert_eq!((l.size, l.align), (8, 8));
+    assert_eq!(l.fields[1].offset, 8);
+    assert_eq!(l.fields[1].ty.cname(), "double[]");
+}
+
+#[test]
+fn opaque_typedef() {
+    let mut n = cdef("typedef ... t; typedef ... *t_p; t *make(void);");
+    assert_eq!(cname(&mut n, "t"), "t");
+    assert_eq!(n.parse_type("t").unwrap().kind_name(), "struct");
+    assert_eq!(size(&mut n, "t"), None);
+    assert_eq!(func(&n, "make"), "t *(*)(void)");
+    assert_eq!(size(&mut n, "t_p"), Some(8));
+}
+
+#[test]
+fn defines() {
+    let n = cdef("#define A 42\n#define B 0x1F\n#define C 017\n#define D -5\n#define E 10UL\n#define F 3L // c\n#define G ...\n  #  define H 1 /* c */\n");
+    for (k, v) in [("A", 42), ("B", 31), ("C", 15), ("D", -5), ("E", 10), ("F", 3), ("H", 1)] {
+        assert_eq!(constant(&n, k), v, "{k}");
+    }
+    assert!(matches!(n.decls.names["G"], Decl::UnknownConstant { ty: None }));
+    let e = cdef_err("#define X 1+2\n");
+    assert_eq!(e.kind, ErrorKind::CDef);
+    assert!(e.message.starts_with("only supports one of the following syntax:\n  #define X ...     (literally dot-dot-dot)"), "{}", e.message);
+    assert!(e.message.ends_with("got:\n  #define X 1+2"), "{}", e.message);
+    assert!(cdef_err("#define X(a) a\n").message.contains("only supports one of the following syntax"));
+    assert!(cdef_err("#define X\n").message.contains("only supports one of the following syntax"));
+}
+
+#[test]
+fn static_const_and_globals() {
+    let n = cdef(
+        "static const int N = 5 + 3; static const int M; static const double D = 1.5; static const char C = 'x';\n\
+         extern int x; int y; const int cx; extern const char *s; char *const cp; extern int arr[4];",
+    );
+    assert_eq!(constant(&n, "N"), 8);
+    assert_eq!(constant(&n, "C"), 120);
+    assert!(matches!(&n.decls.names["M"], Decl::UnknownConstant { ty: Some(t) } if t.cname() == "int"));
+    assert!(matches!(&n.decls.names["D"], Decl::UnknownConstant { ty: Some(t) } if t.cname() == "double"));
+    let var = |k: &str| match &n.decls.names[k] {
+        Decl::Variable { ty, is_const } => (ty.cname(), *is_const),
+        d => panic!("{d:?}"),
+    };
+    assert_eq!(var("x"), ("int".into(), false));
+    assert_eq!(var("y"), ("int".into(), false));
+    assert_eq!(var("cx"), ("int".into(), true));
+    assert_eq!(var("s"), ("char *".into(), false));
+    assert_eq!(var("cp"), ("char *".into(), true));
+    assert_eq!(var("arr"), ("int[4]".into(), false));
+}
+
+#[test]
+fn qualifiers_comments_continuations() {
+    let mut n = cdef("/* c */ const volatile int * restrict const * volatile p; // x\nint\\\n q; int * const f(const char * restrict s);");
+    assert!(n.decls.names.contains_key("p") && n.decls.names.contains_key("q"));
+    assert_eq!(func(&n, "f"), "int *(*)(char *)");
+    assert_eq!(cname(&mut n, "int *const*"), "int * *");
+    assert_eq!(cname(&mut n, "const int"), "int");
+}
+
+#[test]
+fn builtin_type_spellings_normalize() {
+    let mut n = ns();
+    for (t, want) in [
+        ("long int", "long"), ("unsigned", "unsigned int"), ("signed", "int"), ("short int", "short"),
+        ("long long int", "long long"), ("unsigned long int", "unsigned long"), ("bool", "_Bool"),
+        ("_Bool", "_Bool"), ("signed char", "signed char"), ("unsigned short int", "unsigned short"),
+        ("signed long long", "long long"), ("long unsigned", "unsigned long"), ("long double", "long double"),
+        ("char16_t", "char16_t"), ("size_t *", "size_t *"), ("double _Complex", "double _Complex"),
+        ("int8_t", "int8_t"), ("uint_fast32_t", "uint_fast32_t"), ("FILE *", "FILE *"),
+    ] {
+        assert_eq!(cname(&mut n, t), want, "{t}");
+    }
+    assert!(Arc::ptr_eq(&n.parse_type("long int").unwrap(), &n.parse_type("long").unwrap()));
+    assert!(Arc::ptr_eq(&n.parse_type("int *").unwrap(), &n.parse_type("int*").unwrap()));
+    assert_eq!(n.parse_type("long double _Complex").unwrap_err().kind, ErrorKind::FFI);
+}
+
+#[test]
+fn type_strings() {
+    let mut n = cdef("struct s { int a; }; typedef int fn_t(int);");
+    for (t, want) in [
+        ("int(*)[5]", "int(*)[5]"), ("char *[]", "char *[]"), ("void(*)(int, ...)", "void(*)(int, ...)"),
+        ("struct s *", "struct s *"), ("struct q *", "struct q *"), ("union u*", "union u *"),
+        ("enum e*", "enum e *"), ("int(*(*)(long))[3]", "int(*(*)(long))[3]"), ("fn_t *", "int(*)(int)"),
+        ("int(**)(void)", "int(* *)(void)"), ("int f", "int"), ("int[]", "int[]"),
+    ] {
+        assert_eq!(cname(&mut n, t), want, "{t}");
+    }
+    for t in ["int(int)", "fn_t", "void(void)"] {
+        let e = n.parse_type(t).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::CDef);
+        assert_eq!(e.message, format!("the type '{t}' is a function type, not a pointer-to-function type"));
+    }
+    let e = n.parse_type("foo").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::CDef);
+    assert!(e.message.contains("unknown type name 'foo'"), "{}", e.message);
+    assert!(n.parse_type("int int int").is_err());
+    assert!(n.parse_type("").is_err());
+    assert!(n.parse_type("int (").is_err());
+}
+
+#[test]
+fn line_directives_in_errors() {
+    let e = cdef_err("# 5 \"foo.h\"\nint x; int y @;");
+    assert_eq!(e.kind, ErrorKind::CDef);
+    assert!(e.message.contains("foo.h:5:14: illegal character '@'"), "{}", e.message);
+    let e = cdef_err("#line 12 \"a.h\"\nint f(foo);");
+    assert!(e.message.starts_with("a.h:12:7: f arg 1: unknown type 'foo'"), "{}", e.message);
+}
+
+#[test]
+fn api_mode_forms_are_kept() {
+    let mut n = cdef(
+        "struct s { int a; ...; }; enum e { A, B, ... }; enum f { X = ..., Y = 2 }; struct t { int a[...]; };\n\
+         typedef int... i_t; typedef float... f_t; int arr[...];\n\
+         extern \"Python\" int cb(int); extern \"Python\" { int cb2(int); void cb3(void); }\n\
+         extern \"Python+C\" int cb4(void);",
+    );
+    let s = n.parse_type("struct s").unwrap();
+    assert!(s.record_layout().unwrap().partial);
+    assert_eq!(s.size(), None);
+    assert!(n.parse_type("struct t").unwrap().record_layout().unwrap().partial);
+    let Kind::Enum(e) = &n.parse_type("enum e").unwrap().kind else { panic!() };
+    assert!(e.partial);
+    assert!(matches!(n.decls.names["X"], Decl::UnknownConstant { .. }));
+    assert_eq!(constant(&n, "Y"), 2);
+    assert_eq!(n.parse_type("i_t").unwrap_err().kind, ErrorKind::NotImplemented);
+    assert_eq!(n.parse_type("f_t *").unwrap_err().kind, ErrorKind::NotImplemented);
+    assert_eq!(n.list_types().0, ["f_t", "i_t"]);
+    for k in ["cb", "cb2", "cb3", "cb4"] {
+        assert!(matches!(n.decls.names[k], Decl::ExternPython(_)), "{k}");
+    }
+    assert_eq!(n.decls.names["cb3"].fn_type().cname(), "void(*)(void)");
+    assert!(matches!(&n.decls.names["arr"], Decl::Variable { ty, .. } if ty.cname() == "int[]"));
+}
+
+#[test]
+fn options_packed_and_pack() {
+    let mut n = ns();
+    let opts = CdefOptions { packed: true, ..Default::default() };
+    n.cdef("struct p { char a; int b; short c; };", &opts).unwrap();
+    assert_eq!(fields(&mut n, "struct p").iter().map(|f| f.1).collect::<Vec<_>>(), [0, 1, 5]);
+    assert_eq!(size(&mut n, "struct p"), Some(7));
+    let opts = CdefOptions { pack: Some(2), ..Default::default() };
+    n.cdef("struct q { char a; int b; double c; };", &opts).unwrap();
+    assert_eq!(fields(&mut n, "struct q").iter().map(|f| f.1).collect::<Vec<_>>(), [0, 2, 6]);
+    assert_eq!(size(&mut n, "struct q"), Some(14));
+    let e = n.cdef("", &CdefOptions { pack: Some(3), ..Default::default() }).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Value);
+}
+
+#[test]
+fn redeclarations() {
+    let mut n = cdef("typedef int t; typedef int t; int f(int); int f(int x); int x; extern int x;\n#define X 1\n#define X 1\n");
+    let e = n.cdef("typedef long t;", &CdefOptions::default()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FFI);
+    assert_eq!(e.message, "multiple declarations of typedef t (for interactive usage, try cdef(xx, override=True))");
+    let e = n.cdef("long f(int);", &CdefOptions::default()).unwrap_err();
+    assert_eq!(e.message, "multiple declarations of function f (for interactive usage, try cdef(xx, override=True))");
+    let e = n.cdef("long x;", &CdefOptions::default()).unwrap_err();
+    assert_eq!(e.message, "multiple declarations of variable x (for interactive usage, try cdef(xx, override=True))");
+    let e = n.cdef("enum { A }; enum { A = 1 };", &CdefOptions::default()).unwrap_err();
+    assert_eq!((e.kind, e.message.as_str()), (ErrorKind::FFI, "multiple declarations of constant: A"));
+    let ov = CdefOptions { override_: true, ..Default::default() };
+    n.cdef("typedef long t; long f(int);", &ov).unwrap();
+    assert_eq!(cname(&mut n, "t"), "long");
+    assert_eq!(func(&n, "f"), "long(*)(int)");
+    let e = cdef_err("struct s { int a; }; struct s { int a; };");
+    assert_eq!(e.kind, ErrorKind::CDef);
+    assert_eq!(e.message, "<cdef source string>:1:22: duplicate declaration of struct s");
+    let e = cdef_err("enum e { A }; enum e { A };");
+    assert_eq!(e.kind, ErrorKind::NotImplemented);
+    // An explicit typedef of a standard name wins.
+    let mut n = cdef("typedef int size_t; typedef long FILE;");
+    assert_eq!(cname(&mut n, "size_t"), "int");
+    assert_eq!(cname(&mut n, "FILE"), "long");
+}
+
+#[test]
+fn function_typedef() {
+    let mut n = cdef("typedef int fn_t(int); fn_t *p; fn_t f2; struct s { fn_t *cb; };");
+    assert_eq!(cname(&mut n, "fn_t *"), "int(*)(int)");
+    assert_eq!(func(&n, "f2"), "int(*)(int)");
+    assert!(matches!(&n.decls.names["p"], Decl::Variable { ty, .. } if ty.cname() == "int(*)(int)"));
+    assert_eq!(n.list_types().0, ["fn_t"]);
+}
+
+#[test]
+fn include_copies_types_and_constants() {
+    let mut a = cdef("typedef struct { int x; } pt_t; struct s { pt_t p; long q; }; enum e { A = 3 };\n#define N 9\nint f(int); int v;");
+    let mut b = ns();
+    b.include(&a).unwrap();
+    assert_eq!(size(&mut b, "pt_t"), Some(4));
+    assert_eq!(size(&mut b, "struct s"), Some(16));
+    assert_eq!(constant(&b, "A"), 3);
+    assert_eq!(constant(&b, "N"), 9);
+    assert!(!b.decls.names.contains_key("f") && !b.decls.names.contains_key("v"));
+    b.cdef("struct t { struct s inner; pt_t *p; };", &CdefOptions::default()).unwrap();
+    assert_eq!(size(&mut b, "struct t"), Some(24));
+    assert_eq!(cname(&mut b, "pt_t *"), "pt_t *");
+    let _ = a.parse_type("struct s").unwrap();
+}
+
+#[test]
+fn error_unknown_type_names() {
+    let e = cdef_err("int f(foo);");
+    assert_eq!(e.kind, ErrorKind::CDef);
+    assert_eq!(
+        e.message,
+        "<cdef source string>:1:7: f arg 1: unknown type 'foo' (if you meant to use the old C syntax of giving untyped arguments, it is not supported)"
+    );
+    let e = cdef_err("int f(a, b);");
+    assert!(e.message.contains("f arg 1: unknown type 'a'"), "{}", e.message);
+    let e = cdef_err("\nfoo x;");
+    assert_eq!(e.message, "<cdef source string>:2:1: unknown type name 'foo'");
+}
+
+#[test]
+fn error_directives_and_bodies() {
+    let e = cdef_err("#include <stdio.h>\n");
+    assert_eq!(e.kind, ErrorKind::CDef);
+    assert!(e.message.starts_with("cannot parse \"#include <stdio.h>\"\n<cdef source string>:1:1: #include is not supported"), "{}", e.message);
+    for src in ["#ifdef X\n#endif\n", "#if 0\n#endif\n", "#undef X\n", "#error x\n"] {
+        let e = cdef_err(src);
+        assert_eq!(e.kind, ErrorKind::CDef);
+        assert!(e.message.contains("not supported in cdef()"), "{}", e.message);
+    }
+    cdef("#pragma once\nint x;");
+    let e = cdef_err("int f(int x) { return x; }");
+    assert_eq!(e.kind, ErrorKind::CDef);
+    assert!(e.message.starts_with("<cdef source string>:1:1: function definitions are not supported"), "{}", e.message);
+    let e = cdef_err("int f(void) __attribute__((x));");
+    assert!(e.message.contains("1:13: __attribute__ and __declspec are not supported"), "{}", e.message);
+    let e = cdef_err("int * __restrict z;");
+    assert!(e.message.contains("'__restrict' is not supported"), "{}", e.message);
+}
+
+#[test]
+fn error_syntax_positions() {
+    let e = cdef_err("int x");
+    assert_eq!(e.kind, ErrorKind::CDef);
+    assert!(e.message.contains("<cdef source string>:1:6: unexpected end of input"), "{}", e.message);
+    let e = cdef_err("\n\nint x; int y @;");
+    assert_eq!(e.message, "cannot parse \"int x; int y @;\"\n<cdef source string>:3:14: illegal character '@'");
+    let e = cdef_err("int x;\n  int ;;");
+    assert!(e.message.starts_with("<cdef source string>:2:3: Invalid declaration"), "{}", e.message);
+    let e = cdef_err("struct s { int a };");
+    assert!(e.message.contains("1:18: unexpected '}'"), "{}", e.message);
+    let e = cdef_err("int f(...);");
+    assert!(e.message.contains("a function with only '(...)' as argument is not correct C"));
+    let e = cdef_err("/* unterminated");
+    assert!(e.message.contains("unterminated comment"));
+    let e = cdef_err("struct s { int; };");
+    assert_eq!(e.kind, ErrorKind::FFI);
+    assert!(e.message.contains("bad or unsupported type declaration"));
+}
+
+#[test]
+fn error_unsupported_expressions() {
+    for src in ["int a[sizeof(int)];", "struct s { int a[sizeof(int)]; };", "enum e { A = (int)3 };", "int a[N];", "enum e { A = !0 };", "enum e { A = 1 / 0 };"] {
+        let e = cdef_err(src);
+        assert_eq!(e.kind, ErrorKind::FFI, "{src}: {}", e.message);
+    }
+    assert!(cdef_err("int a[sizeof(int)];").message.contains("unsupported expression"));
+    assert!(cdef_err("int a[N];").message.contains("unsupported expression"));
+}
+
+#[test]
+fn char_literals() {
+    let n = cdef(r"enum e { A = '\n', B = '\x41', C = '\101', D = '\0', E = '\\', F = '\'' };");
+    for (k, v) in [("A", 10), ("B", 65), ("C", 65), ("D", 0), ("E", 92), ("F", 39)] {
+        assert_eq!(constant(&n, k), v);
+    }
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let src = format!("int a[{}1{}];", "(".repeat(5000), ")".repeat(5000));
+    assert_eq!(cdef_err(&src).kind, ErrorKind::CDef);
+    let mut n = ns();
+    assert!(n.parse_type(&format!("int{}*{}", "(".repeat(3000), ")".repeat(3000))).is_err());
+    // Within the limit it works.
+    let src = format!("int a[{}1{}];", "(".repeat(50), ")".repeat(50));
+    cdef(&src);
+}
+
+#[test]
+fn aarch64_target_types() {
+    let mut n = Namespace::new(Target::AARCH64_LINUX);
+    let t = n.parse_type("char").unwrap();
+    let Kind::Prim(p) = &t.kind else { panic!() };
+    assert!(!p.signed);
+    n.cdef("struct s { char c; long double d; };", &CdefOptions::default()).unwrap();
+    assert_eq!(size(&mut n, "struct s"), Some(32));
+}
