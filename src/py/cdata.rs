@@ -236,6 +236,12 @@ impl CData {
 
     /// A primitive cdata as the Python number used for comparisons and hashing.
     fn as_number(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        if let Kind::Prim(pi) = &self.ty().kind {
+            if matches!(pi.class, PrimClass::Char | PrimClass::WideChar) {
+                let v = unsafe { convert::read_prim(py, &self.ctype.get().ffi, self.ty(), pi, self.value.as_ptr() as *const u8)? };
+                return Ok(Some(v));
+            }
+        }
         if let Some(v) = self.int_value() {
             return Ok(Some(v.into_pyobject(py)?.into_any().unbind()));
         }
@@ -428,7 +434,10 @@ impl CData {
                 match &st.owner {
                     Owner::Malloc | Owner::Allocator { .. } => return Ok(owning(self.alloc_size)),
                     Owner::Buffer { type_name, .. } => {
-                        return Ok(format!("<cdata '{cname}' buffer len {} from '{type_name}' object>", self.length))
+                        if matches!(ty.kind, Kind::Pointer(_)) {
+                            return Ok(format!("<cdata '{cname}' buffer from '{type_name}' object>"));
+                        }
+                        return Ok(format!("<cdata '{cname}' buffer len {} from '{type_name}' object>", self.length));
                     }
                     Owner::Handle => {
                         let obj = HANDLES.get(py).as_ref().and_then(|m| m.get(&self.addr)).map(|o| o.clone_ref(py));
@@ -467,7 +476,6 @@ impl CData {
         if step != none {
             return Err(PyIndexError::new_err("slice with step not supported"));
         }
-        let is_array = matches!(self.ty().kind, Kind::Array(..));
         let get = |o: *mut ffi::PyObject, dflt: Option<usize>, what: &str| -> PyResult<isize> {
             if o == none {
                 return match dflt {
@@ -477,8 +485,9 @@ impl CData {
             }
             unsafe { Bound::from_borrowed_ptr(py, o) }.extract::<isize>()
         };
-        let start = get(start, Some(0), "start")?;
-        let stop = get(stop, if is_array { Some(self.length) } else { None }, "stop")?;
+        let is_array = matches!(self.ty().kind, Kind::Array(..));
+        let start = get(start, None, "start")?;
+        let stop = get(stop, None, "stop")?;
         if start < 0 {
             return Err(PyIndexError::new_err("negative index"));
         }
@@ -568,9 +577,11 @@ impl CData {
             Kind::Array(i, _) => (i, ct.decayed_ctype(py).ok_or_else(|| PyTypeError::new_err("cannot decay"))?),
             _ => return Err(PyTypeError::new_err(format!("cannot add a cdata '{}' and a number", ct.ty.cname()))),
         };
-        let isz = item
-            .size()
-            .ok_or_else(|| PyTypeError::new_err(format!("ctype '{}' points to items of unknown size", ct.ty.cname())))?;
+        let isz = match (&item.kind, item.size()) {
+            (Kind::Void, _) => 1,
+            (_, Some(s)) => s,
+            _ => return Err(PyTypeError::new_err(format!("ctype '{}' points to items of unknown size", ct.ty.cname()))),
+        };
         me.check_alive(py)?;
         let a = me.addr.wrapping_add((n as usize).wrapping_mul(isz));
         let keep = CData::keeper_for(slf);
@@ -690,7 +701,7 @@ impl CData {
             let item = item.clone();
             let isz = item.size().unwrap_or(1).max(1);
             let vs = me.var_size(py);
-            if vs > f.offset {
+            if vs > 0 && vs >= f.offset {
                 let n = (vs - f.offset) / isz;
                 return Ok(CData::new_view(py, f.ctype.clone_ref(py), addr, n, CData::keeper_for(slf), F_SLICED)?.into_any());
             }
@@ -737,21 +748,24 @@ impl CData {
                     return CData::read_field(slf, through_ptr, f.get());
                 }
             }
-            return match unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyObject_GenericGetAttr(slf.as_ptr(), name.as_ptr())) } {
-                Ok(v) => Ok(v.unbind()),
-                Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
-                    if rec.field_table(py).is_none() {
-                        return Err(PyAttributeError::new_err(format!(
-                            "cdata '{}' points to an opaque type: cannot read fields",
-                            me.ty().cname()
-                        )));
-                    }
-                    Err(me.no_field(name))
-                }
-                Err(e) => Err(e),
-            };
         }
         unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyObject_GenericGetAttr(slf.as_ptr(), name.as_ptr())) }.map(|b| b.unbind())
+    }
+
+    /// Called by pyo3 when `__getattribute__` raised AttributeError: cffi's message.
+    fn __getattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let me = slf.get();
+        if let Some((rec, _)) = me.record_target(py) {
+            if rec.field_table(py).is_none() {
+                return Err(PyAttributeError::new_err(format!(
+                    "cdata '{}' points to an opaque type: cannot read fields",
+                    me.ty().cname()
+                )));
+            }
+            return Err(me.no_field(name));
+        }
+        Err(PyAttributeError::new_err(format!("cdata '{}' has no attribute '{}'", me.ty().cname(), name)))
     }
 
     fn __setattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -785,7 +799,7 @@ impl CData {
         if let Ok(s) = key.cast::<PySlice>() {
             return CData::get_slice(slf, s);
         }
-        let i: isize = key.extract().map_err(|_| PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed with '{}'", slf.get().ty().cname(), convert::describe(key))))?;
+        let i: isize = key.extract()?;
         CData::read_item(slf, i)
     }
 
@@ -875,6 +889,10 @@ impl CData {
         let py = slf.py();
         let me = slf.get();
         if me.is_primitive() {
+            let is_ld = |c: &CData| matches!(&c.ty().kind, Kind::Prim(pi) if pi.class == PrimClass::LongDouble);
+            if is_ld(me) || other.cast::<CData>().map(|o| is_ld(o.get())).unwrap_or(false) {
+                return Err(pyo3::exceptions::PyNotImplementedError::new_err("cannot use <cdata 'long double'> in a comparison"));
+            }
             let Some(a) = me.as_number(py)? else { return Ok(py.NotImplemented()) };
             let b = match other.cast::<CData>() {
                 Ok(o) => {
@@ -918,8 +936,11 @@ impl CData {
     }
 
     fn __add__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        if slf.get().is_primitive() || unsafe { ffi::PyLong_Check(other.as_ptr()) } == 0 {
+        if unsafe { ffi::PyLong_Check(other.as_ptr()) } == 0 {
             return Ok(slf.py().NotImplemented());
+        }
+        if slf.get().is_primitive() {
+            return Err(PyTypeError::new_err(format!("cannot add a cdata '{}' and a number", slf.get().ty().cname())));
         }
         CData::ptr_add(slf, other.extract()?)
     }

@@ -266,6 +266,8 @@ pub fn py_to_bool(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     match int_value(obj)? {
         IntVal::Small(0) => Ok(false),
         IntVal::Small(1) => Ok(true),
+        IntVal::Small(v) if v < 0 => Err(PyOverflowError::new_err("can't convert negative number to unsigned")),
+        IntVal::BigNeg => Err(PyOverflowError::new_err("can't convert negative number to unsigned")),
         _ => Err(does_not_fit(obj, "_Bool")),
     }
 }
@@ -626,7 +628,7 @@ pub(crate) unsafe fn write_array(arr_ty: &TypeRef, item: &TypeRef, n: usize, obj
             let units = encode_wide(s, wi.size)?;
             if units.len() > n {
                 return Err(PyIndexError::new_err(format!(
-                    "initializer unicode string is too long for '{}' (got {} characters)",
+                    "initializer unicode is too long for '{}' (got {} characters)",
                     arr_ty.cname(),
                     units.len()
                 )));
@@ -650,14 +652,19 @@ pub(crate) unsafe fn write_array(arr_ty: &TypeRef, item: &TypeRef, n: usize, obj
             }
         }
     }
+    Err(array_init_type_error(arr_ty, item, obj))
+}
+
+/// TypeError for an array initializer of the wrong kind.
+pub fn array_init_type_error(arr_ty: &TypeRef, item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyErr {
     let what = if is_char_item(item) {
         "a bytes or list or tuple"
     } else if wide_item(item).is_some() {
-        "a unicode string or list or tuple"
+        "a unicode or list or tuple"
     } else {
         "a list or tuple"
     };
-    Err(PyTypeError::new_err(format!("initializer for ctype '{}' must be {what}, not {}", arr_ty.cname(), describe(obj))))
+    PyTypeError::new_err(format!("initializer for ctype '{}' must be {what}, not {}", arr_ty.cname(), describe(obj)))
 }
 
 /// "int", or "cdata 'int *'" for cdata (as in cffi's messages).
@@ -739,7 +746,11 @@ pub(crate) unsafe fn write_field(
     }
     let room = avail.saturating_sub(f.offset);
     if let Kind::Array(item, None) = &f.ty.kind {
-        // flexible array member: only as many items as were allocated
+        // flexible array member: only as many items as were allocated; an int initializer
+        // only gave `new` the length
+        if unsafe { ffi::PyLong_Check(obj.as_ptr()) } != 0 {
+            return Ok(());
+        }
         let isz = item.size().unwrap_or(1).max(1);
         return write_array(&f.ty, item, room / isz, obj, base.add(f.offset));
     }

@@ -249,7 +249,7 @@ impl CType {
         match &self.ty.kind {
             Kind::Enum(e) => {
                 let d = PyDict::new(py);
-                for (name, v) in e.items.iter() {
+                for (name, v) in e.items.iter().rev() {
                     d.set_item(name, *v)?;
                 }
                 Ok(d.unbind())

@@ -100,7 +100,7 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
                                 None
                             };
                             if let Some(v) = v {
-                                let n = array_len_from_init(fi, &v)?;
+                                let n = array_len_from_init(&f.ty, fi, &v)?;
                                 size = size.max(f.offset + n * fisz);
                             }
                         }
@@ -114,7 +114,7 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
             let n = match len {
                 Some(n) => *n,
                 None => match init {
-                    Some(i) => array_len_from_init(item, i)?,
+                    Some(i) => array_len_from_init(ty, item, i)?,
                     None => return Err(PyTypeError::new_err("expected new array length or list/tuple/str, not NoneType")),
                 },
             };
@@ -127,7 +127,7 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
 
 /// Length of a `T[]` created from `init`: an int, a list/tuple, bytes (+1 for the NUL of a
 /// char array) or str (+1, in code units, for wide-char arrays).
-fn array_len_from_init(item: &TypeRef, init: &Bound<'_, PyAny>) -> PyResult<usize> {
+fn array_len_from_init(arr_ty: &TypeRef, item: &TypeRef, init: &Bound<'_, PyAny>) -> PyResult<usize> {
     if unsafe { ffi::PyLong_Check(init.as_ptr()) } != 0 {
         let n: i64 = init.extract()?;
         if n < 0 {
@@ -154,6 +154,9 @@ fn array_len_from_init(item: &TypeRef, init: &Bound<'_, PyAny>) -> PyResult<usiz
         if let Some(sz) = wide {
             return Ok(encode_wide(s, sz)?.len() + 1);
         }
+    }
+    if init.is_instance_of::<PyString>() || init.is_instance_of::<PyBytes>() {
+        return Err(convert::array_init_type_error(arr_ty, item, init));
     }
     Err(PyTypeError::new_err(format!("expected new array length or list/tuple/str, not {}", convert::describe(init))))
 }
@@ -457,9 +460,10 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
     }
     let isz = size_or_err(&item)?;
     let ict = c.ctype.get().ffi.ctype_of(py, &item);
+    let keeper = CData::keeper_for(cd);
     let out = PyList::empty(py);
     for i in 0..n {
-        let v = unsafe { convert::read_with_ctype(py, ict.get(), &ict, p.add(i * isz), None)? };
+        let v = unsafe { convert::read_with_ctype(py, ict.get(), &ict, p.add(i * isz), keeper.as_ref())? };
         out.append(v)?;
     }
     Ok(out.into_any().unbind())
