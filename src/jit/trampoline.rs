@@ -159,6 +159,8 @@ pub struct Runtime {
     pub cdata_ctype_offset: i32,
     pub cdata_addr_offset: i32,
     pub arg_ctypes_offset: i32,
+    /// The ctype of `ffi.NULL` (`void *`), which every pointer parameter accepts.
+    pub void_ptr_ctype: usize,
     /// `&PyBytes_Type` and where a bytes object's characters start.
     pub bytes_type: usize,
     pub bytes_data_offset: i32,
@@ -355,8 +357,10 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 let table = b.ins().load(i64t, TRUSTED(), this, rt.arg_ctypes_offset);
                 let want = b.ins().load(i64t, TRUSTED(), table, (8 * i) as i32);
                 let same = b.ins().icmp(IntCC::Equal, ct, want);
+                let is_void_ptr = b.ins().icmp_imm_s(IntCC::Equal, ct, rt.void_ptr_ctype as i64);
+                let ok = b.ins().bor(same, is_void_ptr);
                 let take = b.create_block();
-                b.ins().brif(same, take, &[], slow, &[]);
+                b.ins().brif(ok, take, &[], slow, &[]);
                 b.switch_to_block(take);
                 let addr = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_addr_offset);
                 b.ins().store(TRUSTED(), addr, dst, 0);

@@ -218,10 +218,13 @@ fn runtime() -> &'static Runtime {
             v.major == 3 && v.minor == 11
         });
         // Where a CData object keeps its ctype and address: measured on a real one.
-        let (cdata_type, cdata_ctype_offset, cdata_addr_offset) = Python::attach(|py| {
+        let (cdata_type, cdata_ctype_offset, cdata_addr_offset, void_ptr_ctype) = Python::attach(|py| {
             let st = super::state::builtin(py);
             let vp = st.void_ptr_type();
-            let cd = CData::new_pointer(py, st.ctype_of(py, &vp), 0).expect("allocating a cdata");
+            // The builtin state keeps its ctype objects for the process lifetime.
+            let void_ptr = st.ctype_of(py, &vp);
+            let void_ptr_addr = void_ptr.as_ptr() as usize;
+            let cd = CData::new_pointer(py, void_ptr, 0).expect("allocating a cdata");
             let b = cd.bind(py);
             let base = b.as_ptr() as usize;
             let c = b.get();
@@ -229,6 +232,7 @@ fn runtime() -> &'static Runtime {
                 unsafe { ffi::Py_TYPE(b.as_ptr()) } as usize,
                 (&c.ctype as *const _ as usize - base) as i32,
                 (&c.addr as *const _ as usize - base) as i32,
+                void_ptr_addr,
             )
         });
         Runtime {
@@ -251,6 +255,7 @@ fn runtime() -> &'static Runtime {
             cdata_ctype_offset,
             cdata_addr_offset,
             arg_ctypes_offset: ARG_CTYPES_OFFSET as i32,
+            void_ptr_ctype,
             bytes_type: std::ptr::addr_of_mut!(ffi::PyBytes_Type) as usize,
             bytes_data_offset: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
             inline_small_ints,
