@@ -523,3 +523,29 @@ def test_char_array_for_char_pointer(ffi, lib):
     buf = ffi.new("char[]", b"hello")
     assert lib.my_strlen(buf) == 5
     assert lib.my_strlen(ffi.cast("char *", buf)) == 5
+
+
+def test_no_memory_growth_over_many_calls(ffi, lib):
+    import resource
+    ints = list(range(10))
+    p = ffi.new("int *", 3)
+    one, two = ffi.cast("int", 1), ffi.cast("int", 2)
+
+    def run(n):
+        for _ in range(n):
+            lib.sum_ints(ints, 10)          # temporary array
+            lib.deref_int(p)
+            lib.greeting()                  # pointer result
+            lib.sum_va(2, one, two)         # variadic path
+            try:
+                lib.divmod(1, 2, [1], "x")  # error after a temporary was made
+            except TypeError:
+                pass
+
+    run(20000)
+    gc.collect()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run(200000)
+    gc.collect()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert after - before < 2048, (before, after)  # KB
