@@ -22,6 +22,8 @@ use crate::types::model::{CallConv, FuncSig, Kind, Prim, PrimClass, TypeRef, Typ
 use crate::types::target::Target;
 
 use super::call_glue;
+use super::cdata::CData;
+use super::ctype::CType;
 use super::lib_object::LibHandle;
 
 // ---------------------------------------------------------------------------------------
@@ -33,6 +35,9 @@ pub struct FuncObject {
     /// Address the trampoline calls (the variadic stub for variadic functions).
     target: usize,
     info: *const FuncInfo,
+    /// The ctype object (`CType *`) of each parameter, for the trampolines' pointer fast
+    /// path (owned by `info`).
+    arg_ctypes: *const usize,
     def: ffi::PyMethodDef,
 }
 
@@ -55,6 +60,10 @@ pub struct FuncInfo {
     /// Shape of the fixed part, used to build variadic shapes.
     fixed_shapes: Vec<ArgShape>,
     ret_shape: RetShape,
+    /// The shape to compile at the first call (when it was not cached at creation).
+    pending: Option<Shape>,
+    arg_ctype_objs: Vec<Py<CType>>,
+    arg_ctype_ptrs: Vec<usize>,
 }
 
 impl FuncInfo {
@@ -65,6 +74,7 @@ impl FuncInfo {
 }
 
 const TARGET_OFFSET: usize = std::mem::offset_of!(FuncObject, target);
+const ARG_CTYPES_OFFSET: usize = std::mem::offset_of!(FuncObject, arg_ctypes);
 
 fn func_type() -> *mut ffi::PyTypeObject {
     static TYPE: OnceLock<usize> = OnceLock::new();
@@ -130,9 +140,12 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
             let u = e.underlying_info();
             ArgShape { scalar: int_scalar(u.size, u.signed), conv: Conv::Int }
         }
-        Kind::Pointer(_) | Kind::Array(..) | Kind::FuncPtr(_) => {
-            ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp }
+        Kind::Pointer(item) => {
+            let bytes = matches!(&item.kind, Kind::Prim(p) if p.size == 1 && p.class != PrimClass::Bool)
+                || matches!(item.kind, Kind::Void);
+            ArgShape { scalar: int_scalar(8, false), conv: Conv::Pointer { bytes } }
         }
+        Kind::Array(..) | Kind::FuncPtr(_) => ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp },
         Kind::Record(_) => {
             return Err(format!(
                 "ctype '{}' not supported as argument (structs and unions by value come with \
@@ -204,6 +217,24 @@ fn runtime() -> &'static Runtime {
             let v = py.version_info();
             v.major == 3 && v.minor == 11
         });
+        // Where a CData object keeps its ctype and address: measured on a real one.
+        let (cdata_type, cdata_ctype_offset, cdata_addr_offset, void_ptr_ctype) = Python::attach(|py| {
+            let st = super::state::builtin(py);
+            let vp = st.void_ptr_type();
+            // The builtin state keeps its ctype objects for the process lifetime.
+            let void_ptr = st.ctype_of(py, &vp);
+            let void_ptr_addr = void_ptr.as_ptr() as usize;
+            let cd = CData::new_pointer(py, void_ptr, 0).expect("allocating a cdata");
+            let b = cd.bind(py);
+            let base = b.as_ptr() as usize;
+            let c = b.get();
+            (
+                unsafe { ffi::Py_TYPE(b.as_ptr()) } as usize,
+                (&c.ctype as *const _ as usize - base) as i32,
+                (&c.addr as *const _ as usize - base) as i32,
+                void_ptr_addr,
+            )
+        });
         Runtime {
             target_offset: TARGET_OFFSET as i32,
             arity_error: jf_arity_error as *const () as usize,
@@ -220,6 +251,13 @@ fn runtime() -> &'static Runtime {
             bool_from_long: ffi::PyBool_FromLong as *const () as usize,
             long_type: std::ptr::addr_of_mut!(ffi::PyLong_Type) as usize,
             float_type: std::ptr::addr_of_mut!(ffi::PyFloat_Type) as usize,
+            cdata_type,
+            cdata_ctype_offset,
+            cdata_addr_offset,
+            arg_ctypes_offset: ARG_CTYPES_OFFSET as i32,
+            void_ptr_ctype,
+            bytes_type: std::ptr::addr_of_mut!(ffi::PyBytes_Type) as usize,
+            bytes_data_offset: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
             inline_small_ints,
         }
     })
@@ -274,6 +312,9 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
         ctx: spec.ctx,
         fixed_shapes,
         ret_shape: ret,
+        pending: None,
+        arg_ctype_objs: Vec::new(),
+        arg_ctype_ptrs: Vec::new(),
     };
     Ok((info, shape))
 }
@@ -281,11 +322,22 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
 /// Creates the builtin function object calling `spec.address` with the signature
 /// `spec.fn_type`, compiling the trampoline of its shape if not cached yet.
 pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAny>> {
-    let (info, shape) = make_info(spec)?;
-    let (meth, target): (ffi::PyCFunctionFast, usize) = match &shape {
-        Some(s) => (compile_shape(s)?, info.address),
-        None => (jf_variadic_call, info.address),
+    let (mut info, shape) = make_info(spec)?;
+    // Compiling is deferred to the first call when the shape is new, so that taking a
+    // function from a lib stays cheap (most functions of a big header are never called).
+    let meth: ffi::PyCFunctionFast = match shape {
+        Some(s) => match trampoline::SHAPES.get(&s) {
+            Some(p) => unsafe { std::mem::transmute::<*const u8, Trampoline>(p) },
+            None => {
+                info.pending = Some(s);
+                jf_compile_and_call
+            }
+        },
+        None => jf_variadic_call,
     };
+    let target = info.address;
+    info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
+    info.arg_ctype_ptrs = info.arg_ctype_objs.iter().map(|c| c.as_ptr() as usize).collect();
     unsafe {
         let tp = func_type();
         let obj = ffi::PyType_GenericAlloc(tp, 0);
@@ -296,6 +348,7 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
         let info = Box::into_raw(Box::new(info));
         (*f).target = target;
         (*f).info = info;
+        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr();
         (*f).def = ffi::PyMethodDef {
             ml_name: (*info).name.as_ptr(),
             ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: meth },
@@ -329,7 +382,6 @@ pub fn function_address(obj: &Bound<'_, PyAny>) -> Option<(usize, TypeRef)> {
 
 struct CallSite {
     obj: Py<PyAny>,
-    tramp: Option<Trampoline>,
 }
 
 /// Calls the C function at `address` of function-pointer type `fn_type`.
@@ -344,11 +396,11 @@ pub fn call_function_pointer(
     // usually called again and again; entries keep their type alive so keys stay unique.
     static SITES: Mutex<Option<HashMap<(usize, usize), CallSite>>> = Mutex::new(None);
     let key = (Arc::as_ptr(fn_type) as usize, address);
-    let (obj, tramp) = {
+    let obj = {
         let mut g = SITES.lock().unwrap_or_else(|e| e.into_inner());
         let map = g.get_or_insert_with(HashMap::new);
         if let Some(site) = map.get(&key) {
-            (site.obj.clone_ref(py), site.tramp)
+            site.obj.clone_ref(py)
         } else {
             drop(g);
             let spec = FunctionSpec {
@@ -361,31 +413,21 @@ pub fn call_function_pointer(
                 ctx: ctx.clone(),
             };
             let func = make_function(py, spec)?;
-            let tramp = unsafe {
-                let self_ = ffi::PyCFunction_GetSelf(func.as_ptr());
-                let def = &(*(self_ as *mut FuncObject)).def;
-                if def.ml_flags == ffi::METH_FASTCALL {
-                    Some(def.ml_meth.PyCFunctionFast)
-                } else {
-                    None
-                }
-            };
             let mut g = SITES.lock().unwrap_or_else(|e| e.into_inner());
             let map = g.get_or_insert_with(HashMap::new);
             if map.len() > 4096 {
                 map.clear();
             }
-            map.insert(key, CallSite { obj: func.clone_ref(py), tramp });
-            (func, tramp)
+            map.insert(key, CallSite { obj: func.clone_ref(py) });
+            func
         }
     };
     let mut argv: Vec<*mut ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
     unsafe {
         let self_ = ffi::PyCFunction_GetSelf(obj.as_ptr());
-        let r = match tramp {
-            Some(t) => t(self_, argv.as_mut_ptr(), argv.len() as ffi::Py_ssize_t),
-            None => jf_variadic_call(self_, argv.as_mut_ptr(), argv.len() as ffi::Py_ssize_t),
-        };
+        // Read the entry point at each call: it changes once, after lazy compilation.
+        let entry = (*(self_ as *mut FuncObject)).def.ml_meth.PyCFunctionFast;
+        let r = entry(self_, argv.as_mut_ptr(), argv.len() as ffi::Py_ssize_t);
         Bound::from_owned_ptr_or_err(py, r).map(|b| b.unbind())
     }
 }
@@ -500,6 +542,29 @@ unsafe extern "C" fn jf_reacquire(ts: *mut ffi::PyThreadState) {
     unsafe {
         super::ffi::save_errno();
         ffi::PyEval_RestoreThread(ts);
+    }
+}
+
+/// The first entry point of a function whose shape was not compiled yet: compiles it,
+/// makes the trampoline the function's entry point for later calls (CPython reads
+/// `ml_meth` at every call), and performs this call through it.
+unsafe extern "C" fn jf_compile_and_call(
+    this: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let py = unsafe { Python::assume_attached() };
+    let tramp = guard(py, None, || {
+        let f = this as *mut FuncObject;
+        let info = unsafe { &*(*f).info };
+        let shape = info.pending.as_ref().expect("a pending shape");
+        let t = compile_shape(shape)?;
+        unsafe { (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t } };
+        Ok(Some(t))
+    });
+    match tramp {
+        Some(t) => unsafe { t(this, args, nargs) },
+        None => std::ptr::null_mut(),
     }
 }
 
