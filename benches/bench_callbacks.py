@@ -140,6 +140,8 @@ def main():
     jffi = jitffi.FFI()
     jffi.cdef(CDEF)
     jlib = jffi.dlopen(libpath)
+    # jitffi's opt-out: the C call keeps the GIL, so each callback finds it held.
+    jlib_keep = jffi.dlopen(libpath, release_gil=False)
     jlibc = jffi.dlopen(None)
     jcb = jffi.callback("int(int)", f)
     # -- cffi (ABI mode)
@@ -165,6 +167,7 @@ def main():
         return {
             "hand-written": median_ns(lambda: hand.call_cb_n(f, N), N, R),
             "jitffi": median_ns(lambda: jlib.call_cb_n(jcb, N), N, R),
+            "jitffi GIL kept": median_ns(lambda: jlib_keep.call_cb_n(jcb, N), N, R),
             "cffi": median_ns(lambda: clib.call_cb_n(ccb, N), N, R),
             "ctypes": median_ns(lambda: tlib.call_cb_n(tcb, N), N, R),
         }
@@ -182,6 +185,7 @@ def main():
     rows.append(("call_cb_once (ns)", {
         "hand-written": median_ns(loop(hand.call_cb_once, f), M, R),
         "jitffi": median_ns(loop(jlib.call_cb_once, jcb), M, R),
+        "jitffi GIL kept": median_ns(loop(jlib_keep.call_cb_once, jcb), M, R),
         "cffi": median_ns(loop(clib.call_cb_once, ccb), M, R),
         "ctypes": median_ns(loop(tlib.call_cb_once, tcb), M, R),
     }))
@@ -241,6 +245,7 @@ def main():
     rows.append(("qsort 100k ints (ms)", {
         "hand-written": median_ns(hand_sort, 1e6, RS),
         "jitffi": median_ns(jit_sort, 1e6, RS),
+        "jitffi GIL kept": None,
         "cffi": median_ns(cffi_sort, 1e6, RS),
         "ctypes": median_ns(ctypes_sort, 1e6, RS),
     }))
@@ -259,18 +264,24 @@ def main():
     rows.append(("create int(int) callback (ns)", {
         "hand-written": None,
         "jitffi": median_ns(make(lambda fn: jcallback("int(int)", fn)), C, R),
+        "jitffi GIL kept": None,
         "cffi": median_ns(make(lambda fn: ccallback("int(int)", fn)), C, R),
         "ctypes": median_ns(make(CB), C, R),
     }))
 
-    impls = ["hand-written", "jitffi", "cffi", "ctypes"]
-    print("| measure | " + " | ".join(impls) + " | jitffi / hand-written | cffi / jitffi | ctypes / jitffi |")
-    print("|---" * (len(impls) + 4) + "|")
+    impls = ["hand-written", "jitffi", "jitffi GIL kept", "cffi", "ctypes"]
+    print("| measure | " + " | ".join(impls)
+          + " | jitffi / hand | jitffi GIL kept / hand | cffi / jitffi | ctypes / jitffi |")
+    print("|---" * (len(impls) + 5) + "|")
+
+    def ratio(a, b):
+        return "%.2f" % (a / b) if a is not None and b else "n/a"
+
     for name, vals in rows:
         cells = ["%.1f" % vals[i] if vals[i] is not None else "n/a" for i in impls]
         j = vals["jitffi"]
         h = vals["hand-written"]
-        ratios = ["%.2f" % (j / h) if h else "n/a", "%.2f" % (vals["cffi"] / j), "%.2f" % (vals["ctypes"] / j)]
+        ratios = [ratio(j, h), ratio(vals["jitffi GIL kept"], h), ratio(vals["cffi"], j), ratio(vals["ctypes"], j)]
         print("| %s | %s | %s |" % (name, " | ".join(cells), " | ".join(ratios)))
 
 
