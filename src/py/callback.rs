@@ -529,26 +529,20 @@ fn make_callback_cdata(
     let onerror = onerror.filter(|o| !o.is_none()).map(|o| o.clone().unbind());
     let core = new_callback(py, shared, &ty, callable.clone().unbind(), error, onerror)?;
     let addr = core.code_ptr() as usize;
-    let repr = format!("calling {}", callable_repr(callable)?);
-    let owner = Owner::Custom { payload: core, repr };
+    // Empty repr: printed through `callback_target` when asked for.
+    let owner = Owner::Custom { payload: core, repr: String::new() };
     Ok(CData::new_owning(py, ct.clone().unbind(), addr, 0, 0, owner)?.into_any())
 }
 
-/// `repr(callable)`, without the cost of Python's formatting for plain functions
-/// (`<function qualname at 0x...>`, as `function.__repr__` prints it).
-fn callable_repr(callable: &Bound<'_, PyAny>) -> PyResult<String> {
-    // SAFETY: type checks on a valid object pointer.
-    unsafe {
-        if ffi::PyFunction_Check(callable.as_ptr()) != 0 {
-            let f = callable.as_ptr() as *mut ffi::PyFunctionObject;
-            let q = (*f).func_qualname;
-            if !q.is_null() && ffi::PyUnicode_Check(q) != 0 {
-                let q = Bound::from_borrowed_ptr(callable.py(), q).cast_into_unchecked::<PyString>();
-                return Ok(format!("<function {} at {:p}>", q.to_str()?, callable.as_ptr()));
-            }
-        }
-    }
-    Ok(callable.repr()?.to_string())
+/// What a callback cdata calls, for its repr.
+fn callback_target(py: Python<'_>, payload: &(dyn std::any::Any + Send + Sync)) -> Option<Py<PyAny>> {
+    payload.downcast_ref::<CallbackCore>()?.callable(py)
+}
+
+/// Installs the repr hook (called from `py::register`).
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    super::cdata::set_custom_target_hook(callback_target);
+    Ok(())
 }
 
 /// The not-yet-bound core of an extern "Python" function, per FFI and name.
