@@ -65,21 +65,26 @@ impl BindingCell {
     }
 }
 
-/// One live callback. Owned by its cdata; the entry slot points at it.
-pub struct CallbackCore {
-    binding: BindingCell,
-    /// The FFI whose types the arguments and result are (for conversions).
-    ffi: FfiRef,
-    /// Offset of each argument in the thunk's args buffer, and its C type.
+/// What every callback of one function-pointer type shares (built once per type).
+pub struct Shape {
+    /// Offset of each argument in the thunk's args buffer, its C type, its fast path.
     args: Vec<(usize, TypeRef, Fast)>,
     /// `None` for `void`.
     result: Option<TypeRef>,
     result_fast: Fast,
     result_size: usize,
+    thunk: Arc<Thunk>,
+}
+
+/// One live callback. Owned by its cdata; the entry slot points at it.
+pub struct CallbackCore {
+    binding: BindingCell,
+    /// The FFI whose types the arguments and result are (for conversions).
+    ffi: FfiRef,
+    shape: Arc<Shape>,
     /// Set for `extern "Python"` functions (named in error reports).
     extern_name: Option<String>,
     slot: Option<EntrySlot>,
-    thunk: Arc<Thunk>,
 }
 
 impl CallbackCore {
@@ -97,7 +102,6 @@ impl Drop for CallbackCore {
     fn drop(&mut self) {
         // Give the C entry point back first, so no new call can reach this core.
         self.slot.take();
-        let _ = &self.thunk;
     }
 }
 
@@ -109,10 +113,11 @@ fn unsupported(fptr: &TypeNode, why: &str) -> PyErr {
     ))
 }
 
-/// The thunk for a function-pointer type (compiled once per ABI shape; looked up once
-/// per type node, so creating a callback of a known type neither lowers nor compiles).
-pub fn thunk_for(fptr: &TypeRef) -> PyResult<Arc<Thunk>> {
-    type Cache = HashMap<usize, (TypeRef, Arc<Thunk>)>;
+/// The shape of a function-pointer type: its thunk (compiled once per ABI shape) and
+/// conversion plan. Looked up once per type node, so creating a callback of a known type
+/// neither lowers nor compiles nor allocates per argument.
+pub fn shape_for(fptr: &TypeRef) -> PyResult<Arc<Shape>> {
+    type Cache = HashMap<usize, (TypeRef, Arc<Shape>)>;
     static BY_TYPE: OnceLock<Mutex<Cache>> = OnceLock::new();
     let cache = BY_TYPE.get_or_init(Default::default);
     let key = Arc::as_ptr(fptr) as usize;
@@ -132,9 +137,17 @@ pub fn thunk_for(fptr: &TypeRef) -> PyResult<Arc<Thunk>> {
     };
     let plan = abi::lower(sig, &Target::host()).map_err(to_err)?;
     let thunk = callback_thunk::thunk_for_plan(&plan, dispatch).map_err(to_err)?;
+    let args = sig.args.iter().zip(&thunk.arg_offsets).map(|(t, off)| (*off as usize, t.clone(), Fast::of(t))).collect();
+    let result = match sig.result.kind {
+        Kind::Void => None,
+        _ => Some(sig.result.clone()),
+    };
+    let result_fast = result.as_ref().map_or(Fast::Generic, Fast::of);
+    let result_size = thunk.result_size as usize;
+    let shape = Arc::new(Shape { args, result, result_fast, result_size, thunk });
     // The cache keeps the node alive, so its address is never reused for another type.
-    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (fptr.clone(), thunk.clone()));
-    Ok(thunk)
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (fptr.clone(), shape.clone()));
+    Ok(shape)
 }
 
 fn check_onerror(py: Python<'_>, onerror: &Option<Py<PyAny>>) -> PyResult<()> {
@@ -178,21 +191,12 @@ fn new_core(
     extern_name: Option<String>,
 ) -> PyResult<Box<CallbackCore>> {
     check_onerror(py, &onerror)?;
-    let thunk = thunk_for(fptr)?;
-    let Kind::FuncPtr(sig) = &fptr.kind else { unreachable!("checked by thunk_for") };
-    let result = match sig.result.kind {
-        Kind::Void => None,
-        _ => Some(sig.result.clone()),
-    };
-    let result_size = thunk.result_size as usize;
-    let error_result = error_bytes(py, ffi, &result, result_size, error)?;
-    let args = sig.args.iter().zip(&thunk.arg_offsets).map(|(t, off)| (*off as usize, t.clone(), Fast::of(t))).collect();
-    let result_fast = result.as_ref().map_or(Fast::Generic, Fast::of);
+    let shape = shape_for(fptr)?;
+    let error_result = error_bytes(py, ffi, &shape.result, shape.result_size, error)?;
     let binding = BindingCell(UnsafeCell::new(Binding { callable, onerror, error_result }));
-    let mut core =
-        Box::new(CallbackCore { binding, ffi: ffi.clone(), args, result, result_fast, result_size, extern_name, slot: None, thunk });
+    let mut core = Box::new(CallbackCore { binding, ffi: ffi.clone(), shape, extern_name, slot: None });
     let core_ptr = &*core as *const CallbackCore as *const ();
-    let slot = entry_pool::alloc(core.thunk.closure_reg, core_ptr, core.thunk.code)
+    let slot = entry_pool::alloc(core.shape.thunk.closure_reg, core_ptr, core.shape.thunk.code)
         .map_err(pyo3::exceptions::PyMemoryError::new_err)?;
     core.slot = Some(slot);
     Ok(core)
@@ -207,7 +211,7 @@ pub fn bind_extern(
     onerror: Option<Py<PyAny>>,
 ) -> PyResult<()> {
     check_onerror(py, &onerror)?;
-    let error_result = error_bytes(py, &core.ffi, &core.result, core.result_size, error)?;
+    let error_result = error_bytes(py, &core.ffi, &core.shape.result, core.shape.result_size, error)?;
     let old = std::mem::replace(core.binding.get(py), Binding { callable: Some(callable), onerror, error_result });
     drop(old);
     Ok(())
@@ -279,7 +283,8 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
         }
     };
     const INLINE: usize = 8;
-    let n = core.args.len();
+    let shape = &*core.shape;
+    let n = shape.args.len();
     // Slot 0 is scratch for PY_VECTORCALL_ARGUMENTS_OFFSET.
     let mut inline: [*mut ffi::PyObject; INLINE + 1] = [ptr::null_mut(); INLINE + 1];
     let mut heap: Vec<*mut ffi::PyObject> = Vec::new();
@@ -291,7 +296,7 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
     };
     let mut converted = 0;
     let mut failed = false;
-    for (i, (off, ty, fast)) in core.args.iter().enumerate() {
+    for (i, (off, ty, fast)) in shape.args.iter().enumerate() {
         match read_arg(py, &core.ffi, ty, *fast, args.add(*off)) {
             Ok(obj) => {
                 argv[i + 1] = obj.into_ptr();
@@ -322,8 +327,8 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
         return;
     }
     let ret = Bound::from_owned_ptr(py, ret);
-    let written = match &core.result {
-        Some(rt) => write_result(py, &core.ffi, rt, core.result_fast, result, &ret),
+    let written = match &shape.result {
+        Some(rt) => write_result(py, &core.ffi, rt, shape.result_fast, result, &ret),
         None if ret.is_none() => Ok(()),
         None => Err(PyTypeError::new_err("callback with the return type 'void' must return None")),
     };
@@ -348,7 +353,7 @@ unsafe fn fail(py: Python<'_>, core: &CallbackCore, callable: &Bound<'_, PyAny>,
     let tb = err.traceback(py).map(|t| t.into_any()).unwrap_or_else(|| py.None().into_bound(py));
     let second = match onerror.call1((exc_type, value, tb)) {
         Ok(r) if r.is_none() => None,
-        Ok(r) => match &core.result {
+        Ok(r) => match &core.shape.result {
             Some(rt) => write_value(py, &core.ffi, rt, result, &r).err(),
             None => None,
         },
@@ -446,19 +451,19 @@ fn callback_ctype<'py>(shared: &FfiRef, cdecl: &Bound<'py, PyAny>) -> PyResult<B
     let py = cdecl.py();
     let ct = if let Ok(s) = cdecl.cast::<PyString>() {
         let cache = shared.type_cache.bind(py);
-        // "int(*)(int)" is in the FFI's own cache once parsed.
+        // "int(int)" (cffi's usual spelling) is not a type string of its own: cached
+        // under ("callback", text); "int(*)(int)" is in the FFI's own cache once parsed.
+        let key = PyTuple::new(py, [pyo3::intern!(py, "callback").as_any(), s.as_any()])?;
+        if let Some(hit) = cache.get_item(&key)? {
+            if let Ok(ct) = hit.cast_into::<CType>() {
+                return Ok(ct);
+            }
+        }
         if let Some(hit) = cache.get_item(s)? {
             if let Ok(ct) = hit.cast_into::<CType>() {
                 if matches!(ct.get().ty.kind, Kind::FuncPtr(_)) {
                     return Ok(ct);
                 }
-            }
-        }
-        // "int(int)" is not a type string of its own: cached under ("callback", text).
-        let key = PyTuple::new(py, [pyo3::intern!(py, "callback").as_any(), s.as_any()])?;
-        if let Some(hit) = cache.get_item(&key)? {
-            if let Ok(ct) = hit.cast_into::<CType>() {
-                return Ok(ct);
             }
         }
         let as_pointer = || -> Option<PyResult<Bound<'py, CType>>> {
@@ -478,7 +483,9 @@ fn callback_ctype<'py>(shared: &FfiRef, cdecl: &Bound<'py, PyAny>) -> PyResult<B
             },
             Err(e) => return Err(e),
         };
-        cache.set_item(&key, &ct)?;
+        if matches!(ct.get().ty.kind, Kind::FuncPtr(_)) {
+            cache.set_item(&key, &ct)?;
+        }
         ct
     } else if let Ok(ct) = cdecl.cast::<CType>() {
         ct.clone()
