@@ -19,6 +19,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import timeit
 
 BENCH_C = r"""
@@ -292,6 +293,49 @@ def main():
     print("keep/hw:    jitffi release_gil=False vs plain hand-written (target <= 1.25)")
     print("api/jit, abi/jit: how many times slower cffi API / ABI mode are than jitffi")
     print("(hw/hw_gil take the pointer as an int address and the cdata array as a buffer)")
+    print()
+    first_access()
+
+
+def first_access(n_funcs=2000):
+    """Time of the first `lib.f` per function (symbol lookup + function object, compiling
+    a trampoline only for shapes not seen before), over a generated header."""
+    import random
+    import cffi
+    import jitffi
+    rnd = random.Random(1)
+    types = ["int", "long", "double", "char *", "void *", "unsigned int", "float", "short"]
+    decls, defs = [], []
+    for i in range(n_funcs):
+        nargs = rnd.randint(0, 5)
+        args = [rnd.choice(types) for _ in range(nargs)]
+        ret = rnd.choice(types + ["void"])
+        params = ", ".join(f"{t} a{k}" for k, t in enumerate(args)) or "void"
+        decls.append(f"{ret} f{i}({params});")
+        body = "" if ret == "void" else "return 0;"
+        defs.append(f"{ret} f{i}({params}) {{ {body} }}")
+    tmp = tempfile.mkdtemp(prefix="jitffi-first-")
+    c = os.path.join(tmp, "many.c")
+    with open(c, "w") as f:
+        f.write("\n".join(defs))
+    so = os.path.join(tmp, "libmany.so")
+    sh("cc", "-O0", "-shared", "-fPIC", "-o", so, c)
+    header = "\n".join(decls)
+    names = [f"f{i}" for i in range(n_funcs)]
+    out = {}
+    for label, mod in (("cffi_abi", cffi), ("jitffi", jitffi)):
+        ffi = mod.FFI()
+        ffi.cdef(header)
+        lib = ffi.dlopen(so)
+        t0 = time.perf_counter()
+        for n in names:
+            getattr(lib, n)
+        out[label] = (time.perf_counter() - t0) / n_funcs * 1e6
+    from jitffi import _jitffi
+    stats = _jitffi._jit_stats()
+    print(f"first access of {n_funcs} functions (us per function): "
+          f"cffi ABI {out['cffi_abi']:.1f}, jitffi {out['jitffi']:.1f} "
+          f"(process total: {stats['shapes']} trampoline shapes, {stats['code_bytes']} bytes of code)")
 
 
 if __name__ == "__main__":

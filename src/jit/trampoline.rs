@@ -457,6 +457,12 @@ impl ShapeCache {
         ShapeCache { map: Mutex::new(None) }
     }
 
+    /// The trampoline of `shape` if it was compiled already.
+    pub fn get(&self, shape: &Shape) -> Option<*const u8> {
+        let guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().and_then(|m| m.get(shape)).map(|&p| p as *const u8)
+    }
+
     pub fn get_or_compile(&self, shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
         let mut guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let map = guard.get_or_insert_with(HashMap::new);

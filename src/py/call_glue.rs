@@ -5,7 +5,7 @@
 
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::cdata::CData;
 pub use super::convert::KeepAlive;
@@ -44,7 +44,10 @@ pub fn write_argument(
                 }
             }
             let mut keep = Box::new(KeepAlive::new());
-            let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
+            let p = match numbers_to_array(item, obj, &mut keep)? {
+                Some(p) => p,
+                None => unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? },
+            };
             unsafe { convert::store_ptr(dst, p) };
             Ok(Some(keep))
         }
@@ -80,6 +83,38 @@ pub fn write_argument(
             Ok(None)
         }
     }
+}
+
+/// A list/tuple passed for a pointer to integers or floating-point numbers: the temporary
+/// array is filled through the scalar converters directly (the general array writer
+/// re-dispatches on the item type for every element). `None`: not this case.
+fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>, keep: &mut KeepAlive) -> PyResult<Option<usize>> {
+    let Kind::Prim(info) = &item.kind else { return Ok(None) };
+    let kind = match info.class {
+        PrimClass::SignedInt | PrimClass::UnsignedInt | PrimClass::Float => info.class,
+        _ => return Ok(None),
+    };
+    let seq: Vec<Bound<'_, PyAny>> = if let Ok(l) = obj.cast::<PyList>() {
+        l.iter().collect()
+    } else if let Ok(t) = obj.cast::<PyTuple>() {
+        t.iter().collect()
+    } else {
+        return Ok(None);
+    };
+    let size = info.size;
+    let mem = keep.alloc(size * seq.len());
+    let name = item.cname();
+    for (i, x) in seq.iter().enumerate() {
+        unsafe {
+            let d = mem.add(i * size);
+            match kind {
+                PrimClass::SignedInt => convert::store_u64(d, size, convert::py_to_i64(x, info, &name)? as u64),
+                PrimClass::UnsignedInt => convert::store_u64(d, size, convert::py_to_u64(x, info, &name)?),
+                _ => convert::store_f64(d, size, convert::py_to_f64(x)?),
+            }
+        }
+    }
+    Ok(Some(mem as usize))
 }
 
 fn not_cdata(index: usize, obj: &Bound<'_, PyAny>) -> PyErr {

@@ -55,6 +55,8 @@ pub struct FuncInfo {
     /// Shape of the fixed part, used to build variadic shapes.
     fixed_shapes: Vec<ArgShape>,
     ret_shape: RetShape,
+    /// The shape to compile at the first call (when it was not cached at creation).
+    pending: Option<Shape>,
 }
 
 impl FuncInfo {
@@ -274,6 +276,7 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
         ctx: spec.ctx,
         fixed_shapes,
         ret_shape: ret,
+        pending: None,
     };
     Ok((info, shape))
 }
@@ -281,11 +284,20 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
 /// Creates the builtin function object calling `spec.address` with the signature
 /// `spec.fn_type`, compiling the trampoline of its shape if not cached yet.
 pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAny>> {
-    let (info, shape) = make_info(spec)?;
-    let (meth, target): (ffi::PyCFunctionFast, usize) = match &shape {
-        Some(s) => (compile_shape(s)?, info.address),
-        None => (jf_variadic_call, info.address),
+    let (mut info, shape) = make_info(spec)?;
+    // Compiling is deferred to the first call when the shape is new, so that taking a
+    // function from a lib stays cheap (most functions of a big header are never called).
+    let meth: ffi::PyCFunctionFast = match shape {
+        Some(s) => match trampoline::SHAPES.get(&s) {
+            Some(p) => unsafe { std::mem::transmute::<*const u8, Trampoline>(p) },
+            None => {
+                info.pending = Some(s);
+                jf_compile_and_call
+            }
+        },
+        None => jf_variadic_call,
     };
+    let target = info.address;
     unsafe {
         let tp = func_type();
         let obj = ffi::PyType_GenericAlloc(tp, 0);
@@ -329,7 +341,6 @@ pub fn function_address(obj: &Bound<'_, PyAny>) -> Option<(usize, TypeRef)> {
 
 struct CallSite {
     obj: Py<PyAny>,
-    tramp: Option<Trampoline>,
 }
 
 /// Calls the C function at `address` of function-pointer type `fn_type`.
@@ -344,11 +355,11 @@ pub fn call_function_pointer(
     // usually called again and again; entries keep their type alive so keys stay unique.
     static SITES: Mutex<Option<HashMap<(usize, usize), CallSite>>> = Mutex::new(None);
     let key = (Arc::as_ptr(fn_type) as usize, address);
-    let (obj, tramp) = {
+    let obj = {
         let mut g = SITES.lock().unwrap_or_else(|e| e.into_inner());
         let map = g.get_or_insert_with(HashMap::new);
         if let Some(site) = map.get(&key) {
-            (site.obj.clone_ref(py), site.tramp)
+            site.obj.clone_ref(py)
         } else {
             drop(g);
             let spec = FunctionSpec {
@@ -361,31 +372,21 @@ pub fn call_function_pointer(
                 ctx: ctx.clone(),
             };
             let func = make_function(py, spec)?;
-            let tramp = unsafe {
-                let self_ = ffi::PyCFunction_GetSelf(func.as_ptr());
-                let def = &(*(self_ as *mut FuncObject)).def;
-                if def.ml_flags == ffi::METH_FASTCALL {
-                    Some(def.ml_meth.PyCFunctionFast)
-                } else {
-                    None
-                }
-            };
             let mut g = SITES.lock().unwrap_or_else(|e| e.into_inner());
             let map = g.get_or_insert_with(HashMap::new);
             if map.len() > 4096 {
                 map.clear();
             }
-            map.insert(key, CallSite { obj: func.clone_ref(py), tramp });
-            (func, tramp)
+            map.insert(key, CallSite { obj: func.clone_ref(py) });
+            func
         }
     };
     let mut argv: Vec<*mut ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
     unsafe {
         let self_ = ffi::PyCFunction_GetSelf(obj.as_ptr());
-        let r = match tramp {
-            Some(t) => t(self_, argv.as_mut_ptr(), argv.len() as ffi::Py_ssize_t),
-            None => jf_variadic_call(self_, argv.as_mut_ptr(), argv.len() as ffi::Py_ssize_t),
-        };
+        // Read the entry point at each call: it changes once, after lazy compilation.
+        let entry = (*(self_ as *mut FuncObject)).def.ml_meth.PyCFunctionFast;
+        let r = entry(self_, argv.as_mut_ptr(), argv.len() as ffi::Py_ssize_t);
         Bound::from_owned_ptr_or_err(py, r).map(|b| b.unbind())
     }
 }
@@ -500,6 +501,29 @@ unsafe extern "C" fn jf_reacquire(ts: *mut ffi::PyThreadState) {
     unsafe {
         super::ffi::save_errno();
         ffi::PyEval_RestoreThread(ts);
+    }
+}
+
+/// The first entry point of a function whose shape was not compiled yet: compiles it,
+/// makes the trampoline the function's entry point for later calls (CPython reads
+/// `ml_meth` at every call), and performs this call through it.
+unsafe extern "C" fn jf_compile_and_call(
+    this: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let py = unsafe { Python::assume_attached() };
+    let tramp = guard(py, None, || {
+        let f = this as *mut FuncObject;
+        let info = unsafe { &*(*f).info };
+        let shape = info.pending.as_ref().expect("a pending shape");
+        let t = compile_shape(shape)?;
+        unsafe { (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t } };
+        Ok(Some(t))
+    });
+    match tramp {
+        Some(t) => unsafe { t(this, args, nargs) },
+        None => std::ptr::null_mut(),
     }
 }
 
