@@ -255,9 +255,19 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     let params = b.block_params(entry).to_vec();
     let (this, argv, nargs) = (params[0], params[1], params[2]);
 
+    // One cell per argument holding its C representation: at least 8 bytes (the inline
+    // int fast path stores a whole i64), structs/long double at their full size/alignment.
+    let mut cell_offsets = Vec::with_capacity(n);
+    let mut cells_size = 0u32;
+    for i in 0..n {
+        let (size, align) = shape.plan.args.get(i).map_or((8, 8), |a| (a.size.max(8), a.align.clamp(8, 16)));
+        cells_size = cells_size.div_ceil(align) * align;
+        cell_offsets.push(cells_size as i32);
+        cells_size += size.div_ceil(8) * 8;
+    }
     let cells = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
-        (8 * n.max(1)) as u32,
+        cells_size.max(8),
         4,
     ));
     let ret_size = shape.plan.ret_size.max(16);
@@ -298,7 +308,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     b.switch_to_block(arity_ok);
     let mut cell_addrs = Vec::with_capacity(n);
     for i in 0..n {
-        cell_addrs.push(b.ins().stack_addr(i64t, cells, (8 * i) as i32));
+        cell_addrs.push(b.ins().stack_addr(i64t, cells, cell_offsets[i]));
     }
     for (i, a) in shape.args.iter().enumerate() {
         let obj = b.ins().load(i64t, TRUSTED(), argv, (8 * i) as i32);

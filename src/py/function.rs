@@ -132,9 +132,8 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
                 scalar: if p.size == 4 { Scalar::F32 } else { Scalar::F64 },
                 conv: Conv::Float,
             },
-            PrimClass::LongDouble | PrimClass::Complex => {
-                return Err(format!("ctype '{}' not supported as argument", ty.cname()))
-            }
+            // Written whole by the conversion layer; the plan says how the bytes travel.
+            PrimClass::LongDouble | PrimClass::Complex => BY_VALUE_ARG,
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
@@ -146,13 +145,7 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
             ArgShape { scalar: int_scalar(8, false), conv: Conv::Pointer { bytes } }
         }
         Kind::Array(..) | Kind::FuncPtr(_) => ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp },
-        Kind::Record(_) => {
-            return Err(format!(
-                "ctype '{}' not supported as argument (structs and unions by value come with \
-                 the struct-calls issue)",
-                ty.cname()
-            ))
-        }
+        Kind::Record(_) => BY_VALUE_ARG,
         Kind::Void => return Err("'void' is not a valid argument type".into()),
     })
 }
@@ -167,9 +160,7 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
             PrimClass::Bool => RetShape::Bool,
             PrimClass::Float => RetShape::Float(if p.size == 4 { Scalar::F32 } else { Scalar::F64 }),
             PrimClass::Char | PrimClass::WideChar => RetShape::Generic(int_scalar(p.size, p.signed)),
-            PrimClass::LongDouble | PrimClass::Complex => {
-                return Err(format!("ctype '{}' not supported as return value", ty.cname()))
-            }
+            PrimClass::LongDouble | PrimClass::Complex => BY_VALUE_RET,
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
@@ -177,15 +168,15 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
         }
         Kind::Pointer(_) | Kind::FuncPtr(_) => RetShape::Generic(int_scalar(8, false)),
         Kind::Array(..) => return Err(format!("ctype '{}' not supported as return value", ty.cname())),
-        Kind::Record(_) => {
-            return Err(format!(
-                "ctype '{}' not supported as return value (structs and unions by value come \
-                 with the struct-calls issue)",
-                ty.cname()
-            ))
-        }
+        Kind::Record(_) => BY_VALUE_RET,
     })
 }
+
+/// Structs, unions, `long double` and `_Complex`: converted into / boxed from a cell of
+/// the value's full size by the Python layer; the scalar is unused (the cell size and how
+/// the bytes travel come from the call plan).
+const BY_VALUE_ARG: ArgShape = ArgShape { scalar: Scalar::Int { size: 8, signed: false }, conv: Conv::Generic };
+const BY_VALUE_RET: RetShape = RetShape::Generic(Scalar::Int { size: 8, signed: false });
 
 fn lowering_error(msg: String) -> PyErr {
     match msg.strip_prefix(crate::abi::NOT_IMPLEMENTED) {
