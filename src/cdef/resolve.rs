@@ -768,7 +768,7 @@ impl<'a> Resolver<'a> {
                     if matches!(ty.node.kind, Kind::Array(..)) {
                         return Err(self.error(ErrorKind::CDef, at, "a function cannot return an array"));
                     }
-                    let fname = name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default();
+                    let fname = name.map(|(n, _)| n).unwrap_or_default();
                     let (args, variadic) = self.params(s, &fname)?;
                     ty = Ty { node: self.ns.table.func_ptr(args, &ty.node, variadic), func: true };
                 }
