@@ -94,12 +94,20 @@ fn released_err(cname: &str) -> PyErr {
     PyValueError::new_err(format!("cdata '{cname}' has been released (ffi.release() or 'with')"))
 }
 
-fn null_err(cname: &str) -> PyErr {
-    PyRuntimeError::new_err(format!("cannot dereference a NULL pointer (cdata '{cname}')"))
+pub fn null_err(cname: &str) -> PyErr {
+    PyRuntimeError::new_err(format!("cannot dereference a NULL or invalid pointer (cdata '{cname}')"))
 }
 
 /// Addresses in the first page are never mapped: dereferencing them is a NULL access.
-const NULL_PAGE: usize = 4096;
+pub const NULL_PAGE: usize = 4096;
+
+/// Addresses no user-space mapping can have: the NULL page, and above the 48-bit user
+/// address space of x86_64/aarch64 Linux (e.g. `cast("int *", -1)`). Dereferencing them
+/// raises instead of crashing.
+#[inline]
+pub fn invalid_addr(a: usize) -> bool {
+    !(NULL_PAGE..(1usize << 48)).contains(&a)
+}
 
 impl CData {
     fn build(ctype: Py<CType>, addr: usize, length: usize, alloc_size: usize, flags: u32, value: [u64; 2], owner: Owner) -> CData {
@@ -280,6 +288,9 @@ impl CData {
                     )));
                 }
                 self.check_alive(py)?;
+                if invalid_addr(self.addr) {
+                    return Err(null_err(&ct.ty.cname()));
+                }
                 let isz = item.size().unwrap_or(0);
                 let ict = ct.item_ctype(py).ok_or_else(|| PyTypeError::new_err("array without item type"))?;
                 Ok((self.addr + i as usize * isz, ict))
@@ -296,7 +307,7 @@ impl CData {
                     }
                 };
                 let a = self.addr.wrapping_add((i as usize).wrapping_mul(isz));
-                if self.addr == 0 || a < NULL_PAGE {
+                if invalid_addr(self.addr) || invalid_addr(a) {
                     return Err(null_err(&ct.ty.cname()));
                 }
                 let ict = ct.item_ctype(py).ok_or_else(|| PyTypeError::new_err("pointer without item type"))?;
@@ -321,7 +332,8 @@ impl CData {
     #[inline]
     fn field_base(&self, py: Python<'_>, through_ptr: bool) -> PyResult<usize> {
         self.check_alive(py)?;
-        if through_ptr && self.addr < NULL_PAGE {
+        let _ = through_ptr;
+        if invalid_addr(self.addr) {
             return Err(null_err(&self.ty().cname()));
         }
         Ok(self.addr)
@@ -511,7 +523,7 @@ impl CData {
             _ => return Err(PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed", ct.ty.cname()))),
         };
         me.check_alive(py)?;
-        if matches!(ct.ty.kind, Kind::Pointer(_)) && me.addr < NULL_PAGE {
+        if invalid_addr(me.addr) {
             return Err(null_err(&ct.ty.cname()));
         }
         let isz = item.size().ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
@@ -529,7 +541,7 @@ impl CData {
             _ => return Err(PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed", ct.ty.cname()))),
         };
         me.check_alive(py)?;
-        if matches!(ct.ty.kind, Kind::Pointer(_)) && me.addr < NULL_PAGE {
+        if invalid_addr(me.addr) {
             return Err(null_err(&ct.ty.cname()));
         }
         let isz = item.size().ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
@@ -543,6 +555,9 @@ impl CData {
                         return Err(PyValueError::new_err(format!("need {} values to unpack, got {}", n, c.length)));
                     }
                     let src = c.data_addr(py)?;
+                    if invalid_addr(src) {
+                        return Err(null_err(&c.ty().cname()));
+                    }
                     unsafe { std::ptr::copy(src as *const u8, dst, n * isz) };
                     return Ok(());
                 }

@@ -681,6 +681,9 @@ pub(crate) unsafe fn write_array(arr_ty: &TypeRef, item: &TypeRef, n: usize, obj
         if let Kind::Array(src_item, _) = &c.ty().kind {
             if same_type(src_item, item) && c.length <= n {
                 let src = c.data_addr(obj.py())?;
+                if super::cdata::invalid_addr(src) {
+                    return Err(super::cdata::null_err(&c.ty().cname()));
+                }
                 std::ptr::copy(src as *const u8, dst, c.length * isz);
                 return Ok(());
             }
@@ -725,6 +728,9 @@ unsafe fn write_record(ty: &TypeRef, obj: &Bound<'_, PyAny>, dst: *mut u8, avail
         let c = cd.get();
         if same_type(c.ty(), ty) {
             let src = c.data_addr(obj.py())?;
+            if super::cdata::invalid_addr(src) {
+                return Err(super::cdata::null_err(&c.ty().cname()));
+            }
             std::ptr::copy(src as *const u8, dst, layout.size);
             return Ok(());
         }

@@ -410,7 +410,7 @@ pub fn string_of(py: Python<'_>, obj: &Bound<'_, PyAny>, maxlen: isize) -> PyRes
             };
             let base = c.data_addr(py)?;
             let is_array = matches!(ty.kind, Kind::Array(..));
-            if base == 0 {
+            if cdata::invalid_addr(base) {
                 return Err(PyRuntimeError::new_err(format!("cannot use string() on {}", c.repr_string(py)?)));
             }
             let mut limit = if is_array { c.length } else { usize::MAX };
@@ -449,7 +449,7 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
     }
     let n = length as usize;
     let base = c.data_addr(py)?;
-    if base == 0 {
+    if base == 0 || (cdata::invalid_addr(base) && n > 0) {
         return Err(PyRuntimeError::new_err(format!("cannot use unpack() on {}", c.repr_string(py)?)));
     }
     let p = base as *const u8;
@@ -766,7 +766,7 @@ impl FFI {
                 return match &c.ty().kind {
                     Kind::Pointer(_) | Kind::Array(..) => {
                         let a = c.data_addr(py)?;
-                        if a == 0 {
+                        if cdata::invalid_addr(a) && n > 0 {
                             return Err(PyRuntimeError::new_err(format!("cannot use memmove() on {}", c.repr_string(py)?)));
                         }
                         Ok(a)
@@ -782,7 +782,9 @@ impl FFI {
         let s = addr_of(src, false);
         let r = match (d, s) {
             (Ok(d), Ok(s)) => {
-                unsafe { std::ptr::copy(s as *const u8, d as *mut u8, n as usize) };
+                if n > 0 {
+                    unsafe { std::ptr::copy(s as *const u8, d as *mut u8, n as usize) };
+                }
                 Ok(())
             }
             (Err(e), _) | (_, Err(e)) => Err(e),
