@@ -917,3 +917,152 @@ impl FFI {
         &self.shared
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Fast METH_FASTCALL entry points for the hottest FFI methods. The common call shape
+// (positional args, a type string already in the per-FFI cache) is handled directly;
+// anything else goes to the pyo3-generated method (kept as the fallback), so behaviour
+// and error messages are identical.
+
+use std::ffi::CStr;
+use std::sync::OnceLock;
+
+struct FastFallbacks {
+    new: Py<PyAny>,
+    cast: Py<PyAny>,
+    string: Py<PyAny>,
+}
+
+static FAST_FALLBACKS: OnceLock<FastFallbacks> = OnceLock::new();
+
+unsafe fn call_fallback(
+    py: Python<'_>,
+    f: &Py<PyAny>,
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) };
+    let mut v: Vec<*mut ffi::PyObject> = Vec::with_capacity((nargs + nkw + 1) as usize);
+    v.push(slf);
+    for i in 0..(nargs + nkw) {
+        v.push(*args.add(i as usize));
+    }
+    let _ = py;
+    ffi::PyObject_Vectorcall(f.as_ptr(), v.as_ptr(), (nargs + 1) as usize, kwnames)
+}
+
+/// The cached CType for a type-string argument, without parsing (None on a miss).
+#[inline]
+unsafe fn cached_ctype<'py>(py: Python<'py>, slf: *mut ffi::PyObject, cdecl: *mut ffi::PyObject) -> Option<Bound<'py, CType>> {
+    if ffi::PyUnicode_CheckExact(cdecl) == 0 {
+        return None;
+    }
+    let me = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<FFI>();
+    let hit = ffi::PyDict_GetItemWithError(me.get().shared.type_cache.as_ptr(), cdecl);
+    if hit.is_null() {
+        ffi::PyErr_Clear();
+        return None;
+    }
+    Some(Bound::from_borrowed_ptr(py, hit).cast_into_unchecked::<CType>())
+}
+
+#[inline(always)]
+unsafe fn fast_finish(py: Python<'_>, r: std::thread::Result<PyResult<*mut ffi::PyObject>>) -> *mut ffi::PyObject {
+    match r {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            e.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            PyRuntimeError::new_err("internal error (Rust panic) in jitffi").restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+unsafe extern "C" fn fast_new(slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        if kwnames.is_null() && (nargs == 1 || nargs == 2) {
+            if let Some(ct) = cached_ctype(py, slf, *args) {
+                let init = if nargs == 2 { Some(Bound::from_borrowed_ptr(py, *args.add(1))) } else { None };
+                return new_cdata(py, &ct, init.as_ref(), None).map(|c| c.into_ptr());
+            }
+        }
+        match FAST_FALLBACKS.get() {
+            Some(f) => Ok(call_fallback(py, &f.new, slf, args, nargs, kwnames)),
+            None => Err(PyRuntimeError::new_err("jitffi not initialized")),
+        }
+    }));
+    fast_finish(py, r)
+}
+
+unsafe extern "C" fn fast_cast(slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        if kwnames.is_null() && nargs == 2 {
+            if let Some(ct) = cached_ctype(py, slf, *args) {
+                let v = Bound::from_borrowed_ptr(py, *args.add(1));
+                return cast_value(py, &ct, &v).map(|c| c.into_ptr());
+            }
+        }
+        match FAST_FALLBACKS.get() {
+            Some(f) => Ok(call_fallback(py, &f.cast, slf, args, nargs, kwnames)),
+            None => Err(PyRuntimeError::new_err("jitffi not initialized")),
+        }
+    }));
+    fast_finish(py, r)
+}
+
+unsafe extern "C" fn fast_string(slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        if kwnames.is_null() && nargs == 1 {
+            let v = Bound::from_borrowed_ptr(py, *args);
+            if v.is_instance_of::<CData>() {
+                return string_of(py, &v, -1).map(|o| o.into_ptr());
+            }
+        }
+        match FAST_FALLBACKS.get() {
+            Some(f) => Ok(call_fallback(py, &f.string, slf, args, nargs, kwnames)),
+            None => Err(PyRuntimeError::new_err("jitffi not initialized")),
+        }
+    }));
+    fast_finish(py, r)
+}
+
+/// Replaces `FFI.new`, `FFI.cast` and `FFI.string` by the fast entry points above (the
+/// pyo3 methods stay reachable as their fallbacks). Called once at module init.
+pub fn install_fast_methods(py: Python<'_>) -> PyResult<()> {
+    let tp = py.get_type::<FFI>();
+    let fallbacks = FastFallbacks {
+        new: tp.getattr("new")?.unbind(),
+        cast: tp.getattr("cast")?.unbind(),
+        string: tp.getattr("string")?.unbind(),
+    };
+    if FAST_FALLBACKS.set(fallbacks).is_err() {
+        return Ok(());
+    }
+    let entries: [(&'static CStr, ffi::PyCFunctionFastWithKeywords); 3] =
+        [(c"new", fast_new), (c"cast", fast_cast), (c"string", fast_string)];
+    for (name, f) in entries {
+        let def = Box::leak(Box::new(ffi::PyMethodDef {
+            ml_name: name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: f },
+            ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+            ml_doc: std::ptr::null(),
+        }));
+        unsafe {
+            let tpp = tp.as_type_ptr();
+            let descr = Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(tpp, def))?;
+            if ffi::PyDict_SetItemString((*tpp).tp_dict, name.as_ptr(), descr.as_ptr()) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+            ffi::PyType_Modified(tpp);
+        }
+    }
+    Ok(())
+}

@@ -21,6 +21,7 @@ pub mod state;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<ffi::FFI>()?;
+    ffi::install_fast_methods(m.py())?;
     m.add_class::<ctype::CType>()?;
     m.add_class::<ctype::CField>()?;
     m.add_class::<cdata::CData>()?;
