@@ -528,7 +528,7 @@ impl CData {
         }
         let isz = item.size().ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
         let arr_ct = ct.open_array_ctype(py).ok_or_else(|| PyTypeError::new_err("cannot slice"))?;
-        Ok(CData::new_view(py, arr_ct, me.addr + a * isz, b - a, CData::keeper_for(slf), F_SLICED)?.into_any())
+        Ok(CData::new_view(py, arr_ct, me.addr.wrapping_add(a.wrapping_mul(isz)), b - a, CData::keeper_for(slf), F_SLICED)?.into_any())
     }
 
     fn set_slice(slf: &Bound<'_, CData>, slice: &Bound<'_, PySlice>, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -546,7 +546,10 @@ impl CData {
         }
         let isz = item.size().ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
         let n = b - a;
-        let dst = (me.addr + a * isz) as *mut u8;
+        let dst = me.addr.wrapping_add(a.wrapping_mul(isz)) as *mut u8;
+        if invalid_addr(dst as usize) {
+            return Err(null_err(&ct.ty.cname()));
+        }
         if let Ok(cd) = value.cast::<CData>() {
             let c = cd.get();
             if let Kind::Array(si, _) = &c.ty().kind {

@@ -101,7 +101,12 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
                             };
                             if let Some(v) = v {
                                 let n = array_len_from_init(&f.ty, fi, &v)?;
-                                size = size.max(f.offset + n * fisz);
+                                let need = n
+                                    .checked_mul(fisz)
+                                    .and_then(|b| b.checked_add(f.offset))
+                                    .filter(|b| *b <= isize::MAX as usize)
+                                    .ok_or_else(|| PyMemoryError::new_err("array size would overflow a ssize_t"))?;
+                                size = size.max(need);
                             }
                         }
                     }
@@ -118,7 +123,10 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
                     None => return Err(PyTypeError::new_err("expected new array length or list/tuple/str, not NoneType")),
                 },
             };
-            let size = n.checked_mul(isz).ok_or_else(|| PyMemoryError::new_err("array size would overflow a ssize_t"))?;
+            let size = n
+                .checked_mul(isz)
+                .filter(|b| *b <= isize::MAX as usize)
+                .ok_or_else(|| PyMemoryError::new_err("array size would overflow a ssize_t"))?;
             Ok((size, n))
         }
         _ => Err(PyTypeError::new_err(format!("expected a pointer or array ctype, got '{}'", ty.cname()))),
@@ -542,7 +550,7 @@ fn walk_path(py: Python<'_>, start: &TypeRef, path: &Bound<'_, PyTuple>, allow_p
                 _ => return Err(PyTypeError::new_err(format!("expected an array or pointer ctype, got '{}'", ty.cname()))),
             };
             let isz = size_or_err(&item)?;
-            off = (off as isize + idx * isz as isize) as usize;
+            off = (off as isize).wrapping_add(idx.wrapping_mul(isz as isize)) as usize;
             ty = item;
         }
     }
@@ -731,13 +739,13 @@ impl FFI {
                 let isz = size_or_err(item)?.max(1);
                 match n {
                     Some(n) => {
-                        if n * isz > len {
+                        if n.saturating_mul(isz) > len {
                             let mut view = view;
                             unsafe { ffi::PyBuffer_Release(&mut *view) };
                             return Err(PyValueError::new_err(format!(
                                 "buffer is too small ({len} bytes) for '{}' ({} bytes)",
                                 c.ty.cname(),
-                                n * isz
+                                n.saturating_mul(isz)
                             )));
                         }
                         *n
