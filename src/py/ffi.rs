@@ -150,7 +150,7 @@ fn array_len_from_init(arr_ty: &TypeRef, item: &TypeRef, init: &Bound<'_, PyAny>
         return Ok(t.len());
     }
     let (is_char, wide) = match &item.kind {
-        Kind::Prim(pi) => (pi.class == PrimClass::Char || (pi.size == 1 && pi.class == PrimClass::Bool), if pi.class == PrimClass::WideChar { Some(pi.size) } else { None }),
+        Kind::Prim(pi) => (convert::is_byte_item(item), if pi.class == PrimClass::WideChar { Some(pi.size) } else { None }),
         _ => (false, None),
     };
     if let Ok(b) = init.cast::<PyBytes>() {
@@ -450,10 +450,10 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
     let ty = c.ty();
     let item = match &ty.kind {
         Kind::Pointer(i) | Kind::Array(i, _) => i.clone(),
-        _ => return Err(PyTypeError::new_err(format!("expected a pointer or array, got cdata '{}'", ty.cname()))),
+        _ => return Err(PyTypeError::new_err(format!("expected a pointer or array, got '{}'", ty.cname()))),
     };
     if length < 0 {
-        return Err(PyValueError::new_err("negative array length"));
+        return Err(PyValueError::new_err("'length' cannot be negative"));
     }
     let n = length as usize;
     let base = c.data_addr(py)?;
