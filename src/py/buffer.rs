@@ -77,6 +77,12 @@ impl CBuffer {
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let b = self.bytes(py)?;
         if let Ok(s) = key.cast::<PySlice>() {
+            // `buf[:]`: the whole buffer, without computing slice indices
+            let so = s.as_ptr() as *mut ffi::PySliceObject;
+            let none = unsafe { ffi::Py_None() };
+            if unsafe { (*so).start == none && (*so).stop == none && (*so).step == none } {
+                return Ok(PyBytes::new(py, b).into_any().unbind());
+            }
             let (a, e) = self.range(s)?;
             return Ok(PyBytes::new(py, &b[a..e]).into_any().unbind());
         }

@@ -428,8 +428,13 @@ pub fn string_of(py: Python<'_>, obj: &Bound<'_, PyAny>, maxlen: isize) -> PyRes
             let p = base as *const u8;
             let mut n = 0usize;
             unsafe {
-                while n < limit && load_u64(p.add(n * usz), usz) != 0 {
-                    n += 1;
+                if !wide {
+                    let scan = if limit == usize::MAX { libc::strlen(p as *const libc::c_char) } else { libc::strnlen(p as *const libc::c_char, limit) };
+                    n = scan;
+                } else {
+                    while n < limit && load_u64(p.add(n * usz), usz) != 0 {
+                        n += 1;
+                    }
                 }
                 if !wide {
                     Ok(PyBytes::new(py, std::slice::from_raw_parts(p, n)).into_any().unbind())
