@@ -88,6 +88,16 @@ pub fn set_call_hook(h: CallHook) {
     let _ = CALL_HOOK.set(h);
 }
 
+/// The Python object a `Custom` owner calls (callbacks), for a lazily built
+/// "<cdata 'T' calling obj>" (computing the repr at creation would cost more than the
+/// creation itself); installed by the callbacks module.
+pub type CustomTargetHook = fn(Python<'_>, &(dyn std::any::Any + Send + Sync)) -> Option<Py<PyAny>>;
+static CUSTOM_TARGET_HOOK: OnceLock<CustomTargetHook> = OnceLock::new();
+
+pub fn set_custom_target_hook(h: CustomTargetHook) {
+    let _ = CUSTOM_TARGET_HOOK.set(h);
+}
+
 static HANDLES: GilCell<Option<HashMap<usize, Py<PyAny>>>> = GilCell::new(None);
 
 fn released_err(cname: &str) -> PyErr {
@@ -460,7 +470,12 @@ impl CData {
                         };
                         return Ok(format!("<cdata '{cname}' handle to {r}>"));
                     }
-                    Owner::Custom { repr, .. } => return Ok(format!("<cdata '{cname}' {repr}>")),
+                    Owner::Custom { repr, payload } => {
+                        if let Some(obj) = CUSTOM_TARGET_HOOK.get().filter(|_| repr.is_empty()).and_then(|h| h(py, &**payload)) {
+                            return Ok(format!("<cdata '{cname}' calling {}>", obj.bind(py).repr()?));
+                        }
+                        return Ok(format!("<cdata '{cname}' {repr}>"));
+                    }
                     _ => {}
                 }
                 if self.flags & F_OWNING_VIEW != 0 {

@@ -9,12 +9,16 @@
 use pyo3::prelude::*;
 
 pub mod buffer;
+pub mod call_glue;
+pub mod callback;
 pub mod cdata;
 pub mod convert;
 pub mod ctype;
 pub mod errors;
 pub mod ffi;
+pub mod function;
 pub mod gil;
+pub mod lib_object;
 pub mod longdouble;
 pub mod state;
 
@@ -30,5 +34,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ffi::Allocator>()?;
     m.add("FFI_DEFAULT_ABI", ctype::FFI_DEFAULT_ABI)?;
     m.add("FFI_CDECL", ctype::FFI_DEFAULT_ABI)?;
+    function::register(m)?;
+    callback::register(m)?;
     Ok(())
 }

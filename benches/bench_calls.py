@@ -1,0 +1,348 @@
+"""ns per call of small C functions, all variants measured in the same run.
+
+Variants:
+  hw         hand-written METH_FASTCALL CPython extension (compiled here): the physical limit
+  hw_gil     the same, releasing the GIL and saving errno around the call (as cffi does)
+  cffi_api   cffi out-of-line API mode (compiled here with set_source/compile)
+  cffi_abi   cffi ABI mode (ffi.dlopen)
+  ctypes     ctypes with argtypes/restype
+  jitffi     jitffi default (GIL released, errno saved)
+  jit_keep   jitffi with dlopen(..., release_gil=False)
+
+Usage: PYTHONPATH=python python3 benches/bench_calls.py [--quick]
+Build the extension in release mode first: .ci/dev-build --release
+"""
+import ctypes
+import os
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import timeit
+
+BENCH_C = r"""
+#include <string.h>
+#include <stddef.h>
+int add_i(int a, int b) { return a + b; }
+long long add_ll(long long a, long long b) { return a + b; }
+double add_d(double a, double b) { return a + b; }
+void noop(void) {}
+int sum8(int a, int b, int c, int d, int e, int f, int g, int h) { return a+b+c+d+e+f+g+h; }
+int is_null(void *p) { return p == NULL; }
+size_t my_strlen(const char *s) { return strlen(s); }
+long sum_ints(const int *p, int n) { long s = 0; for (int i = 0; i < n; i++) s += p[i]; return s; }
+"""
+
+BENCH_H = """
+int add_i(int a, int b);
+long long add_ll(long long a, long long b);
+double add_d(double a, double b);
+void noop(void);
+int sum8(int a, int b, int c, int d, int e, int f, int g, int h);
+int is_null(void *p);
+size_t my_strlen(const char *s);
+long sum_ints(const int *p, int n);
+"""
+
+# The hand-written extension. GIL_AND_ERRNO wraps each call like cffi/ctypes do.
+HW_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include "bench.h"
+
+#ifdef GIL_AND_ERRNO
+static __thread int saved_errno;
+#define CALL(stmt) do { PyThreadState *_ts = PyEval_SaveThread(); errno = saved_errno; \
+    stmt; saved_errno = errno; PyEval_RestoreThread(_ts); } while (0)
+#define MODNAME "hw_gil"
+#define INITNAME PyInit_hw_gil
+#else
+#define CALL(stmt) do { stmt; } while (0)
+#define MODNAME "hw"
+#define INITNAME PyInit_hw
+#endif
+
+static int nargs_ok(Py_ssize_t n, Py_ssize_t want) {
+    if (n != want) { PyErr_Format(PyExc_TypeError, "expected %zd arguments, got %zd", want, n); return 0; }
+    return 1;
+}
+
+static int as_int(PyObject *o, int *out) {
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < INT_MIN || v > INT_MAX) { PyErr_SetString(PyExc_OverflowError, "int overflow"); return -1; }
+    *out = (int)v; return 0;
+}
+
+static PyObject *w_add_i(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    int a, b, r;
+    if (!nargs_ok(n, 2) || as_int(args[0], &a) || as_int(args[1], &b)) return NULL;
+    CALL(r = add_i(a, b));
+    return PyLong_FromLong(r);
+}
+static PyObject *w_add_ll(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    long long a, b, r;
+    if (!nargs_ok(n, 2)) return NULL;
+    a = PyLong_AsLongLong(args[0]); if (a == -1 && PyErr_Occurred()) return NULL;
+    b = PyLong_AsLongLong(args[1]); if (b == -1 && PyErr_Occurred()) return NULL;
+    CALL(r = add_ll(a, b));
+    return PyLong_FromLongLong(r);
+}
+static PyObject *w_add_d(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    double a, b, r;
+    if (!nargs_ok(n, 2)) return NULL;
+    a = PyFloat_AsDouble(args[0]); if (a == -1.0 && PyErr_Occurred()) return NULL;
+    b = PyFloat_AsDouble(args[1]); if (b == -1.0 && PyErr_Occurred()) return NULL;
+    CALL(r = add_d(a, b));
+    return PyFloat_FromDouble(r);
+}
+static PyObject *w_noop(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    if (!nargs_ok(n, 0)) return NULL;
+    CALL(noop());
+    Py_RETURN_NONE;
+}
+static PyObject *w_sum8(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    int v[8], r;
+    if (!nargs_ok(n, 8)) return NULL;
+    for (int i = 0; i < 8; i++) if (as_int(args[i], &v[i])) return NULL;
+    CALL(r = sum8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]));
+    return PyLong_FromLong(r);
+}
+static PyObject *w_is_null(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    void *p; int r;
+    if (!nargs_ok(n, 1)) return NULL;
+    p = PyLong_AsVoidPtr(args[0]); if (p == NULL && PyErr_Occurred()) return NULL;
+    CALL(r = is_null(p));
+    return PyLong_FromLong(r);
+}
+static PyObject *w_strlen(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    const char *s; size_t r;
+    if (!nargs_ok(n, 1)) return NULL;
+    s = PyBytes_AsString(args[0]); if (!s) return NULL;
+    CALL(r = my_strlen(s));
+    return PyLong_FromSize_t(r);
+}
+static PyObject *w_sum_ints(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    int cnt; long r; int stackbuf[64]; int *buf = stackbuf; Py_buffer view; int have_view = 0;
+    if (!nargs_ok(n, 2) || as_int(args[1], &cnt)) return NULL;
+    if (PyList_Check(args[0]) || PyTuple_Check(args[0])) {
+        PyObject *fast = PySequence_Fast(args[0], "list"); if (!fast) return NULL;
+        Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
+        if (len > 64) { buf = PyMem_Malloc(len * sizeof(int)); }
+        for (Py_ssize_t i = 0; i < len; i++)
+            if (as_int(PySequence_Fast_GET_ITEM(fast, i), &buf[i])) { Py_DECREF(fast); return NULL; }
+        Py_DECREF(fast);
+    } else {
+        if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+        buf = view.buf; have_view = 1;
+    }
+    CALL(r = sum_ints(buf, cnt));
+    if (have_view) PyBuffer_Release(&view);
+    else if (buf != stackbuf) PyMem_Free(buf);
+    return PyLong_FromLong(r);
+}
+
+static PyMethodDef methods[] = {
+    {"add_i", (PyCFunction)(void(*)(void))w_add_i, METH_FASTCALL, NULL},
+    {"add_ll", (PyCFunction)(void(*)(void))w_add_ll, METH_FASTCALL, NULL},
+    {"add_d", (PyCFunction)(void(*)(void))w_add_d, METH_FASTCALL, NULL},
+    {"noop", (PyCFunction)(void(*)(void))w_noop, METH_FASTCALL, NULL},
+    {"sum8", (PyCFunction)(void(*)(void))w_sum8, METH_FASTCALL, NULL},
+    {"is_null", (PyCFunction)(void(*)(void))w_is_null, METH_FASTCALL, NULL},
+    {"my_strlen", (PyCFunction)(void(*)(void))w_strlen, METH_FASTCALL, NULL},
+    {"sum_ints", (PyCFunction)(void(*)(void))w_sum_ints, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL}
+};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, MODNAME, NULL, -1, methods};
+PyMODINIT_FUNC INITNAME(void) { return PyModule_Create(&mod); }
+"""
+
+
+def sh(*cmd, cwd=None):
+    subprocess.check_call(cmd, cwd=cwd, stdout=subprocess.DEVNULL)
+
+
+def build_all(tmp):
+    with open(os.path.join(tmp, "bench.c"), "w") as f:
+        f.write(BENCH_C)
+    with open(os.path.join(tmp, "bench.h"), "w") as f:
+        f.write(BENCH_H)
+    so = os.path.join(tmp, "libbench.so")
+    sh("cc", "-O2", "-shared", "-fPIC", "-o", so, os.path.join(tmp, "bench.c"))
+    with open(os.path.join(tmp, "hw.c"), "w") as f:
+        f.write(HW_C)
+    inc = sysconfig.get_paths()["include"]
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    for name, defs in (("hw", []), ("hw_gil", ["-DGIL_AND_ERRNO"])):
+        sh("cc", "-O2", "-shared", "-fPIC", *defs, "-I", inc, "-I", tmp, "-o",
+           os.path.join(tmp, name + suffix), os.path.join(tmp, "hw.c"),
+           "-L", tmp, "-lbench", "-Wl,-rpath," + tmp)
+    # cffi API mode, out of line
+    import cffi
+    builder = cffi.FFI()
+    builder.cdef(BENCH_H)
+    builder.set_source("_bench_cffi_api", '#include "bench.h"', include_dirs=[tmp],
+                       library_dirs=[tmp], libraries=["bench"],
+                       extra_link_args=["-Wl,-rpath," + tmp])
+    builder.compile(tmpdir=tmp, verbose=False)
+    sys.path.insert(0, tmp)
+    return so
+
+
+def main():
+    quick = "--quick" in sys.argv
+    tmp = tempfile.mkdtemp(prefix="jitffi-bench-")
+    so = build_all(tmp)
+
+    import hw
+    import hw_gil
+    import _bench_cffi_api
+    import cffi
+    import jitffi
+
+    array_len = 10
+    ints = list(range(array_len))
+
+    variants = {}
+
+    # hand-written
+    import array
+    for name, mod in (("hw", hw), ("hw_gil", hw_gil)):
+        arr = array.array("i", ints)
+        variants[name] = dict(lib=mod, NULL=0, P=id(arr), ARR=arr, M=mod)
+
+    # cffi API / ABI
+    api_lib, api_ffi = _bench_cffi_api.lib, _bench_cffi_api.ffi
+    variants["cffi_api"] = dict(lib=api_lib, NULL=api_ffi.NULL, P=api_ffi.new("int *"),
+                                ARR=api_ffi.new("int[]", ints), M=api_lib)
+    abi_ffi = cffi.FFI()
+    abi_ffi.cdef(BENCH_H)
+    abi_lib = abi_ffi.dlopen(so)
+    variants["cffi_abi"] = dict(lib=abi_lib, NULL=abi_ffi.NULL, P=abi_ffi.new("int *"),
+                                ARR=abi_ffi.new("int[]", ints), M=abi_lib)
+
+    # ctypes
+    cl = ctypes.CDLL(so)
+    C = ctypes
+    for fname, args, res in (
+        ("add_i", [C.c_int, C.c_int], C.c_int), ("add_ll", [C.c_longlong] * 2, C.c_longlong),
+        ("add_d", [C.c_double] * 2, C.c_double), ("noop", [], None),
+        ("sum8", [C.c_int] * 8, C.c_int), ("is_null", [C.c_void_p], C.c_int),
+        ("my_strlen", [C.c_char_p], C.c_size_t), ("sum_ints", [C.POINTER(C.c_int), C.c_int], C.c_long),
+    ):
+        fn = getattr(cl, fname)
+        fn.argtypes = args
+        fn.restype = res
+    IntArr = C.c_int * array_len
+    cint = C.c_int(0)
+    variants["ctypes"] = dict(lib=cl, NULL=None, P=C.byref(cint), ARR=IntArr(*ints), M=cl,
+                              LISTCONV=lambda lst: IntArr(*lst))
+
+    # jitffi
+    for name, keep in (("jitffi", True), ("jit_keep", False)):
+        jf = jitffi.FFI()
+        jf.cdef(BENCH_H)
+        jl = jf.dlopen(so, release_gil=keep)
+        variants[name] = dict(lib=jl, NULL=jf.NULL, P=jf.new("int *"), ARR=jf.new("int[]", ints), M=jl)
+
+    order = ["hw", "hw_gil", "cffi_api", "cffi_abi", "ctypes", "jitffi", "jit_keep"]
+    calls = [
+        ("add_i(1, 2)", "f(1, 2)", "add_i"),
+        ("add_ll(1, 2)", "f(1, 2)", "add_ll"),
+        ("add_d(1.0, 2.0)", "f(1.0, 2.0)", "add_d"),
+        ("noop()", "f()", "noop"),
+        ("sum8(1..8)", "f(1, 2, 3, 4, 5, 6, 7, 8)", "sum8"),
+        ("is_null(NULL)", "f(NULL)", "is_null"),
+        ("is_null(cdata)", "f(P)", "is_null"),
+        ('strlen(b"hello world")', 'f(b"hello world")', "my_strlen"),
+        ("sum_ints(list, 10)", "f(LIST, 10)", "sum_ints"),
+        ("sum_ints(cdata, 10)", "f(ARR, 10)", "sum_ints"),
+        ("lib.add_i(1, 2)", "M.add_i(1, 2)", "add_i"),
+    ]
+    number = 20000 if quick else 200000
+    repeat = 5 if quick else 9
+    table = {}
+    # Variants are measured round-robin (one timing of each per round) so that load from
+    # other processes spreads evenly over them; each cell is the median over the rounds.
+    for label, stmt, fname in calls:
+        timers = {}
+        for v in order:
+            env = dict(variants[v])
+            env["f"] = getattr(env["lib"], fname)
+            env["LIST"] = ints
+            s = stmt
+            if v == "ctypes" and "LIST" in stmt:
+                s = stmt.replace("LIST", "LISTCONV(LIST)")
+            n = number if v not in ("cffi_abi", "ctypes") else number // 4
+            timers[v] = (timeit.Timer(s, globals=env), n)
+        samples = {v: [] for v in order}
+        for _ in range(repeat):
+            for v in order:
+                t, n = timers[v]
+                samples[v].append(t.timeit(n) / n * 1e9)
+        table[label] = {v: statistics.median(samples[v]) for v in order}
+
+    head = f"{'call':26s}" + "".join(f"{v:>10s}" for v in order) + f"{'jit/hw_gil':>12s}{'keep/hw':>10s}{'api/jit':>9s}{'abi/jit':>9s}"
+    print(f"Python {sys.version.split()[0]}, ns per call (median of {repeat} round-robin rounds of {number} calls; cffi_abi/ctypes {number // 4})")
+    print(head)
+    print("-" * len(head))
+    for label, row in table.items():
+        line = f"{label:26s}" + "".join(f"{row[v]:10.1f}" for v in order)
+        line += f"{row['jitffi'] / row['hw_gil']:12.2f}{row['jit_keep'] / row['hw']:10.2f}"
+        line += f"{row['cffi_api'] / row['jitffi']:9.2f}{row['cffi_abi'] / row['jitffi']:9.2f}"
+        print(line)
+    print()
+    print("jit/hw_gil: jitffi default vs hand-written releasing the GIL (target <= 1.25)")
+    print("keep/hw:    jitffi release_gil=False vs plain hand-written (target <= 1.25)")
+    print("api/jit, abi/jit: how many times slower cffi API / ABI mode are than jitffi")
+    print("(hw/hw_gil take the pointer as an int address and the cdata array as a buffer)")
+    print()
+    first_access()
+
+
+def first_access(n_funcs=2000):
+    """Time of the first `lib.f` per function (symbol lookup + function object, compiling
+    a trampoline only for shapes not seen before), over a generated header."""
+    import random
+    import cffi
+    import jitffi
+    rnd = random.Random(1)
+    types = ["int", "long", "double", "char *", "void *", "unsigned int", "float", "short"]
+    decls, defs = [], []
+    for i in range(n_funcs):
+        nargs = rnd.randint(0, 5)
+        args = [rnd.choice(types) for _ in range(nargs)]
+        ret = rnd.choice(types + ["void"])
+        params = ", ".join(f"{t} a{k}" for k, t in enumerate(args)) or "void"
+        decls.append(f"{ret} f{i}({params});")
+        body = "" if ret == "void" else "return 0;"
+        defs.append(f"{ret} f{i}({params}) {{ {body} }}")
+    tmp = tempfile.mkdtemp(prefix="jitffi-first-")
+    c = os.path.join(tmp, "many.c")
+    with open(c, "w") as f:
+        f.write("\n".join(defs))
+    so = os.path.join(tmp, "libmany.so")
+    sh("cc", "-O0", "-shared", "-fPIC", "-o", so, c)
+    header = "\n".join(decls)
+    names = [f"f{i}" for i in range(n_funcs)]
+    out = {}
+    for label, mod in (("cffi_abi", cffi), ("jitffi", jitffi)):
+        ffi = mod.FFI()
+        ffi.cdef(header)
+        lib = ffi.dlopen(so)
+        t0 = time.perf_counter()
+        for n in names:
+            getattr(lib, n)
+        out[label] = (time.perf_counter() - t0) / n_funcs * 1e6
+    from jitffi import _jitffi
+    stats = _jitffi._jit_stats()
+    print(f"first access of {n_funcs} functions (us per function): "
+          f"cffi ABI {out['cffi_abi']:.1f}, jitffi {out['jitffi']:.1f} "
+          f"(process total: {stats['shapes']} trampoline shapes, {stats['code_bytes']} bytes of code)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,545 @@
+//! Call trampolines: machine code that is the `METH_FASTCALL` entry point of a builtin
+//! function object, compiled once per signature *shape* and shared by every C function of
+//! that shape (the callee address is read from the function's `self` object at call
+//! time, so compiling is needed only for shapes not seen before).
+//!
+//! A trampoline: checks the argument count, converts each Python argument into a stack
+//! cell (inline fast paths for exact `int`/`float`, otherwise a helper of the Python
+//! layer that knows the exact C type), optionally releases the GIL and restores the
+//! saved errno, calls the C function, saves errno and re-takes the GIL, frees the call's
+//! temporaries and boxes the result. Every helper is reached through an address baked in
+//! as a constant, so the compiled bytes are position independent and relocation free.
+//!
+//! This module knows nothing about Python objects beyond the few layout facts it is
+//! handed in [`Runtime`]; the Python layer supplies the helpers.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, StackSlotData,
+    StackSlotKind, Type, UserFuncName, Value,
+};
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa, TargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+use super::{execmem, native_call, stubs};
+use crate::abi::{CallPlan, StubKind};
+
+/// How one C value travels through registers: its machine type and, for integers
+/// narrower than a register, how the ABI extends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scalar {
+    Int { size: u8, signed: bool },
+    F32,
+    F64,
+}
+
+impl Scalar {
+    pub fn ir_type(self) -> Type {
+        match self {
+            Scalar::Int { size: 1, .. } => types::I8,
+            Scalar::Int { size: 2, .. } => types::I16,
+            Scalar::Int { size: 4, .. } => types::I32,
+            Scalar::Int { .. } => types::I64,
+            Scalar::F32 => types::F32,
+            Scalar::F64 => types::F64,
+        }
+    }
+
+    pub fn size(self) -> u8 {
+        match self {
+            Scalar::Int { size, .. } => size,
+            Scalar::F32 => 4,
+            Scalar::F64 => 8,
+        }
+    }
+}
+
+/// How a Python argument becomes the C value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Conv {
+    /// An integer type: inline fast path for small exact ints, helper otherwise.
+    Int,
+    /// float/double: inline fast path for exact floats, helper otherwise.
+    Float,
+    /// Everything else: the Python layer's converter for the exact C type.
+    Generic,
+    /// Like `Generic`, but the conversion may create a temporary (an array built from a
+    /// list, a keep-alive reference) that is released after the call.
+    WithTemp,
+    /// A `T *` parameter: like `WithTemp`, with inline fast paths for a cdata whose ctype
+    /// is exactly the parameter's, and (when `bytes`) a `bytes` object passed as its
+    /// buffer (`char *`-like parameters).
+    Pointer { bytes: bool },
+    /// An argument of the variadic part: a cdata whose value is read as `Scalar`.
+    VarargCdata,
+}
+
+impl Conv {
+    fn may_need_temp(self) -> bool {
+        matches!(self, Conv::WithTemp | Conv::Pointer { .. })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ArgShape {
+    pub scalar: Scalar,
+    pub conv: Conv,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RetShape {
+    Void,
+    /// Boxed as int (`PyLong_FromLongLong`/`PyLong_FromUnsignedLongLong`).
+    Int { size: u8, signed: bool },
+    Bool,
+    /// Boxed as float.
+    Float(Scalar),
+    /// Boxed by the Python layer's reader (char, wide chars, pointers).
+    Generic(Scalar),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub args: Vec<ArgShape>,
+    pub ret: RetShape,
+    /// Release the GIL and save/restore errno around the call (cffi's semantics).
+    pub release_gil: bool,
+    /// Where the arguments and the result travel (from `abi::lower`).
+    pub plan: CallPlan,
+}
+
+// The plan follows from the C types, which `args`/`ret` summarize; hashing the summary is
+// enough (equal shapes have equal summaries).
+impl std::hash::Hash for Shape {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.args.hash(h);
+        self.ret.hash(h);
+        self.release_gil.hash(h);
+        self.plan.stub.is_some().hash(h);
+    }
+}
+
+/// Addresses and layout facts the trampolines need from the Python layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Runtime {
+    /// Offset of the C function address inside the `self` object.
+    pub target_offset: i32,
+    /// `extern "C" fn(self, nargs) -> *mut PyObject` (sets TypeError, returns NULL).
+    pub arity_error: usize,
+    /// `extern "C" fn(self, index, obj, dst, temp: *mut *mut PyObject) -> c_int` (0 ok).
+    pub convert_arg: usize,
+    /// `extern "C" fn(self, index, obj, dst) -> c_int`: variadic-part argument (cdata).
+    pub convert_vararg: usize,
+    /// `extern "C" fn() -> *mut c_void`: release the GIL and restore the saved errno.
+    pub release: usize,
+    /// `extern "C" fn(*mut c_void)`: save errno and take the GIL back.
+    pub reacquire: usize,
+    /// `extern "C" fn(self, ret: *const u8) -> *mut PyObject`.
+    pub box_result: usize,
+    /// `extern "C" fn() -> *mut PyObject` returning a new reference to None.
+    pub box_none: usize,
+    /// `extern "C" fn(*mut c_void)`: drops what a `WithTemp` conversion left in its slot.
+    pub release_temp: usize,
+    pub long_from_i64: usize,
+    pub long_from_u64: usize,
+    pub float_from_double: usize,
+    pub bool_from_long: usize,
+    /// `&PyLong_Type`, `&PyFloat_Type`.
+    pub long_type: usize,
+    pub float_type: usize,
+    /// The CData type, where a cdata keeps its ctype object and its address, and where
+    /// the `self` object keeps the array of expected parameter ctype objects.
+    pub cdata_type: usize,
+    pub cdata_ctype_offset: i32,
+    pub cdata_addr_offset: i32,
+    pub arg_ctypes_offset: i32,
+    /// The ctype of `ffi.NULL` (`void *`), which every pointer parameter accepts.
+    pub void_ptr_ctype: usize,
+    /// `&PyBytes_Type` and where a bytes object's characters start.
+    pub bytes_type: usize,
+    pub bytes_data_offset: i32,
+    /// CPython 3.11's `PyLongObject` layout (ob_size at 16, 30-bit digits at 24) may be
+    /// read inline for ints with at most one digit.
+    pub inline_small_ints: bool,
+}
+
+pub fn isa() -> &'static OwnedTargetIsa {
+    static ISA: OnceLock<OwnedTargetIsa> = OnceLock::new();
+    ISA.get_or_init(|| {
+        let mut flags = settings::builder();
+        flags.set("opt_level", "speed").unwrap();
+        flags.set("enable_verifier", "false").unwrap();
+        flags.set("is_pic", "false").unwrap();
+        flags.set("use_colocated_libcalls", "false").unwrap();
+        flags.set("unwind_info", "false").unwrap();
+        let builder = cranelift_native::builder().expect("host ISA supported by Cranelift");
+        builder.finish(settings::Flags::new(flags)).expect("valid ISA flags")
+    })
+}
+
+/// Signature of every trampoline: `PyObject *(PyObject *self, PyObject *const *args,
+/// Py_ssize_t nargs)`.
+fn entry_signature(cc: CallConv) -> Signature {
+    let mut sig = Signature::new(cc);
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params.push(AbiParam::new(types::I64));
+    sig.returns.push(AbiParam::new(types::I64));
+    sig
+}
+
+fn sig_of(cc: CallConv, params: &[Type], rets: &[Type]) -> Signature {
+    let mut sig = Signature::new(cc);
+    sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+    sig.returns.extend(rets.iter().map(|&t| AbiParam::new(t)));
+    sig
+}
+
+struct Emitter<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    cc: CallConv,
+}
+
+impl Emitter<'_, '_> {
+    fn call_addr(&mut self, addr: usize, params: &[Type], rets: &[Type], args: &[Value]) -> Vec<Value> {
+        let sig = self.b.import_signature(sig_of(self.cc, params, rets));
+        let callee = self.b.ins().iconst(types::I64, addr as i64);
+        let inst = self.b.ins().call_indirect(sig, callee, args);
+        self.b.inst_results(inst).to_vec()
+    }
+}
+
+const TRUSTED: fn() -> MemFlagsData = MemFlagsData::trusted;
+
+/// Address of the executable copy of `kind`'s stub (one per distinct stub).
+fn stub_address(kind: &StubKind) -> Result<usize, String> {
+    static STUBS: Mutex<Vec<(StubKind, usize)>> = Mutex::new(Vec::new());
+    let mut g = STUBS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, a)) = g.iter().find(|(k, _)| k == kind) {
+        return Ok(*a);
+    }
+    let a = execmem::install(&stubs::stub_bytes(kind))? as usize;
+    g.push((*kind, a));
+    Ok(a)
+}
+
+fn int_bounds(size: u8, signed: bool) -> (i64, i64) {
+    match (size, signed) {
+        (1, true) => (i8::MIN as i64, i8::MAX as i64),
+        (1, false) => (0, u8::MAX as i64),
+        (2, true) => (i16::MIN as i64, i16::MAX as i64),
+        (2, false) => (0, u16::MAX as i64),
+        (4, true) => (i32::MIN as i64, i32::MAX as i64),
+        (4, false) => (0, u32::MAX as i64),
+        (_, true) => (i64::MIN, i64::MAX),
+        (_, false) => (0, i64::MAX),
+    }
+}
+
+fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn TargetIsa, stub_addr: Option<usize>) {
+    let cc = isa.default_call_conv();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(func, &mut fctx);
+    let n = shape.args.len();
+    let i64t = types::I64;
+
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let params = b.block_params(entry).to_vec();
+    let (this, argv, nargs) = (params[0], params[1], params[2]);
+
+    // One cell per argument holding its C representation: at least 8 bytes (the inline
+    // int fast path stores a whole i64), structs/long double at their full size/alignment.
+    let mut cell_offsets = Vec::with_capacity(n);
+    let mut cells_size = 0u32;
+    for i in 0..n {
+        let (size, align) = shape.plan.args.get(i).map_or((8, 8), |a| (a.size.max(8), a.align.clamp(8, 16)));
+        cells_size = cells_size.div_ceil(align) * align;
+        cell_offsets.push(cells_size as i32);
+        cells_size += size.div_ceil(8) * 8;
+    }
+    let cells = b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        cells_size.max(8),
+        4,
+    ));
+    let ret_size = shape.plan.ret_size.max(16);
+    let ret_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ret_size, 4));
+    let temp_args: Vec<usize> =
+        (0..n).filter(|&i| shape.args[i].conv.may_need_temp()).collect();
+    let temps = if temp_args.is_empty() {
+        None
+    } else {
+        Some(b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (8 * temp_args.len()) as u32,
+            3,
+        )))
+    };
+    if let Some(t) = temps {
+        let zero = b.ins().iconst(i64t, 0);
+        for k in 0..temp_args.len() {
+            b.ins().stack_store(i64t, zero, t, (8 * k) as i32);
+        }
+    }
+
+    let arity_ok = b.create_block();
+    let arity_bad = b.create_block();
+    let ok = b.ins().icmp_imm_s(IntCC::Equal, nargs, n as i64);
+    b.ins().brif(ok, arity_ok, &[], arity_bad, &[]);
+
+    b.switch_to_block(arity_bad);
+    {
+        let mut e = Emitter { b: &mut b, cc };
+        let r = e.call_addr(rt.arity_error, &[i64t, i64t], &[i64t], &[this, nargs]);
+        b.ins().return_(&r);
+    }
+
+    // Reached with an exception set: release the temporaries made so far, return NULL.
+    let fail = b.create_block();
+
+    b.switch_to_block(arity_ok);
+    let mut cell_addrs = Vec::with_capacity(n);
+    for i in 0..n {
+        cell_addrs.push(b.ins().stack_addr(i64t, cells, cell_offsets[i]));
+    }
+    for (i, a) in shape.args.iter().enumerate() {
+        let obj = b.ins().load(i64t, TRUSTED(), argv, (8 * i) as i32);
+        let dst = cell_addrs[i];
+        let next = b.create_block();
+        let slow = b.create_block();
+        match a.conv {
+            Conv::Int if rt.inline_small_ints => {
+                let Scalar::Int { size, signed } = a.scalar else { unreachable!() };
+                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+                let is_long = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.long_type as i64);
+                let check_size = b.create_block();
+                b.ins().brif(is_long, check_size, &[], slow, &[]);
+                b.switch_to_block(check_size);
+                let ob_size = b.ins().load(i64t, TRUSTED(), obj, 16);
+                let biased = b.ins().iadd_imm_s(ob_size, 1);
+                let small = b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, biased, 2);
+                let have_small = b.create_block();
+                b.ins().brif(small, have_small, &[], slow, &[]);
+                b.switch_to_block(have_small);
+                let digit = b.ins().uload32(TRUSTED(), obj, 24);
+                let value = b.ins().imul(ob_size, digit);
+                // One 30-bit digit always fits a signed 32-bit or wider integer.
+                let (lo, hi) = int_bounds(size, signed);
+                let needs_check = !(signed && size >= 4) ;
+                if needs_check {
+                    let in_lo = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, value, lo);
+                    let in_hi = b.ins().icmp_imm_s(IntCC::SignedLessThanOrEqual, value, hi);
+                    let inr = b.ins().band(in_lo, in_hi);
+                    let store = b.create_block();
+                    b.ins().brif(inr, store, &[], slow, &[]);
+                    b.switch_to_block(store);
+                }
+                b.ins().store(TRUSTED(), value, dst, 0);
+                b.ins().jump(next, &[]);
+            }
+            Conv::Float => {
+                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+                let is_float = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.float_type as i64);
+                let fast = b.create_block();
+                b.ins().brif(is_float, fast, &[], slow, &[]);
+                b.switch_to_block(fast);
+                let v = b.ins().load(types::F64, TRUSTED(), obj, 16);
+                let v = if a.scalar == Scalar::F32 { b.ins().fdemote(types::F32, v) } else { v };
+                b.ins().store(TRUSTED(), v, dst, 0);
+                b.ins().jump(next, &[]);
+            }
+            Conv::Pointer { bytes } => {
+                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+                let is_cdata = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.cdata_type as i64);
+                let cdata = b.create_block();
+                let not_cdata = b.create_block();
+                b.ins().brif(is_cdata, cdata, &[], not_cdata, &[]);
+                b.switch_to_block(cdata);
+                let ct = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_ctype_offset);
+                let table = b.ins().load(i64t, TRUSTED(), this, rt.arg_ctypes_offset);
+                let want = b.ins().load(i64t, TRUSTED(), table, (8 * i) as i32);
+                let same = b.ins().icmp(IntCC::Equal, ct, want);
+                let is_void_ptr = b.ins().icmp_imm_s(IntCC::Equal, ct, rt.void_ptr_ctype as i64);
+                let ok = b.ins().bor(same, is_void_ptr);
+                let take = b.create_block();
+                b.ins().brif(ok, take, &[], slow, &[]);
+                b.switch_to_block(take);
+                let addr = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_addr_offset);
+                b.ins().store(TRUSTED(), addr, dst, 0);
+                b.ins().jump(next, &[]);
+                b.switch_to_block(not_cdata);
+                if bytes {
+                    let is_bytes = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.bytes_type as i64);
+                    let take_bytes = b.create_block();
+                    b.ins().brif(is_bytes, take_bytes, &[], slow, &[]);
+                    b.switch_to_block(take_bytes);
+                    let chars = b.ins().iadd_imm_s(obj, rt.bytes_data_offset as i64);
+                    b.ins().store(TRUSTED(), chars, dst, 0);
+                    b.ins().jump(next, &[]);
+                } else {
+                    b.ins().jump(slow, &[]);
+                }
+            }
+            _ => {
+                b.ins().jump(slow, &[]);
+            }
+        }
+        b.switch_to_block(slow);
+        let idx = b.ins().iconst(i64t, i as i64);
+        let status = {
+            let mut e = Emitter { b: &mut b, cc };
+            if a.conv == Conv::VarargCdata {
+                e.call_addr(rt.convert_vararg, &[i64t; 4], &[types::I32], &[this, idx, obj, dst])[0]
+            } else {
+                let temp = match temps {
+                    Some(t) if a.conv.may_need_temp() => {
+                        let k = temp_args.iter().position(|&j| j == i).unwrap();
+                        e.b.ins().stack_addr(i64t, t, (8 * k) as i32)
+                    }
+                    _ => e.b.ins().iconst(i64t, 0),
+                };
+                e.call_addr(rt.convert_arg, &[i64t; 5], &[types::I32], &[this, idx, obj, dst, temp])[0]
+            }
+        };
+        b.ins().brif(status, fail, &[], next, &[]);
+        b.switch_to_block(next);
+    }
+
+    let callee = b.ins().load(i64t, TRUSTED(), this, rt.target_offset);
+    let ret_addr = b.ins().stack_addr(i64t, ret_slot, 0);
+    let tstate = if shape.release_gil {
+        let mut e = Emitter { b: &mut b, cc };
+        Some(e.call_addr(rt.release, &[], &[i64t], &[])[0])
+    } else {
+        None
+    };
+    let stub = stub_addr.map(|a| b.ins().iconst(i64t, a as i64));
+    native_call::emit_call_from_memory(&mut b, isa, &shape.plan, callee, stub, &cell_addrs, Some(ret_addr));
+    if let Some(ts) = tstate {
+        let mut e = Emitter { b: &mut b, cc };
+        e.call_addr(rt.reacquire, &[i64t], &[], &[ts]);
+    }
+    emit_release_temps(&mut b, cc, rt, temps, temp_args.len());
+
+    let result = {
+        let mut e = Emitter { b: &mut b, cc };
+        match shape.ret {
+            RetShape::Void => e.call_addr(rt.box_none, &[], &[i64t], &[])[0],
+            RetShape::Int { size, signed } => {
+                let s = Scalar::Int { size, signed };
+                let raw = e.b.ins().load(s.ir_type(), TRUSTED(), ret_addr, 0);
+                let wide = match size {
+                    8 => raw,
+                    _ if signed => e.b.ins().sextend(i64t, raw),
+                    _ => e.b.ins().uextend(i64t, raw),
+                };
+                let f = if signed { rt.long_from_i64 } else { rt.long_from_u64 };
+                e.call_addr(f, &[i64t], &[i64t], &[wide])[0]
+            }
+            RetShape::Bool => {
+                let raw = e.b.ins().load(types::I8, TRUSTED(), ret_addr, 0);
+                let wide = e.b.ins().uextend(i64t, raw);
+                e.call_addr(rt.bool_from_long, &[i64t], &[i64t], &[wide])[0]
+            }
+            RetShape::Float(s) => {
+                let raw = e.b.ins().load(s.ir_type(), TRUSTED(), ret_addr, 0);
+                let d = if s == Scalar::F32 { e.b.ins().fpromote(types::F64, raw) } else { raw };
+                e.call_addr(rt.float_from_double, &[types::F64], &[i64t], &[d])[0]
+            }
+            RetShape::Generic(_) => e.call_addr(rt.box_result, &[i64t, i64t], &[i64t], &[this, ret_addr])[0],
+        }
+    };
+    b.ins().return_(&[result]);
+
+    b.switch_to_block(fail);
+    emit_release_temps(&mut b, cc, rt, temps, temp_args.len());
+    let null = b.ins().iconst(i64t, 0);
+    b.ins().return_(&[null]);
+
+    b.seal_all_blocks();
+    b.finalize(isa.frontend_config());
+}
+
+fn emit_release_temps(
+    b: &mut FunctionBuilder,
+    cc: CallConv,
+    rt: &Runtime,
+    temps: Option<cranelift_codegen::ir::StackSlot>,
+    count: usize,
+) {
+    let Some(t) = temps else { return };
+    for k in 0..count {
+        let obj = b.ins().stack_load(types::I64, types::I64, t, (8 * k) as i32);
+        let has = b.create_block();
+        let done = b.create_block();
+        b.ins().brif(obj, has, &[], done, &[]);
+        b.switch_to_block(has);
+        let mut e = Emitter { b, cc };
+        e.call_addr(rt.release_temp, &[types::I64], &[], &[obj]);
+        b.ins().jump(done, &[]);
+        b.switch_to_block(done);
+    }
+}
+
+/// Compiles the trampoline of `shape` into executable memory.
+pub fn compile(shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
+    let isa = isa();
+    let cc = isa.default_call_conv();
+    let stub_addr = match &shape.plan.stub {
+        Some(k) => Some(stub_address(k)?),
+        None => None,
+    };
+    let mut func = Function::with_name_signature(UserFuncName::user(0, 0), entry_signature(cc));
+    build_function(&mut func, shape, rt, &**isa, stub_addr);
+    let mut ctx = Context::for_function(func);
+    let code = ctx
+        .compile(&**isa, &mut ControlPlane::default())
+        .map_err(|e| format!("trampoline compilation failed: {:?}", e.inner))?;
+    if !code.buffer.relocs().is_empty() {
+        return Err("trampoline code needs relocations".into());
+    }
+    execmem::install(code.code_buffer())
+}
+
+/// Compiled trampolines by shape. Entries are never removed: a shape's code is shared by
+/// every function of that shape, so memory is bounded by the number of distinct shapes.
+pub struct ShapeCache {
+    map: Mutex<Option<HashMap<Shape, usize>>>,
+}
+
+impl ShapeCache {
+    pub const fn new() -> ShapeCache {
+        ShapeCache { map: Mutex::new(None) }
+    }
+
+    /// The trampoline of `shape` if it was compiled already.
+    pub fn get(&self, shape: &Shape) -> Option<*const u8> {
+        let guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().and_then(|m| m.get(shape)).map(|&p| p as *const u8)
+    }
+
+    pub fn get_or_compile(&self, shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
+        let mut guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let map = guard.get_or_insert_with(HashMap::new);
+        if let Some(&p) = map.get(shape) {
+            return Ok(p as *const u8);
+        }
+        let p = compile(shape, rt)?;
+        map.insert(shape.clone(), p as usize);
+        Ok(p)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |m| m.len())
+    }
+}
+
+pub static SHAPES: ShapeCache = ShapeCache::new();

@@ -1,0 +1,677 @@
+//! Callable C functions: builtin function objects whose C entry point is a JIT trampoline.
+//!
+//! Each C function becomes `PyCFunction_NewEx(&def, self)` where `self` is a small
+//! [`FuncObject`] holding the callee address at a fixed offset (read by the shared
+//! trampoline of the signature's shape), the signature, and what must stay alive (the
+//! library, the FFI). Calls go straight from CPython's vectorcall into machine code;
+//! the helpers below are what that code calls for the cases it does not inline.
+//!
+//! Function-pointer cdata reuse the same trampolines through [`call_function_pointer`].
+
+use std::collections::HashMap;
+use std::ffi::{c_int, c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use pyo3::exceptions::{PyNotImplementedError, PySystemError, PyTypeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::jit::trampoline::{self, ArgShape, Conv, RetShape, Runtime, Scalar, Shape};
+use crate::types::model::{CallConv, FuncSig, Kind, Prim, PrimClass, TypeRef, TypeTable};
+use crate::types::target::Target;
+
+use super::call_glue;
+use super::cdata::CData;
+use super::ctype::CType;
+use super::lib_object::LibHandle;
+
+// ---------------------------------------------------------------------------------------
+// The `self` object of every C function.
+
+#[repr(C)]
+pub struct FuncObject {
+    ob_base: ffi::PyObject,
+    /// Address the trampoline calls (the variadic stub for variadic functions).
+    target: usize,
+    info: *const FuncInfo,
+    /// The ctype object (`CType *`) of each parameter, for the trampolines' pointer fast
+    /// path (owned by `info`).
+    arg_ctypes: *const usize,
+    def: ffi::PyMethodDef,
+}
+
+/// What the helpers need to know about one callable.
+pub struct FuncInfo {
+    pub name: CString,
+    /// The function-pointer type (`Kind::FuncPtr`).
+    pub fn_type: TypeRef,
+    pub args: Vec<TypeRef>,
+    pub result: TypeRef,
+    pub variadic: bool,
+    pub release_gil: bool,
+    /// The C function itself (not the variadic stub).
+    pub address: usize,
+    /// Whatever must outlive the function (the FFI object).
+    pub keepalive: Vec<Py<PyAny>>,
+    /// The library the function lives in: not unmapped while the function exists.
+    pub library: Option<Arc<LibHandle>>,
+    pub ctx: call_glue::CallContext,
+    /// Shape of the fixed part, used to build variadic shapes.
+    fixed_shapes: Vec<ArgShape>,
+    ret_shape: RetShape,
+    /// The shape to compile at the first call (when it was not cached at creation).
+    pending: Option<Shape>,
+    arg_ctype_objs: Vec<Py<CType>>,
+    arg_ctype_ptrs: Vec<usize>,
+}
+
+impl FuncInfo {
+    /// Name as cffi shows it in messages about the call: the function type.
+    fn display_name(&self) -> String {
+        self.fn_type.cname()
+    }
+}
+
+const TARGET_OFFSET: usize = std::mem::offset_of!(FuncObject, target);
+const ARG_CTYPES_OFFSET: usize = std::mem::offset_of!(FuncObject, arg_ctypes);
+
+fn func_type() -> *mut ffi::PyTypeObject {
+    static TYPE: OnceLock<usize> = OnceLock::new();
+    *TYPE.get_or_init(|| unsafe {
+        let mut slots = vec![
+            ffi::PyType_Slot { slot: ffi::Py_tp_dealloc, pfunc: func_dealloc as *const () as *mut c_void },
+            ffi::PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() },
+        ];
+        let mut spec = ffi::PyType_Spec {
+            name: c"_jitffi.CFunctionData".as_ptr(),
+            basicsize: std::mem::size_of::<FuncObject>() as c_int,
+            itemsize: 0,
+            flags: ffi::Py_TPFLAGS_DEFAULT as _,
+            slots: slots.as_mut_ptr(),
+        };
+        let t = ffi::PyType_FromSpec(&mut spec);
+        assert!(!t.is_null(), "creating the function data type");
+        std::mem::forget(slots);
+        t as usize
+    }) as *mut ffi::PyTypeObject
+}
+
+unsafe extern "C" fn func_dealloc(obj: *mut ffi::PyObject) {
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        let f = obj as *mut FuncObject;
+        let info = (*f).info;
+        if !info.is_null() {
+            (*f).info = std::ptr::null();
+            drop(Box::from_raw(info as *mut FuncInfo));
+        }
+        let tp = ffi::Py_TYPE(obj);
+        let free = (*tp).tp_free.expect("tp_free");
+        free(obj as *mut c_void);
+        ffi::Py_DecRef(tp as *mut ffi::PyObject);
+    }));
+}
+
+// ---------------------------------------------------------------------------------------
+// Shapes
+
+fn int_scalar(size: usize, signed: bool) -> Scalar {
+    Scalar::Int { size: size as u8, signed }
+}
+
+pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
+    Ok(match &ty.kind {
+        Kind::Prim(p) => match p.class {
+            PrimClass::SignedInt | PrimClass::UnsignedInt => {
+                ArgShape { scalar: int_scalar(p.size, p.signed), conv: Conv::Int }
+            }
+            PrimClass::Bool | PrimClass::Char | PrimClass::WideChar => {
+                ArgShape { scalar: int_scalar(p.size, p.signed), conv: Conv::Generic }
+            }
+            PrimClass::Float => ArgShape {
+                scalar: if p.size == 4 { Scalar::F32 } else { Scalar::F64 },
+                conv: Conv::Float,
+            },
+            // Written whole by the conversion layer; the plan says how the bytes travel.
+            PrimClass::LongDouble | PrimClass::Complex => BY_VALUE_ARG,
+        },
+        Kind::Enum(e) => {
+            let u = e.underlying_info();
+            ArgShape { scalar: int_scalar(u.size, u.signed), conv: Conv::Int }
+        }
+        Kind::Pointer(item) => {
+            let bytes = matches!(&item.kind, Kind::Prim(p) if p.size == 1 && p.class != PrimClass::Bool)
+                || matches!(item.kind, Kind::Void);
+            ArgShape { scalar: int_scalar(8, false), conv: Conv::Pointer { bytes } }
+        }
+        Kind::Array(..) | Kind::FuncPtr(_) => ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp },
+        Kind::Record(_) => BY_VALUE_ARG,
+        Kind::Void => return Err("'void' is not a valid argument type".into()),
+    })
+}
+
+pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
+    Ok(match &ty.kind {
+        Kind::Void => RetShape::Void,
+        Kind::Prim(p) => match p.class {
+            PrimClass::SignedInt | PrimClass::UnsignedInt => {
+                RetShape::Int { size: p.size as u8, signed: p.signed }
+            }
+            PrimClass::Bool => RetShape::Bool,
+            PrimClass::Float => RetShape::Float(if p.size == 4 { Scalar::F32 } else { Scalar::F64 }),
+            PrimClass::Char | PrimClass::WideChar => RetShape::Generic(int_scalar(p.size, p.signed)),
+            PrimClass::LongDouble | PrimClass::Complex => BY_VALUE_RET,
+        },
+        Kind::Enum(e) => {
+            let u = e.underlying_info();
+            RetShape::Int { size: u.size as u8, signed: u.signed }
+        }
+        Kind::Pointer(_) | Kind::FuncPtr(_) => RetShape::Generic(int_scalar(8, false)),
+        Kind::Array(..) => return Err(format!("ctype '{}' not supported as return value", ty.cname())),
+        Kind::Record(_) => BY_VALUE_RET,
+    })
+}
+
+/// Structs, unions, `long double` and `_Complex`: converted into / boxed from a cell of
+/// the value's full size by the Python layer; the scalar is unused (the cell size and how
+/// the bytes travel come from the call plan).
+const BY_VALUE_ARG: ArgShape = ArgShape { scalar: Scalar::Int { size: 8, signed: false }, conv: Conv::Generic };
+const BY_VALUE_RET: RetShape = RetShape::Generic(Scalar::Int { size: 8, signed: false });
+
+fn lowering_error(msg: String) -> PyErr {
+    match msg.strip_prefix(crate::abi::NOT_IMPLEMENTED) {
+        Some(rest) => PyNotImplementedError::new_err(rest.trim_start_matches(':').trim().to_string()),
+        None => PyTypeError::new_err(msg),
+    }
+}
+
+/// A C type standing for `s` in the lowering of a variadic call (promoted types only).
+fn scalar_type(s: Scalar) -> TypeRef {
+    static TABLE: Mutex<Option<TypeTable>> = Mutex::new(None);
+    let mut g = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = g.get_or_insert_with(|| TypeTable::new(Target::host()));
+    let p = match s {
+        Scalar::Int { size: 8, signed: true } => Prim::Long,
+        Scalar::Int { size: 8, signed: false } => Prim::ULong,
+        Scalar::Int { signed: true, .. } => Prim::Int,
+        Scalar::Int { signed: false, .. } => Prim::UInt,
+        Scalar::F32 => Prim::Float,
+        Scalar::F64 => Prim::Double,
+    };
+    t.prim(p)
+}
+
+fn runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        let inline_small_ints = Python::attach(|py| {
+            let v = py.version_info();
+            v.major == 3 && v.minor == 11
+        });
+        // Where a CData object keeps its ctype and address: measured on a real one.
+        let (cdata_type, cdata_ctype_offset, cdata_addr_offset, void_ptr_ctype) = Python::attach(|py| {
+            let st = super::state::builtin(py);
+            let vp = st.void_ptr_type();
+            // The builtin state keeps its ctype objects for the process lifetime.
+            let void_ptr = st.ctype_of(py, &vp);
+            let void_ptr_addr = void_ptr.as_ptr() as usize;
+            let cd = CData::new_pointer(py, void_ptr, 0).expect("allocating a cdata");
+            let b = cd.bind(py);
+            let base = b.as_ptr() as usize;
+            let c = b.get();
+            (
+                unsafe { ffi::Py_TYPE(b.as_ptr()) } as usize,
+                (&c.ctype as *const _ as usize - base) as i32,
+                (&c.addr as *const _ as usize - base) as i32,
+                void_ptr_addr,
+            )
+        });
+        Runtime {
+            target_offset: TARGET_OFFSET as i32,
+            arity_error: jf_arity_error as *const () as usize,
+            convert_arg: jf_convert_arg as *const () as usize,
+            convert_vararg: jf_convert_vararg as *const () as usize,
+            release: jf_release as *const () as usize,
+            reacquire: jf_reacquire as *const () as usize,
+            box_result: jf_box_result as *const () as usize,
+            box_none: jf_box_none as *const () as usize,
+            release_temp: jf_release_temp as *const () as usize,
+            long_from_i64: ffi::PyLong_FromLongLong as *const () as usize,
+            long_from_u64: ffi::PyLong_FromUnsignedLongLong as *const () as usize,
+            float_from_double: ffi::PyFloat_FromDouble as *const () as usize,
+            bool_from_long: ffi::PyBool_FromLong as *const () as usize,
+            long_type: std::ptr::addr_of_mut!(ffi::PyLong_Type) as usize,
+            float_type: std::ptr::addr_of_mut!(ffi::PyFloat_Type) as usize,
+            cdata_type,
+            cdata_ctype_offset,
+            cdata_addr_offset,
+            arg_ctypes_offset: ARG_CTYPES_OFFSET as i32,
+            void_ptr_ctype,
+            bytes_type: std::ptr::addr_of_mut!(ffi::PyBytes_Type) as usize,
+            bytes_data_offset: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
+            inline_small_ints,
+        }
+    })
+}
+
+type Trampoline = ffi::PyCFunctionFast;
+
+fn compile_shape(shape: &Shape) -> PyResult<Trampoline> {
+    let p = trampoline::SHAPES
+        .get_or_compile(shape, runtime())
+        .map_err(PySystemError::new_err)?;
+    Ok(unsafe { std::mem::transmute::<*const u8, Trampoline>(p) })
+}
+
+pub struct FunctionSpec<'a> {
+    pub name: &'a str,
+    pub fn_type: &'a TypeRef,
+    pub address: usize,
+    pub release_gil: bool,
+    pub keepalive: Vec<Py<PyAny>>,
+    pub library: Option<Arc<LibHandle>>,
+    pub ctx: call_glue::CallContext,
+}
+
+fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
+    let Kind::FuncPtr(sig) = &spec.fn_type.kind else {
+        return Err(PyTypeError::new_err(format!("'{}' is not a function type", spec.fn_type.cname())));
+    };
+    let fixed_shapes = sig
+        .args
+        .iter()
+        .map(arg_shape)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(PyNotImplementedError::new_err)?;
+    let ret = ret_shape(&sig.result).map_err(PyNotImplementedError::new_err)?;
+    let shape = if sig.variadic {
+        None
+    } else {
+        let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
+        Some(Shape { args: fixed_shapes.clone(), ret, release_gil: spec.release_gil, plan })
+    };
+    let info = FuncInfo {
+        name: CString::new(spec.name).unwrap_or_else(|_| c"?".to_owned()),
+        fn_type: spec.fn_type.clone(),
+        args: sig.args.clone(),
+        result: sig.result.clone(),
+        variadic: sig.variadic,
+        release_gil: spec.release_gil,
+        address: spec.address,
+        keepalive: spec.keepalive,
+        library: spec.library,
+        ctx: spec.ctx,
+        fixed_shapes,
+        ret_shape: ret,
+        pending: None,
+        arg_ctype_objs: Vec::new(),
+        arg_ctype_ptrs: Vec::new(),
+    };
+    Ok((info, shape))
+}
+
+/// Creates the builtin function object calling `spec.address` with the signature
+/// `spec.fn_type`, compiling the trampoline of its shape if not cached yet.
+pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAny>> {
+    let (mut info, shape) = make_info(spec)?;
+    // Compiling is deferred to the first call when the shape is new, so that taking a
+    // function from a lib stays cheap (most functions of a big header are never called).
+    let meth: ffi::PyCFunctionFast = match shape {
+        Some(s) => match trampoline::SHAPES.get(&s) {
+            Some(p) => unsafe { std::mem::transmute::<*const u8, Trampoline>(p) },
+            None => {
+                info.pending = Some(s);
+                jf_compile_and_call
+            }
+        },
+        None => jf_variadic_call,
+    };
+    let target = info.address;
+    info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
+    info.arg_ctype_ptrs = info.arg_ctype_objs.iter().map(|c| c.as_ptr() as usize).collect();
+    unsafe {
+        let tp = func_type();
+        let obj = ffi::PyType_GenericAlloc(tp, 0);
+        if obj.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let f = obj as *mut FuncObject;
+        let info = Box::into_raw(Box::new(info));
+        (*f).target = target;
+        (*f).info = info;
+        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr();
+        (*f).def = ffi::PyMethodDef {
+            ml_name: (*info).name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: meth },
+            ml_flags: ffi::METH_FASTCALL,
+            ml_doc: std::ptr::null(),
+        };
+        let func = ffi::PyCFunction_NewEx(&mut (*f).def, obj, std::ptr::null_mut());
+        ffi::Py_DecRef(obj);
+        Bound::from_owned_ptr_or_err(py, func).map(|b| b.unbind())
+    }
+}
+
+/// The C address behind a function object made by [`make_function`], if it is one.
+pub fn function_address(obj: &Bound<'_, PyAny>) -> Option<(usize, TypeRef)> {
+    unsafe {
+        let o = obj.as_ptr();
+        if ffi::PyCFunction_Check(o) == 0 {
+            return None;
+        }
+        let s = ffi::PyCFunction_GetSelf(o);
+        if s.is_null() || ffi::Py_TYPE(s) != func_type() {
+            return None;
+        }
+        let info = &*(*(s as *mut FuncObject)).info;
+        Some((info.address, info.fn_type.clone()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Function-pointer cdata calls: same trampolines, `self` is a per-type call site object.
+
+struct CallSite {
+    obj: Py<PyAny>,
+}
+
+/// Calls the C function at `address` of function-pointer type `fn_type`.
+pub fn call_function_pointer(
+    py: Python<'_>,
+    fn_type: &TypeRef,
+    address: usize,
+    ctx: &call_glue::CallContext,
+    args: &[Bound<'_, PyAny>],
+) -> PyResult<Py<PyAny>> {
+    // One call-site object per (type, address): functions pointers obtained from C are
+    // usually called again and again; entries keep their type alive so keys stay unique.
+    static SITES: Mutex<Option<HashMap<(usize, usize), CallSite>>> = Mutex::new(None);
+    let key = (Arc::as_ptr(fn_type) as usize, address);
+    let obj = {
+        let mut g = SITES.lock().unwrap_or_else(|e| e.into_inner());
+        let map = g.get_or_insert_with(HashMap::new);
+        if let Some(site) = map.get(&key) {
+            site.obj.clone_ref(py)
+        } else {
+            drop(g);
+            let spec = FunctionSpec {
+                name: &fn_type.cname(),
+                fn_type,
+                address,
+                release_gil: true,
+                keepalive: Vec::new(),
+                library: None,
+                ctx: ctx.clone(),
+            };
+            let func = make_function(py, spec)?;
+            let mut g = SITES.lock().unwrap_or_else(|e| e.into_inner());
+            let map = g.get_or_insert_with(HashMap::new);
+            if map.len() > 4096 {
+                map.clear();
+            }
+            map.insert(key, CallSite { obj: func.clone_ref(py) });
+            func
+        }
+    };
+    let mut argv: Vec<*mut ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
+    unsafe {
+        let self_ = ffi::PyCFunction_GetSelf(obj.as_ptr());
+        // Read the entry point at each call: it changes once, after lazy compilation.
+        let entry = (*(self_ as *mut FuncObject)).def.ml_meth.PyCFunctionFast;
+        let r = entry(self_, argv.as_mut_ptr(), argv.len() as ffi::Py_ssize_t);
+        Bound::from_owned_ptr_or_err(py, r).map(|b| b.unbind())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers called from trampolines. None may unwind: every one catches panics and turns
+// them into a Python exception.
+
+unsafe fn info_of<'a>(this: *mut ffi::PyObject) -> &'a FuncInfo {
+    unsafe { &*(*(this as *mut FuncObject)).info }
+}
+
+fn guard<R>(py: Python<'_>, fail: R, f: impl FnOnce() -> PyResult<R>) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            e.restore(py);
+            fail
+        }
+        Err(_) => {
+            PySystemError::new_err("internal error (Rust panic) in a jitffi call helper").restore(py);
+            fail
+        }
+    }
+}
+
+unsafe extern "C" fn jf_arity_error(this: *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+    let py = unsafe { Python::assume_attached() };
+    guard(py, std::ptr::null_mut(), || {
+        let info = unsafe { info_of(this) };
+        Err(PyTypeError::new_err(format!(
+            "'{}' expects {} arguments, got {}",
+            info.display_name(),
+            info.args.len(),
+            nargs
+        )))
+    })
+}
+
+unsafe extern "C" fn jf_convert_arg(
+    this: *mut ffi::PyObject,
+    index: usize,
+    obj: *mut ffi::PyObject,
+    dst: *mut u8,
+    temp: *mut *mut c_void,
+) -> c_int {
+    let py = unsafe { Python::assume_attached() };
+    guard(py, -1, || {
+        let info = unsafe { info_of(this) };
+        let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
+        let ty = &info.args[index];
+        let keep = call_glue::write_argument(py, &info.ctx, ty, &obj, dst)?;
+        if let Some(k) = keep {
+            if temp.is_null() {
+                // Cannot happen: shapes mark every argument that may need a temporary.
+                return Err(PySystemError::new_err("argument temporary without a slot"));
+            }
+            unsafe { *temp = Box::into_raw(k) as *mut c_void };
+        }
+        Ok(0)
+    })
+}
+
+unsafe extern "C" fn jf_convert_vararg(
+    this: *mut ffi::PyObject,
+    index: usize,
+    obj: *mut ffi::PyObject,
+    dst: *mut u8,
+) -> c_int {
+    let py = unsafe { Python::assume_attached() };
+    guard(py, -1, || {
+        let info = unsafe { info_of(this) };
+        let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
+        call_glue::write_vararg(py, &info.ctx, index, &obj, dst)?;
+        Ok(0)
+    })
+}
+
+unsafe extern "C" fn jf_box_result(this: *mut ffi::PyObject, ret: *const u8) -> *mut ffi::PyObject {
+    let py = unsafe { Python::assume_attached() };
+    guard(py, std::ptr::null_mut(), || {
+        let info = unsafe { info_of(this) };
+        Ok(call_glue::read_result(py, &info.ctx, &info.result, ret)?.into_ptr())
+    })
+}
+
+/// Drops the temporaries of one pointer argument (after the call, GIL held).
+unsafe extern "C" fn jf_release_temp(keep: *mut c_void) {
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        drop(Box::from_raw(keep as *mut call_glue::KeepAlive));
+    }));
+}
+
+unsafe extern "C" fn jf_box_none() -> *mut ffi::PyObject {
+    unsafe {
+        let none = ffi::Py_None();
+        ffi::Py_IncRef(none);
+        none
+    }
+}
+
+/// Releases the GIL and puts the calling thread's saved errno in place for the callee.
+unsafe extern "C" fn jf_release() -> *mut ffi::PyThreadState {
+    unsafe {
+        let ts = ffi::PyEval_SaveThread();
+        super::ffi::restore_errno();
+        ts
+    }
+}
+
+unsafe extern "C" fn jf_reacquire(ts: *mut ffi::PyThreadState) {
+    unsafe {
+        super::ffi::save_errno();
+        ffi::PyEval_RestoreThread(ts);
+    }
+}
+
+/// The first entry point of a function whose shape was not compiled yet: compiles it,
+/// makes the trampoline the function's entry point for later calls (CPython reads
+/// `ml_meth` at every call), and performs this call through it.
+unsafe extern "C" fn jf_compile_and_call(
+    this: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let py = unsafe { Python::assume_attached() };
+    let tramp = guard(py, None, || {
+        let f = this as *mut FuncObject;
+        let info = unsafe { &*(*f).info };
+        let shape = info.pending.as_ref().expect("a pending shape");
+        let t = compile_shape(shape)?;
+        unsafe { (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t } };
+        Ok(Some(t))
+    });
+    match tramp {
+        Some(t) => unsafe { t(this, args, nargs) },
+        None => std::ptr::null_mut(),
+    }
+}
+
+/// The entry point of variadic functions: the shape depends on the types of the cdata
+/// passed in the variadic part, so it is looked up (compiled once) per call.
+unsafe extern "C" fn jf_variadic_call(
+    this: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let py = unsafe { Python::assume_attached() };
+    guard(py, std::ptr::null_mut(), || {
+        let info = unsafe { info_of(this) };
+        let nfixed = info.args.len();
+        let n = nargs as usize;
+        if n < nfixed {
+            return Err(PyTypeError::new_err(format!(
+                "'{}' expects at least {} arguments, got {}",
+                info.display_name(),
+                nfixed,
+                n
+            )));
+        }
+        let mut shapes = info.fixed_shapes.clone();
+        let mut types = info.args.clone();
+        for i in nfixed..n {
+            let obj = unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
+            let scalar = call_glue::vararg_scalar(py, &info.ctx, i, &obj)?;
+            shapes.push(ArgShape { scalar, conv: Conv::VarargCdata });
+            types.push(scalar_type(scalar));
+        }
+        let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
+        let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
+        let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
+        let tramp = compile_shape(&shape)?;
+        let r = unsafe { tramp(this, args, nargs) };
+        if r.is_null() {
+            Err(PyErr::fetch(py))
+        } else {
+            Ok(r)
+        }
+    })
+}
+
+/// Development hook until `ffi.dlopen` is wired: a function object for `address` with a
+/// signature spelled as primitive type names, e.g. `(["int", "int"], "int")`.
+#[pyfunction]
+#[pyo3(signature = (address, args, result, release_gil=true, variadic=false))]
+fn _debug_function(
+    py: Python<'_>,
+    address: usize,
+    args: Vec<String>,
+    result: String,
+    release_gil: bool,
+    variadic: bool,
+) -> PyResult<Py<PyAny>> {
+    static TABLE: Mutex<Option<TypeTable>> = Mutex::new(None);
+    let mut g = TABLE.lock().unwrap();
+    let t = g.get_or_insert_with(|| TypeTable::new(Target::host()));
+    let mut ty = |n: &str| -> PyResult<TypeRef> {
+        if n == "void" {
+            return Ok(t.void());
+        }
+        Prim::from_name(n).map(|p| t.prim(p)).ok_or_else(|| PyTypeError::new_err(format!("unknown type {n}")))
+    };
+    let a = args.iter().map(|s| ty(s)).collect::<PyResult<Vec<_>>>()?;
+    let r = ty(&result)?;
+    let f = t.func_ptr(a, &r, variadic);
+    drop(g);
+    let spec = FunctionSpec {
+        name: "f",
+        fn_type: &f,
+        address,
+        release_gil,
+        keepalive: Vec::new(),
+        library: None,
+        ctx: super::state::builtin(py).clone(),
+    };
+    make_function(py, spec)
+}
+
+/// Number of compiled trampoline shapes and bytes of executable memory in use.
+#[pyfunction]
+fn _jit_stats(py: Python<'_>) -> PyResult<Py<pyo3::types::PyDict>> {
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("shapes", trampoline::SHAPES.len())?;
+    d.set_item("code_bytes", crate::jit::execmem::bytes_used())?;
+    Ok(d.unbind())
+}
+
+/// Calls a function-pointer cdata (installed as the CData call hook).
+fn call_cdata<'py>(
+    cd: &Bound<'py, super::cdata::CData>,
+    args: &Bound<'py, pyo3::types::PyTuple>,
+    kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    if kwargs.is_some_and(|k| !k.is_empty()) {
+        return Err(PyTypeError::new_err("C functions take no keyword arguments"));
+    }
+    let py = cd.py();
+    let c = cd.get();
+    if c.addr == 0 {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+            "cannot call NULL function pointer '{}'",
+            c.ty().cname()
+        )));
+    }
+    let ffi = c.ctype.get().ffi.clone();
+    let argv: Vec<Bound<'py, PyAny>> = args.iter().collect();
+    call_function_pointer(py, c.ty(), c.addr, &ffi, &argv)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    super::cdata::set_call_hook(call_cdata);
+    super::lib_object::register(m)?;
+    m.add_function(wrap_pyfunction!(_debug_function, m)?)?;
+    m.add_function(wrap_pyfunction!(_jit_stats, m)?)?;
+    Ok(())
+}
