@@ -1030,6 +1030,13 @@ impl CData {
         if !matches!(me.ty().kind, Kind::FuncPtr(_)) {
             return Err(PyTypeError::new_err(format!("cdata '{}' is not callable", me.ty().cname())));
         }
+        if invalid_addr(me.addr) {
+            return Err(PyRuntimeError::new_err(format!(
+                "cannot call NULL or invalid function pointer <cdata '{}' 0x{:x}>",
+                me.ty().cname(),
+                me.addr
+            )));
+        }
         match CALL_HOOK.get() {
             Some(h) => h(slf, args, kwargs),
             None => Err(pyo3::exceptions::PyNotImplementedError::new_err("calling C functions is not available in this build")),
