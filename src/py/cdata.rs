@@ -280,6 +280,31 @@ impl CData {
         matches!(self.ty().kind, Kind::Prim(_) | Kind::Enum(_))
     }
 
+    /// Fast path of `item_addr` for arrays/pointers of primitives: (address, item type,
+    /// its PrimInfo), or None when the items are not primitives.
+    #[inline(always)]
+    fn prim_item_addr<'a>(&'a self, py: Python<'_>, i: isize) -> PyResult<Option<(usize, &'a TypeRef, &'a crate::types::model::PrimInfo)>> {
+        let ty = self.ty();
+        let (item, is_array) = match &ty.kind {
+            Kind::Array(item, _) => (item, true),
+            Kind::Pointer(item) => (item, false),
+            _ => return Ok(None),
+        };
+        let Kind::Prim(pi) = &item.kind else { return Ok(None) };
+        self.check_alive(py)?;
+        if is_array {
+            if i < 0 || i as usize >= self.length || invalid_addr(self.addr) {
+                return Ok(None); // item_addr raises the precise error
+            }
+            return Ok(Some((self.addr + i as usize * pi.size, item, pi)));
+        }
+        let a = self.addr.wrapping_add((i as usize).wrapping_mul(pi.size));
+        if invalid_addr(self.addr) || invalid_addr(a) {
+            return Ok(None);
+        }
+        Ok(Some((a, item, pi)))
+    }
+
     /// Address and CType of item `i` (arrays bounds-checked, pointers NULL-checked).
     #[inline]
     fn item_addr<'a>(&'a self, py: Python<'_>, i: isize) -> PyResult<(usize, &'a Py<CType>)> {
@@ -713,6 +738,11 @@ impl CData {
     pub fn read_item(slf: &Bound<'_, CData>, i: isize) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let me = slf.get();
+        if let Some((addr, ty, pi)) = me.prim_item_addr(py, i)? {
+            if pi.class != PrimClass::LongDouble {
+                return unsafe { convert::read_prim(py, &me.ctype.get().ffi, ty, pi, addr as *const u8) };
+            }
+        }
         let (addr, ict) = me.item_addr(py, i)?;
         let ic = ict.get();
         if let Kind::Prim(pi) = &ic.ty.kind {
@@ -1177,9 +1207,13 @@ unsafe extern "C" fn fast_ass_subscript(slf: *mut ffi::PyObject, key: *mut ffi::
             if !(i == -1 && !ffi::PyErr_Occurred().is_null()) {
                 let b = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CData>();
                 let me = b.get();
+                let v = Bound::from_borrowed_ptr(py, value);
+                if let Some((addr, ty, pi)) = me.prim_item_addr(py, i)? {
+                    convert::write_prim(&v, ty, pi, addr as *mut u8)?;
+                    return Ok(0);
+                }
                 let (addr, ict) = me.item_addr(py, i)?;
                 let ic = ict.get();
-                let v = Bound::from_borrowed_ptr(py, value);
                 if let Kind::Prim(pi) = &ic.ty.kind {
                     convert::write_prim(&v, &ic.ty, pi, addr as *mut u8)?;
                 } else {
