@@ -37,7 +37,8 @@ pub enum Owner {
     None,
     /// A view into memory owned by another cdata, kept alive (and checked for release).
     View(Keeper),
-    /// Memory from `calloc`, freed with `free`.
+    /// Memory from `cdata::calloc` (CPython's `PyMem_Calloc`: pymalloc for small blocks),
+    /// freed with `PyMem_Free` (always with the GIL held).
     Malloc,
     /// Memory from a `new_allocator` alloc function; `free(alloc_result)` on release.
     Allocator { free: Option<Py<PyAny>>, alloc_result: Py<PyAny> },
@@ -419,7 +420,7 @@ impl CData {
             std::mem::replace(&mut st.owner, Owner::None)
         };
         match owner {
-            Owner::Malloc => unsafe { libc::free(self.addr as *mut libc::c_void) },
+            Owner::Malloc => unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) },
             Owner::Allocator { free, alloc_result } => {
                 if let Some(f) = free {
                     f.call1(py, (alloc_result,))?;
@@ -433,7 +434,7 @@ impl CData {
             Owner::Buffer { mut view, .. } => unsafe { ffi::PyBuffer_Release(&mut *view.0) },
             Owner::Handle => {
                 let obj = HANDLES.get(py).as_mut().and_then(|m| m.remove(&self.addr));
-                unsafe { libc::free(self.addr as *mut libc::c_void) };
+                unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) };
                 drop(obj);
             }
             Owner::Custom { payload, .. } => drop(payload),
@@ -670,7 +671,8 @@ impl Drop for CData {
         }
         if matches!(st.owner, Owner::Malloc) {
             st.released = true;
-            unsafe { libc::free(self.addr as *mut libc::c_void) };
+            // dealloc runs with the GIL held, as PyMem_Free requires
+            unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) };
             return;
         }
         // SAFETY: pyclass objects are dropped from tp_dealloc, with the GIL held.
@@ -681,9 +683,11 @@ impl Drop for CData {
     }
 }
 
-/// Allocates `size` zeroed bytes with calloc (at least 1 byte so each object is unique).
+/// Allocates `size` zeroed bytes (at least 1 so each object is unique) with CPython's
+/// allocator: pymalloc serves small blocks much faster than libc. Needs the GIL (every
+/// caller has it: `py`-taking constructors) and is freed by `Owner::Malloc`'s release.
 pub fn calloc(size: usize) -> PyResult<*mut u8> {
-    let p = unsafe { libc::calloc(1, size.max(1)) } as *mut u8;
+    let p = unsafe { ffi::PyMem_Calloc(1, size.max(1)) } as *mut u8;
     if p.is_null() {
         return Err(pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {size} bytes")));
     }
