@@ -21,8 +21,23 @@ pub struct CBuffer {
 
 impl CBuffer {
     fn bytes(&self, py: Python<'_>) -> PyResult<&[u8]> {
-        self.cdata.get().check_alive(py)?;
+        self.check(py)?;
+        if self.size == 0 {
+            return Ok(&[]);
+        }
         Ok(unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.size) })
+    }
+
+    /// Raises if the cdata was released or the memory is in the NULL page.
+    fn check(&self, py: Python<'_>) -> PyResult<()> {
+        self.cdata.get().check_alive(py)?;
+        if self.size > 0 && crate::py::cdata::invalid_addr(self.addr) {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "cannot access a buffer at address 0x{:x} (NULL pointer)",
+                self.addr
+            )));
+        }
+        Ok(())
     }
 
     fn range(&self, slice: &Bound<'_, PySlice>) -> PyResult<(usize, usize)> {
@@ -62,6 +77,12 @@ impl CBuffer {
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let b = self.bytes(py)?;
         if let Ok(s) = key.cast::<PySlice>() {
+            // `buf[:]`: the whole buffer, without computing slice indices
+            let so = s.as_ptr() as *mut ffi::PySliceObject;
+            let none = unsafe { ffi::Py_None() };
+            if unsafe { (*so).start == none && (*so).stop == none && (*so).step == none } {
+                return Ok(PyBytes::new(py, b).into_any().unbind());
+            }
             let (a, e) = self.range(s)?;
             return Ok(PyBytes::new(py, &b[a..e]).into_any().unbind());
         }
@@ -76,7 +97,7 @@ impl CBuffer {
     }
 
     fn __setitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.cdata.get().check_alive(py)?;
+        self.check(py)?;
         let (a, e) = if let Ok(s) = key.cast::<PySlice>() {
             self.range(s)?
         } else {
@@ -124,7 +145,7 @@ impl CBuffer {
 
     unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
         let me = slf.get();
-        me.cdata.get().check_alive(slf.py())?;
+        me.check(slf.py())?;
         if view.is_null() {
             return Err(PyBufferError::new_err("NULL view"));
         }
@@ -139,5 +160,70 @@ impl CBuffer {
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
         format!("<jitffi.buffer object at 0x{:x}>", slf.as_ptr() as usize)
+    }
+}
+
+/// `ffi.buffer(cdata)` without pyo3's generic `__new__` argument parsing: the buffer type's
+/// own vectorcall (how CPython calls a type object). Other call shapes (size, keywords)
+/// go through `type.__call__` → the pyo3 `#[new]`.
+unsafe extern "C" fn buffer_vectorcall(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let nargs = ffi::PyVectorcall_NARGS(nargsf);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        if kwnames.is_null() && nargs == 1 {
+            let cd = Bound::from_borrowed_ptr(py, *args);
+            let b = CBuffer::py_new(py, &cd, -1)?;
+            return Ok(Py::new(py, b)?.into_ptr());
+        }
+        // generic path: tuple/dict call through the type's tp_call (type.__call__)
+        let tuple = ffi::PyTuple_New(nargs);
+        if tuple.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        for i in 0..nargs {
+            let a = *args.add(i as usize);
+            ffi::Py_INCREF(a);
+            ffi::PyTuple_SET_ITEM(tuple, i, a);
+        }
+        let tuple = Bound::from_owned_ptr(py, tuple);
+        let kwargs = if kwnames.is_null() {
+            None
+        } else {
+            let d = pyo3::types::PyDict::new(py);
+            let names = Bound::from_borrowed_ptr(py, kwnames);
+            for (j, name) in names.try_iter()?.enumerate() {
+                d.set_item(name?, Bound::from_borrowed_ptr(py, *args.add(nargs as usize + j)))?;
+            }
+            Some(d)
+        };
+        let call = (*ffi::Py_TYPE(callable)).tp_call;
+        match call {
+            Some(c) => Ok(c(callable, tuple.as_ptr(), kwargs.as_ref().map(|d| d.as_ptr()).unwrap_or(std::ptr::null_mut()))),
+            None => Err(PyTypeError::new_err("buffer type is not callable")),
+        }
+    }));
+    match r {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            e.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            pyo3::exceptions::PyRuntimeError::new_err("internal error (Rust panic) in jitffi.buffer").restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Installs `buffer_vectorcall` on the buffer type (once, at module init).
+pub fn install_fast_new(py: Python<'_>) {
+    let tp = py.get_type::<CBuffer>();
+    unsafe {
+        (*tp.as_type_ptr()).tp_vectorcall = Some(buffer_vectorcall);
     }
 }
