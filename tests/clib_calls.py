@@ -137,6 +137,14 @@ const char *g_name = "jitffi";
 int get_counter(void) { return g_counter; }
 int bump(void) { return ++g_counter; }
 
+/* long double and complex */
+long double id_ldouble(long double x) { return x; }
+long double add_ld(long double a, int b, long double c) { return a + b + c; }
+double ld_to_double(long double x) { return (double)x; }
+double _Complex cmul(double _Complex a, double _Complex b) { return a * b; }
+float _Complex fconj(float _Complex a) { return ~a; }
+double creal_of(double _Complex a) { return __real__ a; }
+
 /* errno */
 int set_errno_to(int v) { errno = v; return -1; }
 int read_errno(void) { return errno; }
@@ -228,6 +236,13 @@ extern int g_table[4];
 extern const char *g_name;
 int get_counter(void);
 int bump(void);
+
+long double id_ldouble(long double x);
+long double add_ld(long double a, int b, long double c);
+double ld_to_double(long double x);
+double _Complex cmul(double _Complex a, double _Complex b);
+float _Complex fconj(float _Complex a);
+double creal_of(double _Complex a);
 
 int set_errno_to(int v);
 int read_errno(void);

@@ -37,6 +37,9 @@ pub enum Scalar {
     Int { size: u8, signed: bool },
     F32,
     F64,
+    /// A value only ever handled in memory by the trampoline (long double, complex): the
+    /// Python layer converts it, the ABI plan moves its bytes.
+    Bytes(u8),
 }
 
 impl Scalar {
@@ -45,7 +48,7 @@ impl Scalar {
             Scalar::Int { size: 1, .. } => types::I8,
             Scalar::Int { size: 2, .. } => types::I16,
             Scalar::Int { size: 4, .. } => types::I32,
-            Scalar::Int { .. } => types::I64,
+            Scalar::Int { .. } | Scalar::Bytes(_) => types::I64,
             Scalar::F32 => types::F32,
             Scalar::F64 => types::F64,
         }
@@ -56,6 +59,7 @@ impl Scalar {
             Scalar::Int { size, .. } => size,
             Scalar::F32 => 4,
             Scalar::F64 => 8,
+            Scalar::Bytes(n) => n,
         }
     }
 }
@@ -229,6 +233,9 @@ fn stub_address(kind: &StubKind) -> Result<usize, String> {
     Ok(a)
 }
 
+/// Bytes of stack per argument: room for the largest scalar (long double, double complex).
+const CELL: usize = 16;
+
 fn int_bounds(size: u8, signed: bool) -> (i64, i64) {
     match (size, signed) {
         (1, true) => (i8::MIN as i64, i8::MAX as i64),
@@ -257,7 +264,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
 
     let cells = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
-        (8 * n.max(1)) as u32,
+        (CELL * n.max(1)) as u32,
         4,
     ));
     let ret_size = shape.plan.ret_size.max(16);
@@ -298,7 +305,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     b.switch_to_block(arity_ok);
     let mut cell_addrs = Vec::with_capacity(n);
     for i in 0..n {
-        cell_addrs.push(b.ins().stack_addr(i64t, cells, (8 * i) as i32));
+        cell_addrs.push(b.ins().stack_addr(i64t, cells, (CELL * i) as i32));
     }
     for (i, a) in shape.args.iter().enumerate() {
         let obj = b.ins().load(i64t, TRUSTED(), argv, (8 * i) as i32);

@@ -133,7 +133,7 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
                 conv: Conv::Float,
             },
             PrimClass::LongDouble | PrimClass::Complex => {
-                return Err(format!("ctype '{}' not supported as argument", ty.cname()))
+                ArgShape { scalar: Scalar::Bytes(p.size as u8), conv: Conv::Generic }
             }
         },
         Kind::Enum(e) => {
@@ -167,9 +167,7 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
             PrimClass::Bool => RetShape::Bool,
             PrimClass::Float => RetShape::Float(if p.size == 4 { Scalar::F32 } else { Scalar::F64 }),
             PrimClass::Char | PrimClass::WideChar => RetShape::Generic(int_scalar(p.size, p.signed)),
-            PrimClass::LongDouble | PrimClass::Complex => {
-                return Err(format!("ctype '{}' not supported as return value", ty.cname()))
-            }
+            PrimClass::LongDouble | PrimClass::Complex => RetShape::Generic(Scalar::Bytes(p.size as u8)),
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
@@ -205,7 +203,7 @@ fn scalar_type(s: Scalar) -> TypeRef {
         Scalar::Int { signed: true, .. } => Prim::Int,
         Scalar::Int { signed: false, .. } => Prim::UInt,
         Scalar::F32 => Prim::Float,
-        Scalar::F64 => Prim::Double,
+        Scalar::F64 | Scalar::Bytes(_) => Prim::Double,
     };
     t.prim(p)
 }
