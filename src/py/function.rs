@@ -32,7 +32,7 @@ use super::lib_object::LibHandle;
 #[repr(C)]
 pub struct FuncObject {
     ob_base: ffi::PyObject,
-    /// Address the trampoline calls (the variadic stub for variadic functions).
+    /// The C function the trampoline calls.
     target: usize,
     info: *const FuncInfo,
     /// The ctype object (`CType *`) of each parameter, for the trampolines' pointer fast
@@ -50,7 +50,7 @@ pub struct FuncInfo {
     pub result: TypeRef,
     pub variadic: bool,
     pub release_gil: bool,
-    /// The C function itself (not the variadic stub).
+    /// The C function.
     pub address: usize,
     /// Whatever must outlive the function (the FFI object).
     pub keepalive: Vec<Py<PyAny>>,
@@ -607,43 +607,6 @@ unsafe extern "C" fn jf_variadic_call(
     })
 }
 
-/// Development hook until `ffi.dlopen` is wired: a function object for `address` with a
-/// signature spelled as primitive type names, e.g. `(["int", "int"], "int")`.
-#[pyfunction]
-#[pyo3(signature = (address, args, result, release_gil=true, variadic=false))]
-fn _debug_function(
-    py: Python<'_>,
-    address: usize,
-    args: Vec<String>,
-    result: String,
-    release_gil: bool,
-    variadic: bool,
-) -> PyResult<Py<PyAny>> {
-    static TABLE: Mutex<Option<TypeTable>> = Mutex::new(None);
-    let mut g = TABLE.lock().unwrap();
-    let t = g.get_or_insert_with(|| TypeTable::new(Target::host()));
-    let mut ty = |n: &str| -> PyResult<TypeRef> {
-        if n == "void" {
-            return Ok(t.void());
-        }
-        Prim::from_name(n).map(|p| t.prim(p)).ok_or_else(|| PyTypeError::new_err(format!("unknown type {n}")))
-    };
-    let a = args.iter().map(|s| ty(s)).collect::<PyResult<Vec<_>>>()?;
-    let r = ty(&result)?;
-    let f = t.func_ptr(a, &r, variadic);
-    drop(g);
-    let spec = FunctionSpec {
-        name: "f",
-        fn_type: &f,
-        address,
-        release_gil,
-        keepalive: Vec::new(),
-        library: None,
-        ctx: super::state::builtin(py).clone(),
-    };
-    make_function(py, spec)
-}
-
 /// Number of compiled trampoline shapes and bytes of executable memory in use.
 #[pyfunction]
 fn _jit_stats(py: Python<'_>) -> PyResult<Py<pyo3::types::PyDict>> {
@@ -678,7 +641,6 @@ fn call_cdata<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     super::cdata::set_call_hook(call_cdata);
     super::lib_object::register(m)?;
-    m.add_function(wrap_pyfunction!(_debug_function, m)?)?;
     m.add_function(wrap_pyfunction!(_jit_stats, m)?)?;
     Ok(())
 }
