@@ -494,12 +494,34 @@ def test_complex(lib):
     assert lib.creal_of(7.25 + 1j) == 7.25
 
 
+def test_structs_and_unions_by_value(ffi, lib):
+    p = lib.pt_make(3, -4)
+    assert ffi.typeof(p) is ffi.typeof("struct pt")
+    assert (p.x, p.y) == (3, -4)
+    assert lib.pt_sum(p) == -1
+    assert lib.pt_sum([10, 20]) == 30
+    assert lib.pt_sum({"x": 1, "y": 2}) == 3
+    q = lib.pt3_scale([1.0, 2.0, 3.5], 2.0)          # 24 bytes: in memory
+    assert (q.x, q.y, q.z) == (2.0, 4.0, 7.0)
+    assert lib.mixed_sum([1, 0.5, 0.25]) == 1.75       # INTEGER + SSE eightbytes
+    m = lib.mixed_make(-2, 1.5, 1e100)
+    assert (m.i, m.f, m.d) == (-2, 1.5, 1e100)
+    assert lib.tiny_next([b"a"]).c == b"b"
+    assert lib.num_as_int([0x12345]) == 0x12345
+    assert lib.pt_after_regs(1, 2, 3, 4, 5, 6, [7, 8], 9.0) == 21 + 700 + 80000 + 9
+    with pytest.raises(TypeError):
+        lib.pt_sum(5)
+
+
 def test_unsupported_signatures_raise_cleanly():
     f = jitffi.FFI()
-    f.cdef("struct pt { int x, y; }; int add_i(struct pt, int);")
+    f.cdef("struct opaque; int add_i(struct opaque, int); struct part { int x; ...; }; int pt_sum(struct part);")
     lib = f.dlopen(clib_calls.calls_lib_path())
     with pytest.raises(NotImplementedError):
         lib.add_i
+    with pytest.raises(Exception) as e:
+        lib.pt_sum
+    assert e.type.__name__ in ("NotImplementedError", "VerificationMissing")
 
 
 def test_trampolines_are_shared_per_shape(lib):

@@ -39,7 +39,7 @@ pub enum Scalar {
     F64,
     /// A value only ever handled in memory by the trampoline (long double, complex): the
     /// Python layer converts it, the ABI plan moves its bytes.
-    Bytes(u8),
+    Bytes(u32),
 }
 
 impl Scalar {
@@ -54,9 +54,9 @@ impl Scalar {
         }
     }
 
-    pub fn size(self) -> u8 {
+    pub fn size(self) -> u32 {
         match self {
-            Scalar::Int { size, .. } => size,
+            Scalar::Int { size, .. } => size as u32,
             Scalar::F32 => 4,
             Scalar::F64 => 8,
             Scalar::Bytes(n) => n,
@@ -233,8 +233,19 @@ fn stub_address(kind: &StubKind) -> Result<usize, String> {
     Ok(a)
 }
 
-/// Bytes of stack per argument: room for the largest scalar (long double, double complex).
+/// Stack room per argument: at least 16 bytes (long double, double complex), more for
+/// structs by value; 16-aligned.
 const CELL: usize = 16;
+
+fn cell_offsets(shape: &Shape) -> (Vec<usize>, usize) {
+    let mut offs = Vec::with_capacity(shape.args.len());
+    let mut at = 0;
+    for a in &shape.args {
+        offs.push(at);
+        at += (a.scalar.size() as usize).max(CELL).div_ceil(CELL) * CELL;
+    }
+    (offs, at.max(CELL))
+}
 
 fn int_bounds(size: u8, signed: bool) -> (i64, i64) {
     match (size, signed) {
@@ -262,9 +273,10 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     let params = b.block_params(entry).to_vec();
     let (this, argv, nargs) = (params[0], params[1], params[2]);
 
+    let (cell_offs, cells_size) = cell_offsets(shape);
     let cells = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
-        (CELL * n.max(1)) as u32,
+        cells_size as u32,
         4,
     ));
     let ret_size = shape.plan.ret_size.max(16);
@@ -305,7 +317,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     b.switch_to_block(arity_ok);
     let mut cell_addrs = Vec::with_capacity(n);
     for i in 0..n {
-        cell_addrs.push(b.ins().stack_addr(i64t, cells, (CELL * i) as i32));
+        cell_addrs.push(b.ins().stack_addr(i64t, cells, cell_offs[i] as i32));
     }
     for (i, a) in shape.args.iter().enumerate() {
         let obj = b.ins().load(i64t, TRUSTED(), argv, (8 * i) as i32);

@@ -133,7 +133,7 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
                 conv: Conv::Float,
             },
             PrimClass::LongDouble | PrimClass::Complex => {
-                ArgShape { scalar: Scalar::Bytes(p.size as u8), conv: Conv::Generic }
+                ArgShape { scalar: Scalar::Bytes(p.size as u32), conv: Conv::Generic }
             }
         },
         Kind::Enum(e) => {
@@ -146,13 +146,12 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
             ArgShape { scalar: int_scalar(8, false), conv: Conv::Pointer { bytes } }
         }
         Kind::Array(..) | Kind::FuncPtr(_) => ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp },
-        Kind::Record(_) => {
-            return Err(format!(
-                "ctype '{}' not supported as argument (structs and unions by value come with \
-                 the struct-calls issue)",
-                ty.cname()
-            ))
-        }
+        // Structs and unions by value: converted into their cell by the conversion layer,
+        // passed per the ABI plan (registers, stack or a hidden copy).
+        Kind::Record(_) => match ty.size() {
+            Some(size) => ArgShape { scalar: Scalar::Bytes(size as u32), conv: Conv::Generic },
+            None => return Err(format!("ctype '{}' has no known size: cannot pass it by value", ty.cname())),
+        },
         Kind::Void => return Err("'void' is not a valid argument type".into()),
     })
 }
@@ -167,7 +166,7 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
             PrimClass::Bool => RetShape::Bool,
             PrimClass::Float => RetShape::Float(if p.size == 4 { Scalar::F32 } else { Scalar::F64 }),
             PrimClass::Char | PrimClass::WideChar => RetShape::Generic(int_scalar(p.size, p.signed)),
-            PrimClass::LongDouble | PrimClass::Complex => RetShape::Generic(Scalar::Bytes(p.size as u8)),
+            PrimClass::LongDouble | PrimClass::Complex => RetShape::Generic(Scalar::Bytes(p.size as u32)),
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
@@ -175,13 +174,10 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
         }
         Kind::Pointer(_) | Kind::FuncPtr(_) => RetShape::Generic(int_scalar(8, false)),
         Kind::Array(..) => return Err(format!("ctype '{}' not supported as return value", ty.cname())),
-        Kind::Record(_) => {
-            return Err(format!(
-                "ctype '{}' not supported as return value (structs and unions by value come \
-                 with the struct-calls issue)",
-                ty.cname()
-            ))
-        }
+        Kind::Record(_) => match ty.size() {
+            Some(size) => RetShape::Generic(Scalar::Bytes(size as u32)),
+            None => return Err(format!("ctype '{}' has no known size: cannot return it by value", ty.cname())),
+        },
     })
 }
 
