@@ -64,6 +64,9 @@ pub struct FuncInfo {
     pending: Option<Shape>,
     arg_ctype_objs: Vec<Py<CType>>,
     arg_ctype_ptrs: Vec<usize>,
+    /// Variadic functions: trampolines by the promoted types of the variadic part (only
+    /// touched with the GIL held).
+    vararg_cache: std::cell::RefCell<Vec<(Vec<Scalar>, Trampoline)>>,
 }
 
 impl FuncInfo {
@@ -309,6 +312,7 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
         pending: None,
         arg_ctype_objs: Vec::new(),
         arg_ctype_ptrs: Vec::new(),
+        vararg_cache: std::cell::RefCell::new(Vec::new()),
     };
     Ok((info, shape))
 }
@@ -582,24 +586,35 @@ unsafe extern "C" fn jf_variadic_call(
                 n
             )));
         }
-        let mut shapes = info.fixed_shapes.clone();
-        let mut types = info.args.clone();
+        let mut kinds = Vec::with_capacity(n - nfixed);
         for i in nfixed..n {
             let obj = unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
-            let scalar = call_glue::vararg_scalar(py, &info.ctx, i, &obj)?;
-            shapes.push(ArgShape { scalar, conv: Conv::VarargCdata });
-            types.push(scalar_type(scalar));
+            kinds.push(call_glue::vararg_scalar(py, &info.ctx, i, &obj)?);
         }
-        let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
-        let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
-        let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
-        let tramp = compile_shape(&shape)?;
-        let r = unsafe { tramp(this, args, nargs) };
-        if r.is_null() {
-            Err(PyErr::fetch(py))
-        } else {
-            Ok(r)
-        }
+        let cached = info.vararg_cache.borrow().iter().find(|(k, _)| *k == kinds).map(|(_, t)| *t);
+        let tramp = match cached {
+            Some(t) => t,
+            None => {
+                let mut shapes = info.fixed_shapes.clone();
+                let mut types = info.args.clone();
+                for &scalar in &kinds {
+                    shapes.push(ArgShape { scalar, conv: Conv::VarargCdata });
+                    types.push(scalar_type(scalar));
+                }
+                let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
+                let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
+                let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
+                let t = compile_shape(&shape)?;
+                let mut cache = info.vararg_cache.borrow_mut();
+                if cache.len() >= 32 {
+                    cache.remove(0);
+                }
+                cache.push((kinds, t));
+                t
+            }
+        };
+        // NULL comes back with the exception set by the trampoline.
+        Ok(unsafe { tramp(this, args, nargs) })
     })
 }
 
