@@ -336,13 +336,14 @@ def first_access(n_funcs=2000):
     import jitffi
     rnd = random.Random(1)
     types = ["int", "long", "double", "char *", "void *", "unsigned int", "float", "short"]
-    decls, defs = [], []
+    decls, defs, sigs = [], [], []
     for i in range(n_funcs):
         nargs = rnd.randint(0, 5)
         args = [rnd.choice(types) for _ in range(nargs)]
         ret = rnd.choice(types + ["void"])
         params = ", ".join(f"{t} a{k}" for k, t in enumerate(args)) or "void"
         decls.append(f"{ret} f{i}({params});")
+        sigs.append(args)
         body = "" if ret == "void" else "return 0;"
         defs.append(f"{ret} f{i}({params}) {{ {body} }}")
     tmp = tempfile.mkdtemp(prefix="jitffi-first-")
@@ -354,19 +355,26 @@ def first_access(n_funcs=2000):
     header = "\n".join(decls)
     names = [f"f{i}" for i in range(n_funcs)]
     out = {}
+    first_call = {}
     for label, mod in (("cffi_abi", cffi), ("jitffi", jitffi)):
         ffi = mod.FFI()
         ffi.cdef(header)
         lib = ffi.dlopen(so)
         t0 = time.perf_counter()
-        for n in names:
-            getattr(lib, n)
+        funcs = [getattr(lib, n) for n in names]
         out[label] = (time.perf_counter() - t0) / n_funcs * 1e6
+        argvals = [[ffi.NULL if "*" in t else (0.0 if t in ("double", "float") else 0) for t in a] for a in sigs]
+        t0 = time.perf_counter()
+        for fn, a in zip(funcs, argvals):
+            fn(*a)
+        first_call[label] = (time.perf_counter() - t0) / n_funcs * 1e6
     from jitffi import _jitffi
     stats = _jitffi._jit_stats()
     print(f"first access of {n_funcs} functions (us per function): "
           f"cffi ABI {out['cffi_abi']:.1f}, jitffi {out['jitffi']:.1f} "
           f"(process total: {stats['shapes']} trampoline shapes, {stats['code_bytes']} bytes of code)")
+    print(f"first call of each (us per function, jitffi compiles the shapes not seen before): "
+          f"cffi ABI {first_call['cffi_abi']:.1f}, jitffi {first_call['jitffi']:.1f}")
 
 
 if __name__ == "__main__":
