@@ -587,3 +587,24 @@ def test_no_memory_growth_over_many_calls(ffi, lib):
     gc.collect()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert after - before < 2048, (before, after)  # KB
+
+
+def test_pointer_inline_cache_stays_exact(ffi, lib):
+    other = jitffi.FFI()
+    ip = other.new("int *", 5)
+    dp = ffi.new("double *")
+    for _ in range(3):
+        assert lib.is_null(ip) == 0          # int * from another FFI into void *: cached
+        assert lib.is_null(dp) == 0          # another ctype replaces the cache entry
+        assert lib.deref_int(ip) == 5        # same spelling, other FFI: cached for int *
+        with pytest.raises(TypeError):
+            lib.deref_int(dp)                # never accepted, cached or not
+        with pytest.raises(TypeError):
+            lib.is_null(ffi.cast("int", 0))  # a primitive cdata is not a pointer
+        with pytest.raises(TypeError):
+            lib.deref_int(ffi.cast("char *", ip))
+    arr = ffi.new("int[2]", [4, 5])
+    assert lib.deref_int(arr) == 4
+    ffi.release(arr)
+    with pytest.raises(Exception):
+        lib.deref_int(arr)                   # released arrays are refused (not cached)

@@ -158,7 +158,8 @@ pub struct Runtime {
     pub long_type: usize,
     pub float_type: usize,
     /// The CData type, where a cdata keeps its ctype object and its address, and where
-    /// the `self` object keeps the array of expected parameter ctype objects.
+    /// the `self` object keeps the table of accepted ctype objects (two per parameter:
+    /// the parameter's own and an inline-cache entry).
     pub cdata_type: usize,
     pub cdata_ctype_offset: i32,
     pub cdata_addr_offset: i32,
@@ -380,10 +381,15 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 b.switch_to_block(cdata);
                 let ct = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_ctype_offset);
                 let table = b.ins().load(i64t, TRUSTED(), this, rt.arg_ctypes_offset);
-                let want = b.ins().load(i64t, TRUSTED(), table, (8 * i) as i32);
+                // Two entries per parameter: its own ctype, and the last other pointer
+                // ctype the converter accepted for it (an inline cache).
+                let want = b.ins().load(i64t, TRUSTED(), table, (16 * i) as i32);
+                let seen = b.ins().load(i64t, TRUSTED(), table, (16 * i + 8) as i32);
                 let same = b.ins().icmp(IntCC::Equal, ct, want);
+                let cached = b.ins().icmp(IntCC::Equal, ct, seen);
                 let is_void_ptr = b.ins().icmp_imm_s(IntCC::Equal, ct, rt.void_ptr_ctype as i64);
-                let ok = b.ins().bor(same, is_void_ptr);
+                let ok = b.ins().bor(same, cached);
+                let ok = b.ins().bor(ok, is_void_ptr);
                 let take = b.create_block();
                 b.ins().brif(ok, take, &[], slow, &[]);
                 b.switch_to_block(take);

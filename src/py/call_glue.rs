@@ -25,7 +25,7 @@ pub fn write_argument(
     ty: &TypeRef,
     obj: &Bound<'_, PyAny>,
     dst: *mut u8,
-) -> PyResult<Option<Box<KeepAlive>>> {
+) -> PyResult<Option<Temp>> {
     match &ty.kind {
         Kind::Pointer(item) => {
             // The argument vector holds `obj` for the whole call, so a cdata or a bytes
@@ -43,13 +43,14 @@ pub fn write_argument(
                     return Ok(None);
                 }
             }
+            if let Some(buf) = numbers_to_array(item, obj)? {
+                unsafe { convert::store_ptr(dst, buf.0 as usize) };
+                return Ok(Some(Temp::Buffer(buf)));
+            }
             let mut keep = Box::new(KeepAlive::new());
-            let p = match numbers_to_array(item, obj, &mut keep)? {
-                Some(p) => p,
-                None => unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? },
-            };
+            let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
             unsafe { convert::store_ptr(dst, p) };
-            Ok(Some(keep))
+            Ok(Some(Temp::Keep(keep)))
         }
         Kind::FuncPtr(_) if !obj.is_instance_of::<CData>() => {
             // A function taken from a lib (a builtin function object, not a cdata) passed
@@ -68,7 +69,7 @@ pub fn write_argument(
                     let mut keep = Box::new(KeepAlive::new());
                     let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
                     unsafe { convert::store_ptr(dst, p) };
-                    Ok(Some(keep))
+                    Ok(Some(Temp::Keep(keep)))
                 }
             }
         }
@@ -76,7 +77,7 @@ pub fn write_argument(
             let mut keep = Box::new(KeepAlive::new());
             let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
             unsafe { convert::store_ptr(dst, p) };
-            Ok(Some(keep))
+            Ok(Some(Temp::Keep(keep)))
         }
         _ => {
             unsafe { convert::write_value(py, ctx, ty, obj, dst)? };
@@ -88,33 +89,93 @@ pub fn write_argument(
 /// A list/tuple passed for a pointer to integers or floating-point numbers: the temporary
 /// array is filled through the scalar converters directly (the general array writer
 /// re-dispatches on the item type for every element). `None`: not this case.
-fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>, keep: &mut KeepAlive) -> PyResult<Option<usize>> {
+fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<Buffer>> {
     let Kind::Prim(info) = &item.kind else { return Ok(None) };
     let kind = match info.class {
         PrimClass::SignedInt | PrimClass::UnsignedInt | PrimClass::Float => info.class,
         _ => return Ok(None),
     };
-    let seq: Vec<Bound<'_, PyAny>> = if let Ok(l) = obj.cast::<PyList>() {
-        l.iter().collect()
-    } else if let Ok(t) = obj.cast::<PyTuple>() {
-        t.iter().collect()
-    } else {
-        return Ok(None);
+    let (list, tuple) = (obj.cast::<PyList>().ok(), obj.cast::<PyTuple>().ok());
+    let n = match (&list, &tuple) {
+        (Some(l), _) => l.len(),
+        (_, Some(t)) => t.len(),
+        _ => return Ok(None),
     };
     let size = info.size;
-    let mem = keep.alloc(size * seq.len());
+    let buf = Buffer::new(size * n)?;
     let name = item.cname();
-    for (i, x) in seq.iter().enumerate() {
+    for i in 0..n {
+        // Converting an item may run Python code (`__index__`) that shrinks the list.
+        let x = match (&list, &tuple) {
+            (Some(l), _) => match l.get_item(i) {
+                Ok(x) => x,
+                Err(_) => break,
+            },
+            (_, Some(t)) => t.get_item(i)?,
+            _ => unreachable!(),
+        };
         unsafe {
-            let d = mem.add(i * size);
+            let d = buf.0.add(i * size);
             match kind {
-                PrimClass::SignedInt => convert::store_u64(d, size, convert::py_to_i64(x, info, &name)? as u64),
-                PrimClass::UnsignedInt => convert::store_u64(d, size, convert::py_to_u64(x, info, &name)?),
-                _ => convert::store_f64(d, size, convert::py_to_f64(x)?),
+                PrimClass::SignedInt => convert::store_u64(d, size, convert::py_to_i64(&x, info, &name)? as u64),
+                PrimClass::UnsignedInt => convert::store_u64(d, size, convert::py_to_u64(&x, info, &name)?),
+                _ => convert::store_f64(d, size, convert::py_to_f64(&x)?),
             }
         }
     }
-    Ok(Some(mem as usize))
+    Ok(Some(buf))
+}
+
+/// A zeroed malloc'ed temporary array.
+pub struct Buffer(*mut u8);
+
+impl Buffer {
+    fn new(size: usize) -> PyResult<Buffer> {
+        let p = unsafe { libc::calloc(1, size.max(1)) } as *mut u8;
+        if p.is_null() {
+            return Err(pyo3::exceptions::PyMemoryError::new_err("out of memory for a temporary array"));
+        }
+        Ok(Buffer(p))
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        unsafe { libc::free(self.0 as *mut libc::c_void) }
+    }
+}
+
+/// What a pointer argument's conversion leaves to release after the call. Travels
+/// through the trampoline's temporary slot as one word: a `Box<KeepAlive>` pointer, or a
+/// buffer pointer tagged with its (otherwise always clear) lowest bit.
+pub enum Temp {
+    Keep(Box<KeepAlive>),
+    Buffer(Buffer),
+}
+
+impl Temp {
+    pub fn into_raw(self) -> *mut std::ffi::c_void {
+        match self {
+            Temp::Keep(k) => Box::into_raw(k) as *mut _,
+            Temp::Buffer(b) => {
+                let p = b.0 as usize | 1;
+                std::mem::forget(b);
+                p as *mut _
+            }
+        }
+    }
+
+    /// # Safety
+    /// `p` must come from `into_raw`, once.
+    pub unsafe fn from_raw(p: *mut std::ffi::c_void) -> Temp {
+        unsafe {
+            if p as usize & 1 == 1 {
+                Temp::Buffer(Buffer((p as usize & !1) as *mut u8))
+            } else {
+                Temp::Keep(Box::from_raw(p as *mut KeepAlive))
+            }
+        }
+    }
 }
 
 fn not_cdata(index: usize, obj: &Bound<'_, PyAny>) -> PyErr {

@@ -63,7 +63,11 @@ pub struct FuncInfo {
     /// The shape to compile at the first call (when it was not cached at creation).
     pending: Option<Shape>,
     arg_ctype_objs: Vec<Py<CType>>,
-    arg_ctype_ptrs: Vec<usize>,
+    /// Two entries per parameter, read by the trampolines: the parameter's ctype object,
+    /// and the last other pointer ctype whose cdata the converter accepted for it (written
+    /// with the GIL held; kept alive by `ic_refs`).
+    arg_ctype_ptrs: Vec<std::cell::Cell<usize>>,
+    ic_refs: std::cell::RefCell<Vec<Option<Py<CType>>>>,
     /// Variadic functions: trampolines by the promoted types of the variadic part (only
     /// touched with the GIL held).
     vararg_cache: std::cell::RefCell<Vec<(Vec<Scalar>, Trampoline)>>,
@@ -312,6 +316,7 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
         pending: None,
         arg_ctype_objs: Vec::new(),
         arg_ctype_ptrs: Vec::new(),
+        ic_refs: std::cell::RefCell::new(Vec::new()),
         vararg_cache: std::cell::RefCell::new(Vec::new()),
     };
     Ok((info, shape))
@@ -335,7 +340,12 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
     };
     let target = info.address;
     info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
-    info.arg_ctype_ptrs = info.arg_ctype_objs.iter().map(|c| c.as_ptr() as usize).collect();
+    info.arg_ctype_ptrs = info
+        .arg_ctype_objs
+        .iter()
+        .flat_map(|c| [std::cell::Cell::new(c.as_ptr() as usize), std::cell::Cell::new(0)])
+        .collect();
+    *info.ic_refs.borrow_mut() = info.args.iter().map(|_| None).collect();
     unsafe {
         let tp = func_type();
         let obj = ffi::PyType_GenericAlloc(tp, 0);
@@ -346,7 +356,7 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
         let info = Box::into_raw(Box::new(info));
         (*f).target = target;
         (*f).info = info;
-        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr();
+        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr() as *const usize;
         (*f).def = ffi::PyMethodDef {
             ml_name: (*info).name.as_ptr(),
             ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: meth },
@@ -478,15 +488,38 @@ unsafe extern "C" fn jf_convert_arg(
         let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
         let ty = &info.args[index];
         let keep = call_glue::write_argument(py, &info.ctx, ty, &obj, dst)?;
+        remember_pointer_ctype(py, info, index, ty, &obj);
         if let Some(k) = keep {
             if temp.is_null() {
                 // Cannot happen: shapes mark every argument that may need a temporary.
                 return Err(PySystemError::new_err("argument temporary without a slot"));
             }
-            unsafe { *temp = Box::into_raw(k) as *mut c_void };
+            unsafe { *temp = k.into_raw() };
         }
         Ok(0)
     })
+}
+
+/// After the converter accepted a pointer cdata for a `T *` parameter, lets the
+/// trampoline accept cdata of that ctype inline next time. Exact: for pointer and
+/// function-pointer cdata the decision depends only on the two types and the value
+/// passed is the cdata's address (arrays are left to the converter: it checks that
+/// their memory was not released).
+fn remember_pointer_ctype(py: Python<'_>, info: &FuncInfo, index: usize, ty: &TypeRef, obj: &Bound<'_, PyAny>) {
+    if !matches!(ty.kind, Kind::Pointer(_)) {
+        return;
+    }
+    let Ok(cd) = obj.cast::<CData>() else { return };
+    let c = cd.get();
+    if !matches!(c.ty().kind, Kind::Pointer(_) | Kind::FuncPtr(_)) {
+        return;
+    }
+    let Some(slot) = info.arg_ctype_ptrs.get(2 * index + 1) else { return };
+    let ct = c.ctype.clone_ref(py);
+    slot.set(ct.as_ptr() as usize);
+    if let Some(r) = info.ic_refs.borrow_mut().get_mut(index) {
+        *r = Some(ct);
+    }
 }
 
 unsafe extern "C" fn jf_convert_vararg(
@@ -515,7 +548,7 @@ unsafe extern "C" fn jf_box_result(this: *mut ffi::PyObject, ret: *const u8) -> 
 /// Drops the temporaries of one pointer argument (after the call, GIL held).
 unsafe extern "C" fn jf_release_temp(keep: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-        drop(Box::from_raw(keep as *mut call_glue::KeepAlive));
+        drop(call_glue::Temp::from_raw(keep));
     }));
 }
 
