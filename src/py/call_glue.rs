@@ -4,6 +4,7 @@
 //! lives here; this only dispatches.
 
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
+use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -103,7 +104,8 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
     };
     let size = info.size;
     let buf = Buffer::new(size * n)?;
-    let name = item.cname();
+    let (lo, hi) = int_range(info.size, info.signed);
+    let mut name: Option<String> = None;
     for i in 0..n {
         // Converting an item may run Python code (`__index__`) that shrinks the list.
         let x = match (&list, &tuple) {
@@ -114,16 +116,47 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
             (_, Some(t)) => t.get_item(i)?,
             _ => unreachable!(),
         };
+        let d = unsafe { buf.0.add(i * size) };
+        // Exact ints and floats in range: stored directly. Anything else (other types,
+        // out of range, big ints) goes through the converter, which raises cffi's error.
         unsafe {
-            let d = buf.0.add(i * size);
+            let o = x.as_ptr();
             match kind {
-                PrimClass::SignedInt => convert::store_u64(d, size, convert::py_to_i64(&x, info, &name)? as u64),
-                PrimClass::UnsignedInt => convert::store_u64(d, size, convert::py_to_u64(&x, info, &name)?),
+                PrimClass::SignedInt | PrimClass::UnsignedInt if pyffi::PyLong_CheckExact(o) != 0 => {
+                    let mut overflow = 0;
+                    let v = pyffi::PyLong_AsLongLongAndOverflow(o, &mut overflow);
+                    if overflow == 0 && !(v == -1 && !pyffi::PyErr_Occurred().is_null()) && (v as i128) >= lo && (v as i128) <= hi {
+                        convert::store_u64(d, size, v as u64);
+                        continue;
+                    }
+                    if !pyffi::PyErr_Occurred().is_null() {
+                        pyffi::PyErr_Clear();
+                    }
+                }
+                PrimClass::Float if pyffi::PyFloat_CheckExact(o) != 0 => {
+                    convert::store_f64(d, size, pyffi::PyFloat_AS_DOUBLE(o));
+                    continue;
+                }
+                _ => {}
+            }
+            let name = name.get_or_insert_with(|| item.cname());
+            match kind {
+                PrimClass::SignedInt => convert::store_u64(d, size, convert::py_to_i64(&x, info, name)? as u64),
+                PrimClass::UnsignedInt => convert::store_u64(d, size, convert::py_to_u64(&x, info, name)?),
                 _ => convert::store_f64(d, size, convert::py_to_f64(&x)?),
             }
         }
     }
     Ok(Some(buf))
+}
+
+fn int_range(size: usize, signed: bool) -> (i128, i128) {
+    let bits = 8 * size as u32;
+    if signed {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    } else {
+        (0, (1i128 << bits) - 1)
+    }
 }
 
 /// A zeroed malloc'ed temporary array.
