@@ -45,9 +45,9 @@ struct Specs {
 }
 
 /// What a declarator gave: the type, its name, and whether the outermost level is const.
-struct Declared {
+struct Declared<'i> {
     ty: Ty,
-    name: Option<(String, usize)>,
+    name: Option<(&'i str, usize)>,
     is_const: bool,
     /// No pointer, name, array or parameter list at all.
     empty: bool,
@@ -290,7 +290,7 @@ impl<'a> Resolver<'a> {
             let decl = parts.next().unwrap();
             let initializer = parts.next();
             let declared = self.declarator_c(specs.base.clone(), decl, specs.is_const)?;
-            let Some((name, name_at)) = declared.name.clone() else {
+            let Some((name, name_at)) = declared.name.map(|(n, at)| (n.to_string(), at)) else {
                 return Err(self.error(ErrorKind::CDef, init_start, "Invalid declaration: a name is missing"));
             };
             if specs.is_typedef {
@@ -377,11 +377,17 @@ impl<'a> Resolver<'a> {
                     _ => {}
                 },
                 Rule::builtin_type => {
-                    let mut words: Vec<&str> = Vec::with_capacity(3);
+                    let mut words: [&str; 8] = [""; 8];
+                    let mut nwords = 0;
                     let mut dots = false;
                     for w in p.clone().into_inner() {
                         match w.as_rule() {
-                            Rule::builtin_kw => words.push(w.as_str()),
+                            Rule::builtin_kw => {
+                                if nwords < words.len() {
+                                    words[nwords] = w.as_str();
+                                }
+                                nwords += 1;
+                            }
                             Rule::qual => {
                                 if w.as_str() == "const" {
                                     specs.is_const = true
@@ -395,7 +401,10 @@ impl<'a> Resolver<'a> {
                             _ => {}
                         }
                     }
-                    let prim = prim_from_keywords(&words)
+                    if nwords > words.len() {
+                        return Err(self.error(ErrorKind::FFI, p.as_span().start(), format!("Unsupported type: '{}'", p.as_str())));
+                    }
+                    let prim = prim_from_keywords(&words[..nwords])
                         .map_err(|m| self.error(ErrorKind::FFI, p.as_span().start(), m))?;
                     specs.base = Ty::plain(match prim {
                         Some(prim) => self.ns.prim(prim),
@@ -559,7 +568,7 @@ impl<'a> Resolver<'a> {
                     }
                     return Err(self.error(ErrorKind::FFI, m_start, "bad or unsupported type declaration"));
                 }
-                let name = declared.name.map(|(n, _)| n);
+                let name = declared.name.map(|(n, _)| n.to_string());
                 if name.is_none() && bits.is_none() {
                     return Err(self.error(ErrorKind::FFI, md_start, "bad or unsupported type declaration: a field needs a name"));
                 }
@@ -687,13 +696,13 @@ impl<'a> Resolver<'a> {
 
     /// Applies a declarator to `base`: `*` → pointer, `[n]` → array, `(..)` → function,
     /// inside out as C reads them.
-    fn declarator(&mut self, base: Ty, pair: Pair<Rule>) -> Result<Declared, CdefError> {
+    fn declarator<'i>(&mut self, base: Ty, pair: Pair<'i, Rule>) -> Result<Declared<'i>, CdefError> {
         self.declarator_c(base, pair, false)
     }
 
     /// `base_const`: the specifiers said `const` (a `const int x` global is read-only,
     /// a `const char *p` one is not).
-    fn declarator_c(&mut self, base: Ty, pair: Pair<Rule>, base_const: bool) -> Result<Declared, CdefError> {
+    fn declarator_c<'i>(&mut self, base: Ty, pair: Pair<'i, Rule>, base_const: bool) -> Result<Declared<'i>, CdefError> {
         let mut ty = base;
         let mut name = None;
         let mut nested = None;
@@ -718,7 +727,7 @@ impl<'a> Resolver<'a> {
                     ty = self.pointer_to(ty);
                     is_const = p.into_inner().any(|q| q.as_str() == "const");
                 }
-                Rule::name => name = Some((p.as_str().to_string(), p.as_span().start())),
+                Rule::name => name = Some((p.as_str(), p.as_span().start())),
                 Rule::nested => nested = Some(p),
                 _ => suffixes.push(p),
             }
@@ -759,7 +768,7 @@ impl<'a> Resolver<'a> {
                     if matches!(ty.node.kind, Kind::Array(..)) {
                         return Err(self.error(ErrorKind::CDef, at, "a function cannot return an array"));
                     }
-                    let fname = name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default();
+                    let fname = name.map(|(n, _)| n).unwrap_or_default();
                     let (args, variadic) = self.params(s, &fname)?;
                     ty = Ty { node: self.ns.table.func_ptr(args, &ty.node, variadic), func: true };
                 }
