@@ -48,21 +48,25 @@ CASES = [
 ]
 
 
-def measure(stmt, ns, number, repeat):
-    t = timeit.Timer(stmt, globals=ns)
-    runs = t.repeat(repeat=repeat, number=number)
-    return statistics.median(runs) / number * 1e9
+def measure_interleaved(stmts, number, repeat):
+    """Times each (stmt, namespace) once per round, round-robin, so load changes on a
+    shared machine hit all implementations alike; returns the median ns per op of each."""
+    timers = [timeit.Timer(stmt, globals=ns) for stmt, ns in stmts]
+    runs = [[] for _ in timers]
+    for _ in range(repeat):
+        for i, t in enumerate(timers):
+            runs[i].append(t.timeit(number))
+    return [statistics.median(r) / number * 1e9 for r in runs]
 
 
 def main():
-    number = int(sys.argv[1]) if len(sys.argv) > 1 else 200000
-    repeat = 7
+    number = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
+    repeat = 11
     envs = setups()
     rows = []
     for label, fstmt, cstmt in CASES:
-        j = measure(fstmt, envs["jitffi"], number, repeat)
-        c = measure(fstmt, envs["cffi"], number, repeat)
-        t = measure(cstmt, envs["ctypes"], number, repeat)
+        j, c, t = measure_interleaved(
+            [(fstmt, envs["jitffi"]), (fstmt, envs["cffi"]), (cstmt, envs["ctypes"])], number, repeat)
         rows.append((label, j, c, t))
     print("%-20s %10s %10s %10s %12s %12s" % ("operation (median ns)", "jitffi", "cffi", "ctypes", "jitffi/ctypes", "jitffi/cffi"))
     for label, j, c, t in rows:

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-cffi = pytest.importorskip("cffi")
+import cffi  # installed by .ci/setup; a missing cffi must fail, not skip
 import jitffi
 
 CDEF = """
@@ -133,6 +133,28 @@ EXPRS = [
     'ffi.buffer(ffi.new("char[]", b"abc")) == b"abc\\x00"', 'bytes(ffi.buffer(ffi.new("int[]", [1, 2])))',
     'ffi.buffer(ffi.new("char[]", b"abcd"))[1:3]', 'ffi.buffer(ffi.new("char[]", b"abcd"))[-1]', 'ffi.buffer(ffi.new("char[]", b"abcd"))[9]',
     'ffi.memmove(ffi.new("char[]",3), b"ab", 2)', 'ffi.NULL', 'ffi.cast("int*", 0) == ffi.NULL',
+    # more shapes
+    'ffi.new("int[][3]", 2)', 'ffi.new("int[][3]", [[1,2,3],[4]])[1][0]', 'len(ffi.new("int[][3]", 4))', 'ffi.sizeof(ffi.new("int[][3]", 4))',
+    'ffi.new("int(*)[3]")', 'ffi.new("int(*)[3]")[0]', 'ffi.typeof(ffi.new("int[2][3]")[1])', 'ffi.new("int*[2]")[0]',
+    'ffi.new("struct pt*", ffi.new("struct pt*", [3, 4])[0]).y', 'ffi.new("struct pt*", ffi.new("struct pt*"))',
+    'ffi.new("struct nest*", {"t": {"a": b"z"}}).t.a', 'ffi.new("struct nest*", [[1]]).p.y', 'ffi.new("union u*", {"c": b"ab"}).c[1]',
+    'ffi.new("union u*", {"c": [1, 2]}).i', 'ffi.new("char[4]", [b"a", b"b"])[1]', 'ffi.new("char[4]", [1])',
+    'ffi.new("signed char[]", b"ab")', 'ffi.new("unsigned char[]", [1, 300])', 'ffi.new("double[2]", [1, 2.5])[0]',
+    'ffi.new("float[]", [1e40])[0]', 'ffi.new("int8_t[]", [-128, 127])[0]', 'ffi.new("_Bool[]", [True, 0])[0]',
+    'ffi.cast("int[3]", ffi.new("int[3]"))', 'ffi.cast("char *", ffi.new("int[3]"))', 'ffi.cast("int", ffi.cast("enum e", 5))',
+    'ffi.cast("enum e", ffi.cast("int", 5))', 'ffi.cast("double", ffi.cast("char", b"a"))', 'ffi.cast("float", ffi.cast("_Bool", 1))',
+    'ffi.cast("int*", ffi.cast("long", 64))', 'ffi.cast("struct pt*", ffi.cast("void*", 64)) == ffi.cast("int*", 64)',
+    'ffi.cast("int(*)(int)", ffi.cast("void*", 64))', 'ffi.cast("void*", ffi.cast("int(*)(int)", 64))',
+    'ffi.new("void*[2]", [ffi.new("int*"), ffi.NULL])[1]', 'ffi.new("int**", [ffi.new("int*")])',
+    'ffi.new("char**", [b"abc"])', 'ffi.new("struct pt**", [[1,2]])', 'ffi.new("int*", [5])', 'ffi.new("int*", (5,))',
+    'ffi.string(ffi.new("char[]", b""))', 'ffi.unpack(ffi.new("char16_t[]", "ab"), 1)', 'ffi.unpack(ffi.new("_Bool[]", [1, 0]), 2)',
+    'ffi.unpack(ffi.new("double[]", [1.5]), 1)', 'ffi.unpack(ffi.new("int*"), -1)', 'ffi.unpack(ffi.cast("int", 1), 1)',
+    'ffi.string(ffi.new("int*"))', 'ffi.string(ffi.new("struct pt*")[0])', 'ffi.string(ffi.cast("_Bool", 1))',
+    'ffi.new("struct bf*", {"b": 3}).b', 'ffi.new("struct bf*", {"c": -2}).c', 'ffi.new("struct bf*", [1.5])',
+    'ffi.typeof(ffi.new("struct bf*")[0])', 'ffi.new("tt[2]")[1]', 'ffi.new("tt*", {"b": 2}).b', 'ffi.new("tt*", [b"q"]).a',
+    'ffi.new("enum e[2]", [5, -1])[1]', 'ffi.new("enum e*", 2**40)', 'ffi.cast("enum e", 2**40)',
+    'ffi.new("int[2]") == ffi.new("int[2]")', 'bool(ffi.new("struct pt*")[0])', 'ffi.new("int[3]")[1:1]',
+    '(lambda a: (a + 3) - a)(ffi.new("int[3]"))', 'ffi.new("uint8_t[]", b"ab")', 'ffi.new("int8_t[2]", b"abc")', 'ffi.sizeof(ffi.new("int[3]")[0:2])',
 ]
 
 

@@ -49,9 +49,6 @@ class FFI(_jitffi.FFI):
             self._init_once_cache[tag] = (True, result)
             return result
 
-    def def_extern(self, *args, **kwargs):
-        raise ValueError("ffi.def_extern() is only available on API-mode FFI objects")
-
     def set_unicode(self, enabled_flag):
         if getattr(self, "_windows_unicode", None) is not None:
             raise ValueError("set_unicode() can only be called once")

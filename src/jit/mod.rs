@@ -1,5 +1,6 @@
 //! Cranelift code generation: call trampolines and callback thunks.
-
+pub mod callback_thunk;
+pub mod entry_pool;
 pub mod execmem;
 pub mod native_call;
 pub mod stubs;

@@ -81,6 +81,13 @@ pub fn write_argument(
             Ok(Some(Temp::Keep(keep)))
         }
         _ => {
+            if let (Kind::Record(_), Some(size)) = (&ty.kind, ty.size()) {
+                // The cell is stack memory of the trampoline: fields (and padding) a list
+                // or dict leaves out must read as zero, as in `ffi.new`.
+                if !obj.is_instance_of::<CData>() {
+                    unsafe { std::ptr::write_bytes(dst, 0, size) };
+                }
+            }
             unsafe { convert::write_value(py, ctx, ty, obj, dst)? };
             Ok(None)
         }

@@ -37,7 +37,8 @@ pub enum Owner {
     None,
     /// A view into memory owned by another cdata, kept alive (and checked for release).
     View(Keeper),
-    /// Memory from `calloc`, freed with `free`.
+    /// Memory from `cdata::calloc` (CPython's `PyMem_Calloc`: pymalloc for small blocks),
+    /// freed with `PyMem_Free` (always with the GIL held).
     Malloc,
     /// Memory from a `new_allocator` alloc function; `free(alloc_result)` on release.
     Allocator { free: Option<Py<PyAny>>, alloc_result: Py<PyAny> },
@@ -88,18 +89,36 @@ pub fn set_call_hook(h: CallHook) {
     let _ = CALL_HOOK.set(h);
 }
 
+/// The Python object a `Custom` owner calls (callbacks), for a lazily built
+/// "<cdata 'T' calling obj>" (computing the repr at creation would cost more than the
+/// creation itself); installed by the callbacks module.
+pub type CustomTargetHook = fn(Python<'_>, &(dyn std::any::Any + Send + Sync)) -> Option<Py<PyAny>>;
+static CUSTOM_TARGET_HOOK: OnceLock<CustomTargetHook> = OnceLock::new();
+
+pub fn set_custom_target_hook(h: CustomTargetHook) {
+    let _ = CUSTOM_TARGET_HOOK.set(h);
+}
+
 static HANDLES: GilCell<Option<HashMap<usize, Py<PyAny>>>> = GilCell::new(None);
 
 fn released_err(cname: &str) -> PyErr {
     PyValueError::new_err(format!("cdata '{cname}' has been released (ffi.release() or 'with')"))
 }
 
-fn null_err(cname: &str) -> PyErr {
-    PyRuntimeError::new_err(format!("cannot dereference a NULL pointer (cdata '{cname}')"))
+pub fn null_err(cname: &str) -> PyErr {
+    PyRuntimeError::new_err(format!("cannot dereference a NULL or invalid pointer (cdata '{cname}')"))
 }
 
 /// Addresses in the first page are never mapped: dereferencing them is a NULL access.
-const NULL_PAGE: usize = 4096;
+pub const NULL_PAGE: usize = 4096;
+
+/// Addresses no user-space mapping can have: the NULL page, and above the 48-bit user
+/// address space of x86_64/aarch64 Linux (e.g. `cast("int *", -1)`). Dereferencing them
+/// raises instead of crashing.
+#[inline]
+pub fn invalid_addr(a: usize) -> bool {
+    !(NULL_PAGE..(1usize << 48)).contains(&a)
+}
 
 impl CData {
     fn build(ctype: Py<CType>, addr: usize, length: usize, alloc_size: usize, flags: u32, value: [u64; 2], owner: Owner) -> CData {
@@ -262,6 +281,31 @@ impl CData {
         matches!(self.ty().kind, Kind::Prim(_) | Kind::Enum(_))
     }
 
+    /// Fast path of `item_addr` for arrays/pointers of primitives: (address, item type,
+    /// its PrimInfo), or None when the items are not primitives.
+    #[inline(always)]
+    fn prim_item_addr<'a>(&'a self, py: Python<'_>, i: isize) -> PyResult<Option<(usize, &'a TypeRef, &'a crate::types::model::PrimInfo)>> {
+        let ty = self.ty();
+        let (item, is_array) = match &ty.kind {
+            Kind::Array(item, _) => (item, true),
+            Kind::Pointer(item) => (item, false),
+            _ => return Ok(None),
+        };
+        let Kind::Prim(pi) = &item.kind else { return Ok(None) };
+        self.check_alive(py)?;
+        if is_array {
+            if i < 0 || i as usize >= self.length || invalid_addr(self.addr) {
+                return Ok(None); // item_addr raises the precise error
+            }
+            return Ok(Some((self.addr + i as usize * pi.size, item, pi)));
+        }
+        let a = self.addr.wrapping_add((i as usize).wrapping_mul(pi.size));
+        if invalid_addr(self.addr) || invalid_addr(a) {
+            return Ok(None);
+        }
+        Ok(Some((a, item, pi)))
+    }
+
     /// Address and CType of item `i` (arrays bounds-checked, pointers NULL-checked).
     #[inline]
     fn item_addr<'a>(&'a self, py: Python<'_>, i: isize) -> PyResult<(usize, &'a Py<CType>)> {
@@ -280,6 +324,9 @@ impl CData {
                     )));
                 }
                 self.check_alive(py)?;
+                if invalid_addr(self.addr) {
+                    return Err(null_err(&ct.ty.cname()));
+                }
                 let isz = item.size().unwrap_or(0);
                 let ict = ct.item_ctype(py).ok_or_else(|| PyTypeError::new_err("array without item type"))?;
                 Ok((self.addr + i as usize * isz, ict))
@@ -296,7 +343,7 @@ impl CData {
                     }
                 };
                 let a = self.addr.wrapping_add((i as usize).wrapping_mul(isz));
-                if self.addr == 0 || a < NULL_PAGE {
+                if invalid_addr(self.addr) || invalid_addr(a) {
                     return Err(null_err(&ct.ty.cname()));
                 }
                 let ict = ct.item_ctype(py).ok_or_else(|| PyTypeError::new_err("pointer without item type"))?;
@@ -321,7 +368,8 @@ impl CData {
     #[inline]
     fn field_base(&self, py: Python<'_>, through_ptr: bool) -> PyResult<usize> {
         self.check_alive(py)?;
-        if through_ptr && self.addr < NULL_PAGE {
+        let _ = through_ptr;
+        if invalid_addr(self.addr) {
             return Err(null_err(&self.ty().cname()));
         }
         Ok(self.addr)
@@ -372,7 +420,7 @@ impl CData {
             std::mem::replace(&mut st.owner, Owner::None)
         };
         match owner {
-            Owner::Malloc => unsafe { libc::free(self.addr as *mut libc::c_void) },
+            Owner::Malloc => unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) },
             Owner::Allocator { free, alloc_result } => {
                 if let Some(f) = free {
                     f.call1(py, (alloc_result,))?;
@@ -386,7 +434,7 @@ impl CData {
             Owner::Buffer { mut view, .. } => unsafe { ffi::PyBuffer_Release(&mut *view.0) },
             Owner::Handle => {
                 let obj = HANDLES.get(py).as_mut().and_then(|m| m.remove(&self.addr));
-                unsafe { libc::free(self.addr as *mut libc::c_void) };
+                unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) };
                 drop(obj);
             }
             Owner::Custom { payload, .. } => drop(payload),
@@ -448,7 +496,12 @@ impl CData {
                         };
                         return Ok(format!("<cdata '{cname}' handle to {r}>"));
                     }
-                    Owner::Custom { repr, .. } => return Ok(format!("<cdata '{cname}' {repr}>")),
+                    Owner::Custom { repr, payload } => {
+                        if let Some(obj) = CUSTOM_TARGET_HOOK.get().filter(|_| repr.is_empty()).and_then(|h| h(py, &**payload)) {
+                            return Ok(format!("<cdata '{cname}' calling {}>", obj.bind(py).repr()?));
+                        }
+                        return Ok(format!("<cdata '{cname}' {repr}>"));
+                    }
                     _ => {}
                 }
                 if self.flags & F_OWNING_VIEW != 0 {
@@ -511,12 +564,12 @@ impl CData {
             _ => return Err(PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed", ct.ty.cname()))),
         };
         me.check_alive(py)?;
-        if matches!(ct.ty.kind, Kind::Pointer(_)) && me.addr < NULL_PAGE {
+        if invalid_addr(me.addr) {
             return Err(null_err(&ct.ty.cname()));
         }
         let isz = item.size().ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
         let arr_ct = ct.open_array_ctype(py).ok_or_else(|| PyTypeError::new_err("cannot slice"))?;
-        Ok(CData::new_view(py, arr_ct, me.addr + a * isz, b - a, CData::keeper_for(slf), F_SLICED)?.into_any())
+        Ok(CData::new_view(py, arr_ct, me.addr.wrapping_add(a.wrapping_mul(isz)), b - a, CData::keeper_for(slf), F_SLICED)?.into_any())
     }
 
     fn set_slice(slf: &Bound<'_, CData>, slice: &Bound<'_, PySlice>, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -529,12 +582,15 @@ impl CData {
             _ => return Err(PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed", ct.ty.cname()))),
         };
         me.check_alive(py)?;
-        if matches!(ct.ty.kind, Kind::Pointer(_)) && me.addr < NULL_PAGE {
+        if invalid_addr(me.addr) {
             return Err(null_err(&ct.ty.cname()));
         }
         let isz = item.size().ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
         let n = b - a;
-        let dst = (me.addr + a * isz) as *mut u8;
+        let dst = me.addr.wrapping_add(a.wrapping_mul(isz)) as *mut u8;
+        if invalid_addr(dst as usize) {
+            return Err(null_err(&ct.ty.cname()));
+        }
         if let Ok(cd) = value.cast::<CData>() {
             let c = cd.get();
             if let Kind::Array(si, _) = &c.ty().kind {
@@ -543,6 +599,9 @@ impl CData {
                         return Err(PyValueError::new_err(format!("need {} values to unpack, got {}", n, c.length)));
                     }
                     let src = c.data_addr(py)?;
+                    if invalid_addr(src) {
+                        return Err(null_err(&c.ty().cname()));
+                    }
                     unsafe { std::ptr::copy(src as *const u8, dst, n * isz) };
                     return Ok(());
                 }
@@ -612,7 +671,8 @@ impl Drop for CData {
         }
         if matches!(st.owner, Owner::Malloc) {
             st.released = true;
-            unsafe { libc::free(self.addr as *mut libc::c_void) };
+            // dealloc runs with the GIL held, as PyMem_Free requires
+            unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) };
             return;
         }
         // SAFETY: pyclass objects are dropped from tp_dealloc, with the GIL held.
@@ -623,9 +683,11 @@ impl Drop for CData {
     }
 }
 
-/// Allocates `size` zeroed bytes with calloc (at least 1 byte so each object is unique).
+/// Allocates `size` zeroed bytes (at least 1 so each object is unique) with CPython's
+/// allocator: pymalloc serves small blocks much faster than libc. Needs the GIL (every
+/// caller has it: `py`-taking constructors) and is freed by `Owner::Malloc`'s release.
 pub fn calloc(size: usize) -> PyResult<*mut u8> {
-    let p = unsafe { libc::calloc(1, size.max(1)) } as *mut u8;
+    let p = unsafe { ffi::PyMem_Calloc(1, size.max(1)) } as *mut u8;
     if p.is_null() {
         return Err(pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {size} bytes")));
     }
@@ -680,6 +742,11 @@ impl CData {
     pub fn read_item(slf: &Bound<'_, CData>, i: isize) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let me = slf.get();
+        if let Some((addr, ty, pi)) = me.prim_item_addr(py, i)? {
+            if pi.class != PrimClass::LongDouble {
+                return unsafe { convert::read_prim(py, &me.ctype.get().ffi, ty, pi, addr as *const u8) };
+            }
+        }
         let (addr, ict) = me.item_addr(py, i)?;
         let ic = ict.get();
         if let Kind::Prim(pi) = &ic.ty.kind {
@@ -997,6 +1064,13 @@ impl CData {
         if !matches!(me.ty().kind, Kind::FuncPtr(_)) {
             return Err(PyTypeError::new_err(format!("cdata '{}' is not callable", me.ty().cname())));
         }
+        if invalid_addr(me.addr) {
+            return Err(PyRuntimeError::new_err(format!(
+                "cannot call NULL or invalid function pointer <cdata '{}' 0x{:x}>",
+                me.ty().cname(),
+                me.addr
+            )));
+        }
         match CALL_HOOK.get() {
             Some(h) => h(slf, args, kwargs),
             None => Err(pyo3::exceptions::PyNotImplementedError::new_err("calling C functions is not available in this build")),
@@ -1137,9 +1211,13 @@ unsafe extern "C" fn fast_ass_subscript(slf: *mut ffi::PyObject, key: *mut ffi::
             if !(i == -1 && !ffi::PyErr_Occurred().is_null()) {
                 let b = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CData>();
                 let me = b.get();
+                let v = Bound::from_borrowed_ptr(py, value);
+                if let Some((addr, ty, pi)) = me.prim_item_addr(py, i)? {
+                    convert::write_prim(&v, ty, pi, addr as *mut u8)?;
+                    return Ok(0);
+                }
                 let (addr, ict) = me.item_addr(py, i)?;
                 let ic = ict.get();
-                let v = Bound::from_borrowed_ptr(py, value);
                 if let Kind::Prim(pi) = &ic.ty.kind {
                     convert::write_prim(&v, &ic.ty, pi, addr as *mut u8)?;
                 } else {

@@ -554,6 +554,11 @@ fn is_char_item(item: &TypeRef) -> bool {
     matches!(&item.kind, Kind::Prim(pi) if pi.class == PrimClass::Char)
 }
 
+/// Items a `bytes` initializer fills: char, signed/unsigned char, int8_t/uint8_t, _Bool.
+pub fn is_byte_item(item: &TypeRef) -> bool {
+    matches!(&item.kind, Kind::Prim(pi) if pi.size == 1 && matches!(pi.class, PrimClass::Char | PrimClass::SignedInt | PrimClass::UnsignedInt | PrimClass::Bool))
+}
+
 fn wide_item(item: &TypeRef) -> Option<PrimInfo> {
     match &item.kind {
         Kind::Prim(pi) if pi.class == PrimClass::WideChar => Some(*pi),
@@ -638,7 +643,7 @@ pub(crate) unsafe fn write_array(arr_ty: &TypeRef, item: &TypeRef, n: usize, obj
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         let is_bool = matches!(&item.kind, Kind::Prim(pi) if pi.class == PrimClass::Bool);
-        if is_char_item(item) || is_bool {
+        if is_byte_item(item) {
             let s = b.as_bytes();
             if s.len() > n {
                 return Err(PyIndexError::new_err(format!(
@@ -681,6 +686,9 @@ pub(crate) unsafe fn write_array(arr_ty: &TypeRef, item: &TypeRef, n: usize, obj
         if let Kind::Array(src_item, _) = &c.ty().kind {
             if same_type(src_item, item) && c.length <= n {
                 let src = c.data_addr(obj.py())?;
+                if super::cdata::invalid_addr(src) {
+                    return Err(super::cdata::null_err(&c.ty().cname()));
+                }
                 std::ptr::copy(src as *const u8, dst, c.length * isz);
                 return Ok(());
             }
@@ -725,6 +733,9 @@ unsafe fn write_record(ty: &TypeRef, obj: &Bound<'_, PyAny>, dst: *mut u8, avail
         let c = cd.get();
         if same_type(c.ty(), ty) {
             let src = c.data_addr(obj.py())?;
+            if super::cdata::invalid_addr(src) {
+                return Err(super::cdata::null_err(&c.ty().cname()));
+            }
             std::ptr::copy(src as *const u8, dst, layout.size);
             return Ok(());
         }
@@ -802,6 +813,11 @@ fn bitfield_info(ty: &TypeRef) -> PyResult<PrimInfo> {
 /// Stores a bitfield; the storage unit at `unit` has the field type's size.
 pub(crate) unsafe fn write_bitfield(ty: &TypeRef, shift: i32, bits: i32, obj: &Bound<'_, PyAny>, unit: *mut u8) -> PyResult<()> {
     let info = bitfield_info(ty)?;
+    if ffi::PyLong_Check(obj.as_ptr()) == 0 && !obj.is_instance_of::<CData>() {
+        // like int.__index__: floats and others raise "... cannot be interpreted as an integer"
+        let idx = Bound::from_owned_ptr_or_err(obj.py(), ffi::PyNumber_Index(obj.as_ptr()))?;
+        return write_bitfield(ty, shift, bits, &idx, unit);
+    }
     let signed = info.signed && info.class != PrimClass::Bool;
     let v: i128 = match int_value(obj)? {
         IntVal::Small(v) => v,

@@ -178,9 +178,7 @@ impl Lib {
                 dict.set_item(name, &v)?;
                 Ok(v)
             }
-            Decl::ExternPython(_) => Err(PyNotImplementedError::new_err(format!(
-                "'{n}': extern \"Python\" functions need API mode"
-            ))),
+            Decl::ExternPython(fty) => Ok(crate::py::callback::extern_python_cdata(py, &this.ffi, n, &fty)?.into_any()),
             Decl::UnknownConstant { .. } => Err(PyNotImplementedError::new_err(format!(
                 "'{n}': the value of this constant is only known to a C compiler (API mode); \
                  in ABI mode only integer constants are available"
@@ -253,6 +251,9 @@ fn read_global(py: Python<'_>, slf: &Bound<'_, Lib>, ty: &crate::types::model::T
 /// a function-pointer cdata.
 pub fn addressof_lib(py: Python<'_>, lib: &Bound<'_, Lib>, name: &str) -> PyResult<Py<PyAny>> {
     let this = lib.borrow();
+    if let Some(Decl::ExternPython(fty)) = this.lookup(name) {
+        return Ok(crate::py::callback::extern_python_cdata(py, &this.ffi, name, &fty)?.into_any());
+    }
     let (addr, decl) = this.address_of(name)?;
     match decl {
         Decl::Function(fty) => convert::cdata_from_pointer(py, &this.ffi, &fty, addr),

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 
 pub mod buffer;
 pub mod call_glue;
+pub mod callback;
 pub mod cdata;
 pub mod convert;
 pub mod ctype;
@@ -24,6 +25,7 @@ pub mod state;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<ffi::FFI>()?;
+    ffi::install_fast_methods(m.py())?;
     m.add_class::<ctype::CType>()?;
     m.add_class::<ctype::CField>()?;
     m.add_class::<cdata::CData>()?;
@@ -33,5 +35,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FFI_DEFAULT_ABI", ctype::FFI_DEFAULT_ABI)?;
     m.add("FFI_CDECL", ctype::FFI_DEFAULT_ABI)?;
     function::register(m)?;
+    callback::register(m)?;
     Ok(())
 }

@@ -1,0 +1,288 @@
+"""C -> Python callbacks: jitffi against a hand-written C-API callback (the limit), cffi
+(ABI mode `ffi.callback`, libffi closures) and ctypes (CFUNCTYPE), all in one run.
+
+  python benches/bench_callbacks.py [--quick]
+
+Measures (median of repeats, ns):
+  round trip   `call_cb_n(cb, N) / N`: C loop calling an `int(int)` callback N times
+  once         `call_cb_once(cb, 1)`: one Python -> C -> Python -> C -> Python call
+  qsort        libc qsort of 100 000 ints with a Python comparator (ms per sort)
+  creation     making one `int(int)` callback object from a Python function
+
+The hand-written extension calls the Python callable with vectorcall from C; for qsort
+its comparator receives the two ints directly (the others read them through `int *`
+arguments: qsort is declared with a typed comparator for jitffi, cffi and ctypes alike).
+"""
+import ctypes
+import os
+import random
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+
+import cffi  # noqa: E402
+import jitffi  # noqa: E402
+
+QUICK = "--quick" in sys.argv
+
+C_LIB = r"""
+long call_cb_n(int (*cb)(int), int n) {
+    long total = 0;
+    for (int i = 0; i < n; i++) total += cb(i);
+    return total;
+}
+int call_cb_once(int (*cb)(int), int x) { return cb(x); }
+"""
+
+C_EXT = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+
+static PyObject *call_cb_n(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *cb = args[0];
+    long n = PyLong_AsLong(args[1]);
+    long total = 0;
+    for (long i = 0; i < n; i++) {
+        PyObject *arg = PyLong_FromLong(i);
+        PyObject *r = PyObject_Vectorcall(cb, &arg, 1, NULL);
+        Py_DECREF(arg);
+        if (!r) return NULL;
+        total += PyLong_AsLong(r);
+        Py_DECREF(r);
+    }
+    return PyLong_FromLong(total);
+}
+
+static PyObject *call_cb_once(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *r = PyObject_Vectorcall(args[0], &args[1], 1, NULL);
+    if (!r) return NULL;
+    long v = PyLong_AsLong(r);
+    Py_DECREF(r);
+    return PyLong_FromLong(v);
+}
+
+static PyObject *g_cmp;
+static int cmp_ints(const void *a, const void *b) {
+    PyObject *argv[2] = {PyLong_FromLong(*(const int *)a), PyLong_FromLong(*(const int *)b)};
+    PyObject *r = PyObject_Vectorcall(g_cmp, argv, 2, NULL);
+    Py_DECREF(argv[0]); Py_DECREF(argv[1]);
+    int v = r ? (int)PyLong_AsLong(r) : 0;
+    Py_XDECREF(r);
+    return v;
+}
+/* qsort_ints(buffer_address, n, cmp) */
+static PyObject *qsort_ints(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    void *p = PyLong_AsVoidPtr(args[0]);
+    size_t n = PyLong_AsSize_t(args[1]);
+    g_cmp = args[2];
+    qsort(p, n, sizeof(int), cmp_ints);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"call_cb_n", (PyCFunction)(void (*)(void))call_cb_n, METH_FASTCALL, NULL},
+    {"call_cb_once", (PyCFunction)(void (*)(void))call_cb_once, METH_FASTCALL, NULL},
+    {"qsort_ints", (PyCFunction)(void (*)(void))qsort_ints, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_handcb", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__handcb(void) { return PyModule_Create(&mod); }
+"""
+
+CDEF = """
+long call_cb_n(int (*cb)(int), int n);
+int call_cb_once(int (*cb)(int), int x);
+void qsort(int *base, size_t nmemb, size_t size, int (*compar)(const int *, const int *));
+"""
+
+
+def build(tmp):
+    lib = os.path.join(tmp, "libcbbench.so")
+    src = os.path.join(tmp, "cbbench.c")
+    open(src, "w").write(C_LIB)
+    subprocess.check_call(["cc", "-O2", "-shared", "-fPIC", "-o", lib, src])
+    ext_src = os.path.join(tmp, "handcb.c")
+    open(ext_src, "w").write(C_EXT)
+    ext = os.path.join(tmp, "_handcb" + sysconfig.get_config_var("EXT_SUFFIX"))
+    subprocess.check_call(["cc", "-O2", "-shared", "-fPIC", "-I", sysconfig.get_paths()["include"],
+                           "-o", ext, ext_src])
+    sys.path.insert(0, tmp)
+    import _handcb
+    return lib, _handcb
+
+
+def median_ns(fn, inner, repeats):
+    """Median over `repeats` of the time of `fn()` divided by `inner`, in ns."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        fn()
+        times.append((time.perf_counter_ns() - t0) / inner)
+    return statistics.median(times)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="jitffi_cbbench_")
+    libpath, hand = build(tmp)
+    N = 20_000 if QUICK else 200_000
+    R = 5 if QUICK else 11
+    SORT_N = 100_000
+
+    def f(i):
+        return i
+
+    # -- jitffi
+    jffi = jitffi.FFI()
+    jffi.cdef(CDEF)
+    jlib = jffi.dlopen(libpath)
+    # jitffi's opt-out: the C call keeps the GIL, so each callback finds it held.
+    jlib_keep = jffi.dlopen(libpath, release_gil=False)
+    jlibc = jffi.dlopen(None)
+    jcb = jffi.callback("int(int)", f)
+    # -- cffi (ABI mode)
+    cffi_ffi = cffi.FFI()
+    cffi_ffi.cdef(CDEF)
+    clib = cffi_ffi.dlopen(libpath)
+    clibc = cffi_ffi.dlopen(None)
+    ccb = cffi_ffi.callback("int(int)", f)
+    # -- ctypes
+    CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)
+    tlib = ctypes.CDLL(libpath)
+    tlib.call_cb_n.argtypes = [CB, ctypes.c_int]
+    tlib.call_cb_n.restype = ctypes.c_long
+    tlib.call_cb_once.argtypes = [CB, ctypes.c_int]
+    tlib.call_cb_once.restype = ctypes.c_int
+    tcb = CB(f)
+    expect = N * (N - 1) // 2
+    assert hand.call_cb_n(f, N) == jlib.call_cb_n(jcb, N) == clib.call_cb_n(ccb, N) == tlib.call_cb_n(tcb, N) == expect
+
+    rows = []  # (measure, {impl: value})
+
+    def round_trip():
+        return {
+            "hand-written": median_ns(lambda: hand.call_cb_n(f, N), N, R),
+            "jitffi": median_ns(lambda: jlib.call_cb_n(jcb, N), N, R),
+            "jitffi GIL kept": median_ns(lambda: jlib_keep.call_cb_n(jcb, N), N, R),
+            "cffi": median_ns(lambda: clib.call_cb_n(ccb, N), N, R),
+            "ctypes": median_ns(lambda: tlib.call_cb_n(tcb, N), N, R),
+        }
+
+    rows.append(("round trip call_cb_n/N (ns)", round_trip()))
+
+    M = 20_000 if QUICK else 100_000
+
+    def loop(call, cb):
+        def run():
+            for _ in range(M):
+                call(cb, 1)
+        return run
+
+    rows.append(("call_cb_once (ns)", {
+        "hand-written": median_ns(loop(hand.call_cb_once, f), M, R),
+        "jitffi": median_ns(loop(jlib.call_cb_once, jcb), M, R),
+        "jitffi GIL kept": median_ns(loop(jlib_keep.call_cb_once, jcb), M, R),
+        "cffi": median_ns(loop(clib.call_cb_once, ccb), M, R),
+        "ctypes": median_ns(loop(tlib.call_cb_once, tcb), M, R),
+    }))
+
+    # -- qsort of 100 000 ints
+    rnd = random.Random(42)
+    data = [rnd.randint(-10**9, 10**9) for _ in range(SORT_N)]
+    want = sorted(data)
+
+    def hand_sort():
+        arr = (ctypes.c_int * SORT_N)(*data)
+        hand.qsort_ints(ctypes.addressof(arr), SORT_N, lambda a, b: (a > b) - (a < b))
+        assert arr[0] == want[0] and arr[-1] == want[-1]
+
+    # Same footing for jitffi, cffi and ctypes: qsort declared with a typed comparator,
+    # which reads the ints through its pointer arguments.
+    @jffi.callback("int(const int *, const int *)")
+    def jcmp(a, b):
+        x = a[0]
+        y = b[0]
+        return (x > y) - (x < y)
+
+    def jit_sort():
+        arr = jffi.new("int[]", data)
+        jlibc.qsort(arr, SORT_N, 4, jcmp)
+        assert arr[0] == want[0] and arr[SORT_N - 1] == want[-1]
+
+    @cffi_ffi.callback("int(const int *, const int *)")
+    def ccmp(a, b):
+        x = a[0]
+        y = b[0]
+        return (x > y) - (x < y)
+
+    def cffi_sort():
+        arr = cffi_ffi.new("int[]", data)
+        clibc.qsort(arr, SORT_N, 4, ccmp)
+        assert arr[0] == want[0] and arr[SORT_N - 1] == want[-1]
+
+    libc = ctypes.CDLL(None)
+    CMP = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))
+
+    def tcmp_py(a, b):
+        x = a[0]
+        y = b[0]
+        return (x > y) - (x < y)
+
+    tcmp = CMP(tcmp_py)
+
+    def ctypes_sort():
+        arr = (ctypes.c_int * SORT_N)(*data)
+        libc.qsort(arr, SORT_N, 4, tcmp)
+        assert arr[0] == want[0] and arr[-1] == want[-1]
+
+    RS = 3 if QUICK else 5
+    rows.append(("qsort 100k ints (ms)", {
+        "hand-written": median_ns(hand_sort, 1e6, RS),
+        "jitffi": median_ns(jit_sort, 1e6, RS),
+        "jitffi GIL kept": None,
+        "cffi": median_ns(cffi_sort, 1e6, RS),
+        "ctypes": median_ns(ctypes_sort, 1e6, RS),
+    }))
+
+    # -- creation (and drop) of one callback
+    C = 20_000 if QUICK else 100_000
+
+    def make(factory):
+        def run():
+            for _ in range(C):
+                factory(f)
+        return run
+
+    jcallback = jffi.callback
+    ccallback = cffi_ffi.callback
+    rows.append(("create int(int) callback (ns)", {
+        "hand-written": None,
+        "jitffi": median_ns(make(lambda fn: jcallback("int(int)", fn)), C, R),
+        "jitffi GIL kept": None,
+        "cffi": median_ns(make(lambda fn: ccallback("int(int)", fn)), C, R),
+        "ctypes": median_ns(make(CB), C, R),
+    }))
+
+    impls = ["hand-written", "jitffi", "jitffi GIL kept", "cffi", "ctypes"]
+    print("| measure | " + " | ".join(impls)
+          + " | jitffi / hand | jitffi GIL kept / hand | cffi / jitffi | ctypes / jitffi |")
+    print("|---" * (len(impls) + 5) + "|")
+
+    def ratio(a, b):
+        return "%.2f" % (a / b) if a is not None and b else "n/a"
+
+    for name, vals in rows:
+        cells = ["%.1f" % vals[i] if vals[i] is not None else "n/a" for i in impls]
+        j = vals["jitffi"]
+        h = vals["hand-written"]
+        ratios = [ratio(j, h), ratio(vals["jitffi GIL kept"], h), ratio(vals["cffi"], j), ratio(vals["ctypes"], j)]
+        print("| %s | %s | %s |" % (name, " | ".join(cells), " | ".join(ratios)))
+
+
+if __name__ == "__main__":
+    main()

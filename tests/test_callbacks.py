@@ -1,0 +1,500 @@
+"""ffi.callback and extern "Python": C code (compiled in the test setup, and libc's qsort)
+calling Python through JIT thunks."""
+import gc
+import math
+import os
+import sys
+import threading
+import weakref
+
+import pytest
+
+import jitffi
+
+sys.path.insert(0, os.path.dirname(__file__))
+import clib_callbacks  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    path = clib_callbacks.build(str(tmp_path_factory.mktemp("cbtest")))
+    ffi = jitffi.FFI()
+    ffi.cdef(clib_callbacks.CDEF)
+    lib = ffi.dlopen(path)
+    return ffi, lib
+
+
+class Unraisable:
+    """Collects what reaches sys.unraisablehook."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __enter__(self):
+        self.old = sys.unraisablehook
+        sys.unraisablehook = self.seen.append
+        return self
+
+    def __exit__(self, *a):
+        sys.unraisablehook = self.old
+
+
+INT_LIMITS = [
+    ("schar", "signed char", -128, 127),
+    ("uchar", "unsigned char", 0, 255),
+    ("short", "short", -(2**15), 2**15 - 1),
+    ("ushort", "unsigned short", 0, 2**16 - 1),
+    ("int", "int", -(2**31), 2**31 - 1),
+    ("uint", "unsigned int", 0, 2**32 - 1),
+    ("long", "long", -(2**63), 2**63 - 1),
+    ("ulong", "unsigned long", 0, 2**64 - 1),
+    ("llong", "long long", -(2**63), 2**63 - 1),
+    ("ullong", "unsigned long long", 0, 2**64 - 1),
+    ("i8", "int8_t", -128, 127),
+    ("u8", "uint8_t", 0, 255),
+    ("i16", "int16_t", -(2**15), 2**15 - 1),
+    ("u16", "uint16_t", 0, 2**16 - 1),
+    ("i32", "int32_t", -(2**31), 2**31 - 1),
+    ("u32", "uint32_t", 0, 2**32 - 1),
+    ("i64", "int64_t", -(2**63), 2**63 - 1),
+    ("u64", "uint64_t", 0, 2**64 - 1),
+    ("size", "size_t", 0, 2**64 - 1),
+    ("ssize", "ptrdiff_t", -(2**63), 2**63 - 1),
+]
+
+
+@pytest.mark.parametrize("name,ctype,lo,hi", INT_LIMITS)
+def test_integers_at_their_limits(env, name, ctype, lo, hi):
+    ffi, lib = env
+    seen = []
+
+    def f(x):
+        seen.append(x)
+        return x
+
+    cb = ffi.callback("%s(%s)" % (ctype, ctype), f)
+    call = getattr(lib, "call_" + name)
+    for v in (lo, hi, 0, 1, lo + 1, hi - 1):
+        assert call(cb, v) == v
+    assert seen == [lo, hi, 0, 1, lo + 1, hi - 1]
+    assert all(type(x) is int for x in seen)
+
+
+@pytest.mark.parametrize("name,ctype,lo,hi", INT_LIMITS)
+def test_integer_result_overflow_returns_error_value(env, name, ctype, lo, hi):
+    ffi, lib = env
+    cb = ffi.callback("%s(%s)" % (ctype, ctype), lambda x: hi + 1, error=lo)
+    with Unraisable() as u:
+        assert getattr(lib, "call_" + name)(cb, 0) == lo
+    assert len(u.seen) == 1
+    assert u.seen[0].exc_type is OverflowError
+    assert "trying to convert the result back to C" in u.seen[0].err_msg
+
+
+def test_small_integer_arguments_are_extended_by_the_thunk(env):
+    ffi, lib = env
+    cb = ffi.callback("int(short)", lambda s: s)
+    assert lib.call_short_dirty(cb) == -1
+
+
+def test_floats(env):
+    ffi, lib = env
+    cbf = ffi.callback("float(float)", lambda x: x * 2)
+    assert lib.call_float(cbf, 1.5) == 3.0
+    assert lib.call_float(cbf, 2e38) == math.inf  # float overflow is C's business
+    assert lib.call_float(cbf, -0.0) == 0.0 and math.copysign(1, lib.call_float(cbf, -0.0)) < 0
+    cbd = ffi.callback("double(double)", lambda x: x)
+    for v in (1.7976931348623157e308, 5e-324, -2.5, math.inf, -math.inf):
+        assert lib.call_double(cbd, v) == v
+    assert math.isnan(lib.call_double(cbd, math.nan))
+    got = []
+    cbd2 = ffi.callback("double(double)", lambda x: got.append(x) or 7)  # int result accepted
+    assert lib.call_double(cbd2, 0.1) == 7.0
+    assert got == [0.1] and type(got[0]) is float
+
+
+def test_bool_char_wchar_pointer(env):
+    ffi, lib = env
+    seen = []
+    cbb = ffi.callback("_Bool(_Bool)", lambda b: seen.append(b) or (not b))
+    assert lib.call_bool(cbb, True) is False
+    assert lib.call_bool(cbb, False) is True
+    assert seen == [True, False]
+    cbc = ffi.callback("char(char)", lambda c: bytes([c[0] ^ 0xFF]))
+    assert lib.call_char(cbc, b"\x00") == b"\xff"
+    assert lib.call_char(cbc, b"a") == bytes([ord("a") ^ 0xFF])
+    cbw = ffi.callback("wchar_t(wchar_t)", lambda c: c.upper())
+    assert lib.call_wchar(cbw, "x") == "X"
+    cbw2 = ffi.callback("wchar_t(wchar_t)", lambda c: c)
+    assert lib.call_wchar(cbw2, "\U0001F600") == "\U0001F600"
+    ptrs = []
+    cbp = ffi.callback("void*(void*)", lambda p: ptrs.append(p) or p)
+    p = ffi.cast("void *", 0x12345678)
+    r = lib.call_ptr(cbp, p)
+    assert int(ffi.cast("intptr_t", r)) == 0x12345678
+    assert lib.call_ptr(cbp, ffi.NULL) == ffi.NULL
+    assert ffi.typeof(ptrs[0]) is ffi.typeof("void *")
+
+
+def test_many_mixed_arguments(env):
+    ffi, lib = env
+    got = []
+
+    @ffi.callback("double(int, double, long, float, char, short, double, long long,"
+                  " int, double, int, double, float, long)")
+    def cb(*args):
+        got.append(args)
+        return 42.5
+
+    assert lib.call_many(cb, 7) == 42.5
+    assert got == [(7, 1.5, 3, 2.25, b"a", -7, 1e10, -9000000000, 11, -0.5, 13, 0.125, 4.5, 15)]
+
+
+def test_structs_by_value(env):
+    ffi, lib = env
+
+    @ffi.callback("struct pt(struct pt, int)")
+    def scale(p, k):
+        assert ffi.typeof(p) is ffi.typeof("struct pt")
+        return (p.x * k, p.y * k)
+
+    assert lib.check_pt(scale) == 1
+
+    @ffi.callback("struct big(struct big, struct big)")
+    def add(a, b):
+        return {"a": a.a + b.a, "b": a.b + b.b, "c": a.c + b.c, "d": a.d + b.d}
+
+    assert lib.check_big(add) == 1
+    assert lib.check_small(ffi.callback("struct small(struct small)", lambda s: (b"y", s.s - 1))) == 1
+    def add_chars(x, y):
+        return bytes([x[0] + y[0]])
+
+    odd = ffi.callback("struct odd3(struct odd3, struct odd3)",
+                       lambda a, b: [add_chars(a.a, b.a), add_chars(a.b, b.b), add_chars(a.c, b.c)])
+    assert lib.check_odd3(odd) == 1
+
+    @ffi.callback("struct mixed(int, struct mixed, double)")
+    def mixed(i, m, d):
+        r = ffi.new("struct mixed *", [m.i + i, m.f + 1.0, m.d + d])
+        return r[0]  # a struct cdata is accepted as result too
+
+    assert lib.check_mixed(mixed) == 1
+    assert lib.check_f3(ffi.callback("struct f3(struct f3)", lambda v: (v.a * 2, v.b * 2, v.c * 2))) == 1
+
+
+def test_aggregates_on_the_stack(env):
+    ffi, lib = env
+
+    @ffi.callback("double(long, long, long, long, long, long, struct big, struct pt,"
+                  " double, double, double, double, double, double, double, double, struct pt)")
+    def cb(l1, l2, l3, l4, l5, l6, big, p, d1, d2, d3, d4, d5, d6, d7, d8, q):
+        return (l1 + l2 + l3 + l4 + l5 + l6 + big.a + big.b + big.c + big.d + p.x + p.y
+                + d1 + d2 + d3 + d4 + d5 + d6 + d7 + d8 + q.x + q.y)
+
+    assert lib.check_pt_stack(cb) == 1
+
+
+def test_union_long_double_complex_by_value(env):
+    # cffi (libffi) refuses these; jitffi's own lowering handles them.
+    ffi, lib = env
+
+    @ffi.callback("union u(union u)")
+    def u(v):
+        r = ffi.new("union u *")
+        r.i = v.i + 1
+        return r[0]
+
+    assert lib.check_union(u) == 1
+    assert lib.check_long_double(ffi.callback("long double(long double, int)", lambda x, k: float(x) * k)) == 1
+    assert lib.check_complex(ffi.callback("double _Complex(double _Complex)", lambda z: z * 2)) == 1
+    assert lib.check_fcomplex(ffi.callback("float _Complex(float _Complex)", lambda z: z * 3)) == 1
+
+
+def test_called_100000_times(env):
+    ffi, lib = env
+    cb = ffi.callback("int(int)", lambda i: i * 2)
+    assert lib.call_cb_n(cb, 100000) == 100000 * 99999
+
+
+def test_qsort_with_python_comparator(env):
+    ffi, _ = env
+    ffi2 = jitffi.FFI()
+    ffi2.cdef("void qsort(void *base, size_t nmemb, size_t size,"
+              " int (*compar)(const void *, const void *));")
+    libc = ffi2.dlopen(None)
+    import random
+    rnd = random.Random(1234)
+    data = [rnd.randint(-10**6, 10**6) for _ in range(5000)]
+    arr = ffi2.new("int[]", data)
+    calls = [0]
+
+    @ffi2.callback("int(const void *, const void *)")
+    def cmp(a, b):
+        calls[0] += 1
+        x = ffi2.cast("int *", a)[0]
+        y = ffi2.cast("int *", b)[0]
+        return (x > y) - (x < y)
+
+    libc.qsort(arr, len(data), ffi2.sizeof("int"), cmp)
+    assert list(arr) == sorted(data)
+    assert calls[0] > len(data)
+
+
+def test_callbacks_from_four_c_threads_at_once(env):
+    ffi, lib = env
+    idents = set()
+    lock = threading.Lock()
+
+    def f(i):
+        with lock:
+            idents.add(threading.get_ident())
+        return i
+
+    cb = ffi.callback("int(int)", f)
+    n = 20000
+    assert lib.run_threads(cb, 4, n) == sum(range(4 * n))
+    assert threading.get_ident() not in idents  # called from C threads only
+    assert len(idents) >= 2
+
+
+def test_callbacks_while_other_python_threads_call_c(env):
+    ffi, lib = env
+    cb = ffi.callback("int(int)", lambda i: i + 1)
+    results = []
+
+    def work():
+        results.append(lib.call_cb_n(cb, 20000))
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert results == [sum(range(1, 20001))] * 4
+
+
+def test_reentrancy_python_c_python_c_python(env):
+    ffi, lib = env
+    depths = []
+
+    @ffi.callback("int(int)")
+    def cb(d):
+        depths.append(d)
+        if d == 0:
+            return 100
+        return lib.nest(cb, d - 1) + 1
+
+    assert lib.nest(cb, 4) == 104
+    assert depths == [4, 3, 2, 1, 0]
+
+
+def test_exception_is_reported_and_error_returned(env):
+    ffi, lib = env
+
+    def boom(x):
+        raise ValueError("boom %d" % x)
+
+    cb = ffi.callback("int(int)", boom, error=-7)
+    with Unraisable() as u:
+        assert lib.call_cb_once(cb, 3) == -7
+    (a,) = u.seen
+    assert a.exc_type is ValueError and str(a.exc_value) == "boom 3"
+    assert a.err_msg == "Exception ignored from cffi callback %r" % (boom,)
+    assert a.exc_traceback is not None
+    cb0 = ffi.callback("int(int)", boom)
+    with Unraisable() as u:
+        assert lib.call_cb_once(cb0, 3) == 0  # default error value
+    assert len(u.seen) == 1
+
+
+def test_unconvertible_result_is_reported(env):
+    ffi, lib = env
+
+    def f(x):
+        return "not an int"
+
+    cb = ffi.callback("int(int)", f, error=5)
+    with Unraisable() as u:
+        assert lib.call_cb_once(cb, 1) == 5
+    (a,) = u.seen
+    assert a.exc_type is TypeError
+    assert a.err_msg == "Exception ignored from cffi callback %r, trying to convert the result back to C" % (f,)
+    v = ffi.callback("void(int)", lambda x: 42)
+    with Unraisable() as u:
+        lib.call_void(v, 1)
+    assert u.seen[0].exc_type is TypeError
+    assert "must return None" in str(u.seen[0].exc_value)
+
+
+def test_error_value_is_checked_at_creation(env):
+    ffi, _ = env
+    with pytest.raises(TypeError):
+        ffi.callback("int(int)", lambda x: x, error="x")
+    with pytest.raises(OverflowError):
+        ffi.callback("unsigned char(int)", lambda x: x, error=256)
+
+
+def test_onerror(env):
+    ffi, lib = env
+    got = []
+
+    def onerror(exc, value, tb):
+        got.append((exc, type(value), tb is not None))
+        return 42
+
+    cb = ffi.callback("int(int)", lambda x: 1 / 0, error=-1, onerror=onerror)
+    with Unraisable() as u:
+        assert lib.call_cb_once(cb, 1) == 42
+    assert u.seen == []
+    assert got == [(ZeroDivisionError, ZeroDivisionError, True)]
+    # onerror returning None: the error value, nothing reported.
+    cb2 = ffi.callback("int(int)", lambda x: 1 / 0, error=3, onerror=lambda *a: None)
+    with Unraisable() as u:
+        assert lib.call_cb_once(cb2, 1) == 3
+    assert u.seen == []
+    # onerror also sees unconvertible results.
+    cb3 = ffi.callback("int(int)", lambda x: "bad", onerror=lambda e, v, t: 9)
+    assert lib.call_cb_once(cb3, 1) == 9
+
+    # onerror failing: both exceptions are reported, error value returned.
+    def bad_onerror(exc, value, tb):
+        raise KeyError("x")
+
+    cb4 = ffi.callback("int(int)", lambda x: 1 / 0, error=3, onerror=bad_onerror)
+    with Unraisable() as u:
+        assert lib.call_cb_once(cb4, 1) == 3
+    assert [a.exc_type for a in u.seen] == [ZeroDivisionError, KeyError]
+    assert u.seen[1].err_msg == "Exception ignored during handling of the above exception by 'onerror'"
+    cb5 = ffi.callback("int(int)", lambda x: 1 / 0, error=3, onerror=lambda *a: "bad")
+    with Unraisable() as u:
+        assert lib.call_cb_once(cb5, 1) == 3
+    assert [a.exc_type for a in u.seen] == [ZeroDivisionError, TypeError]
+
+
+def test_bad_arguments(env):
+    ffi, _ = env
+    with pytest.raises(NotImplementedError):
+        ffi.callback("int(int, ...)", lambda x: x)
+    with pytest.raises(TypeError, match="not callable"):
+        ffi.callback("int(int)", 42)
+    with pytest.raises(TypeError, match="onerror"):
+        ffi.callback("int(int)", lambda x: x, onerror=42)
+    with pytest.raises(TypeError):
+        ffi.callback("int", lambda x: x)
+
+
+def test_decorator_repr_typeof_and_python_call(env):
+    ffi, _ = env
+
+    @ffi.callback("int(*)(int)")
+    def twice(x):
+        return 2 * x
+
+    assert repr(twice).startswith("<cdata 'int(*)(int)' calling <function ")
+    assert "twice" in repr(twice)
+    assert ffi.typeof(twice) is ffi.typeof("int(*)(int)")
+    assert twice(21) == 42  # callable from Python too, through C
+    assert ffi.cast("intptr_t", twice) != 0
+
+    def thrice(x):
+        return 3 * x
+
+    class Callable:
+        def __call__(self, x):
+            return x
+
+        def __repr__(self):
+            return "<my callable>"
+
+    assert repr(ffi.callback("int(int)", thrice)) == "<cdata 'int(*)(int)' calling %r>" % (thrice,)
+    assert repr(ffi.callback("int(int)", Callable())) == "<cdata 'int(*)(int)' calling <my callable>>"
+
+
+def test_callback_keeps_callable_alive_and_frees_its_slot(env):
+    ffi, lib = env
+
+    class F:
+        def __call__(self, x):
+            return x + 1
+
+    f = F()
+    ref = weakref.ref(f)
+    cb = ffi.callback("int(int)", f)
+    del f
+    gc.collect()
+    assert ref() is not None
+    assert lib.call_cb_once(cb, 1) == 2
+    del cb
+    gc.collect()
+    assert ref() is None
+
+
+def test_entry_slots_are_reused(env):
+    ffi, _ = env
+    addrs = set()
+    for i in range(2000):
+        cb = ffi.callback("int(int)", lambda x: x)
+        addrs.add(int(ffi.cast("intptr_t", cb)))
+        del cb
+    assert len(addrs) < 20
+
+
+def _rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def test_memory_flat_over_100k_create_drop(env):
+    ffi, lib = env
+
+    def round_(n):
+        for i in range(n):
+            cb = ffi.callback("int(int)", lambda x, i=i: x + i)
+            if i % 1000 == 0:
+                assert lib.call_cb_once(cb, 1) == 1 + i
+
+    round_(20000)
+    gc.collect()
+    before = _rss_kb()
+    round_(100000)
+    gc.collect()
+    grown = _rss_kb() - before
+    assert grown < 2048, "RSS grew by %d KiB" % grown
+
+
+def test_extern_python_in_abi_mode(env):
+    _, _ = env
+    path = clib_callbacks.build()
+    ffi = jitffi.FFI()
+    ffi.cdef(clib_callbacks.CDEF)
+    ffi.cdef('extern "Python" int on_event(int);')
+    lib = ffi.dlopen(path)
+    fp = lib.on_event
+    assert ffi.typeof(fp) is ffi.typeof("int(*)(int)")
+    # Not bound yet: reported, error value (0) returned.
+    with Unraisable() as u:
+        assert lib.call_cb_once(fp, 5) == 0
+    assert len(u.seen) == 1
+    assert "on_event" in u.seen[0].err_msg + str(u.seen[0].exc_value)
+
+    @ffi.def_extern()
+    def on_event(x):
+        return x * 10
+
+    assert lib.call_cb_once(lib.on_event, 5) == 50
+    assert lib.call_cb_once(ffi.addressof(lib, "on_event"), 6) == 60
+    # Same C function pointer before and after binding: C may have stored it.
+    assert lib.call_cb_once(fp, 7) == 70
+
+    @ffi.def_extern(name="on_event", error=-1)
+    def other(x):
+        raise ValueError
+
+    with Unraisable() as u:
+        assert lib.call_cb_once(fp, 7) == -1
+    assert u.seen[0].exc_type is ValueError
+    with pytest.raises(Exception):
+        ffi.def_extern(name="not_declared")(lambda x: x)
