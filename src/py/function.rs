@@ -385,6 +385,24 @@ pub fn function_address(obj: &Bound<'_, PyAny>) -> Option<(usize, TypeRef)> {
     }
 }
 
+/// For the FFI's `typeof`/`cast`: a function taken from a lib as the function-pointer
+/// cdata cffi would have given (`<cdata 'int(*)(int, int)' 0x...>`), `None` if `obj` is
+/// not such a function.
+pub fn lib_function_cdata(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    unsafe {
+        let o = obj.as_ptr();
+        if ffi::PyCFunction_Check(o) == 0 {
+            return Ok(None);
+        }
+        let s = ffi::PyCFunction_GetSelf(o);
+        if s.is_null() || ffi::Py_TYPE(s) != func_type() {
+            return Ok(None);
+        }
+        let info = &*(*(s as *mut FuncObject)).info;
+        Ok(Some(super::convert::cdata_from_pointer(py, &info.ctx, &info.fn_type, info.address)?))
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Function-pointer cdata calls: same trampolines, `self` is a per-type call site object.
 
