@@ -608,3 +608,20 @@ def test_pointer_inline_cache_stays_exact(ffi, lib):
     ffi.release(arr)
     with pytest.raises(Exception):
         lib.deref_int(arr)                   # released arrays are refused (not cached)
+
+
+def test_qsort_from_libc_with_a_callback():
+    f = jitffi.FFI()
+    f.cdef("void qsort(void *base, size_t nmemb, size_t size,"
+           " int (*compar)(const void *, const void *));")
+    libc = f.dlopen(None)
+
+    @f.callback("int(const void *, const void *)")
+    def by_value(a, b):
+        x, y = f.cast("int *", a)[0], f.cast("int *", b)[0]
+        return (x > y) - (x < y)
+
+    values = [5, -3, 9, 1, 7, 2**31 - 1, -2**31, 0]
+    arr = f.new("int[]", values)
+    libc.qsort(arr, len(values), f.sizeof("int"), by_value)
+    assert list(arr) == sorted(values)
