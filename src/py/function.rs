@@ -35,8 +35,8 @@ pub struct FuncObject {
     /// The C function the trampoline calls.
     target: usize,
     info: *const FuncInfo,
-    /// The ctype object (`CType *`) of each parameter, for the trampolines' pointer fast
-    /// path (owned by `info`).
+    /// Two `CType *` per parameter for the trampolines' pointer fast path: the
+    /// parameter's own and an inline-cache entry (`FuncInfo::arg_ctype_ptrs`).
     arg_ctypes: *const usize,
     def: ffi::PyMethodDef,
 }
