@@ -174,7 +174,10 @@ fn array_len_from_init(arr_ty: &TypeRef, item: &TypeRef, init: &Bound<'_, PyAny>
 pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, PyAny>>, alloc: Option<&Allocator>) -> PyResult<Py<CData>> {
     let c = ct.get();
     let init = init.filter(|i| !i.is_none());
-    let (size, length) = new_size(c, init)?;
+    let (size, length) = match c.fixed_new_size() {
+        Some(v) => v,
+        None => new_size(c, init)?,
+    };
     let (addr, owner) = match alloc {
         Some(a) if a.alloc.is_some() => {
             let f = a.alloc.as_ref().map(|f| f.bind(py)).ok_or_else(|| PyTypeError::new_err("no alloc"))?;
@@ -421,7 +424,14 @@ pub fn string_of(py: Python<'_>, obj: &Bound<'_, PyAny>, maxlen: isize) -> PyRes
             if cdata::invalid_addr(base) {
                 return Err(PyRuntimeError::new_err(format!("cannot use string() on {}", c.repr_string(py)?)));
             }
-            let mut limit = if is_array { c.length } else { usize::MAX };
+            // an owning pointer (from `new`) never reads past its allocation
+            let mut limit = if is_array {
+                c.length
+            } else if c.alloc_size > 0 {
+                c.alloc_size / usz
+            } else {
+                usize::MAX
+            };
             if maxlen >= 0 {
                 limit = limit.min(maxlen as usize);
             }
