@@ -114,22 +114,32 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
     let (lo, hi) = int_range(info.size, info.signed);
     let mut name: Option<String> = None;
     for i in 0..n {
-        // Converting an item may run Python code (`__index__`) that shrinks the list.
-        let x = match (&list, &tuple) {
-            (Some(l), _) => match l.get_item(i) {
-                Ok(x) => x,
-                Err(_) => break,
-            },
-            (_, Some(t)) => t.get_item(i)?,
-            _ => unreachable!(),
+        // Borrowed: the fast paths below run no Python code. The list may still shrink
+        // while a slow-path item converts (`__index__`), so each access is bounds-checked.
+        let o = unsafe {
+            match (&list, &tuple) {
+                (Some(l), _) => {
+                    if i as pyffi::Py_ssize_t >= pyffi::PyList_GET_SIZE(l.as_ptr()) {
+                        break;
+                    }
+                    pyffi::PyList_GET_ITEM(l.as_ptr(), i as pyffi::Py_ssize_t)
+                }
+                (_, Some(t)) => pyffi::PyTuple_GET_ITEM(t.as_ptr(), i as pyffi::Py_ssize_t),
+                _ => unreachable!(),
+            }
         };
         let d = unsafe { buf.0.add(i * size) };
         // Exact ints and floats in range: stored directly. Anything else (other types,
         // out of range, big ints) goes through the converter, which raises cffi's error.
         unsafe {
-            let o = x.as_ptr();
             match kind {
                 PrimClass::SignedInt | PrimClass::UnsignedInt if pyffi::PyLong_CheckExact(o) != 0 => {
+                    if let Some(v) = small_int(o) {
+                        if v >= lo && v <= hi {
+                            convert::store_u64(d, size, v as u64);
+                            continue;
+                        }
+                    }
                     let mut overflow = 0;
                     let v = pyffi::PyLong_AsLongLongAndOverflow(o, &mut overflow);
                     if overflow == 0 && !(v == -1 && !pyffi::PyErr_Occurred().is_null()) && (v as i128) >= lo && (v as i128) <= hi {
@@ -146,6 +156,7 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
                 }
                 _ => {}
             }
+            let x = Bound::from_borrowed_ptr(obj.py(), o);
             let name = name.get_or_insert_with(|| item.cname());
             match kind {
                 PrimClass::SignedInt => convert::store_u64(d, size, convert::py_to_i64(&x, info, name)? as u64),
@@ -155,6 +166,28 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
         }
     }
     Ok(Some(buf))
+}
+
+/// CPython 3.11's ints of at most one 30-bit digit, read without a call (the layout
+/// changed in 3.12: there the caller's general path is used).
+#[inline]
+unsafe fn small_int(o: *mut pyffi::PyObject) -> Option<i128> {
+    static IS_311: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let is_311 = *IS_311.get_or_init(|| Python::attach(|py| {
+        let v = py.version_info();
+        v.major == 3 && v.minor == 11
+    }));
+    if !is_311 {
+        return None;
+    }
+    unsafe {
+        let size = *((o as *const u8).add(16) as *const isize);
+        if !(-1..=1).contains(&size) {
+            return None;
+        }
+        let digit = *((o as *const u8).add(24) as *const u32);
+        Some(size as i128 * digit as i128)
+    }
 }
 
 fn int_range(size: usize, signed: bool) -> (i128, i128) {
