@@ -635,3 +635,16 @@ def test_array_inline_cache_checks_release_every_call(ffi, lib):
         ffi.release(a)
         with pytest.raises(ValueError):
             lib.deref_int(a)
+
+
+def test_list_mutated_during_conversion_does_not_crash(lib):
+    items = [1, 2, 3, 4]
+
+    class Shrinker:
+        def __index__(self):
+            del items[2:]
+            return 10
+
+    items[1] = Shrinker()
+    # items 2 and 3 vanish while item 1 converts: the temporary array keeps zeros there
+    assert lib.sum_ints(items, 4) == 11
