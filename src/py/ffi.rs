@@ -934,6 +934,14 @@ impl FFI {
     const RTLD_DEEPBIND: i32 = libc::RTLD_DEEPBIND;
 }
 
+impl Drop for FFI {
+    fn drop(&mut self) {
+        // SAFETY: pyclass objects are dropped from tp_dealloc, with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        self.shared.clear_caches(py);
+    }
+}
+
 impl FFI {
     /// The FFI state (for the calls/callbacks code).
     pub fn shared(&self) -> &FfiRef {
