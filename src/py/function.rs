@@ -32,11 +32,11 @@ use super::lib_object::LibHandle;
 #[repr(C)]
 pub struct FuncObject {
     ob_base: ffi::PyObject,
-    /// Address the trampoline calls (the variadic stub for variadic functions).
+    /// The C function the trampoline calls.
     target: usize,
     info: *const FuncInfo,
-    /// The ctype object (`CType *`) of each parameter, for the trampolines' pointer fast
-    /// path (owned by `info`).
+    /// Three `CType *` per parameter for the trampolines' pointer fast path: the
+    /// parameter's own and two inline-cache entries (`FuncInfo::arg_ctype_ptrs`).
     arg_ctypes: *const usize,
     def: ffi::PyMethodDef,
 }
@@ -50,7 +50,7 @@ pub struct FuncInfo {
     pub result: TypeRef,
     pub variadic: bool,
     pub release_gil: bool,
-    /// The C function itself (not the variadic stub).
+    /// The C function.
     pub address: usize,
     /// Whatever must outlive the function (the FFI object).
     pub keepalive: Vec<Py<PyAny>>,
@@ -63,7 +63,14 @@ pub struct FuncInfo {
     /// The shape to compile at the first call (when it was not cached at creation).
     pending: Option<Shape>,
     arg_ctype_objs: Vec<Py<CType>>,
-    arg_ctype_ptrs: Vec<usize>,
+    /// Three entries per parameter, read by the trampolines: the parameter's ctype
+    /// object, and the last other pointer ctype and array ctype whose cdata the converter
+    /// accepted for it (written with the GIL held; kept alive by `ic_refs`).
+    arg_ctype_ptrs: Vec<std::cell::Cell<usize>>,
+    ic_refs: std::cell::RefCell<Vec<Option<Py<CType>>>>,
+    /// Variadic functions: trampolines by the promoted types of the variadic part (only
+    /// touched with the GIL held).
+    vararg_cache: std::cell::RefCell<Vec<(Vec<Scalar>, Trampoline)>>,
 }
 
 impl FuncInfo {
@@ -132,8 +139,9 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
                 scalar: if p.size == 4 { Scalar::F32 } else { Scalar::F64 },
                 conv: Conv::Float,
             },
-            // Written whole by the conversion layer; the plan says how the bytes travel.
-            PrimClass::LongDouble | PrimClass::Complex => BY_VALUE_ARG,
+            PrimClass::LongDouble | PrimClass::Complex => {
+                ArgShape { scalar: Scalar::Bytes(p.size as u32), conv: Conv::Generic }
+            }
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
@@ -145,7 +153,12 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
             ArgShape { scalar: int_scalar(8, false), conv: Conv::Pointer { bytes } }
         }
         Kind::Array(..) | Kind::FuncPtr(_) => ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp },
-        Kind::Record(_) => BY_VALUE_ARG,
+        // Structs and unions by value: converted into their cell by the conversion layer,
+        // passed per the ABI plan (registers, stack or a hidden copy).
+        Kind::Record(_) => match ty.size() {
+            Some(size) => ArgShape { scalar: Scalar::Bytes(size as u32), conv: Conv::Generic },
+            None => return Err(format!("ctype '{}' has no known size: cannot pass it by value", ty.cname())),
+        },
         Kind::Void => return Err("'void' is not a valid argument type".into()),
     })
 }
@@ -160,7 +173,7 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
             PrimClass::Bool => RetShape::Bool,
             PrimClass::Float => RetShape::Float(if p.size == 4 { Scalar::F32 } else { Scalar::F64 }),
             PrimClass::Char | PrimClass::WideChar => RetShape::Generic(int_scalar(p.size, p.signed)),
-            PrimClass::LongDouble | PrimClass::Complex => BY_VALUE_RET,
+            PrimClass::LongDouble | PrimClass::Complex => RetShape::Generic(Scalar::Bytes(p.size as u32)),
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
@@ -168,15 +181,12 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
         }
         Kind::Pointer(_) | Kind::FuncPtr(_) => RetShape::Generic(int_scalar(8, false)),
         Kind::Array(..) => return Err(format!("ctype '{}' not supported as return value", ty.cname())),
-        Kind::Record(_) => BY_VALUE_RET,
+        Kind::Record(_) => match ty.size() {
+            Some(size) => RetShape::Generic(Scalar::Bytes(size as u32)),
+            None => return Err(format!("ctype '{}' has no known size: cannot return it by value", ty.cname())),
+        },
     })
 }
-
-/// Structs, unions, `long double` and `_Complex`: converted into / boxed from a cell of
-/// the value's full size by the Python layer; the scalar is unused (the cell size and how
-/// the bytes travel come from the call plan).
-const BY_VALUE_ARG: ArgShape = ArgShape { scalar: Scalar::Int { size: 8, signed: false }, conv: Conv::Generic };
-const BY_VALUE_RET: RetShape = RetShape::Generic(Scalar::Int { size: 8, signed: false });
 
 fn lowering_error(msg: String) -> PyErr {
     match msg.strip_prefix(crate::abi::NOT_IMPLEMENTED) {
@@ -196,7 +206,7 @@ fn scalar_type(s: Scalar) -> TypeRef {
         Scalar::Int { signed: true, .. } => Prim::Int,
         Scalar::Int { signed: false, .. } => Prim::UInt,
         Scalar::F32 => Prim::Float,
-        Scalar::F64 => Prim::Double,
+        Scalar::F64 | Scalar::Bytes(_) => Prim::Double,
     };
     t.prim(p)
 }
@@ -247,6 +257,7 @@ fn runtime() -> &'static Runtime {
             cdata_addr_offset,
             arg_ctypes_offset: ARG_CTYPES_OFFSET as i32,
             void_ptr_ctype,
+            array_data: jf_array_data as *const () as usize,
             bytes_type: std::ptr::addr_of_mut!(ffi::PyBytes_Type) as usize,
             bytes_data_offset: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
             inline_small_ints,
@@ -306,6 +317,8 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
         pending: None,
         arg_ctype_objs: Vec::new(),
         arg_ctype_ptrs: Vec::new(),
+        ic_refs: std::cell::RefCell::new(Vec::new()),
+        vararg_cache: std::cell::RefCell::new(Vec::new()),
     };
     Ok((info, shape))
 }
@@ -328,7 +341,12 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
     };
     let target = info.address;
     info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
-    info.arg_ctype_ptrs = info.arg_ctype_objs.iter().map(|c| c.as_ptr() as usize).collect();
+    info.arg_ctype_ptrs = info
+        .arg_ctype_objs
+        .iter()
+        .flat_map(|c| [std::cell::Cell::new(c.as_ptr() as usize), std::cell::Cell::new(0), std::cell::Cell::new(0)])
+        .collect();
+    *info.ic_refs.borrow_mut() = info.args.iter().flat_map(|_| [None, None]).collect();
     unsafe {
         let tp = func_type();
         let obj = ffi::PyType_GenericAlloc(tp, 0);
@@ -339,7 +357,7 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
         let info = Box::into_raw(Box::new(info));
         (*f).target = target;
         (*f).info = info;
-        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr();
+        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr() as *const usize;
         (*f).def = ffi::PyMethodDef {
             ml_name: (*info).name.as_ptr(),
             ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: meth },
@@ -365,6 +383,24 @@ pub fn function_address(obj: &Bound<'_, PyAny>) -> Option<(usize, TypeRef)> {
         }
         let info = &*(*(s as *mut FuncObject)).info;
         Some((info.address, info.fn_type.clone()))
+    }
+}
+
+/// For the FFI's `typeof`/`cast`: a function taken from a lib as the function-pointer
+/// cdata cffi would have given (`<cdata 'int(*)(int, int)' 0x...>`), `None` if `obj` is
+/// not such a function.
+pub fn lib_function_cdata(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    unsafe {
+        let o = obj.as_ptr();
+        if ffi::PyCFunction_Check(o) == 0 {
+            return Ok(None);
+        }
+        let s = ffi::PyCFunction_GetSelf(o);
+        if s.is_null() || ffi::Py_TYPE(s) != func_type() {
+            return Ok(None);
+        }
+        let info = &*(*(s as *mut FuncObject)).info;
+        Ok(Some(super::convert::cdata_from_pointer(py, &info.ctx, &info.fn_type, info.address)?))
     }
 }
 
@@ -471,13 +507,51 @@ unsafe extern "C" fn jf_convert_arg(
         let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
         let ty = &info.args[index];
         let keep = call_glue::write_argument(py, &info.ctx, ty, &obj, dst)?;
+        remember_pointer_ctype(py, info, index, ty, &obj);
         if let Some(k) = keep {
             if temp.is_null() {
                 // Cannot happen: shapes mark every argument that may need a temporary.
                 return Err(PySystemError::new_err("argument temporary without a slot"));
             }
-            unsafe { *temp = Box::into_raw(k) as *mut c_void };
+            unsafe { *temp = k.into_raw() };
         }
+        Ok(0)
+    })
+}
+
+/// After the converter accepted a pointer cdata for a `T *` parameter, lets the
+/// trampoline accept cdata of that ctype inline next time. Exact: the decision depends
+/// only on the two types; the value passed is a pointer cdata's address, or an array's
+/// data address (taken by `jf_array_data`, which keeps the check that the array's memory
+/// was not released).
+fn remember_pointer_ctype(py: Python<'_>, info: &FuncInfo, index: usize, ty: &TypeRef, obj: &Bound<'_, PyAny>) {
+    if !matches!(ty.kind, Kind::Pointer(_)) {
+        return;
+    }
+    let Ok(cd) = obj.cast::<CData>() else { return };
+    let c = cd.get();
+    let which = match c.ty().kind {
+        Kind::Pointer(_) | Kind::FuncPtr(_) => 0,
+        Kind::Array(..) => 1,
+        _ => return,
+    };
+    let Some(slot) = info.arg_ctype_ptrs.get(3 * index + 1 + which) else { return };
+    let ct = c.ctype.clone_ref(py);
+    slot.set(ct.as_ptr() as usize);
+    if let Some(r) = info.ic_refs.borrow_mut().get_mut(2 * index + which) {
+        *r = Some(ct);
+    }
+}
+
+/// An array cdata (of a ctype the converter accepted before for this parameter): its
+/// data address into `dst`.
+unsafe extern "C" fn jf_array_data(obj: *mut ffi::PyObject, dst: *mut u8) -> c_int {
+    let py = unsafe { Python::assume_attached() };
+    guard(py, -1, || {
+        let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
+        let cd = obj.cast::<CData>().map_err(|_| PySystemError::new_err("array cache: not a cdata"))?;
+        let addr = cd.get().data_addr(py)?;
+        unsafe { super::convert::store_ptr(dst, addr) };
         Ok(0)
     })
 }
@@ -508,7 +582,7 @@ unsafe extern "C" fn jf_box_result(this: *mut ffi::PyObject, ret: *const u8) -> 
 /// Drops the temporaries of one pointer argument (after the call, GIL held).
 unsafe extern "C" fn jf_release_temp(keep: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-        drop(Box::from_raw(keep as *mut call_glue::KeepAlive));
+        drop(call_glue::Temp::from_raw(keep));
     }));
 }
 
@@ -579,62 +653,36 @@ unsafe extern "C" fn jf_variadic_call(
                 n
             )));
         }
-        let mut shapes = info.fixed_shapes.clone();
-        let mut types = info.args.clone();
+        let mut kinds = Vec::with_capacity(n - nfixed);
         for i in nfixed..n {
             let obj = unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
-            let scalar = call_glue::vararg_scalar(py, &info.ctx, i, &obj)?;
-            shapes.push(ArgShape { scalar, conv: Conv::VarargCdata });
-            types.push(scalar_type(scalar));
+            kinds.push(call_glue::vararg_scalar(py, &info.ctx, i, &obj)?);
         }
-        let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
-        let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
-        let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
-        let tramp = compile_shape(&shape)?;
-        let r = unsafe { tramp(this, args, nargs) };
-        if r.is_null() {
-            Err(PyErr::fetch(py))
-        } else {
-            Ok(r)
-        }
+        let cached = info.vararg_cache.borrow().iter().find(|(k, _)| *k == kinds).map(|(_, t)| *t);
+        let tramp = match cached {
+            Some(t) => t,
+            None => {
+                let mut shapes = info.fixed_shapes.clone();
+                let mut types = info.args.clone();
+                for &scalar in &kinds {
+                    shapes.push(ArgShape { scalar, conv: Conv::VarargCdata });
+                    types.push(scalar_type(scalar));
+                }
+                let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
+                let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
+                let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
+                let t = compile_shape(&shape)?;
+                let mut cache = info.vararg_cache.borrow_mut();
+                if cache.len() >= 32 {
+                    cache.remove(0);
+                }
+                cache.push((kinds, t));
+                t
+            }
+        };
+        // NULL comes back with the exception set by the trampoline.
+        Ok(unsafe { tramp(this, args, nargs) })
     })
-}
-
-/// Development hook until `ffi.dlopen` is wired: a function object for `address` with a
-/// signature spelled as primitive type names, e.g. `(["int", "int"], "int")`.
-#[pyfunction]
-#[pyo3(signature = (address, args, result, release_gil=true, variadic=false))]
-fn _debug_function(
-    py: Python<'_>,
-    address: usize,
-    args: Vec<String>,
-    result: String,
-    release_gil: bool,
-    variadic: bool,
-) -> PyResult<Py<PyAny>> {
-    static TABLE: Mutex<Option<TypeTable>> = Mutex::new(None);
-    let mut g = TABLE.lock().unwrap();
-    let t = g.get_or_insert_with(|| TypeTable::new(Target::host()));
-    let mut ty = |n: &str| -> PyResult<TypeRef> {
-        if n == "void" {
-            return Ok(t.void());
-        }
-        Prim::from_name(n).map(|p| t.prim(p)).ok_or_else(|| PyTypeError::new_err(format!("unknown type {n}")))
-    };
-    let a = args.iter().map(|s| ty(s)).collect::<PyResult<Vec<_>>>()?;
-    let r = ty(&result)?;
-    let f = t.func_ptr(a, &r, variadic);
-    drop(g);
-    let spec = FunctionSpec {
-        name: "f",
-        fn_type: &f,
-        address,
-        release_gil,
-        keepalive: Vec::new(),
-        library: None,
-        ctx: super::state::builtin(py).clone(),
-    };
-    make_function(py, spec)
 }
 
 /// Number of compiled trampoline shapes and bytes of executable memory in use.
@@ -671,7 +719,6 @@ fn call_cdata<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     super::cdata::set_call_hook(call_cdata);
     super::lib_object::register(m)?;
-    m.add_function(wrap_pyfunction!(_debug_function, m)?)?;
     m.add_function(wrap_pyfunction!(_jit_stats, m)?)?;
     Ok(())
 }
