@@ -19,6 +19,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import timeit
 
 BENCH_C = r"""
@@ -32,6 +33,8 @@ int sum8(int a, int b, int c, int d, int e, int f, int g, int h) { return a+b+c+
 int is_null(void *p) { return p == NULL; }
 size_t my_strlen(const char *s) { return strlen(s); }
 long sum_ints(const int *p, int n) { long s = 0; for (int i = 0; i < n; i++) s += p[i]; return s; }
+#include <stdarg.h>
+long sum_va(int n, ...) { va_list ap; va_start(ap, n); long s = 0; for (int i = 0; i < n; i++) s += va_arg(ap, int); va_end(ap); return s; }
 """
 
 BENCH_H = """
@@ -43,6 +46,7 @@ int sum8(int a, int b, int c, int d, int e, int f, int g, int h);
 int is_null(void *p);
 size_t my_strlen(const char *s);
 long sum_ints(const int *p, int n);
+long sum_va(int n, ...);
 """
 
 # The hand-written extension. GIL_AND_ERRNO wraps each call like cffi/ctypes do.
@@ -215,12 +219,12 @@ def main():
 
     # cffi API / ABI
     api_lib, api_ffi = _bench_cffi_api.lib, _bench_cffi_api.ffi
-    variants["cffi_api"] = dict(lib=api_lib, NULL=api_ffi.NULL, P=api_ffi.new("int *"),
+    variants["cffi_api"] = dict(lib=api_lib, ffi=api_ffi, NULL=api_ffi.NULL, P=api_ffi.new("int *"),
                                 ARR=api_ffi.new("int[]", ints), M=api_lib)
     abi_ffi = cffi.FFI()
     abi_ffi.cdef(BENCH_H)
     abi_lib = abi_ffi.dlopen(so)
-    variants["cffi_abi"] = dict(lib=abi_lib, NULL=abi_ffi.NULL, P=abi_ffi.new("int *"),
+    variants["cffi_abi"] = dict(lib=abi_lib, ffi=abi_ffi, NULL=abi_ffi.NULL, P=abi_ffi.new("int *"),
                                 ARR=abi_ffi.new("int[]", ints), M=abi_lib)
 
     # ctypes
@@ -245,7 +249,7 @@ def main():
         jf = jitffi.FFI()
         jf.cdef(BENCH_H)
         jl = jf.dlopen(so, release_gil=keep)
-        variants[name] = dict(lib=jl, NULL=jf.NULL, P=jf.new("int *"), ARR=jf.new("int[]", ints), M=jl)
+        variants[name] = dict(lib=jl, ffi=jf, NULL=jf.NULL, P=jf.new("int *"), ARR=jf.new("int[]", ints), M=jl)
 
     order = ["hw", "hw_gil", "cffi_api", "cffi_abi", "ctypes", "jitffi", "jit_keep"]
     calls = [
@@ -264,8 +268,10 @@ def main():
     number = 20000 if quick else 200000
     repeat = 5 if quick else 9
     table = {}
+    # Variants are measured round-robin (one timing of each per round) so that load from
+    # other processes spreads evenly over them; each cell is the median over the rounds.
     for label, stmt, fname in calls:
-        row = {}
+        timers = {}
         for v in order:
             env = dict(variants[v])
             env["f"] = getattr(env["lib"], fname)
@@ -274,12 +280,16 @@ def main():
             if v == "ctypes" and "LIST" in stmt:
                 s = stmt.replace("LIST", "LISTCONV(LIST)")
             n = number if v not in ("cffi_abi", "ctypes") else number // 4
-            times = timeit.repeat(s, globals=env, number=n, repeat=repeat)
-            row[v] = statistics.median(times) / n * 1e9
-        table[label] = row
+            timers[v] = (timeit.Timer(s, globals=env), n)
+        samples = {v: [] for v in order}
+        for _ in range(repeat):
+            for v in order:
+                t, n = timers[v]
+                samples[v].append(t.timeit(n) / n * 1e9)
+        table[label] = {v: statistics.median(samples[v]) for v in order}
 
     head = f"{'call':26s}" + "".join(f"{v:>10s}" for v in order) + f"{'jit/hw_gil':>12s}{'keep/hw':>10s}{'api/jit':>9s}{'abi/jit':>9s}"
-    print(f"Python {sys.version.split()[0]}, ns per call (median of {repeat} x {number})")
+    print(f"Python {sys.version.split()[0]}, ns per call (median of {repeat} round-robin rounds of {number} calls; cffi_abi/ctypes {number // 4})")
     print(head)
     print("-" * len(head))
     for label, row in table.items():
@@ -292,6 +302,79 @@ def main():
     print("keep/hw:    jitffi release_gil=False vs plain hand-written (target <= 1.25)")
     print("api/jit, abi/jit: how many times slower cffi API / ABI mode are than jitffi")
     print("(hw/hw_gil take the pointer as an int address and the cdata array as a buffer)")
+    print()
+    variadic(variants, ctypes_lib=cl, repeat=repeat, number=number // 4)
+    print()
+    first_access()
+
+
+def variadic(variants, ctypes_lib, repeat, number):
+    """`sum_va(2, <int cdata>, <int cdata>)`: the variadic part must be cdata in cffi."""
+    row = {}
+    samples = {}
+    timers = {}
+    for v in ("cffi_api", "cffi_abi", "jitffi", "jit_keep"):
+        lib = variants[v]["lib"]
+        ffi = variants[v]["ffi"]
+        timers[v] = timeit.Timer("f(2, a, b)", globals=dict(f=lib.sum_va, a=ffi.cast("int", 1), b=ffi.cast("int", 2)))
+    timers["ctypes"] = timeit.Timer("f(2, a, b)", globals=dict(f=ctypes_lib.sum_va, a=ctypes.c_int(1), b=ctypes.c_int(2)))
+    for v in timers:
+        samples[v] = []
+    for _ in range(repeat):
+        for v, t in timers.items():
+            samples[v].append(t.timeit(number) / number * 1e9)
+    for v in timers:
+        row[v] = statistics.median(samples[v])
+    print("variadic sum_va(2, int cdata, int cdata), ns per call: " + ", ".join(f"{v} {t:.0f}" for v, t in row.items()))
+
+
+def first_access(n_funcs=2000):
+    """Time of the first `lib.f` per function (symbol lookup + function object, compiling
+    a trampoline only for shapes not seen before), over a generated header."""
+    import random
+    import cffi
+    import jitffi
+    rnd = random.Random(1)
+    types = ["int", "long", "double", "char *", "void *", "unsigned int", "float", "short"]
+    decls, defs, sigs = [], [], []
+    for i in range(n_funcs):
+        nargs = rnd.randint(0, 5)
+        args = [rnd.choice(types) for _ in range(nargs)]
+        ret = rnd.choice(types + ["void"])
+        params = ", ".join(f"{t} a{k}" for k, t in enumerate(args)) or "void"
+        decls.append(f"{ret} f{i}({params});")
+        sigs.append(args)
+        body = "" if ret == "void" else "return 0;"
+        defs.append(f"{ret} f{i}({params}) {{ {body} }}")
+    tmp = tempfile.mkdtemp(prefix="jitffi-first-")
+    c = os.path.join(tmp, "many.c")
+    with open(c, "w") as f:
+        f.write("\n".join(defs))
+    so = os.path.join(tmp, "libmany.so")
+    sh("cc", "-O0", "-shared", "-fPIC", "-o", so, c)
+    header = "\n".join(decls)
+    names = [f"f{i}" for i in range(n_funcs)]
+    out = {}
+    first_call = {}
+    for label, mod in (("cffi_abi", cffi), ("jitffi", jitffi)):
+        ffi = mod.FFI()
+        ffi.cdef(header)
+        lib = ffi.dlopen(so)
+        t0 = time.perf_counter()
+        funcs = [getattr(lib, n) for n in names]
+        out[label] = (time.perf_counter() - t0) / n_funcs * 1e6
+        argvals = [[ffi.NULL if "*" in t else (0.0 if t in ("double", "float") else 0) for t in a] for a in sigs]
+        t0 = time.perf_counter()
+        for fn, a in zip(funcs, argvals):
+            fn(*a)
+        first_call[label] = (time.perf_counter() - t0) / n_funcs * 1e6
+    from jitffi import _jitffi
+    stats = _jitffi._jit_stats()
+    print(f"first access of {n_funcs} functions (us per function): "
+          f"cffi ABI {out['cffi_abi']:.1f}, jitffi {out['jitffi']:.1f} "
+          f"(process total: {stats['shapes']} trampoline shapes, {stats['code_bytes']} bytes of code)")
+    print(f"first call of each (us per function, jitffi compiles the shapes not seen before): "
+          f"cffi ABI {first_call['cffi_abi']:.1f}, jitffi {first_call['jitffi']:.1f}")
 
 
 if __name__ == "__main__":

@@ -600,10 +600,3 @@ fn layouts_match_gcc_aarch64() {
     check_target(Target::AARCH64_LINUX, "aarch64-linux-gnu-gcc", &["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"], "aarch64");
 }
 
-#[test]
-#[ignore]
-fn dump_generated() {
-    for g in generate(0x5EED_1234_ABCD_0042) {
-        println!("// {}\n{}", g.packing_name(), g.cdef);
-    }
-}

@@ -478,12 +478,50 @@ def test_keep_gil_option_holds_the_gil():
     assert time.perf_counter() - t0 >= 0.38
 
 
+def test_long_double(ffi, lib):
+    r = lib.id_ldouble(1.5)
+    assert ffi.typeof(r) is ffi.typeof("long double")
+    assert float(r) == 1.5
+    assert float(lib.add_ld(0.25, 2, ffi.cast("long double", 0.5))) == 2.75
+    assert lib.ld_to_double(1e300) == 1e300
+    with pytest.raises(TypeError):
+        lib.id_ldouble("x")
+
+
+def test_complex(lib):
+    assert lib.cmul(1 + 2j, 3 - 1j) == (1 + 2j) * (3 - 1j)
+    assert lib.fconj(1.5 - 2.5j) == 1.5 + 2.5j
+    assert lib.creal_of(7.25 + 1j) == 7.25
+
+
+def test_structs_and_unions_by_value(ffi, lib):
+    p = lib.pt_make(3, -4)
+    assert ffi.typeof(p) is ffi.typeof("struct pt")
+    assert (p.x, p.y) == (3, -4)
+    assert lib.pt_sum(p) == -1
+    assert lib.pt_sum([10, 20]) == 30
+    assert lib.pt_sum({"x": 1, "y": 2}) == 3
+    q = lib.pt3_scale([1.0, 2.0, 3.5], 2.0)          # 24 bytes: in memory
+    assert (q.x, q.y, q.z) == (2.0, 4.0, 7.0)
+    assert lib.mixed_sum([1, 0.5, 0.25]) == 1.75       # INTEGER + SSE eightbytes
+    m = lib.mixed_make(-2, 1.5, 1e100)
+    assert (m.i, m.f, m.d) == (-2, 1.5, 1e100)
+    assert lib.tiny_next([b"a"]).c == b"b"
+    assert lib.num_as_int([0x12345]) == 0x12345
+    assert lib.pt_after_regs(1, 2, 3, 4, 5, 6, [7, 8], 9.0) == 21 + 700 + 80000 + 9
+    with pytest.raises(TypeError):
+        lib.pt_sum(5)
+
+
 def test_unsupported_signatures_raise_cleanly():
     f = jitffi.FFI()
-    f.cdef("long double ld(long double);")
+    f.cdef("struct opaque; int add_i(struct opaque, int); struct part { int x; ...; }; int pt_sum(struct part);")
     lib = f.dlopen(clib_calls.calls_lib_path())
-    with pytest.raises((NotImplementedError, AttributeError)):
-        lib.ld
+    with pytest.raises(NotImplementedError):
+        lib.add_i
+    with pytest.raises(Exception) as e:
+        lib.pt_sum
+    assert e.type.__name__ in ("NotImplementedError", "VerificationMissing")
 
 
 def test_trampolines_are_shared_per_shape(lib):
@@ -496,3 +534,94 @@ def test_trampolines_are_shared_per_shape(lib):
     assert lib2.add_i(1, 2) == 3
     # same shape as lib.add_i: no new code
     assert _jitffi._jit_stats() == before
+
+
+def test_pointer_fast_and_slow_paths_agree(ffi, lib):
+    # exact ctype (inline path), other FFI's equal type and void * (converter path)
+    p = ffi.new("int *", 31)
+    assert lib.deref_int(p) == 31
+    other = jitffi.FFI()
+    q = other.new("int *", 32)
+    assert lib.deref_int(q) == 32
+    assert lib.is_null(ffi.cast("void *", p)) == 0
+    assert lib.deref_int(ffi.cast("int *", ffi.cast("void *", p))) == 31
+    # an array cdata decays to a pointer to its first item
+    a = ffi.new("int[3]", [7, 8, 9])
+    assert lib.deref_int(a) == 7
+    # bytes: accepted for char * and void *, refused for int *
+    assert lib.my_strlen(b"abc\x00def") == 3
+    assert lib.is_null(b"x") == 0
+    with pytest.raises(TypeError):
+        lib.deref_int(b"abcd")
+    with pytest.raises(TypeError):
+        lib.my_strlen(ffi.new("int *"))
+
+
+def test_char_array_for_char_pointer(ffi, lib):
+    buf = ffi.new("char[]", b"hello")
+    assert lib.my_strlen(buf) == 5
+    assert lib.my_strlen(ffi.cast("char *", buf)) == 5
+
+
+def test_no_memory_growth_over_many_calls(ffi, lib):
+    import resource
+    ints = list(range(10))
+    p = ffi.new("int *", 3)
+    one, two = ffi.cast("int", 1), ffi.cast("int", 2)
+
+    def run(n):
+        for _ in range(n):
+            lib.sum_ints(ints, 10)          # temporary array
+            lib.deref_int(p)
+            lib.greeting()                  # pointer result
+            lib.sum_va(2, one, two)         # variadic path
+            try:
+                lib.divmod(1, 2, [1], "x")  # error after a temporary was made
+            except TypeError:
+                pass
+
+    run(20000)
+    gc.collect()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run(200000)
+    gc.collect()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert after - before < 2048, (before, after)  # KB
+
+
+def test_pointer_inline_cache_stays_exact(ffi, lib):
+    other = jitffi.FFI()
+    ip = other.new("int *", 5)
+    dp = ffi.new("double *")
+    for _ in range(3):
+        assert lib.is_null(ip) == 0          # int * from another FFI into void *: cached
+        assert lib.is_null(dp) == 0          # another ctype replaces the cache entry
+        assert lib.deref_int(ip) == 5        # same spelling, other FFI: cached for int *
+        with pytest.raises(TypeError):
+            lib.deref_int(dp)                # never accepted, cached or not
+        with pytest.raises(TypeError):
+            lib.is_null(ffi.cast("int", 0))  # a primitive cdata is not a pointer
+        with pytest.raises(TypeError):
+            lib.deref_int(ffi.cast("char *", ip))
+    arr = ffi.new("int[2]", [4, 5])
+    assert lib.deref_int(arr) == 4
+    ffi.release(arr)
+    with pytest.raises(Exception):
+        lib.deref_int(arr)                   # released arrays are refused (not cached)
+
+
+def test_qsort_from_libc_with_a_callback():
+    f = jitffi.FFI()
+    f.cdef("void qsort(void *base, size_t nmemb, size_t size,"
+           " int (*compar)(const void *, const void *));")
+    libc = f.dlopen(None)
+
+    @f.callback("int(const void *, const void *)")
+    def by_value(a, b):
+        x, y = f.cast("int *", a)[0], f.cast("int *", b)[0]
+        return (x > y) - (x < y)
+
+    values = [5, -3, 9, 1, 7, 2**31 - 1, -2**31, 0]
+    arr = f.new("int[]", values)
+    libc.qsort(arr, len(values), f.sizeof("int"), by_value)
+    assert list(arr) == sorted(values)

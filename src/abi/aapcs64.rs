@@ -174,7 +174,7 @@ pub(super) fn lower(sig: &FuncSig) -> Result<CallPlan, String> {
     let mut st = State { ngrn: 0, nsrn: 0, nsaa: 0 };
     let args = sig.args.iter().map(|a| lower_arg(&mut st, a)).collect::<Result<Vec<_>, _>>()?;
     // Linux passes variadic arguments exactly like named ones (Apple would not).
-    let variadic = sig.variadic.then_some(VariadicInfo { fixed: sig.args.len(), vector_regs: st.nsrn });
+    let variadic = sig.variadic.then_some(VariadicInfo { vector_regs: st.nsrn });
     Ok(CallPlan {
         arch: Arch::Aarch64,
         args,

@@ -9,6 +9,16 @@
 //!
 //! Default argument promotions of variadic arguments (float → double, small ints → int)
 //! are the caller's concern: the plan passes each argument with the type it is given.
+//!
+//! Using a plan: `jit::native_call::emit_call` (or `emit_call_from_memory`) calls C per
+//! plan; when `plan.stub` is set (x86_64 only: variadic `%al`, x87 results) the call goes
+//! through `jit::stubs::stub_bytes(&kind)` placed in executable memory, one per distinct
+//! `StubKind`. Callback thunks use `c_signature`, `emit_store_incoming` and
+//! `emit_return_from_memory` (x87 results: `c_signature_x87_entry` behind
+//! `stubs::x87_callback_entry`).
+//!
+//! Not covered (not in the type model or not Linux): Apple arm64 and Windows conventions,
+//! `__int128`, vector types (HVA), `_Float16`, `long double _Complex`, over-aligned types.
 
 mod aapcs64;
 mod sysv_x64;
@@ -86,8 +96,6 @@ pub enum RetPass {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VariadicInfo {
-    /// Number of fixed (declared) arguments.
-    pub fixed: usize,
     /// x86_64: value for `%al`, an upper bound of vector registers used.
     pub vector_regs: u8,
 }
@@ -132,7 +140,9 @@ impl CallPlan {
 
 pub const NOT_IMPLEMENTED: &str = "NotImplementedError";
 
-/// Lowers a C function type for `target`. Errors are messages naming what is unsupported
+/// Lowers a C function type for `target`. For a variadic function, `sig.args` must be the
+/// call site's actual argument types (declared ones followed by the already promoted
+/// variadic ones): each call shape gets its own plan. Errors are messages naming what is unsupported
 /// (prefixed `NotImplementedError: ` when the type is valid C that jitffi cannot call).
 pub fn lower(sig: &FuncSig, target: &Target) -> Result<CallPlan, String> {
     match target.arch {

@@ -216,7 +216,7 @@ pub(super) fn lower(sig: &FuncSig) -> Result<CallPlan, String> {
         st.gpr = 1;
     }
     let args = sig.args.iter().map(|a| lower_arg(&mut st, a)).collect::<Result<Vec<_>, _>>()?;
-    let variadic = sig.variadic.then_some(VariadicInfo { fixed: sig.args.len(), vector_regs: st.vreg });
+    let variadic = sig.variadic.then_some(VariadicInfo { vector_regs: st.vreg });
     let stub = match (&ret, variadic) {
         (RetPass::X87, v) => Some(StubKind::X87Return { al: v.map(|v| v.vector_regs), stack_size: st.stack }),
         (_, Some(v)) => Some(StubKind::Variadic { al: v.vector_regs, stack_size: st.stack }),

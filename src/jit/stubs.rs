@@ -49,3 +49,21 @@ pub fn stub_bytes(kind: &StubKind) -> Vec<u8> {
     }
     c
 }
+
+/// C entry point of a callback thunk whose plan returns an x87 `long double`
+/// (`native_call::needs_x87_entry`): calls `thunk` (absolute address) with 16 extra bytes
+/// on the stack (keeping it 16-byte aligned; the thunk's signature accounts for them),
+/// then loads the 16 bytes it returned in rax:rdx into `st(0)`.
+pub fn x87_callback_entry(thunk: u64) -> Vec<u8> {
+    let mut c = Vec::new();
+    c.extend_from_slice(&[0x48, 0x83, 0xec, 0x08]); // sub rsp, 8
+    c.extend_from_slice(&[0x49, 0xbb]); // movabs r11, thunk
+    c.extend_from_slice(&thunk.to_le_bytes());
+    c.extend_from_slice(&[0x41, 0xff, 0xd3]); // call r11
+    c.extend_from_slice(&[0x48, 0x89, 0x44, 0x24, 0xf0]); // mov [rsp-16], rax
+    c.extend_from_slice(&[0x48, 0x89, 0x54, 0x24, 0xf8]); // mov [rsp-8], rdx
+    c.extend_from_slice(&[0xdb, 0x6c, 0x24, 0xf0]); // fld tword [rsp-16]
+    c.extend_from_slice(&[0x48, 0x83, 0xc4, 0x08]); // add rsp, 8
+    c.push(0xc3); // ret
+    c
+}

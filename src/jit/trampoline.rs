@@ -37,6 +37,9 @@ pub enum Scalar {
     Int { size: u8, signed: bool },
     F32,
     F64,
+    /// A value only ever handled in memory by the trampoline (long double, complex): the
+    /// Python layer converts it, the ABI plan moves its bytes.
+    Bytes(u32),
 }
 
 impl Scalar {
@@ -45,17 +48,18 @@ impl Scalar {
             Scalar::Int { size: 1, .. } => types::I8,
             Scalar::Int { size: 2, .. } => types::I16,
             Scalar::Int { size: 4, .. } => types::I32,
-            Scalar::Int { .. } => types::I64,
+            Scalar::Int { .. } | Scalar::Bytes(_) => types::I64,
             Scalar::F32 => types::F32,
             Scalar::F64 => types::F64,
         }
     }
 
-    pub fn size(self) -> u8 {
+    pub fn size(self) -> u32 {
         match self {
-            Scalar::Int { size, .. } => size,
+            Scalar::Int { size, .. } => size as u32,
             Scalar::F32 => 4,
             Scalar::F64 => 8,
+            Scalar::Bytes(n) => n,
         }
     }
 }
@@ -72,8 +76,18 @@ pub enum Conv {
     /// Like `Generic`, but the conversion may create a temporary (an array built from a
     /// list, a keep-alive reference) that is released after the call.
     WithTemp,
+    /// A `T *` parameter: like `WithTemp`, with inline fast paths for a cdata whose ctype
+    /// is exactly the parameter's, and (when `bytes`) a `bytes` object passed as its
+    /// buffer (`char *`-like parameters).
+    Pointer { bytes: bool },
     /// An argument of the variadic part: a cdata whose value is read as `Scalar`.
     VarargCdata,
+}
+
+impl Conv {
+    fn may_need_temp(self) -> bool {
+        matches!(self, Conv::WithTemp | Conv::Pointer { .. })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,6 +157,18 @@ pub struct Runtime {
     /// `&PyLong_Type`, `&PyFloat_Type`.
     pub long_type: usize,
     pub float_type: usize,
+    /// The CData type, where a cdata keeps its ctype object and its address, and where
+    /// the `self` object keeps the table of accepted ctype objects (two per parameter:
+    /// the parameter's own and an inline-cache entry).
+    pub cdata_type: usize,
+    pub cdata_ctype_offset: i32,
+    pub cdata_addr_offset: i32,
+    pub arg_ctypes_offset: i32,
+    /// The ctype of `ffi.NULL` (`void *`), which every pointer parameter accepts.
+    pub void_ptr_ctype: usize,
+    /// `&PyBytes_Type` and where a bytes object's characters start.
+    pub bytes_type: usize,
+    pub bytes_data_offset: i32,
     /// CPython 3.11's `PyLongObject` layout (ob_size at 16, 30-bit digits at 24) may be
     /// read inline for ints with at most one digit.
     pub inline_small_ints: bool,
@@ -152,7 +178,13 @@ pub fn isa() -> &'static OwnedTargetIsa {
     static ISA: OnceLock<OwnedTargetIsa> = OnceLock::new();
     ISA.get_or_init(|| {
         let mut flags = settings::builder();
-        flags.set("opt_level", "speed").unwrap();
+        // JITFFI_JIT_OPT=fast-compile trades some code quality for ~3x faster compiles.
+        if std::env::var("JITFFI_JIT_OPT").is_ok_and(|v| v == "fast-compile") {
+            flags.set("opt_level", "none").unwrap();
+            flags.set("regalloc_algorithm", "single_pass").unwrap();
+        } else {
+            flags.set("opt_level", "speed").unwrap();
+        }
         flags.set("enable_verifier", "false").unwrap();
         flags.set("is_pic", "false").unwrap();
         flags.set("use_colocated_libcalls", "false").unwrap();
@@ -208,6 +240,20 @@ fn stub_address(kind: &StubKind) -> Result<usize, String> {
     Ok(a)
 }
 
+/// Stack room per argument: at least 16 bytes (long double, double complex), more for
+/// structs by value; 16-aligned.
+const CELL: usize = 16;
+
+fn cell_offsets(shape: &Shape) -> (Vec<usize>, usize) {
+    let mut offs = Vec::with_capacity(shape.args.len());
+    let mut at = 0;
+    for a in &shape.args {
+        offs.push(at);
+        at += (a.scalar.size() as usize).max(CELL).div_ceil(CELL) * CELL;
+    }
+    (offs, at.max(CELL))
+}
+
 fn int_bounds(size: u8, signed: bool) -> (i64, i64) {
     match (size, signed) {
         (1, true) => (i8::MIN as i64, i8::MAX as i64),
@@ -234,15 +280,16 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     let params = b.block_params(entry).to_vec();
     let (this, argv, nargs) = (params[0], params[1], params[2]);
 
+    let (cell_offs, cells_size) = cell_offsets(shape);
     let cells = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
-        (8 * n.max(1)) as u32,
+        cells_size as u32,
         4,
     ));
     let ret_size = shape.plan.ret_size.max(16);
     let ret_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ret_size, 4));
     let temp_args: Vec<usize> =
-        (0..n).filter(|&i| shape.args[i].conv == Conv::WithTemp).collect();
+        (0..n).filter(|&i| shape.args[i].conv.may_need_temp()).collect();
     let temps = if temp_args.is_empty() {
         None
     } else {
@@ -277,7 +324,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     b.switch_to_block(arity_ok);
     let mut cell_addrs = Vec::with_capacity(n);
     for i in 0..n {
-        cell_addrs.push(b.ins().stack_addr(i64t, cells, (8 * i) as i32));
+        cell_addrs.push(b.ins().stack_addr(i64t, cells, cell_offs[i] as i32));
     }
     for (i, a) in shape.args.iter().enumerate() {
         let obj = b.ins().load(i64t, TRUSTED(), argv, (8 * i) as i32);
@@ -325,6 +372,43 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 b.ins().store(TRUSTED(), v, dst, 0);
                 b.ins().jump(next, &[]);
             }
+            Conv::Pointer { bytes } => {
+                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+                let is_cdata = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.cdata_type as i64);
+                let cdata = b.create_block();
+                let not_cdata = b.create_block();
+                b.ins().brif(is_cdata, cdata, &[], not_cdata, &[]);
+                b.switch_to_block(cdata);
+                let ct = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_ctype_offset);
+                let table = b.ins().load(i64t, TRUSTED(), this, rt.arg_ctypes_offset);
+                // Two entries per parameter: its own ctype, and the last other pointer
+                // ctype the converter accepted for it (an inline cache).
+                let want = b.ins().load(i64t, TRUSTED(), table, (16 * i) as i32);
+                let seen = b.ins().load(i64t, TRUSTED(), table, (16 * i + 8) as i32);
+                let same = b.ins().icmp(IntCC::Equal, ct, want);
+                let cached = b.ins().icmp(IntCC::Equal, ct, seen);
+                let is_void_ptr = b.ins().icmp_imm_s(IntCC::Equal, ct, rt.void_ptr_ctype as i64);
+                let ok = b.ins().bor(same, cached);
+                let ok = b.ins().bor(ok, is_void_ptr);
+                let take = b.create_block();
+                b.ins().brif(ok, take, &[], slow, &[]);
+                b.switch_to_block(take);
+                let addr = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_addr_offset);
+                b.ins().store(TRUSTED(), addr, dst, 0);
+                b.ins().jump(next, &[]);
+                b.switch_to_block(not_cdata);
+                if bytes {
+                    let is_bytes = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.bytes_type as i64);
+                    let take_bytes = b.create_block();
+                    b.ins().brif(is_bytes, take_bytes, &[], slow, &[]);
+                    b.switch_to_block(take_bytes);
+                    let chars = b.ins().iadd_imm_s(obj, rt.bytes_data_offset as i64);
+                    b.ins().store(TRUSTED(), chars, dst, 0);
+                    b.ins().jump(next, &[]);
+                } else {
+                    b.ins().jump(slow, &[]);
+                }
+            }
             _ => {
                 b.ins().jump(slow, &[]);
             }
@@ -337,7 +421,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 e.call_addr(rt.convert_vararg, &[i64t; 4], &[types::I32], &[this, idx, obj, dst])[0]
             } else {
                 let temp = match temps {
-                    Some(t) if a.conv == Conv::WithTemp => {
+                    Some(t) if a.conv.may_need_temp() => {
                         let k = temp_args.iter().position(|&j| j == i).unwrap();
                         e.b.ins().stack_addr(i64t, t, (8 * k) as i32)
                     }
@@ -457,6 +541,12 @@ impl ShapeCache {
         ShapeCache { map: Mutex::new(None) }
     }
 
+    /// The trampoline of `shape` if it was compiled already.
+    pub fn get(&self, shape: &Shape) -> Option<*const u8> {
+        let guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().and_then(|m| m.get(shape)).map(|&p| p as *const u8)
+    }
+
     pub fn get_or_compile(&self, shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
         let mut guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let map = guard.get_or_insert_with(HashMap::new);
@@ -474,3 +564,156 @@ impl ShapeCache {
 }
 
 pub static SHAPES: ShapeCache = ShapeCache::new();
+
+#[cfg(test)]
+mod tests {
+    //! Trampolines run against fake objects and helpers: no Python needed. A fake int has
+    //! CPython 3.11's small-int layout (type at 8, ob_size at 16, digit at 24).
+    use super::*;
+    use crate::types::model::{Prim, TypeTable};
+    use crate::types::target::Target;
+    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::SeqCst};
+
+    #[repr(C)]
+    struct FakeInt {
+        refcnt: i64,
+        ty: usize,
+        ob_size: i64,
+        digit: u32,
+    }
+
+    #[repr(C)]
+    struct FakeSelf {
+        head: [u64; 2],
+        target: usize,
+    }
+
+    static LONG_TYPE: u8 = 0;
+    static FLOAT_TYPE: u8 = 0;
+    static OTHER_TYPE: u8 = 0;
+    static BOXED: AtomicI64 = AtomicI64::new(0);
+    static CONVERTED: AtomicUsize = AtomicUsize::new(0);
+    static ARITY: AtomicI64 = AtomicI64::new(-1);
+    static GIL: AtomicI64 = AtomicI64::new(0);
+    static RESULT_TOKEN: u8 = 0;
+
+    extern "C" fn arity_error(_this: usize, nargs: i64) -> usize {
+        ARITY.store(nargs, SeqCst);
+        0
+    }
+    extern "C" fn convert_arg(_this: usize, _idx: usize, _obj: usize, dst: *mut i32, _temp: usize) -> i32 {
+        CONVERTED.fetch_add(1, SeqCst);
+        unsafe { *dst = 1000 };
+        0
+    }
+    extern "C" fn convert_vararg(_: usize, _: usize, _: usize, _: usize) -> i32 {
+        -1
+    }
+    extern "C" fn release() -> usize {
+        GIL.fetch_add(1, SeqCst);
+        0x1234
+    }
+    extern "C" fn reacquire(ts: usize) {
+        assert_eq!(ts, 0x1234);
+        GIL.fetch_add(10, SeqCst);
+    }
+    extern "C" fn unused() -> usize {
+        0
+    }
+    extern "C" fn long_from(v: i64) -> usize {
+        BOXED.store(v, SeqCst);
+        &RESULT_TOKEN as *const u8 as usize
+    }
+    extern "C" fn add(a: i32, b: i32) -> i32 {
+        a + b
+    }
+
+    fn rt() -> Runtime {
+        Runtime {
+            target_offset: 16,
+            arity_error: arity_error as *const () as usize,
+            convert_arg: convert_arg as *const () as usize,
+            convert_vararg: convert_vararg as *const () as usize,
+            release: release as *const () as usize,
+            reacquire: reacquire as *const () as usize,
+            box_result: unused as *const () as usize,
+            box_none: unused as *const () as usize,
+            release_temp: unused as *const () as usize,
+            long_from_i64: long_from as *const () as usize,
+            long_from_u64: long_from as *const () as usize,
+            float_from_double: unused as *const () as usize,
+            bool_from_long: unused as *const () as usize,
+            long_type: &LONG_TYPE as *const u8 as usize,
+            float_type: &FLOAT_TYPE as *const u8 as usize,
+            cdata_type: unused as *const () as usize,
+            cdata_ctype_offset: 16,
+            cdata_addr_offset: 24,
+            arg_ctypes_offset: 24,
+            void_ptr_ctype: 1,
+            bytes_type: unused as *const () as usize,
+            bytes_data_offset: 32,
+            inline_small_ints: true,
+        }
+    }
+
+    fn int_int_to_int(release_gil: bool) -> Shape {
+        let mut t = TypeTable::new(Target::host());
+        let int = t.prim(Prim::Int);
+        let f = t.func_ptr(vec![int.clone(), int.clone()], &int, false);
+        let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
+        let a = ArgShape { scalar: Scalar::Int { size: 4, signed: true }, conv: Conv::Int };
+        Shape {
+            args: vec![a, a],
+            ret: RetShape::Int { size: 4, signed: true },
+            release_gil,
+            plan: crate::abi::lower(sig, &Target::host()).unwrap(),
+        }
+    }
+    use crate::types::model::Kind;
+
+    fn small(v: i64) -> FakeInt {
+        FakeInt { refcnt: 1, ty: &LONG_TYPE as *const u8 as usize, ob_size: v.signum(), digit: v.unsigned_abs() as u32 }
+    }
+
+    type Entry = unsafe extern "C" fn(*const FakeSelf, *const *const FakeInt, i64) -> usize;
+
+    #[test]
+    fn trampoline_converts_calls_and_boxes() {
+        let code = compile(&int_int_to_int(true), &rt()).unwrap();
+        let entry: Entry = unsafe { std::mem::transmute(code) };
+        let me = FakeSelf { head: [0; 2], target: add as *const () as usize };
+        let (a, b) = (small(-7), small(12));
+        let args = [&a as *const FakeInt, &b as *const FakeInt];
+        let before = GIL.load(SeqCst);
+        let r = unsafe { entry(&me, args.as_ptr(), 2) };
+        assert_eq!(r, &RESULT_TOKEN as *const u8 as usize);
+        assert_eq!(BOXED.load(SeqCst), 5);
+        assert_eq!(GIL.load(SeqCst) - before, 11, "released once and re-acquired once");
+
+        // An object of another type goes through the converter helper.
+        let other = FakeInt { refcnt: 1, ty: &OTHER_TYPE as *const u8 as usize, ob_size: 1, digit: 1 };
+        let args = [&other as *const FakeInt, &b as *const FakeInt];
+        let n = CONVERTED.load(SeqCst);
+        unsafe { entry(&me, args.as_ptr(), 2) };
+        assert_eq!(CONVERTED.load(SeqCst), n + 1);
+        assert_eq!(BOXED.load(SeqCst), 1012);
+
+        // Wrong count: the arity helper's result (NULL) is returned.
+        assert_eq!(unsafe { entry(&me, args.as_ptr(), 3) }, 0);
+        assert_eq!(ARITY.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn shapes_are_cached() {
+        let cache = ShapeCache::new();
+        let s = int_int_to_int(false);
+        assert!(cache.get(&s).is_none());
+        let p1 = cache.get_or_compile(&s, &rt()).unwrap();
+        let p2 = cache.get_or_compile(&int_int_to_int(false), &rt()).unwrap();
+        assert_eq!(p1, p2);
+        assert_eq!(cache.len(), 1);
+        let p3 = cache.get_or_compile(&int_int_to_int(true), &rt()).unwrap();
+        assert_ne!(p1, p3);
+        assert_eq!(cache.len(), 2);
+    }
+}

@@ -21,8 +21,23 @@ pub struct CBuffer {
 
 impl CBuffer {
     fn bytes(&self, py: Python<'_>) -> PyResult<&[u8]> {
-        self.cdata.get().check_alive(py)?;
+        self.check(py)?;
+        if self.size == 0 {
+            return Ok(&[]);
+        }
         Ok(unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.size) })
+    }
+
+    /// Raises if the cdata was released or the memory is in the NULL page.
+    fn check(&self, py: Python<'_>) -> PyResult<()> {
+        self.cdata.get().check_alive(py)?;
+        if self.size > 0 && crate::py::cdata::invalid_addr(self.addr) {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "cannot access a buffer at address 0x{:x} (NULL pointer)",
+                self.addr
+            )));
+        }
+        Ok(())
     }
 
     fn range(&self, slice: &Bound<'_, PySlice>) -> PyResult<(usize, usize)> {
@@ -62,6 +77,12 @@ impl CBuffer {
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let b = self.bytes(py)?;
         if let Ok(s) = key.cast::<PySlice>() {
+            // `buf[:]`: the whole buffer, without computing slice indices
+            let so = s.as_ptr() as *mut ffi::PySliceObject;
+            let none = unsafe { ffi::Py_None() };
+            if unsafe { (*so).start == none && (*so).stop == none && (*so).step == none } {
+                return Ok(PyBytes::new(py, b).into_any().unbind());
+            }
             let (a, e) = self.range(s)?;
             return Ok(PyBytes::new(py, &b[a..e]).into_any().unbind());
         }
@@ -76,7 +97,7 @@ impl CBuffer {
     }
 
     fn __setitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.cdata.get().check_alive(py)?;
+        self.check(py)?;
         let (a, e) = if let Ok(s) = key.cast::<PySlice>() {
             self.range(s)?
         } else {
@@ -124,7 +145,7 @@ impl CBuffer {
 
     unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
         let me = slf.get();
-        me.cdata.get().check_alive(slf.py())?;
+        me.check(slf.py())?;
         if view.is_null() {
             return Err(PyBufferError::new_err("NULL view"));
         }

@@ -37,7 +37,8 @@ pub enum Owner {
     None,
     /// A view into memory owned by another cdata, kept alive (and checked for release).
     View(Keeper),
-    /// Memory from `calloc`, freed with `free`.
+    /// Memory from `cdata::calloc` (CPython's `PyMem_Calloc`: pymalloc for small blocks),
+    /// freed with `PyMem_Free` (always with the GIL held).
     Malloc,
     /// Memory from a `new_allocator` alloc function; `free(alloc_result)` on release.
     Allocator { free: Option<Py<PyAny>>, alloc_result: Py<PyAny> },
@@ -104,12 +105,20 @@ fn released_err(cname: &str) -> PyErr {
     PyValueError::new_err(format!("cdata '{cname}' has been released (ffi.release() or 'with')"))
 }
 
-fn null_err(cname: &str) -> PyErr {
-    PyRuntimeError::new_err(format!("cannot dereference a NULL pointer (cdata '{cname}')"))
+pub fn null_err(cname: &str) -> PyErr {
+    PyRuntimeError::new_err(format!("cannot dereference a NULL or invalid pointer (cdata '{cname}')"))
 }
 
 /// Addresses in the first page are never mapped: dereferencing them is a NULL access.
-const NULL_PAGE: usize = 4096;
+pub const NULL_PAGE: usize = 4096;
+
+/// Addresses no user-space mapping can have: the NULL page, and above the 48-bit user
+/// address space of x86_64/aarch64 Linux (e.g. `cast("int *", -1)`). Dereferencing them
+/// raises instead of crashing.
+#[inline]
+pub fn invalid_addr(a: usize) -> bool {
+    !(NULL_PAGE..(1usize << 48)).contains(&a)
+}
 
 impl CData {
     fn build(ctype: Py<CType>, addr: usize, length: usize, alloc_size: usize, flags: u32, value: [u64; 2], owner: Owner) -> CData {
@@ -246,6 +255,12 @@ impl CData {
 
     /// A primitive cdata as the Python number used for comparisons and hashing.
     fn as_number(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        if let Kind::Prim(pi) = &self.ty().kind {
+            if matches!(pi.class, PrimClass::Char | PrimClass::WideChar) {
+                let v = unsafe { convert::read_prim(py, &self.ctype.get().ffi, self.ty(), pi, self.value.as_ptr() as *const u8)? };
+                return Ok(Some(v));
+            }
+        }
         if let Some(v) = self.int_value() {
             return Ok(Some(v.into_pyobject(py)?.into_any().unbind()));
         }
@@ -266,6 +281,31 @@ impl CData {
         matches!(self.ty().kind, Kind::Prim(_) | Kind::Enum(_))
     }
 
+    /// Fast path of `item_addr` for arrays/pointers of primitives: (address, item type,
+    /// its PrimInfo), or None when the items are not primitives.
+    #[inline(always)]
+    fn prim_item_addr<'a>(&'a self, py: Python<'_>, i: isize) -> PyResult<Option<(usize, &'a TypeRef, &'a crate::types::model::PrimInfo)>> {
+        let ty = self.ty();
+        let (item, is_array) = match &ty.kind {
+            Kind::Array(item, _) => (item, true),
+            Kind::Pointer(item) => (item, false),
+            _ => return Ok(None),
+        };
+        let Kind::Prim(pi) = &item.kind else { return Ok(None) };
+        self.check_alive(py)?;
+        if is_array {
+            if i < 0 || i as usize >= self.length || invalid_addr(self.addr) {
+                return Ok(None); // item_addr raises the precise error
+            }
+            return Ok(Some((self.addr + i as usize * pi.size, item, pi)));
+        }
+        let a = self.addr.wrapping_add((i as usize).wrapping_mul(pi.size));
+        if invalid_addr(self.addr) || invalid_addr(a) {
+            return Ok(None);
+        }
+        Ok(Some((a, item, pi)))
+    }
+
     /// Address and CType of item `i` (arrays bounds-checked, pointers NULL-checked).
     #[inline]
     fn item_addr<'a>(&'a self, py: Python<'_>, i: isize) -> PyResult<(usize, &'a Py<CType>)> {
@@ -284,6 +324,9 @@ impl CData {
                     )));
                 }
                 self.check_alive(py)?;
+                if invalid_addr(self.addr) {
+                    return Err(null_err(&ct.ty.cname()));
+                }
                 let isz = item.size().unwrap_or(0);
                 let ict = ct.item_ctype(py).ok_or_else(|| PyTypeError::new_err("array without item type"))?;
                 Ok((self.addr + i as usize * isz, ict))
@@ -300,7 +343,7 @@ impl CData {
                     }
                 };
                 let a = self.addr.wrapping_add((i as usize).wrapping_mul(isz));
-                if self.addr == 0 || a < NULL_PAGE {
+                if invalid_addr(self.addr) || invalid_addr(a) {
                     return Err(null_err(&ct.ty.cname()));
                 }
                 let ict = ct.item_ctype(py).ok_or_else(|| PyTypeError::new_err("pointer without item type"))?;
@@ -322,9 +365,11 @@ impl CData {
         }
     }
 
+    #[inline]
     fn field_base(&self, py: Python<'_>, through_ptr: bool) -> PyResult<usize> {
         self.check_alive(py)?;
-        if through_ptr && self.addr < NULL_PAGE {
+        let _ = through_ptr;
+        if invalid_addr(self.addr) {
             return Err(null_err(&self.ty().cname()));
         }
         Ok(self.addr)
@@ -338,7 +383,7 @@ impl CData {
             )));
         };
         // Borrowed lookup: no exception on a miss, hash cached in the (interned) name.
-        let p = unsafe { ffi::PyDict_GetItem(table.by_name.as_ptr(), name.as_ptr()) };
+        let p = table.find(name.as_ptr());
         if p.is_null() {
             return Ok(None);
         }
@@ -375,7 +420,7 @@ impl CData {
             std::mem::replace(&mut st.owner, Owner::None)
         };
         match owner {
-            Owner::Malloc => unsafe { libc::free(self.addr as *mut libc::c_void) },
+            Owner::Malloc => unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) },
             Owner::Allocator { free, alloc_result } => {
                 if let Some(f) = free {
                     f.call1(py, (alloc_result,))?;
@@ -389,7 +434,7 @@ impl CData {
             Owner::Buffer { mut view, .. } => unsafe { ffi::PyBuffer_Release(&mut *view.0) },
             Owner::Handle => {
                 let obj = HANDLES.get(py).as_mut().and_then(|m| m.remove(&self.addr));
-                unsafe { libc::free(self.addr as *mut libc::c_void) };
+                unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) };
                 drop(obj);
             }
             Owner::Custom { payload, .. } => drop(payload),
@@ -438,7 +483,10 @@ impl CData {
                 match &st.owner {
                     Owner::Malloc | Owner::Allocator { .. } => return Ok(owning(self.alloc_size)),
                     Owner::Buffer { type_name, .. } => {
-                        return Ok(format!("<cdata '{cname}' buffer len {} from '{type_name}' object>", self.length))
+                        if matches!(ty.kind, Kind::Pointer(_)) {
+                            return Ok(format!("<cdata '{cname}' buffer from '{type_name}' object>"));
+                        }
+                        return Ok(format!("<cdata '{cname}' buffer len {} from '{type_name}' object>", self.length));
                     }
                     Owner::Handle => {
                         let obj = HANDLES.get(py).as_ref().and_then(|m| m.get(&self.addr)).map(|o| o.clone_ref(py));
@@ -482,7 +530,6 @@ impl CData {
         if step != none {
             return Err(PyIndexError::new_err("slice with step not supported"));
         }
-        let is_array = matches!(self.ty().kind, Kind::Array(..));
         let get = |o: *mut ffi::PyObject, dflt: Option<usize>, what: &str| -> PyResult<isize> {
             if o == none {
                 return match dflt {
@@ -492,8 +539,9 @@ impl CData {
             }
             unsafe { Bound::from_borrowed_ptr(py, o) }.extract::<isize>()
         };
-        let start = get(start, Some(0), "start")?;
-        let stop = get(stop, if is_array { Some(self.length) } else { None }, "stop")?;
+        let is_array = matches!(self.ty().kind, Kind::Array(..));
+        let start = get(start, None, "start")?;
+        let stop = get(stop, None, "stop")?;
         if start < 0 {
             return Err(PyIndexError::new_err("negative index"));
         }
@@ -516,12 +564,12 @@ impl CData {
             _ => return Err(PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed", ct.ty.cname()))),
         };
         me.check_alive(py)?;
-        if matches!(ct.ty.kind, Kind::Pointer(_)) && me.addr < NULL_PAGE {
+        if invalid_addr(me.addr) {
             return Err(null_err(&ct.ty.cname()));
         }
         let isz = item.size().ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
         let arr_ct = ct.open_array_ctype(py).ok_or_else(|| PyTypeError::new_err("cannot slice"))?;
-        Ok(CData::new_view(py, arr_ct, me.addr + a * isz, b - a, CData::keeper_for(slf), F_SLICED)?.into_any())
+        Ok(CData::new_view(py, arr_ct, me.addr.wrapping_add(a.wrapping_mul(isz)), b - a, CData::keeper_for(slf), F_SLICED)?.into_any())
     }
 
     fn set_slice(slf: &Bound<'_, CData>, slice: &Bound<'_, PySlice>, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -534,12 +582,15 @@ impl CData {
             _ => return Err(PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed", ct.ty.cname()))),
         };
         me.check_alive(py)?;
-        if matches!(ct.ty.kind, Kind::Pointer(_)) && me.addr < NULL_PAGE {
+        if invalid_addr(me.addr) {
             return Err(null_err(&ct.ty.cname()));
         }
         let isz = item.size().ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
         let n = b - a;
-        let dst = (me.addr + a * isz) as *mut u8;
+        let dst = me.addr.wrapping_add(a.wrapping_mul(isz)) as *mut u8;
+        if invalid_addr(dst as usize) {
+            return Err(null_err(&ct.ty.cname()));
+        }
         if let Ok(cd) = value.cast::<CData>() {
             let c = cd.get();
             if let Kind::Array(si, _) = &c.ty().kind {
@@ -548,6 +599,9 @@ impl CData {
                         return Err(PyValueError::new_err(format!("need {} values to unpack, got {}", n, c.length)));
                     }
                     let src = c.data_addr(py)?;
+                    if invalid_addr(src) {
+                        return Err(null_err(&c.ty().cname()));
+                    }
                     unsafe { std::ptr::copy(src as *const u8, dst, n * isz) };
                     return Ok(());
                 }
@@ -583,9 +637,11 @@ impl CData {
             Kind::Array(i, _) => (i, ct.decayed_ctype(py).ok_or_else(|| PyTypeError::new_err("cannot decay"))?),
             _ => return Err(PyTypeError::new_err(format!("cannot add a cdata '{}' and a number", ct.ty.cname()))),
         };
-        let isz = item
-            .size()
-            .ok_or_else(|| PyTypeError::new_err(format!("ctype '{}' points to items of unknown size", ct.ty.cname())))?;
+        let isz = match (&item.kind, item.size()) {
+            (Kind::Void, _) => 1,
+            (_, Some(s)) => s,
+            _ => return Err(PyTypeError::new_err(format!("ctype '{}' points to items of unknown size", ct.ty.cname()))),
+        };
         me.check_alive(py)?;
         let a = me.addr.wrapping_add((n as usize).wrapping_mul(isz));
         let keep = CData::keeper_for(slf);
@@ -609,17 +665,29 @@ impl CData {
 
 impl Drop for CData {
     fn drop(&mut self) {
-        Python::attach(|py| {
-            if let Err(e) = self.release_now(py) {
-                e.write_unraisable(py, None);
-            }
-        });
+        let st = self.state.get_mut();
+        if st.released || matches!(st.owner, Owner::None) {
+            return;
+        }
+        if matches!(st.owner, Owner::Malloc) {
+            st.released = true;
+            // dealloc runs with the GIL held, as PyMem_Free requires
+            unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) };
+            return;
+        }
+        // SAFETY: pyclass objects are dropped from tp_dealloc, with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        if let Err(e) = self.release_now(py) {
+            e.write_unraisable(py, None);
+        }
     }
 }
 
-/// Allocates `size` zeroed bytes with calloc (at least 1 byte so each object is unique).
+/// Allocates `size` zeroed bytes (at least 1 so each object is unique) with CPython's
+/// allocator: pymalloc serves small blocks much faster than libc. Needs the GIL (every
+/// caller has it: `py`-taking constructors) and is freed by `Owner::Malloc`'s release.
 pub fn calloc(size: usize) -> PyResult<*mut u8> {
-    let p = unsafe { libc::calloc(1, size.max(1)) } as *mut u8;
+    let p = unsafe { ffi::PyMem_Calloc(1, size.max(1)) } as *mut u8;
     if p.is_null() {
         return Err(pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {size} bytes")));
     }
@@ -674,18 +742,24 @@ impl CData {
     pub fn read_item(slf: &Bound<'_, CData>, i: isize) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let me = slf.get();
+        if let Some((addr, ty, pi)) = me.prim_item_addr(py, i)? {
+            if pi.class != PrimClass::LongDouble {
+                return unsafe { convert::read_prim(py, &me.ctype.get().ffi, ty, pi, addr as *const u8) };
+            }
+        }
         let (addr, ict) = me.item_addr(py, i)?;
         let ic = ict.get();
         if let Kind::Prim(pi) = &ic.ty.kind {
             return unsafe { convert::read_prim(py, &ic.ffi, &ic.ty, pi, addr as *const u8) };
         }
-        let keeper = CData::keeper_for(slf);
+        let keeper = if matches!(ic.ty.kind, Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Enum(_)) { None } else { CData::keeper_for(slf) };
         if matches!(ic.ty.kind, Kind::Record(_)) && matches!(me.ty().kind, Kind::Pointer(_)) && i == 0 && me.owns_memory(py) {
             return Ok(CData::new_view(py, ict.clone_ref(py), addr, 0, keeper, F_OWNING_VIEW)?.into_any());
         }
-        unsafe { read_with_ctype(py, ic, ict, addr as *const u8, keeper.as_ref()) }
+        unsafe { read_with_ctype(py, ic, ict, addr as *const u8, keeper) }
     }
 
+    #[inline]
     fn read_field(slf: &Bound<'_, CData>, rec_through_ptr: bool, f: &CField) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let me = slf.get();
@@ -705,17 +779,18 @@ impl CData {
             let item = item.clone();
             let isz = item.size().unwrap_or(1).max(1);
             let vs = me.var_size(py);
-            if vs > f.offset {
+            if vs > 0 && vs >= f.offset {
                 let n = (vs - f.offset) / isz;
                 return Ok(CData::new_view(py, f.ctype.clone_ref(py), addr, n, CData::keeper_for(slf), F_SLICED)?.into_any());
             }
             let pct = fct.ffi.ctype_of(py, &fct.ffi.pointer_to(&item));
             return Ok(CData::new_pointer(py, pct, addr)?.into_any());
         }
-        let keeper = CData::keeper_for(slf);
-        unsafe { read_with_ctype(py, fct, &f.ctype, addr as *const u8, keeper.as_ref()) }
+        let keeper = if matches!(fct.ty.kind, Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Enum(_)) { None } else { CData::keeper_for(slf) };
+        unsafe { read_with_ctype(py, fct, &f.ctype, addr as *const u8, keeper) }
     }
 
+    #[inline]
     fn write_field(slf: &Bound<'_, CData>, rec_through_ptr: bool, f: &CField, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let me = slf.get();
@@ -745,28 +820,31 @@ impl CData {
         let me = slf.get();
         if let Some((rec, through_ptr)) = me.record_target(py) {
             if let Some(table) = rec.field_table(py) {
-                let p = unsafe { ffi::PyDict_GetItem(table.by_name.as_ptr(), name.as_ptr()) };
+                let p = table.find(name.as_ptr());
                 if !p.is_null() {
                     // SAFETY: the table only holds CField objects.
                     let f = unsafe { Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>() };
                     return CData::read_field(slf, through_ptr, f.get());
                 }
             }
-            return match unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyObject_GenericGetAttr(slf.as_ptr(), name.as_ptr())) } {
-                Ok(v) => Ok(v.unbind()),
-                Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
-                    if rec.field_table(py).is_none() {
-                        return Err(PyAttributeError::new_err(format!(
-                            "cdata '{}' points to an opaque type: cannot read fields",
-                            me.ty().cname()
-                        )));
-                    }
-                    Err(me.no_field(name))
-                }
-                Err(e) => Err(e),
-            };
         }
         unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyObject_GenericGetAttr(slf.as_ptr(), name.as_ptr())) }.map(|b| b.unbind())
+    }
+
+    /// Called by pyo3 when `__getattribute__` raised AttributeError: cffi's message.
+    fn __getattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let me = slf.get();
+        if let Some((rec, _)) = me.record_target(py) {
+            if rec.field_table(py).is_none() {
+                return Err(PyAttributeError::new_err(format!(
+                    "cdata '{}' points to an opaque type: cannot read fields",
+                    me.ty().cname()
+                )));
+            }
+            return Err(me.no_field(name));
+        }
+        Err(PyAttributeError::new_err(format!("cdata '{}' has no attribute '{}'", me.ty().cname(), name)))
     }
 
     fn __setattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -800,7 +878,7 @@ impl CData {
         if let Ok(s) = key.cast::<PySlice>() {
             return CData::get_slice(slf, s);
         }
-        let i: isize = key.extract().map_err(|_| PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed with '{}'", slf.get().ty().cname(), convert::describe(key))))?;
+        let i: isize = key.extract()?;
         CData::read_item(slf, i)
     }
 
@@ -890,6 +968,10 @@ impl CData {
         let py = slf.py();
         let me = slf.get();
         if me.is_primitive() {
+            let is_ld = |c: &CData| matches!(&c.ty().kind, Kind::Prim(pi) if pi.class == PrimClass::LongDouble);
+            if is_ld(me) || other.cast::<CData>().map(|o| is_ld(o.get())).unwrap_or(false) {
+                return Err(pyo3::exceptions::PyNotImplementedError::new_err("cannot use <cdata 'long double'> in a comparison"));
+            }
             let Some(a) = me.as_number(py)? else { return Ok(py.NotImplemented()) };
             let b = match other.cast::<CData>() {
                 Ok(o) => {
@@ -933,8 +1015,11 @@ impl CData {
     }
 
     fn __add__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        if slf.get().is_primitive() || unsafe { ffi::PyLong_Check(other.as_ptr()) } == 0 {
+        if unsafe { ffi::PyLong_Check(other.as_ptr()) } == 0 {
             return Ok(slf.py().NotImplemented());
+        }
+        if slf.get().is_primitive() {
+            return Err(PyTypeError::new_err(format!("cannot add a cdata '{}' and a number", slf.get().ty().cname())));
         }
         CData::ptr_add(slf, other.extract()?)
     }
@@ -979,6 +1064,13 @@ impl CData {
         if !matches!(me.ty().kind, Kind::FuncPtr(_)) {
             return Err(PyTypeError::new_err(format!("cdata '{}' is not callable", me.ty().cname())));
         }
+        if invalid_addr(me.addr) {
+            return Err(PyRuntimeError::new_err(format!(
+                "cannot call NULL or invalid function pointer <cdata '{}' 0x{:x}>",
+                me.ty().cname(),
+                me.addr
+            )));
+        }
         match CALL_HOOK.get() {
             Some(h) => h(slf, args, kwargs),
             None => Err(pyo3::exceptions::PyNotImplementedError::new_err("calling C functions is not available in this build")),
@@ -1013,4 +1105,158 @@ impl CData {
 /// Interns a Python str (used for field names so lookups hit the cached hash).
 pub fn intern<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyString> {
     PyString::intern(py, s)
+}
+
+// ---------------------------------------------------------------------------------------
+// Fast slots: attribute and item access go straight from the CPython slot to the field
+// table / item address, without pyo3's generic method trampoline. Anything not handled
+// here (methods, slices, deletion, errors' slow paths) falls back to the pyo3-generated
+// slot saved at install time.
+
+struct OrigSlots {
+    getattro: Option<ffi::getattrofunc>,
+    setattro: Option<ffi::setattrofunc>,
+    subscript: Option<ffi::binaryfunc>,
+    ass_subscript: Option<ffi::objobjargproc>,
+}
+
+static ORIG: OnceLock<OrigSlots> = OnceLock::new();
+
+#[inline(always)]
+fn finish<T>(py: Python<'_>, r: std::thread::Result<PyResult<T>>, err: T) -> T {
+    match r {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            e.restore(py);
+            err
+        }
+        Err(_) => {
+            PyRuntimeError::new_err("internal error (Rust panic) in jitffi cdata access").restore(py);
+            err
+        }
+    }
+}
+
+unsafe extern "C" fn fast_getattro(slf: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        let b = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CData>();
+        let me = b.get();
+        if let Some((rec, through_ptr)) = me.record_target(py) {
+            if let Some(table) = rec.field_table(py) {
+                let p = table.find(name);
+                if !p.is_null() {
+                    let f = Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>();
+                    return CData::read_field(&b, through_ptr, f.get()).map(|v| v.into_ptr());
+                }
+            }
+        }
+        match ORIG.get().and_then(|o| o.getattro) {
+            Some(g) => Ok(g(slf, name)),
+            None => Ok(ffi::PyObject_GenericGetAttr(slf, name)),
+        }
+    }));
+    finish(py, r, std::ptr::null_mut())
+}
+
+unsafe extern "C" fn fast_setattro(slf: *mut ffi::PyObject, name: *mut ffi::PyObject, value: *mut ffi::PyObject) -> std::os::raw::c_int {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<std::os::raw::c_int> {
+        if !value.is_null() {
+            let b = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CData>();
+            let me = b.get();
+            if let Some((rec, through_ptr)) = me.record_target(py) {
+                if let Some(table) = rec.field_table(py) {
+                    let p = table.find(name);
+                    if !p.is_null() {
+                        let f = Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>();
+                        let v = Bound::from_borrowed_ptr(py, value);
+                        return CData::write_field(&b, through_ptr, f.get(), &v).map(|_| 0);
+                    }
+                }
+            }
+        }
+        match ORIG.get().and_then(|o| o.setattro) {
+            Some(s) => Ok(s(slf, name, value)),
+            None => Err(PyAttributeError::new_err("cannot set attribute")),
+        }
+    }));
+    finish(py, r, -1)
+}
+
+unsafe extern "C" fn fast_subscript(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        if ffi::PyLong_CheckExact(key) != 0 {
+            let i = ffi::PyLong_AsSsize_t(key);
+            if !(i == -1 && !ffi::PyErr_Occurred().is_null()) {
+                let b = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CData>();
+                return CData::read_item(&b, i).map(|v| v.into_ptr());
+            }
+            ffi::PyErr_Clear();
+        }
+        match ORIG.get().and_then(|o| o.subscript) {
+            Some(s) => Ok(s(slf, key)),
+            None => Err(PyTypeError::new_err("cdata cannot be indexed")),
+        }
+    }));
+    finish(py, r, std::ptr::null_mut())
+}
+
+unsafe extern "C" fn fast_ass_subscript(slf: *mut ffi::PyObject, key: *mut ffi::PyObject, value: *mut ffi::PyObject) -> std::os::raw::c_int {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<std::os::raw::c_int> {
+        if !value.is_null() && ffi::PyLong_CheckExact(key) != 0 {
+            let i = ffi::PyLong_AsSsize_t(key);
+            if !(i == -1 && !ffi::PyErr_Occurred().is_null()) {
+                let b = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CData>();
+                let me = b.get();
+                let v = Bound::from_borrowed_ptr(py, value);
+                if let Some((addr, ty, pi)) = me.prim_item_addr(py, i)? {
+                    convert::write_prim(&v, ty, pi, addr as *mut u8)?;
+                    return Ok(0);
+                }
+                let (addr, ict) = me.item_addr(py, i)?;
+                let ic = ict.get();
+                if let Kind::Prim(pi) = &ic.ty.kind {
+                    convert::write_prim(&v, &ic.ty, pi, addr as *mut u8)?;
+                } else {
+                    write_sized(&ic.ty, &v, addr as *mut u8, ic.ty.size().unwrap_or(0))?;
+                }
+                return Ok(0);
+            }
+            ffi::PyErr_Clear();
+        }
+        match ORIG.get().and_then(|o| o.ass_subscript) {
+            Some(s) => Ok(s(slf, key, value)),
+            None => Err(PyTypeError::new_err("cdata items cannot be assigned")),
+        }
+    }));
+    finish(py, r, -1)
+}
+
+/// Installs the fast attribute/item slots on the CData type (once, at module init).
+pub fn install_fast_slots(py: Python<'_>) {
+    let tp = py.get_type::<CData>();
+    let tp = tp.as_type_ptr();
+    unsafe {
+        let m = (*tp).tp_as_mapping;
+        if m.is_null() {
+            return;
+        }
+        let orig = OrigSlots {
+            getattro: (*tp).tp_getattro,
+            setattro: (*tp).tp_setattro,
+            subscript: (*m).mp_subscript,
+            ass_subscript: (*m).mp_ass_subscript,
+        };
+        if ORIG.set(orig).is_err() {
+            return;
+        }
+        (*tp).tp_getattro = Some(fast_getattro);
+        (*tp).tp_setattro = Some(fast_setattro);
+        (*m).mp_subscript = Some(fast_subscript);
+        (*m).mp_ass_subscript = Some(fast_ass_subscript);
+        ffi::PyType_Modified(tp);
+    }
 }

@@ -100,8 +100,13 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
                                 None
                             };
                             if let Some(v) = v {
-                                let n = array_len_from_init(fi, &v)?;
-                                size = size.max(f.offset + n * fisz);
+                                let n = array_len_from_init(&f.ty, fi, &v)?;
+                                let need = n
+                                    .checked_mul(fisz)
+                                    .and_then(|b| b.checked_add(f.offset))
+                                    .filter(|b| *b <= isize::MAX as usize)
+                                    .ok_or_else(|| PyMemoryError::new_err("array size would overflow a ssize_t"))?;
+                                size = size.max(need);
                             }
                         }
                     }
@@ -114,11 +119,14 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
             let n = match len {
                 Some(n) => *n,
                 None => match init {
-                    Some(i) => array_len_from_init(item, i)?,
+                    Some(i) => array_len_from_init(ty, item, i)?,
                     None => return Err(PyTypeError::new_err("expected new array length or list/tuple/str, not NoneType")),
                 },
             };
-            let size = n.checked_mul(isz).ok_or_else(|| PyMemoryError::new_err("array size would overflow a ssize_t"))?;
+            let size = n
+                .checked_mul(isz)
+                .filter(|b| *b <= isize::MAX as usize)
+                .ok_or_else(|| PyMemoryError::new_err("array size would overflow a ssize_t"))?;
             Ok((size, n))
         }
         _ => Err(PyTypeError::new_err(format!("expected a pointer or array ctype, got '{}'", ty.cname()))),
@@ -127,7 +135,7 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
 
 /// Length of a `T[]` created from `init`: an int, a list/tuple, bytes (+1 for the NUL of a
 /// char array) or str (+1, in code units, for wide-char arrays).
-fn array_len_from_init(item: &TypeRef, init: &Bound<'_, PyAny>) -> PyResult<usize> {
+fn array_len_from_init(arr_ty: &TypeRef, item: &TypeRef, init: &Bound<'_, PyAny>) -> PyResult<usize> {
     if unsafe { ffi::PyLong_Check(init.as_ptr()) } != 0 {
         let n: i64 = init.extract()?;
         if n < 0 {
@@ -142,7 +150,7 @@ fn array_len_from_init(item: &TypeRef, init: &Bound<'_, PyAny>) -> PyResult<usiz
         return Ok(t.len());
     }
     let (is_char, wide) = match &item.kind {
-        Kind::Prim(pi) => (pi.class == PrimClass::Char || (pi.size == 1 && pi.class == PrimClass::Bool), if pi.class == PrimClass::WideChar { Some(pi.size) } else { None }),
+        Kind::Prim(pi) => (convert::is_byte_item(item), if pi.class == PrimClass::WideChar { Some(pi.size) } else { None }),
         _ => (false, None),
     };
     if let Ok(b) = init.cast::<PyBytes>() {
@@ -154,6 +162,9 @@ fn array_len_from_init(item: &TypeRef, init: &Bound<'_, PyAny>) -> PyResult<usiz
         if let Some(sz) = wide {
             return Ok(encode_wide(s, sz)?.len() + 1);
         }
+    }
+    if init.is_instance_of::<PyString>() || init.is_instance_of::<PyBytes>() {
+        return Err(convert::array_init_type_error(arr_ty, item, init));
     }
     Err(PyTypeError::new_err(format!("expected new array length or list/tuple/str, not {}", convert::describe(init))))
 }
@@ -263,7 +274,13 @@ pub fn cast_value(py: Python<'_>, ct: &Bound<'_, CType>, value: &Bound<'_, PyAny
                     convert::store_u64(dst, pi.size, int_src(value)?)
                 },
                 PrimClass::Bool => {
-                    let nz = if let Ok(f) = value.cast::<pyo3::types::PyFloat>() { f.value() != 0.0 } else { int_src(value)? != 0 };
+                    let nz = if let Ok(f) = value.cast::<pyo3::types::PyFloat>() {
+                        f.value() != 0.0
+                    } else if unsafe { ffi::PyLong_Check(value.as_ptr()) } != 0 {
+                        value.is_truthy()?
+                    } else {
+                        int_src(value)? != 0
+                    };
                     bytes[0] = nz as u8;
                 }
                 PrimClass::Float => {
@@ -401,7 +418,7 @@ pub fn string_of(py: Python<'_>, obj: &Bound<'_, PyAny>, maxlen: isize) -> PyRes
             };
             let base = c.data_addr(py)?;
             let is_array = matches!(ty.kind, Kind::Array(..));
-            if base == 0 {
+            if cdata::invalid_addr(base) {
                 return Err(PyRuntimeError::new_err(format!("cannot use string() on {}", c.repr_string(py)?)));
             }
             let mut limit = if is_array { c.length } else { usize::MAX };
@@ -411,8 +428,13 @@ pub fn string_of(py: Python<'_>, obj: &Bound<'_, PyAny>, maxlen: isize) -> PyRes
             let p = base as *const u8;
             let mut n = 0usize;
             unsafe {
-                while n < limit && load_u64(p.add(n * usz), usz) != 0 {
-                    n += 1;
+                if !wide {
+                    let scan = if limit == usize::MAX { libc::strlen(p as *const libc::c_char) } else { libc::strnlen(p as *const libc::c_char, limit) };
+                    n = scan;
+                } else {
+                    while n < limit && load_u64(p.add(n * usz), usz) != 0 {
+                        n += 1;
+                    }
                 }
                 if !wide {
                     Ok(PyBytes::new(py, std::slice::from_raw_parts(p, n)).into_any().unbind())
@@ -433,14 +455,14 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
     let ty = c.ty();
     let item = match &ty.kind {
         Kind::Pointer(i) | Kind::Array(i, _) => i.clone(),
-        _ => return Err(PyTypeError::new_err(format!("expected a pointer or array, got cdata '{}'", ty.cname()))),
+        _ => return Err(PyTypeError::new_err(format!("expected a pointer or array, got '{}'", ty.cname()))),
     };
     if length < 0 {
-        return Err(PyValueError::new_err("negative array length"));
+        return Err(PyValueError::new_err("'length' cannot be negative"));
     }
     let n = length as usize;
     let base = c.data_addr(py)?;
-    if base == 0 {
+    if base == 0 || (cdata::invalid_addr(base) && n > 0) {
         return Err(PyRuntimeError::new_err(format!("cannot use unpack() on {}", c.repr_string(py)?)));
     }
     let p = base as *const u8;
@@ -457,9 +479,10 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
     }
     let isz = size_or_err(&item)?;
     let ict = c.ctype.get().ffi.ctype_of(py, &item);
+    let keeper = CData::keeper_for(cd);
     let out = PyList::empty(py);
     for i in 0..n {
-        let v = unsafe { convert::read_with_ctype(py, ict.get(), &ict, p.add(i * isz), None)? };
+        let v = unsafe { convert::read_with_ctype(py, ict.get(), &ict, p.add(i * isz), keeper.as_ref().map(|k| k.clone_ref(py)))? };
         out.append(v)?;
     }
     Ok(out.into_any().unbind())
@@ -532,7 +555,7 @@ fn walk_path(py: Python<'_>, start: &TypeRef, path: &Bound<'_, PyTuple>, allow_p
                 _ => return Err(PyTypeError::new_err(format!("expected an array or pointer ctype, got '{}'", ty.cname()))),
             };
             let isz = size_or_err(&item)?;
-            off = (off as isize + idx * isz as isize) as usize;
+            off = (off as isize).wrapping_add(idx.wrapping_mul(isz as isize)) as usize;
             ty = item;
         }
     }
@@ -721,13 +744,13 @@ impl FFI {
                 let isz = size_or_err(item)?.max(1);
                 match n {
                     Some(n) => {
-                        if n * isz > len {
+                        if n.saturating_mul(isz) > len {
                             let mut view = view;
                             unsafe { ffi::PyBuffer_Release(&mut *view) };
                             return Err(PyValueError::new_err(format!(
                                 "buffer is too small ({len} bytes) for '{}' ({} bytes)",
                                 c.ty.cname(),
-                                n * isz
+                                n.saturating_mul(isz)
                             )));
                         }
                         *n
@@ -756,7 +779,7 @@ impl FFI {
                 return match &c.ty().kind {
                     Kind::Pointer(_) | Kind::Array(..) => {
                         let a = c.data_addr(py)?;
-                        if a == 0 {
+                        if cdata::invalid_addr(a) && n > 0 {
                             return Err(PyRuntimeError::new_err(format!("cannot use memmove() on {}", c.repr_string(py)?)));
                         }
                         Ok(a)
@@ -772,7 +795,9 @@ impl FFI {
         let s = addr_of(src, false);
         let r = match (d, s) {
             (Ok(d), Ok(s)) => {
-                unsafe { std::ptr::copy(s as *const u8, d as *mut u8, n as usize) };
+                if n > 0 {
+                    unsafe { std::ptr::copy(s as *const u8, d as *mut u8, n as usize) };
+                }
                 Ok(())
             }
             (Err(e), _) | (_, Err(e)) => Err(e),
@@ -904,4 +929,153 @@ impl FFI {
     pub fn shared(&self) -> &FfiRef {
         &self.shared
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fast METH_FASTCALL entry points for the hottest FFI methods. The common call shape
+// (positional args, a type string already in the per-FFI cache) is handled directly;
+// anything else goes to the pyo3-generated method (kept as the fallback), so behaviour
+// and error messages are identical.
+
+use std::ffi::CStr;
+use std::sync::OnceLock;
+
+struct FastFallbacks {
+    new: Py<PyAny>,
+    cast: Py<PyAny>,
+    string: Py<PyAny>,
+}
+
+static FAST_FALLBACKS: OnceLock<FastFallbacks> = OnceLock::new();
+
+unsafe fn call_fallback(
+    py: Python<'_>,
+    f: &Py<PyAny>,
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) };
+    let mut v: Vec<*mut ffi::PyObject> = Vec::with_capacity((nargs + nkw + 1) as usize);
+    v.push(slf);
+    for i in 0..(nargs + nkw) {
+        v.push(*args.add(i as usize));
+    }
+    let _ = py;
+    ffi::PyObject_Vectorcall(f.as_ptr(), v.as_ptr(), (nargs + 1) as usize, kwnames)
+}
+
+/// The cached CType for a type-string argument, without parsing (None on a miss).
+#[inline]
+unsafe fn cached_ctype<'py>(py: Python<'py>, slf: *mut ffi::PyObject, cdecl: *mut ffi::PyObject) -> Option<Bound<'py, CType>> {
+    if ffi::PyUnicode_CheckExact(cdecl) == 0 {
+        return None;
+    }
+    let me = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<FFI>();
+    let hit = ffi::PyDict_GetItemWithError(me.get().shared.type_cache.as_ptr(), cdecl);
+    if hit.is_null() {
+        ffi::PyErr_Clear();
+        return None;
+    }
+    Some(Bound::from_borrowed_ptr(py, hit).cast_into_unchecked::<CType>())
+}
+
+#[inline(always)]
+unsafe fn fast_finish(py: Python<'_>, r: std::thread::Result<PyResult<*mut ffi::PyObject>>) -> *mut ffi::PyObject {
+    match r {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            e.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            PyRuntimeError::new_err("internal error (Rust panic) in jitffi").restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+unsafe extern "C" fn fast_new(slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        if kwnames.is_null() && (nargs == 1 || nargs == 2) {
+            if let Some(ct) = cached_ctype(py, slf, *args) {
+                let init = if nargs == 2 { Some(Bound::from_borrowed_ptr(py, *args.add(1))) } else { None };
+                return new_cdata(py, &ct, init.as_ref(), None).map(|c| c.into_ptr());
+            }
+        }
+        match FAST_FALLBACKS.get() {
+            Some(f) => Ok(call_fallback(py, &f.new, slf, args, nargs, kwnames)),
+            None => Err(PyRuntimeError::new_err("jitffi not initialized")),
+        }
+    }));
+    fast_finish(py, r)
+}
+
+unsafe extern "C" fn fast_cast(slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        if kwnames.is_null() && nargs == 2 {
+            if let Some(ct) = cached_ctype(py, slf, *args) {
+                let v = Bound::from_borrowed_ptr(py, *args.add(1));
+                return cast_value(py, &ct, &v).map(|c| c.into_ptr());
+            }
+        }
+        match FAST_FALLBACKS.get() {
+            Some(f) => Ok(call_fallback(py, &f.cast, slf, args, nargs, kwnames)),
+            None => Err(PyRuntimeError::new_err("jitffi not initialized")),
+        }
+    }));
+    fast_finish(py, r)
+}
+
+unsafe extern "C" fn fast_string(slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        if kwnames.is_null() && nargs == 1 {
+            let v = Bound::from_borrowed_ptr(py, *args);
+            if v.is_instance_of::<CData>() {
+                return string_of(py, &v, -1).map(|o| o.into_ptr());
+            }
+        }
+        match FAST_FALLBACKS.get() {
+            Some(f) => Ok(call_fallback(py, &f.string, slf, args, nargs, kwnames)),
+            None => Err(PyRuntimeError::new_err("jitffi not initialized")),
+        }
+    }));
+    fast_finish(py, r)
+}
+
+/// Replaces `FFI.new`, `FFI.cast` and `FFI.string` by the fast entry points above (the
+/// pyo3 methods stay reachable as their fallbacks). Called once at module init.
+pub fn install_fast_methods(py: Python<'_>) -> PyResult<()> {
+    let tp = py.get_type::<FFI>();
+    let fallbacks = FastFallbacks {
+        new: tp.getattr("new")?.unbind(),
+        cast: tp.getattr("cast")?.unbind(),
+        string: tp.getattr("string")?.unbind(),
+    };
+    if FAST_FALLBACKS.set(fallbacks).is_err() {
+        return Ok(());
+    }
+    let entries: [(&'static CStr, ffi::PyCFunctionFastWithKeywords); 3] =
+        [(c"new", fast_new), (c"cast", fast_cast), (c"string", fast_string)];
+    for (name, f) in entries {
+        let def = Box::leak(Box::new(ffi::PyMethodDef {
+            ml_name: name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: f },
+            ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+            ml_doc: std::ptr::null(),
+        }));
+        unsafe {
+            let tpp = tp.as_type_ptr();
+            let descr = Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(tpp, def))?;
+            if ffi::PyDict_SetItemString((*tpp).tp_dict, name.as_ptr(), descr.as_ptr()) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+            ffi::PyType_Modified(tpp);
+        }
+    }
+    Ok(())
 }

@@ -22,6 +22,8 @@ use crate::types::model::{CallConv, FuncSig, Kind, Prim, PrimClass, TypeRef, Typ
 use crate::types::target::Target;
 
 use super::call_glue;
+use super::cdata::CData;
+use super::ctype::CType;
 use super::lib_object::LibHandle;
 
 // ---------------------------------------------------------------------------------------
@@ -30,9 +32,12 @@ use super::lib_object::LibHandle;
 #[repr(C)]
 pub struct FuncObject {
     ob_base: ffi::PyObject,
-    /// Address the trampoline calls (the variadic stub for variadic functions).
+    /// The C function the trampoline calls.
     target: usize,
     info: *const FuncInfo,
+    /// The ctype object (`CType *`) of each parameter, for the trampolines' pointer fast
+    /// path (owned by `info`).
+    arg_ctypes: *const usize,
     def: ffi::PyMethodDef,
 }
 
@@ -45,7 +50,7 @@ pub struct FuncInfo {
     pub result: TypeRef,
     pub variadic: bool,
     pub release_gil: bool,
-    /// The C function itself (not the variadic stub).
+    /// The C function.
     pub address: usize,
     /// Whatever must outlive the function (the FFI object).
     pub keepalive: Vec<Py<PyAny>>,
@@ -55,6 +60,17 @@ pub struct FuncInfo {
     /// Shape of the fixed part, used to build variadic shapes.
     fixed_shapes: Vec<ArgShape>,
     ret_shape: RetShape,
+    /// The shape to compile at the first call (when it was not cached at creation).
+    pending: Option<Shape>,
+    arg_ctype_objs: Vec<Py<CType>>,
+    /// Two entries per parameter, read by the trampolines: the parameter's ctype object,
+    /// and the last other pointer ctype whose cdata the converter accepted for it (written
+    /// with the GIL held; kept alive by `ic_refs`).
+    arg_ctype_ptrs: Vec<std::cell::Cell<usize>>,
+    ic_refs: std::cell::RefCell<Vec<Option<Py<CType>>>>,
+    /// Variadic functions: trampolines by the promoted types of the variadic part (only
+    /// touched with the GIL held).
+    vararg_cache: std::cell::RefCell<Vec<(Vec<Scalar>, Trampoline)>>,
 }
 
 impl FuncInfo {
@@ -65,6 +81,7 @@ impl FuncInfo {
 }
 
 const TARGET_OFFSET: usize = std::mem::offset_of!(FuncObject, target);
+const ARG_CTYPES_OFFSET: usize = std::mem::offset_of!(FuncObject, arg_ctypes);
 
 fn func_type() -> *mut ffi::PyTypeObject {
     static TYPE: OnceLock<usize> = OnceLock::new();
@@ -123,23 +140,25 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
                 conv: Conv::Float,
             },
             PrimClass::LongDouble | PrimClass::Complex => {
-                return Err(format!("ctype '{}' not supported as argument", ty.cname()))
+                ArgShape { scalar: Scalar::Bytes(p.size as u32), conv: Conv::Generic }
             }
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
             ArgShape { scalar: int_scalar(u.size, u.signed), conv: Conv::Int }
         }
-        Kind::Pointer(_) | Kind::Array(..) | Kind::FuncPtr(_) => {
-            ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp }
+        Kind::Pointer(item) => {
+            let bytes = matches!(&item.kind, Kind::Prim(p) if p.size == 1 && p.class != PrimClass::Bool)
+                || matches!(item.kind, Kind::Void);
+            ArgShape { scalar: int_scalar(8, false), conv: Conv::Pointer { bytes } }
         }
-        Kind::Record(_) => {
-            return Err(format!(
-                "ctype '{}' not supported as argument (structs and unions by value come with \
-                 the struct-calls issue)",
-                ty.cname()
-            ))
-        }
+        Kind::Array(..) | Kind::FuncPtr(_) => ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp },
+        // Structs and unions by value: converted into their cell by the conversion layer,
+        // passed per the ABI plan (registers, stack or a hidden copy).
+        Kind::Record(_) => match ty.size() {
+            Some(size) => ArgShape { scalar: Scalar::Bytes(size as u32), conv: Conv::Generic },
+            None => return Err(format!("ctype '{}' has no known size: cannot pass it by value", ty.cname())),
+        },
         Kind::Void => return Err("'void' is not a valid argument type".into()),
     })
 }
@@ -154,9 +173,7 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
             PrimClass::Bool => RetShape::Bool,
             PrimClass::Float => RetShape::Float(if p.size == 4 { Scalar::F32 } else { Scalar::F64 }),
             PrimClass::Char | PrimClass::WideChar => RetShape::Generic(int_scalar(p.size, p.signed)),
-            PrimClass::LongDouble | PrimClass::Complex => {
-                return Err(format!("ctype '{}' not supported as return value", ty.cname()))
-            }
+            PrimClass::LongDouble | PrimClass::Complex => RetShape::Generic(Scalar::Bytes(p.size as u32)),
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
@@ -164,13 +181,10 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
         }
         Kind::Pointer(_) | Kind::FuncPtr(_) => RetShape::Generic(int_scalar(8, false)),
         Kind::Array(..) => return Err(format!("ctype '{}' not supported as return value", ty.cname())),
-        Kind::Record(_) => {
-            return Err(format!(
-                "ctype '{}' not supported as return value (structs and unions by value come \
-                 with the struct-calls issue)",
-                ty.cname()
-            ))
-        }
+        Kind::Record(_) => match ty.size() {
+            Some(size) => RetShape::Generic(Scalar::Bytes(size as u32)),
+            None => return Err(format!("ctype '{}' has no known size: cannot return it by value", ty.cname())),
+        },
     })
 }
 
@@ -192,7 +206,7 @@ fn scalar_type(s: Scalar) -> TypeRef {
         Scalar::Int { signed: true, .. } => Prim::Int,
         Scalar::Int { signed: false, .. } => Prim::UInt,
         Scalar::F32 => Prim::Float,
-        Scalar::F64 => Prim::Double,
+        Scalar::F64 | Scalar::Bytes(_) => Prim::Double,
     };
     t.prim(p)
 }
@@ -203,6 +217,24 @@ fn runtime() -> &'static Runtime {
         let inline_small_ints = Python::attach(|py| {
             let v = py.version_info();
             v.major == 3 && v.minor == 11
+        });
+        // Where a CData object keeps its ctype and address: measured on a real one.
+        let (cdata_type, cdata_ctype_offset, cdata_addr_offset, void_ptr_ctype) = Python::attach(|py| {
+            let st = super::state::builtin(py);
+            let vp = st.void_ptr_type();
+            // The builtin state keeps its ctype objects for the process lifetime.
+            let void_ptr = st.ctype_of(py, &vp);
+            let void_ptr_addr = void_ptr.as_ptr() as usize;
+            let cd = CData::new_pointer(py, void_ptr, 0).expect("allocating a cdata");
+            let b = cd.bind(py);
+            let base = b.as_ptr() as usize;
+            let c = b.get();
+            (
+                unsafe { ffi::Py_TYPE(b.as_ptr()) } as usize,
+                (&c.ctype as *const _ as usize - base) as i32,
+                (&c.addr as *const _ as usize - base) as i32,
+                void_ptr_addr,
+            )
         });
         Runtime {
             target_offset: TARGET_OFFSET as i32,
@@ -220,6 +252,13 @@ fn runtime() -> &'static Runtime {
             bool_from_long: ffi::PyBool_FromLong as *const () as usize,
             long_type: std::ptr::addr_of_mut!(ffi::PyLong_Type) as usize,
             float_type: std::ptr::addr_of_mut!(ffi::PyFloat_Type) as usize,
+            cdata_type,
+            cdata_ctype_offset,
+            cdata_addr_offset,
+            arg_ctypes_offset: ARG_CTYPES_OFFSET as i32,
+            void_ptr_ctype,
+            bytes_type: std::ptr::addr_of_mut!(ffi::PyBytes_Type) as usize,
+            bytes_data_offset: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
             inline_small_ints,
         }
     })
@@ -274,6 +313,11 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
         ctx: spec.ctx,
         fixed_shapes,
         ret_shape: ret,
+        pending: None,
+        arg_ctype_objs: Vec::new(),
+        arg_ctype_ptrs: Vec::new(),
+        ic_refs: std::cell::RefCell::new(Vec::new()),
+        vararg_cache: std::cell::RefCell::new(Vec::new()),
     };
     Ok((info, shape))
 }
@@ -281,11 +325,27 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
 /// Creates the builtin function object calling `spec.address` with the signature
 /// `spec.fn_type`, compiling the trampoline of its shape if not cached yet.
 pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAny>> {
-    let (info, shape) = make_info(spec)?;
-    let (meth, target): (ffi::PyCFunctionFast, usize) = match &shape {
-        Some(s) => (compile_shape(s)?, info.address),
-        None => (jf_variadic_call, info.address),
+    let (mut info, shape) = make_info(spec)?;
+    // Compiling is deferred to the first call when the shape is new, so that taking a
+    // function from a lib stays cheap (most functions of a big header are never called).
+    let meth: ffi::PyCFunctionFast = match shape {
+        Some(s) => match trampoline::SHAPES.get(&s) {
+            Some(p) => unsafe { std::mem::transmute::<*const u8, Trampoline>(p) },
+            None => {
+                info.pending = Some(s);
+                jf_compile_and_call
+            }
+        },
+        None => jf_variadic_call,
     };
+    let target = info.address;
+    info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
+    info.arg_ctype_ptrs = info
+        .arg_ctype_objs
+        .iter()
+        .flat_map(|c| [std::cell::Cell::new(c.as_ptr() as usize), std::cell::Cell::new(0)])
+        .collect();
+    *info.ic_refs.borrow_mut() = info.args.iter().map(|_| None).collect();
     unsafe {
         let tp = func_type();
         let obj = ffi::PyType_GenericAlloc(tp, 0);
@@ -296,6 +356,7 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
         let info = Box::into_raw(Box::new(info));
         (*f).target = target;
         (*f).info = info;
+        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr() as *const usize;
         (*f).def = ffi::PyMethodDef {
             ml_name: (*info).name.as_ptr(),
             ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: meth },
@@ -324,12 +385,29 @@ pub fn function_address(obj: &Bound<'_, PyAny>) -> Option<(usize, TypeRef)> {
     }
 }
 
+/// For the FFI's `typeof`/`cast`: a function taken from a lib as the function-pointer
+/// cdata cffi would have given (`<cdata 'int(*)(int, int)' 0x...>`), `None` if `obj` is
+/// not such a function.
+pub fn lib_function_cdata(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    unsafe {
+        let o = obj.as_ptr();
+        if ffi::PyCFunction_Check(o) == 0 {
+            return Ok(None);
+        }
+        let s = ffi::PyCFunction_GetSelf(o);
+        if s.is_null() || ffi::Py_TYPE(s) != func_type() {
+            return Ok(None);
+        }
+        let info = &*(*(s as *mut FuncObject)).info;
+        Ok(Some(super::convert::cdata_from_pointer(py, &info.ctx, &info.fn_type, info.address)?))
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Function-pointer cdata calls: same trampolines, `self` is a per-type call site object.
 
 struct CallSite {
     obj: Py<PyAny>,
-    tramp: Option<Trampoline>,
 }
 
 /// Calls the C function at `address` of function-pointer type `fn_type`.
@@ -344,11 +422,11 @@ pub fn call_function_pointer(
     // usually called again and again; entries keep their type alive so keys stay unique.
     static SITES: Mutex<Option<HashMap<(usize, usize), CallSite>>> = Mutex::new(None);
     let key = (Arc::as_ptr(fn_type) as usize, address);
-    let (obj, tramp) = {
+    let obj = {
         let mut g = SITES.lock().unwrap_or_else(|e| e.into_inner());
         let map = g.get_or_insert_with(HashMap::new);
         if let Some(site) = map.get(&key) {
-            (site.obj.clone_ref(py), site.tramp)
+            site.obj.clone_ref(py)
         } else {
             drop(g);
             let spec = FunctionSpec {
@@ -361,31 +439,21 @@ pub fn call_function_pointer(
                 ctx: ctx.clone(),
             };
             let func = make_function(py, spec)?;
-            let tramp = unsafe {
-                let self_ = ffi::PyCFunction_GetSelf(func.as_ptr());
-                let def = &(*(self_ as *mut FuncObject)).def;
-                if def.ml_flags == ffi::METH_FASTCALL {
-                    Some(def.ml_meth.PyCFunctionFast)
-                } else {
-                    None
-                }
-            };
             let mut g = SITES.lock().unwrap_or_else(|e| e.into_inner());
             let map = g.get_or_insert_with(HashMap::new);
             if map.len() > 4096 {
                 map.clear();
             }
-            map.insert(key, CallSite { obj: func.clone_ref(py), tramp });
-            (func, tramp)
+            map.insert(key, CallSite { obj: func.clone_ref(py) });
+            func
         }
     };
     let mut argv: Vec<*mut ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
     unsafe {
         let self_ = ffi::PyCFunction_GetSelf(obj.as_ptr());
-        let r = match tramp {
-            Some(t) => t(self_, argv.as_mut_ptr(), argv.len() as ffi::Py_ssize_t),
-            None => jf_variadic_call(self_, argv.as_mut_ptr(), argv.len() as ffi::Py_ssize_t),
-        };
+        // Read the entry point at each call: it changes once, after lazy compilation.
+        let entry = (*(self_ as *mut FuncObject)).def.ml_meth.PyCFunctionFast;
+        let r = entry(self_, argv.as_mut_ptr(), argv.len() as ffi::Py_ssize_t);
         Bound::from_owned_ptr_or_err(py, r).map(|b| b.unbind())
     }
 }
@@ -438,15 +506,38 @@ unsafe extern "C" fn jf_convert_arg(
         let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
         let ty = &info.args[index];
         let keep = call_glue::write_argument(py, &info.ctx, ty, &obj, dst)?;
+        remember_pointer_ctype(py, info, index, ty, &obj);
         if let Some(k) = keep {
             if temp.is_null() {
                 // Cannot happen: shapes mark every argument that may need a temporary.
                 return Err(PySystemError::new_err("argument temporary without a slot"));
             }
-            unsafe { *temp = Box::into_raw(k) as *mut c_void };
+            unsafe { *temp = k.into_raw() };
         }
         Ok(0)
     })
+}
+
+/// After the converter accepted a pointer cdata for a `T *` parameter, lets the
+/// trampoline accept cdata of that ctype inline next time. Exact: for pointer and
+/// function-pointer cdata the decision depends only on the two types and the value
+/// passed is the cdata's address (arrays are left to the converter: it checks that
+/// their memory was not released).
+fn remember_pointer_ctype(py: Python<'_>, info: &FuncInfo, index: usize, ty: &TypeRef, obj: &Bound<'_, PyAny>) {
+    if !matches!(ty.kind, Kind::Pointer(_)) {
+        return;
+    }
+    let Ok(cd) = obj.cast::<CData>() else { return };
+    let c = cd.get();
+    if !matches!(c.ty().kind, Kind::Pointer(_) | Kind::FuncPtr(_)) {
+        return;
+    }
+    let Some(slot) = info.arg_ctype_ptrs.get(2 * index + 1) else { return };
+    let ct = c.ctype.clone_ref(py);
+    slot.set(ct.as_ptr() as usize);
+    if let Some(r) = info.ic_refs.borrow_mut().get_mut(index) {
+        *r = Some(ct);
+    }
 }
 
 unsafe extern "C" fn jf_convert_vararg(
@@ -475,7 +566,7 @@ unsafe extern "C" fn jf_box_result(this: *mut ffi::PyObject, ret: *const u8) -> 
 /// Drops the temporaries of one pointer argument (after the call, GIL held).
 unsafe extern "C" fn jf_release_temp(keep: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-        drop(Box::from_raw(keep as *mut call_glue::KeepAlive));
+        drop(call_glue::Temp::from_raw(keep));
     }));
 }
 
@@ -503,6 +594,29 @@ unsafe extern "C" fn jf_reacquire(ts: *mut ffi::PyThreadState) {
     }
 }
 
+/// The first entry point of a function whose shape was not compiled yet: compiles it,
+/// makes the trampoline the function's entry point for later calls (CPython reads
+/// `ml_meth` at every call), and performs this call through it.
+unsafe extern "C" fn jf_compile_and_call(
+    this: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let py = unsafe { Python::assume_attached() };
+    let tramp = guard(py, None, || {
+        let f = this as *mut FuncObject;
+        let info = unsafe { &*(*f).info };
+        let shape = info.pending.as_ref().expect("a pending shape");
+        let t = compile_shape(shape)?;
+        unsafe { (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t } };
+        Ok(Some(t))
+    });
+    match tramp {
+        Some(t) => unsafe { t(this, args, nargs) },
+        None => std::ptr::null_mut(),
+    }
+}
+
 /// The entry point of variadic functions: the shape depends on the types of the cdata
 /// passed in the variadic part, so it is looked up (compiled once) per call.
 unsafe extern "C" fn jf_variadic_call(
@@ -523,62 +637,36 @@ unsafe extern "C" fn jf_variadic_call(
                 n
             )));
         }
-        let mut shapes = info.fixed_shapes.clone();
-        let mut types = info.args.clone();
+        let mut kinds = Vec::with_capacity(n - nfixed);
         for i in nfixed..n {
             let obj = unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
-            let scalar = call_glue::vararg_scalar(py, &info.ctx, i, &obj)?;
-            shapes.push(ArgShape { scalar, conv: Conv::VarargCdata });
-            types.push(scalar_type(scalar));
+            kinds.push(call_glue::vararg_scalar(py, &info.ctx, i, &obj)?);
         }
-        let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
-        let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
-        let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
-        let tramp = compile_shape(&shape)?;
-        let r = unsafe { tramp(this, args, nargs) };
-        if r.is_null() {
-            Err(PyErr::fetch(py))
-        } else {
-            Ok(r)
-        }
+        let cached = info.vararg_cache.borrow().iter().find(|(k, _)| *k == kinds).map(|(_, t)| *t);
+        let tramp = match cached {
+            Some(t) => t,
+            None => {
+                let mut shapes = info.fixed_shapes.clone();
+                let mut types = info.args.clone();
+                for &scalar in &kinds {
+                    shapes.push(ArgShape { scalar, conv: Conv::VarargCdata });
+                    types.push(scalar_type(scalar));
+                }
+                let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
+                let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
+                let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
+                let t = compile_shape(&shape)?;
+                let mut cache = info.vararg_cache.borrow_mut();
+                if cache.len() >= 32 {
+                    cache.remove(0);
+                }
+                cache.push((kinds, t));
+                t
+            }
+        };
+        // NULL comes back with the exception set by the trampoline.
+        Ok(unsafe { tramp(this, args, nargs) })
     })
-}
-
-/// Development hook until `ffi.dlopen` is wired: a function object for `address` with a
-/// signature spelled as primitive type names, e.g. `(["int", "int"], "int")`.
-#[pyfunction]
-#[pyo3(signature = (address, args, result, release_gil=true, variadic=false))]
-fn _debug_function(
-    py: Python<'_>,
-    address: usize,
-    args: Vec<String>,
-    result: String,
-    release_gil: bool,
-    variadic: bool,
-) -> PyResult<Py<PyAny>> {
-    static TABLE: Mutex<Option<TypeTable>> = Mutex::new(None);
-    let mut g = TABLE.lock().unwrap();
-    let t = g.get_or_insert_with(|| TypeTable::new(Target::host()));
-    let mut ty = |n: &str| -> PyResult<TypeRef> {
-        if n == "void" {
-            return Ok(t.void());
-        }
-        Prim::from_name(n).map(|p| t.prim(p)).ok_or_else(|| PyTypeError::new_err(format!("unknown type {n}")))
-    };
-    let a = args.iter().map(|s| ty(s)).collect::<PyResult<Vec<_>>>()?;
-    let r = ty(&result)?;
-    let f = t.func_ptr(a, &r, variadic);
-    drop(g);
-    let spec = FunctionSpec {
-        name: "f",
-        fn_type: &f,
-        address,
-        release_gil,
-        keepalive: Vec::new(),
-        library: None,
-        ctx: super::state::builtin(py).clone(),
-    };
-    make_function(py, spec)
 }
 
 /// Number of compiled trampoline shapes and bytes of executable memory in use.
@@ -615,7 +703,6 @@ fn call_cdata<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     super::cdata::set_call_hook(call_cdata);
     super::lib_object::register(m)?;
-    m.add_function(wrap_pyfunction!(_debug_function, m)?)?;
     m.add_function(wrap_pyfunction!(_jit_stats, m)?)?;
     Ok(())
 }

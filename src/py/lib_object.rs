@@ -357,7 +357,50 @@ impl FFI {
     }
 }
 
+/// pyo3's `tp_getattro` for a class with `__getattr__` costs ~50 ns more than a plain
+/// attribute lookup even when the name is in the instance dict. Fetched functions and
+/// constants live in that dict, so the slot is replaced by CPython's generic lookup, falling
+/// back to pyo3's slot (and so `__getattr__`) only for names not there yet.
+static PYO3_GETATTRO: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+unsafe extern "C" fn lib_getattro(obj: *mut pyo3::ffi::PyObject, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    use pyo3::ffi;
+    unsafe {
+        // Functions and constants fetched before sit in the instance dict: look there
+        // first (declared C names never collide with the type's own attributes).
+        let off = (*ffi::Py_TYPE(obj)).tp_dictoffset;
+        if off > 0 {
+            let dict = *((obj as *mut u8).offset(off) as *mut *mut ffi::PyObject);
+            if !dict.is_null() {
+                let hit = ffi::PyDict_GetItem(dict, name);
+                if !hit.is_null() {
+                    ffi::Py_IncRef(hit);
+                    return hit;
+                }
+            }
+        }
+        let r = ffi::PyObject_GenericGetAttr(obj, name);
+        if !r.is_null() || ffi::PyErr_ExceptionMatches(ffi::PyExc_AttributeError) == 0 {
+            return r;
+        }
+        ffi::PyErr_Clear();
+        let slow: ffi::getattrofunc = std::mem::transmute(*PYO3_GETATTRO.get().expect("installed with the slot"));
+        slow(obj, name)
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Lib>()?;
+    let tp = m.py().get_type::<Lib>();
+    unsafe {
+        let t = tp.as_type_ptr();
+        if let Some(orig) = (*t).tp_getattro {
+            if orig as usize != lib_getattro as *const () as usize {
+                let _ = PYO3_GETATTRO.set(orig as usize);
+                (*t).tp_getattro = Some(lib_getattro);
+                pyo3::ffi::PyType_Modified(t);
+            }
+        }
+    }
     Ok(())
 }

@@ -25,9 +25,11 @@ pub mod state;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<ffi::FFI>()?;
+    ffi::install_fast_methods(m.py())?;
     m.add_class::<ctype::CType>()?;
     m.add_class::<ctype::CField>()?;
     m.add_class::<cdata::CData>()?;
+    cdata::install_fast_slots(m.py());
     m.add_class::<buffer::CBuffer>()?;
     m.add_class::<ffi::Allocator>()?;
     m.add("FFI_DEFAULT_ABI", ctype::FFI_DEFAULT_ABI)?;
