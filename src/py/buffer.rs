@@ -162,3 +162,68 @@ impl CBuffer {
         format!("<jitffi.buffer object at 0x{:x}>", slf.as_ptr() as usize)
     }
 }
+
+/// `ffi.buffer(cdata)` without pyo3's generic `__new__` argument parsing: the buffer type's
+/// own vectorcall (how CPython calls a type object). Other call shapes (size, keywords)
+/// go through `type.__call__` → the pyo3 `#[new]`.
+unsafe extern "C" fn buffer_vectorcall(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let nargs = ffi::PyVectorcall_NARGS(nargsf);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        if kwnames.is_null() && nargs == 1 {
+            let cd = Bound::from_borrowed_ptr(py, *args);
+            let b = CBuffer::py_new(py, &cd, -1)?;
+            return Ok(Py::new(py, b)?.into_ptr());
+        }
+        // generic path: tuple/dict call through the type's tp_call (type.__call__)
+        let tuple = ffi::PyTuple_New(nargs);
+        if tuple.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        for i in 0..nargs {
+            let a = *args.add(i as usize);
+            ffi::Py_INCREF(a);
+            ffi::PyTuple_SET_ITEM(tuple, i, a);
+        }
+        let tuple = Bound::from_owned_ptr(py, tuple);
+        let kwargs = if kwnames.is_null() {
+            None
+        } else {
+            let d = pyo3::types::PyDict::new(py);
+            let names = Bound::from_borrowed_ptr(py, kwnames);
+            for (j, name) in names.try_iter()?.enumerate() {
+                d.set_item(name?, Bound::from_borrowed_ptr(py, *args.add(nargs as usize + j)))?;
+            }
+            Some(d)
+        };
+        let call = (*ffi::Py_TYPE(callable)).tp_call;
+        match call {
+            Some(c) => Ok(c(callable, tuple.as_ptr(), kwargs.as_ref().map(|d| d.as_ptr()).unwrap_or(std::ptr::null_mut()))),
+            None => Err(PyTypeError::new_err("buffer type is not callable")),
+        }
+    }));
+    match r {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            e.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            pyo3::exceptions::PyRuntimeError::new_err("internal error (Rust panic) in jitffi.buffer").restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Installs `buffer_vectorcall` on the buffer type (once, at module init).
+pub fn install_fast_new(py: Python<'_>) {
+    let tp = py.get_type::<CBuffer>();
+    unsafe {
+        (*tp.as_type_ptr()).tp_vectorcall = Some(buffer_vectorcall);
+    }
+}

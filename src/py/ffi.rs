@@ -421,7 +421,14 @@ pub fn string_of(py: Python<'_>, obj: &Bound<'_, PyAny>, maxlen: isize) -> PyRes
             if cdata::invalid_addr(base) {
                 return Err(PyRuntimeError::new_err(format!("cannot use string() on {}", c.repr_string(py)?)));
             }
-            let mut limit = if is_array { c.length } else { usize::MAX };
+            // an owning pointer (from `new`) never reads past its allocation
+            let mut limit = if is_array {
+                c.length
+            } else if c.alloc_size > 0 {
+                c.alloc_size / usz
+            } else {
+                usize::MAX
+            };
             if maxlen >= 0 {
                 limit = limit.min(maxlen as usize);
             }

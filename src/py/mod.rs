@@ -31,6 +31,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cdata::CData>()?;
     cdata::install_fast_slots(m.py());
     m.add_class::<buffer::CBuffer>()?;
+    buffer::install_fast_new(m.py());
     m.add_class::<ffi::Allocator>()?;
     m.add("FFI_DEFAULT_ABI", ctype::FFI_DEFAULT_ABI)?;
     m.add("FFI_CDECL", ctype::FFI_DEFAULT_ABI)?;
