@@ -562,3 +562,24 @@ def test_released_callback_gives_its_slot_back(env):
     cb2 = ffi.callback("int(int)", lambda x: x + 2)
     assert int(ffi.cast("intptr_t", cb2)) == addr
     assert lib.call_cb_once(cb2, 1) == 3
+
+
+def test_extern_python_lives_as_long_as_its_ffi(env):
+    path = clib_callbacks.build()
+
+    def make():
+        ffi = jitffi.FFI()
+        ffi.cdef('extern "Python" int on_event(int); int call_cb_once(int (*)(int), int);')
+        lib = ffi.dlopen(path)
+
+        @ffi.def_extern()
+        def on_event(x):
+            return x + 1
+
+        assert lib.call_cb_once(lib.on_event, 1) == 2
+        return weakref.ref(ffi), weakref.ref(on_event)
+
+    ffi_ref, fn_ref = make()
+    gc.collect()
+    assert ffi_ref() is None
+    assert fn_ref() is None

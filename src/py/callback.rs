@@ -14,20 +14,20 @@ use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use pyo3::types::{PyCFunction, PyString, PyTuple};
+use pyo3::types::{PyCFunction, PyDict, PyString, PyTuple};
 
 use super::cdata::{CData, Owner};
 use super::convert;
 use super::ctype::CType;
 use super::errors::FFIError;
 use super::ffi::FFI;
-use super::state::{FfiRef, FfiShared};
+use super::state::FfiRef;
 use crate::abi;
 use crate::types::decls::Decl;
 use crate::jit::callback_thunk::{self, Thunk};
@@ -552,45 +552,43 @@ pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// The not-yet-bound core of an extern "Python" function, per FFI and name.
-struct ExternTable {
-    ffi: Weak<FfiShared>,
-    by_name: HashMap<String, Py<CData>>,
-}
-
-static EXTERNS: Mutex<Vec<ExternTable>> = Mutex::new(Vec::new());
-
 /// The C function pointer of `extern "Python"` function `name` of type `fty` (a cdata,
 /// the same object every time, so C may keep the address across `def_extern` calls).
-pub fn extern_python_cdata(py: Python<'_>, shared: &FfiRef, name: &str, fty: &TypeRef) -> PyResult<Py<CData>> {
-    {
-        let tables = EXTERNS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = tables.iter().find(|t| ptr::eq(t.ffi.as_ptr(), Arc::as_ptr(shared))) {
-            if let Some(cd) = t.by_name.get(name) {
-                return Ok(cd.clone_ref(py));
-            }
+/// Kept in the FFI object's `__dict__`, so it lives exactly as long as the FFI.
+pub fn extern_python_cdata(
+    py: Python<'_>,
+    ffi_obj: &Bound<'_, PyAny>,
+    shared: &FfiRef,
+    name: &str,
+    fty: &TypeRef,
+) -> PyResult<Py<CData>> {
+    let attrs = ffi_obj.getattr(pyo3::intern!(py, "__dict__")).map_err(|_| {
+        PyTypeError::new_err("extern \"Python\" functions need a jitffi.FFI object (with a __dict__)")
+    })?;
+    let key = pyo3::intern!(py, "_jitffi_extern_python");
+    let table = match attrs.get_item(key) {
+        Ok(t) => t.cast_into::<PyDict>()?,
+        Err(_) => {
+            let t = PyDict::new(py);
+            attrs.set_item(key, &t)?;
+            t
         }
+    };
+    if let Some(cd) = table.get_item(name)? {
+        return Ok(cd.cast_into::<CData>()?.unbind());
     }
     let core = new_extern_core(py, shared, fty, name)?;
     let addr = core.code_ptr() as usize;
     let ct = shared.ctype_of(py, fty);
     let owner = Owner::Custom { payload: core, repr: format!("extern \"Python\" {name}()") };
     let cd = CData::new_owning(py, ct, addr, 0, 0, owner)?;
-    let mut tables = EXTERNS.lock().unwrap_or_else(|e| e.into_inner());
-    // Tables of FFIs that are gone are dropped here (their callbacks with them).
-    tables.retain(|t| t.ffi.strong_count() > 0);
-    let idx = match tables.iter().position(|t| ptr::eq(t.ffi.as_ptr(), Arc::as_ptr(shared))) {
-        Some(i) => i,
-        None => {
-            tables.push(ExternTable { ffi: Arc::downgrade(shared), by_name: HashMap::new() });
-            tables.len() - 1
-        }
-    };
-    Ok(tables[idx].by_name.entry(name.to_string()).or_insert(cd).clone_ref(py))
+    table.set_item(name, &cd)?;
+    Ok(cd)
 }
 
 fn def_extern_bind(
     py: Python<'_>,
+    ffi_obj: &Bound<'_, PyAny>,
     shared: &FfiRef,
     func: &Bound<'_, PyAny>,
     name: Option<&str>,
@@ -610,7 +608,7 @@ fn def_extern_bind(
             "ffi.def_extern('{name}'): no 'extern \"Python\"' function with this name"
         )));
     };
-    let cd = extern_python_cdata(py, shared, &name, &fty)?;
+    let cd = extern_python_cdata(py, ffi_obj, shared, &name, &fty)?;
     let cd = cd.bind(py).get();
     let st = cd.state.get(py);
     let Owner::Custom { payload, .. } = &st.owner else { unreachable!("extern cdata own their core") };
@@ -655,7 +653,7 @@ impl FFI {
     /// function to an `extern "Python"` declaration (ABI mode too, unlike cffi).
     #[pyo3(signature = (name=None, error=None, onerror=None))]
     fn def_extern(
-        &self,
+        slf: &Bound<'_, Self>,
         py: Python<'_>,
         name: Option<String>,
         error: Option<&Bound<'_, PyAny>>,
@@ -664,13 +662,14 @@ impl FFI {
         if let Some(o) = onerror.filter(|o| !o.is_none()) {
             check_onerror(py, &Some(o.clone().unbind()))?;
         }
-        let shared = self.shared.clone();
+        let shared = slf.get().shared.clone();
+        let ffi_obj = slf.clone().into_any().unbind();
         let error = error.map(|e| e.clone().unbind());
         let onerror = onerror.map(|o| o.clone().unbind());
         let deco = PyCFunction::new_closure(py, Some(c"def_extern_decorator"), None, move |args, _kw| -> PyResult<Py<PyAny>> {
             let py = args.py();
             let f = args.get_item(0)?;
-            def_extern_bind(py, &shared, &f, name.as_deref(), error.as_ref().map(|e| e.bind(py)), onerror.as_ref().map(|o| o.bind(py)))?;
+            def_extern_bind(py, ffi_obj.bind(py), &shared, &f, name.as_deref(), error.as_ref().map(|e| e.bind(py)), onerror.as_ref().map(|o| o.bind(py)))?;
             Ok(f.unbind())
         })?;
         Ok(deco.into_any().unbind())
@@ -686,7 +685,7 @@ mod tests {
     fn python_callable_called_from_c_with_and_without_the_gil() {
         Python::initialize();
         let (shared, fptr) = Python::attach(|py| {
-            let shared = FfiShared::new(py);
+            let shared = crate::py::state::FfiShared::new(py);
             let fptr = shared.lock_ns().parse_type("int(*)(int, double)").unwrap();
             (shared, fptr)
         });
