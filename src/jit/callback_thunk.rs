@@ -75,7 +75,8 @@ fn align_up(x: u32, a: u32) -> u32 {
 
 /// Compiles (or returns the cached) thunk for a lowered callback signature.
 pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thunk>, String> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, usize), Arc<Thunk>>>> = OnceLock::new();
+    type Cache = HashMap<(String, usize), Arc<Thunk>>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     // Plans are small; their debug form is a complete structural key.
     let key = (format!("{plan:?}"), dispatcher as usize);

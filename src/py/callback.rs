@@ -1,7 +1,8 @@
 //! `ffi.callback`: C function pointers that call Python.
 //!
 //! A callback is a `CallbackCore` (boxed, so its address is stable) holding the Python
-//! callable, the argument/result types and the `error` result bytes, plus an entry slot
+//! callable and the `error` result bytes, the `Shape` shared by every callback of its
+//! function-pointer type (argument offsets and types, thunk), plus an entry slot
 //! from `jit::entry_pool` whose stub passes the core's address to the thunk compiled for
 //! the signature's shape (`jit::callback_thunk`). The thunk stores the C arguments into a
 //! buffer and calls `dispatch`, which takes the GIL (from any thread, including threads
@@ -9,6 +10,9 @@
 //! callable, and writes the result like a field is written. Errors never propagate into
 //! C: they are reported through `sys.unraisablehook` exactly as cffi words them, and the
 //! `error` value is returned. Dropping the core gives the entry slot back to the pool.
+//!
+//! `extern "Python"` functions (ABI mode too) are cores whose binding `@ffi.def_extern()`
+//! replaces; their cdata live in the FFI object's `__dict__`.
 
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
@@ -19,7 +23,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-
 use pyo3::types::{PyCFunction, PyDict, PyString, PyTuple};
 
 use super::cdata::{CData, Owner};
@@ -29,11 +32,11 @@ use super::errors::FFIError;
 use super::ffi::FFI;
 use super::state::FfiRef;
 use crate::abi;
-use crate::types::decls::Decl;
 use crate::jit::callback_thunk::{self, Thunk};
-use crate::types::target::Target;
 use crate::jit::entry_pool::{self, EntrySlot};
+use crate::types::decls::Decl;
 use crate::types::model::{FuncSig, Kind, PrimClass, PrimInfo, TypeNode, TypeRef};
+use crate::types::target::Target;
 
 extern "C" {
     // CPython 3.8–3.12: reports the current exception through sys.unraisablehook with
