@@ -938,13 +938,6 @@ impl CData {
         Err(PyTypeError::new_err(format!("int() not supported on cdata '{}'", self.ty().cname())))
     }
 
-    fn __index__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        if let Some(v) = self.int_value() {
-            return Ok(v.into_pyobject(py)?.into_any().unbind());
-        }
-        Err(PyTypeError::new_err(format!("cdata '{}' cannot be interpreted as an integer", self.ty().cname())))
-    }
-
     fn __float__(&self) -> PyResult<f64> {
         if let Some(f) = self.float_value() {
             return Ok(f);

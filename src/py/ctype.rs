@@ -23,6 +23,10 @@ pub struct CType {
     decay: OnceLock<Py<CType>>,
     /// `T[]` for `T *` / `T[n]` — slice results.
     open_array: OnceLock<Py<CType>>,
+    /// `ffi.new(this)`'s (bytes, items) when it does not depend on the initializer
+    /// (pointer to a complete type without flexible array member, or `T[n]`); set once the
+    /// item type is complete.
+    fixed_new: OnceLock<(usize, usize)>,
 }
 
 /// The fields of a complete struct/union, built once per record type: `by_name` maps the
@@ -96,7 +100,7 @@ impl CField {
 
 impl CType {
     pub fn new(ty: TypeRef, ffi: FfiRef) -> CType {
-        CType { ty, ffi, item: OnceLock::new(), fields: OnceLock::new(), decay: OnceLock::new(), open_array: OnceLock::new() }
+        CType { ty, ffi, item: OnceLock::new(), fields: OnceLock::new(), decay: OnceLock::new(), open_array: OnceLock::new(), fixed_new: OnceLock::new() }
     }
 
     pub fn cname(&self) -> String {
@@ -151,6 +155,28 @@ impl CType {
         }
         let _ = self.fields.set(Arc::new(FieldTable { by_name: by_name.unbind(), list, interned }));
         self.fields.get()
+    }
+
+    /// (bytes, items) that `ffi.new` allocates for this type whatever the initializer, if
+    /// that is fixed.
+    #[inline]
+    pub fn fixed_new_size(&self) -> Option<(usize, usize)> {
+        if let Some(v) = self.fixed_new.get() {
+            return Some(*v);
+        }
+        let v = match &self.ty.kind {
+            Kind::Pointer(item) => {
+                let size = item.size()?;
+                if item.record_layout().is_some_and(|l| l.has_flexible_array) {
+                    return None;
+                }
+                (size, 0)
+            }
+            Kind::Array(item, Some(n)) => (item.size()?.checked_mul(*n).filter(|b| *b <= isize::MAX as usize)?, *n),
+            _ => return None,
+        };
+        let _ = self.fixed_new.set(v);
+        Some(v)
     }
 
     /// `T *` for `T[n]`/`T[]`; itself for pointers.

@@ -174,7 +174,10 @@ fn array_len_from_init(arr_ty: &TypeRef, item: &TypeRef, init: &Bound<'_, PyAny>
 pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, PyAny>>, alloc: Option<&Allocator>) -> PyResult<Py<CData>> {
     let c = ct.get();
     let init = init.filter(|i| !i.is_none());
-    let (size, length) = new_size(c, init)?;
+    let (size, length) = match c.fixed_new_size() {
+        Some(v) => v,
+        None => new_size(c, init)?,
+    };
     let (addr, owner) = match alloc {
         Some(a) if a.alloc.is_some() => {
             let f = a.alloc.as_ref().map(|f| f.bind(py)).ok_or_else(|| PyTypeError::new_err("no alloc"))?;
@@ -929,6 +932,14 @@ impl FFI {
     const RTLD_NOLOAD: i32 = libc::RTLD_NOLOAD;
     #[classattr]
     const RTLD_DEEPBIND: i32 = libc::RTLD_DEEPBIND;
+}
+
+impl Drop for FFI {
+    fn drop(&mut self) {
+        // SAFETY: pyclass objects are dropped from tp_dealloc, with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        self.shared.clear_caches(py);
+    }
 }
 
 impl FFI {

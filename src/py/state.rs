@@ -103,6 +103,15 @@ impl FfiShared {
         self.lock_ns().table.array(item, len)
     }
 
+    /// Drops the per-FFI caches (CType objects and the type-string dict) when the FFI
+    /// object dies: they hold this state alive in a reference cycle (CType → FfiShared →
+    /// cache → CType). cdata still alive keep their own CType and this state.
+    pub fn clear_caches(&self, py: Python<'_>) {
+        let old = std::mem::take(self.ctypes.get(py));
+        self.type_cache.bind(py).clear();
+        drop(old);
+    }
+
     pub fn clear_type_cache(&self, py: Python<'_>) {
         self.type_cache.bind(py).clear();
     }
