@@ -625,3 +625,13 @@ def test_qsort_from_libc_with_a_callback():
     arr = f.new("int[]", values)
     libc.qsort(arr, len(values), f.sizeof("int"), by_value)
     assert list(arr) == sorted(values)
+
+
+def test_array_inline_cache_checks_release_every_call(ffi, lib):
+    for _ in range(3):
+        a = ffi.new("int[]", [11, 12])
+        assert lib.deref_int(a) == 11
+        assert lib.deref_int(a) == 11       # second call: cached array ctype
+        ffi.release(a)
+        with pytest.raises(ValueError):
+            lib.deref_int(a)

@@ -105,7 +105,12 @@ impl ExecArena {
             None => true,
         };
         if need_new {
-            self.chunks.push(map_chunk()?);
+            match map_chunk() {
+                Ok(c) => self.chunks.push(c),
+                // No shared-memory file (seccomp, old kernel): private pages per install,
+                // written then flipped to read+execute.
+                Err(_) => return self.install_private(code),
+            }
         }
         let chunk = self.chunks.last_mut().unwrap();
         let off = chunk.used;
@@ -117,6 +122,33 @@ impl ExecArena {
         let addr = unsafe { chunk.rx.add(off) };
         flush_icache(addr, len);
         Ok(addr)
+    }
+
+    fn install_private(&mut self, code: &[u8]) -> Result<*const u8, String> {
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let len = code.len().max(1).div_ceil(page) * page;
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return Err(format!("mmap failed: {}", std::io::Error::last_os_error()));
+            }
+            std::ptr::copy_nonoverlapping(code.as_ptr(), p as *mut u8, code.len());
+            if libc::mprotect(p, len, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+                let e = std::io::Error::last_os_error();
+                libc::munmap(p, len);
+                return Err(format!("mprotect failed: {e}"));
+            }
+            self.total += len;
+            flush_icache(p as *const u8, code.len());
+            Ok(p as *const u8)
+        }
     }
 
     pub fn bytes_used(&self) -> usize {
@@ -137,6 +169,15 @@ pub fn bytes_used() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn private_pages_fallback_runs() {
+        let mut a = ExecArena::new();
+        let p = a.install_private(&[0xb8, 9, 0, 0, 0, 0xc3]).unwrap();
+        let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(p) };
+        assert_eq!(f(), 9);
+    }
 
     #[test]
     #[cfg(target_arch = "x86_64")]

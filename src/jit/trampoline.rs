@@ -164,6 +164,9 @@ pub struct Runtime {
     pub cdata_ctype_offset: i32,
     pub cdata_addr_offset: i32,
     pub arg_ctypes_offset: i32,
+    /// `extern "C" fn(cdata, dst) -> c_int`: an array cdata's data address (raises if
+    /// its memory was released).
+    pub array_data: usize,
     /// The ctype of `ffi.NULL` (`void *`), which every pointer parameter accepts.
     pub void_ptr_ctype: usize,
     /// `&PyBytes_Type` and where a bytes object's characters start.
@@ -381,21 +384,35 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 b.switch_to_block(cdata);
                 let ct = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_ctype_offset);
                 let table = b.ins().load(i64t, TRUSTED(), this, rt.arg_ctypes_offset);
-                // Two entries per parameter: its own ctype, and the last other pointer
-                // ctype the converter accepted for it (an inline cache).
-                let want = b.ins().load(i64t, TRUSTED(), table, (16 * i) as i32);
-                let seen = b.ins().load(i64t, TRUSTED(), table, (16 * i + 8) as i32);
+                // Three entries per parameter: its own ctype, the last other pointer ctype
+                // the converter accepted for it, and the last array ctype it accepted
+                // (inline caches; an array still goes through a small helper that checks
+                // that its memory was not released).
+                let want = b.ins().load(i64t, TRUSTED(), table, (24 * i) as i32);
+                let seen = b.ins().load(i64t, TRUSTED(), table, (24 * i + 8) as i32);
                 let same = b.ins().icmp(IntCC::Equal, ct, want);
                 let cached = b.ins().icmp(IntCC::Equal, ct, seen);
                 let is_void_ptr = b.ins().icmp_imm_s(IntCC::Equal, ct, rt.void_ptr_ctype as i64);
                 let ok = b.ins().bor(same, cached);
                 let ok = b.ins().bor(ok, is_void_ptr);
                 let take = b.create_block();
-                b.ins().brif(ok, take, &[], slow, &[]);
+                let try_array = b.create_block();
+                b.ins().brif(ok, take, &[], try_array, &[]);
                 b.switch_to_block(take);
                 let addr = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_addr_offset);
                 b.ins().store(TRUSTED(), addr, dst, 0);
                 b.ins().jump(next, &[]);
+                b.switch_to_block(try_array);
+                let seen_array = b.ins().load(i64t, TRUSTED(), table, (24 * i + 16) as i32);
+                let is_array = b.ins().icmp(IntCC::Equal, ct, seen_array);
+                let array = b.create_block();
+                b.ins().brif(is_array, array, &[], slow, &[]);
+                b.switch_to_block(array);
+                let status = {
+                    let mut e = Emitter { b: &mut b, cc };
+                    e.call_addr(rt.array_data, &[i64t, i64t], &[types::I32], &[obj, dst])[0]
+                };
+                b.ins().brif(status, fail, &[], next, &[]);
                 b.switch_to_block(not_cdata);
                 if bytes {
                     let is_bytes = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.bytes_type as i64);
@@ -649,6 +666,7 @@ mod tests {
             cdata_ctype_offset: 16,
             cdata_addr_offset: 24,
             arg_ctypes_offset: 24,
+            array_data: unused as *const () as usize,
             void_ptr_ctype: 1,
             bytes_type: unused as *const () as usize,
             bytes_data_offset: 32,

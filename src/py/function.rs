@@ -35,8 +35,8 @@ pub struct FuncObject {
     /// The C function the trampoline calls.
     target: usize,
     info: *const FuncInfo,
-    /// The ctype object (`CType *`) of each parameter, for the trampolines' pointer fast
-    /// path (owned by `info`).
+    /// Three `CType *` per parameter for the trampolines' pointer fast path: the
+    /// parameter's own and two inline-cache entries (`FuncInfo::arg_ctype_ptrs`).
     arg_ctypes: *const usize,
     def: ffi::PyMethodDef,
 }
@@ -63,9 +63,9 @@ pub struct FuncInfo {
     /// The shape to compile at the first call (when it was not cached at creation).
     pending: Option<Shape>,
     arg_ctype_objs: Vec<Py<CType>>,
-    /// Two entries per parameter, read by the trampolines: the parameter's ctype object,
-    /// and the last other pointer ctype whose cdata the converter accepted for it (written
-    /// with the GIL held; kept alive by `ic_refs`).
+    /// Three entries per parameter, read by the trampolines: the parameter's ctype
+    /// object, and the last other pointer ctype and array ctype whose cdata the converter
+    /// accepted for it (written with the GIL held; kept alive by `ic_refs`).
     arg_ctype_ptrs: Vec<std::cell::Cell<usize>>,
     ic_refs: std::cell::RefCell<Vec<Option<Py<CType>>>>,
     /// Variadic functions: trampolines by the promoted types of the variadic part (only
@@ -257,6 +257,7 @@ fn runtime() -> &'static Runtime {
             cdata_addr_offset,
             arg_ctypes_offset: ARG_CTYPES_OFFSET as i32,
             void_ptr_ctype,
+            array_data: jf_array_data as *const () as usize,
             bytes_type: std::ptr::addr_of_mut!(ffi::PyBytes_Type) as usize,
             bytes_data_offset: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
             inline_small_ints,
@@ -343,9 +344,9 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
     info.arg_ctype_ptrs = info
         .arg_ctype_objs
         .iter()
-        .flat_map(|c| [std::cell::Cell::new(c.as_ptr() as usize), std::cell::Cell::new(0)])
+        .flat_map(|c| [std::cell::Cell::new(c.as_ptr() as usize), std::cell::Cell::new(0), std::cell::Cell::new(0)])
         .collect();
-    *info.ic_refs.borrow_mut() = info.args.iter().map(|_| None).collect();
+    *info.ic_refs.borrow_mut() = info.args.iter().flat_map(|_| [None, None]).collect();
     unsafe {
         let tp = func_type();
         let obj = ffi::PyType_GenericAlloc(tp, 0);
@@ -519,25 +520,40 @@ unsafe extern "C" fn jf_convert_arg(
 }
 
 /// After the converter accepted a pointer cdata for a `T *` parameter, lets the
-/// trampoline accept cdata of that ctype inline next time. Exact: for pointer and
-/// function-pointer cdata the decision depends only on the two types and the value
-/// passed is the cdata's address (arrays are left to the converter: it checks that
-/// their memory was not released).
+/// trampoline accept cdata of that ctype inline next time. Exact: the decision depends
+/// only on the two types; the value passed is a pointer cdata's address, or an array's
+/// data address (taken by `jf_array_data`, which keeps the check that the array's memory
+/// was not released).
 fn remember_pointer_ctype(py: Python<'_>, info: &FuncInfo, index: usize, ty: &TypeRef, obj: &Bound<'_, PyAny>) {
     if !matches!(ty.kind, Kind::Pointer(_)) {
         return;
     }
     let Ok(cd) = obj.cast::<CData>() else { return };
     let c = cd.get();
-    if !matches!(c.ty().kind, Kind::Pointer(_) | Kind::FuncPtr(_)) {
-        return;
-    }
-    let Some(slot) = info.arg_ctype_ptrs.get(2 * index + 1) else { return };
+    let which = match c.ty().kind {
+        Kind::Pointer(_) | Kind::FuncPtr(_) => 0,
+        Kind::Array(..) => 1,
+        _ => return,
+    };
+    let Some(slot) = info.arg_ctype_ptrs.get(3 * index + 1 + which) else { return };
     let ct = c.ctype.clone_ref(py);
     slot.set(ct.as_ptr() as usize);
-    if let Some(r) = info.ic_refs.borrow_mut().get_mut(index) {
+    if let Some(r) = info.ic_refs.borrow_mut().get_mut(2 * index + which) {
         *r = Some(ct);
     }
+}
+
+/// An array cdata (of a ctype the converter accepted before for this parameter): its
+/// data address into `dst`.
+unsafe extern "C" fn jf_array_data(obj: *mut ffi::PyObject, dst: *mut u8) -> c_int {
+    let py = unsafe { Python::assume_attached() };
+    guard(py, -1, || {
+        let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
+        let cd = obj.cast::<CData>().map_err(|_| PySystemError::new_err("array cache: not a cdata"))?;
+        let addr = cd.get().data_addr(py)?;
+        unsafe { super::convert::store_ptr(dst, addr) };
+        Ok(0)
+    })
 }
 
 unsafe extern "C" fn jf_convert_vararg(
