@@ -583,3 +583,21 @@ def test_extern_python_lives_as_long_as_its_ffi(env):
     gc.collect()
     assert ffi_ref() is None
     assert fn_ref() is None
+
+
+def test_callback_released_during_its_own_call(env):
+    ffi, lib = env
+    holder = {}
+
+    def f(x):
+        ffi.release(holder.pop("cb"))  # a one-shot callback freeing itself
+        gc.collect()
+        # Its entry slot is free again: a new callback may take it meanwhile.
+        holder["other"] = ffi.callback("int(int)", lambda y: y * 3)
+        return x + 1
+
+    holder["cb"] = ffi.callback("int(int)", f)
+    assert lib.call_cb_once(holder["cb"], 41) == 42
+    assert lib.call_cb_once(holder["other"], 5) == 15
+    del holder["other"]
+    gc.collect()

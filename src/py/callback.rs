@@ -52,6 +52,10 @@ pub struct Binding {
     pub onerror: Option<Py<PyAny>>,
     /// What to return when the callable fails: the `error` argument as C bytes.
     pub error_result: Box<[u8]>,
+    /// C calls currently inside this callback (nested or from several threads).
+    in_flight: u32,
+    /// Its cdata was freed during a call: the last call to return frees the core.
+    orphaned: bool,
 }
 
 /// Only touched with the GIL held (creation, `def_extern`, the dispatcher).
@@ -65,6 +69,32 @@ impl BindingCell {
     fn get(&self, _py: Python<'_>) -> &mut Binding {
         // SAFETY: the GIL serializes accesses; callers keep no borrow across Python code.
         unsafe { &mut *self.0.get() }
+    }
+}
+
+/// What a callback cdata owns. Freeing the cdata while C is inside the callback (the
+/// callable released or dropped its own callback) must not free the core under the
+/// running call: the entry slot is given back at once, the core itself when the last
+/// call returns.
+pub struct CallbackHandle(Option<Box<CallbackCore>>);
+
+impl CallbackHandle {
+    pub fn core(&self) -> &CallbackCore {
+        self.0.as_deref().expect("core present until drop")
+    }
+}
+
+impl Drop for CallbackHandle {
+    fn drop(&mut self) {
+        let Some(mut core) = self.0.take() else { return };
+        // Cdata are freed with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        let b = core.binding.get(py);
+        if b.in_flight > 0 {
+            b.orphaned = true;
+            core.slot.take();
+            let _ = Box::into_raw(core);
+        }
     }
 }
 
@@ -196,7 +226,8 @@ fn new_core(
     check_onerror(py, &onerror)?;
     let shape = shape_for(fptr)?;
     let error_result = error_bytes(py, ffi, &shape.result, shape.result_size, error)?;
-    let binding = BindingCell(UnsafeCell::new(Binding { callable, onerror, error_result }));
+    let binding =
+        BindingCell(UnsafeCell::new(Binding { callable, onerror, error_result, in_flight: 0, orphaned: false }));
     let mut core = Box::new(CallbackCore { binding, ffi: ffi.clone(), shape, extern_name, slot: None });
     let core_ptr = &*core as *const CallbackCore as *const ();
     let slot = entry_pool::alloc(core.shape.thunk.closure_reg, core_ptr, core.shape.thunk.code)
@@ -215,7 +246,9 @@ pub fn bind_extern(
 ) -> PyResult<()> {
     check_onerror(py, &onerror)?;
     let error_result = error_bytes(py, &core.ffi, &core.shape.result, core.shape.result_size, error)?;
-    let old = std::mem::replace(core.binding.get(py), Binding { callable: Some(callable), onerror, error_result });
+    let b = core.binding.get(py);
+    let old = (b.callable.replace(callable), std::mem::replace(&mut b.onerror, onerror));
+    b.error_result = error_result;
     drop(old);
     Ok(())
 }
@@ -247,10 +280,9 @@ unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, result: *mut u8
     // Works from threads Python never saw, from threads that released the GIL in a
     // jitffi call, and nested inside another callback.
     let gil = ffi::PyGILState_Ensure();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let py = Python::assume_attached();
-        invoke(py, core, args, result);
-    }));
+    let py = Python::assume_attached();
+    core.binding.get(py).in_flight += 1;
+    let outcome = catch_unwind(AssertUnwindSafe(|| invoke(py, core, args, result)));
     if outcome.is_err() {
         let _ = catch_unwind(AssertUnwindSafe(|| {
             let py = Python::assume_attached();
@@ -258,6 +290,12 @@ unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, result: *mut u8
             pyo3::exceptions::PySystemError::new_err("Rust panic inside a jitffi callback").restore(py);
             write_unraisable_msg(py, "from cffi callback (Rust panic)");
         }));
+    }
+    let b = core.binding.get(py);
+    b.in_flight -= 1;
+    if b.orphaned && b.in_flight == 0 {
+        // The cdata went away during the call (see `CallbackHandle`).
+        drop(Box::from_raw(closure as *mut CallbackCore));
     }
     ffi::PyGILState_Release(gil);
 }
@@ -540,13 +578,13 @@ fn make_callback_cdata(
     let core = new_callback(py, shared, &ty, callable.clone().unbind(), error, onerror)?;
     let addr = core.code_ptr() as usize;
     // Empty repr: printed through `callback_target` when asked for.
-    let owner = Owner::Custom { payload: core, repr: String::new() };
+    let owner = Owner::Custom { payload: Box::new(CallbackHandle(Some(core))), repr: String::new() };
     Ok(CData::new_owning(py, ct.clone().unbind(), addr, 0, 0, owner)?.into_any())
 }
 
 /// What a callback cdata calls, for its repr.
 fn callback_target(py: Python<'_>, payload: &(dyn std::any::Any + Send + Sync)) -> Option<Py<PyAny>> {
-    payload.downcast_ref::<CallbackCore>()?.callable(py)
+    payload.downcast_ref::<CallbackHandle>()?.core().callable(py)
 }
 
 /// Installs the repr hook (called from `py::register`).
@@ -583,7 +621,7 @@ pub fn extern_python_cdata(
     let core = new_extern_core(py, shared, fty, name)?;
     let addr = core.code_ptr() as usize;
     let ct = shared.ctype_of(py, fty);
-    let owner = Owner::Custom { payload: core, repr: format!("extern \"Python\" {name}()") };
+    let owner = Owner::Custom { payload: Box::new(CallbackHandle(Some(core))), repr: format!("extern \"Python\" {name}()") };
     let cd = CData::new_owning(py, ct, addr, 0, 0, owner)?;
     table.set_item(name, &cd)?;
     Ok(cd)
@@ -615,7 +653,7 @@ fn def_extern_bind(
     let cd = cd.bind(py).get();
     let st = cd.state.get(py);
     let Owner::Custom { payload, .. } = &st.owner else { unreachable!("extern cdata own their core") };
-    let core = payload.downcast_ref::<CallbackCore>().expect("extern cdata hold a CallbackCore");
+    let core = payload.downcast_ref::<CallbackHandle>().expect("extern cdata hold a callback").core();
     let onerror = onerror.filter(|o| !o.is_none()).map(|o| o.clone().unbind());
     bind_extern(py, core, func.clone().unbind(), error, onerror)
 }
