@@ -498,3 +498,106 @@ def test_extern_python_in_abi_mode(env):
     assert u.seen[0].exc_type is ValueError
     with pytest.raises(Exception):
         ffi.def_extern(name="not_declared")(lambda x: x)
+
+
+def test_exceptions_in_c_threads_are_reported(env):
+    ffi, lib = env
+    seen = []
+    lock = threading.Lock()
+
+    def f(i):
+        if i % 1000 == 7:
+            raise KeyError(i)
+        return 1
+
+    cb = ffi.callback("int(int)", f, error=0)
+
+    def hook(a):
+        with lock:
+            seen.append(a.exc_type)
+
+    old = sys.unraisablehook
+    sys.unraisablehook = hook
+    try:
+        total = lib.run_threads(cb, 4, 5000)
+    finally:
+        sys.unraisablehook = old
+    assert total == 4 * 5000 - 20
+    assert seen == [KeyError] * 20
+
+
+def test_struct_result_error_value_is_zeroed(env):
+    ffi, lib = env
+
+    @ffi.callback("struct pt(struct pt, int)")
+    def bad(p, k):
+        raise ValueError
+
+    # check_pt compares against (4.5, -6.75): a zeroed struct fails the check.
+    with Unraisable() as u:
+        assert lib.check_pt(bad) == 0
+    assert u.seen[0].exc_type is ValueError
+
+
+def test_with_the_gil_kept_during_the_c_call(env):
+    ffi, _ = env
+    lib2 = ffi.dlopen(clib_callbacks.build(), release_gil=False)
+
+    @ffi.callback("int(int)")
+    def cb(d):
+        return 100 if d == 0 else lib2.nest(cb, d - 1) + 1
+
+    assert lib2.nest(cb, 3) == 103
+    assert lib2.call_cb_n(ffi.callback("int(int)", lambda i: i), 1000) == 499500
+    # (Callbacks from other threads while the caller keeps the GIL would deadlock: that
+    # is what release_gil=False means.)
+
+
+def test_released_callback_gives_its_slot_back(env):
+    ffi, lib = env
+    cb = ffi.callback("int(int)", lambda x: x + 1)
+    addr = int(ffi.cast("intptr_t", cb))
+    assert lib.call_cb_once(cb, 1) == 2
+    ffi.release(cb)
+    cb2 = ffi.callback("int(int)", lambda x: x + 2)
+    assert int(ffi.cast("intptr_t", cb2)) == addr
+    assert lib.call_cb_once(cb2, 1) == 3
+
+
+def test_extern_python_lives_as_long_as_its_ffi(env):
+    path = clib_callbacks.build()
+
+    def make():
+        ffi = jitffi.FFI()
+        ffi.cdef('extern "Python" int on_event(int); int call_cb_once(int (*)(int), int);')
+        lib = ffi.dlopen(path)
+
+        @ffi.def_extern()
+        def on_event(x):
+            return x + 1
+
+        assert lib.call_cb_once(lib.on_event, 1) == 2
+        return weakref.ref(ffi), weakref.ref(on_event)
+
+    ffi_ref, fn_ref = make()
+    gc.collect()
+    assert ffi_ref() is None
+    assert fn_ref() is None
+
+
+def test_callback_released_during_its_own_call(env):
+    ffi, lib = env
+    holder = {}
+
+    def f(x):
+        ffi.release(holder.pop("cb"))  # a one-shot callback freeing itself
+        gc.collect()
+        # Its entry slot is free again: a new callback may take it meanwhile.
+        holder["other"] = ffi.callback("int(int)", lambda y: y * 3)
+        return x + 1
+
+    holder["cb"] = ffi.callback("int(int)", f)
+    assert lib.call_cb_once(holder["cb"], 41) == 42
+    assert lib.call_cb_once(holder["other"], 5) == 15
+    del holder["other"]
+    gc.collect()

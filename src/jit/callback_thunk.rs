@@ -75,7 +75,8 @@ fn align_up(x: u32, a: u32) -> u32 {
 
 /// Compiles (or returns the cached) thunk for a lowered callback signature.
 pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thunk>, String> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, usize), Arc<Thunk>>>> = OnceLock::new();
+    type Cache = HashMap<(String, usize), Arc<Thunk>>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     // Plans are small; their debug form is a complete structural key.
     let key = (format!("{plan:?}"), dispatcher as usize);
@@ -114,7 +115,10 @@ enum ClosureParam {
 /// Chooses the closure register: a filler register of the lowered signature, else the
 /// next free integer register, else a filler or free vector register.
 fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, ClosureReg), String> {
-    let (ngpr, nvec) = (ClosureReg::INT_REGS as usize, ClosureReg::FLOAT_REGS as usize);
+    let (ngpr, nvec) = match plan.arch {
+        Arch::X86_64 => (6, 8),
+        Arch::Aarch64 => (8, 8),
+    };
     // param_slots lists: [aarch64 sret], integer registers in order, vector registers in
     // order, stack pieces; with stack pieces present every register is listed.
     let start = usize::from(plan.arch == Arch::Aarch64 && plan.ret == RetPass::Sret);
@@ -364,6 +368,30 @@ mod tests {
         assert_eq!(thunk.closure_reg, ClosureReg::Float(1));
         let f: extern "C" fn(i64, i64, i64, i64, i64, i64, i64, i64, f64) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 7, 80, 0.5), 108);
+    }
+
+    /// Closure placement for aarch64 plans (pure data; the stubs themselves run under
+    /// qemu in `entry_pool`).
+    #[test]
+    fn aarch64_closure_placement() {
+        let mut t = TypeTable::new(Target::AARCH64_LINUX);
+        let l = t.prim(Prim::Long);
+        let d = t.prim(Prim::Double);
+        let big = record(&mut t, "struct big", false, false, vec![field("a", &l), field("b", &l), field("c", &l)]);
+        let place = |t: &mut TypeTable, args: Vec<TypeRef>, ret: &TypeRef| {
+            let f = t.func_ptr(args, ret, false);
+            let crate::types::model::Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
+            let plan = crate::abi::lower(sig, &Target::AARCH64_LINUX).unwrap();
+            let params: Vec<AbiParam> = native_call::param_slots(&plan, false).into_iter().map(|(_, p)| p).collect();
+            place_closure(&plan, &params).unwrap().1
+        };
+        assert_eq!(place(&mut t, vec![l.clone(); 7], &l), ClosureReg::Int(7));
+        assert_eq!(place(&mut t, vec![l.clone(); 8], &l), ClosureReg::Float(0));
+        // Big struct result: hidden pointer in x8, x0.. stay free.
+        assert_eq!(place(&mut t, vec![l.clone(); 2], &big), ClosureReg::Int(2));
+        let mut many = vec![l.clone(); 9];
+        many.extend(vec![d.clone(); 8]);
+        assert_eq!(place(&mut t, many, &l), ClosureReg::Stack);
     }
 
     #[test]

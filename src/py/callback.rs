@@ -1,7 +1,8 @@
 //! `ffi.callback`: C function pointers that call Python.
 //!
 //! A callback is a `CallbackCore` (boxed, so its address is stable) holding the Python
-//! callable, the argument/result types and the `error` result bytes, plus an entry slot
+//! callable and the `error` result bytes, the `Shape` shared by every callback of its
+//! function-pointer type (argument offsets and types, thunk), plus an entry slot
 //! from `jit::entry_pool` whose stub passes the core's address to the thunk compiled for
 //! the signature's shape (`jit::callback_thunk`). The thunk stores the C arguments into a
 //! buffer and calls `dispatch`, which takes the GIL (from any thread, including threads
@@ -9,31 +10,33 @@
 //! callable, and writes the result like a field is written. Errors never propagate into
 //! C: they are reported through `sys.unraisablehook` exactly as cffi words them, and the
 //! `error` value is returned. Dropping the core gives the entry slot back to the pool.
+//!
+//! `extern "Python"` functions (ABI mode too) are cores whose binding `@ffi.def_extern()`
+//! replaces; their cdata live in the FFI object's `__dict__`.
 
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-
-use pyo3::types::{PyCFunction, PyString, PyTuple};
+use pyo3::types::{PyCFunction, PyDict, PyString, PyTuple};
 
 use super::cdata::{CData, Owner};
 use super::convert;
 use super::ctype::CType;
 use super::errors::FFIError;
 use super::ffi::FFI;
-use super::state::{FfiRef, FfiShared};
+use super::state::FfiRef;
 use crate::abi;
-use crate::types::decls::Decl;
 use crate::jit::callback_thunk::{self, Thunk};
-use crate::types::target::Target;
 use crate::jit::entry_pool::{self, EntrySlot};
+use crate::types::decls::Decl;
 use crate::types::model::{FuncSig, Kind, PrimClass, PrimInfo, TypeNode, TypeRef};
+use crate::types::target::Target;
 
 extern "C" {
     // CPython 3.8–3.12: reports the current exception through sys.unraisablehook with
@@ -49,6 +52,10 @@ pub struct Binding {
     pub onerror: Option<Py<PyAny>>,
     /// What to return when the callable fails: the `error` argument as C bytes.
     pub error_result: Box<[u8]>,
+    /// C calls currently inside this callback (nested or from several threads).
+    in_flight: u32,
+    /// Its cdata was freed during a call: the last call to return frees the core.
+    orphaned: bool,
 }
 
 /// Only touched with the GIL held (creation, `def_extern`, the dispatcher).
@@ -62,6 +69,32 @@ impl BindingCell {
     fn get(&self, _py: Python<'_>) -> &mut Binding {
         // SAFETY: the GIL serializes accesses; callers keep no borrow across Python code.
         unsafe { &mut *self.0.get() }
+    }
+}
+
+/// What a callback cdata owns. Freeing the cdata while C is inside the callback (the
+/// callable released or dropped its own callback) must not free the core under the
+/// running call: the entry slot is given back at once, the core itself when the last
+/// call returns.
+pub struct CallbackHandle(Option<Box<CallbackCore>>);
+
+impl CallbackHandle {
+    pub fn core(&self) -> &CallbackCore {
+        self.0.as_deref().expect("core present until drop")
+    }
+}
+
+impl Drop for CallbackHandle {
+    fn drop(&mut self) {
+        let Some(mut core) = self.0.take() else { return };
+        // Cdata are freed with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        let b = core.binding.get(py);
+        if b.in_flight > 0 {
+            b.orphaned = true;
+            core.slot.take();
+            let _ = Box::into_raw(core);
+        }
     }
 }
 
@@ -193,7 +226,8 @@ fn new_core(
     check_onerror(py, &onerror)?;
     let shape = shape_for(fptr)?;
     let error_result = error_bytes(py, ffi, &shape.result, shape.result_size, error)?;
-    let binding = BindingCell(UnsafeCell::new(Binding { callable, onerror, error_result }));
+    let binding =
+        BindingCell(UnsafeCell::new(Binding { callable, onerror, error_result, in_flight: 0, orphaned: false }));
     let mut core = Box::new(CallbackCore { binding, ffi: ffi.clone(), shape, extern_name, slot: None });
     let core_ptr = &*core as *const CallbackCore as *const ();
     let slot = entry_pool::alloc(core.shape.thunk.closure_reg, core_ptr, core.shape.thunk.code)
@@ -212,7 +246,9 @@ pub fn bind_extern(
 ) -> PyResult<()> {
     check_onerror(py, &onerror)?;
     let error_result = error_bytes(py, &core.ffi, &core.shape.result, core.shape.result_size, error)?;
-    let old = std::mem::replace(core.binding.get(py), Binding { callable: Some(callable), onerror, error_result });
+    let b = core.binding.get(py);
+    let old = (b.callable.replace(callable), std::mem::replace(&mut b.onerror, onerror));
+    b.error_result = error_result;
     drop(old);
     Ok(())
 }
@@ -244,10 +280,9 @@ unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, result: *mut u8
     // Works from threads Python never saw, from threads that released the GIL in a
     // jitffi call, and nested inside another callback.
     let gil = ffi::PyGILState_Ensure();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let py = Python::assume_attached();
-        invoke(py, core, args, result);
-    }));
+    let py = Python::assume_attached();
+    core.binding.get(py).in_flight += 1;
+    let outcome = catch_unwind(AssertUnwindSafe(|| invoke(py, core, args, result)));
     if outcome.is_err() {
         let _ = catch_unwind(AssertUnwindSafe(|| {
             let py = Python::assume_attached();
@@ -255,6 +290,12 @@ unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, result: *mut u8
             pyo3::exceptions::PySystemError::new_err("Rust panic inside a jitffi callback").restore(py);
             write_unraisable_msg(py, "from cffi callback (Rust panic)");
         }));
+    }
+    let b = core.binding.get(py);
+    b.in_flight -= 1;
+    if b.orphaned && b.in_flight == 0 {
+        // The cdata went away during the call (see `CallbackHandle`).
+        drop(Box::from_raw(closure as *mut CallbackCore));
     }
     ffi::PyGILState_Release(gil);
 }
@@ -537,13 +578,13 @@ fn make_callback_cdata(
     let core = new_callback(py, shared, &ty, callable.clone().unbind(), error, onerror)?;
     let addr = core.code_ptr() as usize;
     // Empty repr: printed through `callback_target` when asked for.
-    let owner = Owner::Custom { payload: core, repr: String::new() };
+    let owner = Owner::Custom { payload: Box::new(CallbackHandle(Some(core))), repr: String::new() };
     Ok(CData::new_owning(py, ct.clone().unbind(), addr, 0, 0, owner)?.into_any())
 }
 
 /// What a callback cdata calls, for its repr.
 fn callback_target(py: Python<'_>, payload: &(dyn std::any::Any + Send + Sync)) -> Option<Py<PyAny>> {
-    payload.downcast_ref::<CallbackCore>()?.callable(py)
+    payload.downcast_ref::<CallbackHandle>()?.core().callable(py)
 }
 
 /// Installs the repr hook (called from `py::register`).
@@ -552,45 +593,43 @@ pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// The not-yet-bound core of an extern "Python" function, per FFI and name.
-struct ExternTable {
-    ffi: Weak<FfiShared>,
-    by_name: HashMap<String, Py<CData>>,
-}
-
-static EXTERNS: Mutex<Vec<ExternTable>> = Mutex::new(Vec::new());
-
 /// The C function pointer of `extern "Python"` function `name` of type `fty` (a cdata,
 /// the same object every time, so C may keep the address across `def_extern` calls).
-pub fn extern_python_cdata(py: Python<'_>, shared: &FfiRef, name: &str, fty: &TypeRef) -> PyResult<Py<CData>> {
-    {
-        let tables = EXTERNS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = tables.iter().find(|t| ptr::eq(t.ffi.as_ptr(), Arc::as_ptr(shared))) {
-            if let Some(cd) = t.by_name.get(name) {
-                return Ok(cd.clone_ref(py));
-            }
+/// Kept in the FFI object's `__dict__`, so it lives exactly as long as the FFI.
+pub fn extern_python_cdata(
+    py: Python<'_>,
+    ffi_obj: &Bound<'_, PyAny>,
+    shared: &FfiRef,
+    name: &str,
+    fty: &TypeRef,
+) -> PyResult<Py<CData>> {
+    let attrs = ffi_obj.getattr(pyo3::intern!(py, "__dict__")).map_err(|_| {
+        PyTypeError::new_err("extern \"Python\" functions need a jitffi.FFI object (with a __dict__)")
+    })?;
+    let key = pyo3::intern!(py, "_jitffi_extern_python");
+    let table = match attrs.get_item(key) {
+        Ok(t) => t.cast_into::<PyDict>()?,
+        Err(_) => {
+            let t = PyDict::new(py);
+            attrs.set_item(key, &t)?;
+            t
         }
+    };
+    if let Some(cd) = table.get_item(name)? {
+        return Ok(cd.cast_into::<CData>()?.unbind());
     }
     let core = new_extern_core(py, shared, fty, name)?;
     let addr = core.code_ptr() as usize;
     let ct = shared.ctype_of(py, fty);
-    let owner = Owner::Custom { payload: core, repr: format!("extern \"Python\" {name}()") };
+    let owner = Owner::Custom { payload: Box::new(CallbackHandle(Some(core))), repr: format!("extern \"Python\" {name}()") };
     let cd = CData::new_owning(py, ct, addr, 0, 0, owner)?;
-    let mut tables = EXTERNS.lock().unwrap_or_else(|e| e.into_inner());
-    // Tables of FFIs that are gone are dropped here (their callbacks with them).
-    tables.retain(|t| t.ffi.strong_count() > 0);
-    let idx = match tables.iter().position(|t| ptr::eq(t.ffi.as_ptr(), Arc::as_ptr(shared))) {
-        Some(i) => i,
-        None => {
-            tables.push(ExternTable { ffi: Arc::downgrade(shared), by_name: HashMap::new() });
-            tables.len() - 1
-        }
-    };
-    Ok(tables[idx].by_name.entry(name.to_string()).or_insert(cd).clone_ref(py))
+    table.set_item(name, &cd)?;
+    Ok(cd)
 }
 
 fn def_extern_bind(
     py: Python<'_>,
+    ffi_obj: &Bound<'_, PyAny>,
     shared: &FfiRef,
     func: &Bound<'_, PyAny>,
     name: Option<&str>,
@@ -610,11 +649,11 @@ fn def_extern_bind(
             "ffi.def_extern('{name}'): no 'extern \"Python\"' function with this name"
         )));
     };
-    let cd = extern_python_cdata(py, shared, &name, &fty)?;
+    let cd = extern_python_cdata(py, ffi_obj, shared, &name, &fty)?;
     let cd = cd.bind(py).get();
     let st = cd.state.get(py);
     let Owner::Custom { payload, .. } = &st.owner else { unreachable!("extern cdata own their core") };
-    let core = payload.downcast_ref::<CallbackCore>().expect("extern cdata hold a CallbackCore");
+    let core = payload.downcast_ref::<CallbackHandle>().expect("extern cdata hold a callback").core();
     let onerror = onerror.filter(|o| !o.is_none()).map(|o| o.clone().unbind());
     bind_extern(py, core, func.clone().unbind(), error, onerror)
 }
@@ -655,7 +694,7 @@ impl FFI {
     /// function to an `extern "Python"` declaration (ABI mode too, unlike cffi).
     #[pyo3(signature = (name=None, error=None, onerror=None))]
     fn def_extern(
-        &self,
+        slf: &Bound<'_, Self>,
         py: Python<'_>,
         name: Option<String>,
         error: Option<&Bound<'_, PyAny>>,
@@ -664,13 +703,14 @@ impl FFI {
         if let Some(o) = onerror.filter(|o| !o.is_none()) {
             check_onerror(py, &Some(o.clone().unbind()))?;
         }
-        let shared = self.shared.clone();
+        let shared = slf.get().shared.clone();
+        let ffi_obj = slf.clone().into_any().unbind();
         let error = error.map(|e| e.clone().unbind());
         let onerror = onerror.map(|o| o.clone().unbind());
         let deco = PyCFunction::new_closure(py, Some(c"def_extern_decorator"), None, move |args, _kw| -> PyResult<Py<PyAny>> {
             let py = args.py();
             let f = args.get_item(0)?;
-            def_extern_bind(py, &shared, &f, name.as_deref(), error.as_ref().map(|e| e.bind(py)), onerror.as_ref().map(|o| o.bind(py)))?;
+            def_extern_bind(py, ffi_obj.bind(py), &shared, &f, name.as_deref(), error.as_ref().map(|e| e.bind(py)), onerror.as_ref().map(|o| o.bind(py)))?;
             Ok(f.unbind())
         })?;
         Ok(deco.into_any().unbind())
@@ -686,7 +726,7 @@ mod tests {
     fn python_callable_called_from_c_with_and_without_the_gil() {
         Python::initialize();
         let (shared, fptr) = Python::attach(|py| {
-            let shared = FfiShared::new(py);
+            let shared = crate::py::state::FfiShared::new(py);
             let fptr = shared.lock_ns().parse_type("int(*)(int, double)").unwrap();
             (shared, fptr)
         });

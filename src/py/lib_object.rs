@@ -178,7 +178,7 @@ impl Lib {
                 dict.set_item(name, &v)?;
                 Ok(v)
             }
-            Decl::ExternPython(fty) => Ok(crate::py::callback::extern_python_cdata(py, &this.ffi, n, &fty)?.into_any()),
+            Decl::ExternPython(fty) => Ok(crate::py::callback::extern_python_cdata(py, this.ffi_obj.bind(py), &this.ffi, n, &fty)?.into_any()),
             Decl::UnknownConstant { .. } => Err(PyNotImplementedError::new_err(format!(
                 "'{n}': the value of this constant is only known to a C compiler (API mode); \
                  in ABI mode only integer constants are available"
@@ -252,7 +252,7 @@ fn read_global(py: Python<'_>, slf: &Bound<'_, Lib>, ty: &crate::types::model::T
 pub fn addressof_lib(py: Python<'_>, lib: &Bound<'_, Lib>, name: &str) -> PyResult<Py<PyAny>> {
     let this = lib.borrow();
     if let Some(Decl::ExternPython(fty)) = this.lookup(name) {
-        return Ok(crate::py::callback::extern_python_cdata(py, &this.ffi, name, &fty)?.into_any());
+        return Ok(crate::py::callback::extern_python_cdata(py, this.ffi_obj.bind(py), &this.ffi, name, &fty)?.into_any());
     }
     let (addr, decl) = this.address_of(name)?;
     match decl {
