@@ -119,18 +119,23 @@ def main():
         ("big_sum(32-byte cdata)", "f(B)", "big_sum", order),
         ("big_make(1) 32 bytes", "f(1)", "big_make", order),
     ]
-    number = 20000 if quick else 200000
-    repeat = 5 if quick else 9
+    number = 20000 if quick else 50000
+    repeat = 7 if quick else 31
     table = {}
     for label, stmt, fname, which in calls:
-        row = {}
+        # Round robin over the variants, so that the machine's load changes hit all alike.
+        timers = {}
         for v in which:
             env = dict(variants[v])
             env["f"] = getattr(env["lib"], fname)
             n = number if v not in ("cffi_abi", "ctypes") else number // 4
-            times = timeit.repeat(stmt, globals=env, number=n, repeat=repeat)
-            row[v] = statistics.median(times) / n * 1e9
-        table[label] = row
+            timers[v] = (timeit.Timer(stmt, globals=env), n)
+        samples = {v: [] for v in which}
+        for _ in range(repeat):
+            for v in which:
+                t, n = timers[v]
+                samples[v].append(t.timeit(n) / n * 1e9)
+        table[label] = {v: statistics.median(xs) for v, xs in samples.items()}
 
     head = f"{'call':26s}" + "".join(f"{v:>10s}" for v in order) + f"{'api/jit':>9s}{'abi/jit':>9s}{'ctypes/jit':>11s}"
     print(f"Python {sys.version.split()[0]}, ns per call (median of {repeat} x {number})")

@@ -78,14 +78,29 @@ pub fn write_argument(
             unsafe { convert::store_ptr(dst, p) };
             Ok(Some(keep))
         }
-        _ => {
-            if let (Kind::Record(_), Some(size)) = (&ty.kind, ty.size()) {
+        Kind::Record(r) => {
+            match obj.cast::<CData>() {
+                // By-value struct from a cdata of the very same type: a plain copy.
+                Ok(cd) if std::sync::Arc::ptr_eq(cd.get().ty(), ty) => {
+                    if let Some(Ok(l)) = r.layout.get() {
+                        let src = cd.get().data_addr(py)?;
+                        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst, l.size) };
+                        return Ok(None);
+                    }
+                }
+                Ok(_) => {}
                 // The cell is stack memory of the trampoline: fields (and padding) a list
                 // or dict leaves out must read as zero, as in `ffi.new`.
-                if !obj.is_instance_of::<CData>() {
-                    unsafe { std::ptr::write_bytes(dst, 0, size) };
+                Err(_) => {
+                    if let Some(size) = ty.size() {
+                        unsafe { std::ptr::write_bytes(dst, 0, size) };
+                    }
                 }
             }
+            unsafe { convert::write_value(py, ctx, ty, obj, dst)? };
+            Ok(None)
+        }
+        _ => {
             unsafe { convert::write_value(py, ctx, ty, obj, dst)? };
             Ok(None)
         }
