@@ -186,7 +186,10 @@ struct outer { struct inner in; char tag; double w; };
 double outer_sum(struct outer o) { return o.in.k + o.in.f[0] + o.in.f[1] + o.in.f[2] + o.tag + o.w; }
 typedef double (*pt_fn)(struct pt);
 pt_fn get_pt_norm2(void) { return pt_norm2; }
-int takes_op(void *p) { return p != 0; }  /* declared with an opaque struct by value */
+/* declared with an opaque or a partial struct by value in the tests */
+int takes_op(void *p) { return p != 0; }
+int takes_part(void *p) { return p != 0; }
+int gives_part(void) { return 0; }
 """
 
 HAND_CDEF = """
@@ -441,6 +444,15 @@ def test_opaque_struct_by_value_is_refused(hpath):
     lib = ffi.dlopen(hpath)
     with pytest.raises((TypeError, NotImplementedError), match="struct op"):
         lib.takes_op
+
+
+def test_partial_struct_by_value_needs_api_mode(hpath):
+    ffi = jitffi.FFI()
+    ffi.cdef("struct part { int a; ...; }; int takes_part(struct part x); struct part gives_part(void);")
+    lib = ffi.dlopen(hpath)
+    for name in ("takes_part", "gives_part"):
+        with pytest.raises(jitffi.VerificationMissing, match="struct part"):
+            getattr(lib, name)
 
 
 def test_no_leak_over_many_calls(hlib):

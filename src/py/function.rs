@@ -241,6 +241,11 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
     let Kind::FuncPtr(sig) = &spec.fn_type.kind else {
         return Err(PyTypeError::new_err(format!("'{}' is not a function type", spec.fn_type.cname())));
     };
+    // As cffi: a struct declared with `...` by value needs a compiler to know its layout.
+    let partial = |t: &&TypeRef| matches!(&t.kind, Kind::Record(r) if matches!(r.layout.get(), Some(Ok(l)) if l.partial));
+    if let Some(t) = sig.args.iter().chain([&sig.result]).find(partial) {
+        return Err(super::errors::VerificationMissing::new_err(t.cname()));
+    }
     let fixed_shapes = sig
         .args
         .iter()
