@@ -265,8 +265,10 @@ def main():
     number = 20000 if quick else 200000
     repeat = 5 if quick else 9
     table = {}
+    # Variants are measured round-robin (one timing of each per round) so that load from
+    # other processes spreads evenly over them; each cell is the median over the rounds.
     for label, stmt, fname in calls:
-        row = {}
+        timers = {}
         for v in order:
             env = dict(variants[v])
             env["f"] = getattr(env["lib"], fname)
@@ -275,12 +277,16 @@ def main():
             if v == "ctypes" and "LIST" in stmt:
                 s = stmt.replace("LIST", "LISTCONV(LIST)")
             n = number if v not in ("cffi_abi", "ctypes") else number // 4
-            times = timeit.repeat(s, globals=env, number=n, repeat=repeat)
-            row[v] = statistics.median(times) / n * 1e9
-        table[label] = row
+            timers[v] = (timeit.Timer(s, globals=env), n)
+        samples = {v: [] for v in order}
+        for _ in range(repeat):
+            for v in order:
+                t, n = timers[v]
+                samples[v].append(t.timeit(n) / n * 1e9)
+        table[label] = {v: statistics.median(samples[v]) for v in order}
 
     head = f"{'call':26s}" + "".join(f"{v:>10s}" for v in order) + f"{'jit/hw_gil':>12s}{'keep/hw':>10s}{'api/jit':>9s}{'abi/jit':>9s}"
-    print(f"Python {sys.version.split()[0]}, ns per call (median of {repeat} x {number})")
+    print(f"Python {sys.version.split()[0]}, ns per call (median of {repeat} round-robin rounds of {number} calls; cffi_abi/ctypes {number // 4})")
     print(head)
     print("-" * len(head))
     for label, row in table.items():

@@ -43,7 +43,7 @@ fn workdir() -> PathBuf {
 
 fn aarch64_isa() -> OwnedTargetIsa {
     let mut fb = settings::builder();
-    fb.set("opt_level", "none").unwrap();
+    fb.set("opt_level", &std::env::var("JITFFI_TEST_OPT").unwrap_or("none".into())).unwrap();
     fb.set("is_pic", "false").unwrap();
     fb.set("enable_verifier", "true").unwrap();
     let triple = target_lexicon::Triple::from_str("aarch64-unknown-linux-gnu").unwrap();

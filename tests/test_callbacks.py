@@ -396,6 +396,19 @@ def test_decorator_repr_typeof_and_python_call(env):
     assert twice(21) == 42  # callable from Python too, through C
     assert ffi.cast("intptr_t", twice) != 0
 
+    def thrice(x):
+        return 3 * x
+
+    class Callable:
+        def __call__(self, x):
+            return x
+
+        def __repr__(self):
+            return "<my callable>"
+
+    assert repr(ffi.callback("int(int)", thrice)) == "<cdata 'int(*)(int)' calling %r>" % (thrice,)
+    assert repr(ffi.callback("int(int)", Callable())) == "<cdata 'int(*)(int)' calling <my callable>>"
+
 
 def test_callback_keeps_callable_alive_and_frees_its_slot(env):
     ffi, lib = env

@@ -496,3 +496,56 @@ def test_trampolines_are_shared_per_shape(lib):
     assert lib2.add_i(1, 2) == 3
     # same shape as lib.add_i: no new code
     assert _jitffi._jit_stats() == before
+
+
+def test_pointer_fast_and_slow_paths_agree(ffi, lib):
+    # exact ctype (inline path), other FFI's equal type and void * (converter path)
+    p = ffi.new("int *", 31)
+    assert lib.deref_int(p) == 31
+    other = jitffi.FFI()
+    q = other.new("int *", 32)
+    assert lib.deref_int(q) == 32
+    assert lib.is_null(ffi.cast("void *", p)) == 0
+    assert lib.deref_int(ffi.cast("int *", ffi.cast("void *", p))) == 31
+    # an array cdata decays to a pointer to its first item
+    a = ffi.new("int[3]", [7, 8, 9])
+    assert lib.deref_int(a) == 7
+    # bytes: accepted for char * and void *, refused for int *
+    assert lib.my_strlen(b"abc\x00def") == 3
+    assert lib.is_null(b"x") == 0
+    with pytest.raises(TypeError):
+        lib.deref_int(b"abcd")
+    with pytest.raises(TypeError):
+        lib.my_strlen(ffi.new("int *"))
+
+
+def test_char_array_for_char_pointer(ffi, lib):
+    buf = ffi.new("char[]", b"hello")
+    assert lib.my_strlen(buf) == 5
+    assert lib.my_strlen(ffi.cast("char *", buf)) == 5
+
+
+def test_no_memory_growth_over_many_calls(ffi, lib):
+    import resource
+    ints = list(range(10))
+    p = ffi.new("int *", 3)
+    one, two = ffi.cast("int", 1), ffi.cast("int", 2)
+
+    def run(n):
+        for _ in range(n):
+            lib.sum_ints(ints, 10)          # temporary array
+            lib.deref_int(p)
+            lib.greeting()                  # pointer result
+            lib.sum_va(2, one, two)         # variadic path
+            try:
+                lib.divmod(1, 2, [1], "x")  # error after a temporary was made
+            except TypeError:
+                pass
+
+    run(20000)
+    gc.collect()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run(200000)
+    gc.collect()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert after - before < 2048, (before, after)  # KB

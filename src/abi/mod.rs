@@ -9,6 +9,16 @@
 //!
 //! Default argument promotions of variadic arguments (float → double, small ints → int)
 //! are the caller's concern: the plan passes each argument with the type it is given.
+//!
+//! Using a plan: `jit::native_call::emit_call` (or `emit_call_from_memory`) calls C per
+//! plan; when `plan.stub` is set (x86_64 only: variadic `%al`, x87 results) the call goes
+//! through `jit::stubs::stub_bytes(&kind)` placed in executable memory, one per distinct
+//! `StubKind`. Callback thunks use `c_signature`, `emit_store_incoming` and
+//! `emit_return_from_memory` (x87 results: `c_signature_x87_entry` behind
+//! `stubs::x87_callback_entry`).
+//!
+//! Not covered (not in the type model or not Linux): Apple arm64 and Windows conventions,
+//! `__int128`, vector types (HVA), `_Float16`, `long double _Complex`, over-aligned types.
 
 mod aapcs64;
 mod sysv_x64;

@@ -372,3 +372,41 @@ fn opaque_struct_is_an_error() {
     let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
     assert!(lower(sig, &X64).unwrap_err().contains("struct o"));
 }
+
+#[test]
+fn x64_more_eightbyte_mixes() {
+    let mut t = Ty::new(X64);
+    let cd = t.st(&[Prim::Char, Prim::Double]);
+    let ffd = t.st(&[Prim::Float, Prim::Float, Prim::Double]);
+    let sf = t.st(&[Prim::Short, Prim::Float]);
+    let i3 = t.arr(Prim::Int, 3);
+    let si3 = record(&mut t.t, "struct i3", false, false, vec![field("a", &i3)]);
+    let (d, l) = (t.prim(Prim::Double), t.prim(Prim::Long));
+    let udl = record(&mut t.t, "union dl", true, false, vec![field("d", &d), field("l", &l)]);
+    let pl = plan(&mut t.t, X64, &[&cd, &ffd, &sf, &si3, &udl], &cd, false);
+    // the char's eightbyte includes 7 bytes of padding inside the struct
+    assert_eq!(parts(&pl, 0), vec![p(0, 8, I64, G(0)), p(8, 8, F64, V(0))]);
+    assert_eq!(parts(&pl, 1), vec![p(0, 8, F64, V(1)), p(8, 8, F64, V(2))]);
+    assert_eq!(parts(&pl, 2), vec![p(0, 8, I64, G(1))]);
+    assert_eq!(parts(&pl, 3), vec![p(0, 8, I64, G(2)), p(8, 4, I32, G(3))]);
+    assert_eq!(parts(&pl, 4), vec![p(0, 8, I64, G(4))]);
+    assert_eq!(ret_parts(&pl), vec![p(0, 8, I64, G(0)), p(8, 8, F64, V(0))]);
+}
+
+#[test]
+fn a64_more_aggregates() {
+    let mut t = Ty::new(A64);
+    let df = t.st(&[Prim::Double, Prim::Float]);
+    let f2 = t.arr(Prim::Float, 2);
+    let f2f2 = record(&mut t.t, "struct f2f2", false, false, vec![field("a", &f2), field("b", &f2)]);
+    let f = t.prim(Prim::Float);
+    let uf = record(&mut t.t, "union uf", true, false, vec![field("f", &f), field("a", &f2)]);
+    let dc = t.prim(Prim::DoubleComplex);
+    let pl = plan(&mut t.t, A64, &[&df, &f2f2, &uf, &dc], &dc, false);
+    // double + float: not homogeneous; 16 bytes with tail padding in x0, x1
+    assert_eq!(parts(&pl, 0), vec![p(0, 8, I64, G(0)), p(8, 8, I64, G(1))]);
+    assert_eq!(parts(&pl, 1).iter().map(|x| (x.offset, x.loc)).collect::<Vec<_>>(), vec![(0, V(0)), (4, V(1)), (8, V(2)), (12, V(3))]);
+    assert_eq!(parts(&pl, 2), vec![p(0, 4, F32, V(4)), p(4, 4, F32, V(5))]);
+    assert_eq!(parts(&pl, 3), vec![p(0, 8, F64, V(6)), p(8, 8, F64, V(7))]);
+    assert_eq!(ret_parts(&pl), vec![p(0, 8, F64, V(0)), p(8, 8, F64, V(1))]);
+}

@@ -91,6 +91,8 @@ pub struct Namespace {
     pending_order: Vec<u32>,
     /// Numbers anonymous structs, unions and enums: `struct $1`.
     anon_counter: u32,
+    /// Built-in type nodes by `Prim as usize`, to skip the interning hash on the hot path.
+    prim_nodes: Vec<Option<TypeRef>>,
 }
 
 impl Namespace {
@@ -107,7 +109,18 @@ impl Namespace {
             pending: HashMap::new(),
             pending_order: Vec::new(),
             anon_counter: 0,
+            prim_nodes: vec![None; Prim::ALL.len()],
         }
+    }
+
+    fn prim(&mut self, p: Prim) -> TypeRef {
+        let slot = p as usize;
+        if let Some(t) = &self.prim_nodes[slot] {
+            return t.clone();
+        }
+        let t = self.table.prim(p);
+        self.prim_nodes[slot] = Some(t.clone());
+        t
     }
 
     pub fn target(&self) -> Target {
@@ -394,3 +407,15 @@ pub(crate) fn prim_from_keywords(words: &[&str]) -> Result<Option<Prim>, String>
 
 #[cfg(test)]
 mod tests;
+
+/// Measuring aid for tests/cdef_speed.rs: preprocess and pest-parse only, returning the
+/// number of top-level items.
+#[doc(hidden)]
+pub fn parse_only(source: &str) -> Result<usize, CdefError> {
+    let pre = preprocess::preprocess(source)?;
+    let tree = parser::parse(parser::Rule::cdef, &pre.text).map_err(|e| {
+        let pos = preprocess::Positions { source, markers: &pre.markers };
+        parser::syntax_error(&e, &pos, &pre.text)
+    })?;
+    Ok(tree.into_inner().count())
+}

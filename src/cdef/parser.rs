@@ -36,15 +36,7 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
     Ok(())
 }
 
-fn limit_calls() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    // Keeps a pathological input from backtracking for minutes; real headers use a few
-    // calls per byte.
-    ONCE.call_once(|| pest::set_call_limit(std::num::NonZeroUsize::new(200_000_000)));
-}
-
 pub fn parse<'i>(rule: Rule, text: &'i str) -> Result<Pair<'i, Rule>, pest::error::Error<Rule>> {
-    limit_calls();
     let mut pairs = CdefParser::parse(rule, text)?;
     Ok(pairs.next().expect("the start rule always yields one pair"))
 }

@@ -59,8 +59,6 @@ struct Resolver<'a> {
     opts: CdefOptions,
     /// Set by `[...]` while resolving the members of a struct.
     saw_dots_array: bool,
-    /// Inside a parameter list: unknown type names get the K&R hint.
-    param_context: Option<(String, usize)>,
 }
 
 pub fn run_cdef(ns: &mut Namespace, source: &str, opts: &CdefOptions) -> Result<(), CdefError> {
@@ -68,7 +66,7 @@ pub fn run_cdef(ns: &mut Namespace, source: &str, opts: &CdefOptions) -> Result<
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
     let tree = parser::parse(Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &pos, &pre.text))?;
-    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, param_context: None };
+    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false };
     let mut defines = pre.defines.iter().peekable();
     for item in tree.into_inner() {
         let start = item.as_span().start();
@@ -130,7 +128,6 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         pos,
         opts: CdefOptions::default(),
         saw_dots_array: false,
-        param_context: None,
     };
     let mut inner = tree.into_inner();
     let specs_pair = inner.next().unwrap();
@@ -260,18 +257,20 @@ impl<'a> Resolver<'a> {
         let specs_pair = inner.next().unwrap();
         let init_decls: Vec<Pair<Rule>> = inner.collect();
 
+        let is_typedef_decl = specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str() == "typedef");
         // `typedef struct { .. } name;` names the anonymous struct after the typedef.
         let mut typedef_hint = None;
-        if let Some(first) = init_decls.first() {
-            let decl = first.clone().into_inner().next().unwrap();
-            let mut parts = decl.into_inner();
-            if let (Some(only), None) = (parts.next(), parts.next()) {
-                if only.as_rule() == Rule::name {
-                    typedef_hint = Some(only.as_str().to_string());
+        if is_typedef_decl {
+            if let Some(first) = init_decls.first() {
+                let decl = first.clone().into_inner().next().unwrap();
+                let mut parts = decl.into_inner();
+                if let (Some(only), None) = (parts.next(), parts.next()) {
+                    if only.as_rule() == Rule::name {
+                        typedef_hint = Some(only.as_str().to_string());
+                    }
                 }
             }
         }
-        let is_typedef_decl = specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str() == "typedef");
         let specs = self.decl_specs(specs_pair, if is_typedef_decl { typedef_hint.as_deref() } else { None })?;
 
         let only_empty = init_decls.is_empty()
@@ -399,7 +398,7 @@ impl<'a> Resolver<'a> {
                     let prim = prim_from_keywords(&words)
                         .map_err(|m| self.error(ErrorKind::FFI, p.as_span().start(), m))?;
                     specs.base = Ty::plain(match prim {
-                        Some(prim) => self.ns.table.prim(prim),
+                        Some(prim) => self.ns.prim(prim),
                         None => self.ns.table.void(),
                     });
                     if dots {
@@ -454,22 +453,12 @@ impl<'a> Resolver<'a> {
             ));
         }
         if let Some(prim) = Prim::from_name(name) {
-            return Ok(Ty::plain(self.ns.table.prim(prim)));
+            return Ok(Ty::plain(self.ns.prim(prim)));
         }
         if name == "FILE" {
             return Ok(Ty::plain(self.ns.file_type.clone()));
         }
         let at = p.as_span().start();
-        if let Some((func, argno)) = &self.param_context {
-            return Err(self.error(
-                ErrorKind::CDef,
-                at,
-                format!(
-                    "{func} arg {argno}: unknown type '{name}' (if you meant to use the old C syntax of giving \
-                     untyped arguments, it is not supported)"
-                ),
-            ));
-        }
         if matches!(self.ns.decls.names.get(name), Some(_)) {
             return Err(self.error(ErrorKind::CDef, at, format!("'{name}' is not a type but a declared name")));
         }
@@ -810,37 +799,21 @@ impl<'a> Resolver<'a> {
         }
         let count = list.len() - variadic as usize;
         let mut args = Vec::with_capacity(count);
-        let saved = self.param_context.take();
         for (i, p) in list.into_iter().take(count).enumerate() {
             let p_at = p.as_span().start();
             let mut inner = p.into_inner();
             let specs_pair = inner.next().unwrap();
             let decl = inner.next().unwrap();
-            self.param_context = Some((if fname.is_empty() { "function".to_string() } else { fname.to_string() }, i + 1));
-            let specs = self.decl_specs(specs_pair, None);
-            self.param_context = None;
-            let specs = match specs {
+            let specs = match self.decl_specs(specs_pair, None) {
                 Ok(s) => s,
-                Err(e) => {
-                    self.param_context = saved;
-                    return Err(e);
-                }
+                Err(e) => return Err(self.unknown_param_type(e, fname, i + 1, p_at)),
             };
-            let declared = self.declarator(specs.base, decl);
-            let declared = match declared {
-                Ok(d) => d,
-                Err(e) => {
-                    self.param_context = saved;
-                    return Err(e);
-                }
-            };
+            let declared = self.declarator(specs.base, decl)?;
             let ty = declared.ty;
             if matches!(ty.node.kind, Kind::Void) && !ty.func {
                 if count == 1 && declared.empty {
-                    self.param_context = saved;
                     return Ok((Vec::new(), false));
                 }
-                self.param_context = saved;
                 return Err(self.error(ErrorKind::CDef, p_at, format!("{fname}: 'void' must be the only parameter")));
             }
             // Parameters decay: arrays to pointers, functions to function pointers.
@@ -854,8 +827,22 @@ impl<'a> Resolver<'a> {
             };
             args.push(node);
         }
-        self.param_context = saved;
         Ok((args, variadic))
+    }
+
+    /// An unknown type name in a parameter list gets cffi's K&R hint.
+    fn unknown_param_type(&self, e: CdefError, fname: &str, argno: usize, at: usize) -> CdefError {
+        let Some(rest) = e.message.split("unknown type name '").nth(1) else { return e };
+        let name = rest.split('\'').next().unwrap_or("");
+        let func = if fname.is_empty() { "function" } else { fname };
+        self.error(
+            ErrorKind::CDef,
+            at,
+            format!(
+                "{func} arg {argno}: unknown type '{name}' (if you meant to use the old C syntax of giving \
+                 untyped arguments, it is not supported)"
+            ),
+        )
     }
 }
 

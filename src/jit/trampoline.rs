@@ -72,8 +72,18 @@ pub enum Conv {
     /// Like `Generic`, but the conversion may create a temporary (an array built from a
     /// list, a keep-alive reference) that is released after the call.
     WithTemp,
+    /// A `T *` parameter: like `WithTemp`, with inline fast paths for a cdata whose ctype
+    /// is exactly the parameter's, and (when `bytes`) a `bytes` object passed as its
+    /// buffer (`char *`-like parameters).
+    Pointer { bytes: bool },
     /// An argument of the variadic part: a cdata whose value is read as `Scalar`.
     VarargCdata,
+}
+
+impl Conv {
+    fn may_need_temp(self) -> bool {
+        matches!(self, Conv::WithTemp | Conv::Pointer { .. })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,6 +153,17 @@ pub struct Runtime {
     /// `&PyLong_Type`, `&PyFloat_Type`.
     pub long_type: usize,
     pub float_type: usize,
+    /// The CData type, where a cdata keeps its ctype object and its address, and where
+    /// the `self` object keeps the array of expected parameter ctype objects.
+    pub cdata_type: usize,
+    pub cdata_ctype_offset: i32,
+    pub cdata_addr_offset: i32,
+    pub arg_ctypes_offset: i32,
+    /// The ctype of `ffi.NULL` (`void *`), which every pointer parameter accepts.
+    pub void_ptr_ctype: usize,
+    /// `&PyBytes_Type` and where a bytes object's characters start.
+    pub bytes_type: usize,
+    pub bytes_data_offset: i32,
     /// CPython 3.11's `PyLongObject` layout (ob_size at 16, 30-bit digits at 24) may be
     /// read inline for ints with at most one digit.
     pub inline_small_ints: bool,
@@ -252,7 +273,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     let ret_size = shape.plan.ret_size.max(16);
     let ret_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ret_size, 4));
     let temp_args: Vec<usize> =
-        (0..n).filter(|&i| shape.args[i].conv == Conv::WithTemp).collect();
+        (0..n).filter(|&i| shape.args[i].conv.may_need_temp()).collect();
     let temps = if temp_args.is_empty() {
         None
     } else {
@@ -335,6 +356,38 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 b.ins().store(TRUSTED(), v, dst, 0);
                 b.ins().jump(next, &[]);
             }
+            Conv::Pointer { bytes } => {
+                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+                let is_cdata = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.cdata_type as i64);
+                let cdata = b.create_block();
+                let not_cdata = b.create_block();
+                b.ins().brif(is_cdata, cdata, &[], not_cdata, &[]);
+                b.switch_to_block(cdata);
+                let ct = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_ctype_offset);
+                let table = b.ins().load(i64t, TRUSTED(), this, rt.arg_ctypes_offset);
+                let want = b.ins().load(i64t, TRUSTED(), table, (8 * i) as i32);
+                let same = b.ins().icmp(IntCC::Equal, ct, want);
+                let is_void_ptr = b.ins().icmp_imm_s(IntCC::Equal, ct, rt.void_ptr_ctype as i64);
+                let ok = b.ins().bor(same, is_void_ptr);
+                let take = b.create_block();
+                b.ins().brif(ok, take, &[], slow, &[]);
+                b.switch_to_block(take);
+                let addr = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_addr_offset);
+                b.ins().store(TRUSTED(), addr, dst, 0);
+                b.ins().jump(next, &[]);
+                b.switch_to_block(not_cdata);
+                if bytes {
+                    let is_bytes = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.bytes_type as i64);
+                    let take_bytes = b.create_block();
+                    b.ins().brif(is_bytes, take_bytes, &[], slow, &[]);
+                    b.switch_to_block(take_bytes);
+                    let chars = b.ins().iadd_imm_s(obj, rt.bytes_data_offset as i64);
+                    b.ins().store(TRUSTED(), chars, dst, 0);
+                    b.ins().jump(next, &[]);
+                } else {
+                    b.ins().jump(slow, &[]);
+                }
+            }
             _ => {
                 b.ins().jump(slow, &[]);
             }
@@ -347,7 +400,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 e.call_addr(rt.convert_vararg, &[i64t; 4], &[types::I32], &[this, idx, obj, dst])[0]
             } else {
                 let temp = match temps {
-                    Some(t) if a.conv == Conv::WithTemp => {
+                    Some(t) if a.conv.may_need_temp() => {
                         let k = temp_args.iter().position(|&j| j == i).unwrap();
                         e.b.ins().stack_addr(i64t, t, (8 * k) as i32)
                     }

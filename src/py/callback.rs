@@ -33,7 +33,7 @@ use crate::types::decls::Decl;
 use crate::jit::callback_thunk::{self, Thunk};
 use crate::types::target::Target;
 use crate::jit::entry_pool::{self, EntrySlot};
-use crate::types::model::{FuncSig, Kind, TypeNode, TypeRef};
+use crate::types::model::{FuncSig, Kind, PrimClass, PrimInfo, TypeNode, TypeRef};
 
 extern "C" {
     // CPython 3.8–3.12: reports the current exception through sys.unraisablehook with
@@ -65,20 +65,26 @@ impl BindingCell {
     }
 }
 
+/// What every callback of one function-pointer type shares (built once per type).
+pub struct Shape {
+    /// Offset of each argument in the thunk's args buffer, its C type, its fast path.
+    args: Vec<(usize, TypeRef, Fast)>,
+    /// `None` for `void`.
+    result: Option<TypeRef>,
+    result_fast: Fast,
+    result_size: usize,
+    thunk: Arc<Thunk>,
+}
+
 /// One live callback. Owned by its cdata; the entry slot points at it.
 pub struct CallbackCore {
     binding: BindingCell,
     /// The FFI whose types the arguments and result are (for conversions).
     ffi: FfiRef,
-    /// Offset of each argument in the thunk's args buffer, and its C type.
-    args: Vec<(usize, TypeRef)>,
-    /// `None` for `void`.
-    result: Option<TypeRef>,
-    result_size: usize,
+    shape: Arc<Shape>,
     /// Set for `extern "Python"` functions (named in error reports).
     extern_name: Option<String>,
     slot: Option<EntrySlot>,
-    thunk: Arc<Thunk>,
 }
 
 impl CallbackCore {
@@ -96,7 +102,6 @@ impl Drop for CallbackCore {
     fn drop(&mut self) {
         // Give the C entry point back first, so no new call can reach this core.
         self.slot.take();
-        let _ = &self.thunk;
     }
 }
 
@@ -108,10 +113,11 @@ fn unsupported(fptr: &TypeNode, why: &str) -> PyErr {
     ))
 }
 
-/// The thunk for a function-pointer type (compiled once per ABI shape; looked up once
-/// per type node, so creating a callback of a known type neither lowers nor compiles).
-pub fn thunk_for(fptr: &TypeRef) -> PyResult<Arc<Thunk>> {
-    type Cache = HashMap<usize, (TypeRef, Arc<Thunk>)>;
+/// The shape of a function-pointer type: its thunk (compiled once per ABI shape) and
+/// conversion plan. Looked up once per type node, so creating a callback of a known type
+/// neither lowers nor compiles nor allocates per argument.
+pub fn shape_for(fptr: &TypeRef) -> PyResult<Arc<Shape>> {
+    type Cache = HashMap<usize, (TypeRef, Arc<Shape>)>;
     static BY_TYPE: OnceLock<Mutex<Cache>> = OnceLock::new();
     let cache = BY_TYPE.get_or_init(Default::default);
     let key = Arc::as_ptr(fptr) as usize;
@@ -131,9 +137,17 @@ pub fn thunk_for(fptr: &TypeRef) -> PyResult<Arc<Thunk>> {
     };
     let plan = abi::lower(sig, &Target::host()).map_err(to_err)?;
     let thunk = callback_thunk::thunk_for_plan(&plan, dispatch).map_err(to_err)?;
+    let args = sig.args.iter().zip(&thunk.arg_offsets).map(|(t, off)| (*off as usize, t.clone(), Fast::of(t))).collect();
+    let result = match sig.result.kind {
+        Kind::Void => None,
+        _ => Some(sig.result.clone()),
+    };
+    let result_fast = result.as_ref().map_or(Fast::Generic, Fast::of);
+    let result_size = thunk.result_size as usize;
+    let shape = Arc::new(Shape { args, result, result_fast, result_size, thunk });
     // The cache keeps the node alive, so its address is never reused for another type.
-    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (fptr.clone(), thunk.clone()));
-    Ok(thunk)
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (fptr.clone(), shape.clone()));
+    Ok(shape)
 }
 
 fn check_onerror(py: Python<'_>, onerror: &Option<Py<PyAny>>) -> PyResult<()> {
@@ -177,20 +191,12 @@ fn new_core(
     extern_name: Option<String>,
 ) -> PyResult<Box<CallbackCore>> {
     check_onerror(py, &onerror)?;
-    let thunk = thunk_for(fptr)?;
-    let Kind::FuncPtr(sig) = &fptr.kind else { unreachable!("checked by thunk_for") };
-    let result = match sig.result.kind {
-        Kind::Void => None,
-        _ => Some(sig.result.clone()),
-    };
-    let result_size = thunk.result_size as usize;
-    let error_result = error_bytes(py, ffi, &result, result_size, error)?;
-    let args = sig.args.iter().zip(&thunk.arg_offsets).map(|(t, off)| (*off as usize, t.clone())).collect();
+    let shape = shape_for(fptr)?;
+    let error_result = error_bytes(py, ffi, &shape.result, shape.result_size, error)?;
     let binding = BindingCell(UnsafeCell::new(Binding { callable, onerror, error_result }));
-    let mut core =
-        Box::new(CallbackCore { binding, ffi: ffi.clone(), args, result, result_size, extern_name, slot: None, thunk });
+    let mut core = Box::new(CallbackCore { binding, ffi: ffi.clone(), shape, extern_name, slot: None });
     let core_ptr = &*core as *const CallbackCore as *const ();
-    let slot = entry_pool::alloc(core.thunk.closure_reg, core_ptr, core.thunk.code)
+    let slot = entry_pool::alloc(core.shape.thunk.closure_reg, core_ptr, core.shape.thunk.code)
         .map_err(pyo3::exceptions::PyMemoryError::new_err)?;
     core.slot = Some(slot);
     Ok(core)
@@ -205,7 +211,7 @@ pub fn bind_extern(
     onerror: Option<Py<PyAny>>,
 ) -> PyResult<()> {
     check_onerror(py, &onerror)?;
-    let error_result = error_bytes(py, &core.ffi, &core.result, core.result_size, error)?;
+    let error_result = error_bytes(py, &core.ffi, &core.shape.result, core.shape.result_size, error)?;
     let old = std::mem::replace(core.binding.get(py), Binding { callable: Some(callable), onerror, error_result });
     drop(old);
     Ok(())
@@ -261,8 +267,10 @@ unsafe fn put_error_result(py: Python<'_>, core: &CallbackCore, result: *mut u8)
 /// Calls the Python function for one C call; every failure ends in the error result.
 unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mut u8) {
     // A strong reference for the duration of the call: `def_extern` may rebind meanwhile.
+    // (A Bound, not a Py: its drop decrefs at once; pyo3 does not know this thread holds
+    // the GIL and would defer a Py's decref to its pool.)
     let callable = match &core.binding.get(py).callable {
-        Some(c) => c.clone_ref(py),
+        Some(c) => c.bind(py).clone(),
         None => {
             put_error_result(py, core, result);
             let name = core.extern_name.as_deref().unwrap_or("?");
@@ -275,7 +283,8 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
         }
     };
     const INLINE: usize = 8;
-    let n = core.args.len();
+    let shape = &*core.shape;
+    let n = shape.args.len();
     // Slot 0 is scratch for PY_VECTORCALL_ARGUMENTS_OFFSET.
     let mut inline: [*mut ffi::PyObject; INLINE + 1] = [ptr::null_mut(); INLINE + 1];
     let mut heap: Vec<*mut ffi::PyObject> = Vec::new();
@@ -287,8 +296,8 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
     };
     let mut converted = 0;
     let mut failed = false;
-    for (i, (off, ty)) in core.args.iter().enumerate() {
-        match read_value(py, &core.ffi, ty, args.add(*off)) {
+    for (i, (off, ty, fast)) in shape.args.iter().enumerate() {
+        match read_arg(py, &core.ffi, ty, *fast, args.add(*off)) {
             Ok(obj) => {
                 argv[i + 1] = obj.into_ptr();
                 converted += 1;
@@ -318,8 +327,8 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
         return;
     }
     let ret = Bound::from_owned_ptr(py, ret);
-    let written = match &core.result {
-        Some(rt) => write_value(py, &core.ffi, rt, result, &ret),
+    let written = match &shape.result {
+        Some(rt) => write_result(py, &core.ffi, rt, shape.result_fast, result, &ret),
         None if ret.is_none() => Ok(()),
         None => Err(PyTypeError::new_err("callback with the return type 'void' must return None")),
     };
@@ -331,9 +340,9 @@ unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mu
 
 /// The current Python exception made the callback fail: give `onerror` a chance to
 /// supply the result, else report it and return the `error` value.
-unsafe fn fail(py: Python<'_>, core: &CallbackCore, callable: &Py<PyAny>, result: *mut u8, extra: &str) {
+unsafe fn fail(py: Python<'_>, core: &CallbackCore, callable: &Bound<'_, PyAny>, result: *mut u8, extra: &str) {
     put_error_result(py, core, result);
-    let onerror = core.binding.get(py).onerror.as_ref().map(|o| o.clone_ref(py));
+    let onerror = core.binding.get(py).onerror.as_ref().map(|o| o.bind(py).clone());
     let Some(onerror) = onerror else {
         report_unraisable(py, callable, extra);
         return;
@@ -342,9 +351,9 @@ unsafe fn fail(py: Python<'_>, core: &CallbackCore, callable: &Py<PyAny>, result
     let exc_type = err.get_type(py);
     let value = err.value(py).clone();
     let tb = err.traceback(py).map(|t| t.into_any()).unwrap_or_else(|| py.None().into_bound(py));
-    let second = match onerror.bind(py).call1((exc_type, value, tb)) {
+    let second = match onerror.call1((exc_type, value, tb)) {
         Ok(r) if r.is_none() => None,
-        Ok(r) => match &core.result {
+        Ok(r) => match &core.shape.result {
             Some(rt) => write_value(py, &core.ffi, rt, result, &r).err(),
             None => None,
         },
@@ -361,8 +370,8 @@ unsafe fn fail(py: Python<'_>, core: &CallbackCore, callable: &Py<PyAny>, result
 
 /// Reports the current exception as cffi does: "Exception ignored from cffi callback
 /// <repr of the callable><extra>".
-fn report_unraisable(py: Python<'_>, callable: &Py<PyAny>, extra: &str) {
-    let name = callable.bind(py).repr().map(|r| r.to_string()).unwrap_or_else(|_| "<callable>".to_string());
+fn report_unraisable(py: Python<'_>, callable: &Bound<'_, PyAny>, extra: &str) {
+    let name = callable.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<callable>".to_string());
     write_unraisable_msg(py, &format!("from cffi callback {name}{extra}"));
 }
 
@@ -381,6 +390,53 @@ unsafe fn read_value(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, p: *const u8) -
     convert::new_owned_copy(py, ffi, ty, p)
 }
 
+/// Plain integers and floats skip the type dispatch of the generic conversions (same
+/// scalar converters; anything unusual, errors included, takes the generic path).
+#[derive(Clone, Copy, Debug)]
+enum Fast {
+    Int(PrimInfo),
+    Float(usize),
+    Generic,
+}
+
+impl Fast {
+    fn of(ty: &TypeRef) -> Fast {
+        match &ty.kind {
+            Kind::Prim(i) if matches!(i.class, PrimClass::SignedInt | PrimClass::UnsignedInt) => Fast::Int(*i),
+            Kind::Prim(i) if i.class == PrimClass::Float => Fast::Float(i.size),
+            _ => Fast::Generic,
+        }
+    }
+}
+
+#[inline]
+unsafe fn read_arg(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, fast: Fast, p: *const u8) -> PyResult<Py<PyAny>> {
+    match fast {
+        Fast::Int(i) if i.signed => convert::i64_to_py(py, convert::load_i64(p, i.size)),
+        Fast::Int(i) => convert::u64_to_py(py, convert::load_u64(p, i.size)),
+        Fast::Float(size) => convert::f64_to_py(py, convert::load_f64(p, size)),
+        Fast::Generic => read_value(py, ffi, ty, p),
+    }
+}
+
+#[inline]
+unsafe fn write_result(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, fast: Fast, p: *mut u8, v: &Bound<'_, PyAny>) -> PyResult<()> {
+    match fast {
+        Fast::Int(i) if ffi::PyLong_CheckExact(v.as_ptr()) != 0 => {
+            if let Ok(bits) = convert::py_to_int_bits(v, &i, "") {
+                convert::store_u64(p, i.size, bits);
+                return Ok(());
+            }
+        }
+        Fast::Float(size) if ffi::PyFloat_CheckExact(v.as_ptr()) != 0 => {
+            convert::store_f64(p, size, ffi::PyFloat_AS_DOUBLE(v.as_ptr()));
+            return Ok(());
+        }
+        _ => {}
+    }
+    write_value(py, ffi, ty, p, v)
+}
+
 unsafe fn write_value(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, p: *mut u8, v: &Bound<'_, PyAny>) -> PyResult<()> {
     convert::write_value(py, ffi, ty, v, p)
 }
@@ -395,10 +451,19 @@ fn callback_ctype<'py>(shared: &FfiRef, cdecl: &Bound<'py, PyAny>) -> PyResult<B
     let py = cdecl.py();
     let ct = if let Ok(s) = cdecl.cast::<PyString>() {
         let cache = shared.type_cache.bind(py);
-        let key = PyTuple::new(py, [PyString::intern(py, "callback").as_any(), s.as_any()])?;
+        // "int(int)" (cffi's usual spelling) is not a type string of its own: cached
+        // under ("callback", text); "int(*)(int)" is in the FFI's own cache once parsed.
+        let key = PyTuple::new(py, [pyo3::intern!(py, "callback").as_any(), s.as_any()])?;
         if let Some(hit) = cache.get_item(&key)? {
             if let Ok(ct) = hit.cast_into::<CType>() {
                 return Ok(ct);
+            }
+        }
+        if let Some(hit) = cache.get_item(s)? {
+            if let Ok(ct) = hit.cast_into::<CType>() {
+                if matches!(ct.get().ty.kind, Kind::FuncPtr(_)) {
+                    return Ok(ct);
+                }
             }
         }
         let as_pointer = || -> Option<PyResult<Bound<'py, CType>>> {
@@ -418,7 +483,9 @@ fn callback_ctype<'py>(shared: &FfiRef, cdecl: &Bound<'py, PyAny>) -> PyResult<B
             },
             Err(e) => return Err(e),
         };
-        cache.set_item(&key, &ct)?;
+        if matches!(ct.get().ty.kind, Kind::FuncPtr(_)) {
+            cache.set_item(&key, &ct)?;
+        }
         ct
     } else if let Ok(ct) = cdecl.cast::<CType>() {
         ct.clone()
@@ -469,9 +536,20 @@ fn make_callback_cdata(
     let onerror = onerror.filter(|o| !o.is_none()).map(|o| o.clone().unbind());
     let core = new_callback(py, shared, &ty, callable.clone().unbind(), error, onerror)?;
     let addr = core.code_ptr() as usize;
-    let repr = format!("calling {}", callable.repr()?);
-    let owner = Owner::Custom { payload: core, repr };
+    // Empty repr: printed through `callback_target` when asked for.
+    let owner = Owner::Custom { payload: core, repr: String::new() };
     Ok(CData::new_owning(py, ct.clone().unbind(), addr, 0, 0, owner)?.into_any())
+}
+
+/// What a callback cdata calls, for its repr.
+fn callback_target(py: Python<'_>, payload: &(dyn std::any::Any + Send + Sync)) -> Option<Py<PyAny>> {
+    payload.downcast_ref::<CallbackCore>()?.callable(py)
+}
+
+/// Installs the repr hook (called from `py::register`).
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    super::cdata::set_custom_target_hook(callback_target);
+    Ok(())
 }
 
 /// The not-yet-bound core of an extern "Python" function, per FFI and name.

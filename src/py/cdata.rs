@@ -88,6 +88,16 @@ pub fn set_call_hook(h: CallHook) {
     let _ = CALL_HOOK.set(h);
 }
 
+/// The Python object a `Custom` owner calls (callbacks), for a lazily built
+/// "<cdata 'T' calling obj>" (computing the repr at creation would cost more than the
+/// creation itself); installed by the callbacks module.
+pub type CustomTargetHook = fn(Python<'_>, &(dyn std::any::Any + Send + Sync)) -> Option<Py<PyAny>>;
+static CUSTOM_TARGET_HOOK: OnceLock<CustomTargetHook> = OnceLock::new();
+
+pub fn set_custom_target_hook(h: CustomTargetHook) {
+    let _ = CUSTOM_TARGET_HOOK.set(h);
+}
+
 static HANDLES: GilCell<Option<HashMap<usize, Py<PyAny>>>> = GilCell::new(None);
 
 fn released_err(cname: &str) -> PyErr {
@@ -318,6 +328,7 @@ impl CData {
         }
     }
 
+    #[inline]
     fn field_base(&self, py: Python<'_>, through_ptr: bool) -> PyResult<usize> {
         self.check_alive(py)?;
         if through_ptr && self.addr < NULL_PAGE {
@@ -334,7 +345,7 @@ impl CData {
             )));
         };
         // Borrowed lookup: no exception on a miss, hash cached in the (interned) name.
-        let p = unsafe { ffi::PyDict_GetItem(table.by_name.as_ptr(), name.as_ptr()) };
+        let p = table.find(name.as_ptr());
         if p.is_null() {
             return Ok(None);
         }
@@ -447,7 +458,12 @@ impl CData {
                         };
                         return Ok(format!("<cdata '{cname}' handle to {r}>"));
                     }
-                    Owner::Custom { repr, .. } => return Ok(format!("<cdata '{cname}' {repr}>")),
+                    Owner::Custom { repr, payload } => {
+                        if let Some(obj) = CUSTOM_TARGET_HOOK.get().filter(|_| repr.is_empty()).and_then(|h| h(py, &**payload)) {
+                            return Ok(format!("<cdata '{cname}' calling {}>", obj.bind(py).repr()?));
+                        }
+                        return Ok(format!("<cdata '{cname}' {repr}>"));
+                    }
                     _ => {}
                 }
                 if self.flags & F_OWNING_VIEW != 0 {
@@ -605,11 +621,20 @@ impl CData {
 
 impl Drop for CData {
     fn drop(&mut self) {
-        Python::attach(|py| {
-            if let Err(e) = self.release_now(py) {
-                e.write_unraisable(py, None);
-            }
-        });
+        let st = self.state.get_mut();
+        if st.released || matches!(st.owner, Owner::None) {
+            return;
+        }
+        if matches!(st.owner, Owner::Malloc) {
+            st.released = true;
+            unsafe { libc::free(self.addr as *mut libc::c_void) };
+            return;
+        }
+        // SAFETY: pyclass objects are dropped from tp_dealloc, with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        if let Err(e) = self.release_now(py) {
+            e.write_unraisable(py, None);
+        }
     }
 }
 
@@ -675,13 +700,14 @@ impl CData {
         if let Kind::Prim(pi) = &ic.ty.kind {
             return unsafe { convert::read_prim(py, &ic.ffi, &ic.ty, pi, addr as *const u8) };
         }
-        let keeper = CData::keeper_for(slf);
+        let keeper = if matches!(ic.ty.kind, Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Enum(_)) { None } else { CData::keeper_for(slf) };
         if matches!(ic.ty.kind, Kind::Record(_)) && matches!(me.ty().kind, Kind::Pointer(_)) && i == 0 && me.owns_memory(py) {
             return Ok(CData::new_view(py, ict.clone_ref(py), addr, 0, keeper, F_OWNING_VIEW)?.into_any());
         }
-        unsafe { read_with_ctype(py, ic, ict, addr as *const u8, keeper.as_ref()) }
+        unsafe { read_with_ctype(py, ic, ict, addr as *const u8, keeper) }
     }
 
+    #[inline]
     fn read_field(slf: &Bound<'_, CData>, rec_through_ptr: bool, f: &CField) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let me = slf.get();
@@ -708,10 +734,11 @@ impl CData {
             let pct = fct.ffi.ctype_of(py, &fct.ffi.pointer_to(&item));
             return Ok(CData::new_pointer(py, pct, addr)?.into_any());
         }
-        let keeper = CData::keeper_for(slf);
-        unsafe { read_with_ctype(py, fct, &f.ctype, addr as *const u8, keeper.as_ref()) }
+        let keeper = if matches!(fct.ty.kind, Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Enum(_)) { None } else { CData::keeper_for(slf) };
+        unsafe { read_with_ctype(py, fct, &f.ctype, addr as *const u8, keeper) }
     }
 
+    #[inline]
     fn write_field(slf: &Bound<'_, CData>, rec_through_ptr: bool, f: &CField, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let me = slf.get();
@@ -741,7 +768,7 @@ impl CData {
         let me = slf.get();
         if let Some((rec, through_ptr)) = me.record_target(py) {
             if let Some(table) = rec.field_table(py) {
-                let p = unsafe { ffi::PyDict_GetItem(table.by_name.as_ptr(), name.as_ptr()) };
+                let p = table.find(name.as_ptr());
                 if !p.is_null() {
                     // SAFETY: the table only holds CField objects.
                     let f = unsafe { Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>() };
@@ -1019,4 +1046,154 @@ impl CData {
 /// Interns a Python str (used for field names so lookups hit the cached hash).
 pub fn intern<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyString> {
     PyString::intern(py, s)
+}
+
+// ---------------------------------------------------------------------------------------
+// Fast slots: attribute and item access go straight from the CPython slot to the field
+// table / item address, without pyo3's generic method trampoline. Anything not handled
+// here (methods, slices, deletion, errors' slow paths) falls back to the pyo3-generated
+// slot saved at install time.
+
+struct OrigSlots {
+    getattro: Option<ffi::getattrofunc>,
+    setattro: Option<ffi::setattrofunc>,
+    subscript: Option<ffi::binaryfunc>,
+    ass_subscript: Option<ffi::objobjargproc>,
+}
+
+static ORIG: OnceLock<OrigSlots> = OnceLock::new();
+
+#[inline(always)]
+fn finish<T>(py: Python<'_>, r: std::thread::Result<PyResult<T>>, err: T) -> T {
+    match r {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            e.restore(py);
+            err
+        }
+        Err(_) => {
+            PyRuntimeError::new_err("internal error (Rust panic) in jitffi cdata access").restore(py);
+            err
+        }
+    }
+}
+
+unsafe extern "C" fn fast_getattro(slf: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        let b = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CData>();
+        let me = b.get();
+        if let Some((rec, through_ptr)) = me.record_target(py) {
+            if let Some(table) = rec.field_table(py) {
+                let p = table.find(name);
+                if !p.is_null() {
+                    let f = Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>();
+                    return CData::read_field(&b, through_ptr, f.get()).map(|v| v.into_ptr());
+                }
+            }
+        }
+        match ORIG.get().and_then(|o| o.getattro) {
+            Some(g) => Ok(g(slf, name)),
+            None => Ok(ffi::PyObject_GenericGetAttr(slf, name)),
+        }
+    }));
+    finish(py, r, std::ptr::null_mut())
+}
+
+unsafe extern "C" fn fast_setattro(slf: *mut ffi::PyObject, name: *mut ffi::PyObject, value: *mut ffi::PyObject) -> std::os::raw::c_int {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<std::os::raw::c_int> {
+        if !value.is_null() {
+            let b = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CData>();
+            let me = b.get();
+            if let Some((rec, through_ptr)) = me.record_target(py) {
+                if let Some(table) = rec.field_table(py) {
+                    let p = table.find(name);
+                    if !p.is_null() {
+                        let f = Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>();
+                        let v = Bound::from_borrowed_ptr(py, value);
+                        return CData::write_field(&b, through_ptr, f.get(), &v).map(|_| 0);
+                    }
+                }
+            }
+        }
+        match ORIG.get().and_then(|o| o.setattro) {
+            Some(s) => Ok(s(slf, name, value)),
+            None => Err(PyAttributeError::new_err("cannot set attribute")),
+        }
+    }));
+    finish(py, r, -1)
+}
+
+unsafe extern "C" fn fast_subscript(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+        if ffi::PyLong_CheckExact(key) != 0 {
+            let i = ffi::PyLong_AsSsize_t(key);
+            if !(i == -1 && !ffi::PyErr_Occurred().is_null()) {
+                let b = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CData>();
+                return CData::read_item(&b, i).map(|v| v.into_ptr());
+            }
+            ffi::PyErr_Clear();
+        }
+        match ORIG.get().and_then(|o| o.subscript) {
+            Some(s) => Ok(s(slf, key)),
+            None => Err(PyTypeError::new_err("cdata cannot be indexed")),
+        }
+    }));
+    finish(py, r, std::ptr::null_mut())
+}
+
+unsafe extern "C" fn fast_ass_subscript(slf: *mut ffi::PyObject, key: *mut ffi::PyObject, value: *mut ffi::PyObject) -> std::os::raw::c_int {
+    let py = Python::assume_attached();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<std::os::raw::c_int> {
+        if !value.is_null() && ffi::PyLong_CheckExact(key) != 0 {
+            let i = ffi::PyLong_AsSsize_t(key);
+            if !(i == -1 && !ffi::PyErr_Occurred().is_null()) {
+                let b = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CData>();
+                let me = b.get();
+                let (addr, ict) = me.item_addr(py, i)?;
+                let ic = ict.get();
+                let v = Bound::from_borrowed_ptr(py, value);
+                if let Kind::Prim(pi) = &ic.ty.kind {
+                    convert::write_prim(&v, &ic.ty, pi, addr as *mut u8)?;
+                } else {
+                    write_sized(&ic.ty, &v, addr as *mut u8, ic.ty.size().unwrap_or(0))?;
+                }
+                return Ok(0);
+            }
+            ffi::PyErr_Clear();
+        }
+        match ORIG.get().and_then(|o| o.ass_subscript) {
+            Some(s) => Ok(s(slf, key, value)),
+            None => Err(PyTypeError::new_err("cdata items cannot be assigned")),
+        }
+    }));
+    finish(py, r, -1)
+}
+
+/// Installs the fast attribute/item slots on the CData type (once, at module init).
+pub fn install_fast_slots(py: Python<'_>) {
+    let tp = py.get_type::<CData>();
+    let tp = tp.as_type_ptr();
+    unsafe {
+        let m = (*tp).tp_as_mapping;
+        if m.is_null() {
+            return;
+        }
+        let orig = OrigSlots {
+            getattro: (*tp).tp_getattro,
+            setattro: (*tp).tp_setattro,
+            subscript: (*m).mp_subscript,
+            ass_subscript: (*m).mp_ass_subscript,
+        };
+        if ORIG.set(orig).is_err() {
+            return;
+        }
+        (*tp).tp_getattro = Some(fast_getattro);
+        (*tp).tp_setattro = Some(fast_setattro);
+        (*m).mp_subscript = Some(fast_subscript);
+        (*m).mp_ass_subscript = Some(fast_ass_subscript);
+        ffi::PyType_Modified(tp);
+    }
 }

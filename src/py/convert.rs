@@ -195,6 +195,32 @@ fn does_not_fit(obj: &Bound<'_, PyAny>, ctype_name: &str) -> PyErr {
 /// A signed C integer of `info.size` bytes, range-checked (OverflowError like cffi).
 #[inline]
 pub fn py_to_i64(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &str) -> PyResult<i64> {
+    py_to_i64_named(obj, info, &|| ctype_name.to_string())
+}
+
+/// An unsigned C integer of `info.size` bytes, range-checked.
+#[inline]
+pub fn py_to_u64(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &str) -> PyResult<u64> {
+    py_to_u64_named(obj, info, &|| ctype_name.to_string())
+}
+
+/// `py_to_i64` with the type name computed only for the error message.
+#[inline]
+pub fn py_to_i64_named(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &dyn Fn() -> String) -> PyResult<i64> {
+    // fast path: an exact small int
+    unsafe {
+        let p = obj.as_ptr();
+        if ffi::PyLong_CheckExact(p) != 0 {
+            let mut overflow: c_int = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(p, &mut overflow);
+            if overflow == 0 && !(v == -1 && !ffi::PyErr_Occurred().is_null()) {
+                let bits = info.size * 8;
+                if bits >= 64 || (v >= -(1i64 << (bits - 1)) && v < (1i64 << (bits - 1))) {
+                    return Ok(v);
+                }
+            }
+        }
+    }
     let v = match int_value(obj)? {
         IntVal::Small(v) => v,
         _ => return Err(PyOverflowError::new_err("int too big to convert")),
@@ -206,15 +232,15 @@ pub fn py_to_i64(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &str) -> P
     if bits < 64 {
         let lim = 1i128 << (bits - 1);
         if v < -lim || v >= lim {
-            return Err(does_not_fit(obj, ctype_name));
+            return Err(does_not_fit(obj, &ctype_name()));
         }
     }
     Ok(v as i64)
 }
 
-/// An unsigned C integer of `info.size` bytes, range-checked.
+/// `py_to_u64` with the type name computed only for the error message.
 #[inline]
-pub fn py_to_u64(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &str) -> PyResult<u64> {
+pub fn py_to_u64_named(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &dyn Fn() -> String) -> PyResult<u64> {
     let v = match int_value(obj)? {
         IntVal::Small(v) => v,
         IntVal::BigNeg => return Err(PyOverflowError::new_err("can't convert negative number to unsigned")),
@@ -228,7 +254,7 @@ pub fn py_to_u64(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &str) -> P
     }
     let bits = info.size * 8;
     if bits < 64 && v >= (1i128 << bits) {
-        return Err(does_not_fit(obj, ctype_name));
+        return Err(does_not_fit(obj, &ctype_name()));
     }
     Ok(v as u64)
 }
@@ -268,6 +294,7 @@ pub fn py_to_bool(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
         IntVal::Small(1) => Ok(true),
         IntVal::Small(v) if v < 0 => Err(PyOverflowError::new_err("can't convert negative number to unsigned")),
         IntVal::BigNeg => Err(PyOverflowError::new_err("can't convert negative number to unsigned")),
+        IntVal::BigPos => Err(PyOverflowError::new_err("int too big to convert")),
         _ => Err(does_not_fit(obj, "_Bool")),
     }
 }
@@ -358,16 +385,22 @@ pub fn py_to_complex(obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
 pub unsafe fn write_prim(obj: &Bound<'_, PyAny>, ty: &TypeRef, info: &PrimInfo, dst: *mut u8) -> PyResult<()> {
     match info.class {
         PrimClass::SignedInt | PrimClass::UnsignedInt => {
+            let name = || ty.cname();
             let bits = if info.signed {
-                py_to_i64(obj, info, &ty.cname())? as u64
+                py_to_i64_named(obj, info, &name)? as u64
             } else {
-                py_to_u64(obj, info, &ty.cname())?
+                py_to_u64_named(obj, info, &name)?
             };
             store_u64(dst, info.size, bits);
         }
         PrimClass::Float => store_f64(dst, info.size, py_to_f64(obj)?),
         PrimClass::Bool => *dst = py_to_bool(obj)? as u8,
-        PrimClass::Char => *dst = py_to_char(obj, &ty.cname())?,
+        PrimClass::Char => {
+            *dst = match obj.cast::<PyBytes>() {
+                Ok(b) if b.as_bytes().len() == 1 => b.as_bytes()[0],
+                _ => py_to_char(obj, &ty.cname())?,
+            }
+        }
         PrimClass::WideChar => store_u64(dst, info.size, py_to_wchar(obj, info, &ty.cname())? as u64),
         PrimClass::Complex => {
             let (re, im) = py_to_complex(obj)?;
@@ -454,7 +487,7 @@ pub unsafe fn read_with_ctype(
     ct: &CType,
     ct_obj: &Py<CType>,
     src: *const u8,
-    keeper: Option<&Keeper>,
+    keeper: Option<Keeper>,
 ) -> PyResult<Py<PyAny>> {
     match &ct.ty.kind {
         Kind::Prim(info) => read_prim(py, &ct.ffi, &ct.ty, info, src),
@@ -467,8 +500,8 @@ pub unsafe fn read_with_ctype(
             }
         }
         Kind::Pointer(_) | Kind::FuncPtr(_) => Ok(CData::new_pointer(py, ct_obj.clone_ref(py), load_ptr(src))?.into_any()),
-        Kind::Record(_) => Ok(CData::new_view(py, ct_obj.clone_ref(py), src as usize, 0, keeper.map(|k| k.clone_ref(py)), 0)?.into_any()),
-        Kind::Array(_, Some(n)) => Ok(CData::new_view(py, ct_obj.clone_ref(py), src as usize, *n, keeper.map(|k| k.clone_ref(py)), 0)?.into_any()),
+        Kind::Record(_) => Ok(CData::new_view(py, ct_obj.clone_ref(py), src as usize, 0, keeper, 0)?.into_any()),
+        Kind::Array(_, Some(n)) => Ok(CData::new_view(py, ct_obj.clone_ref(py), src as usize, *n, keeper, 0)?.into_any()),
         Kind::Array(_, None) => Err(PyTypeError::new_err(format!("cannot read a value of type '{}'", ct.ty.cname()))),
         Kind::Void => Err(PyTypeError::new_err("cannot read a value of type 'void'")),
     }
@@ -493,7 +526,8 @@ pub(crate) unsafe fn write_sized(ty: &TypeRef, obj: &Bound<'_, PyAny>, dst: *mut
         Kind::Prim(info) => write_prim(obj, ty, info, dst),
         Kind::Enum(e) => {
             let info = e.underlying_info();
-            let bits = py_to_int_bits(obj, &info, &ty.cname())?;
+            let name = || ty.cname();
+            let bits = if info.signed { py_to_i64_named(obj, &info, &name)? as u64 } else { py_to_u64_named(obj, &info, &name)? };
             store_u64(dst, info.size, bits);
             Ok(())
         }

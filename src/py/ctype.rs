@@ -30,6 +30,28 @@ pub struct CType {
 pub struct FieldTable {
     pub by_name: Py<PyDict>,
     pub list: Vec<Py<CField>>,
+    /// (interned name object, field) pairs: attribute names in Python source are the same
+    /// interned str objects, so a pointer scan finds most fields without hashing.
+    pub interned: Vec<(usize, usize)>,
+}
+
+impl FieldTable {
+    /// The CField named `name` (a borrowed pointer into `list`), or null.
+    #[inline]
+    pub fn find(&self, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+        for &(n, f) in &self.interned {
+            if n == name as usize {
+                return f as *mut pyo3::ffi::PyObject;
+            }
+        }
+        unsafe {
+            let p = pyo3::ffi::PyDict_GetItemWithError(self.by_name.as_ptr(), name);
+            if p.is_null() {
+                pyo3::ffi::PyErr_Clear();
+            }
+            p
+        }
+    }
 }
 
 #[pyclass(module = "jitffi._jitffi", name = "CField", frozen)]
@@ -103,6 +125,7 @@ impl CType {
         let layout = self.ty.record_layout()?;
         let by_name = PyDict::new(py);
         let mut list = Vec::with_capacity(layout.fields.len());
+        let mut interned = Vec::with_capacity(layout.fields.len());
         let nfields = layout.fields.len();
         for (i, f) in layout.fields.iter().enumerate() {
             let flexible = i + 1 == nfields && layout.has_flexible_array && matches!(f.ty.kind, Kind::Array(_, None));
@@ -121,10 +144,12 @@ impl CType {
             )
             .ok()?;
             let key = PyString::intern(py, &f.name);
+            // the dict keeps both the interned key and the field alive
+            interned.push((key.as_ptr() as usize, cf.as_ptr() as usize));
             let _ = by_name.set_item(key, cf.clone_ref(py));
             list.push(cf);
         }
-        let _ = self.fields.set(Arc::new(FieldTable { by_name: by_name.unbind(), list }));
+        let _ = self.fields.set(Arc::new(FieldTable { by_name: by_name.unbind(), list, interned }));
         self.fields.get()
     }
 

@@ -266,7 +266,13 @@ pub fn cast_value(py: Python<'_>, ct: &Bound<'_, CType>, value: &Bound<'_, PyAny
                     convert::store_u64(dst, pi.size, int_src(value)?)
                 },
                 PrimClass::Bool => {
-                    let nz = if let Ok(f) = value.cast::<pyo3::types::PyFloat>() { f.value() != 0.0 } else { int_src(value)? != 0 };
+                    let nz = if let Ok(f) = value.cast::<pyo3::types::PyFloat>() {
+                        f.value() != 0.0
+                    } else if unsafe { ffi::PyLong_Check(value.as_ptr()) } != 0 {
+                        value.is_truthy()?
+                    } else {
+                        int_src(value)? != 0
+                    };
                     bytes[0] = nz as u8;
                 }
                 PrimClass::Float => {
@@ -463,7 +469,7 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
     let keeper = CData::keeper_for(cd);
     let out = PyList::empty(py);
     for i in 0..n {
-        let v = unsafe { convert::read_with_ctype(py, ict.get(), &ict, p.add(i * isz), keeper.as_ref())? };
+        let v = unsafe { convert::read_with_ctype(py, ict.get(), &ict, p.add(i * isz), keeper.as_ref().map(|k| k.clone_ref(py)))? };
         out.append(v)?;
     }
     Ok(out.into_any().unbind())

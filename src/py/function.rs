@@ -22,6 +22,8 @@ use crate::types::model::{CallConv, FuncSig, Kind, Prim, PrimClass, TypeRef, Typ
 use crate::types::target::Target;
 
 use super::call_glue;
+use super::cdata::CData;
+use super::ctype::CType;
 use super::lib_object::LibHandle;
 
 // ---------------------------------------------------------------------------------------
@@ -33,6 +35,9 @@ pub struct FuncObject {
     /// Address the trampoline calls (the variadic stub for variadic functions).
     target: usize,
     info: *const FuncInfo,
+    /// The ctype object (`CType *`) of each parameter, for the trampolines' pointer fast
+    /// path (owned by `info`).
+    arg_ctypes: *const usize,
     def: ffi::PyMethodDef,
 }
 
@@ -57,6 +62,8 @@ pub struct FuncInfo {
     ret_shape: RetShape,
     /// The shape to compile at the first call (when it was not cached at creation).
     pending: Option<Shape>,
+    arg_ctype_objs: Vec<Py<CType>>,
+    arg_ctype_ptrs: Vec<usize>,
 }
 
 impl FuncInfo {
@@ -67,6 +74,7 @@ impl FuncInfo {
 }
 
 const TARGET_OFFSET: usize = std::mem::offset_of!(FuncObject, target);
+const ARG_CTYPES_OFFSET: usize = std::mem::offset_of!(FuncObject, arg_ctypes);
 
 fn func_type() -> *mut ffi::PyTypeObject {
     static TYPE: OnceLock<usize> = OnceLock::new();
@@ -131,9 +139,12 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
             let u = e.underlying_info();
             ArgShape { scalar: int_scalar(u.size, u.signed), conv: Conv::Int }
         }
-        Kind::Pointer(_) | Kind::Array(..) | Kind::FuncPtr(_) => {
-            ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp }
+        Kind::Pointer(item) => {
+            let bytes = matches!(&item.kind, Kind::Prim(p) if p.size == 1 && p.class != PrimClass::Bool)
+                || matches!(item.kind, Kind::Void);
+            ArgShape { scalar: int_scalar(8, false), conv: Conv::Pointer { bytes } }
         }
+        Kind::Array(..) | Kind::FuncPtr(_) => ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp },
         Kind::Record(_) => BY_VALUE_ARG,
         Kind::Void => return Err("'void' is not a valid argument type".into()),
     })
@@ -197,6 +208,24 @@ fn runtime() -> &'static Runtime {
             let v = py.version_info();
             v.major == 3 && v.minor == 11
         });
+        // Where a CData object keeps its ctype and address: measured on a real one.
+        let (cdata_type, cdata_ctype_offset, cdata_addr_offset, void_ptr_ctype) = Python::attach(|py| {
+            let st = super::state::builtin(py);
+            let vp = st.void_ptr_type();
+            // The builtin state keeps its ctype objects for the process lifetime.
+            let void_ptr = st.ctype_of(py, &vp);
+            let void_ptr_addr = void_ptr.as_ptr() as usize;
+            let cd = CData::new_pointer(py, void_ptr, 0).expect("allocating a cdata");
+            let b = cd.bind(py);
+            let base = b.as_ptr() as usize;
+            let c = b.get();
+            (
+                unsafe { ffi::Py_TYPE(b.as_ptr()) } as usize,
+                (&c.ctype as *const _ as usize - base) as i32,
+                (&c.addr as *const _ as usize - base) as i32,
+                void_ptr_addr,
+            )
+        });
         Runtime {
             target_offset: TARGET_OFFSET as i32,
             arity_error: jf_arity_error as *const () as usize,
@@ -213,6 +242,13 @@ fn runtime() -> &'static Runtime {
             bool_from_long: ffi::PyBool_FromLong as *const () as usize,
             long_type: std::ptr::addr_of_mut!(ffi::PyLong_Type) as usize,
             float_type: std::ptr::addr_of_mut!(ffi::PyFloat_Type) as usize,
+            cdata_type,
+            cdata_ctype_offset,
+            cdata_addr_offset,
+            arg_ctypes_offset: ARG_CTYPES_OFFSET as i32,
+            void_ptr_ctype,
+            bytes_type: std::ptr::addr_of_mut!(ffi::PyBytes_Type) as usize,
+            bytes_data_offset: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
             inline_small_ints,
         }
     })
@@ -273,6 +309,8 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
         fixed_shapes,
         ret_shape: ret,
         pending: None,
+        arg_ctype_objs: Vec::new(),
+        arg_ctype_ptrs: Vec::new(),
     };
     Ok((info, shape))
 }
@@ -294,6 +332,8 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
         None => jf_variadic_call,
     };
     let target = info.address;
+    info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
+    info.arg_ctype_ptrs = info.arg_ctype_objs.iter().map(|c| c.as_ptr() as usize).collect();
     unsafe {
         let tp = func_type();
         let obj = ffi::PyType_GenericAlloc(tp, 0);
@@ -304,6 +344,7 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
         let info = Box::into_raw(Box::new(info));
         (*f).target = target;
         (*f).info = info;
+        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr();
         (*f).def = ffi::PyMethodDef {
             ml_name: (*info).name.as_ptr(),
             ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: meth },

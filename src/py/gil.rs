@@ -22,6 +22,11 @@ impl<T> GilCell<T> {
     /// # Safety-by-convention
     /// The caller must not keep the reference across code that can run Python code which
     /// might access the same cell.
+    /// Exclusive access through `&mut self` (no GIL needed: nobody else can see it).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut()
+    }
+
     #[allow(clippy::mut_from_ref)]
     pub fn get(&self, _py: Python<'_>) -> &mut T {
         unsafe { &mut *self.0.get() }

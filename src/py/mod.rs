@@ -28,10 +28,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ctype::CType>()?;
     m.add_class::<ctype::CField>()?;
     m.add_class::<cdata::CData>()?;
+    cdata::install_fast_slots(m.py());
     m.add_class::<buffer::CBuffer>()?;
     m.add_class::<ffi::Allocator>()?;
     m.add("FFI_DEFAULT_ABI", ctype::FFI_DEFAULT_ABI)?;
     m.add("FFI_CDECL", ctype::FFI_DEFAULT_ABI)?;
     function::register(m)?;
+    callback::register(m)?;
     Ok(())
 }
