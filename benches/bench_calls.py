@@ -33,6 +33,8 @@ int sum8(int a, int b, int c, int d, int e, int f, int g, int h) { return a+b+c+
 int is_null(void *p) { return p == NULL; }
 size_t my_strlen(const char *s) { return strlen(s); }
 long sum_ints(const int *p, int n) { long s = 0; for (int i = 0; i < n; i++) s += p[i]; return s; }
+#include <stdarg.h>
+long sum_va(int n, ...) { va_list ap; va_start(ap, n); long s = 0; for (int i = 0; i < n; i++) s += va_arg(ap, int); va_end(ap); return s; }
 """
 
 BENCH_H = """
@@ -44,6 +46,7 @@ int sum8(int a, int b, int c, int d, int e, int f, int g, int h);
 int is_null(void *p);
 size_t my_strlen(const char *s);
 long sum_ints(const int *p, int n);
+long sum_va(int n, ...);
 """
 
 # The hand-written extension. GIL_AND_ERRNO wraps each call like cffi/ctypes do.
@@ -216,12 +219,12 @@ def main():
 
     # cffi API / ABI
     api_lib, api_ffi = _bench_cffi_api.lib, _bench_cffi_api.ffi
-    variants["cffi_api"] = dict(lib=api_lib, NULL=api_ffi.NULL, P=api_ffi.new("int *"),
+    variants["cffi_api"] = dict(lib=api_lib, ffi=api_ffi, NULL=api_ffi.NULL, P=api_ffi.new("int *"),
                                 ARR=api_ffi.new("int[]", ints), M=api_lib)
     abi_ffi = cffi.FFI()
     abi_ffi.cdef(BENCH_H)
     abi_lib = abi_ffi.dlopen(so)
-    variants["cffi_abi"] = dict(lib=abi_lib, NULL=abi_ffi.NULL, P=abi_ffi.new("int *"),
+    variants["cffi_abi"] = dict(lib=abi_lib, ffi=abi_ffi, NULL=abi_ffi.NULL, P=abi_ffi.new("int *"),
                                 ARR=abi_ffi.new("int[]", ints), M=abi_lib)
 
     # ctypes
@@ -246,7 +249,7 @@ def main():
         jf = jitffi.FFI()
         jf.cdef(BENCH_H)
         jl = jf.dlopen(so, release_gil=keep)
-        variants[name] = dict(lib=jl, NULL=jf.NULL, P=jf.new("int *"), ARR=jf.new("int[]", ints), M=jl)
+        variants[name] = dict(lib=jl, ffi=jf, NULL=jf.NULL, P=jf.new("int *"), ARR=jf.new("int[]", ints), M=jl)
 
     order = ["hw", "hw_gil", "cffi_api", "cffi_abi", "ctypes", "jitffi", "jit_keep"]
     calls = [
@@ -300,7 +303,29 @@ def main():
     print("api/jit, abi/jit: how many times slower cffi API / ABI mode are than jitffi")
     print("(hw/hw_gil take the pointer as an int address and the cdata array as a buffer)")
     print()
+    variadic(variants, ctypes_lib=cl, repeat=repeat, number=number // 4)
+    print()
     first_access()
+
+
+def variadic(variants, ctypes_lib, repeat, number):
+    """`sum_va(2, <int cdata>, <int cdata>)`: the variadic part must be cdata in cffi."""
+    row = {}
+    samples = {}
+    timers = {}
+    for v in ("cffi_api", "cffi_abi", "jitffi", "jit_keep"):
+        lib = variants[v]["lib"]
+        ffi = variants[v]["ffi"]
+        timers[v] = timeit.Timer("f(2, a, b)", globals=dict(f=lib.sum_va, a=ffi.cast("int", 1), b=ffi.cast("int", 2)))
+    timers["ctypes"] = timeit.Timer("f(2, a, b)", globals=dict(f=ctypes_lib.sum_va, a=ctypes.c_int(1), b=ctypes.c_int(2)))
+    for v in timers:
+        samples[v] = []
+    for _ in range(repeat):
+        for v, t in timers.items():
+            samples[v].append(t.timeit(number) / number * 1e9)
+    for v in timers:
+        row[v] = statistics.median(samples[v])
+    print("variadic sum_va(2, int cdata, int cdata), ns per call: " + ", ".join(f"{v} {t:.0f}" for v, t in row.items()))
 
 
 def first_access(n_funcs=2000):

@@ -137,6 +137,31 @@ const char *g_name = "jitffi";
 int get_counter(void) { return g_counter; }
 int bump(void) { return ++g_counter; }
 
+/* long double and complex */
+long double id_ldouble(long double x) { return x; }
+long double add_ld(long double a, int b, long double c) { return a + b + c; }
+double ld_to_double(long double x) { return (double)x; }
+double _Complex cmul(double _Complex a, double _Complex b) { return a * b; }
+float _Complex fconj(float _Complex a) { return ~a; }
+double creal_of(double _Complex a) { return __real__ a; }
+
+/* structs and unions by value */
+struct pt { int x, y; };
+struct pt3 { double x, y, z; };
+struct mixed { int i; float f; double d; };
+struct tiny { char c; };
+union num { int i; float f; };
+struct pt pt_make(int x, int y) { struct pt p = {x, y}; return p; }
+int pt_sum(struct pt p) { return p.x + p.y; }
+struct pt3 pt3_scale(struct pt3 p, double k) { p.x *= k; p.y *= k; p.z *= k; return p; }
+double mixed_sum(struct mixed m) { return m.i + m.f + m.d; }
+struct mixed mixed_make(int i, float f, double d) { struct mixed m = {i, f, d}; return m; }
+struct tiny tiny_next(struct tiny t) { t.c++; return t; }
+int num_as_int(union num u) { return u.i; }
+long pt_after_regs(long a, long b, long c, long d, long e, long f, struct pt p, double g) {
+    return a + b + c + d + e + f + p.x * 100 + p.y * 10000 + (long)g;
+}
+
 /* errno */
 int set_errno_to(int v) { errno = v; return -1; }
 int read_errno(void) { return errno; }
@@ -228,6 +253,27 @@ extern int g_table[4];
 extern const char *g_name;
 int get_counter(void);
 int bump(void);
+
+long double id_ldouble(long double x);
+long double add_ld(long double a, int b, long double c);
+double ld_to_double(long double x);
+double _Complex cmul(double _Complex a, double _Complex b);
+float _Complex fconj(float _Complex a);
+double creal_of(double _Complex a);
+
+struct pt { int x, y; };
+struct pt3 { double x, y, z; };
+struct mixed { int i; float f; double d; };
+struct tiny { char c; };
+union num { int i; float f; };
+struct pt pt_make(int x, int y);
+int pt_sum(struct pt p);
+struct pt3 pt3_scale(struct pt3 p, double k);
+double mixed_sum(struct mixed m);
+struct mixed mixed_make(int i, float f, double d);
+struct tiny tiny_next(struct tiny t);
+int num_as_int(union num u);
+long pt_after_regs(long a, long b, long c, long d, long e, long f, struct pt p, double g);
 
 int set_errno_to(int v);
 int read_errno(void);

@@ -478,12 +478,50 @@ def test_keep_gil_option_holds_the_gil():
     assert time.perf_counter() - t0 >= 0.38
 
 
+def test_long_double(ffi, lib):
+    r = lib.id_ldouble(1.5)
+    assert ffi.typeof(r) is ffi.typeof("long double")
+    assert float(r) == 1.5
+    assert float(lib.add_ld(0.25, 2, ffi.cast("long double", 0.5))) == 2.75
+    assert lib.ld_to_double(1e300) == 1e300
+    with pytest.raises(TypeError):
+        lib.id_ldouble("x")
+
+
+def test_complex(lib):
+    assert lib.cmul(1 + 2j, 3 - 1j) == (1 + 2j) * (3 - 1j)
+    assert lib.fconj(1.5 - 2.5j) == 1.5 + 2.5j
+    assert lib.creal_of(7.25 + 1j) == 7.25
+
+
+def test_structs_and_unions_by_value(ffi, lib):
+    p = lib.pt_make(3, -4)
+    assert ffi.typeof(p) is ffi.typeof("struct pt")
+    assert (p.x, p.y) == (3, -4)
+    assert lib.pt_sum(p) == -1
+    assert lib.pt_sum([10, 20]) == 30
+    assert lib.pt_sum({"x": 1, "y": 2}) == 3
+    q = lib.pt3_scale([1.0, 2.0, 3.5], 2.0)          # 24 bytes: in memory
+    assert (q.x, q.y, q.z) == (2.0, 4.0, 7.0)
+    assert lib.mixed_sum([1, 0.5, 0.25]) == 1.75       # INTEGER + SSE eightbytes
+    m = lib.mixed_make(-2, 1.5, 1e100)
+    assert (m.i, m.f, m.d) == (-2, 1.5, 1e100)
+    assert lib.tiny_next([b"a"]).c == b"b"
+    assert lib.num_as_int([0x12345]) == 0x12345
+    assert lib.pt_after_regs(1, 2, 3, 4, 5, 6, [7, 8], 9.0) == 21 + 700 + 80000 + 9
+    with pytest.raises(TypeError):
+        lib.pt_sum(5)
+
+
 def test_unsupported_signatures_raise_cleanly():
     f = jitffi.FFI()
-    f.cdef("long double ld(long double);")
+    f.cdef("struct opaque; int add_i(struct opaque, int); struct part { int x; ...; }; int pt_sum(struct part);")
     lib = f.dlopen(clib_calls.calls_lib_path())
-    with pytest.raises((NotImplementedError, AttributeError)):
-        lib.ld
+    with pytest.raises(TypeError, match="ctype 'struct opaque' has incomplete type"):  # as cffi
+        lib.add_i
+    with pytest.raises(Exception) as e:
+        lib.pt_sum
+    assert e.type.__name__ in ("NotImplementedError", "VerificationMissing")
 
 
 def test_trampolines_are_shared_per_shape(lib):

@@ -37,6 +37,9 @@ pub enum Scalar {
     Int { size: u8, signed: bool },
     F32,
     F64,
+    /// A value only ever handled in memory by the trampoline (long double, complex): the
+    /// Python layer converts it, the ABI plan moves its bytes.
+    Bytes(u32),
 }
 
 impl Scalar {
@@ -45,17 +48,18 @@ impl Scalar {
             Scalar::Int { size: 1, .. } => types::I8,
             Scalar::Int { size: 2, .. } => types::I16,
             Scalar::Int { size: 4, .. } => types::I32,
-            Scalar::Int { .. } => types::I64,
+            Scalar::Int { .. } | Scalar::Bytes(_) => types::I64,
             Scalar::F32 => types::F32,
             Scalar::F64 => types::F64,
         }
     }
 
-    pub fn size(self) -> u8 {
+    pub fn size(self) -> u32 {
         match self {
-            Scalar::Int { size, .. } => size,
+            Scalar::Int { size, .. } => size as u32,
             Scalar::F32 => 4,
             Scalar::F64 => 8,
+            Scalar::Bytes(n) => n,
         }
     }
 }
@@ -229,6 +233,20 @@ fn stub_address(kind: &StubKind) -> Result<usize, String> {
     Ok(a)
 }
 
+/// Stack room per argument: at least 16 bytes (long double, double complex), more for
+/// structs by value; 16-aligned.
+const CELL: usize = 16;
+
+fn cell_offsets(shape: &Shape) -> (Vec<usize>, usize) {
+    let mut offs = Vec::with_capacity(shape.args.len());
+    let mut at = 0;
+    for a in &shape.args {
+        offs.push(at);
+        at += (a.scalar.size() as usize).max(CELL).div_ceil(CELL) * CELL;
+    }
+    (offs, at.max(CELL))
+}
+
 fn int_bounds(size: u8, signed: bool) -> (i64, i64) {
     match (size, signed) {
         (1, true) => (i8::MIN as i64, i8::MAX as i64),
@@ -255,19 +273,10 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     let params = b.block_params(entry).to_vec();
     let (this, argv, nargs) = (params[0], params[1], params[2]);
 
-    // One cell per argument holding its C representation: at least 8 bytes (the inline
-    // int fast path stores a whole i64), structs/long double at their full size/alignment.
-    let mut cell_offsets = Vec::with_capacity(n);
-    let mut cells_size = 0u32;
-    for i in 0..n {
-        let (size, align) = shape.plan.args.get(i).map_or((8, 8), |a| (a.size.max(8), a.align.clamp(8, 16)));
-        cells_size = cells_size.div_ceil(align) * align;
-        cell_offsets.push(cells_size as i32);
-        cells_size += size.div_ceil(8) * 8;
-    }
+    let (cell_offs, cells_size) = cell_offsets(shape);
     let cells = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
-        cells_size.max(8),
+        cells_size as u32,
         4,
     ));
     let ret_size = shape.plan.ret_size.max(16);
@@ -308,7 +317,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     b.switch_to_block(arity_ok);
     let mut cell_addrs = Vec::with_capacity(n);
     for i in 0..n {
-        cell_addrs.push(b.ins().stack_addr(i64t, cells, cell_offsets[i]));
+        cell_addrs.push(b.ins().stack_addr(i64t, cells, cell_offs[i] as i32));
     }
     for (i, a) in shape.args.iter().enumerate() {
         let obj = b.ins().load(i64t, TRUSTED(), argv, (8 * i) as i32);
@@ -543,3 +552,156 @@ impl ShapeCache {
 }
 
 pub static SHAPES: ShapeCache = ShapeCache::new();
+
+#[cfg(test)]
+mod tests {
+    //! Trampolines run against fake objects and helpers: no Python needed. A fake int has
+    //! CPython 3.11's small-int layout (type at 8, ob_size at 16, digit at 24).
+    use super::*;
+    use crate::types::model::{Prim, TypeTable};
+    use crate::types::target::Target;
+    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::SeqCst};
+
+    #[repr(C)]
+    struct FakeInt {
+        refcnt: i64,
+        ty: usize,
+        ob_size: i64,
+        digit: u32,
+    }
+
+    #[repr(C)]
+    struct FakeSelf {
+        head: [u64; 2],
+        target: usize,
+    }
+
+    static LONG_TYPE: u8 = 0;
+    static FLOAT_TYPE: u8 = 0;
+    static OTHER_TYPE: u8 = 0;
+    static BOXED: AtomicI64 = AtomicI64::new(0);
+    static CONVERTED: AtomicUsize = AtomicUsize::new(0);
+    static ARITY: AtomicI64 = AtomicI64::new(-1);
+    static GIL: AtomicI64 = AtomicI64::new(0);
+    static RESULT_TOKEN: u8 = 0;
+
+    extern "C" fn arity_error(_this: usize, nargs: i64) -> usize {
+        ARITY.store(nargs, SeqCst);
+        0
+    }
+    extern "C" fn convert_arg(_this: usize, _idx: usize, _obj: usize, dst: *mut i32, _temp: usize) -> i32 {
+        CONVERTED.fetch_add(1, SeqCst);
+        unsafe { *dst = 1000 };
+        0
+    }
+    extern "C" fn convert_vararg(_: usize, _: usize, _: usize, _: usize) -> i32 {
+        -1
+    }
+    extern "C" fn release() -> usize {
+        GIL.fetch_add(1, SeqCst);
+        0x1234
+    }
+    extern "C" fn reacquire(ts: usize) {
+        assert_eq!(ts, 0x1234);
+        GIL.fetch_add(10, SeqCst);
+    }
+    extern "C" fn unused() -> usize {
+        0
+    }
+    extern "C" fn long_from(v: i64) -> usize {
+        BOXED.store(v, SeqCst);
+        &RESULT_TOKEN as *const u8 as usize
+    }
+    extern "C" fn add(a: i32, b: i32) -> i32 {
+        a + b
+    }
+
+    fn rt() -> Runtime {
+        Runtime {
+            target_offset: 16,
+            arity_error: arity_error as *const () as usize,
+            convert_arg: convert_arg as *const () as usize,
+            convert_vararg: convert_vararg as *const () as usize,
+            release: release as *const () as usize,
+            reacquire: reacquire as *const () as usize,
+            box_result: unused as *const () as usize,
+            box_none: unused as *const () as usize,
+            release_temp: unused as *const () as usize,
+            long_from_i64: long_from as *const () as usize,
+            long_from_u64: long_from as *const () as usize,
+            float_from_double: unused as *const () as usize,
+            bool_from_long: unused as *const () as usize,
+            long_type: &LONG_TYPE as *const u8 as usize,
+            float_type: &FLOAT_TYPE as *const u8 as usize,
+            cdata_type: unused as *const () as usize,
+            cdata_ctype_offset: 16,
+            cdata_addr_offset: 24,
+            arg_ctypes_offset: 24,
+            void_ptr_ctype: 1,
+            bytes_type: unused as *const () as usize,
+            bytes_data_offset: 32,
+            inline_small_ints: true,
+        }
+    }
+
+    fn int_int_to_int(release_gil: bool) -> Shape {
+        let mut t = TypeTable::new(Target::host());
+        let int = t.prim(Prim::Int);
+        let f = t.func_ptr(vec![int.clone(), int.clone()], &int, false);
+        let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
+        let a = ArgShape { scalar: Scalar::Int { size: 4, signed: true }, conv: Conv::Int };
+        Shape {
+            args: vec![a, a],
+            ret: RetShape::Int { size: 4, signed: true },
+            release_gil,
+            plan: crate::abi::lower(sig, &Target::host()).unwrap(),
+        }
+    }
+    use crate::types::model::Kind;
+
+    fn small(v: i64) -> FakeInt {
+        FakeInt { refcnt: 1, ty: &LONG_TYPE as *const u8 as usize, ob_size: v.signum(), digit: v.unsigned_abs() as u32 }
+    }
+
+    type Entry = unsafe extern "C" fn(*const FakeSelf, *const *const FakeInt, i64) -> usize;
+
+    #[test]
+    fn trampoline_converts_calls_and_boxes() {
+        let code = compile(&int_int_to_int(true), &rt()).unwrap();
+        let entry: Entry = unsafe { std::mem::transmute(code) };
+        let me = FakeSelf { head: [0; 2], target: add as *const () as usize };
+        let (a, b) = (small(-7), small(12));
+        let args = [&a as *const FakeInt, &b as *const FakeInt];
+        let before = GIL.load(SeqCst);
+        let r = unsafe { entry(&me, args.as_ptr(), 2) };
+        assert_eq!(r, &RESULT_TOKEN as *const u8 as usize);
+        assert_eq!(BOXED.load(SeqCst), 5);
+        assert_eq!(GIL.load(SeqCst) - before, 11, "released once and re-acquired once");
+
+        // An object of another type goes through the converter helper.
+        let other = FakeInt { refcnt: 1, ty: &OTHER_TYPE as *const u8 as usize, ob_size: 1, digit: 1 };
+        let args = [&other as *const FakeInt, &b as *const FakeInt];
+        let n = CONVERTED.load(SeqCst);
+        unsafe { entry(&me, args.as_ptr(), 2) };
+        assert_eq!(CONVERTED.load(SeqCst), n + 1);
+        assert_eq!(BOXED.load(SeqCst), 1012);
+
+        // Wrong count: the arity helper's result (NULL) is returned.
+        assert_eq!(unsafe { entry(&me, args.as_ptr(), 3) }, 0);
+        assert_eq!(ARITY.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn shapes_are_cached() {
+        let cache = ShapeCache::new();
+        let s = int_int_to_int(false);
+        assert!(cache.get(&s).is_none());
+        let p1 = cache.get_or_compile(&s, &rt()).unwrap();
+        let p2 = cache.get_or_compile(&int_int_to_int(false), &rt()).unwrap();
+        assert_eq!(p1, p2);
+        assert_eq!(cache.len(), 1);
+        let p3 = cache.get_or_compile(&int_int_to_int(true), &rt()).unwrap();
+        assert_ne!(p1, p3);
+        assert_eq!(cache.len(), 2);
+    }
+}

@@ -32,7 +32,7 @@ use super::lib_object::LibHandle;
 #[repr(C)]
 pub struct FuncObject {
     ob_base: ffi::PyObject,
-    /// Address the trampoline calls (the variadic stub for variadic functions).
+    /// The C function the trampoline calls.
     target: usize,
     info: *const FuncInfo,
     /// The ctype object (`CType *`) of each parameter, for the trampolines' pointer fast
@@ -50,7 +50,7 @@ pub struct FuncInfo {
     pub result: TypeRef,
     pub variadic: bool,
     pub release_gil: bool,
-    /// The C function itself (not the variadic stub).
+    /// The C function.
     pub address: usize,
     /// Whatever must outlive the function (the FFI object).
     pub keepalive: Vec<Py<PyAny>>,
@@ -64,6 +64,9 @@ pub struct FuncInfo {
     pending: Option<Shape>,
     arg_ctype_objs: Vec<Py<CType>>,
     arg_ctype_ptrs: Vec<usize>,
+    /// Variadic functions: trampolines by the promoted types of the variadic part (only
+    /// touched with the GIL held).
+    vararg_cache: std::cell::RefCell<Vec<(Vec<Scalar>, Trampoline)>>,
 }
 
 impl FuncInfo {
@@ -132,8 +135,9 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
                 scalar: if p.size == 4 { Scalar::F32 } else { Scalar::F64 },
                 conv: Conv::Float,
             },
-            // Written whole by the conversion layer; the plan says how the bytes travel.
-            PrimClass::LongDouble | PrimClass::Complex => BY_VALUE_ARG,
+            PrimClass::LongDouble | PrimClass::Complex => {
+                ArgShape { scalar: Scalar::Bytes(p.size as u32), conv: Conv::Generic }
+            }
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
@@ -145,7 +149,12 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
             ArgShape { scalar: int_scalar(8, false), conv: Conv::Pointer { bytes } }
         }
         Kind::Array(..) | Kind::FuncPtr(_) => ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp },
-        Kind::Record(_) => BY_VALUE_ARG,
+        // Structs and unions by value: converted into their cell by the conversion layer,
+        // passed per the ABI plan (registers, stack or a hidden copy).
+        Kind::Record(_) => match ty.size() {
+            Some(size) => ArgShape { scalar: Scalar::Bytes(size as u32), conv: Conv::Generic },
+            None => return Err(format!("ctype '{}' has no known size: cannot pass it by value", ty.cname())),
+        },
         Kind::Void => return Err("'void' is not a valid argument type".into()),
     })
 }
@@ -160,7 +169,7 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
             PrimClass::Bool => RetShape::Bool,
             PrimClass::Float => RetShape::Float(if p.size == 4 { Scalar::F32 } else { Scalar::F64 }),
             PrimClass::Char | PrimClass::WideChar => RetShape::Generic(int_scalar(p.size, p.signed)),
-            PrimClass::LongDouble | PrimClass::Complex => BY_VALUE_RET,
+            PrimClass::LongDouble | PrimClass::Complex => RetShape::Generic(Scalar::Bytes(p.size as u32)),
         },
         Kind::Enum(e) => {
             let u = e.underlying_info();
@@ -168,15 +177,12 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
         }
         Kind::Pointer(_) | Kind::FuncPtr(_) => RetShape::Generic(int_scalar(8, false)),
         Kind::Array(..) => return Err(format!("ctype '{}' not supported as return value", ty.cname())),
-        Kind::Record(_) => BY_VALUE_RET,
+        Kind::Record(_) => match ty.size() {
+            Some(size) => RetShape::Generic(Scalar::Bytes(size as u32)),
+            None => return Err(format!("ctype '{}' has no known size: cannot return it by value", ty.cname())),
+        },
     })
 }
-
-/// Structs, unions, `long double` and `_Complex`: converted into / boxed from a cell of
-/// the value's full size by the Python layer; the scalar is unused (the cell size and how
-/// the bytes travel come from the call plan).
-const BY_VALUE_ARG: ArgShape = ArgShape { scalar: Scalar::Int { size: 8, signed: false }, conv: Conv::Generic };
-const BY_VALUE_RET: RetShape = RetShape::Generic(Scalar::Int { size: 8, signed: false });
 
 fn lowering_error(msg: String) -> PyErr {
     match msg.strip_prefix(crate::abi::NOT_IMPLEMENTED) {
@@ -196,7 +202,7 @@ fn scalar_type(s: Scalar) -> TypeRef {
         Scalar::Int { signed: true, .. } => Prim::Int,
         Scalar::Int { signed: false, .. } => Prim::UInt,
         Scalar::F32 => Prim::Float,
-        Scalar::F64 => Prim::Double,
+        Scalar::F64 | Scalar::Bytes(_) => Prim::Double,
     };
     t.prim(p)
 }
@@ -277,10 +283,16 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
     let Kind::FuncPtr(sig) = &spec.fn_type.kind else {
         return Err(PyTypeError::new_err(format!("'{}' is not a function type", spec.fn_type.cname())));
     };
-    // As cffi: a struct declared with `...` by value needs a compiler to know its layout.
-    let partial = |t: &&TypeRef| matches!(&t.kind, Kind::Record(r) if matches!(r.layout.get(), Some(Ok(l)) if l.partial));
-    if let Some(t) = sig.args.iter().chain([&sig.result]).find(partial) {
-        return Err(super::errors::VerificationMissing::new_err(t.cname()));
+    // As cffi: a struct by value declared with `...` needs a compiler to know its layout;
+    // an opaque one is an incomplete type.
+    for t in sig.args.iter().chain([&sig.result]) {
+        if let Kind::Record(r) = &t.kind {
+            match r.layout.get() {
+                Some(Ok(l)) if l.partial => return Err(super::errors::VerificationMissing::new_err(t.cname())),
+                None => return Err(PyTypeError::new_err(format!("ctype '{}' has incomplete type", t.cname()))),
+                _ => {}
+            }
+        }
     }
     let fixed_shapes = sig
         .args
@@ -311,6 +323,7 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
         pending: None,
         arg_ctype_objs: Vec::new(),
         arg_ctype_ptrs: Vec::new(),
+        vararg_cache: std::cell::RefCell::new(Vec::new()),
     };
     Ok((info, shape))
 }
@@ -584,62 +597,36 @@ unsafe extern "C" fn jf_variadic_call(
                 n
             )));
         }
-        let mut shapes = info.fixed_shapes.clone();
-        let mut types = info.args.clone();
+        let mut kinds = Vec::with_capacity(n - nfixed);
         for i in nfixed..n {
             let obj = unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
-            let scalar = call_glue::vararg_scalar(py, &info.ctx, i, &obj)?;
-            shapes.push(ArgShape { scalar, conv: Conv::VarargCdata });
-            types.push(scalar_type(scalar));
+            kinds.push(call_glue::vararg_scalar(py, &info.ctx, i, &obj)?);
         }
-        let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
-        let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
-        let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
-        let tramp = compile_shape(&shape)?;
-        let r = unsafe { tramp(this, args, nargs) };
-        if r.is_null() {
-            Err(PyErr::fetch(py))
-        } else {
-            Ok(r)
-        }
+        let cached = info.vararg_cache.borrow().iter().find(|(k, _)| *k == kinds).map(|(_, t)| *t);
+        let tramp = match cached {
+            Some(t) => t,
+            None => {
+                let mut shapes = info.fixed_shapes.clone();
+                let mut types = info.args.clone();
+                for &scalar in &kinds {
+                    shapes.push(ArgShape { scalar, conv: Conv::VarargCdata });
+                    types.push(scalar_type(scalar));
+                }
+                let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
+                let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
+                let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
+                let t = compile_shape(&shape)?;
+                let mut cache = info.vararg_cache.borrow_mut();
+                if cache.len() >= 32 {
+                    cache.remove(0);
+                }
+                cache.push((kinds, t));
+                t
+            }
+        };
+        // NULL comes back with the exception set by the trampoline.
+        Ok(unsafe { tramp(this, args, nargs) })
     })
-}
-
-/// Development hook until `ffi.dlopen` is wired: a function object for `address` with a
-/// signature spelled as primitive type names, e.g. `(["int", "int"], "int")`.
-#[pyfunction]
-#[pyo3(signature = (address, args, result, release_gil=true, variadic=false))]
-fn _debug_function(
-    py: Python<'_>,
-    address: usize,
-    args: Vec<String>,
-    result: String,
-    release_gil: bool,
-    variadic: bool,
-) -> PyResult<Py<PyAny>> {
-    static TABLE: Mutex<Option<TypeTable>> = Mutex::new(None);
-    let mut g = TABLE.lock().unwrap();
-    let t = g.get_or_insert_with(|| TypeTable::new(Target::host()));
-    let mut ty = |n: &str| -> PyResult<TypeRef> {
-        if n == "void" {
-            return Ok(t.void());
-        }
-        Prim::from_name(n).map(|p| t.prim(p)).ok_or_else(|| PyTypeError::new_err(format!("unknown type {n}")))
-    };
-    let a = args.iter().map(|s| ty(s)).collect::<PyResult<Vec<_>>>()?;
-    let r = ty(&result)?;
-    let f = t.func_ptr(a, &r, variadic);
-    drop(g);
-    let spec = FunctionSpec {
-        name: "f",
-        fn_type: &f,
-        address,
-        release_gil,
-        keepalive: Vec::new(),
-        library: None,
-        ctx: super::state::builtin(py).clone(),
-    };
-    make_function(py, spec)
 }
 
 /// Number of compiled trampoline shapes and bytes of executable memory in use.
@@ -676,7 +663,6 @@ fn call_cdata<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     super::cdata::set_call_hook(call_cdata);
     super::lib_object::register(m)?;
-    m.add_function(wrap_pyfunction!(_debug_function, m)?)?;
     m.add_function(wrap_pyfunction!(_jit_stats, m)?)?;
     Ok(())
 }

@@ -366,6 +366,19 @@ static PYO3_GETATTRO: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 unsafe extern "C" fn lib_getattro(obj: *mut pyo3::ffi::PyObject, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
     use pyo3::ffi;
     unsafe {
+        // Functions and constants fetched before sit in the instance dict: look there
+        // first (declared C names never collide with the type's own attributes).
+        let off = (*ffi::Py_TYPE(obj)).tp_dictoffset;
+        if off > 0 {
+            let dict = *((obj as *mut u8).offset(off) as *mut *mut ffi::PyObject);
+            if !dict.is_null() {
+                let hit = ffi::PyDict_GetItem(dict, name);
+                if !hit.is_null() {
+                    ffi::Py_IncRef(hit);
+                    return hit;
+                }
+            }
+        }
         let r = ffi::PyObject_GenericGetAttr(obj, name);
         if !r.is_null() || ffi::PyErr_ExceptionMatches(ffi::PyExc_AttributeError) == 0 {
             return r;
