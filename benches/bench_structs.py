@@ -3,6 +3,8 @@ in the same run.
 
   pt_norm2(struct pt)        by-value argument (a struct cdata; also a list for cffi/jitffi)
   pt_make(double, double)    by-value result (a new owning struct cdata per call)
+  big_sum / big_make         the same with a 32-byte struct (memory class, hidden result pointer)
+  noop()                     the fixed cost of a call, for reference
 
 Variants:
   cffi_api   cffi out-of-line API mode (compiled here with set_source/compile)
@@ -29,6 +31,7 @@ struct pt pt_make(double x, double y) { struct pt p = { x, y }; return p; }
 struct big { long a, b, c, d; };
 long big_sum(struct big b) { return b.a + b.b + b.c + b.d; }
 struct big big_make(long a) { struct big b = { a, a, a, a }; return b; }
+void noop(void) { }
 """
 
 BENCH_H = """
@@ -38,6 +41,7 @@ struct pt pt_make(double x, double y);
 struct big { long a, b, c, d; };
 long big_sum(struct big b);
 struct big big_make(long a);
+void noop(void);
 """
 
 
@@ -93,6 +97,7 @@ def main():
     cl.pt_make.argtypes, cl.pt_make.restype = [ctypes.c_double] * 2, Pt
     cl.big_sum.argtypes, cl.big_sum.restype = [Big], ctypes.c_long
     cl.big_make.argtypes, cl.big_make.restype = [ctypes.c_long], Big
+    cl.noop.argtypes, cl.noop.restype = [], None
     variants["ctypes"] = dict(lib=cl, P=Pt(1.0, 2.0), B=Big(1, 2, 3, 4))
 
     for name, release in (("jitffi", True), ("jit_keep", False)):
@@ -118,19 +123,25 @@ def main():
         ("pt_norm2([1.0, 2.0])", "f([1.0, 2.0])", "pt_norm2", ["cffi_api", "cffi_abi", "jitffi", "jit_keep"]),
         ("big_sum(32-byte cdata)", "f(B)", "big_sum", order),
         ("big_make(1) 32 bytes", "f(1)", "big_make", order),
+        ("noop() (reference)", "f()", "noop", order),
     ]
-    number = 20000 if quick else 200000
-    repeat = 5 if quick else 9
+    number = 20000 if quick else 50000
+    repeat = 7 if quick else 31
     table = {}
     for label, stmt, fname, which in calls:
-        row = {}
+        # Round robin over the variants, so that the machine's load changes hit all alike.
+        timers = {}
         for v in which:
             env = dict(variants[v])
             env["f"] = getattr(env["lib"], fname)
             n = number if v not in ("cffi_abi", "ctypes") else number // 4
-            times = timeit.repeat(stmt, globals=env, number=n, repeat=repeat)
-            row[v] = statistics.median(times) / n * 1e9
-        table[label] = row
+            timers[v] = (timeit.Timer(stmt, globals=env), n)
+        samples = {v: [] for v in which}
+        for _ in range(repeat):
+            for v in which:
+                t, n = timers[v]
+                samples[v].append(t.timeit(n) / n * 1e9)
+        table[label] = {v: statistics.median(xs) for v, xs in samples.items()}
 
     head = f"{'call':26s}" + "".join(f"{v:>10s}" for v in order) + f"{'api/jit':>9s}{'abi/jit':>9s}{'ctypes/jit':>11s}"
     print(f"Python {sys.version.split()[0]}, ns per call (median of {repeat} x {number})")

@@ -186,7 +186,14 @@ struct outer { struct inner in; char tag; double w; };
 double outer_sum(struct outer o) { return o.in.k + o.in.f[0] + o.in.f[1] + o.in.f[2] + o.tag + o.w; }
 typedef double (*pt_fn)(struct pt);
 pt_fn get_pt_norm2(void) { return pt_norm2; }
-int takes_op(void *p) { return p != 0; }  /* declared with an opaque struct by value */
+/* declared with an opaque or a partial struct by value in the tests */
+int takes_op(void *p) { return p != 0; }
+enum color { RED, GREEN = 5, BLUE = -3 };
+struct eb { enum color c; _Bool b; short s; };
+int eb_mix(struct eb v) { return v.c * 1000 + v.b * 100 + v.s; }
+struct eb eb_make(int c, int b, int s) { struct eb v = { (enum color)c, (_Bool)b, (short)s }; return v; }
+int takes_part(void *p) { return p != 0; }
+int gives_part(void) { return 0; }
 """
 
 HAND_CDEF = """
@@ -235,6 +242,10 @@ struct outer { struct inner in; char tag; double w; };
 double outer_sum(struct outer o);
 typedef double (*pt_fn)(struct pt);
 pt_fn get_pt_norm2(void);
+enum color { RED, GREEN = 5, BLUE = -3 };
+struct eb { enum color c; _Bool b; short s; };
+int eb_mix(struct eb v);
+struct eb eb_make(int c, int b, int s);
 """
 
 PACKED_CDEF = """
@@ -401,6 +412,45 @@ def test_empty_struct(hffi, hlib):
     assert hlib.after_empty(e, 1, e, 2) == 102
 
 
+def test_enum_and_bool_fields(hffi, hlib):
+    assert hlib.eb_mix([hlib.BLUE, True, -7]) == -3000 + 100 - 7
+    assert hlib.eb_mix({"c": 5, "s": 2}) == 5002
+    v = hlib.eb_make(5, 1, 300)
+    assert (v.c, v.b, v.s) == (5, True, 300)  # enum fields read as int, as in cffi
+    assert hlib.eb_mix(v) == 5400
+
+
+def test_released_struct_cdata_is_refused(hffi, hlib):
+    p = hffi.new("struct pt *", [3, 4])
+    s = p[0]
+    assert hlib.pt_norm2(s) == 25.0
+    hffi.release(p)
+    with pytest.raises(ValueError, match="released"):
+        hlib.pt_norm2(s)
+    r = hlib.pt_make(1.0, 2.0)
+    hffi.release(r)
+    with pytest.raises(ValueError, match="released"):
+        hlib.pt_norm2(r)
+
+
+def test_struct_cdata_of_another_ffi_with_the_same_declaration(hlib):
+    other = jitffi.FFI()
+    other.cdef("struct pt { double x, y; };")
+    assert hlib.pt_norm2(other.new("struct pt *", [1.0, 3.0])[0]) == 10.0
+
+
+def test_keeping_the_gil(hpath):
+    ffi = jitffi.FFI()
+    ffi.cdef(HAND_CDEF)
+    lib = ffi.dlopen(hpath, release_gil=False)
+    p = lib.pt_make(0.5, 1.5)
+    assert (p.x, p.y) == (0.5, 1.5)
+    assert lib.pt_norm2(p) == 2.5
+    assert float(lib.ld_mul(2, 0.25)) == 0.5
+    assert lib.cmul(2j, 2j) == -4
+    assert lib.s3_make(4).c == 6
+
+
 def test_function_pointer_with_struct_argument(hlib):
     f = hlib.get_pt_norm2()
     assert f([3, 4]) == 25.0
@@ -441,6 +491,15 @@ def test_opaque_struct_by_value_is_refused(hpath):
     lib = ffi.dlopen(hpath)
     with pytest.raises((TypeError, NotImplementedError), match="struct op"):
         lib.takes_op
+
+
+def test_partial_struct_by_value_needs_api_mode(hpath):
+    ffi = jitffi.FFI()
+    ffi.cdef("struct part { int a; ...; }; int takes_part(struct part x); struct part gives_part(void);")
+    lib = ffi.dlopen(hpath)
+    for name in ("takes_part", "gives_part"):
+        with pytest.raises(jitffi.VerificationMissing, match="struct part"):
+            getattr(lib, name)
 
 
 def test_no_leak_over_many_calls(hlib):

@@ -80,14 +80,8 @@ pub fn write_argument(
             unsafe { convert::store_ptr(dst, p) };
             Ok(Some(Temp::Keep(keep)))
         }
+        Kind::Record(_) => write_record_argument(py, ctx, ty, obj, dst),
         _ => {
-            if let (Kind::Record(_), Some(size)) = (&ty.kind, ty.size()) {
-                // The cell is stack memory of the trampoline: fields (and padding) a list
-                // or dict leaves out must read as zero, as in `ffi.new`.
-                if !obj.is_instance_of::<CData>() {
-                    unsafe { std::ptr::write_bytes(dst, 0, size) };
-                }
-            }
             unsafe { convert::write_value(py, ctx, ty, obj, dst)? };
             Ok(None)
         }
@@ -249,6 +243,39 @@ impl Temp {
             }
         }
     }
+}
+
+/// A struct/union argument passed by value (`ty` is a record type), written to `dst`.
+#[inline(never)]
+pub fn write_record_argument(
+    py: Python<'_>,
+    ctx: &CallContext,
+    ty: &TypeRef,
+    obj: &Bound<'_, PyAny>,
+    dst: *mut u8,
+) -> PyResult<Option<Box<KeepAlive>>> {
+    match obj.cast::<CData>() {
+        // From a cdata of the very same type: a plain copy.
+        Ok(cd) if std::sync::Arc::ptr_eq(cd.get().ty(), ty) => {
+            if let Kind::Record(r) = &ty.kind {
+                if let Some(Ok(l)) = r.layout.get() {
+                    let src = cd.get().data_addr(py)?;
+                    unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst, l.size) };
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(_) => {}
+        // The cell is stack memory of the trampoline: fields (and padding) a list or dict
+        // leaves out must read as zero, as in `ffi.new`.
+        Err(_) => {
+            if let Some(size) = ty.size() {
+                unsafe { std::ptr::write_bytes(dst, 0, size) };
+            }
+        }
+    }
+    unsafe { convert::write_value(py, ctx, ty, obj, dst)? };
+    Ok(None)
 }
 
 fn not_cdata(index: usize, obj: &Bound<'_, PyAny>) -> PyErr {

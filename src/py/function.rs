@@ -288,6 +288,17 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
     let Kind::FuncPtr(sig) = &spec.fn_type.kind else {
         return Err(PyTypeError::new_err(format!("'{}' is not a function type", spec.fn_type.cname())));
     };
+    // As cffi: a struct by value declared with `...` needs a compiler to know its layout;
+    // an opaque one is an incomplete type.
+    for t in sig.args.iter().chain([&sig.result]) {
+        if let Kind::Record(r) = &t.kind {
+            match r.layout.get() {
+                Some(Ok(l)) if l.partial => return Err(super::errors::VerificationMissing::new_err(t.cname())),
+                None => return Err(PyTypeError::new_err(format!("ctype '{}' has incomplete type", t.cname()))),
+                _ => {}
+            }
+        }
+    }
     let fixed_shapes = sig
         .args
         .iter()
