@@ -34,7 +34,7 @@ def demo_libc_libm():
     section("libc / libm")
     print("strlen(b'hello world') =", libc.strlen(b"hello world"))
     buf = ffi.new("char[64]")
-    n = libc.snprintf(buf, 64, b"%s %d %.3f", b"pi~", ffi.cast("int", 3), ffi.cast("double", 3.14159))
+    n = libc.snprintf(buf, 64, b"%s %d %.3f", ffi.new("char[]", b"pi~"), ffi.cast("int", 3), ffi.cast("double", 3.14159))
     print("snprintf ->", n, ffi.string(buf))
     print("sqrt(2) =", libm.sqrt(2.0), " pow(2, 10) =", libm.pow(2.0, 10.0))
     print("sizeof(struct tm) =", ffi.sizeof("struct tm"), " offsetof(tm_zone) =", ffi.offsetof("struct tm", "tm_zone"))

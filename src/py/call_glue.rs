@@ -253,7 +253,7 @@ pub fn write_record_argument(
     ty: &TypeRef,
     obj: &Bound<'_, PyAny>,
     dst: *mut u8,
-) -> PyResult<Option<Box<KeepAlive>>> {
+) -> PyResult<Option<Temp>> {
     match obj.cast::<CData>() {
         // From a cdata of the very same type: a plain copy.
         Ok(cd) if std::sync::Arc::ptr_eq(cd.get().ty(), ty) => {
