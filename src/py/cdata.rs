@@ -40,6 +40,9 @@ pub enum Owner {
     /// Memory from `cdata::calloc` (CPython's `PyMem_Calloc`: pymalloc for small blocks),
     /// freed with `PyMem_Free` (always with the GIL held).
     Malloc,
+    /// Zeroed bytes allocated together with the object itself (after its fixed part), so
+    /// a small `ffi.new` is one allocation; they go away with the object.
+    Inline,
     /// Memory from a `new_allocator` alloc function; `free(alloc_result)` on release.
     Allocator { free: Option<Py<PyAny>>, alloc_result: Py<PyAny> },
     /// `ffi.gc(orig, destructor)`: calls `destructor(orig)` once.
@@ -130,13 +133,13 @@ impl CData {
         let mut v = [0u64; 2];
         v[0] = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]));
         v[1] = u64::from_le_bytes(bytes[8..].try_into().unwrap_or([0; 8]));
-        Py::new(py, Self::build(ct, 0, 0, 0, 0, v, Owner::None))
+        alloc_cdata(py, Self::build(ct, 0, 0, 0, 0, v, Owner::None))
     }
 
     /// A non-owning pointer / function-pointer cdata.
     #[inline]
     pub fn new_pointer(py: Python<'_>, ct: Py<CType>, addr: usize) -> PyResult<Py<CData>> {
-        Py::new(py, Self::build(ct, addr, 0, 0, 0, [0; 2], Owner::None))
+        alloc_cdata(py, Self::build(ct, addr, 0, 0, 0, [0; 2], Owner::None))
     }
 
     /// A non-owning view of an array (`length` items) or struct/union at `addr`.
@@ -146,18 +149,31 @@ impl CData {
             Some(k) => Owner::View(k),
             None => Owner::None,
         };
-        Py::new(py, Self::build(ct, addr, length, 0, flags, [0; 2], owner))
+        alloc_cdata(py, Self::build(ct, addr, length, 0, flags, [0; 2], owner))
     }
 
     /// An owning cdata over memory that `owner` releases.
     pub fn new_owning(py: Python<'_>, ct: Py<CType>, addr: usize, length: usize, alloc_size: usize, owner: Owner) -> PyResult<Py<CData>> {
-        Py::new(py, Self::build(ct, addr, length, alloc_size, 0, [0; 2], owner))
+        alloc_cdata(py, Self::build(ct, addr, length, alloc_size, 0, [0; 2], owner))
+    }
+
+    /// An owning array/struct cdata over `size` zeroed bytes (`ffi.new`): small blocks
+    /// inline in the object (one allocation), larger ones from `calloc` (so that
+    /// `ffi.release` gives big blocks back at once).
+    #[inline]
+    pub fn new_owned_zeroed(py: Python<'_>, ct: Py<CType>, size: usize, length: usize) -> PyResult<Py<CData>> {
+        if size <= INLINE_MAX {
+            if let Some(l) = RAW.get() {
+                return unsafe { alloc_inline(py, l, size, |addr| Self::build(ct, addr, length, size, 0, [0; 2], Owner::Inline)) };
+            }
+        }
+        let mem = calloc(size)?;
+        alloc_cdata(py, Self::build(ct, mem as usize, length, size, 0, [0; 2], Owner::Malloc))
     }
 
     /// An owning struct/union cdata with `size` zeroed bytes (by-value results).
     pub fn new_owned_struct(py: Python<'_>, ct: Py<CType>, size: usize) -> PyResult<Py<CData>> {
-        let mem = calloc(size)?;
-        Py::new(py, Self::build(ct, mem as usize, 0, size, 0, [0; 2], Owner::Malloc))
+        Self::new_owned_zeroed(py, ct, size, 0)
     }
 
     #[inline]
@@ -205,7 +221,7 @@ impl CData {
     pub fn owns_memory(&self, py: Python<'_>) -> bool {
         matches!(
             self.state.get(py).owner,
-            Owner::Malloc | Owner::Allocator { .. } | Owner::Gc { .. } | Owner::Buffer { .. } | Owner::Custom { .. }
+            Owner::Malloc | Owner::Inline | Owner::Allocator { .. } | Owner::Gc { .. } | Owner::Buffer { .. } | Owner::Custom { .. }
         )
     }
 
@@ -421,6 +437,7 @@ impl CData {
         };
         match owner {
             Owner::Malloc => unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) },
+            Owner::Inline => {}
             Owner::Allocator { free, alloc_result } => {
                 if let Some(f) = free {
                     f.call1(py, (alloc_result,))?;
@@ -481,7 +498,7 @@ impl CData {
                     return Ok(format!("<cdata '{cname}' released>"));
                 }
                 match &st.owner {
-                    Owner::Malloc | Owner::Allocator { .. } => return Ok(owning(self.alloc_size)),
+                    Owner::Malloc | Owner::Inline | Owner::Allocator { .. } => return Ok(owning(self.alloc_size)),
                     Owner::Buffer { type_name, .. } => {
                         if matches!(ty.kind, Kind::Pointer(_)) {
                             return Ok(format!("<cdata '{cname}' buffer from '{type_name}' object>"));
@@ -645,7 +662,7 @@ impl CData {
         me.check_alive(py)?;
         let a = me.addr.wrapping_add((n as usize).wrapping_mul(isz));
         let keep = CData::keeper_for(slf);
-        Ok(Py::new(py, Self::build(res_ct, a, 0, 0, 0, [0; 2], keep.map(Owner::View).unwrap_or(Owner::None)))?.into_any())
+        Ok(alloc_cdata(py, Self::build(res_ct, a, 0, 0, 0, [0; 2], keep.map(Owner::View).unwrap_or(Owner::None)))?.into_any())
     }
 
     /// The `int` value a cast to an integer type reads from this cdata.
@@ -666,7 +683,7 @@ impl CData {
 impl Drop for CData {
     fn drop(&mut self) {
         let st = self.state.get_mut();
-        if st.released || matches!(st.owner, Owner::None) {
+        if st.released || matches!(st.owner, Owner::None | Owner::Inline) {
             return;
         }
         if matches!(st.owner, Owner::Malloc) {
@@ -1250,6 +1267,157 @@ pub fn install_fast_slots(py: Python<'_>) {
         (*tp).tp_setattro = Some(fast_setattro);
         (*m).mp_subscript = Some(fast_subscript);
         (*m).mp_ass_subscript = Some(fast_ass_subscript);
+        install_dealloc(tp);
         ffi::PyType_Modified(tp);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw object allocation and deallocation. pyo3's generic initializer and tp_dealloc cost
+// more than the rest of a small `ffi.new` or `ffi.cast`; cdata objects are final, not
+// GC-tracked (a cdata references no arbitrary Python object except through the owners
+// that take the pyo3 dealloc path), and the only other slot pyo3 keeps in the object is
+// the weakref list, so a cdata can be built and torn down directly. The offset of the
+// Rust value inside the object is learned from the first object pyo3 builds (pyo3 does not
+// publish it), so no layout is assumed.
+
+struct RawLayout {
+    tp: *mut ffi::PyTypeObject,
+    /// Offset of the `CData` value in the object.
+    value_off: usize,
+    /// Offset of the weakref list pointer (0: none).
+    weak_off: usize,
+    /// Size of the fixed part, rounded up to 16: where inline owned bytes start.
+    inline_off: usize,
+}
+// SAFETY: the type pointer is immortal for the process (held by the module) and only
+// used with the GIL held.
+unsafe impl Send for RawLayout {}
+unsafe impl Sync for RawLayout {}
+
+static RAW: OnceLock<RawLayout> = OnceLock::new();
+static ORIG_DEALLOC: OnceLock<ffi::destructor> = OnceLock::new();
+
+/// Owned bytes up to this size live inside the cdata object (`Owner::Inline`).
+const INLINE_MAX: usize = 1024;
+
+/// Creates a cdata object holding `cd`.
+#[inline]
+fn alloc_cdata(py: Python<'_>, cd: CData) -> PyResult<Py<CData>> {
+    match RAW.get() {
+        Some(l) => unsafe { alloc_inline(py, l, 0, |_| cd) },
+        None => {
+            let obj = Py::new(py, cd)?;
+            learn_layout(py, &obj);
+            Ok(obj)
+        }
+    }
+}
+
+/// Allocates an object with `extra` zeroed bytes after its fixed part and moves into it
+/// the value `make(address of those bytes)` returns.
+///
+/// # Safety
+/// `l` is the learned layout of the CData type; the GIL is held.
+#[inline(always)]
+unsafe fn alloc_inline(py: Python<'_>, l: &RawLayout, extra: usize, make: impl FnOnce(usize) -> CData) -> PyResult<Py<CData>> {
+    let obj = ffi::PyObject_Malloc(l.inline_off + extra) as *mut u8;
+    if obj.is_null() {
+        return Err(pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {extra} bytes")));
+    }
+    if l.weak_off != 0 {
+        *(obj.add(l.weak_off) as *mut *mut ffi::PyObject) = std::ptr::null_mut();
+    }
+    let data = obj.add(l.inline_off);
+    if extra > 0 {
+        std::ptr::write_bytes(data, 0, extra);
+    }
+    let cd = make(data as usize);
+    ffi::PyObject_Init(obj as *mut ffi::PyObject, l.tp);
+    std::ptr::write(obj.add(l.value_off) as *mut CData, cd);
+    Ok(Bound::from_owned_ptr(py, obj as *mut ffi::PyObject).cast_into_unchecked::<CData>().unbind())
+}
+
+/// Records where pyo3 put the value inside `obj`, enabling the raw paths, if the type is
+/// as expected (not GC, final, our dealloc installed).
+fn learn_layout(py: Python<'_>, obj: &Py<CData>) {
+    if RAW.get().is_some() || ORIG_DEALLOC.get().is_none() {
+        return;
+    }
+    unsafe {
+        let o = obj.as_ptr();
+        let tp = ffi::Py_TYPE(o);
+        if tp != py.get_type::<CData>().as_type_ptr() || ffi::PyType_HasFeature(tp, ffi::Py_TPFLAGS_HAVE_GC) != 0 {
+            return;
+        }
+        if (*tp).tp_itemsize != 0 {
+            return;
+        }
+        let value_off = (obj.get() as *const CData as usize).wrapping_sub(o as usize);
+        let basic = (*tp).tp_basicsize as usize;
+        if value_off + std::mem::size_of::<CData>() > basic {
+            return;
+        }
+        let weak_off = (*tp).tp_weaklistoffset.max(0) as usize;
+        let _ = RAW.set(RawLayout { tp, value_off, weak_off, inline_off: (basic + 15) & !15 });
+    }
+}
+
+/// tp_dealloc of CData: plain-memory owners (none, inline, PyMem block, view of another
+/// cdata) are torn down here without running any Python code; the rest (allocator free
+/// functions, gc destructors, buffers, handles, callbacks) go through pyo3's dealloc and
+/// `Drop`.
+unsafe extern "C" fn cdata_dealloc(obj: *mut ffi::PyObject) {
+    let Some(l) = RAW.get() else {
+        if let Some(d) = ORIG_DEALLOC.get() {
+            d(obj);
+        }
+        return;
+    };
+    let cd = (obj as *mut u8).add(l.value_off) as *mut CData;
+    let (free_addr, keeper) = {
+        let st = (*cd).state.get_mut();
+        match &st.owner {
+            Owner::None | Owner::Inline => (0, std::ptr::null_mut()),
+            Owner::Malloc if !st.released => ((*cd).addr, std::ptr::null_mut()),
+            Owner::Malloc => (0, std::ptr::null_mut()),
+            Owner::View(k) => (0, k.as_ptr()),
+            _ => {
+                if let Some(d) = ORIG_DEALLOC.get() {
+                    d(obj);
+                }
+                return;
+            }
+        }
+    };
+    if l.weak_off != 0 && !(*((obj as *mut u8).add(l.weak_off) as *mut *mut ffi::PyObject)).is_null() {
+        ffi::PyObject_ClearWeakRefs(obj);
+    }
+    if free_addr != 0 {
+        ffi::PyMem_Free(free_addr as *mut std::ffi::c_void);
+    }
+    // What is left of the value is plain data except these two references, released by
+    // hand below (dropping `Py` values needs pyo3's attach state, which raw slots lack).
+    let ctype = (*cd).ctype.as_ptr();
+    let tp = ffi::Py_TYPE(obj);
+    match (*tp).tp_free {
+        Some(f) => f(obj as *mut std::ffi::c_void),
+        None => ffi::PyObject_Free(obj as *mut std::ffi::c_void),
+    }
+    ffi::Py_DECREF(tp as *mut ffi::PyObject);
+    ffi::Py_DECREF(ctype);
+    if !keeper.is_null() {
+        ffi::Py_DECREF(keeper);
+    }
+}
+
+/// Installs `cdata_dealloc` (once, at module init; before any cdata exists).
+fn install_dealloc(tp: *mut ffi::PyTypeObject) {
+    unsafe {
+        let Some(orig) = (*tp).tp_dealloc else { return };
+        if ORIG_DEALLOC.set(orig).is_err() {
+            return;
+        }
+        (*tp).tp_dealloc = Some(cdata_dealloc);
     }
 }

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
 use super::buffer::CBuffer;
-use super::cdata::{self, calloc, CData, Owner};
+use super::cdata::{self, CData, Owner};
 use super::convert::{self, decode_wide, encode_wide, load_u64, write_array, write_sized};
 use super::ctype::CType;
 use super::errors::{cdef_err, VerificationMissing};
@@ -178,7 +178,7 @@ pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, 
         Some(v) => v,
         None => new_size(c, init)?,
     };
-    let (addr, owner) = match alloc {
+    let cd = match alloc {
         Some(a) if a.alloc.is_some() => {
             let f = a.alloc.as_ref().map(|f| f.bind(py)).ok_or_else(|| PyTypeError::new_err("no alloc"))?;
             let res = f.call1((size,))?;
@@ -195,11 +195,12 @@ pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, 
             if a.clear {
                 unsafe { std::ptr::write_bytes(addr as *mut u8, 0, size) };
             }
-            (addr, Owner::Allocator { free: a.free.as_ref().map(|f| f.clone_ref(py)), alloc_result: res.unbind() })
+            let owner = Owner::Allocator { free: a.free.as_ref().map(|f| f.clone_ref(py)), alloc_result: res.unbind() };
+            CData::new_owning(py, ct.clone().unbind(), addr, length, size, owner)?
         }
-        _ => (calloc(size)? as usize, Owner::Malloc),
+        _ => CData::new_owned_zeroed(py, ct.clone().unbind(), size, length)?,
     };
-    let cd = CData::new_owning(py, ct.clone().unbind(), addr, length, size, owner)?;
+    let addr = cd.get().addr;
     if let Some(init) = init {
         let mem = addr as *mut u8;
         let r = unsafe {
