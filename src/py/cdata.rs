@@ -1267,19 +1267,19 @@ pub fn install_fast_slots(py: Python<'_>) {
         (*tp).tp_setattro = Some(fast_setattro);
         (*m).mp_subscript = Some(fast_subscript);
         (*m).mp_ass_subscript = Some(fast_ass_subscript);
-        install_dealloc(tp);
+        install_raw(py, tp);
         ffi::PyType_Modified(tp);
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// Raw object allocation and deallocation. pyo3's generic initializer and tp_dealloc cost
-// more than the rest of a small `ffi.new` or `ffi.cast`; cdata objects are final, not
-// GC-tracked (a cdata references no arbitrary Python object except through the owners
-// that take the pyo3 dealloc path), and the only other slot pyo3 keeps in the object is
-// the weakref list, so a cdata can be built and torn down directly. The offset of the
-// Rust value inside the object is learned from the first object pyo3 builds (pyo3 does not
-// publish it), so no layout is assumed.
+// Raw object allocation and deallocation. pyo3's generic initializer and tp_dealloc, and
+// the GC header/tracking every pyclass gets, cost more than the rest of a small `ffi.new`
+// or `ffi.cast`. CData defines no `__traverse__`, so the collector never saw through a
+// cdata anyway: the type is made a plain (non-GC) type at module init, before any instance
+// exists, and objects are built and torn down here. The offset of the Rust value inside
+// the object is measured on one object pyo3 builds (pyo3 does not publish it), so no
+// layout is assumed; the only other slot pyo3 keeps in the object is the weakref list.
 
 struct RawLayout {
     tp: *mut ffi::PyTypeObject,
@@ -1290,13 +1290,14 @@ struct RawLayout {
     /// Size of the fixed part, rounded up to 16: where inline owned bytes start.
     inline_off: usize,
 }
-// SAFETY: the type pointer is immortal for the process (held by the module) and only
-// used with the GIL held.
+// SAFETY: the type pointer is kept alive by the module for the process and only used with
+// the GIL held.
 unsafe impl Send for RawLayout {}
 unsafe impl Sync for RawLayout {}
 
 static RAW: OnceLock<RawLayout> = OnceLock::new();
-static ORIG_DEALLOC: OnceLock<ffi::destructor> = OnceLock::new();
+/// Set once a cdata was built by pyo3 before `install_raw` (then the raw mode stays off).
+static PYO3_BUILT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Owned bytes up to this size live inside the cdata object (`Owner::Inline`).
 const INLINE_MAX: usize = 1024;
@@ -1307,9 +1308,8 @@ fn alloc_cdata(py: Python<'_>, cd: CData) -> PyResult<Py<CData>> {
     match RAW.get() {
         Some(l) => unsafe { alloc_inline(py, l, 0, |_| cd) },
         None => {
-            let obj = Py::new(py, cd)?;
-            learn_layout(py, &obj);
-            Ok(obj)
+            PYO3_BUILT.store(true, std::sync::atomic::Ordering::Relaxed);
+            Py::new(py, cd)
         }
     }
 }
@@ -1318,7 +1318,7 @@ fn alloc_cdata(py: Python<'_>, cd: CData) -> PyResult<Py<CData>> {
 /// the value `make(address of those bytes)` returns.
 ///
 /// # Safety
-/// `l` is the learned layout of the CData type; the GIL is held.
+/// `l` is the layout of the (non-GC) CData type; the GIL is held.
 #[inline(always)]
 unsafe fn alloc_inline(py: Python<'_>, l: &RawLayout, extra: usize, make: impl FnOnce(usize) -> CData) -> PyResult<Py<CData>> {
     let obj = ffi::PyObject_Malloc(l.inline_off + extra) as *mut u8;
@@ -1338,43 +1338,17 @@ unsafe fn alloc_inline(py: Python<'_>, l: &RawLayout, extra: usize, make: impl F
     Ok(Bound::from_owned_ptr(py, obj as *mut ffi::PyObject).cast_into_unchecked::<CData>().unbind())
 }
 
-/// Records where pyo3 put the value inside `obj`, enabling the raw paths, if the type is
-/// as expected (not GC, final, our dealloc installed).
-fn learn_layout(py: Python<'_>, obj: &Py<CData>) {
-    if RAW.get().is_some() || ORIG_DEALLOC.get().is_none() {
-        return;
-    }
-    unsafe {
-        let o = obj.as_ptr();
-        let tp = ffi::Py_TYPE(o);
-        if tp != py.get_type::<CData>().as_type_ptr() || ffi::PyType_HasFeature(tp, ffi::Py_TPFLAGS_HAVE_GC) != 0 {
-            return;
-        }
-        if (*tp).tp_itemsize != 0 {
-            return;
-        }
-        let value_off = (obj.get() as *const CData as usize).wrapping_sub(o as usize);
-        let basic = (*tp).tp_basicsize as usize;
-        if value_off + std::mem::size_of::<CData>() > basic {
-            return;
-        }
-        let weak_off = (*tp).tp_weaklistoffset.max(0) as usize;
-        let _ = RAW.set(RawLayout { tp, value_off, weak_off, inline_off: (basic + 15) & !15 });
-    }
-}
-
-/// tp_dealloc of CData: plain-memory owners (none, inline, PyMem block, view of another
-/// cdata) are torn down here without running any Python code; the rest (allocator free
-/// functions, gc destructors, buffers, handles, callbacks) go through pyo3's dealloc and
-/// `Drop`.
+/// tp_dealloc of CData in raw mode. Plain-memory owners (none, inline, PyMem block, view
+/// of another cdata) are torn down without running Python code; the others (allocator free
+/// functions, gc destructors, buffers, handles, callbacks) run `Drop` in pyo3's attached
+/// state (their `Py` fields need it), with panics caught.
 unsafe extern "C" fn cdata_dealloc(obj: *mut ffi::PyObject) {
-    let Some(l) = RAW.get() else {
-        if let Some(d) = ORIG_DEALLOC.get() {
-            d(obj);
-        }
-        return;
-    };
-    let cd = (obj as *mut u8).add(l.value_off) as *mut CData;
+    let Some(l) = RAW.get() else { return };
+    let base = obj as *mut u8;
+    let cd = base.add(l.value_off) as *mut CData;
+    if l.weak_off != 0 && !(*(base.add(l.weak_off) as *mut *mut ffi::PyObject)).is_null() {
+        ffi::PyObject_ClearWeakRefs(obj);
+    }
     let (free_addr, keeper) = {
         let st = (*cd).state.get_mut();
         match &st.owner {
@@ -1382,42 +1356,66 @@ unsafe extern "C" fn cdata_dealloc(obj: *mut ffi::PyObject) {
             Owner::Malloc if !st.released => ((*cd).addr, std::ptr::null_mut()),
             Owner::Malloc => (0, std::ptr::null_mut()),
             Owner::View(k) => (0, k.as_ptr()),
-            _ => {
-                if let Some(d) = ORIG_DEALLOC.get() {
-                    d(obj);
-                }
-                return;
-            }
+            _ => (usize::MAX, std::ptr::null_mut()),
         }
     };
-    if l.weak_off != 0 && !(*((obj as *mut u8).add(l.weak_off) as *mut *mut ffi::PyObject)).is_null() {
-        ffi::PyObject_ClearWeakRefs(obj);
-    }
-    if free_addr != 0 {
-        ffi::PyMem_Free(free_addr as *mut std::ffi::c_void);
-    }
-    // What is left of the value is plain data except these two references, released by
-    // hand below (dropping `Py` values needs pyo3's attach state, which raw slots lack).
-    let ctype = (*cd).ctype.as_ptr();
     let tp = ffi::Py_TYPE(obj);
-    match (*tp).tp_free {
-        Some(f) => f(obj as *mut std::ffi::c_void),
-        None => ffi::PyObject_Free(obj as *mut std::ffi::c_void),
+    if free_addr == usize::MAX {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Python::attach(|_| std::ptr::drop_in_place(cd))));
+        if r.is_err() {
+            let py = Python::assume_attached();
+            PyRuntimeError::new_err("internal error (Rust panic) releasing a cdata").write_unraisable(py, None);
+        }
+    } else {
+        if free_addr != 0 {
+            ffi::PyMem_Free(free_addr as *mut std::ffi::c_void);
+        }
+        // What is left of the value is plain data except these references, released by
+        // hand below (dropping `Py` values needs pyo3's attached state, which raw slots
+        // lack).
+        let ctype = (*cd).ctype.as_ptr();
+        ffi::PyObject_Free(obj as *mut std::ffi::c_void);
+        ffi::Py_DECREF(tp as *mut ffi::PyObject);
+        ffi::Py_DECREF(ctype);
+        if !keeper.is_null() {
+            ffi::Py_DECREF(keeper);
+        }
+        return;
     }
+    ffi::PyObject_Free(obj as *mut std::ffi::c_void);
     ffi::Py_DECREF(tp as *mut ffi::PyObject);
-    ffi::Py_DECREF(ctype);
-    if !keeper.is_null() {
-        ffi::Py_DECREF(keeper);
-    }
 }
 
-/// Installs `cdata_dealloc` (once, at module init; before any cdata exists).
-fn install_dealloc(tp: *mut ffi::PyTypeObject) {
+/// Switches the CData type to raw mode (once, at module init, before any cdata exists):
+/// measures the value offset on one pyo3-built object, then makes the type non-GC with
+/// the raw dealloc.
+fn install_raw(py: Python<'_>, tp: *mut ffi::PyTypeObject) {
+    if RAW.get().is_some() || PYO3_BUILT.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let b = super::state::builtin(py);
+    let t = b.void_ptr_type();
+    let Ok(probe) = Py::new(py, CData::build(b.ctype_of(py, &t), 0, 0, 0, 0, [0; 2], Owner::None)) else { return };
     unsafe {
-        let Some(orig) = (*tp).tp_dealloc else { return };
-        if ORIG_DEALLOC.set(orig).is_err() {
+        let o = probe.as_ptr();
+        let value_off = (probe.get() as *const CData as usize).wrapping_sub(o as usize);
+        drop(probe); // pyo3's dealloc, still installed
+        let basic = (*tp).tp_basicsize as usize;
+        if ffi::Py_TYPE(o) != tp || (*tp).tp_itemsize != 0 || value_off + std::mem::size_of::<CData>() > basic {
             return;
         }
+        let weak_off = (*tp).tp_weaklistoffset;
+        if weak_off < 0 || weak_off as usize + 8 > basic {
+            return;
+        }
+        if RAW.set(RawLayout { tp, value_off, weak_off: weak_off as usize, inline_off: (basic + 15) & !15 }).is_err() {
+            return;
+        }
+        (*tp).tp_flags &= !ffi::Py_TPFLAGS_HAVE_GC;
+        (*tp).tp_traverse = None;
+        (*tp).tp_clear = None;
+        (*tp).tp_alloc = Some(ffi::PyType_GenericAlloc);
+        (*tp).tp_free = Some(ffi::PyObject_Free);
         (*tp).tp_dealloc = Some(cdata_dealloc);
     }
 }
