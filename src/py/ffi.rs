@@ -174,6 +174,19 @@ fn array_len_from_init(arr_ty: &TypeRef, item: &TypeRef, init: &Bound<'_, PyAny>
 pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, PyAny>>, alloc: Option<&Allocator>) -> PyResult<Py<CData>> {
     let c = ct.get();
     let init = init.filter(|i| !i.is_none());
+    // `new("T[]", n)` with a plain int: zeroed memory, nothing to initialize.
+    if let (Kind::Array(item, None), Some(i), None) = (&c.ty.kind, init, alloc) {
+        if unsafe { ffi::PyLong_CheckExact(i.as_ptr()) } != 0 {
+            let n = unsafe { ffi::PyLong_AsSsize_t(i.as_ptr()) };
+            if n >= 0 {
+                if let Some(size) = item.size().and_then(|isz| isz.checked_mul(n as usize)).filter(|b| *b <= isize::MAX as usize) {
+                    return CData::new_owned_zeroed(py, ct.clone().unbind(), size, n as usize);
+                }
+            } else if n == -1 {
+                unsafe { ffi::PyErr_Clear() }; // the generic path below raises the right error
+            }
+        }
+    }
     let (size, length) = match c.fixed_new_size() {
         Some(v) => v,
         None => new_size(c, init)?,
