@@ -1321,7 +1321,9 @@ fn alloc_cdata(py: Python<'_>, cd: CData) -> PyResult<Py<CData>> {
 /// `l` is the layout of the (non-GC) CData type; the GIL is held.
 #[inline(always)]
 unsafe fn alloc_inline(py: Python<'_>, l: &RawLayout, extra: usize, make: impl FnOnce(usize) -> CData) -> PyResult<Py<CData>> {
-    let obj = ffi::PyObject_Malloc(l.inline_off + extra) as *mut u8;
+    // Small blocks are zeroed with two stores rather than a memset call.
+    let small = extra > 0 && extra <= 16;
+    let obj = ffi::PyObject_Malloc(l.inline_off + if small { 16 } else { extra }) as *mut u8;
     if obj.is_null() {
         return Err(pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {extra} bytes")));
     }
@@ -1329,7 +1331,10 @@ unsafe fn alloc_inline(py: Python<'_>, l: &RawLayout, extra: usize, make: impl F
         *(obj.add(l.weak_off) as *mut *mut ffi::PyObject) = std::ptr::null_mut();
     }
     let data = obj.add(l.inline_off);
-    if extra > 0 {
+    if small {
+        // inline_off is a multiple of 16 and PyObject_Malloc aligns to 16
+        *(data as *mut [u64; 2]) = [0; 2];
+    } else if extra > 0 {
         std::ptr::write_bytes(data, 0, extra);
     }
     let cd = make(data as usize);
