@@ -98,3 +98,26 @@ def test_gc_destructor_once_with_raw_dealloc(ffi):
     del p
     gc.collect()
     assert calls == [5]
+
+
+def test_type_string_memo_follows_cdef_override():
+    f = jitffi.FFI()
+    f.cdef("typedef int T;")
+    s = "T *"
+    assert f.typeof(f.new(s)) is f.typeof("int *")
+    assert f.typeof(f.cast(s, 0)) is f.typeof("int *")
+    f.cdef("typedef double T;", override=True)
+    assert f.typeof(f.new(s)) is f.typeof("double *")
+    assert f.typeof(f.cast(s, 0)) is f.typeof("double *")
+
+
+def test_type_string_memo_releases_its_references():
+    import sys
+    key = "".join(["in", "t *"])
+    before = sys.getrefcount(key)
+    f = jitffi.FFI()
+    f.new(key)
+    f.cast(key, 0)
+    del f
+    gc.collect()
+    assert sys.getrefcount(key) == before

@@ -1005,12 +1005,20 @@ unsafe fn cached_ctype<'py>(py: Python<'py>, slf: *mut ffi::PyObject, cdecl: *mu
         return None;
     }
     let me = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<FFI>();
-    let hit = ffi::PyDict_GetItemWithError(me.get().shared.type_cache.as_ptr(), cdecl);
+    let shared = &me.get().shared;
+    // Same string object as last time (it is held, so the address cannot be reused).
+    let (last_key, last_ct) = *shared.last_type.get(py);
+    if last_key == cdecl as usize {
+        return Some(Bound::from_borrowed_ptr(py, last_ct as *mut ffi::PyObject).cast_into_unchecked::<CType>());
+    }
+    let hit = ffi::PyDict_GetItemWithError(shared.type_cache.as_ptr(), cdecl);
     if hit.is_null() {
         ffi::PyErr_Clear();
         return None;
     }
-    Some(Bound::from_borrowed_ptr(py, hit).cast_into_unchecked::<CType>())
+    let ct = Bound::from_borrowed_ptr(py, hit).cast_into_unchecked::<CType>();
+    shared.remember_last_type(py, cdecl, hit);
+    Some(ct)
 }
 
 #[inline(always)]
