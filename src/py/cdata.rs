@@ -157,13 +157,13 @@ impl CData {
         alloc_cdata(py, Self::build(ct, addr, length, alloc_size, 0, [0; 2], owner))
     }
 
-    /// An owning array/struct cdata over `size` zeroed bytes (`ffi.new`): small blocks
-    /// inline in the object (one allocation), larger ones from `calloc` (so that
-    /// `ffi.release` gives big blocks back at once).
+    /// An owning array/struct cdata over `size` zeroed bytes (`ffi.new`): inline in the
+    /// object (one allocation) while the whole stays a pymalloc block, else a separate
+    /// `calloc` block (which `ffi.release` gives back at once).
     #[inline]
     pub fn new_owned_zeroed(py: Python<'_>, ct: Py<CType>, size: usize, length: usize) -> PyResult<Py<CData>> {
         if size <= INLINE_MAX {
-            if let Some(l) = RAW.get() {
+            if let Some(l) = RAW.get().filter(|l| l.inline_off + size <= INLINE_MAX) {
                 return unsafe { alloc_inline(py, l, size, |addr| Self::build(ct, addr, length, size, 0, [0; 2], Owner::Inline)) };
             }
         }
@@ -1299,8 +1299,10 @@ static RAW: OnceLock<RawLayout> = OnceLock::new();
 /// Set once a cdata was built by pyo3 before `install_raw` (then the raw mode stays off).
 static PYO3_BUILT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Owned bytes up to this size live inside the cdata object (`Owner::Inline`).
-const INLINE_MAX: usize = 1024;
+/// Objects with inline owned bytes (`Owner::Inline`) stay within pymalloc's small-block
+/// limit; beyond it, two pymalloc blocks beat one block from the system allocator, and big
+/// blocks are given back at `ffi.release`.
+const INLINE_MAX: usize = 512;
 
 /// Creates a cdata object holding `cd`.
 #[inline]
