@@ -15,8 +15,9 @@ def ffi():
     return f
 
 
-# around the two-store zeroing (16 bytes) and the inline/separate limit (1024 bytes)
-SIZES = [0, 1, 8, 15, 16, 17, 100, 127, 128, 129, 1023, 1024, 1025, 5000]
+# around the two-store zeroing (16 bytes) and the inline/separate limits (object within a
+# 512-byte pymalloc block: a few hundred bytes of data, depending on the object size)
+SIZES = [0, 1, 8, 15, 16, 17, 100, 127, 128, 129] + list(range(368, 420, 8)) + [1023, 1024, 1025, 5000]
 
 
 @pytest.mark.parametrize("n", SIZES)
