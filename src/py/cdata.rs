@@ -31,7 +31,8 @@ use crate::types::model::{Kind, PrimClass, TypeRef};
 /// The owning cdata a view keeps alive.
 pub type Keeper = Py<CData>;
 
-/// What a cdata owns, and what releasing it does.
+/// What a cdata owns, and what releasing it does. Kept to 32 bytes (boxed strings) so a
+/// cdata object is 112 bytes and `new("int[]", 100)` still fits one pymalloc block.
 pub enum Owner {
     /// Plain non-owning value or view.
     None,
@@ -48,12 +49,14 @@ pub enum Owner {
     /// `ffi.gc(orig, destructor)`: calls `destructor(orig)` once.
     Gc { orig: Py<PyAny>, destructor: Option<Py<PyAny>> },
     /// `ffi.from_buffer`: the locked buffer of a Python object.
-    Buffer { view: BufferView, type_name: String },
+    Buffer { view: BufferView, type_name: Box<str> },
     /// `ffi.new_handle(obj)`: `addr` is a registry token mapping back to obj.
     Handle,
+    /// Released (`ffi.release`, `with`): what it owned is gone; any access raises.
+    Released,
     /// Owners defined elsewhere (callbacks): dropped on release; `repr` text for cffi's
     /// "<cdata 'T' calling ...>" style.
-    Custom { payload: Box<dyn std::any::Any + Send + Sync>, repr: String },
+    Custom { payload: Box<dyn std::any::Any + Send + Sync>, repr: Box<String> },
 }
 
 /// A locked `Py_buffer` (released with the GIL held, by `release_now`).
@@ -64,7 +67,13 @@ unsafe impl Sync for BufferView {}
 
 pub struct CState {
     pub owner: Owner,
-    pub released: bool,
+}
+
+impl CState {
+    #[inline]
+    pub fn released(&self) -> bool {
+        matches!(self.owner, Owner::Released)
+    }
 }
 
 /// Slice results print as "sliced length N".
@@ -125,7 +134,7 @@ pub fn invalid_addr(a: usize) -> bool {
 
 impl CData {
     fn build(ctype: Py<CType>, addr: usize, length: usize, alloc_size: usize, flags: u32, value: [u64; 2], owner: Owner) -> CData {
-        CData { ctype, addr, length, alloc_size, flags, value, state: GilCell::new(CState { owner, released: false }) }
+        CData { ctype, addr, length, alloc_size, flags, value, state: GilCell::new(CState { owner }) }
     }
 
     /// A primitive value cdata (`ffi.cast("int", 5)`, long double reads).
@@ -188,18 +197,18 @@ impl CData {
     }
 
     pub fn is_released(&self, py: Python<'_>) -> bool {
-        self.state.get(py).released
+        self.state.get(py).released()
     }
 
     /// Raises if this cdata (or the owner of the memory it views) was released.
     #[inline]
     pub fn check_alive(&self, py: Python<'_>) -> PyResult<()> {
         let st = self.state.get(py);
-        if st.released {
+        if st.released() {
             return Err(released_err(&self.ty().cname()));
         }
         if let Owner::View(k) = &st.owner {
-            if k.get().state.get(py).released {
+            if k.get().state.get(py).released() {
                 return Err(released_err(&self.ty().cname()));
             }
         }
@@ -425,15 +434,11 @@ impl CData {
     pub fn release_now(&self, py: Python<'_>) -> PyResult<()> {
         let owner = {
             let st = self.state.get(py);
-            if st.released {
-                return Ok(());
-            }
             match st.owner {
-                Owner::None | Owner::View(_) => return Ok(()),
+                Owner::None | Owner::View(_) | Owner::Released => return Ok(()),
                 _ => {}
             }
-            st.released = true;
-            std::mem::replace(&mut st.owner, Owner::None)
+            std::mem::replace(&mut st.owner, Owner::Released)
         };
         match owner {
             Owner::Malloc => unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) },
@@ -455,7 +460,7 @@ impl CData {
                 drop(obj);
             }
             Owner::Custom { payload, .. } => drop(payload),
-            Owner::None | Owner::View(_) => {}
+            Owner::None | Owner::View(_) | Owner::Released => {}
         }
         Ok(())
     }
@@ -494,7 +499,7 @@ impl CData {
                 }
             }
             _ => {
-                if st.released {
+                if st.released() {
                     return Ok(format!("<cdata '{cname}' released>"));
                 }
                 match &st.owner {
@@ -683,11 +688,11 @@ impl CData {
 impl Drop for CData {
     fn drop(&mut self) {
         let st = self.state.get_mut();
-        if st.released || matches!(st.owner, Owner::None | Owner::Inline) {
+        if matches!(st.owner, Owner::None | Owner::Inline | Owner::Released) {
             return;
         }
         if matches!(st.owner, Owner::Malloc) {
-            st.released = true;
+            st.owner = Owner::Released;
             // dealloc runs with the GIL held, as PyMem_Free requires
             unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) };
             return;
@@ -1359,9 +1364,8 @@ unsafe extern "C" fn cdata_dealloc(obj: *mut ffi::PyObject) {
     let (free_addr, keeper) = {
         let st = (*cd).state.get_mut();
         match &st.owner {
-            Owner::None | Owner::Inline => (0, std::ptr::null_mut()),
-            Owner::Malloc if !st.released => ((*cd).addr, std::ptr::null_mut()),
-            Owner::Malloc => (0, std::ptr::null_mut()),
+            Owner::None | Owner::Inline | Owner::Released => (0, std::ptr::null_mut()),
+            Owner::Malloc => ((*cd).addr, std::ptr::null_mut()),
             Owner::View(k) => (0, k.as_ptr()),
             _ => (usize::MAX, std::ptr::null_mut()),
         }

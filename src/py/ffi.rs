@@ -789,7 +789,7 @@ impl FFI {
                 return Err(PyTypeError::new_err(format!("expected a pointer or array ctype, got '{}'", c.ty.cname())));
             }
         };
-        CData::new_owning(py, ct.clone().unbind(), addr, length, len, Owner::Buffer { view: cdata::BufferView(view), type_name })
+        CData::new_owning(py, ct.clone().unbind(), addr, length, len, Owner::Buffer { view: cdata::BufferView(view), type_name: type_name.into() })
     }
 
     fn memmove(&self, py: Python<'_>, dest: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>, n: isize) -> PyResult<()> {
