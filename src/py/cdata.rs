@@ -8,7 +8,11 @@
 //! - `alloc_size`: bytes owned (repr "owning N bytes", `sizeof` of var-sized objects);
 //! - `value`: 16 bytes holding a primitive's value (cast results, long double reads);
 //! - `state` (GIL-guarded): the `Owner` (what to free/call/unlock on release, or which
-//!   owning cdata a view keeps alive) and the `released` flag checked before any access.
+//!   owning cdata a view keeps alive; `Owner::Released`, checked before any access, once
+//!   released).
+//!
+//! The type is not GC-tracked and its objects are allocated/freed by hand ("raw mode" at
+//! the end of this file); small `ffi.new` blocks live inside the object (`Owner::Inline`).
 //!
 //! Field access (`p.x`) goes to the record CType's field table: a dict from interned name
 //! to `CField` (offset, bit position, field CType), built once per record type.
