@@ -1414,9 +1414,10 @@ fn install_raw(py: Python<'_>, tp: *mut ffi::PyTypeObject) {
     unsafe {
         let o = probe.as_ptr();
         let value_off = (probe.get() as *const CData as usize).wrapping_sub(o as usize);
+        let probe_tp = ffi::Py_TYPE(o);
         drop(probe); // pyo3's dealloc, still installed
         let basic = (*tp).tp_basicsize as usize;
-        if ffi::Py_TYPE(o) != tp || (*tp).tp_itemsize != 0 || value_off + std::mem::size_of::<CData>() > basic {
+        if probe_tp != tp || (*tp).tp_itemsize != 0 || value_off + std::mem::size_of::<CData>() > basic {
             return;
         }
         let weak_off = (*tp).tp_weaklistoffset;
