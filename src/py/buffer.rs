@@ -178,7 +178,7 @@ unsafe extern "C" fn buffer_vectorcall(
         if kwnames.is_null() && nargs == 1 {
             let cd = Bound::from_borrowed_ptr(py, *args);
             let b = CBuffer::py_new(py, &cd, -1)?;
-            return Ok(Py::new(py, b)?.into_ptr());
+            return alloc_buffer(py, b);
         }
         // generic path: tuple/dict call through the type's tp_call (type.__call__)
         let tuple = ffi::PyTuple_New(nargs);
@@ -221,9 +221,126 @@ unsafe extern "C" fn buffer_vectorcall(
 }
 
 /// Installs `buffer_vectorcall` on the buffer type (once, at module init).
+// Raw mode, as for cdata (see cdata.rs): a buffer references only its cdata (never a
+// container), so the type is made non-GC at module init (before any instance exists);
+// objects are allocated and freed here, and `buf[:]` has a direct mapping slot.
+
+struct BufLayout {
+    tp: *mut ffi::PyTypeObject,
+    /// Offset of the `CBuffer` value in the object.
+    value_off: usize,
+    /// Offset of the weakref list pointer (0: none).
+    weak_off: usize,
+    basic: usize,
+}
+// SAFETY: the type object lives as long as the module; used with the GIL held.
+unsafe impl Send for BufLayout {}
+unsafe impl Sync for BufLayout {}
+
+static BUF_RAW: std::sync::OnceLock<BufLayout> = std::sync::OnceLock::new();
+static ORIG_SUBSCRIPT: std::sync::OnceLock<Option<ffi::binaryfunc>> = std::sync::OnceLock::new();
+
+fn alloc_buffer(py: Python<'_>, b: CBuffer) -> PyResult<*mut ffi::PyObject> {
+    let Some(l) = BUF_RAW.get() else { return Ok(Py::new(py, b)?.into_ptr()) };
+    unsafe {
+        let obj = ffi::PyObject_Malloc(l.basic) as *mut u8;
+        if obj.is_null() {
+            return Err(pyo3::exceptions::PyMemoryError::new_err("cannot allocate a buffer object"));
+        }
+        if l.weak_off != 0 {
+            *(obj.add(l.weak_off) as *mut *mut ffi::PyObject) = std::ptr::null_mut();
+        }
+        ffi::PyObject_Init(obj as *mut ffi::PyObject, l.tp);
+        std::ptr::write(obj.add(l.value_off) as *mut CBuffer, b);
+        Ok(obj as *mut ffi::PyObject)
+    }
+}
+
+unsafe extern "C" fn buffer_dealloc(obj: *mut ffi::PyObject) {
+    let Some(l) = BUF_RAW.get() else { return };
+    let base = obj as *mut u8;
+    if l.weak_off != 0 && !(*(base.add(l.weak_off) as *mut *mut ffi::PyObject)).is_null() {
+        ffi::PyObject_ClearWeakRefs(obj);
+    }
+    let v = base.add(l.value_off) as *mut CBuffer;
+    // The value is plain data but for this reference, released by hand (raw slots are not
+    // pyo3-attached, where dropping a `Py` would be deferred).
+    let cdata = (*v).cdata.as_ptr();
+    let tp = ffi::Py_TYPE(obj);
+    ffi::PyObject_Free(obj as *mut std::ffi::c_void);
+    ffi::Py_DECREF(tp as *mut ffi::PyObject);
+    ffi::Py_DECREF(cdata);
+}
+
+/// `buf[:]`: the bytes, directly; anything else goes to the pyo3 slot.
+unsafe extern "C" fn buffer_subscript(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    if ffi::PySlice_Check(key) != 0 {
+        let so = key as *mut ffi::PySliceObject;
+        let none = ffi::Py_None();
+        if (*so).start == none && (*so).stop == none && (*so).step == none {
+            let py = Python::assume_attached();
+            let me = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CBuffer>();
+            let me = me.get();
+            return match me.check(py) {
+                Ok(()) => ffi::PyBytes_FromStringAndSize(if me.size == 0 { std::ptr::null() } else { me.addr as *const std::os::raw::c_char }, me.size as ffi::Py_ssize_t),
+                Err(e) => {
+                    e.restore(py);
+                    std::ptr::null_mut()
+                }
+            };
+        }
+    }
+    match ORIG_SUBSCRIPT.get().copied().flatten() {
+        Some(f) => f(slf, key),
+        None => {
+            pyo3::exceptions::PyTypeError::new_err("buffer is not subscriptable").restore(Python::assume_attached());
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Switches the buffer type to raw mode; needs the cdata type set up (a probe buffer over
+/// NULL measures where pyo3 puts the value).
+fn install_raw(py: Python<'_>, tp: *mut ffi::PyTypeObject) {
+    if BUF_RAW.get().is_some() {
+        return;
+    }
+    let b = super::state::builtin(py);
+    let t = b.void_ptr_type();
+    let Ok(null) = CData::new_pointer(py, b.ctype_of(py, &t), 0) else { return };
+    let Ok(probe) = Py::new(py, CBuffer { cdata: null, addr: 0, size: 0 }) else { return };
+    unsafe {
+        let o = probe.as_ptr();
+        let value_off = (probe.get() as *const CBuffer as usize).wrapping_sub(o as usize);
+        let probe_tp = ffi::Py_TYPE(o);
+        drop(probe); // pyo3's dealloc, still installed
+        let basic = (*tp).tp_basicsize as usize;
+        let weak_off = (*tp).tp_weaklistoffset;
+        if probe_tp != tp || (*tp).tp_itemsize != 0 || value_off + std::mem::size_of::<CBuffer>() > basic || weak_off < 0 || weak_off as usize + 8 > basic {
+            return;
+        }
+        let m = (*tp).tp_as_mapping;
+        if m.is_null() || ORIG_SUBSCRIPT.set((*m).mp_subscript).is_err() {
+            return;
+        }
+        if BUF_RAW.set(BufLayout { tp, value_off, weak_off: weak_off as usize, basic }).is_err() {
+            return;
+        }
+        (*m).mp_subscript = Some(buffer_subscript);
+        (*tp).tp_flags &= !ffi::Py_TPFLAGS_HAVE_GC;
+        (*tp).tp_traverse = None;
+        (*tp).tp_clear = None;
+        (*tp).tp_alloc = Some(ffi::PyType_GenericAlloc);
+        (*tp).tp_free = Some(ffi::PyObject_Free);
+        (*tp).tp_dealloc = Some(buffer_dealloc);
+    }
+}
+
 pub fn install_fast_new(py: Python<'_>) {
     let tp = py.get_type::<CBuffer>();
     unsafe {
         (*tp.as_type_ptr()).tp_vectorcall = Some(buffer_vectorcall);
+        install_raw(py, tp.as_type_ptr());
+        ffi::PyType_Modified(tp.as_type_ptr());
     }
 }

@@ -578,7 +578,7 @@ fn make_callback_cdata(
     let core = new_callback(py, shared, &ty, callable.clone().unbind(), error, onerror)?;
     let addr = core.code_ptr() as usize;
     // Empty repr: printed through `callback_target` when asked for.
-    let owner = Owner::Custom { payload: Box::new(CallbackHandle(Some(core))), repr: String::new() };
+    let owner = Owner::Custom { payload: Box::new(CallbackHandle(Some(core))), repr: String::new().into() };
     Ok(CData::new_owning(py, ct.clone().unbind(), addr, 0, 0, owner)?.into_any())
 }
 
@@ -621,7 +621,7 @@ pub fn extern_python_cdata(
     let core = new_extern_core(py, shared, fty, name)?;
     let addr = core.code_ptr() as usize;
     let ct = shared.ctype_of(py, fty);
-    let owner = Owner::Custom { payload: Box::new(CallbackHandle(Some(core))), repr: format!("extern \"Python\" {name}()") };
+    let owner = Owner::Custom { payload: Box::new(CallbackHandle(Some(core))), repr: format!("extern \"Python\" {name}()").into() };
     let cd = CData::new_owning(py, ct, addr, 0, 0, owner)?;
     table.set_item(name, &cd)?;
     Ok(cd)

@@ -8,7 +8,11 @@
 //! - `alloc_size`: bytes owned (repr "owning N bytes", `sizeof` of var-sized objects);
 //! - `value`: 16 bytes holding a primitive's value (cast results, long double reads);
 //! - `state` (GIL-guarded): the `Owner` (what to free/call/unlock on release, or which
-//!   owning cdata a view keeps alive) and the `released` flag checked before any access.
+//!   owning cdata a view keeps alive; `Owner::Released`, checked before any access, once
+//!   released).
+//!
+//! The type is not GC-tracked and its objects are allocated/freed by hand ("raw mode" at
+//! the end of this file); small `ffi.new` blocks live inside the object (`Owner::Inline`).
 //!
 //! Field access (`p.x`) goes to the record CType's field table: a dict from interned name
 //! to `CField` (offset, bit position, field CType), built once per record type.
@@ -31,7 +35,8 @@ use crate::types::model::{Kind, PrimClass, TypeRef};
 /// The owning cdata a view keeps alive.
 pub type Keeper = Py<CData>;
 
-/// What a cdata owns, and what releasing it does.
+/// What a cdata owns, and what releasing it does. Kept to 32 bytes (boxed strings) so a
+/// cdata object is 112 bytes and `new("int[]", 100)` still fits one pymalloc block.
 pub enum Owner {
     /// Plain non-owning value or view.
     None,
@@ -40,17 +45,22 @@ pub enum Owner {
     /// Memory from `cdata::calloc` (CPython's `PyMem_Calloc`: pymalloc for small blocks),
     /// freed with `PyMem_Free` (always with the GIL held).
     Malloc,
+    /// Zeroed bytes allocated together with the object itself (after its fixed part), so
+    /// a small `ffi.new` is one allocation; they go away with the object.
+    Inline,
     /// Memory from a `new_allocator` alloc function; `free(alloc_result)` on release.
     Allocator { free: Option<Py<PyAny>>, alloc_result: Py<PyAny> },
     /// `ffi.gc(orig, destructor)`: calls `destructor(orig)` once.
     Gc { orig: Py<PyAny>, destructor: Option<Py<PyAny>> },
     /// `ffi.from_buffer`: the locked buffer of a Python object.
-    Buffer { view: BufferView, type_name: String },
+    Buffer { view: BufferView, type_name: Box<str> },
     /// `ffi.new_handle(obj)`: `addr` is a registry token mapping back to obj.
     Handle,
+    /// Released (`ffi.release`, `with`): what it owned is gone; any access raises.
+    Released,
     /// Owners defined elsewhere (callbacks): dropped on release; `repr` text for cffi's
     /// "<cdata 'T' calling ...>" style.
-    Custom { payload: Box<dyn std::any::Any + Send + Sync>, repr: String },
+    Custom { payload: Box<dyn std::any::Any + Send + Sync>, repr: Box<String> },
 }
 
 /// A locked `Py_buffer` (released with the GIL held, by `release_now`).
@@ -61,7 +71,13 @@ unsafe impl Sync for BufferView {}
 
 pub struct CState {
     pub owner: Owner,
-    pub released: bool,
+}
+
+impl CState {
+    #[inline]
+    pub fn released(&self) -> bool {
+        matches!(self.owner, Owner::Released)
+    }
 }
 
 /// Slice results print as "sliced length N".
@@ -122,7 +138,7 @@ pub fn invalid_addr(a: usize) -> bool {
 
 impl CData {
     fn build(ctype: Py<CType>, addr: usize, length: usize, alloc_size: usize, flags: u32, value: [u64; 2], owner: Owner) -> CData {
-        CData { ctype, addr, length, alloc_size, flags, value, state: GilCell::new(CState { owner, released: false }) }
+        CData { ctype, addr, length, alloc_size, flags, value, state: GilCell::new(CState { owner }) }
     }
 
     /// A primitive value cdata (`ffi.cast("int", 5)`, long double reads).
@@ -130,13 +146,13 @@ impl CData {
         let mut v = [0u64; 2];
         v[0] = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]));
         v[1] = u64::from_le_bytes(bytes[8..].try_into().unwrap_or([0; 8]));
-        Py::new(py, Self::build(ct, 0, 0, 0, 0, v, Owner::None))
+        alloc_cdata(py, Self::build(ct, 0, 0, 0, 0, v, Owner::None))
     }
 
     /// A non-owning pointer / function-pointer cdata.
     #[inline]
     pub fn new_pointer(py: Python<'_>, ct: Py<CType>, addr: usize) -> PyResult<Py<CData>> {
-        Py::new(py, Self::build(ct, addr, 0, 0, 0, [0; 2], Owner::None))
+        alloc_cdata(py, Self::build(ct, addr, 0, 0, 0, [0; 2], Owner::None))
     }
 
     /// A non-owning view of an array (`length` items) or struct/union at `addr`.
@@ -146,18 +162,31 @@ impl CData {
             Some(k) => Owner::View(k),
             None => Owner::None,
         };
-        Py::new(py, Self::build(ct, addr, length, 0, flags, [0; 2], owner))
+        alloc_cdata(py, Self::build(ct, addr, length, 0, flags, [0; 2], owner))
     }
 
     /// An owning cdata over memory that `owner` releases.
     pub fn new_owning(py: Python<'_>, ct: Py<CType>, addr: usize, length: usize, alloc_size: usize, owner: Owner) -> PyResult<Py<CData>> {
-        Py::new(py, Self::build(ct, addr, length, alloc_size, 0, [0; 2], owner))
+        alloc_cdata(py, Self::build(ct, addr, length, alloc_size, 0, [0; 2], owner))
+    }
+
+    /// An owning array/struct cdata over `size` zeroed bytes (`ffi.new`): inline in the
+    /// object (one allocation) while the whole stays a pymalloc block, else a separate
+    /// `calloc` block (which `ffi.release` gives back at once).
+    #[inline]
+    pub fn new_owned_zeroed(py: Python<'_>, ct: Py<CType>, size: usize, length: usize) -> PyResult<Py<CData>> {
+        if size <= INLINE_MAX {
+            if let Some(l) = RAW.get().filter(|l| l.inline_off + size <= INLINE_MAX) {
+                return unsafe { alloc_inline(py, l, size, |addr| Self::build(ct, addr, length, size, 0, [0; 2], Owner::Inline)) };
+            }
+        }
+        let mem = calloc(size)?;
+        alloc_cdata(py, Self::build(ct, mem as usize, length, size, 0, [0; 2], Owner::Malloc))
     }
 
     /// An owning struct/union cdata with `size` zeroed bytes (by-value results).
     pub fn new_owned_struct(py: Python<'_>, ct: Py<CType>, size: usize) -> PyResult<Py<CData>> {
-        let mem = calloc(size)?;
-        Py::new(py, Self::build(ct, mem as usize, 0, size, 0, [0; 2], Owner::Malloc))
+        Self::new_owned_zeroed(py, ct, size, 0)
     }
 
     #[inline]
@@ -172,18 +201,18 @@ impl CData {
     }
 
     pub fn is_released(&self, py: Python<'_>) -> bool {
-        self.state.get(py).released
+        self.state.get(py).released()
     }
 
     /// Raises if this cdata (or the owner of the memory it views) was released.
     #[inline]
     pub fn check_alive(&self, py: Python<'_>) -> PyResult<()> {
         let st = self.state.get(py);
-        if st.released {
+        if st.released() {
             return Err(released_err(&self.ty().cname()));
         }
         if let Owner::View(k) = &st.owner {
-            if k.get().state.get(py).released {
+            if k.get().state.get(py).released() {
                 return Err(released_err(&self.ty().cname()));
             }
         }
@@ -205,7 +234,7 @@ impl CData {
     pub fn owns_memory(&self, py: Python<'_>) -> bool {
         matches!(
             self.state.get(py).owner,
-            Owner::Malloc | Owner::Allocator { .. } | Owner::Gc { .. } | Owner::Buffer { .. } | Owner::Custom { .. }
+            Owner::Malloc | Owner::Inline | Owner::Allocator { .. } | Owner::Gc { .. } | Owner::Buffer { .. } | Owner::Custom { .. }
         )
     }
 
@@ -409,18 +438,15 @@ impl CData {
     pub fn release_now(&self, py: Python<'_>) -> PyResult<()> {
         let owner = {
             let st = self.state.get(py);
-            if st.released {
-                return Ok(());
-            }
             match st.owner {
-                Owner::None | Owner::View(_) => return Ok(()),
+                Owner::None | Owner::View(_) | Owner::Released => return Ok(()),
                 _ => {}
             }
-            st.released = true;
-            std::mem::replace(&mut st.owner, Owner::None)
+            std::mem::replace(&mut st.owner, Owner::Released)
         };
         match owner {
             Owner::Malloc => unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) },
+            Owner::Inline => {}
             Owner::Allocator { free, alloc_result } => {
                 if let Some(f) = free {
                     f.call1(py, (alloc_result,))?;
@@ -438,7 +464,7 @@ impl CData {
                 drop(obj);
             }
             Owner::Custom { payload, .. } => drop(payload),
-            Owner::None | Owner::View(_) => {}
+            Owner::None | Owner::View(_) | Owner::Released => {}
         }
         Ok(())
     }
@@ -477,11 +503,11 @@ impl CData {
                 }
             }
             _ => {
-                if st.released {
+                if st.released() {
                     return Ok(format!("<cdata '{cname}' released>"));
                 }
                 match &st.owner {
-                    Owner::Malloc | Owner::Allocator { .. } => return Ok(owning(self.alloc_size)),
+                    Owner::Malloc | Owner::Inline | Owner::Allocator { .. } => return Ok(owning(self.alloc_size)),
                     Owner::Buffer { type_name, .. } => {
                         if matches!(ty.kind, Kind::Pointer(_)) {
                             return Ok(format!("<cdata '{cname}' buffer from '{type_name}' object>"));
@@ -645,7 +671,7 @@ impl CData {
         me.check_alive(py)?;
         let a = me.addr.wrapping_add((n as usize).wrapping_mul(isz));
         let keep = CData::keeper_for(slf);
-        Ok(Py::new(py, Self::build(res_ct, a, 0, 0, 0, [0; 2], keep.map(Owner::View).unwrap_or(Owner::None)))?.into_any())
+        Ok(alloc_cdata(py, Self::build(res_ct, a, 0, 0, 0, [0; 2], keep.map(Owner::View).unwrap_or(Owner::None)))?.into_any())
     }
 
     /// The `int` value a cast to an integer type reads from this cdata.
@@ -666,11 +692,11 @@ impl CData {
 impl Drop for CData {
     fn drop(&mut self) {
         let st = self.state.get_mut();
-        if st.released || matches!(st.owner, Owner::None) {
+        if matches!(st.owner, Owner::None | Owner::Inline | Owner::Released) {
             return;
         }
         if matches!(st.owner, Owner::Malloc) {
-            st.released = true;
+            st.owner = Owner::Released;
             // dealloc runs with the GIL held, as PyMem_Free requires
             unsafe { ffi::PyMem_Free(self.addr as *mut std::ffi::c_void) };
             return;
@@ -1250,6 +1276,162 @@ pub fn install_fast_slots(py: Python<'_>) {
         (*tp).tp_setattro = Some(fast_setattro);
         (*m).mp_subscript = Some(fast_subscript);
         (*m).mp_ass_subscript = Some(fast_ass_subscript);
+        install_raw(py, tp);
         ffi::PyType_Modified(tp);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw object allocation and deallocation. pyo3's generic initializer and tp_dealloc, and
+// the GC header/tracking every pyclass gets, cost more than the rest of a small `ffi.new`
+// or `ffi.cast`. CData defines no `__traverse__`, so the collector never saw through a
+// cdata anyway: the type is made a plain (non-GC) type at module init, before any instance
+// exists, and objects are built and torn down here. The offset of the Rust value inside
+// the object is measured on one object pyo3 builds (pyo3 does not publish it), so no
+// layout is assumed; the only other slot pyo3 keeps in the object is the weakref list.
+
+struct RawLayout {
+    tp: *mut ffi::PyTypeObject,
+    /// Offset of the `CData` value in the object.
+    value_off: usize,
+    /// Offset of the weakref list pointer (0: none).
+    weak_off: usize,
+    /// Size of the fixed part, rounded up to 16: where inline owned bytes start.
+    inline_off: usize,
+}
+// SAFETY: the type pointer is kept alive by the module for the process and only used with
+// the GIL held.
+unsafe impl Send for RawLayout {}
+unsafe impl Sync for RawLayout {}
+
+static RAW: OnceLock<RawLayout> = OnceLock::new();
+/// Set once a cdata was built by pyo3 before `install_raw` (then the raw mode stays off).
+static PYO3_BUILT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Objects with inline owned bytes (`Owner::Inline`) stay within pymalloc's small-block
+/// limit; beyond it, two pymalloc blocks beat one block from the system allocator, and big
+/// blocks are given back at `ffi.release`.
+const INLINE_MAX: usize = 512;
+
+/// Creates a cdata object holding `cd`.
+#[inline]
+fn alloc_cdata(py: Python<'_>, cd: CData) -> PyResult<Py<CData>> {
+    match RAW.get() {
+        Some(l) => unsafe { alloc_inline(py, l, 0, |_| cd) },
+        None => {
+            PYO3_BUILT.store(true, std::sync::atomic::Ordering::Relaxed);
+            Py::new(py, cd)
+        }
+    }
+}
+
+/// Allocates an object with `extra` zeroed bytes after its fixed part and moves into it
+/// the value `make(address of those bytes)` returns.
+///
+/// # Safety
+/// `l` is the layout of the (non-GC) CData type; the GIL is held.
+#[inline(always)]
+unsafe fn alloc_inline(py: Python<'_>, l: &RawLayout, extra: usize, make: impl FnOnce(usize) -> CData) -> PyResult<Py<CData>> {
+    // Small blocks are zeroed with two stores rather than a memset call.
+    let small = extra > 0 && extra <= 16;
+    let obj = ffi::PyObject_Malloc(l.inline_off + if small { 16 } else { extra }) as *mut u8;
+    if obj.is_null() {
+        return Err(pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {extra} bytes")));
+    }
+    if l.weak_off != 0 {
+        *(obj.add(l.weak_off) as *mut *mut ffi::PyObject) = std::ptr::null_mut();
+    }
+    let data = obj.add(l.inline_off);
+    if small {
+        // inline_off is a multiple of 16 and PyObject_Malloc aligns to 16
+        *(data as *mut [u64; 2]) = [0; 2];
+    } else if extra > 0 {
+        std::ptr::write_bytes(data, 0, extra);
+    }
+    let cd = make(data as usize);
+    ffi::PyObject_Init(obj as *mut ffi::PyObject, l.tp);
+    std::ptr::write(obj.add(l.value_off) as *mut CData, cd);
+    Ok(Bound::from_owned_ptr(py, obj as *mut ffi::PyObject).cast_into_unchecked::<CData>().unbind())
+}
+
+/// tp_dealloc of CData in raw mode. Plain-memory owners (none, inline, PyMem block, view
+/// of another cdata) are torn down without running Python code; the others (allocator free
+/// functions, gc destructors, buffers, handles, callbacks) run `Drop` in pyo3's attached
+/// state (their `Py` fields need it), with panics caught.
+unsafe extern "C" fn cdata_dealloc(obj: *mut ffi::PyObject) {
+    let Some(l) = RAW.get() else { return };
+    let base = obj as *mut u8;
+    let cd = base.add(l.value_off) as *mut CData;
+    if l.weak_off != 0 && !(*(base.add(l.weak_off) as *mut *mut ffi::PyObject)).is_null() {
+        ffi::PyObject_ClearWeakRefs(obj);
+    }
+    let (free_addr, keeper) = {
+        let st = (*cd).state.get_mut();
+        match &st.owner {
+            Owner::None | Owner::Inline | Owner::Released => (0, std::ptr::null_mut()),
+            Owner::Malloc => ((*cd).addr, std::ptr::null_mut()),
+            Owner::View(k) => (0, k.as_ptr()),
+            _ => (usize::MAX, std::ptr::null_mut()),
+        }
+    };
+    let tp = ffi::Py_TYPE(obj);
+    if free_addr == usize::MAX {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Python::attach(|_| std::ptr::drop_in_place(cd))));
+        if r.is_err() {
+            let py = Python::assume_attached();
+            PyRuntimeError::new_err("internal error (Rust panic) releasing a cdata").write_unraisable(py, None);
+        }
+    } else {
+        if free_addr != 0 {
+            ffi::PyMem_Free(free_addr as *mut std::ffi::c_void);
+        }
+        // What is left of the value is plain data except these references, released by
+        // hand below (dropping `Py` values needs pyo3's attached state, which raw slots
+        // lack).
+        let ctype = (*cd).ctype.as_ptr();
+        ffi::PyObject_Free(obj as *mut std::ffi::c_void);
+        ffi::Py_DECREF(tp as *mut ffi::PyObject);
+        ffi::Py_DECREF(ctype);
+        if !keeper.is_null() {
+            ffi::Py_DECREF(keeper);
+        }
+        return;
+    }
+    ffi::PyObject_Free(obj as *mut std::ffi::c_void);
+    ffi::Py_DECREF(tp as *mut ffi::PyObject);
+}
+
+/// Switches the CData type to raw mode (once, at module init, before any cdata exists):
+/// measures the value offset on one pyo3-built object, then makes the type non-GC with
+/// the raw dealloc.
+fn install_raw(py: Python<'_>, tp: *mut ffi::PyTypeObject) {
+    if RAW.get().is_some() || PYO3_BUILT.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let b = super::state::builtin(py);
+    let t = b.void_ptr_type();
+    let Ok(probe) = Py::new(py, CData::build(b.ctype_of(py, &t), 0, 0, 0, 0, [0; 2], Owner::None)) else { return };
+    unsafe {
+        let o = probe.as_ptr();
+        let value_off = (probe.get() as *const CData as usize).wrapping_sub(o as usize);
+        let probe_tp = ffi::Py_TYPE(o);
+        drop(probe); // pyo3's dealloc, still installed
+        let basic = (*tp).tp_basicsize as usize;
+        if probe_tp != tp || (*tp).tp_itemsize != 0 || value_off + std::mem::size_of::<CData>() > basic {
+            return;
+        }
+        let weak_off = (*tp).tp_weaklistoffset;
+        if weak_off < 0 || weak_off as usize + 8 > basic {
+            return;
+        }
+        if RAW.set(RawLayout { tp, value_off, weak_off: weak_off as usize, inline_off: (basic + 15) & !15 }).is_err() {
+            return;
+        }
+        (*tp).tp_flags &= !ffi::Py_TPFLAGS_HAVE_GC;
+        (*tp).tp_traverse = None;
+        (*tp).tp_clear = None;
+        (*tp).tp_alloc = Some(ffi::PyType_GenericAlloc);
+        (*tp).tp_free = Some(ffi::PyObject_Free);
+        (*tp).tp_dealloc = Some(cdata_dealloc);
     }
 }

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
 use super::buffer::CBuffer;
-use super::cdata::{self, calloc, CData, Owner};
+use super::cdata::{self, CData, Owner};
 use super::convert::{self, decode_wide, encode_wide, load_u64, write_array, write_sized};
 use super::ctype::CType;
 use super::errors::{cdef_err, VerificationMissing};
@@ -174,11 +174,24 @@ fn array_len_from_init(arr_ty: &TypeRef, item: &TypeRef, init: &Bound<'_, PyAny>
 pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, PyAny>>, alloc: Option<&Allocator>) -> PyResult<Py<CData>> {
     let c = ct.get();
     let init = init.filter(|i| !i.is_none());
+    // `new("T[]", n)` with a plain int: zeroed memory, nothing to initialize.
+    if let (Kind::Array(item, None), Some(i), None) = (&c.ty.kind, init, alloc) {
+        if unsafe { ffi::PyLong_CheckExact(i.as_ptr()) } != 0 {
+            let n = unsafe { ffi::PyLong_AsSsize_t(i.as_ptr()) };
+            if n >= 0 {
+                if let Some(size) = item.size().and_then(|isz| isz.checked_mul(n as usize)).filter(|b| *b <= isize::MAX as usize) {
+                    return CData::new_owned_zeroed(py, ct.clone().unbind(), size, n as usize);
+                }
+            } else if n == -1 {
+                unsafe { ffi::PyErr_Clear() }; // the generic path below raises the right error
+            }
+        }
+    }
     let (size, length) = match c.fixed_new_size() {
         Some(v) => v,
         None => new_size(c, init)?,
     };
-    let (addr, owner) = match alloc {
+    let cd = match alloc {
         Some(a) if a.alloc.is_some() => {
             let f = a.alloc.as_ref().map(|f| f.bind(py)).ok_or_else(|| PyTypeError::new_err("no alloc"))?;
             let res = f.call1((size,))?;
@@ -195,11 +208,12 @@ pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, 
             if a.clear {
                 unsafe { std::ptr::write_bytes(addr as *mut u8, 0, size) };
             }
-            (addr, Owner::Allocator { free: a.free.as_ref().map(|f| f.clone_ref(py)), alloc_result: res.unbind() })
+            let owner = Owner::Allocator { free: a.free.as_ref().map(|f| f.clone_ref(py)), alloc_result: res.unbind() };
+            CData::new_owning(py, ct.clone().unbind(), addr, length, size, owner)?
         }
-        _ => (calloc(size)? as usize, Owner::Malloc),
+        _ => CData::new_owned_zeroed(py, ct.clone().unbind(), size, length)?,
     };
-    let cd = CData::new_owning(py, ct.clone().unbind(), addr, length, size, owner)?;
+    let addr = cd.get().addr;
     if let Some(init) = init {
         let mem = addr as *mut u8;
         let r = unsafe {
@@ -775,7 +789,7 @@ impl FFI {
                 return Err(PyTypeError::new_err(format!("expected a pointer or array ctype, got '{}'", c.ty.cname())));
             }
         };
-        CData::new_owning(py, ct.clone().unbind(), addr, length, len, Owner::Buffer { view: cdata::BufferView(view), type_name })
+        CData::new_owning(py, ct.clone().unbind(), addr, length, len, Owner::Buffer { view: cdata::BufferView(view), type_name: type_name.into() })
     }
 
     fn memmove(&self, py: Python<'_>, dest: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>, n: isize) -> PyResult<()> {
@@ -991,12 +1005,20 @@ unsafe fn cached_ctype<'py>(py: Python<'py>, slf: *mut ffi::PyObject, cdecl: *mu
         return None;
     }
     let me = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<FFI>();
-    let hit = ffi::PyDict_GetItemWithError(me.get().shared.type_cache.as_ptr(), cdecl);
+    let shared = &me.get().shared;
+    // Same string object as last time (it is held, so the address cannot be reused).
+    let (last_key, last_ct) = *shared.last_type.get(py);
+    if last_key == cdecl as usize {
+        return Some(Bound::from_borrowed_ptr(py, last_ct as *mut ffi::PyObject).cast_into_unchecked::<CType>());
+    }
+    let hit = ffi::PyDict_GetItemWithError(shared.type_cache.as_ptr(), cdecl);
     if hit.is_null() {
         ffi::PyErr_Clear();
         return None;
     }
-    Some(Bound::from_borrowed_ptr(py, hit).cast_into_unchecked::<CType>())
+    let ct = Bound::from_borrowed_ptr(py, hit).cast_into_unchecked::<CType>();
+    shared.remember_last_type(py, cdecl, hit);
+    Some(ct)
 }
 
 #[inline(always)]

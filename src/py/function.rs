@@ -593,7 +593,9 @@ unsafe extern "C" fn jf_box_result(this: *mut ffi::PyObject, ret: *const u8) -> 
 /// Drops the temporaries of one pointer argument (after the call, GIL held).
 unsafe extern "C" fn jf_release_temp(keep: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-        drop(call_glue::Temp::from_raw(keep));
+        // Attached, so the `Py` references the temporaries hold are released now (raw
+        // slots are not pyo3-attached: drops there would be deferred without bound).
+        Python::attach(|_| drop(call_glue::Temp::from_raw(keep)));
     }));
 }
 

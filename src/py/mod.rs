@@ -24,12 +24,12 @@ pub mod state;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
+    cdata::install_fast_slots(m.py()); // before FFI: its NULL is the first cdata
     m.add_class::<ffi::FFI>()?;
     ffi::install_fast_methods(m.py())?;
     m.add_class::<ctype::CType>()?;
     m.add_class::<ctype::CField>()?;
     m.add_class::<cdata::CData>()?;
-    cdata::install_fast_slots(m.py());
     m.add_class::<buffer::CBuffer>()?;
     buffer::install_fast_new(m.py());
     m.add_class::<ffi::Allocator>()?;

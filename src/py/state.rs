@@ -28,6 +28,11 @@ pub struct FfiShared {
     ctypes: GilCell<Vec<Option<Py<CType>>>>,
     /// Type string → CType, so `ffi.new("struct pt *")` parses once per FFI.
     pub type_cache: Py<PyDict>,
+    /// The (type string, CType) pair the fast `new`/`cast` entry points resolved last, as
+    /// object addresses holding strong references taken by hand (those raw entry points
+    /// are not pyo3-attached, where dropping a `Py` is deferred): repeated calls with the
+    /// same string constant skip the dict lookup. Released by `forget_last_type`.
+    pub last_type: GilCell<(usize, usize)>,
 }
 
 impl FfiShared {
@@ -38,6 +43,7 @@ impl FfiShared {
             target,
             ctypes: GilCell::new(Vec::new()),
             type_cache: PyDict::new(py).unbind(),
+            last_type: GilCell::new((0, 0)),
         })
     }
 
@@ -109,11 +115,41 @@ impl FfiShared {
     pub fn clear_caches(&self, py: Python<'_>) {
         let old = std::mem::take(self.ctypes.get(py));
         self.type_cache.bind(py).clear();
+        self.forget_last_type(py);
         drop(old);
     }
 
     pub fn clear_type_cache(&self, py: Python<'_>) {
         self.type_cache.bind(py).clear();
+        self.forget_last_type(py);
+    }
+
+    /// Remembers `(key, ct)` as the last resolved type string (taking references).
+    ///
+    /// # Safety
+    /// Both are valid objects (`key` an exact str, `ct` a CType); the GIL is held.
+    pub unsafe fn remember_last_type(&self, py: Python<'_>, key: *mut pyo3::ffi::PyObject, ct: *mut pyo3::ffi::PyObject) {
+        unsafe {
+            pyo3::ffi::Py_INCREF(key);
+            pyo3::ffi::Py_INCREF(ct);
+        }
+        let old = std::mem::replace(self.last_type.get(py), (key as usize, ct as usize));
+        Self::release_pair(old);
+    }
+
+    pub fn forget_last_type(&self, py: Python<'_>) {
+        let old = std::mem::replace(self.last_type.get(py), (0, 0));
+        Self::release_pair(old);
+    }
+
+    fn release_pair((key, ct): (usize, usize)) {
+        if key != 0 {
+            // SAFETY: references taken by `remember_last_type`, GIL held by the callers.
+            unsafe {
+                pyo3::ffi::Py_DECREF(key as *mut pyo3::ffi::PyObject);
+                pyo3::ffi::Py_DECREF(ct as *mut pyo3::ffi::PyObject);
+            }
+        }
     }
 }
 
