@@ -109,7 +109,10 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         return Err(type_error(format!("cannot parse type '{text}': directives are not types")));
     }
     parser::check_nesting(text, &pos, "type").map_err(|e| type_error(format!("in type '{text}': {}", e.message)))?;
-    let tree = parser::parse(Rule::type_string, text).map_err(|e| {
+    // The grammar only knows ' ' and '\n' as whitespace; same byte offsets.
+    let normalized: String =
+        text.chars().map(|c| if matches!(c, '\t' | '\r' | '\x0b' | '\x0c') { ' ' } else { c }).collect();
+    let tree = parser::parse(Rule::type_string, &normalized).map_err(|e| {
         let at = match e.location {
             pest::error::InputLocation::Pos(p) => p,
             pest::error::InputLocation::Span((s, _)) => s,
@@ -402,7 +405,7 @@ impl<'a> Resolver<'a> {
                         }
                     }
                     if nwords > words.len() {
-                        return Err(self.error(ErrorKind::FFI, p.as_span().start(), format!("Unsupported type: '{}'", p.as_str())));
+                        return Err(self.error(ErrorKind::FFI, p.as_span().start(), format!("Unsupported type: '{}'", p.as_str().trim_end())));
                     }
                     let prim = prim_from_keywords(&words[..nwords])
                         .map_err(|m| self.error(ErrorKind::FFI, p.as_span().start(), m))?;
