@@ -260,7 +260,9 @@ impl<'a> Resolver<'a> {
         let specs_pair = inner.next().unwrap();
         let init_decls: Vec<Pair<Rule>> = inner.collect();
 
-        let is_typedef_decl = specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str() == "typedef");
+        // The text test avoids walking the specifiers twice for nearly every declaration.
+        let is_typedef_decl = specs_pair.as_str().contains("typedef")
+            && specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str() == "typedef");
         // `typedef struct { .. } name;` names the anonymous struct after the typedef.
         let mut typedef_hint = None;
         if is_typedef_decl {
@@ -363,7 +365,7 @@ impl<'a> Resolver<'a> {
 
     fn decl_specs(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<Specs, CdefError> {
         let mut specs = Specs {
-            base: Ty::plain(self.ns.table.void()),
+            base: Ty::plain(self.ns.void()),
             is_typedef: false,
             is_static: false,
             is_const: false,
@@ -411,7 +413,7 @@ impl<'a> Resolver<'a> {
                         .map_err(|m| self.error(ErrorKind::FFI, p.as_span().start(), m))?;
                     specs.base = Ty::plain(match prim {
                         Some(prim) => self.ns.prim(prim),
-                        None => self.ns.table.void(),
+                        None => self.ns.void(),
                     });
                     if dots {
                         let is_float = matches!(prim, Some(Prim::Float | Prim::Double | Prim::LongDouble));
@@ -728,7 +730,10 @@ impl<'a> Resolver<'a> {
             match p.as_rule() {
                 Rule::ptr => {
                     ty = self.pointer_to(ty);
-                    is_const = p.into_inner().any(|q| q.as_str() == "const");
+                    // `*` alone (the usual case) has no qualifiers to look at.
+                    is_const = p.as_str().len() > 1
+                        && p.as_str().trim_end() != "*"
+                        && p.into_inner().any(|q| q.as_str() == "const");
                 }
                 Rule::name => name = Some((p.as_str(), p.as_span().start())),
                 Rule::nested => nested = Some(p),
@@ -790,7 +795,7 @@ impl<'a> Resolver<'a> {
         if ty.func {
             Ty::plain(ty.node)
         } else {
-            Ty::plain(self.ns.table.pointer(&ty.node))
+            Ty::plain(self.ns.pointer(&ty.node))
         }
     }
 
@@ -833,7 +838,7 @@ impl<'a> Resolver<'a> {
                 ty.node
             } else if let Kind::Array(item, _) = &ty.node.kind {
                 let item = item.clone();
-                self.ns.table.pointer(&item)
+                self.ns.pointer(&item)
             } else {
                 ty.node
             };
