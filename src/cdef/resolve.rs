@@ -135,7 +135,7 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
     let mut inner = tree.into_inner();
     let specs_pair = inner.next().unwrap();
     let decl = inner.next().unwrap();
-    let specs = r.decl_specs(specs_pair, None).map_err(|e| strip_location(e, text))?;
+    let specs = r.decl_specs(specs_pair, None).map_err(|e| strip_location(unknown_identifier(e), text))?;
     if let Some(is_float) = specs.unknown_num {
         let kind = if is_float { "float" } else { "integer" };
         return Err(CdefError::new(ErrorKind::NotImplemented, format!("{kind} type in '{text}' can only be used after compilation")));
@@ -147,6 +147,14 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         )));
     }
     Ok(declared.ty.node)
+}
+
+/// cffi's wording for an unknown name in a type string.
+fn unknown_identifier(mut e: CdefError) -> CdefError {
+    if let Some((before, rest)) = e.message.split_once("unknown type name '") {
+        e.message = format!("{before}unknown identifier '{rest}");
+    }
+    e
 }
 
 /// Type strings have no file; their messages name the type instead.
@@ -784,11 +792,54 @@ impl<'a> Resolver<'a> {
             }
         }
         if let Some(n) = nested {
+            let at = n.as_span().start();
             let inner = n.into_inner().find(|p| p.as_rule() == Rule::declarator).unwrap();
+            if let Some(param) = self.lone_type_name(&inner) {
+                // `T(U)` with `U` a type name: C reads `(U)` as a parameter list, not
+                // as a parenthesized declarator named `U` (the grammar cannot know type
+                // names).
+                let param = self.typedef_name(&param)?;
+                if ty.func {
+                    return Err(self.error(ErrorKind::CDef, at, "a function cannot return a function (return a function pointer)"));
+                }
+                if matches!(ty.node.kind, Kind::Array(..)) {
+                    return Err(self.error(ErrorKind::CDef, at, "a function cannot return an array"));
+                }
+                let args = if param.func {
+                    vec![param.node]
+                } else {
+                    match &param.node.kind {
+                        Kind::Void => Vec::new(),
+                        Kind::Array(item, _) => {
+                            let item = item.clone();
+                            vec![self.ns.pointer(&item)]
+                        }
+                        _ => vec![param.node],
+                    }
+                };
+                let node = self.ns.table.func_ptr(args, &ty.node, false);
+                return Ok(Declared { ty: Ty { node, func: true }, name: None, is_const, empty: false });
+            }
             let d = self.declarator_c(ty, inner, is_const)?;
             return Ok(Declared { ty: d.ty, name: d.name, is_const: d.is_const, empty: false });
         }
         Ok(Declared { ty, name, is_const, empty })
+    }
+
+    /// The `name` of a declarator made of only that name, if it names a type.
+    fn lone_type_name<'i>(&self, decl: &Pair<'i, Rule>) -> Option<Pair<'i, Rule>> {
+        let mut parts = decl.clone().into_inner();
+        let (Some(only), None) = (parts.next(), parts.next()) else { return None };
+        if only.as_rule() != Rule::name {
+            return None;
+        }
+        let name = only.as_str();
+        let known = self.ns.decls.typedefs.contains_key(name)
+            || self.ns.fn_typedefs.contains_key(name)
+            || self.ns.unknown_num_typedefs.contains_key(name)
+            || Prim::from_name(name).is_some()
+            || name == "FILE";
+        known.then_some(only)
     }
 
     fn pointer_to(&mut self, ty: Ty) -> Ty {
