@@ -93,12 +93,18 @@ pub struct Namespace {
     anon_counter: u32,
     /// Built-in type nodes by `Prim as usize`, to skip the interning hash on the hot path.
     prim_nodes: Vec<Option<TypeRef>>,
+    /// `void`, the starting point of every declaration's specifiers.
+    void_node: TypeRef,
+    /// Pointer nodes by the id of the pointed-to node (ids are dense indexes of the
+    /// table), also to skip the interning hash.
+    pointer_nodes: Vec<Option<TypeRef>>,
 }
 
 impl Namespace {
     pub fn new(target: Target) -> Namespace {
         let mut table = TypeTable::new(target);
         let file_type = table.new_record(false, None, "FILE".to_string());
+        let void_node = table.void();
         Namespace {
             table,
             decls: Declarations::default(),
@@ -110,7 +116,26 @@ impl Namespace {
             pending_order: Vec::new(),
             anon_counter: 0,
             prim_nodes: vec![None; Prim::ALL.len()],
+            void_node,
+            pointer_nodes: Vec::new(),
         }
+    }
+
+    fn void(&self) -> TypeRef {
+        self.void_node.clone()
+    }
+
+    fn pointer(&mut self, item: &TypeRef) -> TypeRef {
+        let slot = item.id as usize;
+        if let Some(Some(t)) = self.pointer_nodes.get(slot) {
+            return t.clone();
+        }
+        let t = self.table.pointer(item);
+        if slot >= self.pointer_nodes.len() {
+            self.pointer_nodes.resize(slot + 1, None);
+        }
+        self.pointer_nodes[slot] = Some(t.clone());
+        t
     }
 
     fn prim(&mut self, p: Prim) -> TypeRef {

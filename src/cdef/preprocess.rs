@@ -1,7 +1,7 @@
 //! The little preprocessing cdef needs: comments, line continuations and `#` lines.
 //!
 //! The output has exactly the byte length of the input (everything removed is blanked
-//! with spaces), so a byte offset into it is also an offset into the user's text and
+//! with spaces, and other whitespace characters than newline become spaces), so a byte offset into it is also an offset into the user's text and
 //! error positions need no remapping table.
 
 use super::{CdefError, ErrorKind};
@@ -151,7 +151,12 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
                 at_line_start = true;
                 i += 1;
             }
-            b' ' | b'\t' | b'\r' | b'\x0c' | b'\x0b' => i += 1,
+            b' ' => i += 1,
+            // The grammar only knows ' ' and '\n' as whitespace (see grammar/cdef.pest).
+            b'\t' | b'\r' | b'\x0c' | b'\x0b' => {
+                out[i] = b' ';
+                i += 1;
+            }
             b'\\' if i + 1 < n && (src[i + 1] == b'\n' || (src[i + 1] == b'\r' && i + 2 < n && src[i + 2] == b'\n')) => {
                 let len = if src[i + 1] == b'\n' { 2 } else { 3 };
                 blank(&mut out, i, i + len);

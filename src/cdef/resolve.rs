@@ -109,7 +109,10 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         return Err(type_error(format!("cannot parse type '{text}': directives are not types")));
     }
     parser::check_nesting(text, &pos, "type").map_err(|e| type_error(format!("in type '{text}': {}", e.message)))?;
-    let tree = parser::parse(Rule::type_string, text).map_err(|e| {
+    // The grammar only knows ' ' and '\n' as whitespace; same byte offsets.
+    let normalized: String =
+        text.chars().map(|c| if matches!(c, '\t' | '\r' | '\x0b' | '\x0c') { ' ' } else { c }).collect();
+    let tree = parser::parse(Rule::type_string, &normalized).map_err(|e| {
         let at = match e.location {
             pest::error::InputLocation::Pos(p) => p,
             pest::error::InputLocation::Span((s, _)) => s,
@@ -132,7 +135,7 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
     let mut inner = tree.into_inner();
     let specs_pair = inner.next().unwrap();
     let decl = inner.next().unwrap();
-    let specs = r.decl_specs(specs_pair, None).map_err(|e| strip_location(e, text))?;
+    let specs = r.decl_specs(specs_pair, None).map_err(|e| strip_location(unknown_identifier(e), text))?;
     if let Some(is_float) = specs.unknown_num {
         let kind = if is_float { "float" } else { "integer" };
         return Err(CdefError::new(ErrorKind::NotImplemented, format!("{kind} type in '{text}' can only be used after compilation")));
@@ -144,6 +147,14 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         )));
     }
     Ok(declared.ty.node)
+}
+
+/// cffi's wording for an unknown name in a type string.
+fn unknown_identifier(mut e: CdefError) -> CdefError {
+    if let Some((before, rest)) = e.message.split_once("unknown type name '") {
+        e.message = format!("{before}unknown identifier '{rest}");
+    }
+    e
 }
 
 /// Type strings have no file; their messages name the type instead.
@@ -257,7 +268,9 @@ impl<'a> Resolver<'a> {
         let specs_pair = inner.next().unwrap();
         let init_decls: Vec<Pair<Rule>> = inner.collect();
 
-        let is_typedef_decl = specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str() == "typedef");
+        // The text test avoids walking the specifiers twice for nearly every declaration.
+        let is_typedef_decl = specs_pair.as_str().contains("typedef")
+            && specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str() == "typedef");
         // `typedef struct { .. } name;` names the anonymous struct after the typedef.
         let mut typedef_hint = None;
         if is_typedef_decl {
@@ -360,7 +373,7 @@ impl<'a> Resolver<'a> {
 
     fn decl_specs(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<Specs, CdefError> {
         let mut specs = Specs {
-            base: Ty::plain(self.ns.table.void()),
+            base: Ty::plain(self.ns.void()),
             is_typedef: false,
             is_static: false,
             is_const: false,
@@ -402,13 +415,13 @@ impl<'a> Resolver<'a> {
                         }
                     }
                     if nwords > words.len() {
-                        return Err(self.error(ErrorKind::FFI, p.as_span().start(), format!("Unsupported type: '{}'", p.as_str())));
+                        return Err(self.error(ErrorKind::FFI, p.as_span().start(), format!("Unsupported type: '{}'", p.as_str().trim_end())));
                     }
                     let prim = prim_from_keywords(&words[..nwords])
                         .map_err(|m| self.error(ErrorKind::FFI, p.as_span().start(), m))?;
                     specs.base = Ty::plain(match prim {
                         Some(prim) => self.ns.prim(prim),
-                        None => self.ns.table.void(),
+                        None => self.ns.void(),
                     });
                     if dots {
                         let is_float = matches!(prim, Some(Prim::Float | Prim::Double | Prim::LongDouble));
@@ -725,7 +738,10 @@ impl<'a> Resolver<'a> {
             match p.as_rule() {
                 Rule::ptr => {
                     ty = self.pointer_to(ty);
-                    is_const = p.into_inner().any(|q| q.as_str() == "const");
+                    // `*` alone (the usual case) has no qualifiers to look at.
+                    is_const = p.as_str().len() > 1
+                        && p.as_str().trim_end() != "*"
+                        && p.into_inner().any(|q| q.as_str() == "const");
                 }
                 Rule::name => name = Some((p.as_str(), p.as_span().start())),
                 Rule::nested => nested = Some(p),
@@ -776,18 +792,61 @@ impl<'a> Resolver<'a> {
             }
         }
         if let Some(n) = nested {
+            let at = n.as_span().start();
             let inner = n.into_inner().find(|p| p.as_rule() == Rule::declarator).unwrap();
+            if let Some(param) = self.lone_type_name(&inner) {
+                // `T(U)` with `U` a type name: C reads `(U)` as a parameter list, not
+                // as a parenthesized declarator named `U` (the grammar cannot know type
+                // names).
+                let param = self.typedef_name(&param)?;
+                if ty.func {
+                    return Err(self.error(ErrorKind::CDef, at, "a function cannot return a function (return a function pointer)"));
+                }
+                if matches!(ty.node.kind, Kind::Array(..)) {
+                    return Err(self.error(ErrorKind::CDef, at, "a function cannot return an array"));
+                }
+                let args = if param.func {
+                    vec![param.node]
+                } else {
+                    match &param.node.kind {
+                        Kind::Void => Vec::new(),
+                        Kind::Array(item, _) => {
+                            let item = item.clone();
+                            vec![self.ns.pointer(&item)]
+                        }
+                        _ => vec![param.node],
+                    }
+                };
+                let node = self.ns.table.func_ptr(args, &ty.node, false);
+                return Ok(Declared { ty: Ty { node, func: true }, name: None, is_const, empty: false });
+            }
             let d = self.declarator_c(ty, inner, is_const)?;
             return Ok(Declared { ty: d.ty, name: d.name, is_const: d.is_const, empty: false });
         }
         Ok(Declared { ty, name, is_const, empty })
     }
 
+    /// The `name` of a declarator made of only that name, if it names a type.
+    fn lone_type_name<'i>(&self, decl: &Pair<'i, Rule>) -> Option<Pair<'i, Rule>> {
+        let mut parts = decl.clone().into_inner();
+        let (Some(only), None) = (parts.next(), parts.next()) else { return None };
+        if only.as_rule() != Rule::name {
+            return None;
+        }
+        let name = only.as_str();
+        let known = self.ns.decls.typedefs.contains_key(name)
+            || self.ns.fn_typedefs.contains_key(name)
+            || self.ns.unknown_num_typedefs.contains_key(name)
+            || Prim::from_name(name).is_some()
+            || name == "FILE";
+        known.then_some(only)
+    }
+
     fn pointer_to(&mut self, ty: Ty) -> Ty {
         if ty.func {
             Ty::plain(ty.node)
         } else {
-            Ty::plain(self.ns.table.pointer(&ty.node))
+            Ty::plain(self.ns.pointer(&ty.node))
         }
     }
 
@@ -830,7 +889,7 @@ impl<'a> Resolver<'a> {
                 ty.node
             } else if let Kind::Array(item, _) = &ty.node.kind {
                 let item = item.clone();
-                self.ns.table.pointer(&item)
+                self.ns.pointer(&item)
             } else {
                 ty.node
             };
