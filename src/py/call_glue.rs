@@ -80,7 +80,7 @@ pub fn write_argument(
             unsafe { convert::store_ptr(dst, p) };
             Ok(Some(Temp::Keep(keep)))
         }
-        Kind::Record(_) => write_record_argument(py, ctx, ty, obj, dst).map(|k| k.map(Temp::Keep)),
+        Kind::Record(_) => write_record_argument(py, ctx, ty, obj, dst),
         _ => {
             unsafe { convert::write_value(py, ctx, ty, obj, dst)? };
             Ok(None)
