@@ -80,6 +80,10 @@ pub enum Conv {
     /// is exactly the parameter's, and (when `bytes`) a `bytes` object passed as its
     /// buffer (`char *`-like parameters).
     Pointer { bytes: bool },
+    /// A struct/union passed by value: like `Generic`, with an inline fast path for a
+    /// cdata whose ctype is exactly the parameter's (its bytes are copied into the cell
+    /// after a small helper checked that its memory was not released).
+    Record,
     /// An argument of the variadic part: a cdata whose value is read as `Scalar`.
     VarargCdata,
 }
@@ -425,6 +429,48 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 } else {
                     b.ins().jump(slow, &[]);
                 }
+            }
+            Conv::Record => {
+                let Scalar::Bytes(size) = a.scalar else { unreachable!() };
+                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+                let is_cdata = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.cdata_type as i64);
+                let cdata = b.create_block();
+                b.ins().brif(is_cdata, cdata, &[], slow, &[]);
+                b.switch_to_block(cdata);
+                let ct = b.ins().load(i64t, TRUSTED(), obj, rt.cdata_ctype_offset);
+                let table = b.ins().load(i64t, TRUSTED(), this, rt.arg_ctypes_offset);
+                let want = b.ins().load(i64t, TRUSTED(), table, (24 * i) as i32);
+                let same = b.ins().icmp(IntCC::Equal, ct, want);
+                let take = b.create_block();
+                b.ins().brif(same, take, &[], slow, &[]);
+                b.switch_to_block(take);
+                // The data address lands in the cell first (cells are at least 16 bytes),
+                // then the bytes are copied over it.
+                let status = {
+                    let mut e = Emitter { b: &mut b, cc };
+                    e.call_addr(rt.array_data, &[i64t, i64t], &[types::I32], &[obj, dst])[0]
+                };
+                let copy = b.create_block();
+                b.ins().brif(status, fail, &[], copy, &[]);
+                b.switch_to_block(copy);
+                let src = b.ins().load(i64t, TRUSTED(), dst, 0);
+                let size = size as usize;
+                if size <= 256 {
+                    let fl = MemFlagsData::new();
+                    let mut off = 0usize;
+                    for (w, t) in [(8usize, i64t), (4, types::I32), (2, types::I16), (1, types::I8)] {
+                        while size - off >= w {
+                            let v = b.ins().load(t, fl, src, off as i32);
+                            b.ins().store(fl, v, dst, off as i32);
+                            off += w;
+                        }
+                    }
+                } else {
+                    let n_bytes = b.ins().iconst(i64t, size as i64);
+                    let mut e = Emitter { b: &mut b, cc };
+                    e.call_addr(libc::memcpy as *const () as usize, &[i64t; 3], &[i64t], &[dst, src, n_bytes]);
+                }
+                b.ins().jump(next, &[]);
             }
             _ => {
                 b.ins().jump(slow, &[]);

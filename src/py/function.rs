@@ -156,7 +156,7 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
         // Structs and unions by value: converted into their cell by the conversion layer,
         // passed per the ABI plan (registers, stack or a hidden copy).
         Kind::Record(_) => match ty.size() {
-            Some(size) => ArgShape { scalar: Scalar::Bytes(size as u32), conv: Conv::Generic },
+            Some(size) => ArgShape { scalar: Scalar::Bytes(size as u32), conv: Conv::Record },
             None => return Err(format!("ctype '{}' has no known size: cannot pass it by value", ty.cname())),
         },
         Kind::Void => return Err("'void' is not a valid argument type".into()),
