@@ -193,28 +193,73 @@ fn int_range(size: usize, signed: bool) -> (i128, i128) {
     }
 }
 
-/// A zeroed malloc'ed temporary array.
-pub struct Buffer(*mut u8);
+/// A zeroed malloc'ed temporary array. Small ones (at most `SMALL_BUFFER` bytes) come
+/// from, and go back to, a one-entry per-thread cache: a call passing a short list then
+/// costs no allocation (re-entrant calls simply find the cache empty and allocate).
+pub struct Buffer(*mut u8, bool);
+
+const SMALL_BUFFER: usize = 256;
+
+struct BufferCache(std::cell::Cell<*mut u8>);
+
+impl Drop for BufferCache {
+    fn drop(&mut self) {
+        let p = self.0.replace(std::ptr::null_mut());
+        if !p.is_null() {
+            unsafe { libc::free(p as *mut libc::c_void) }
+        }
+    }
+}
+
+thread_local! {
+    static BUFFER_CACHE: BufferCache = const { BufferCache(std::cell::Cell::new(std::ptr::null_mut())) };
+}
 
 impl Buffer {
     fn new(size: usize) -> PyResult<Buffer> {
-        let p = unsafe { libc::calloc(1, size.max(1)) } as *mut u8;
-        if p.is_null() {
-            return Err(pyo3::exceptions::PyMemoryError::new_err("out of memory for a temporary array"));
+        if size <= SMALL_BUFFER {
+            let cached = BUFFER_CACHE.try_with(|c| c.0.replace(std::ptr::null_mut())).unwrap_or(std::ptr::null_mut());
+            let p = if cached.is_null() { unsafe { libc::malloc(SMALL_BUFFER) as *mut u8 } } else { cached };
+            if !p.is_null() {
+                unsafe { std::ptr::write_bytes(p, 0, size) };
+                return Ok(Buffer(p, true));
+            }
+        } else {
+            let p = unsafe { libc::calloc(1, size) } as *mut u8;
+            if !p.is_null() {
+                return Ok(Buffer(p, false));
+            }
         }
-        Ok(Buffer(p))
+        Err(pyo3::exceptions::PyMemoryError::new_err("out of memory for a temporary array"))
     }
 }
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        unsafe { libc::free(self.0 as *mut libc::c_void) }
+        let p = self.0;
+        if self.1 {
+            let kept = BUFFER_CACHE
+                .try_with(|c| {
+                    if c.0.get().is_null() {
+                        c.0.set(p);
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .unwrap_or(false);
+            if kept {
+                return;
+            }
+        }
+        unsafe { libc::free(p as *mut libc::c_void) }
     }
 }
 
 /// What a pointer argument's conversion leaves to release after the call. Travels
 /// through the trampoline's temporary slot as one word: a `Box<KeepAlive>` pointer, or a
-/// buffer pointer tagged with its (otherwise always clear) lowest bit.
+/// buffer pointer tagged with its (otherwise always clear) lowest bit, and bit 1 set
+/// for a small (cacheable) buffer.
 pub enum Temp {
     Keep(Box<KeepAlive>),
     Buffer(Buffer),
@@ -225,7 +270,7 @@ impl Temp {
         match self {
             Temp::Keep(k) => Box::into_raw(k) as *mut _,
             Temp::Buffer(b) => {
-                let p = b.0 as usize | 1;
+                let p = b.0 as usize | 1 | if b.1 { 2 } else { 0 };
                 std::mem::forget(b);
                 p as *mut _
             }
@@ -237,7 +282,7 @@ impl Temp {
     pub unsafe fn from_raw(p: *mut std::ffi::c_void) -> Temp {
         unsafe {
             if p as usize & 1 == 1 {
-                Temp::Buffer(Buffer((p as usize & !1) as *mut u8))
+                Temp::Buffer(Buffer((p as usize & !3) as *mut u8, p as usize & 2 != 0))
             } else {
                 Temp::Keep(Box::from_raw(p as *mut KeepAlive))
             }

@@ -592,6 +592,13 @@ unsafe extern "C" fn jf_box_result(this: *mut ffi::PyObject, ret: *const u8) -> 
 
 /// Drops the temporaries of one pointer argument (after the call, GIL held).
 unsafe extern "C" fn jf_release_temp(keep: *mut c_void) {
+    // A plain temporary buffer after a successful call: no Python object to release.
+    // (On the error path the attach below also releases the references that the failed
+    // conversion dropped while not attached.)
+    if keep as usize & 1 == 1 && unsafe { ffi::PyErr_Occurred() }.is_null() {
+        drop(unsafe { call_glue::Temp::from_raw(keep) });
+        return;
+    }
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
         // Attached, so the `Py` references the temporaries hold are released now (raw
         // slots are not pyo3-attached: drops there would be deferred without bound).
