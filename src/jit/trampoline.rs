@@ -79,7 +79,7 @@ pub enum Conv {
     /// A `T *` parameter: like `WithTemp`, with inline fast paths for a cdata whose ctype
     /// is exactly the parameter's, and (when `bytes`) a `bytes` object passed as its
     /// buffer (`char *`-like parameters).
-    Pointer { bytes: bool },
+    Pointer { bytes: bool, ints: Option<Scalar> },
     /// A struct/union passed by value: like `Generic`, with an inline fast path for a
     /// cdata whose ctype is exactly the parameter's (its bytes are copied into the cell
     /// after a small helper checked that its memory was not released).
@@ -173,6 +173,10 @@ pub struct Runtime {
     pub array_data: usize,
     /// The ctype of `ffi.NULL` (`void *`), which every pointer parameter accepts.
     pub void_ptr_ctype: usize,
+    /// `extern "C" fn(obj, buf, item_size, signed) -> c_int`: an exact list of at most
+    /// `LIST_BUF` bytes of exact ints in range written into `buf` (1), or not this case
+    /// (0, nothing raised).
+    pub small_int_list: usize,
     /// `&PyBytes_Type` and where a bytes object's characters start.
     pub bytes_type: usize,
     pub bytes_data_offset: i32,
@@ -250,6 +254,8 @@ fn stub_address(kind: &StubKind) -> Result<usize, String> {
 /// Stack room per argument: at least 16 bytes (long double, double complex), more for
 /// structs by value; 16-aligned.
 const CELL: usize = 16;
+/// Bytes of the per-argument stack array for a short list passed as `int *` (and alike).
+pub const LIST_BUF: usize = 256;
 
 fn cell_offsets(shape: &Shape) -> (Vec<usize>, usize) {
     let mut offs = Vec::with_capacity(shape.args.len());
@@ -379,7 +385,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 b.ins().store(TRUSTED(), v, dst, 0);
                 b.ins().jump(next, &[]);
             }
-            Conv::Pointer { bytes } => {
+            Conv::Pointer { bytes, ints } => {
                 let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
                 let is_cdata = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.cdata_type as i64);
                 let cdata = b.create_block();
@@ -418,6 +424,28 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 };
                 b.ins().brif(status, fail, &[], next, &[]);
                 b.switch_to_block(not_cdata);
+                if let Some(Scalar::Int { size, signed }) = ints {
+                    // A short list of ints: a temporary array on this trampoline's stack.
+                    let slot = b.create_sized_stack_slot(StackSlotData::new(
+                        StackSlotKind::ExplicitSlot,
+                        LIST_BUF as u32,
+                        3,
+                    ));
+                    let buf = b.ins().stack_addr(i64t, slot, 0);
+                    let isz = b.ins().iconst(i64t, size as i64);
+                    let sg = b.ins().iconst(i64t, signed as i64);
+                    let done = {
+                        let mut e = Emitter { b: &mut b, cc };
+                        e.call_addr(rt.small_int_list, &[i64t; 4], &[types::I32], &[obj, buf, isz, sg])[0]
+                    };
+                    let filled = b.create_block();
+                    let other = b.create_block();
+                    b.ins().brif(done, filled, &[], other, &[]);
+                    b.switch_to_block(filled);
+                    b.ins().store(TRUSTED(), buf, dst, 0);
+                    b.ins().jump(next, &[]);
+                    b.switch_to_block(other);
+                }
                 if bytes {
                     let is_bytes = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.bytes_type as i64);
                     let take_bytes = b.create_block();
@@ -714,6 +742,7 @@ mod tests {
             arg_ctypes_offset: 24,
             array_data: unused as *const () as usize,
             void_ptr_ctype: 1,
+            small_int_list: unused as *const () as usize,
             bytes_type: unused as *const () as usize,
             bytes_data_offset: 32,
             inline_small_ints: true,

@@ -165,7 +165,7 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
 /// CPython 3.11's ints of at most one 30-bit digit, read without a call (the layout
 /// changed in 3.12: there the caller's general path is used).
 #[inline]
-unsafe fn small_int(o: *mut pyffi::PyObject) -> Option<i128> {
+pub(crate) unsafe fn small_int(o: *mut pyffi::PyObject) -> Option<i128> {
     static IS_311: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let is_311 = *IS_311.get_or_init(|| Python::attach(|py| {
         let v = py.version_info();
@@ -184,7 +184,7 @@ unsafe fn small_int(o: *mut pyffi::PyObject) -> Option<i128> {
     }
 }
 
-fn int_range(size: usize, signed: bool) -> (i128, i128) {
+pub(crate) fn int_range(size: usize, signed: bool) -> (i128, i128) {
     let bits = 8 * size as u32;
     if signed {
         (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)

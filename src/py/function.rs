@@ -150,7 +150,13 @@ pub fn arg_shape(ty: &TypeRef) -> Result<ArgShape, String> {
         Kind::Pointer(item) => {
             let bytes = matches!(&item.kind, Kind::Prim(p) if p.size == 1 && p.class != PrimClass::Bool)
                 || matches!(item.kind, Kind::Void);
-            ArgShape { scalar: int_scalar(8, false), conv: Conv::Pointer { bytes } }
+            let ints = match &item.kind {
+                Kind::Prim(p) if matches!(p.class, PrimClass::SignedInt | PrimClass::UnsignedInt) && p.size <= 8 => {
+                    Some(int_scalar(p.size, p.signed))
+                }
+                _ => None,
+            };
+            ArgShape { scalar: int_scalar(8, false), conv: Conv::Pointer { bytes, ints } }
         }
         Kind::Array(..) | Kind::FuncPtr(_) => ArgShape { scalar: int_scalar(8, false), conv: Conv::WithTemp },
         // Structs and unions by value: converted into their cell by the conversion layer,
@@ -257,6 +263,7 @@ fn runtime() -> &'static Runtime {
             cdata_addr_offset,
             arg_ctypes_offset: ARG_CTYPES_OFFSET as i32,
             void_ptr_ctype,
+            small_int_list: jf_small_int_list as *const () as usize,
             array_data: jf_array_data as *const () as usize,
             bytes_type: std::ptr::addr_of_mut!(ffi::PyBytes_Type) as usize,
             bytes_data_offset: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
@@ -483,6 +490,9 @@ fn guard<R>(py: Python<'_>, fail: R, f: impl FnOnce() -> PyResult<R>) -> R {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             e.restore(py);
+            // References dropped by the failed conversion while not attached were
+            // deferred: attaching releases them now.
+            Python::attach(|_| ());
             fail
         }
         Err(_) => {
@@ -565,6 +575,48 @@ unsafe extern "C" fn jf_array_data(obj: *mut ffi::PyObject, dst: *mut u8) -> c_i
         unsafe { super::convert::store_ptr(dst, addr) };
         Ok(0)
     })
+}
+
+/// An exact list of exact ints, all in range for the item type and fitting
+/// `trampoline::LIST_BUF` bytes: written into `buf` (1). Anything else: 0, with nothing
+/// raised (the general converter then handles it and raises cffi's errors).
+unsafe extern "C" fn jf_small_int_list(obj: *mut ffi::PyObject, buf: *mut u8, size: usize, signed: usize) -> c_int {
+    unsafe {
+        if ffi::PyList_CheckExact(obj) == 0 {
+            return 0;
+        }
+        let n = ffi::PyList_GET_SIZE(obj) as usize;
+        if n * size > trampoline::LIST_BUF {
+            return 0;
+        }
+        let (lo, hi) = call_glue::int_range(size, signed != 0);
+        for i in 0..n {
+            let o = ffi::PyList_GET_ITEM(obj, i as ffi::Py_ssize_t);
+            if ffi::PyLong_CheckExact(o) == 0 {
+                return 0;
+            }
+            let v = match call_glue::small_int(o) {
+                Some(v) => v,
+                None => {
+                    let mut overflow = 0;
+                    let v = ffi::PyLong_AsLongLongAndOverflow(o, &mut overflow);
+                    if v == -1 && !ffi::PyErr_Occurred().is_null() {
+                        ffi::PyErr_Clear();
+                        return 0;
+                    }
+                    if overflow != 0 {
+                        return 0;
+                    }
+                    v as i128
+                }
+            };
+            if v < lo || v > hi {
+                return 0;
+            }
+            super::convert::store_u64(buf.add(i * size), size, v as u64);
+        }
+        1
+    }
 }
 
 unsafe extern "C" fn jf_convert_vararg(
