@@ -279,7 +279,12 @@ unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, result: *mut u8
     let core = &*(closure as *const CallbackCore);
     // Works from threads Python never saw, from threads that released the GIL in a
     // jitffi call, and nested inside another callback.
-    let gil = ffi::PyGILState_Ensure();
+    // Already holding the GIL (a call that kept it, or a callback nested in Python code
+    // on this thread): PyGILState_Check's test without its bookkeeping. This thread's
+    // own thread state being the one attached means this thread holds the GIL.
+    let mine = ffi::PyGILState_GetThisThreadState();
+    let held = !mine.is_null() && mine == ffi::compat::PyThreadState_GetUnchecked();
+    let gil = if held { None } else { Some(ffi::PyGILState_Ensure()) };
     let py = Python::assume_attached();
     core.binding.get(py).in_flight += 1;
     let outcome = catch_unwind(AssertUnwindSafe(|| invoke(py, core, args, result)));
@@ -297,7 +302,9 @@ unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, result: *mut u8
         // The cdata went away during the call (see `CallbackHandle`).
         drop(Box::from_raw(closure as *mut CallbackCore));
     }
-    ffi::PyGILState_Release(gil);
+    if let Some(gil) = gil {
+        ffi::PyGILState_Release(gil);
+    }
 }
 
 unsafe fn put_error_result(py: Python<'_>, core: &CallbackCore, result: *mut u8) {
