@@ -648,3 +648,30 @@ def test_list_mutated_during_conversion_does_not_crash(lib):
     items[1] = Shrinker()
     # items 2 and 3 vanish while item 1 converts: the temporary array keeps zeros there
     assert lib.sum_ints(items, 4) == 11
+
+
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 200])
+def test_int_list_argument_around_the_stack_array_limit(lib, n):
+    # Lists of up to 64 ints are converted into a stack array inside the trampoline,
+    # longer ones through a temporary; both must give C the same values.
+    values = [(-1) ** i * (2**31 - 1 - i) for i in range(n)]
+    assert lib.sum_ints(values, n) == sum(values)
+    assert lib.sum_ints(values + [0], n) == sum(values)
+
+
+@pytest.mark.parametrize("n", [3, 100])
+def test_int_list_argument_errors_match_cffi(lib, n):
+    import cffi
+    cf = cffi.FFI()
+    cf.cdef("long sum_ints(const int *p, int n);")
+    clib = cf.dlopen(clib_calls.calls_lib_path())
+    for bad in ([1] * (n - 1) + [2**31], [1] * (n - 1) + [-2**31 - 1], [1] * (n - 1) + ["x"],
+                [1] * (n - 1) + [1.5], [True] * n):
+        try:
+            expected = clib.sum_ints(bad, n)
+        except Exception as e:  # the same exception type and message as cffi
+            with pytest.raises(type(e)) as got:
+                lib.sum_ints(bad, n)
+            assert str(got.value) == str(e)
+        else:
+            assert lib.sum_ints(bad, n) == expected
