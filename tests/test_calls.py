@@ -418,6 +418,81 @@ def test_lib_keeps_ffi_alive():
     assert lib.int_ptr_id.__self__ is not None
 
 
+def test_lib_is_a_module_with_lazy_cached_functions():
+    import types
+    f = jitffi.FFI()
+    f.cdef("int add_i(int, int);\n#define ANSWER2 42")
+    lib = f.dlopen(clib_calls.calls_lib_path())
+    # an exact module (not a subclass): CPython specializes its attribute loads
+    assert type(lib) is types.ModuleType
+    assert "add_i" not in lib.__dict__
+    add = lib.add_i
+    assert lib.__dict__["add_i"] is add and lib.add_i is add
+    assert lib.ANSWER2 == 42 and lib.__dict__["ANSWER2"] == 42
+    assert repr(lib).startswith("<jitffi.Lib object for '") and clib_calls.calls_lib_path() in repr(lib)
+    assert sorted(n for n in dir(lib)) == ["ANSWER2", "add_i"]
+    with pytest.raises(AttributeError) as e:
+        lib.not_declared_anywhere
+    assert "not_declared_anywhere" in str(e.value)
+    # a declaration added after dlopen is visible
+    f.cdef("long long add_ll(long long, long long);")
+    assert lib.add_ll(2**40, 1) == 2**40 + 1
+    assert "add_ll" in dir(lib)
+    with pytest.raises(AttributeError):
+        lib.__wrapped__
+
+
+def test_lib_gets_setattr_when_globals_are_declared_later():
+    import types
+    f = jitffi.FFI()
+    f.cdef("int get_counter(void);")
+    lib = f.dlopen(clib_calls.calls_lib_path())
+    assert type(lib) is types.ModuleType
+    f.cdef("int g_counter; const int g_const;")
+    assert type(lib) is not types.ModuleType and isinstance(lib, types.ModuleType)
+    old = lib.g_counter
+    lib.g_counter = old + 5
+    assert lib.get_counter() == old + 5 and lib.g_counter == old + 5
+    assert "g_counter" not in lib.__dict__
+    lib.g_counter = old
+    with pytest.raises(AttributeError):
+        lib.g_const = 1
+    with pytest.raises(AttributeError):
+        lib.get_counter = None
+    with pytest.raises(AttributeError):
+        lib.undeclared = 1
+    with pytest.raises(AttributeError):
+        del lib.get_counter
+    assert lib.get_counter() == old
+    # a second lib of an ffi that already declares globals starts with __setattr__
+    lib2 = f.dlopen(clib_calls.calls_lib_path())
+    with pytest.raises(AttributeError):
+        lib2.undeclared = 1
+
+
+def test_lib_module_is_collected_with_its_cycle():
+    import weakref
+    f = jitffi.FFI()
+    f.cdef("int add_i(int, int);")
+    lib = f.dlopen(clib_calls.calls_lib_path())
+    assert lib.add_i(1, 1) == 2
+    f.lib = lib  # ffi -> lib -> state -> ffi
+    ref = weakref.ref(lib)
+    del f, lib
+    gc.collect()
+    assert ref() is None
+
+
+def test_addressof_and_dlclose_reject_non_libs(ffi):
+    import types
+    with pytest.raises(TypeError):
+        ffi.dlclose(types.ModuleType("m"))
+    with pytest.raises(TypeError):
+        ffi.addressof(types.ModuleType("m"), "x")
+    with pytest.raises(TypeError):
+        ffi.dlclose(42)
+
+
 def test_errno_saved_and_restored(ffi, lib):
     lib.set_errno_to(33)
     assert ffi.errno == 33

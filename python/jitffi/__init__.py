@@ -4,6 +4,8 @@
 VerificationMissing, __version__, __version_info__.
 """
 import threading as _threading
+import types as _types
+import weakref as _weakref
 
 from . import _jitffi
 from ._jitffi import (CDefError, FFIError, VerificationError, VerificationMissing,
@@ -16,6 +18,19 @@ __all__ = ["FFI", "CDefError", "FFIError", "VerificationError", "VerificationMis
            "__version__", "__version_info__"]
 
 
+class _LibWithGlobals(_types.ModuleType):
+    """A lib whose ffi declares global variables. `lib.x = v` must write C memory, which
+    needs `__setattr__`, which only a module subclass can have; libs without globals stay
+    exact modules, whose attribute loads CPython specializes (see src/py/lib_object.rs)."""
+    __slots__ = ()
+
+    def __setattr__(self, name, value):
+        _types.ModuleType.__getattribute__(self, "__loader__")._setattr(name, value)
+
+    def __delattr__(self, name):
+        raise AttributeError("cannot delete attribute %r of a library object" % (name,))
+
+
 class FFI(_jitffi.FFI):
     """The FFI object. Hot methods (new, cast, typeof, sizeof, string, buffer, ...) are
     implemented in Rust by the base class; this subclass adds the slow-path ones."""
@@ -24,6 +39,32 @@ class FFI(_jitffi.FFI):
         # cffi accepts a backend module; jitffi has a single built-in backend.
         self._init_once_lock = _threading.Lock()
         self._init_once_cache = {}
+        self._libs = _weakref.WeakSet()
+
+    def cdef(self, csource, override=False, packed=False, pack=None):
+        """Parse C declarations (see the README for the accepted language)."""
+        super().cdef(csource, override=override, packed=packed, pack=pack)
+        if self._libs:
+            self._give_libs_setattr()
+
+    def include(self, ffi_to_include):
+        super().include(ffi_to_include)
+        if self._libs:
+            self._give_libs_setattr()
+
+    def dlopen(self, name, flags=0, *, release_gil=True):
+        """Open a C library; names without '/' are also searched with
+        ctypes.util.find_library. release_gil=False keeps the GIL during calls."""
+        lib = super().dlopen(name, flags, release_gil=release_gil)
+        self._libs.add(lib)
+        self._give_libs_setattr()
+        return lib
+
+    def _give_libs_setattr(self):
+        if self._declares_globals():
+            for lib in list(self._libs):
+                if type(lib) is _types.ModuleType:
+                    lib.__class__ = _LibWithGlobals
 
     def init_once(self, func, tag):
         """Run `func()` once per `tag` (thread-safe); later calls return the cached

@@ -850,9 +850,12 @@ impl FFI {
     #[pyo3(signature = (cdata, *fields_or_indexes))]
     fn addressof(&self, py: Python<'_>, cdata: &Bound<'_, PyAny>, fields_or_indexes: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
         let Ok(cd) = cdata.cast::<CData>() else {
-            // `lib` objects implement this hook (calls module)
-            if let Ok(h) = cdata.getattr("_jitffi_addressof") {
-                return Ok(h.call1(fields_or_indexes)?.unbind());
+            if let Some(lib) = super::lib_object::lib_state(cdata) {
+                let name: String = match fields_or_indexes.len() {
+                    1 => fields_or_indexes.get_item(0)?.extract()?,
+                    n => return Err(PyTypeError::new_err(format!("addressof(lib, name) takes one name, got {n}"))),
+                };
+                return super::lib_object::addressof_lib(py, &lib, &name);
             }
             return Err(PyTypeError::new_err(format!("expected a cdata struct/union/array object, got {}", convert::describe(cdata))));
         };

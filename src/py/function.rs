@@ -88,13 +88,17 @@ fn func_type() -> *mut ffi::PyTypeObject {
     *TYPE.get_or_init(|| unsafe {
         let mut slots = vec![
             ffi::PyType_Slot { slot: ffi::Py_tp_dealloc, pfunc: func_dealloc as *const () as *mut c_void },
+            ffi::PyType_Slot { slot: ffi::Py_tp_traverse, pfunc: func_traverse as *const () as *mut c_void },
+            ffi::PyType_Slot { slot: ffi::Py_tp_clear, pfunc: func_clear as *const () as *mut c_void },
             ffi::PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() },
         ];
+        // GC-aware because the keepalive (the FFI object) can lead back to the function,
+        // e.g. ffi → (user attribute) lib module → its dict → the cached function.
         let mut spec = ffi::PyType_Spec {
             name: c"_jitffi.CFunctionData".as_ptr(),
             basicsize: std::mem::size_of::<FuncObject>() as c_int,
             itemsize: 0,
-            flags: ffi::Py_TPFLAGS_DEFAULT as _,
+            flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_GC) as _,
             slots: slots.as_mut_ptr(),
         };
         let t = ffi::PyType_FromSpec(&mut spec);
@@ -104,7 +108,36 @@ fn func_type() -> *mut ffi::PyTypeObject {
     }) as *mut ffi::PyTypeObject
 }
 
+unsafe extern "C" fn func_traverse(obj: *mut ffi::PyObject, visit: ffi::visitproc, arg: *mut c_void) -> c_int {
+    unsafe {
+        let info = (*(obj as *mut FuncObject)).info;
+        if info.is_null() {
+            return 0;
+        }
+        for o in (*info).keepalive.iter() {
+            let r = visit(o.as_ptr(), arg);
+            if r != 0 {
+                return r;
+            }
+        }
+        0
+    }
+}
+
+/// Breaks a reference cycle through the keepalive: only ever called on garbage, which
+/// nothing can call any more.
+unsafe extern "C" fn func_clear(obj: *mut ffi::PyObject) -> c_int {
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        let info = (*(obj as *mut FuncObject)).info as *mut FuncInfo;
+        if !info.is_null() {
+            drop(std::mem::take(&mut (*info).keepalive));
+        }
+    }));
+    0
+}
+
 unsafe extern "C" fn func_dealloc(obj: *mut ffi::PyObject) {
+    unsafe { ffi::PyObject_GC_UnTrack(obj as *mut c_void) };
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
         let f = obj as *mut FuncObject;
         let info = (*f).info;

@@ -1,9 +1,13 @@
 //! `ffi.dlopen()` and the `lib` objects it returns (ABI mode).
 //!
-//! A `Lib` resolves names lazily: a function is looked up (dlsym) and wrapped at its first
-//! attribute access, then stored in the instance dict, so later `lib.f` is a plain
-//! attribute lookup that never reaches Rust. Global variables are read and written at
-//! each access (never cached); integer constants are cached like functions.
+//! A lib is a plain Python module whose `__loader__` is its `Lib` state: CPython 3.11
+//! specializes attribute loads only on exact modules (and default-lookup objects), and
+//! `lib.f(...)` is the hottest line of user code. Names are resolved lazily by the module's
+//! PEP 562 `__getattr__`: a function is looked up (dlsym) and wrapped at its first access,
+//! then stored in the module dict, so later `lib.f` is a specialized module attribute load
+//! that never reaches Rust. Global variables are read at each access (never cached);
+//! assignments need `__setattr__`, which only a module subclass can have, so the Python
+//! layer switches a lib to such a subclass once its ffi declares a global variable.
 //!
 //! The library handle is shared (`Arc`) by the `Lib` and every function taken from it:
 //! `ffi.dlclose(lib)` makes the `Lib` unusable at once, while the code stays mapped until
@@ -14,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyAttributeError, PyNotImplementedError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyModule, PyString};
 
 use super::cdata::CData;
 use super::convert;
@@ -87,7 +91,9 @@ fn raw_dlopen(path: Option<&str>, flags: i32) -> Result<*mut c_void, String> {
     }
 }
 
-#[pyclass(dict, module = "_jitffi", name = "Lib")]
+/// The state behind a `lib`. The object users see is a plain module (see the module docs
+/// above): this state is its `__loader__` and provides its `__getattr__` and `__dir__`.
+#[pyclass(module = "_jitffi", name = "Lib")]
 pub struct Lib {
     ffi: FfiRef,
     /// The Python FFI object, kept alive as cffi does.
@@ -95,6 +101,9 @@ pub struct Lib {
     handle: Mutex<Option<Arc<LibHandle>>>,
     name: String,
     release_gil: bool,
+    /// The lib module's namespace, where fetched functions and constants are cached.
+    /// Module dict → bound `__getattr__` → this state → dict is a cycle: traversed below.
+    dict: Mutex<Option<Py<PyDict>>>,
 }
 
 impl Lib {
@@ -123,6 +132,13 @@ impl Lib {
         })
     }
 
+    fn cache(&self, py: Python<'_>, name: &Bound<'_, PyString>, value: &Py<PyAny>) -> PyResult<()> {
+        if let Some(d) = self.dict.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            d.bind(py).set_item(name, value)?;
+        }
+        Ok(())
+    }
+
     /// The address of a declared function or global variable.
     pub fn address_of(&self, name: &str) -> PyResult<(usize, Decl)> {
         match self.lookup(name) {
@@ -138,7 +154,10 @@ impl Lib {
 
 #[pymethods]
 impl Lib {
-    fn __getattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<Py<PyAny>> {
+    /// The lib module's `__getattr__` (PEP 562): runs only for names not cached in the
+    /// module yet, i.e. at the first access of a function or constant and at every read of
+    /// a global variable.
+    fn _getattr(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let this = slf.borrow();
         let n = name.to_str()?;
@@ -163,8 +182,7 @@ impl Lib {
                     ctx: this.ffi.clone(),
                 };
                 let f = function::make_function(py, spec)?;
-                let dict = slf.getattr("__dict__")?.cast_into::<PyDict>()?;
-                dict.set_item(name, &f)?;
+                this.cache(py, name, &f)?;
                 Ok(f)
             }
             Decl::Variable { ty, .. } => {
@@ -174,8 +192,7 @@ impl Lib {
             }
             Decl::IntConstant { value, .. } => {
                 let v = value.into_pyobject(py)?.into_any().unbind();
-                let dict = slf.getattr("__dict__")?.cast_into::<PyDict>()?;
-                dict.set_item(name, &v)?;
+                this.cache(py, name, &v)?;
                 Ok(v)
             }
             Decl::ExternPython(fty) => Ok(crate::py::callback::extern_python_cdata(py, this.ffi_obj.bind(py), &this.ffi, n, &fty)?.into_any()),
@@ -186,27 +203,28 @@ impl Lib {
         }
     }
 
-    fn __setattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let this = slf.borrow();
+    /// `lib.name = value` on a lib whose ffi declares global variables (the `__setattr__`
+    /// of jitffi's module subclass for such libs).
+    fn _setattr(&self, py: Python<'_>, name: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let n = name.to_str()?;
-        match this.lookup(n) {
+        match self.lookup(n) {
             Some(Decl::Variable { ty, is_const }) => {
                 if is_const {
                     return Err(PyAttributeError::new_err(format!("cannot write to the constant global '{n}'")));
                 }
-                let addr = this.symbol(n, "variable")?;
-                unsafe { convert::write_value(py, &this.ffi, &ty, value, addr as *mut u8) }
+                let addr = self.symbol(n, "variable")?;
+                unsafe { convert::write_value(py, &self.ffi, &ty, value, addr as *mut u8) }
             }
             Some(_) => Err(PyAttributeError::new_err(format!("cannot assign to '{n}': not a global variable"))),
             None => Err(PyAttributeError::new_err(format!(
                 "cffi library '{}' has no global variable named '{n}'",
-                this.name
+                self.name
             ))),
         }
     }
 
-    fn __dir__(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+    /// The lib module's `__dir__`: the declared functions, variables and constants.
+    fn _dir(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
         let ns = self.ffi.lock_ns();
         let names: Vec<&String> = ns
             .decls
@@ -227,14 +245,33 @@ impl Lib {
         Ok(PyList::new(py, names)?.unbind())
     }
 
-    /// `ffi.addressof(lib, "name")` (the FFI calls this hook).
-    fn _jitffi_addressof(slf: &Bound<'_, Self>, name: &str) -> PyResult<Py<PyAny>> {
-        addressof_lib(slf.py(), slf, name)
+    /// Python 3.11's `module.__repr__` asks the module's `__loader__`.
+    fn module_repr(&self, _module: &Bound<'_, PyAny>) -> String {
+        self.__repr__()
     }
 
     fn __repr__(&self) -> String {
         format!("<jitffi.Lib object for '{}'>", self.name)
     }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.ffi_obj)?;
+        if let Some(d) = self.dict.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            visit.call(d)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        self.dict.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// The state of a lib module (exact module or jitffi's subclass for libs with globals).
+pub fn lib_state<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, Lib>> {
+    let module = obj.cast::<PyModule>().ok()?;
+    let loader = module.dict().get_item(pyo3::intern!(obj.py(), "__loader__")).ok()??;
+    loader.cast_into::<Lib>().ok()
 }
 
 fn read_global(py: Python<'_>, slf: &Bound<'_, Lib>, ty: &crate::types::model::TypeRef, addr: usize) -> PyResult<Py<PyAny>> {
@@ -319,21 +356,50 @@ pub fn dlopen(
             name.get_type().name()?
         )));
     };
-    Ok(Lib { ffi, ffi_obj, handle: Mutex::new(Some(Arc::new(handle))), name: shown, release_gil })
+    Ok(Lib { ffi, ffi_obj, handle: Mutex::new(Some(Arc::new(handle))), name: shown, release_gil, dict: Mutex::new(None) })
 }
 
 /// `ffi.dlclose(lib)`: later attribute access raises; the library itself is unmapped
 /// once the functions already taken from it are gone too.
 pub fn dlclose(lib: &Bound<'_, Lib>) -> PyResult<()> {
+    let py = lib.py();
     let this = lib.borrow();
     let old = this.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
     if old.is_none() {
         return Err(PyValueError::new_err(format!("library '{}' is already closed", this.name)));
     }
+    let dict = this.dict.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|d| d.clone_ref(py));
     drop(this);
-    let dict = lib.getattr("__dict__")?.cast_into::<PyDict>()?;
-    dict.clear();
+    if let Some(d) = dict {
+        // Forget the cached functions and constants, keep the module's own dunders (among
+        // them `__getattr__`, which now reports the library as closed).
+        let d = d.bind(py);
+        let cached: Vec<Bound<'_, PyAny>> = d
+            .keys()
+            .iter()
+            .filter(|k| k.cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(|s| !(s.starts_with("__") && s.ends_with("__")))).unwrap_or(true))
+            .collect();
+        for k in cached {
+            d.del_item(k)?;
+        }
+    }
     Ok(())
+}
+
+/// Wraps a `Lib` state into the object users get: a plain `module`, so that CPython 3.11
+/// specializes `lib.f` and `lib.f(...)` exactly as for a module attribute (any other type,
+/// even a module subclass, takes the generic and ~25 ns slower attribute path). Names are
+/// resolved by the module's PEP 562 `__getattr__`; functions and constants are then cached
+/// in the module's dict, global variables never are.
+fn make_lib_module<'py>(py: Python<'py>, state: Lib) -> PyResult<Bound<'py, PyModule>> {
+    let module = PyModule::new(py, &state.name)?;
+    let state = Bound::new(py, state)?;
+    let d = module.dict();
+    d.set_item("__loader__", &state)?;
+    d.set_item("__getattr__", state.getattr("_getattr")?)?;
+    d.set_item("__dir__", state.getattr("_dir")?)?;
+    *state.borrow().dict.lock().unwrap_or_else(|e| e.into_inner()) = Some(d.unbind());
+    Ok(module)
 }
 
 #[pymethods]
@@ -342,65 +408,30 @@ impl FFI {
     /// opt-out for tiny hot functions: calls keep the GIL and do not save/restore errno
     /// (`ffi.errno` is then not updated by those calls).
     #[pyo3(signature = (name, flags = 0, *, release_gil = true))]
-    fn dlopen(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>, flags: i32, release_gil: bool) -> PyResult<Py<Lib>> {
+    fn dlopen<'py>(slf: &Bound<'py, Self>, name: &Bound<'py, PyAny>, flags: i32, release_gil: bool) -> PyResult<Bound<'py, PyModule>> {
         let py = slf.py();
         let shared = slf.get().shared().clone();
         let lib = dlopen(py, shared, slf.clone().into_any().unbind(), name, flags, release_gil)?;
-        Py::new(py, lib)
+        make_lib_module(py, lib)
     }
 
     fn dlclose(&self, lib: &Bound<'_, PyAny>) -> PyResult<()> {
-        let lib = lib
-            .cast::<Lib>()
-            .map_err(|_| PyTypeError::new_err(format!("dlclose() expects a library object, not {}", lib.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
-        dlclose(lib)
+        let state = lib_state(lib).ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "dlclose() expects a library object, not {}",
+                lib.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        })?;
+        dlclose(&state)
     }
-}
 
-/// pyo3's `tp_getattro` for a class with `__getattr__` costs ~50 ns more than a plain
-/// attribute lookup even when the name is in the instance dict. Fetched functions and
-/// constants live in that dict, so the slot is replaced by CPython's generic lookup, falling
-/// back to pyo3's slot (and so `__getattr__`) only for names not there yet.
-static PYO3_GETATTRO: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-
-unsafe extern "C" fn lib_getattro(obj: *mut pyo3::ffi::PyObject, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
-    use pyo3::ffi;
-    unsafe {
-        // Functions and constants fetched before sit in the instance dict: look there
-        // first (declared C names never collide with the type's own attributes).
-        let off = (*ffi::Py_TYPE(obj)).tp_dictoffset;
-        if off > 0 {
-            let dict = *((obj as *mut u8).offset(off) as *mut *mut ffi::PyObject);
-            if !dict.is_null() {
-                let hit = ffi::PyDict_GetItem(dict, name);
-                if !hit.is_null() {
-                    ffi::Py_IncRef(hit);
-                    return hit;
-                }
-            }
-        }
-        let r = ffi::PyObject_GenericGetAttr(obj, name);
-        if !r.is_null() || ffi::PyErr_ExceptionMatches(ffi::PyExc_AttributeError) == 0 {
-            return r;
-        }
-        ffi::PyErr_Clear();
-        let slow: ffi::getattrofunc = std::mem::transmute(*PYO3_GETATTRO.get().expect("installed with the slot"));
-        slow(obj, name)
+    /// Whether any global variable is declared (the Python layer then gives its libs a
+    /// `__setattr__`).
+    fn _declares_globals(&self) -> bool {
+        self.shared().lock_ns().decls.names.values().any(|d| matches!(d, Decl::Variable { .. }))
     }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<Lib>()?;
-    let tp = m.py().get_type::<Lib>();
-    unsafe {
-        let t = tp.as_type_ptr();
-        if let Some(orig) = (*t).tp_getattro {
-            if orig as usize != lib_getattro as *const () as usize {
-                let _ = PYO3_GETATTRO.set(orig as usize);
-                (*t).tp_getattro = Some(lib_getattro);
-                pyo3::ffi::PyType_Modified(t);
-            }
-        }
-    }
-    Ok(())
+    m.add_class::<Lib>()
 }
