@@ -418,28 +418,54 @@ def test_lib_keeps_ffi_alive():
     assert lib.int_ptr_id.__self__ is not None
 
 
-def test_lib_is_a_module_with_lazy_cached_functions():
+def test_lib_is_a_module_holding_its_functions():
     import types
     f = jitffi.FFI()
-    f.cdef("int add_i(int, int);\n#define ANSWER2 42")
+    f.cdef("int add_i(int, int);\nint no_such_function_in_lib(int);\n#define ANSWER2 42")
     lib = f.dlopen(clib_calls.calls_lib_path())
-    # an exact module (not a subclass): CPython specializes its attribute loads
+    # an exact module without __getattr__: CPython specializes its attribute loads
     assert type(lib) is types.ModuleType
-    assert "add_i" not in lib.__dict__
-    add = lib.add_i
-    assert lib.__dict__["add_i"] is add and lib.add_i is add
-    assert lib.ANSWER2 == 42 and lib.__dict__["ANSWER2"] == 42
+    assert "__getattr__" not in lib.__dict__
+    add = lib.__dict__["add_i"]
+    assert lib.add_i is add and add(2, 3) == 5 and lib.add_i is add
+    assert lib.ANSWER2 == 42
     assert repr(lib).startswith("<jitffi.Lib object for '") and clib_calls.calls_lib_path() in repr(lib)
-    assert sorted(n for n in dir(lib)) == ["ANSWER2", "add_i"]
+    assert sorted(dir(lib)) == ["ANSWER2", "add_i", "no_such_function_in_lib"]
+    # declared but missing from the library: AttributeError at access, as in cffi
+    with pytest.raises(AttributeError) as e:
+        lib.no_such_function_in_lib
+    assert "no_such_function_in_lib" in str(e.value)
     with pytest.raises(AttributeError) as e:
         lib.not_declared_anywhere
     assert "not_declared_anywhere" in str(e.value)
     # a declaration added after dlopen is visible
     f.cdef("long long add_ll(long long, long long);")
     assert lib.add_ll(2**40, 1) == 2**40 + 1
-    assert "add_ll" in dir(lib)
+    assert "add_ll" in dir(lib) and "__getattr__" not in lib.__dict__
     with pytest.raises(AttributeError):
         lib.__wrapped__
+
+
+def test_lib_function_used_as_cdata_before_any_call():
+    f = jitffi.FFI()
+    f.cdef("int add_i(int, int);")
+    lib = f.dlopen(clib_calls.calls_lib_path())
+    assert f.typeof(lib.add_i) is f.typeof("int(*)(int, int)")
+    p = f.cast("int(*)(int, int)", lib.add_i)
+    assert p(20, 22) == 42 and lib.add_i(1, 2) == 3
+
+
+def test_lib_unsupported_signature_raises_at_access():
+    f = jitffi.FFI()
+    # add_ll exists in the library; declared with an incomplete return type
+    f.cdef("struct opaque_s; struct opaque_s add_ll(void); int add_i(int, int);")
+    lib = f.dlopen(clib_calls.calls_lib_path())
+    # cffi's error at access needs the lazy __getattr__ path for this lib
+    assert "__getattr__" in lib.__dict__
+    with pytest.raises(TypeError) as e:
+        lib.add_ll
+    assert "incomplete" in str(e.value)
+    assert lib.add_i(1, 2) == 3
 
 
 def test_lib_gets_setattr_when_globals_are_declared_later():

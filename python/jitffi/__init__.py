@@ -45,26 +45,28 @@ class FFI(_jitffi.FFI):
         """Parse C declarations (see the README for the accepted language)."""
         super().cdef(csource, override=override, packed=packed, pack=pack)
         if self._libs:
-            self._give_libs_setattr()
+            self._sync_libs()
 
     def include(self, ffi_to_include):
         super().include(ffi_to_include)
         if self._libs:
-            self._give_libs_setattr()
+            self._sync_libs()
 
     def dlopen(self, name, flags=0, *, release_gil=True):
         """Open a C library; names without '/' are also searched with
         ctypes.util.find_library. release_gil=False keeps the GIL during calls."""
         lib = super().dlopen(name, flags, release_gil=release_gil)
         self._libs.add(lib)
-        self._give_libs_setattr()
+        self._sync_libs()
         return lib
 
-    def _give_libs_setattr(self):
-        if self._declares_globals():
-            for lib in list(self._libs):
-                if type(lib) is _types.ModuleType:
-                    lib.__class__ = _LibWithGlobals
+    def _sync_libs(self):
+        # Libs see declarations made after dlopen, as in cffi.
+        with_globals = self._declares_globals()
+        for lib in list(self._libs):
+            lib.__loader__._sync()
+            if with_globals and type(lib) is _types.ModuleType:
+                lib.__class__ = _LibWithGlobals
 
     def init_once(self, func, tag):
         """Run `func()` once per `tag` (thread-safe); later calls return the cached

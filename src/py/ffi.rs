@@ -240,6 +240,10 @@ pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, 
 
 /// `ffi.cast(ct, value)`.
 pub fn cast_value(py: Python<'_>, ct: &Bound<'_, CType>, value: &Bound<'_, PyAny>) -> PyResult<Py<CData>> {
+    // A function taken from a lib is, for cffi's ABI mode, a function-pointer cdata.
+    if let Some(fp) = super::function::lib_function_cdata(py, value)? {
+        return cast_value(py, ct, fp.bind(py));
+    }
     let c = ct.get();
     let ty = &c.ty;
     let int_src = |v: &Bound<'_, PyAny>| -> PyResult<u64> {
@@ -634,11 +638,9 @@ impl FFI {
         if let Ok(ct) = cdecl.cast::<CType>() {
             return Ok(ct.clone());
         }
-        // lib functions and the like may offer their cdata
-        if let Ok(cd) = cdecl.getattr("_jitffi_cdata") {
-            if let Ok(c) = cd.cast::<CData>() {
-                return Ok(c.get().ctype.bind(cdecl.py()).clone());
-            }
+        // A function taken from a lib: cffi's ABI mode gives a function-pointer cdata.
+        if let Some((_, fn_type)) = super::function::function_address(cdecl) {
+            return Ok(self.shared.ctype_of(cdecl.py(), &fn_type).into_bound(cdecl.py()));
         }
         Err(PyTypeError::new_err(format!("{}", cdecl.get_type().repr()?)))
     }

@@ -34,11 +34,25 @@ pub struct FuncObject {
     ob_base: ffi::PyObject,
     /// The C function the trampoline calls.
     target: usize,
+    /// Null until the first call (or anything else needing it) builds it from `lazy`.
     info: *const FuncInfo,
+    /// What building `info` needs; null once `info` is built.
+    lazy: *mut LazyFunc,
     /// Three `CType *` per parameter for the trampolines' pointer fast path: the
     /// parameter's own and two inline-cache entries (`FuncInfo::arg_ctype_ptrs`).
     arg_ctypes: *const usize,
     def: ffi::PyMethodDef,
+}
+
+/// A function object's description before its first use: lib modules create one object
+/// per declared function at `dlopen` (see lib_object.rs), so creation must stay cheap.
+pub struct LazyFunc {
+    name: CString,
+    fn_type: TypeRef,
+    release_gil: bool,
+    keepalive: Vec<Py<PyAny>>,
+    library: Option<Arc<LibHandle>>,
+    ctx: call_glue::CallContext,
 }
 
 /// What the helpers need to know about one callable.
@@ -110,11 +124,15 @@ fn func_type() -> *mut ffi::PyTypeObject {
 
 unsafe extern "C" fn func_traverse(obj: *mut ffi::PyObject, visit: ffi::visitproc, arg: *mut c_void) -> c_int {
     unsafe {
-        let info = (*(obj as *mut FuncObject)).info;
-        if info.is_null() {
+        let f = obj as *mut FuncObject;
+        let keepalive = if !(*f).info.is_null() {
+            &(*(*f).info).keepalive
+        } else if !(*f).lazy.is_null() {
+            &(*(*f).lazy).keepalive
+        } else {
             return 0;
-        }
-        for o in (*info).keepalive.iter() {
+        };
+        for o in keepalive.iter() {
             let r = visit(o.as_ptr(), arg);
             if r != 0 {
                 return r;
@@ -128,9 +146,13 @@ unsafe extern "C" fn func_traverse(obj: *mut ffi::PyObject, visit: ffi::visitpro
 /// nothing can call any more.
 unsafe extern "C" fn func_clear(obj: *mut ffi::PyObject) -> c_int {
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-        let info = (*(obj as *mut FuncObject)).info as *mut FuncInfo;
+        let f = obj as *mut FuncObject;
+        let info = (*f).info as *mut FuncInfo;
         if !info.is_null() {
             drop(std::mem::take(&mut (*info).keepalive));
+        }
+        if !(*f).lazy.is_null() {
+            drop(std::mem::take(&mut (*(*f).lazy).keepalive));
         }
     }));
     0
@@ -144,6 +166,11 @@ unsafe extern "C" fn func_dealloc(obj: *mut ffi::PyObject) {
         if !info.is_null() {
             (*f).info = std::ptr::null();
             drop(Box::from_raw(info as *mut FuncInfo));
+        }
+        let lazy = (*f).lazy;
+        if !lazy.is_null() {
+            (*f).lazy = std::ptr::null_mut();
+            drop(Box::from_raw(lazy));
         }
         let tp = ffi::Py_TYPE(obj);
         let free = (*tp).tp_free.expect("tp_free");
@@ -324,9 +351,15 @@ pub struct FunctionSpec<'a> {
     pub ctx: call_glue::CallContext,
 }
 
-fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
-    let Kind::FuncPtr(sig) = &spec.fn_type.kind else {
-        return Err(PyTypeError::new_err(format!("'{}' is not a function type", spec.fn_type.cname())));
+/// The checks cffi makes when a function is taken from a lib: anything that would make
+/// building its trampoline fail, short of the ABI lowering.
+pub fn check_signature(fn_type: &TypeRef) -> PyResult<()> {
+    signature_shapes(fn_type).map(|_| ())
+}
+
+fn signature_shapes(fn_type: &TypeRef) -> PyResult<(Vec<ArgShape>, RetShape)> {
+    let Kind::FuncPtr(sig) = &fn_type.kind else {
+        return Err(PyTypeError::new_err(format!("'{}' is not a function type", fn_type.cname())));
     };
     // As cffi: a struct by value declared with `...` needs a compiler to know its layout;
     // an opaque one is an incomplete type.
@@ -346,58 +379,94 @@ fn make_info(spec: FunctionSpec<'_>) -> PyResult<(FuncInfo, Option<Shape>)> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(PyNotImplementedError::new_err)?;
     let ret = ret_shape(&sig.result).map_err(PyNotImplementedError::new_err)?;
-    let shape = if sig.variadic {
-        None
-    } else {
-        let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
-        Some(Shape { args: fixed_shapes.clone(), ret, release_gil: spec.release_gil, plan })
-    };
-    let info = FuncInfo {
-        name: CString::new(spec.name).unwrap_or_else(|_| c"?".to_owned()),
-        fn_type: spec.fn_type.clone(),
-        args: sig.args.clone(),
-        result: sig.result.clone(),
-        variadic: sig.variadic,
-        release_gil: spec.release_gil,
-        address: spec.address,
-        keepalive: spec.keepalive,
-        library: spec.library,
-        ctx: spec.ctx,
-        fixed_shapes,
-        ret_shape: ret,
-        pending: None,
-        arg_ctype_objs: Vec::new(),
-        arg_ctype_ptrs: Vec::new(),
-        ic_refs: std::cell::RefCell::new(Vec::new()),
-        vararg_cache: std::cell::RefCell::new(Vec::new()),
-    };
-    Ok((info, shape))
+    Ok((fixed_shapes, ret))
+}
+
+/// Builds the `FuncInfo` of a lazy function object and installs its entry point. On
+/// error the object stays lazy (the next call raises the same error).
+unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a FuncInfo> {
+    unsafe {
+        if !(*f).info.is_null() {
+            return Ok(&*(*f).info);
+        }
+        let lazy_ptr = (*f).lazy;
+        let fn_type = (*lazy_ptr).fn_type.clone();
+        let (fixed_shapes, ret) = signature_shapes(&fn_type)?;
+        let Kind::FuncPtr(sig) = &fn_type.kind else { unreachable!("checked by signature_shapes") };
+        let release_gil = (*lazy_ptr).release_gil;
+        let shape = if sig.variadic {
+            None
+        } else {
+            let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
+            Some(Shape { args: fixed_shapes.clone(), ret, release_gil, plan })
+        };
+        (*f).lazy = std::ptr::null_mut();
+        let lazy = Box::from_raw(lazy_ptr);
+        let mut info = FuncInfo {
+            name: lazy.name,
+            fn_type: fn_type.clone(),
+            args: sig.args.clone(),
+            result: sig.result.clone(),
+            variadic: sig.variadic,
+            release_gil,
+            address: (*f).target,
+            keepalive: lazy.keepalive,
+            library: lazy.library,
+            ctx: lazy.ctx,
+            fixed_shapes,
+            ret_shape: ret,
+            pending: None,
+            arg_ctype_objs: Vec::new(),
+            arg_ctype_ptrs: Vec::new(),
+            ic_refs: std::cell::RefCell::new(Vec::new()),
+            vararg_cache: std::cell::RefCell::new(Vec::new()),
+        };
+        // Compiling is deferred to the first call when the shape is new, so that taking a
+        // function from a lib stays cheap (most functions of a big header are never called).
+        let meth: ffi::PyCFunctionFast = match shape {
+            Some(s) => match trampoline::SHAPES.get(&s) {
+                Some(p) => std::mem::transmute::<*const u8, Trampoline>(p),
+                None => {
+                    info.pending = Some(s);
+                    jf_compile_and_call
+                }
+            },
+            None => jf_variadic_call,
+        };
+        info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
+        info.arg_ctype_ptrs = info
+            .arg_ctype_objs
+            .iter()
+            .flat_map(|c| [std::cell::Cell::new(c.as_ptr() as usize), std::cell::Cell::new(0), std::cell::Cell::new(0)])
+            .collect();
+        *info.ic_refs.borrow_mut() = info.args.iter().flat_map(|_| [None, None]).collect();
+        let info = Box::into_raw(Box::new(info));
+        (*f).info = info;
+        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr() as *const usize;
+        (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: meth };
+        Ok(&*info)
+    }
 }
 
 /// Creates the builtin function object calling `spec.address` with the signature
 /// `spec.fn_type`, compiling the trampoline of its shape if not cached yet.
 pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAny>> {
-    let (mut info, shape) = make_info(spec)?;
-    // Compiling is deferred to the first call when the shape is new, so that taking a
-    // function from a lib stays cheap (most functions of a big header are never called).
-    let meth: ffi::PyCFunctionFast = match shape {
-        Some(s) => match trampoline::SHAPES.get(&s) {
-            Some(p) => unsafe { std::mem::transmute::<*const u8, Trampoline>(p) },
-            None => {
-                info.pending = Some(s);
-                jf_compile_and_call
-            }
-        },
-        None => jf_variadic_call,
-    };
-    let target = info.address;
-    info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
-    info.arg_ctype_ptrs = info
-        .arg_ctype_objs
-        .iter()
-        .flat_map(|c| [std::cell::Cell::new(c.as_ptr() as usize), std::cell::Cell::new(0), std::cell::Cell::new(0)])
-        .collect();
-    *info.ic_refs.borrow_mut() = info.args.iter().flat_map(|_| [None, None]).collect();
+    let func = make_lazy_function(py, spec)?;
+    unsafe { materialize(py, ffi::PyCFunction_GetSelf(func.as_ptr()) as *mut FuncObject)? };
+    Ok(func)
+}
+
+/// The same function object, with its checks, shape and ctypes left to its first call
+/// (or first use as a cdata): about 0.1 µs instead of several.
+pub fn make_lazy_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAny>> {
+    let lazy = Box::new(LazyFunc {
+        name: CString::new(spec.name).unwrap_or_else(|_| c"?".to_owned()),
+        fn_type: spec.fn_type.clone(),
+        release_gil: spec.release_gil,
+        keepalive: spec.keepalive,
+        library: spec.library,
+        ctx: spec.ctx,
+    });
     unsafe {
         let tp = func_type();
         let obj = ffi::PyType_GenericAlloc(tp, 0);
@@ -405,19 +474,33 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
             return Err(PyErr::fetch(py));
         }
         let f = obj as *mut FuncObject;
-        let info = Box::into_raw(Box::new(info));
-        (*f).target = target;
-        (*f).info = info;
-        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr() as *const usize;
+        let lazy = Box::into_raw(lazy);
+        (*f).target = spec.address;
+        (*f).info = std::ptr::null();
+        (*f).lazy = lazy;
+        (*f).arg_ctypes = std::ptr::null();
         (*f).def = ffi::PyMethodDef {
-            ml_name: (*info).name.as_ptr(),
-            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: meth },
+            ml_name: (*lazy).name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: jf_materialize_and_call },
             ml_flags: ffi::METH_FASTCALL,
             ml_doc: std::ptr::null(),
         };
         let func = ffi::PyCFunction_NewEx(&mut (*f).def, obj, std::ptr::null_mut());
         ffi::Py_DecRef(obj);
         Bound::from_owned_ptr_or_err(py, func).map(|b| b.unbind())
+    }
+}
+
+/// The function type, address and context of a function object of ours, built or not.
+unsafe fn parts<'a>(f: *mut FuncObject) -> (usize, &'a TypeRef, &'a call_glue::CallContext) {
+    unsafe {
+        if !(*f).info.is_null() {
+            let i = &*(*f).info;
+            (i.address, &i.fn_type, &i.ctx)
+        } else {
+            let l = &*(*f).lazy;
+            ((*f).target, &l.fn_type, &l.ctx)
+        }
     }
 }
 
@@ -432,8 +515,8 @@ pub fn function_address(obj: &Bound<'_, PyAny>) -> Option<(usize, TypeRef)> {
         if s.is_null() || ffi::Py_TYPE(s) != func_type() {
             return None;
         }
-        let info = &*(*(s as *mut FuncObject)).info;
-        Some((info.address, info.fn_type.clone()))
+        let (address, fn_type, _) = parts(s as *mut FuncObject);
+        Some((address, fn_type.clone()))
     }
 }
 
@@ -450,8 +533,8 @@ pub fn lib_function_cdata(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Op
         if s.is_null() || ffi::Py_TYPE(s) != func_type() {
             return Ok(None);
         }
-        let info = &*(*(s as *mut FuncObject)).info;
-        Ok(Some(super::convert::cdata_from_pointer(py, &info.ctx, &info.fn_type, info.address)?))
+        let (address, fn_type, ctx) = parts(s as *mut FuncObject);
+        Ok(Some(super::convert::cdata_from_pointer(py, ctx, fn_type, address)?))
     }
 }
 
@@ -718,6 +801,24 @@ unsafe extern "C" fn jf_reacquire(ts: *mut ffi::PyThreadState) {
 /// The first entry point of a function whose shape was not compiled yet: compiles it,
 /// makes the trampoline the function's entry point for later calls (CPython reads
 /// `ml_meth` at every call), and performs this call through it.
+/// The entry point of a function object until its first call has built its `FuncInfo`.
+unsafe extern "C" fn jf_materialize_and_call(
+    this: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let py = unsafe { Python::assume_attached() };
+    let entry = guard(py, None, || unsafe {
+        let f = this as *mut FuncObject;
+        materialize(py, f)?;
+        Ok(Some((*f).def.ml_meth.PyCFunctionFast))
+    });
+    match entry {
+        Some(t) => unsafe { t(this, args, nargs) },
+        None => std::ptr::null_mut(),
+    }
+}
+
 unsafe extern "C" fn jf_compile_and_call(
     this: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,

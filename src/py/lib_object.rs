@@ -203,6 +203,80 @@ impl Lib {
         }
     }
 
+    /// Brings the lib module's namespace up to date with the ffi's declarations (at
+    /// `dlopen` and after each `cdef`/`include`). While the ffi declares only functions and
+    /// integer constants, the module holds all of them (functions as lazy objects whose
+    /// first call does the rest) and has no `__getattr__`: CPython 3.11 refuses to
+    /// specialize attribute loads on a module that has one. Anything needing work at each
+    /// access or cffi's exact error at access (a global variable, `extern "Python"`, a
+    /// constant only a compiler knows, a signature cffi rejects) installs `__getattr__`.
+    /// A declared function missing from the library is left out: accessing it raises the
+    /// module's AttributeError.
+    fn _sync(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.borrow();
+        let Some(dict) = this.dict.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|d| d.clone_ref(py)) else {
+            return Ok(());
+        };
+        let d = dict.bind(py);
+        let hook = pyo3::intern!(py, "__getattr__");
+        if d.contains(hook)? {
+            return Ok(());
+        }
+        let Some(handle) = this.handle.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Ok(());
+        };
+        let mut needs_hook = false;
+        let mut pending: Vec<(String, Decl)> = Vec::new();
+        {
+            let ns = this.ffi.lock_ns();
+            for name in &ns.decls.order {
+                match ns.decls.names.get(name) {
+                    Some(d @ (Decl::Function(_) | Decl::IntConstant { .. })) => pending.push((name.clone(), d.clone())),
+                    Some(_) => {
+                        needs_hook = true;
+                        break;
+                    }
+                    None => {}
+                }
+            }
+        }
+        if !needs_hook {
+            for (name, decl) in pending {
+                let key = PyString::new(py, &name);
+                if d.contains(&key)? {
+                    continue;
+                }
+                match decl {
+                    Decl::Function(fty) => {
+                        if function::check_signature(&fty).is_err() {
+                            needs_hook = true;
+                            break;
+                        }
+                        let Ok(addr) = handle.symbol(&name) else { continue };
+                        let spec = FunctionSpec {
+                            name: &name,
+                            fn_type: &fty,
+                            address: addr,
+                            release_gil: this.release_gil,
+                            keepalive: vec![this.ffi_obj.clone_ref(py)],
+                            library: Some(handle.clone()),
+                            ctx: this.ffi.clone(),
+                        };
+                        d.set_item(&key, function::make_lazy_function(py, spec)?)?;
+                    }
+                    Decl::IntConstant { value, .. } => d.set_item(&key, value)?,
+                    _ => {}
+                }
+            }
+        }
+        if needs_hook {
+            drop(this);
+            d.set_item(hook, slf.getattr("_getattr")?)?;
+        }
+        Ok(())
+    }
+
     /// `lib.name = value` on a lib whose ffi declares global variables (the `__setattr__`
     /// of jitffi's module subclass for such libs).
     fn _setattr(&self, py: Python<'_>, name: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -371,9 +445,10 @@ pub fn dlclose(lib: &Bound<'_, Lib>) -> PyResult<()> {
     let dict = this.dict.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|d| d.clone_ref(py));
     drop(this);
     if let Some(d) = dict {
-        // Forget the cached functions and constants, keep the module's own dunders (among
-        // them `__getattr__`, which now reports the library as closed).
+        // Forget the cached functions and constants, keep the module's own dunders, and
+        // make every later access go to `__getattr__`, which reports the library as closed.
         let d = d.bind(py);
+        d.set_item("__getattr__", lib.getattr("_getattr")?)?;
         let cached: Vec<Bound<'_, PyAny>> = d
             .keys()
             .iter()
@@ -388,17 +463,16 @@ pub fn dlclose(lib: &Bound<'_, Lib>) -> PyResult<()> {
 
 /// Wraps a `Lib` state into the object users get: a plain `module`, so that CPython 3.11
 /// specializes `lib.f` and `lib.f(...)` exactly as for a module attribute (any other type,
-/// even a module subclass, takes the generic and ~25 ns slower attribute path). Names are
-/// resolved by the module's PEP 562 `__getattr__`; functions and constants are then cached
-/// in the module's dict, global variables never are.
+/// even a module subclass, takes the generic and ~25 ns slower attribute path); see
+/// `Lib::_sync` for what the module holds.
 fn make_lib_module<'py>(py: Python<'py>, state: Lib) -> PyResult<Bound<'py, PyModule>> {
     let module = PyModule::new(py, &state.name)?;
     let state = Bound::new(py, state)?;
     let d = module.dict();
     d.set_item("__loader__", &state)?;
-    d.set_item("__getattr__", state.getattr("_getattr")?)?;
     d.set_item("__dir__", state.getattr("_dir")?)?;
     *state.borrow().dict.lock().unwrap_or_else(|e| e.into_inner()) = Some(d.unbind());
+    Lib::_sync(&state)?;
     Ok(module)
 }
 
