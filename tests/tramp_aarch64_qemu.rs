@@ -167,6 +167,7 @@ const CTYPES: &[(&str, &str)] = &[
     ("pt", "K_PT"),
     ("big", "K_BIG"),
     ("huge", "K_HUGE"),
+    ("ldu", "K_LDU"),
     ("void", "K_VOID"),
 ];
 
@@ -221,6 +222,11 @@ impl Types {
                 let l = self.get("long");
                 let a = self.t.array(&l, Some(40));
                 record(&mut self.t, "struct huge", false, false, vec![field("v", &a)])
+            }
+            // 16-byte aligned and not homogeneous: an even register pair on aarch64.
+            "ldu" => {
+                let (ld, l) = (self.get("long double"), self.get("long"));
+                record(&mut self.t, "union ldu", true, false, vec![field("ld", &ld), field("l", &l)])
             }
             p if p.ends_with(" *") => {
                 let item = self.get(&p[..p.len() - 2]);
@@ -280,6 +286,7 @@ const CALLS: &[Call] = &[
     call("big_scale", "big", &["big", "long"], true),
     call("huge_sum", "long", &["huge", "int"], false),
     call("pt_make", "pt", &["double", "double"], false),
+    call("gap_sum", "long", &["int", "ldu", "long"], true),
     Call { name: "vsum_ild", target: "vsum", ret: "long", args: &["char *"], varargs: &["int", "long", "double"], release_gil: false },
     Call { name: "vsum_dd", target: "vsum", ret: "long", args: &["char *"], varargs: &["double", "double"], release_gil: true },
     call(
@@ -311,6 +318,8 @@ const CALLBACKS: &[Callback] = &[
     Callback { name: "cb_big", ret: "big", args: &["big", "long"] },
     Callback { name: "cb_huge", ret: "long", args: &["huge", "int"] },
     Callback { name: "cb_void", ret: "void", args: &["int *", "int"] },
+    // x1 skipped by the even-register rule: the closure takes that filler register.
+    Callback { name: "cb_gap", ret: "long", args: &["int", "ldu", "long"] },
     Callback { name: "cb_8l", ret: "long", args: &["long"; 8] },
     Callback { name: "cb_regs_full", ret: "float", args: &["float", "float", "float", "float", "float", "float", "float", "float", "long", "long", "long", "long", "long", "long", "long", "long"] },
     Callback {
@@ -424,6 +433,7 @@ fn build_all(dir: &Path) -> Built {
     assert!(regs.len() >= 4, "closure registers of several kinds: {regs:?}");
     assert!(layouts.iter().any(|l| l.closure_reg == ClosureReg::Stack));
     assert!(layouts.iter().any(|l| matches!(l.closure_reg, ClosureReg::Float(_))));
+    assert!(layouts.iter().any(|l| l.closure_reg == ClosureReg::Int(1)), "a filler register holds the closure");
 
     // The generated header: layout constants, prototypes, descriptors, symbol tables.
     let mut h = String::new();

@@ -93,12 +93,13 @@ enum {
     K_SCHAR, K_UCHAR, K_SHORT, K_USHORT, K_INT, K_UINT, K_LONG, K_ULONG,
     K_FLOAT, K_DOUBLE, K_CHAR, K_BOOL, K_LDOUBLE,
     K_PINT, K_PUCHAR, K_PCHAR, K_PVOID, K_PDOUBLE, K_PLONG,
-    K_AINT4, K_INTFN, K_PT, K_BIG, K_HUGE, K_VOID, K_COUNT
+    K_AINT4, K_INTFN, K_PT, K_BIG, K_HUGE, K_LDU, K_VOID, K_COUNT
 };
 
 typedef struct { double x, y; } pt;
 typedef struct { long a, b, c; } big;
 typedef struct { long v[40]; } huge;
+typedef union { long double ld; long l; } ldu;
 typedef int (*intfn)(int);
 
 static int is_int_kind(int k) { return k >= K_SCHAR && k <= K_ULONG; }
@@ -124,6 +125,7 @@ static size_t kind_size(int k) {
     case K_PT: return sizeof(pt);
     case K_BIG: return sizeof(big);
     case K_HUGE: return sizeof(huge);
+    case K_LDU: return sizeof(ldu);
     case K_VOID: return 0;
     default: return 8;
     }
@@ -485,7 +487,7 @@ static int convert_record(int k, PyObject *obj, void *dst) {
     }
     if (obj->ob_type == &PyList_Type) {
         PyListObject *l = (PyListObject *)obj;
-        int want = k == K_PT ? 2 : k == K_BIG ? 3 : 40;
+        int want = k == K_PT ? 2 : k == K_BIG ? 3 : k == K_LDU ? 1 : 40;
         if (l->ob_base.ob_size != want) {
             set_err("ValueError", "expected %d initializers, got %ld", want, (long)l->ob_base.ob_size);
             return -1;
@@ -522,7 +524,7 @@ int jf_convert_arg(PyObject *self, size_t index, PyObject *obj, void *dst, void 
         }
         set_err("TypeError", "initializer for a function pointer must be a cdata, not %s", obj->ob_type->tp_name);
         return -1;
-    case K_PT: case K_BIG: case K_HUGE:
+    case K_PT: case K_BIG: case K_HUGE: case K_LDU:
         return convert_record(k, obj, dst);
     default:
         return convert_pointer(f, index, k, obj, dst, temp);
@@ -680,6 +682,7 @@ long huge_sum(huge h, int k) {
     return s;
 }
 pt pt_make(double x, double y) { enter_target(); return (pt){x, y}; }
+long gap_sum(int a, ldu u, long b) { enter_target(); return a + 10 * u.l + 100 * b; }
 long vsum(char *fmt, ...) {
     enter_target();
     va_list ap;
@@ -721,6 +724,7 @@ long ref_cb_huge(huge h, int k) {
     return s;
 }
 void ref_cb_void(int *out, int v) { *out = v * 3 + 1; }
+long ref_cb_gap(int a, ldu u, long b) { return a - 7 * u.l + 3 * b; }
 long ref_cb_8l(long a, long b, long c, long d, long e, long f, long g, long h) {
     return a + 2 * b + 3 * c + 4 * d + 5 * e + 6 * f + 7 * g + 8 * h;
 }
@@ -1130,6 +1134,12 @@ static void test_records(void) {
     FAST(EXPECT_INT(CALL("huge_sum", CDCOPY(K_HUGE, &h), I(7)), hw));
     SLOW(1, EXPECT_INT(CALL("huge_sum", LI(40, hv), I(7)), hw));
 
+    ldu u = {0};
+    u.l = -123456789012L;
+    FAST(EXPECT_INT(CALL("gap_sum", I(-5), CDCOPY(K_LDU, &u), I(7)), -5 + 10 * u.l + 700));
+    long long ul[1] = {99};
+    SLOW(1, EXPECT_INT(CALL("gap_sum", I(5), LI(1, ul), I(-1)), 5 + 990 - 100));
+
     pt m = {0.5, -8};
     FAST(EXPECT_CDATA(CALL("pt_make", F(0.5), F(-8)), K_PT, &m, sizeof m));
 
@@ -1194,6 +1204,7 @@ void jitffi_dispatch(void *closure, unsigned char *args, unsigned char *result) 
         if (d->result_size != 0) bad_layouts++;
         ref_cb_void(A(int *, 0), A(int, 1));
         break;
+    case CB_cb_gap: RES(long) = ref_cb_gap(A(int, 0), A(ldu, 1), A(long, 2)); break;
     case CB_cb_8l:
         RES(long) = ref_cb_8l(A(long, 0), A(long, 1), A(long, 2), A(long, 3), A(long, 4), A(long, 5), A(long, 6), A(long, 7));
         break;
@@ -1265,6 +1276,9 @@ static void test_callbacks(void) {
         int out = 0, want = 0;
         ref_cb_void(&want, s + 5);
         CB_CHECK(cb_void, (CB(cb_void)(&out, s + 5), out == want));
+        ldu u = {0};
+        u.l = k * 3;
+        CB_CHECK(cb_gap, CB(cb_gap)(s - 9, u, 1L << 35) == ref_cb_gap(s - 9, u, 1L << 35));
         CB_CHECK(cb_8l, CB(cb_8l)(k, 2, 3, 4, 5, 6, 7, -k) == ref_cb_8l(k, 2, 3, 4, 5, 6, 7, -k));
         CB_CHECK(cb_regs_full,
                  CB(cb_regs_full)(0.5f, 1, 2, 3, 4, 5, 6, 7.5f + s, 10, 20, 30, 40, 50, 60, 70, 80 + s) ==
@@ -1277,6 +1291,7 @@ static void test_callbacks(void) {
 }
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* keep what was printed if generated code crashes */
     wrong_mode = argc > 1 && !strcmp(argv[1], "--wrong-expectation");
     for (cfg = 0; cfg < NCONFIG; cfg++) {
         reset_funcs();
