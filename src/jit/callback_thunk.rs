@@ -8,6 +8,10 @@
 //! bytes the way the convention wants them. Everything about Python (GIL, conversions,
 //! errors) happens in the dispatcher, so the thunk only depends on the ABI shape and is
 //! shared by every callback of that shape, whatever FFI or Python function it belongs to.
+//!
+//! `build_thunk` is the code generator, for any ISA, reaching the dispatcher through an
+//! [`Extern`] (a baked-in address on the host, a symbol in an object file: see
+//! tests/tramp_aarch64_qemu.rs); `thunk_for_plan` compiles and caches host thunks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,13 +20,14 @@ use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{
     self, types, AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, Type, Value,
 };
-use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::entry_pool::ClosureReg;
 use super::native_call::{self, Slot};
+use super::trampoline::Extern;
 use crate::abi::{CallPlan, RetPass};
 use crate::types::target::Arch;
 
@@ -33,6 +38,18 @@ pub type Dispatcher = unsafe extern "C" fn(*const (), *mut u8, *mut u8);
 #[derive(Debug)]
 pub struct Thunk {
     pub code: *const u8,
+    pub closure_reg: ClosureReg,
+    /// Offset of each argument's bytes in the args buffer.
+    pub arg_offsets: Vec<u32>,
+    pub args_size: u32,
+    /// Bytes of the C result the dispatcher writes (0 for void).
+    pub result_size: u32,
+}
+
+/// What a thunk's entry stub and dispatcher must know about it (`Thunk` minus the code).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThunkLayout {
+    /// Where the entry stub puts the closure pointer.
     pub closure_reg: ClosureReg,
     /// Offset of each argument's bytes in the args buffer.
     pub arg_offsets: Vec<u32>,
@@ -145,7 +162,27 @@ fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, 
 
 fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, String> {
     let isa = host_isa()?;
+    let x87_helper = if plan.ret == RetPass::X87 { Some(x87_load_helper()?) } else { None };
+    let (func, layout) = build_thunk(plan, &**isa, dispatcher as usize, x87_helper)?;
+    let code = compile_function(func)?;
+    let code = install_code(&code)?;
+    let ThunkLayout { closure_reg, arg_offsets, args_size, result_size } = layout;
+    Ok(Thunk { code, closure_reg, arg_offsets, args_size, result_size })
+}
+
+/// The thunk of `plan` as a Cranelift function for `isa`, calling `dispatcher`
+/// (`Dispatcher`'s contract), and the layout its stub and dispatcher follow.
+/// `x87_helper` (x86_64 `long double` results only) is `x87_load_helper`'s code.
+pub fn build_thunk<A: Extern>(
+    plan: &CallPlan,
+    isa: &dyn TargetIsa,
+    dispatcher: A,
+    x87_helper: Option<A>,
+) -> Result<(ir::Function, ThunkLayout), String> {
     let ptr_ty = isa.pointer_type();
+    if crate::types::target::Target::from_triple(isa.triple())?.arch != plan.arch {
+        return Err("callback thunk: the call plan was lowered for another architecture".into());
+    }
     if plan.variadic.is_some() {
         return Err("NotImplementedError: variadic callbacks are not supported".into());
     }
@@ -157,7 +194,7 @@ fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, Strin
         s.params = native_call::param_slots(plan, false).into_iter().map(|(_, p)| p).collect();
         s
     } else {
-        native_call::c_signature(plan, &**isa)?
+        native_call::c_signature(plan, isa)?
     };
     let (closure_param, closure_reg) = place_closure(plan, &sig.params)?;
     let closure_ty = match closure_reg {
@@ -230,13 +267,13 @@ fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, Strin
         let mut dsig = Signature::new(isa.default_call_conv());
         dsig.params.extend([AbiParam::new(ptr_ty), AbiParam::new(ptr_ty), AbiParam::new(ptr_ty)]);
         let dsig_ref = b.import_signature(dsig);
-        let target = b.ins().iconst(ptr_ty, dispatcher as usize as i64);
+        let target = dispatcher.address(&mut b, ptr_ty);
         b.ins().call_indirect(dsig_ref, target, &[closure, args_ptr, res_ptr]);
         if x87 {
             let mut hsig = Signature::new(isa.default_call_conv());
             hsig.params.push(AbiParam::new(ptr_ty));
             let hsig_ref = b.import_signature(hsig);
-            let helper = b.ins().iconst(ptr_ty, x87_load_helper()? as i64);
+            let helper = x87_helper.ok_or("an x87 result needs the x87 load helper")?.address(&mut b, ptr_ty);
             b.ins().call_indirect(hsig_ref, helper, &[res_ptr]);
             b.ins().return_(&[]);
         } else {
@@ -244,9 +281,7 @@ fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, Strin
         }
         b.finalize(isa.frontend_config());
     }
-    let code = compile_function(func)?;
-    let code = install_code(&code)?;
-    Ok(Thunk { code, closure_reg, arg_offsets, args_size, result_size })
+    Ok((func, ThunkLayout { closure_reg, arg_offsets, args_size, result_size }))
 }
 
 /// Compiles a function with every address baked in as a constant, into position-

@@ -7,11 +7,15 @@
 //! cell (inline fast paths for exact `int`/`float`, otherwise a helper of the Python
 //! layer that knows the exact C type), optionally releases the GIL and restores the
 //! saved errno, calls the C function, saves errno and re-takes the GIL, frees the call's
-//! temporaries and boxes the result. Every helper is reached through an address baked in
-//! as a constant, so the compiled bytes are position independent and relocation free.
+//! temporaries and boxes the result. On the host every helper is reached through an
+//! address baked in as a constant, so the compiled bytes are position independent and
+//! relocation free.
 //!
 //! This module knows nothing about Python objects beyond the few layout facts it is
-//! handed in [`Runtime`]; the Python layer supplies the helpers.
+//! handed in [`Runtime`]; the Python layer supplies the helpers. The code generator is
+//! generic over how an address reaches the code ([`Extern`]) and takes the ISA, so the
+//! same generator also emits the trampolines of another target into an object file
+//! (tests/tramp_aarch64_qemu.rs runs them for aarch64 against a fake CPython).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -133,56 +137,73 @@ impl std::hash::Hash for Shape {
     }
 }
 
-/// Addresses and layout facts the trampolines need from the Python layer.
+/// Something outside the generated code whose address the code needs (a helper, a type
+/// object): known now and baked in as a constant (`usize`, the host JIT), or a symbol
+/// that a linker resolves (object output).
+pub trait Extern: Copy {
+    /// A value of type `ty` holding the address, built at the current position of `b`.
+    fn address(self, b: &mut FunctionBuilder, ty: Type) -> Value;
+}
+
+impl Extern for usize {
+    fn address(self, b: &mut FunctionBuilder, ty: Type) -> Value {
+        b.ins().iconst(ty, self as i64)
+    }
+}
+
+/// Addresses and layout facts the trampolines need from the Python layer. `A` says how an
+/// address reaches the code (see [`Extern`]); the host uses baked-in addresses.
 #[derive(Clone, Copy, Debug)]
-pub struct Runtime {
+pub struct Runtime<A = usize> {
     /// Offset of the C function address inside the `self` object.
     pub target_offset: i32,
     /// `extern "C" fn(self, nargs) -> *mut PyObject` (sets TypeError, returns NULL).
-    pub arity_error: usize,
+    pub arity_error: A,
     /// `extern "C" fn(self, index, obj, dst, temp: *mut *mut PyObject) -> c_int` (0 ok).
-    pub convert_arg: usize,
+    pub convert_arg: A,
     /// `extern "C" fn(self, index, obj, dst) -> c_int`: variadic-part argument (cdata).
-    pub convert_vararg: usize,
+    pub convert_vararg: A,
     /// `extern "C" fn() -> *mut c_void`: release the GIL and restore the saved errno.
-    pub release: usize,
+    pub release: A,
     /// `extern "C" fn(*mut c_void)`: save errno and take the GIL back.
-    pub reacquire: usize,
+    pub reacquire: A,
     /// `extern "C" fn(self, ret: *const u8) -> *mut PyObject`.
-    pub box_result: usize,
+    pub box_result: A,
     /// `extern "C" fn() -> *mut PyObject` returning a new reference to None.
-    pub box_none: usize,
+    pub box_none: A,
     /// `extern "C" fn(*mut c_void)`: drops what a `WithTemp` conversion left in its slot.
-    pub release_temp: usize,
-    pub long_from_i64: usize,
-    pub long_from_u64: usize,
-    pub float_from_double: usize,
-    pub bool_from_long: usize,
+    pub release_temp: A,
+    pub long_from_i64: A,
+    pub long_from_u64: A,
+    pub float_from_double: A,
+    pub bool_from_long: A,
     /// `&PyLong_Type`, `&PyFloat_Type`.
-    pub long_type: usize,
-    pub float_type: usize,
+    pub long_type: A,
+    pub float_type: A,
     /// The CData type, where a cdata keeps its ctype object and its address, and where
-    /// the `self` object keeps the table of accepted ctype objects (two per parameter:
-    /// the parameter's own and an inline-cache entry).
-    pub cdata_type: usize,
+    /// the `self` object keeps the table of accepted ctype objects (three per parameter:
+    /// the parameter's own and two inline-cache entries).
+    pub cdata_type: A,
     pub cdata_ctype_offset: i32,
     pub cdata_addr_offset: i32,
     pub arg_ctypes_offset: i32,
     /// `extern "C" fn(cdata, dst) -> c_int`: an array cdata's data address (raises if
     /// its memory was released).
-    pub array_data: usize,
+    pub array_data: A,
     /// The ctype of `ffi.NULL` (`void *`), which every pointer parameter accepts.
-    pub void_ptr_ctype: usize,
+    pub void_ptr_ctype: A,
     /// `extern "C" fn(obj, buf, item_size, signed) -> c_int`: an exact list of at most
     /// `LIST_BUF` bytes of exact ints in range written into `buf` (1), or not this case
     /// (0, nothing raised).
-    pub small_int_list: usize,
+    pub small_int_list: A,
     /// `&PyBytes_Type` and where a bytes object's characters start.
-    pub bytes_type: usize,
+    pub bytes_type: A,
     pub bytes_data_offset: i32,
     /// CPython 3.11's `PyLongObject` layout (ob_size at 16, 30-bit digits at 24) may be
     /// read inline for ints with at most one digit.
     pub inline_small_ints: bool,
+    /// `memcpy`, for structs by value larger than the inline copy handles.
+    pub memcpy: A,
 }
 
 pub fn isa() -> &'static OwnedTargetIsa {
@@ -229,9 +250,9 @@ struct Emitter<'a, 'b> {
 }
 
 impl Emitter<'_, '_> {
-    fn call_addr(&mut self, addr: usize, params: &[Type], rets: &[Type], args: &[Value]) -> Vec<Value> {
+    fn call_addr<A: Extern>(&mut self, addr: A, params: &[Type], rets: &[Type], args: &[Value]) -> Vec<Value> {
         let sig = self.b.import_signature(sig_of(self.cc, params, rets));
-        let callee = self.b.ins().iconst(types::I64, addr as i64);
+        let callee = addr.address(self.b, types::I64);
         let inst = self.b.ins().call_indirect(sig, callee, args);
         self.b.inst_results(inst).to_vec()
     }
@@ -280,7 +301,13 @@ fn int_bounds(size: u8, signed: bool) -> (i64, i64) {
     }
 }
 
-fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn TargetIsa, stub_addr: Option<usize>) {
+/// `value == addr`, for the type and ctype identity checks of the fast paths.
+fn is_address<A: Extern>(b: &mut FunctionBuilder, value: Value, addr: A) -> Value {
+    let a = addr.address(b, types::I64);
+    b.ins().icmp(IntCC::Equal, value, a)
+}
+
+fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>, isa: &dyn TargetIsa, stub_addr: Option<A>) {
     let cc = isa.default_call_conv();
     let mut fctx = FunctionBuilderContext::new();
     let mut b = FunctionBuilder::new(func, &mut fctx);
@@ -348,7 +375,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
             Conv::Int if rt.inline_small_ints => {
                 let Scalar::Int { size, signed } = a.scalar else { unreachable!() };
                 let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
-                let is_long = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.long_type as i64);
+                let is_long = is_address(&mut b, ty, rt.long_type);
                 let check_size = b.create_block();
                 b.ins().brif(is_long, check_size, &[], slow, &[]);
                 b.switch_to_block(check_size);
@@ -376,7 +403,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
             }
             Conv::Float => {
                 let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
-                let is_float = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.float_type as i64);
+                let is_float = is_address(&mut b, ty, rt.float_type);
                 let fast = b.create_block();
                 b.ins().brif(is_float, fast, &[], slow, &[]);
                 b.switch_to_block(fast);
@@ -387,7 +414,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
             }
             Conv::Pointer { bytes, ints } => {
                 let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
-                let is_cdata = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.cdata_type as i64);
+                let is_cdata = is_address(&mut b, ty, rt.cdata_type);
                 let cdata = b.create_block();
                 let not_cdata = b.create_block();
                 b.ins().brif(is_cdata, cdata, &[], not_cdata, &[]);
@@ -402,7 +429,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 let seen = b.ins().load(i64t, TRUSTED(), table, (24 * i + 8) as i32);
                 let same = b.ins().icmp(IntCC::Equal, ct, want);
                 let cached = b.ins().icmp(IntCC::Equal, ct, seen);
-                let is_void_ptr = b.ins().icmp_imm_s(IntCC::Equal, ct, rt.void_ptr_ctype as i64);
+                let is_void_ptr = is_address(&mut b, ct, rt.void_ptr_ctype);
                 let ok = b.ins().bor(same, cached);
                 let ok = b.ins().bor(ok, is_void_ptr);
                 let take = b.create_block();
@@ -447,7 +474,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                     b.switch_to_block(other);
                 }
                 if bytes {
-                    let is_bytes = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.bytes_type as i64);
+                    let is_bytes = is_address(&mut b, ty, rt.bytes_type);
                     let take_bytes = b.create_block();
                     b.ins().brif(is_bytes, take_bytes, &[], slow, &[]);
                     b.switch_to_block(take_bytes);
@@ -461,7 +488,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
             Conv::Record => {
                 let Scalar::Bytes(size) = a.scalar else { unreachable!() };
                 let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
-                let is_cdata = b.ins().icmp_imm_s(IntCC::Equal, ty, rt.cdata_type as i64);
+                let is_cdata = is_address(&mut b, ty, rt.cdata_type);
                 let cdata = b.create_block();
                 b.ins().brif(is_cdata, cdata, &[], slow, &[]);
                 b.switch_to_block(cdata);
@@ -496,7 +523,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
                 } else {
                     let n_bytes = b.ins().iconst(i64t, size as i64);
                     let mut e = Emitter { b: &mut b, cc };
-                    e.call_addr(libc::memcpy as *const () as usize, &[i64t; 3], &[i64t], &[dst, src, n_bytes]);
+                    e.call_addr(rt.memcpy, &[i64t; 3], &[i64t], &[dst, src, n_bytes]);
                 }
                 b.ins().jump(next, &[]);
             }
@@ -533,7 +560,7 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     } else {
         None
     };
-    let stub = stub_addr.map(|a| b.ins().iconst(i64t, a as i64));
+    let stub = stub_addr.map(|a| a.address(&mut b, i64t));
     native_call::emit_call_from_memory(&mut b, isa, &shape.plan, callee, stub, &cell_addrs, Some(ret_addr));
     if let Some(ts) = tstate {
         let mut e = Emitter { b: &mut b, cc };
@@ -580,10 +607,10 @@ fn build_function(func: &mut Function, shape: &Shape, rt: &Runtime, isa: &dyn Ta
     b.finalize(isa.frontend_config());
 }
 
-fn emit_release_temps(
+fn emit_release_temps<A: Extern>(
     b: &mut FunctionBuilder,
     cc: CallConv,
-    rt: &Runtime,
+    rt: &Runtime<A>,
     temps: Option<cranelift_codegen::ir::StackSlot>,
     count: usize,
 ) {
@@ -601,16 +628,30 @@ fn emit_release_temps(
     }
 }
 
+/// The trampoline of `shape` as a Cranelift function for `isa`, reaching the helpers
+/// through `rt`, and calling through `stub` (the address of `stubs::stub_bytes` of the
+/// plan's stub) when the plan needs one. `compile` is the host path; this is also what
+/// emits trampolines into an object file for another target.
+pub fn build<A: Extern>(shape: &Shape, rt: &Runtime<A>, isa: &dyn TargetIsa, stub: Option<A>) -> Result<Function, String> {
+    if shape.plan.stub.is_some() != stub.is_some() {
+        return Err("trampoline: a stub address is needed exactly when the plan has a stub".into());
+    }
+    if crate::types::target::Target::from_triple(isa.triple())?.arch != shape.plan.arch {
+        return Err("trampoline: the call plan was lowered for another architecture".into());
+    }
+    let mut func = Function::with_name_signature(UserFuncName::user(0, 0), entry_signature(isa.default_call_conv()));
+    build_function(&mut func, shape, rt, isa, stub);
+    Ok(func)
+}
+
 /// Compiles the trampoline of `shape` into executable memory.
 pub fn compile(shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
     let isa = isa();
-    let cc = isa.default_call_conv();
     let stub_addr = match &shape.plan.stub {
         Some(k) => Some(stub_address(k)?),
         None => None,
     };
-    let mut func = Function::with_name_signature(UserFuncName::user(0, 0), entry_signature(cc));
-    build_function(&mut func, shape, rt, &**isa, stub_addr);
+    let func = build(shape, rt, &**isa, stub_addr)?;
     let mut ctx = Context::for_function(func);
     let code = ctx
         .compile(&**isa, &mut ControlPlane::default())
@@ -746,6 +787,7 @@ mod tests {
             bytes_type: unused as *const () as usize,
             bytes_data_offset: 32,
             inline_small_ints: true,
+            memcpy: unused as *const () as usize,
         }
     }
 

@@ -328,6 +328,7 @@ fn runtime() -> &'static Runtime {
             bytes_type: std::ptr::addr_of_mut!(ffi::PyBytes_Type) as usize,
             bytes_data_offset: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
             inline_small_ints,
+            memcpy: libc::memcpy as *const () as usize,
         }
     })
 }
