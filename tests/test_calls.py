@@ -509,6 +509,17 @@ def test_lib_module_is_collected_with_its_cycle():
     assert ref() is None
 
 
+def test_lib_dunders_tampered_with_do_not_break_the_ffi():
+    f = jitffi.FFI()
+    f.cdef("int add_i(int, int);")
+    lib = f.dlopen(clib_calls.calls_lib_path())
+    del lib.__loader__
+    f.cdef("long long add_ll(long long, long long);")  # still syncs the lib
+    assert lib.add_ll(1, 2) == 3
+    with pytest.raises(TypeError):
+        f.dlclose(lib)
+
+
 def test_addressof_and_dlclose_reject_non_libs(ffi):
     import types
     with pytest.raises(TypeError):

@@ -39,7 +39,7 @@ class FFI(_jitffi.FFI):
         # cffi accepts a backend module; jitffi has a single built-in backend.
         self._init_once_lock = _threading.Lock()
         self._init_once_cache = {}
-        self._libs = _weakref.WeakSet()
+        self._libs = _weakref.WeakKeyDictionary()  # lib module -> its state
 
     def cdef(self, csource, override=False, packed=False, pack=None):
         """Parse C declarations (see the README for the accepted language)."""
@@ -56,15 +56,15 @@ class FFI(_jitffi.FFI):
         """Open a C library; names without '/' are also searched with
         ctypes.util.find_library. release_gil=False keeps the GIL during calls."""
         lib = super().dlopen(name, flags, release_gil=release_gil)
-        self._libs.add(lib)
+        self._libs[lib] = lib.__loader__
         self._sync_libs()
         return lib
 
     def _sync_libs(self):
         # Libs see declarations made after dlopen, as in cffi.
         with_globals = self._declares_globals()
-        for lib in list(self._libs):
-            lib.__loader__._sync()
+        for lib, state in list(self._libs.items()):
+            state._sync()
             if with_globals and type(lib) is _types.ModuleType:
                 lib.__class__ = _LibWithGlobals
 
