@@ -444,3 +444,10 @@ pub fn parse_only(source: &str) -> Result<usize, CdefError> {
     })?;
     Ok(tree.into_inner().count())
 }
+
+/// Measuring aid for benches/cdef_phases.rs: preprocess only, returning the length of
+/// the blanked text.
+#[doc(hidden)]
+pub fn preprocess_only(source: &str) -> Result<usize, CdefError> {
+    Ok(preprocess::preprocess(source)?.text.len())
+}
