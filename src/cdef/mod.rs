@@ -438,10 +438,9 @@ mod tests;
 #[doc(hidden)]
 pub fn parse_only(source: &str) -> Result<usize, CdefError> {
     let pre = preprocess::preprocess(source)?;
-    let tree = parser::parse(parser::Rule::cdef, &pre.text).map_err(|e| {
-        let pos = preprocess::Positions { source, markers: &pre.markers };
-        parser::syntax_error(&e, &pos, &pre.text)
-    })?;
+    let pos = preprocess::Positions { source, markers: &pre.markers };
+    parser::check_nesting(&pre.text, &pos, "declaration")?;
+    let tree = parser::parse(parser::Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &pos, &pre.text))?;
     Ok(tree.into_inner().count())
 }
 

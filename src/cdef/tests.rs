@@ -553,3 +553,94 @@ fn aarch64_target_types() {
     n.cdef("struct s { char c; long double d; };", &CdefOptions::default()).unwrap();
     assert_eq!(size(&mut n, "struct s"), Some(32));
 }
+
+/// Every construct that makes the grammar or the resolver recurse, nested right up to
+/// the limit (must work, or fail with a CdefError), far past it (must be refused), and
+/// the prefix runs that must not recurse at all. pest runs without a stack probe, so
+/// a stack overflow here would abort the test process. The thread gets 2 MiB, less
+/// than any Python thread has by default on Linux.
+#[test]
+fn nesting_of_every_construct_is_bounded() {
+    fn rep(s: &str, n: usize) -> String {
+        s.repeat(n)
+    }
+    let inputs = |d: usize| -> Vec<String> {
+        vec![
+            // expression parentheses
+            format!("int a[{}1{}];", rep("(", d), rep(")", d)),
+            format!("enum e {{ A = {}1{} }};", rep("(", d), rep(")", d)),
+            format!("static const int c = {}1{};", rep("(", d), rep(")", d)),
+            format!("struct b {{ int x : {}1{}; }};", rep("(", d), rep(")", d)),
+            // brackets inside expressions (sizeof of array types)
+            format!("int a[{}1{}];", rep("sizeof(int[", d / 2), rep("])", d / 2)),
+            // casts inside parentheses
+            format!("int a[{}1{}];", rep("((int)", d), rep(")", d)),
+            // struct/union bodies
+            format!("struct s {{ {} int x; {} }};", rep("struct { union {", d / 2), rep("} u; } v;", d / 2)),
+            // function bodies (refused, but parsed)
+            format!("int f(void) {}{};", rep("{", d), rep("}", d)),
+            // parenthesized declarators
+            format!("int {}x{};", rep("(*", d), rep(")", d)),
+            // function pointers returning function pointers
+            format!("int {}f{};", rep("(*", d / 2), rep(")(int)", d / 2)),
+            // parameter lists
+            format!("void f({}int{});", rep("void (*)(", d / 2), rep(")", d / 2)),
+            // arrays of arrays (not nested brackets, but deep types)
+            format!("int x{};", rep("[2]", d)),
+        ]
+    };
+    let run = move || {
+        for d in [crate::cdef::parser::MAX_NESTING - 1, crate::cdef::parser::MAX_NESTING, 100_000] {
+            for src in inputs(d) {
+                let mut n = ns();
+                let r = n.cdef(&src, &CdefOptions::default());
+                if let Err(e) = &r {
+                    assert!(!e.message.contains("internal error"), "{}: {}", &src[..60.min(src.len())], e.message);
+                }
+                if d > crate::cdef::parser::MAX_NESTING {
+                    assert!(r.is_err(), "nesting of {d} accepted: {}", &src[..60]);
+                }
+            }
+            for t in [
+                format!("int{}*{}", rep("(", d), rep(")", d)),
+                format!("int(*{})(int)", rep("(*", d / 2) + &rep(")(int)", d / 2)),
+                format!("void(*)({}int{})", rep("void(*)(", d / 2), rep(")", d / 2)),
+            ] {
+                let mut n = ns();
+                let r = n.parse_type(&t);
+                if let Err(e) = &r {
+                    assert!(!e.message.contains("internal error"), "{}: {}", &t[..60], e.message);
+                }
+            }
+        }
+        // Prefix runs are repetitions: long ones parse (and are refused by the
+        // evaluator) whatever their length.
+        for src in [
+            format!("int a[{}1];", rep("!", 100_000)),
+            format!("int a[{}1];", rep("! - ~", 30_000)),
+            format!("int a[{}x];", rep("sizeof ", 50_000)),
+            format!("int a[{}1];", rep("(int)", 50_000)),
+            format!("int a[{}1];", rep("(int)!sizeof -", 20_000)),
+        ] {
+            let e = ns().cdef(&src, &CdefOptions::default()).expect_err(&src[..40]);
+            assert!(e.message.contains("unsupported expression"), "{}: {}", &src[..40], e.message);
+        }
+        assert_eq!(constant(&cdef(&format!("enum e {{ A = {}1 }};", rep("- ~", 50_000))), "A"), 50_001);
+    };
+    std::thread::Builder::new().stack_size(2 << 20).spawn(run).unwrap().join().unwrap();
+}
+
+/// The grammar gives binary operators as a flat list; C precedence and left
+/// associativity come from consteval. Values printed by gcc for the same enum.
+#[test]
+fn binary_operator_precedence_as_gcc() {
+    let n = cdef(
+        "enum e { A = 1 + 2 * 3 << 1 | 4 ^ 6 & 3, B = 100 / 10 / 5, C = 10 - 3 - 2, D = 1 << 2 + 1, \
+         E = -7 % 3 * 2 | 1 ^ 3 & ~0, F = 1 | 2 ^ 3 & 4 << 1 + 1 * 2 };",
+    );
+    for (k, v) in [("A", 14), ("B", 2), ("C", 5), ("D", 8), ("E", -2), ("F", 3)] {
+        assert_eq!(constant(&n, k), v, "{k}");
+    }
+    let e = cdef_err("enum e { A = 1 + 6 / (2 - 2) };");
+    assert!(e.message.contains(":1:22: division by zero"), "{}", e.message);
+}
