@@ -26,8 +26,25 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let path = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_else(|| "/tmp/h.h".to_string());
+    let path = std::env::args().skip(1).find(|a| a.ends_with(".h")).unwrap_or_else(|| "/tmp/h.h".to_string());
     let header = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (write it with bench_cdef.py --write-header)"));
+    // `--loop N`: only run the whole cdef N times (for perf record / callgrind).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--loop") {
+        let n: usize = args[i + 1].parse().unwrap();
+        for _ in 0..n {
+            let mut ns = Namespace::new(Target::host());
+            ns.cdef(&header, &CdefOptions::default()).unwrap();
+        }
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--loop-parse") {
+        let n: usize = args[i + 1].parse().unwrap();
+        for _ in 0..n {
+            parse_only(&header).unwrap();
+        }
+        return;
+    }
     let reps = 41;
     let pre = median_ms(reps, || {
         preprocess_only(&header).unwrap();

@@ -10,7 +10,7 @@ mod parser;
 mod preprocess;
 mod resolve;
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::types::decls::{Decl, Declarations};
@@ -108,11 +108,11 @@ impl Namespace {
         Namespace {
             table,
             decls: Declarations::default(),
-            fn_typedefs: HashMap::new(),
-            unknown_num_typedefs: HashMap::new(),
+            fn_typedefs: HashMap::default(),
+            unknown_num_typedefs: HashMap::default(),
             file_type,
-            has_body: HashSet::new(),
-            pending: HashMap::new(),
+            has_body: HashSet::default(),
+            pending: HashMap::default(),
             pending_order: Vec::new(),
             anon_counter: 0,
             prim_nodes: vec![None; Prim::ALL.len()],
@@ -182,7 +182,7 @@ impl Namespace {
     /// `ffi.include(other)`: typedefs, structs, unions, enums and constants of `other`
     /// (not functions or variables). Records are shared, so both FFIs see one layout.
     pub fn include(&mut self, other: &Namespace) -> Result<(), CdefError> {
-        let mut memo: HashMap<u32, TypeRef> = HashMap::new();
+        let mut memo: HashMap<u32, TypeRef> = HashMap::default();
         let mut typedefs: Vec<(&String, &TypeRef)> = other.decls.typedefs.iter().collect();
         typedefs.sort_by(|a, b| a.0.cmp(b.0));
         for (name, ty) in typedefs {
@@ -282,7 +282,7 @@ impl Namespace {
     /// Lays out every pending record whose member types are all known.
     fn finish_pending(&mut self) {
         let order = std::mem::take(&mut self.pending_order);
-        let mut visiting = HashSet::new();
+        let mut visiting = HashSet::default();
         for id in &order {
             self.finish_record(*id, &mut visiting);
         }

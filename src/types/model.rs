@@ -7,7 +7,7 @@
 //!
 //! Pure Rust: no pyo3 here. The Python `CType` objects wrap these nodes.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -307,6 +307,20 @@ impl EnumDef {
     }
 }
 
+/// `template` with its (first) `&` replaced by the concatenation of `parts`, built in one
+/// allocation (cdef of a big header builds thousands of these).
+fn fill_template(template: &str, parts: &[&str]) -> String {
+    let Some((before, after)) = template.split_once('&') else { return template.to_string() };
+    let len = before.len() + after.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut out = String::with_capacity(len);
+    out.push_str(before);
+    for p in parts {
+        out.push_str(p);
+    }
+    out.push_str(after);
+    out
+}
+
 /// Structural identity of a type, for interning.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
@@ -334,7 +348,7 @@ pub struct TypeTable {
 
 impl TypeTable {
     pub fn new(target: Target) -> TypeTable {
-        TypeTable { target, nodes: Vec::new(), index: HashMap::new(), next_record: 0, next_enum: 0 }
+        TypeTable { target, nodes: Vec::new(), index: HashMap::default(), next_record: 0, next_enum: 0 }
     }
 
     pub fn get(&self, id: u32) -> &TypeRef {
@@ -375,7 +389,7 @@ impl TypeTable {
                 Kind::Array(..) => "(*&)",
                 _ => " *&",
             };
-            let tmpl = item2.cname_template.replacen('&', insert, 1);
+            let tmpl = fill_template(&item2.cname_template, &[insert]);
             (Kind::Pointer(item2), tmpl)
         })
     }
@@ -383,11 +397,10 @@ impl TypeTable {
     pub fn array(&mut self, item: &TypeRef, len: Option<usize>) -> TypeRef {
         let item2 = item.clone();
         self.intern(Key::Array(item.id, len), || {
-            let dims = match len {
-                Some(n) => format!("&[{n}]"),
-                None => "&[]".to_string(),
+            let tmpl = match len {
+                Some(n) => fill_template(&item2.cname_template, &["&[", &n.to_string(), "]"]),
+                None => fill_template(&item2.cname_template, &["&[]"]),
             };
-            let tmpl = item2.cname_template.replacen('&', &dims, 1);
             (Kind::Array(item2, len), tmpl)
         })
     }
@@ -396,13 +409,25 @@ impl TypeTable {
         let key = Key::FuncPtr(args.iter().map(|a| a.id).collect(), result.id, variadic, CallConv::Default);
         let result2 = result.clone();
         self.intern(key, || {
-            let mut params: Vec<String> = args.iter().map(|a| a.cname()).collect();
-            if variadic {
-                params.push("...".to_string());
-            } else if params.is_empty() {
-                params.push("void".to_string());
+            // One allocation: `result-prefix(*&)(arg, arg, ...)result-suffix`, each
+            // argument's cname being its template without the `&`.
+            let mut parts: Vec<&str> = Vec::with_capacity(4 * args.len() + 4);
+            parts.push("(*&)(");
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    parts.push(", ");
+                }
+                let (before, after) = a.cname_template.split_once('&').unwrap_or((&a.cname_template, ""));
+                parts.push(before);
+                parts.push(after);
             }
-            let tmpl = result2.cname_template.replacen('&', &format!("(*&)({})", params.join(", ")), 1);
+            if variadic {
+                parts.push(if args.is_empty() { "..." } else { ", ..." });
+            } else if args.is_empty() {
+                parts.push("void");
+            }
+            parts.push(")");
+            let tmpl = fill_template(&result2.cname_template, &parts);
             (Kind::FuncPtr(FuncSig { args, result: result2, variadic, abi: CallConv::Default }), tmpl)
         })
     }
