@@ -40,6 +40,65 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
     Ok(())
 }
 
+/// Where to cut a long text into two halves that parse on their own into exactly the
+/// top-level items of the whole: just after a `;` near the middle that is outside every
+/// bracket. Brackets are counted raw, as the grammar matches them (every bracket the
+/// grammar accepts is closed by its partner); string and character literals at top
+/// level are skipped as the grammar reads them, and a quote inside brackets (rare: a
+/// character constant in an enum or array length) gives no split at all rather than
+/// second-guessing how a function body or a malformed text would parse.
+pub fn split_point(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let half = b.len() / 2;
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.checked_sub(1)?,
+            b'"' | b'\'' if depth > 0 => return None,
+            // string_lit: up to the next quote on the same line.
+            b'"' => {
+                let len = b[i + 1..].iter().position(|&c| c == b'"' || c == b'\n')?;
+                if b[i + 1 + len] != b'"' {
+                    return None;
+                }
+                i += len + 1;
+            }
+            // char_lit: `'x'`, or a backslash and everything up to the next quote.
+            b'\'' => {
+                if b.get(i + 1) == Some(&b'\\') {
+                    i += 2 + b.get(i + 3..)?.iter().position(|&c| c == b'\'')? + 1;
+                } else {
+                    let ch = text.get(i + 1..)?.chars().next().filter(|&c| c != '\'')?;
+                    i += ch.len_utf8() + 1;
+                    if b.get(i) != Some(&b'\'') {
+                        return None;
+                    }
+                }
+            }
+            b';' if depth == 0 && i >= half => return Some(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The text the second half is parsed from: `text` with everything before `at` replaced
+/// by one `/* ... */` block that the grammar's `skipped_head` jumps over in one search
+/// (preprocessing has removed every comment, so no other text starts with one). The
+/// length is unchanged, so positions in the parse are positions in `text`.
+pub fn tail_text(text: &str, at: usize) -> String {
+    assert!(at >= 4 && text.is_char_boundary(at));
+    let mut out = String::with_capacity(text.len());
+    out.push_str("/*");
+    out.extend(std::iter::repeat_n(' ', at - 4));
+    out.push_str("*/");
+    out.push_str(&text[at..]);
+    out
+}
+
 /// Runs the grammar; `text` must have passed `check_nesting`.
 pub fn parse<'i>(rule: Rule, text: &'i str) -> Result<Pair<'i, Rule>, pest::error::Error<Rule>> {
     let mut pairs = CdefParser::parse(rule, text)?;

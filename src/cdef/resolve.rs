@@ -61,40 +61,38 @@ struct Resolver<'a> {
     saw_dots_array: bool,
 }
 
+/// Inputs at least this long (after preprocessing) are parsed as two halves on two
+/// threads; below it a thread costs more than it saves.
+const PARALLEL_MIN_LEN: usize = 32 * 1024;
+
+/// How often both halves parsed (tests check that the two-thread path really ran).
+#[cfg(test)]
+pub(crate) static TWO_HALF_PARSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+type DefineIter<'d> = std::iter::Peekable<std::slice::Iter<'d, preprocess::Define>>;
+
 pub fn run_cdef(ns: &mut Namespace, source: &str, opts: &CdefOptions) -> Result<(), CdefError> {
+    run_cdef_with(ns, source, opts, PARALLEL_MIN_LEN)
+}
+
+/// `run_cdef` with the length from which the text is parsed in two halves (tests use a
+/// small one to compare both ways on small inputs).
+pub(crate) fn run_cdef_with(ns: &mut Namespace, source: &str, opts: &CdefOptions, parallel_min: usize) -> Result<(), CdefError> {
     let pre = preprocess::preprocess(source)?;
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
-    let tree = parser::parse(Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &pos, &pre.text))?;
     let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false };
     let mut defines = pre.defines.iter().peekable();
-    for item in tree.into_inner() {
-        let start = item.as_span().start();
-        while let Some(d) = defines.next_if(|d| d.offset < start) {
-            r.define(d)?;
-        }
-        match item.as_rule() {
-            Rule::declaration => r.declaration(item, false)?,
-            Rule::extern_block => {
-                let mut inner = item.into_inner();
-                let lang = inner.next().unwrap();
-                let python = r.extern_language(&lang)?;
-                for d in inner {
-                    if d.as_rule() == Rule::declaration {
-                        r.declaration(d, python)?;
-                    }
-                }
-            }
-            Rule::func_def => {
-                return Err(r.error(
-                    ErrorKind::CDef,
-                    start,
-                    "function definitions are not supported in cdef(): this construct is valid C but not \
-                     valid in cdef() (declare the function with ';' instead of giving its body)",
-                ))
-            }
-            _ => {}
-        }
+    let split = if pre.text.len() >= parallel_min { parser::split_point(&pre.text).filter(|&at| at >= 4) } else { None };
+    let done = match split {
+        Some(at) => r.items_in_two_halves(&pre.text, at, &mut defines)?,
+        None => false,
+    };
+    if !done {
+        // One parse of the whole text; also the path that reports syntax errors, so their
+        // messages do not depend on where a text would have been split.
+        let tree = parser::parse(Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &r.pos, &pre.text))?;
+        r.items(tree, &mut defines)?;
     }
     for d in defines {
         r.define(d)?;
@@ -171,6 +169,85 @@ fn strip_location(mut e: CdefError, text: &str) -> CdefError {
 }
 
 impl<'a> Resolver<'a> {
+    /// Resolves the top-level items of a parse of `cdef`, in order, with the `#define`s
+    /// that come before each.
+    fn items(&mut self, tree: Pair<Rule>, defines: &mut DefineIter) -> Result<(), CdefError> {
+        for item in tree.into_inner() {
+            let start = item.as_span().start();
+            while let Some(d) = defines.next_if(|d| d.offset < start) {
+                self.define(d)?;
+            }
+            match item.as_rule() {
+                Rule::declaration => self.declaration(item, false)?,
+                Rule::extern_block => {
+                    let mut inner = item.into_inner();
+                    let lang = inner.next().unwrap();
+                    let python = self.extern_language(&lang)?;
+                    for d in inner {
+                        if d.as_rule() == Rule::declaration {
+                            self.declaration(d, python)?;
+                        }
+                    }
+                }
+                Rule::func_def => {
+                    return Err(self.error(
+                        ErrorKind::CDef,
+                        start,
+                        "function definitions are not supported in cdef(): this construct is valid C but not \
+                         valid in cdef() (declare the function with ';' instead of giving its body)",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses `text[..at]` here and the rest on a second thread at the same time, then
+    /// resolves both in order (the second half on its thread: pest's trees are not
+    /// `Send`, the resolver is). Nothing is resolved unless both halves parse, as with
+    /// one parse. Returns false, having resolved nothing, if a half does not parse (the
+    /// caller then parses the whole text to report the error exactly) or no thread could
+    /// be started.
+    fn items_in_two_halves(&mut self, text: &str, at: usize, defines: &mut DefineIter) -> Result<bool, CdefError> {
+        use std::sync::mpsc;
+        let tail = parser::tail_text(text, at);
+        let head = &text[..at];
+        std::thread::scope(|scope| {
+            let (parsed_tx, parsed_rx) = mpsc::channel::<bool>();
+            let (go_tx, go_rx) = mpsc::channel::<(&mut Resolver, &mut DefineIter)>();
+            let tail = &tail;
+            // The grammar recurses once per bracket level (bounded by check_nesting): the
+            // same stack as a Python thread has by default is plenty.
+            let worker = std::thread::Builder::new().stack_size(8 << 20).spawn_scoped(scope, move || {
+                let tree = parser::parse(Rule::cdef, tail);
+                let _ = parsed_tx.send(tree.is_ok());
+                // Dropped without a message: the head did not parse, or the main thread
+                // is unwinding.
+                let (r, defines) = go_rx.recv().ok()?;
+                Some(r.items(tree.ok()?, defines))
+            });
+            let Ok(worker) = worker else { return Ok(false) };
+            let head_tree = parser::parse(Rule::cdef, head);
+            let tail_ok = parsed_rx.recv().unwrap_or(false);
+            let (Ok(head_tree), true) = (head_tree, tail_ok) else {
+                drop(go_tx);
+                let _ = worker.join();
+                return Ok(false);
+            };
+            #[cfg(test)]
+            TWO_HALF_PARSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.items(head_tree, defines)?;
+            // An error in the head ends here; the worker sees go_tx dropped.
+            let _ = go_tx.send((self, defines));
+            match worker.join() {
+                Ok(Some(result)) => result.map(|()| true),
+                Ok(None) => unreachable!("both halves parsed and the worker got the resolver"),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
     fn error(&self, kind: ErrorKind, offset: usize, msg: impl AsRef<str>) -> CdefError {
         CdefError::new(kind, format!("{}{}", self.pos.prefix(offset), msg.as_ref()))
     }

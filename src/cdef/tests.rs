@@ -644,3 +644,87 @@ fn binary_operator_precedence_as_gcc() {
     let e = cdef_err("enum e { A = 1 + 6 / (2 - 2) };");
     assert!(e.message.contains(":1:22: division by zero"), "{}", e.message);
 }
+
+/// Everything a cdef left behind, as text: declarations in order with their types,
+/// typedefs, records with their layouts, and the error if any.
+fn cdef_summary(src: &str, parallel_min: usize) -> String {
+    let mut n = ns();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        resolve::run_cdef_with(&mut n, src, &CdefOptions::default(), parallel_min)
+    }))
+    .unwrap_or_else(|_| Err(CdefError::new(ErrorKind::CDef, "panic")));
+    n.finish_pending();
+    let mut out = format!("{:?}\n", r.map_err(|e| (e.kind, e.message)));
+    for name in &n.decls.order {
+        let d = &n.decls.names[name];
+        let desc = match d {
+            Decl::Function(t) | Decl::ExternPython(t) => t.cname(),
+            Decl::Variable { ty, is_const } => format!("{} {is_const}", ty.cname()),
+            Decl::IntConstant { value, ty } => format!("{value} {:?}", ty.as_ref().map(|t| t.cname())),
+            Decl::UnknownConstant { ty } => format!("? {:?}", ty.as_ref().map(|t| t.cname())),
+        };
+        out += &format!("{name}: {desc}\n");
+    }
+    let mut typedefs: Vec<_> = n.decls.typedefs.iter().map(|(k, v)| format!("typedef {k}: {}", v.cname())).collect();
+    typedefs.sort();
+    let mut records: Vec<_> = n
+        .decls
+        .structs
+        .iter()
+        .chain(n.decls.unions.iter())
+        .map(|(k, v)| format!("{k}: {} {:?} {:?}", v.cname(), v.size(), v.align()))
+        .collect();
+    records.sort();
+    out + &typedefs.join("\n") + "\n" + &records.join("\n")
+}
+
+/// Long texts are parsed as two halves on two threads: the result (declarations,
+/// layouts, error messages, partial declarations before a resolve error) must be the
+/// one of a single parse, wherever the cut falls.
+#[test]
+fn two_halves_resolve_exactly_as_one_parse() {
+    let mut big = String::new();
+    for i in 0..60 {
+        big += &format!("struct s{i} {{ int a; char b[{}]; struct s{} *next; double (*f)(int, char *); }};\n", i % 7 + 1, i.max(1) - 1);
+        if i % 3 == 0 {
+            big += &format!("typedef struct s{i} s{i}_t;\n#define K{i} {i}\n");
+        }
+        big += &format!("int f{i}(int, const char *, struct s{i} *, ...);\nenum e{i} {{ E{i}A = {i}, E{i}B = E{i}A << 2 }};\n");
+    }
+    let cases = [
+        big.clone(),
+        big.clone() + "static const char C = ';'; int after(long);",
+        format!("static const int Q = '}}'; extern \"Python\" {{ int cb(int); }} {big}"),
+        format!("{big} enum q {{ QA = ';' }}; int z;"),
+        format!("{big} int broken(int;"),
+        format!("int broken(int; {big}"),
+        format!("{big} unknown_t x;"),
+        format!("unknown_t x; {big}"),
+        format!("{big} int g(void) {{ return 0; }}"),
+        format!("int g(void) {{ return ';'; }} {big}"),
+        format!("{big} struct s1 {{ int again; }};"),
+        format!("{big}\n#define LATE 7\nint last;"),
+        format!("extern \"C\" {{ int c1; }} {big} extern \"Python\" {{ void cb2(void); }}"),
+        "int a; int b;".to_string(),
+        ";;;;;;;;".to_string(),
+    ];
+    for (i, src) in cases.iter().enumerate() {
+        let whole = cdef_summary(src, usize::MAX);
+        let before = resolve::TWO_HALF_PARSES.load(std::sync::atomic::Ordering::Relaxed);
+        let split = cdef_summary(src, 0);
+        let ran = resolve::TWO_HALF_PARSES.load(std::sync::atomic::Ordering::Relaxed) > before;
+        // Texts that parse are cut (one whose only cut would follow a quote inside
+        // brackets is not); the others fall back to one parse.
+        let expect_split = ![4, 5, 9].contains(&i);
+        assert_eq!(ran, expect_split, "case {i}: {}", &whole[..80.min(whole.len())]);
+        assert_eq!(whole, split, "case {i}");
+        assert!(!whole.contains("panic"), "case {i}: {whole}");
+    }
+    // Every cut position of a small text, through texts that make the cut point land
+    // everywhere.
+    let pieces = ["int a;", "struct p { int x; };", "typedef int t;", "t f(t, ...);", "static const int K = 'k';", "enum { X = 1 };", ";"];
+    for n in 1..40 {
+        let src: String = (0..n).map(|k| pieces[(k * 7 + n) % pieces.len()]).collect::<Vec<_>>().join(" ");
+        assert_eq!(cdef_summary(&src, usize::MAX), cdef_summary(&src, 0), "{src}");
+    }
+}
