@@ -347,7 +347,7 @@ impl<'a> Resolver<'a> {
 
         // The text test avoids walking the specifiers twice for nearly every declaration.
         let is_typedef_decl = specs_pair.as_str().contains("typedef")
-            && specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str() == "typedef");
+            && specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str().trim_end() == "typedef");
         // `typedef struct { .. } name;` names the anonymous struct after the typedef.
         let mut typedef_hint = None;
         if is_typedef_decl {
@@ -460,7 +460,7 @@ impl<'a> Resolver<'a> {
         };
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::qual => match p.as_str() {
+                Rule::qual => match p.as_str().trim_end() {
                     "typedef" => specs.is_typedef = true,
                     "static" => specs.is_static = true,
                     "const" => specs.is_const = true,
@@ -474,16 +474,17 @@ impl<'a> Resolver<'a> {
                         match w.as_rule() {
                             Rule::builtin_kw => {
                                 if nwords < words.len() {
-                                    words[nwords] = w.as_str();
+                                    words[nwords] = w.as_str().trim_end();
                                 }
                                 nwords += 1;
                             }
                             Rule::qual => {
-                                if w.as_str() == "const" {
+                                let w = w.as_str().trim_end();
+                                if w == "const" {
                                     specs.is_const = true
-                                } else if w.as_str() == "typedef" {
+                                } else if w == "typedef" {
                                     specs.is_typedef = true
-                                } else if w.as_str() == "static" {
+                                } else if w == "static" {
                                     specs.is_static = true
                                 }
                             }
@@ -568,7 +569,7 @@ impl<'a> Resolver<'a> {
     fn struct_spec(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<(TypeRef, bool), CdefError> {
         let start = pair.as_span().start();
         let mut inner = pair.into_inner();
-        let kw = inner.next().unwrap().as_str();
+        let kw = inner.next().unwrap().as_str().trim_end();
         let is_union = kw == "union";
         let mut tag = None;
         let mut body = None;
@@ -818,7 +819,7 @@ impl<'a> Resolver<'a> {
                     // `*` alone (the usual case) has no qualifiers to look at.
                     is_const = p.as_str().len() > 1
                         && p.as_str().trim_end() != "*"
-                        && p.into_inner().any(|q| q.as_str() == "const");
+                        && p.into_inner().any(|q| q.as_str().trim_end() == "const");
                 }
                 Rule::name => name = Some((p.as_str(), p.as_span().start())),
                 Rule::nested => nested = Some(p),
