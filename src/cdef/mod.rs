@@ -98,6 +98,8 @@ pub struct Namespace {
     /// Pointer nodes by the id of the pointed-to node (ids are dense indexes of the
     /// table), also to skip the interning hash.
     pointer_nodes: Vec<Option<TypeRef>>,
+    /// How many type nodes a new namespace has (`FILE`, `void`).
+    initial_nodes: usize,
 }
 
 impl Namespace {
@@ -105,6 +107,7 @@ impl Namespace {
         let mut table = TypeTable::new(target);
         let file_type = table.new_record(false, None, "FILE".to_string());
         let void_node = table.void();
+        let initial_nodes = table.len();
         Namespace {
             table,
             decls: Declarations::default(),
@@ -118,7 +121,40 @@ impl Namespace {
             prim_nodes: vec![None; Prim::ALL.len()],
             void_node,
             pointer_nodes: Vec::new(),
+            initial_nodes,
         }
+    }
+
+    /// Nothing declared and no type built yet: the state `reset_to_empty` restores.
+    fn is_empty(&self) -> bool {
+        let d = &self.decls;
+        self.table.len() == self.initial_nodes
+            && d.names.is_empty()
+            && d.order.is_empty()
+            && d.typedefs.is_empty()
+            && d.structs.is_empty()
+            && d.unions.is_empty()
+            && d.enums.is_empty()
+            && self.fn_typedefs.is_empty()
+            && self.unknown_num_typedefs.is_empty()
+            && self.has_body.is_empty()
+            && self.pending.is_empty()
+            && self.pending_order.is_empty()
+            && self.anon_counter == 0
+    }
+
+    /// Back to the state of a new namespace, keeping its `FILE` and `void` nodes.
+    fn reset_to_empty(&mut self) {
+        self.table.truncate(self.initial_nodes);
+        self.decls = Declarations::default();
+        self.fn_typedefs.clear();
+        self.unknown_num_typedefs.clear();
+        self.has_body.clear();
+        self.pending.clear();
+        self.pending_order.clear();
+        self.anon_counter = 0;
+        self.prim_nodes.iter_mut().for_each(|p| *p = None);
+        self.pointer_nodes.clear();
     }
 
     fn void(&self) -> TypeRef {

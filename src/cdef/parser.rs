@@ -41,15 +41,14 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
 }
 
 /// Where to cut a long text into two halves that parse on their own into exactly the
-/// top-level items of the whole: just after a `;` near the middle that is outside every
+/// top-level items of the whole: just after the first `;` from byte `from` on that is outside every
 /// bracket. Brackets are counted raw, as the grammar matches them (every bracket the
 /// grammar accepts is closed by its partner); string and character literals at top
 /// level are skipped as the grammar reads them, and a quote inside brackets (rare: a
 /// character constant in an enum or array length) gives no split at all rather than
 /// second-guessing how a function body or a malformed text would parse.
-pub fn split_point(text: &str) -> Option<usize> {
+pub fn split_point(text: &str, from: usize) -> Option<usize> {
     let b = text.as_bytes();
-    let half = b.len() / 2;
     let mut depth = 0usize;
     let mut i = 0;
     while i < b.len() {
@@ -77,7 +76,7 @@ pub fn split_point(text: &str) -> Option<usize> {
                     }
                 }
             }
-            b';' if depth == 0 && i >= half => return Some(i + 1),
+            b';' if depth == 0 && i >= from => return Some(i + 1),
             _ => {}
         }
         i += 1;

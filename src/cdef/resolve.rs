@@ -83,12 +83,21 @@ pub(crate) fn run_cdef_with(ns: &mut Namespace, source: &str, opts: &CdefOptions
     parser::check_nesting(&pre.text, &pos, "declaration")?;
     let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false };
     let mut defines = pre.defines.iter().peekable();
-    let split = if pre.text.len() >= parallel_min { parser::split_point(&pre.text).filter(|&at| at >= 4) } else { None };
+    // Resolving the head while the tail parses, the head's share balances a parse
+    // against a parse and a resolve (the resolve costs about a third of the parse).
+    let speculative = r.ns.is_empty();
+    let head_share = if speculative { 0.43 } else { 0.5 };
+    let split = if pre.text.len() >= parallel_min {
+        parser::split_point(&pre.text, (pre.text.len() as f64 * head_share) as usize).filter(|&at| at >= 4)
+    } else {
+        None
+    };
     let done = match split {
-        Some(at) => r.items_in_two_halves(&pre.text, at, &mut defines)?,
+        Some(at) => r.items_in_two_halves(&pre.text, at, speculative, &mut defines)?,
         None => false,
     };
     if !done {
+        defines = pre.defines.iter().peekable();
         // One parse of the whole text; also the path that reports syntax errors, so their
         // messages do not depend on where a text would have been split.
         let tree = parser::parse(Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &r.pos, &pre.text))?;
@@ -205,11 +214,14 @@ impl<'a> Resolver<'a> {
 
     /// Parses `text[..at]` here and the rest on a second thread at the same time, then
     /// resolves both in order (the second half on its thread: pest's trees are not
-    /// `Send`, the resolver is). Nothing is resolved unless both halves parse, as with
-    /// one parse. Returns false, having resolved nothing, if a half does not parse (the
-    /// caller then parses the whole text to report the error exactly) or no thread could
-    /// be started.
-    fn items_in_two_halves(&mut self, text: &str, at: usize, defines: &mut DefineIter) -> Result<bool, CdefError> {
+    /// `Send`, the resolver is). As with one parse, nothing is declared unless both
+    /// halves parse: with `speculative` (only for a namespace that has nothing in it yet,
+    /// which can be put back as it was) the head is resolved while the tail is still
+    /// parsing, and undone if the tail does not parse; otherwise the head waits for the
+    /// tail's parse. Returns false, having declared nothing, if a half does not parse
+    /// (the caller then parses the whole text to report the error exactly) or no thread
+    /// could be started.
+    fn items_in_two_halves(&mut self, text: &str, at: usize, speculative: bool, defines: &mut DefineIter) -> Result<bool, CdefError> {
         use std::sync::mpsc;
         let tail = parser::tail_text(text, at);
         let head = &text[..at];
@@ -222,23 +234,36 @@ impl<'a> Resolver<'a> {
             let worker = std::thread::Builder::new().stack_size(8 << 20).spawn_scoped(scope, move || {
                 let tree = parser::parse(Rule::cdef, tail);
                 let _ = parsed_tx.send(tree.is_ok());
-                // Dropped without a message: the head did not parse, or the main thread
-                // is unwinding.
+                // Dropped without a message: a half did not parse, the head did not
+                // resolve, or the main thread is unwinding.
                 let (r, defines) = go_rx.recv().ok()?;
                 Some(r.items(tree.ok()?, defines))
             });
             let Ok(worker) = worker else { return Ok(false) };
-            let head_tree = parser::parse(Rule::cdef, head);
-            let tail_ok = parsed_rx.recv().unwrap_or(false);
-            let (Ok(head_tree), true) = (head_tree, tail_ok) else {
+            let give_up = |worker: std::thread::ScopedJoinHandle<'_, _>, go_tx| {
                 drop(go_tx);
                 let _ = worker.join();
-                return Ok(false);
+                Ok(false)
             };
+            let Ok(head_tree) = parser::parse(Rule::cdef, head) else { return give_up(worker, go_tx) };
+            let (head_result, tail_ok) = if speculative {
+                let head_result = self.items(head_tree, defines);
+                let tail_ok = parsed_rx.recv().unwrap_or(false);
+                if !tail_ok {
+                    self.ns.reset_to_empty();
+                }
+                (head_result, tail_ok)
+            } else {
+                let tail_ok = parsed_rx.recv().unwrap_or(false);
+                (if tail_ok { self.items(head_tree, defines) } else { Ok(()) }, tail_ok)
+            };
+            if !tail_ok {
+                return give_up(worker, go_tx);
+            }
             #[cfg(test)]
             TWO_HALF_PARSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.items(head_tree, defines)?;
             // An error in the head ends here; the worker sees go_tx dropped.
+            head_result?;
             let _ = go_tx.send((self, defines));
             match worker.join() {
                 Ok(Some(result)) => result.map(|()| true),

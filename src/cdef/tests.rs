@@ -648,7 +648,16 @@ fn binary_operator_precedence_as_gcc() {
 /// Everything a cdef left behind, as text: declarations in order with their types,
 /// typedefs, records with their layouts, and the error if any.
 fn cdef_summary(src: &str, parallel_min: usize) -> String {
+    cdef_summary_after("", src, parallel_min)
+}
+
+/// The same, in a namespace that already has `before` declared (a non-empty namespace
+/// cannot resolve the head speculatively).
+fn cdef_summary_after(before: &str, src: &str, parallel_min: usize) -> String {
     let mut n = ns();
+    if !before.is_empty() {
+        n.cdef(before, &CdefOptions::default()).unwrap();
+    }
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         resolve::run_cdef_with(&mut n, src, &CdefOptions::default(), parallel_min)
     }))
@@ -717,6 +726,8 @@ fn two_halves_resolve_exactly_as_one_parse() {
         // brackets is not); the others fall back to one parse.
         let expect_split = ![4, 5, 9].contains(&i);
         assert_eq!(ran, expect_split, "case {i}: {}", &whole[..80.min(whole.len())]);
+        let before = "int pre_existing; struct s0;";
+        assert_eq!(cdef_summary_after(before, src, usize::MAX), cdef_summary_after(before, src, 0), "case {i} after other declarations");
         assert_eq!(whole, split, "case {i}");
         assert!(!whole.contains("panic"), "case {i}: {whole}");
     }
@@ -726,5 +737,24 @@ fn two_halves_resolve_exactly_as_one_parse() {
     for n in 1..40 {
         let src: String = (0..n).map(|k| pieces[(k * 7 + n) % pieces.len()]).collect::<Vec<_>>().join(" ");
         assert_eq!(cdef_summary(&src, usize::MAX), cdef_summary(&src, 0), "{src}");
+        assert_eq!(cdef_summary_after("long g;", &src, usize::MAX), cdef_summary_after("long g;", &src, 0), "{src}");
     }
+}
+
+/// A tail that does not parse undoes the head resolved while it was parsing: the
+/// namespace is as new (same `FILE` and `void` nodes) and takes further cdefs.
+#[test]
+fn undone_head_leaves_a_usable_namespace() {
+    let mut n = ns();
+    let file = n.parse_type("FILE").unwrap();
+    let void = n.parse_type("void").unwrap();
+    assert!(n.is_empty());
+    let head: String = (0..200).map(|i| format!("struct h{i} {{ int a{i}; }}; int f{i}(struct h{i} *);\n")).collect();
+    let e = resolve::run_cdef_with(&mut n, &format!("{head} int broken(int;"), &CdefOptions::default(), 0).unwrap_err();
+    assert!(e.message.contains("cannot parse"), "{}", e.message);
+    assert!(n.is_empty());
+    assert!(Arc::ptr_eq(&file, &n.parse_type("FILE").unwrap()));
+    assert!(Arc::ptr_eq(&void, &n.parse_type("void").unwrap()));
+    n.cdef(&head, &CdefOptions::default()).unwrap();
+    assert_eq!(size(&mut n, "struct h7"), Some(4));
 }

@@ -351,6 +351,12 @@ impl TypeTable {
         TypeTable { target, nodes: Vec::new(), index: HashMap::default(), next_record: 0, next_enum: 0 }
     }
 
+    /// Forgets every node from the `len`th on (a cdef undoing what it declared).
+    pub fn truncate(&mut self, len: usize) {
+        self.nodes.truncate(len);
+        self.index.retain(|_, id| (*id as usize) < len);
+    }
+
     pub fn get(&self, id: u32) -> &TypeRef {
         &self.nodes[id as usize]
     }
