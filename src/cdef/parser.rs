@@ -48,7 +48,18 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
 /// character constant in an enum or array length) gives no split at all rather than
 /// second-guessing how a function body or a malformed text would parse.
 pub fn split_point(text: &str, from: usize) -> Option<usize> {
+    split_points(text, &[from]).and_then(|cuts| cuts.first().copied())
+}
+
+/// `split_point` for several places at once (`froms` ascending): the distinct cuts
+/// found, in order (fewer if the text has no suitable `;` after some place).
+pub fn split_points(text: &str, froms: &[usize]) -> Option<Vec<usize>> {
+    if froms.is_empty() {
+        return Some(Vec::new());
+    }
     let b = text.as_bytes();
+    let mut cuts = Vec::with_capacity(froms.len());
+    let mut next = 0;
     let mut depth = 0usize;
     let mut i = 0;
     while i < b.len() {
@@ -76,12 +87,20 @@ pub fn split_point(text: &str, from: usize) -> Option<usize> {
                     }
                 }
             }
-            b';' if depth == 0 && i >= from => return Some(i + 1),
+            b';' if depth == 0 && i >= froms[next] => {
+                cuts.push(i + 1);
+                while next < froms.len() && froms[next] <= i {
+                    next += 1;
+                }
+                if next == froms.len() {
+                    return Some(cuts);
+                }
+            }
             _ => {}
         }
         i += 1;
     }
-    None
+    Some(cuts)
 }
 
 /// The text the second half is parsed from: `text` with everything before `at` replaced
@@ -89,12 +108,17 @@ pub fn split_point(text: &str, from: usize) -> Option<usize> {
 /// (preprocessing has removed every comment, so no other text starts with one). The
 /// length is unchanged, so positions in the parse are positions in `text`.
 pub fn tail_text(text: &str, at: usize) -> String {
-    assert!(at >= 4 && text.is_char_boundary(at));
-    let mut out = String::with_capacity(text.len());
+    chunk_text(text, at, text.len())
+}
+
+/// `text[from..to]` with the text before it blanked as in `tail_text`.
+pub fn chunk_text(text: &str, from: usize, to: usize) -> String {
+    assert!(from >= 4 && text.is_char_boundary(from) && text.is_char_boundary(to));
+    let mut out = String::with_capacity(to);
     out.push_str("/*");
-    out.extend(std::iter::repeat_n(' ', at - 4));
+    out.extend(std::iter::repeat_n(' ', from - 4));
     out.push_str("*/");
-    out.push_str(&text[at..]);
+    out.push_str(&text[from..to]);
     out
 }
 

@@ -69,32 +69,46 @@ const PARALLEL_MIN_LEN: usize = 32 * 1024;
 #[cfg(test)]
 pub(crate) static TWO_HALF_PARSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Text per chunk when an empty namespace's long text is parsed in chunks.
+const CHUNK_LEN: usize = 24 * 1024;
+const MAX_CHUNKS: usize = 8;
+
+/// The resolver, passed from thread to thread as each resolves its next chunk.
+type Turn<'t, 'a, 'd> = (&'t mut Resolver<'a>, &'t mut DefineIter<'d>);
+
 type DefineIter<'d> = std::iter::Peekable<std::slice::Iter<'d, preprocess::Define>>;
 
 pub fn run_cdef(ns: &mut Namespace, source: &str, opts: &CdefOptions) -> Result<(), CdefError> {
-    run_cdef_with(ns, source, opts, PARALLEL_MIN_LEN)
+    run_cdef_with(ns, source, opts, PARALLEL_MIN_LEN, CHUNK_LEN)
 }
 
-/// `run_cdef` with the length from which the text is parsed in two halves (tests use a
-/// small one to compare both ways on small inputs).
-pub(crate) fn run_cdef_with(ns: &mut Namespace, source: &str, opts: &CdefOptions, parallel_min: usize) -> Result<(), CdefError> {
+/// `run_cdef` with the length from which the text is parsed in parts, and the length
+/// of a chunk (tests use small ones to compare every way on small inputs).
+pub(crate) fn run_cdef_with(
+    ns: &mut Namespace,
+    source: &str,
+    opts: &CdefOptions,
+    parallel_min: usize,
+    chunk_len: usize,
+) -> Result<(), CdefError> {
     let pre = preprocess::preprocess(source)?;
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
     let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false };
     let mut defines = pre.defines.iter().peekable();
-    // Resolving the head while the tail parses, the head's share balances a parse
-    // against a parse and a resolve (the resolve costs about a third of the parse).
-    let speculative = r.ns.is_empty();
-    let head_share = if speculative { 0.43 } else { 0.5 };
-    let split = if pre.text.len() >= parallel_min {
-        parser::split_point(&pre.text, (pre.text.len() as f64 * head_share) as usize).filter(|&at| at >= 4)
+    let split = if pre.text.len() >= parallel_min { parser::split_point(&pre.text, pre.text.len() / 2).filter(|&at| at >= 4) } else { None };
+    let done = if split.is_none() {
+        false
+    } else if r.ns.is_empty() {
+        // Chunks of about CHUNK_LEN, at least two.
+        let n = (pre.text.len() / chunk_len.max(1)).clamp(2, MAX_CHUNKS);
+        let froms: Vec<usize> = (1..n).map(|i| pre.text.len() * i / n).collect();
+        match parser::split_points(&pre.text, &froms) {
+            Some(cuts) if cuts.first().is_some_and(|&c| c >= 4) => r.items_in_chunks(&pre.text, &cuts, &mut defines),
+            _ => false,
+        }
     } else {
-        None
-    };
-    let done = match split {
-        Some(at) => r.items_in_two_halves(&pre.text, at, speculative, &mut defines)?,
-        None => false,
+        r.items_in_two_halves(&pre.text, split.unwrap(), &mut defines)?
     };
     if !done {
         defines = pre.defines.iter().peekable();
@@ -177,6 +191,43 @@ fn strip_location(mut e: CdefError, text: &str) -> CdefError {
     e
 }
 
+/// The second thread's settings: the grammar recurses once per bracket level (bounded by
+/// check_nesting), so the stack a Python thread has by default is plenty.
+fn parser_thread() -> std::thread::Builder {
+    std::thread::Builder::new().stack_size(8 << 20)
+}
+
+/// One thread's share of `items_in_chunks`: parse each of its chunks, wait for the
+/// resolver (`first` if this thread has the first chunk), resolve, pass the resolver
+/// on. Stops at the first failure anywhere (`failed`); returning drops `pass`, which
+/// wakes the other thread if it waits.
+fn resolve_chunks<'t, 'a, 'd>(
+    chunks: impl Iterator<Item = &'t &'t str>,
+    mut first: Option<Turn<'t, 'a, 'd>>,
+    wait: std::sync::mpsc::Receiver<Turn<'t, 'a, 'd>>,
+    pass: std::sync::mpsc::Sender<Turn<'t, 'a, 'd>>,
+    failed: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    for chunk in chunks {
+        if failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let tree = parser::parse(Rule::cdef, chunk);
+        let Some((r, defines)) = first.take().or_else(|| wait.recv().ok()) else { return };
+        let Ok(tree) = tree else {
+            failed.store(true, Ordering::Relaxed);
+            return;
+        };
+        if failed.load(Ordering::Relaxed) || r.items(tree, defines).is_err() {
+            failed.store(true, Ordering::Relaxed);
+            return;
+        }
+        // The next chunk is the other thread's; it may have none left.
+        let _ = pass.send((r, defines));
+    }
+}
+
 impl<'a> Resolver<'a> {
     /// Resolves the top-level items of a parse of `cdef`, in order, with the `#define`s
     /// that come before each.
@@ -214,56 +265,38 @@ impl<'a> Resolver<'a> {
 
     /// Parses `text[..at]` here and the rest on a second thread at the same time, then
     /// resolves both in order (the second half on its thread: pest's trees are not
-    /// `Send`, the resolver is). As with one parse, nothing is declared unless both
-    /// halves parse: with `speculative` (only for a namespace that has nothing in it yet,
-    /// which can be put back as it was) the head is resolved while the tail is still
-    /// parsing, and undone if the tail does not parse; otherwise the head waits for the
-    /// tail's parse. Returns false, having declared nothing, if a half does not parse
-    /// (the caller then parses the whole text to report the error exactly) or no thread
-    /// could be started.
-    fn items_in_two_halves(&mut self, text: &str, at: usize, speculative: bool, defines: &mut DefineIter) -> Result<bool, CdefError> {
+    /// `Send`, the resolver is). Nothing is resolved unless both halves parse, as with
+    /// one parse. Returns false, having resolved nothing, if a half does not parse (the
+    /// caller then parses the whole text to report the error exactly) or no thread could
+    /// be started.
+    fn items_in_two_halves(&mut self, text: &str, at: usize, defines: &mut DefineIter) -> Result<bool, CdefError> {
         use std::sync::mpsc;
         let tail = parser::tail_text(text, at);
         let head = &text[..at];
         std::thread::scope(|scope| {
             let (parsed_tx, parsed_rx) = mpsc::channel::<bool>();
-            let (go_tx, go_rx) = mpsc::channel::<(&mut Resolver, &mut DefineIter)>();
+            let (go_tx, go_rx) = mpsc::channel::<Turn>();
             let tail = &tail;
-            // The grammar recurses once per bracket level (bounded by check_nesting): the
-            // same stack as a Python thread has by default is plenty.
-            let worker = std::thread::Builder::new().stack_size(8 << 20).spawn_scoped(scope, move || {
+            let worker = parser_thread().spawn_scoped(scope, move || {
                 let tree = parser::parse(Rule::cdef, tail);
                 let _ = parsed_tx.send(tree.is_ok());
-                // Dropped without a message: a half did not parse, the head did not
-                // resolve, or the main thread is unwinding.
+                // Dropped without a message: the head did not parse, or the main thread
+                // is unwinding.
                 let (r, defines) = go_rx.recv().ok()?;
                 Some(r.items(tree.ok()?, defines))
             });
             let Ok(worker) = worker else { return Ok(false) };
-            let give_up = |worker: std::thread::ScopedJoinHandle<'_, _>, go_tx| {
+            let head_tree = parser::parse(Rule::cdef, head);
+            let tail_ok = parsed_rx.recv().unwrap_or(false);
+            let (Ok(head_tree), true) = (head_tree, tail_ok) else {
                 drop(go_tx);
                 let _ = worker.join();
-                Ok(false)
+                return Ok(false);
             };
-            let Ok(head_tree) = parser::parse(Rule::cdef, head) else { return give_up(worker, go_tx) };
-            let (head_result, tail_ok) = if speculative {
-                let head_result = self.items(head_tree, defines);
-                let tail_ok = parsed_rx.recv().unwrap_or(false);
-                if !tail_ok {
-                    self.ns.reset_to_empty();
-                }
-                (head_result, tail_ok)
-            } else {
-                let tail_ok = parsed_rx.recv().unwrap_or(false);
-                (if tail_ok { self.items(head_tree, defines) } else { Ok(()) }, tail_ok)
-            };
-            if !tail_ok {
-                return give_up(worker, go_tx);
-            }
             #[cfg(test)]
             TWO_HALF_PARSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.items(head_tree, defines)?;
             // An error in the head ends here; the worker sees go_tx dropped.
-            head_result?;
             let _ = go_tx.send((self, defines));
             match worker.join() {
                 Ok(Some(result)) => result.map(|()| true),
@@ -271,6 +304,47 @@ impl<'a> Resolver<'a> {
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         })
+    }
+
+    /// For an empty namespace: the text cut at `cuts` into chunks, chunk i parsed and
+    /// then resolved by thread i % 2, so that each thread parses its next chunk while the
+    /// other resolves. The resolver goes from thread to thread in chunk order. If any
+    /// chunk does not parse or resolve, everything is undone (the namespace was empty)
+    /// and false returned: the caller then runs the whole text in one piece, which gives
+    /// exactly the error and the partial declarations of that.
+    fn items_in_chunks(&mut self, text: &str, cuts: &[usize], defines: &mut DefineIter) -> bool {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::mpsc;
+        debug_assert!(self.ns.is_empty());
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(text.len());
+        let owned: Vec<String> = bounds.windows(2).skip(1).map(|w| parser::chunk_text(text, w[0], w[1])).collect();
+        let chunks: Vec<&str> = std::iter::once(&text[..bounds[1]]).chain(owned.iter().map(String::as_str)).collect();
+        let failed = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let (to_worker, worker_rx) = mpsc::channel::<Turn>();
+            let (to_main, main_rx) = mpsc::channel::<Turn>();
+            let (failed, chunks) = (&failed, &chunks);
+            let worker = parser_thread().spawn_scoped(scope, move || {
+                resolve_chunks(chunks.iter().skip(1).step_by(2), None, worker_rx, to_main, failed)
+            });
+            let Ok(worker) = worker else {
+                failed.store(true, Ordering::Relaxed);
+                return;
+            };
+            resolve_chunks(chunks.iter().step_by(2), Some((self, defines)), main_rx, to_worker, failed);
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        });
+        if failed.load(Ordering::Relaxed) {
+            self.ns.reset_to_empty();
+            return false;
+        }
+        #[cfg(test)]
+        TWO_HALF_PARSES.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     fn error(&self, kind: ErrorKind, offset: usize, msg: impl AsRef<str>) -> CdefError {
