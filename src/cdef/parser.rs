@@ -21,8 +21,12 @@ pub(crate) const MAX_NESTING: usize = 200;
 
 /// Refuses inputs nested so deeply that parsing them could exhaust the stack.
 pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), CdefError> {
+    static BRACKETS: [bool; 256] = super::preprocess::byte_set(b"()[]{}");
     let mut depth = 0usize;
     for (i, b) in text.bytes().enumerate() {
+        if !BRACKETS[b as usize] {
+            continue;
+        }
         match b {
             b'(' | b'[' | b'{' => {
                 depth += 1;
@@ -57,12 +61,17 @@ pub fn split_points(text: &str, froms: &[usize]) -> Option<Vec<usize>> {
     if froms.is_empty() {
         return Some(Vec::new());
     }
+    static SPECIAL: [bool; 256] = super::preprocess::byte_set(b"()[]{}\"';");
     let b = text.as_bytes();
     let mut cuts = Vec::with_capacity(froms.len());
     let mut next = 0;
     let mut depth = 0usize;
     let mut i = 0;
     while i < b.len() {
+        if !SPECIAL[b[i] as usize] {
+            i += 1;
+            continue;
+        }
         match b[i] {
             b'(' | b'[' | b'{' => depth += 1,
             b')' | b']' | b'}' => depth = depth.checked_sub(1)?,
@@ -114,12 +123,12 @@ pub fn tail_text(text: &str, at: usize) -> String {
 /// `text[from..to]` with the text before it blanked as in `tail_text`.
 pub fn chunk_text(text: &str, from: usize, to: usize) -> String {
     assert!(from >= 4 && text.is_char_boundary(from) && text.is_char_boundary(to));
-    let mut out = String::with_capacity(to);
-    out.push_str("/*");
-    out.extend(std::iter::repeat_n(' ', from - 4));
-    out.push_str("*/");
-    out.push_str(&text[from..to]);
-    out
+    let mut out = Vec::with_capacity(to);
+    out.extend_from_slice(b"/*");
+    out.resize(from - 2, b' ');
+    out.extend_from_slice(b"*/");
+    out.extend_from_slice(&text.as_bytes()[from..to]);
+    String::from_utf8(out).expect("ASCII around a slice at char boundaries")
 }
 
 /// Runs the grammar; `text` must have passed `check_nesting`.

@@ -202,17 +202,25 @@ fn parser_thread() -> std::thread::Builder {
 /// on. Stops at the first failure anywhere (`failed`); returning drops `pass`, which
 /// wakes the other thread if it waits.
 fn resolve_chunks<'t, 'a, 'd>(
-    chunks: impl Iterator<Item = &'t &'t str>,
+    text: &str,
+    chunks: impl Iterator<Item = &'t (usize, usize)>,
     mut first: Option<Turn<'t, 'a, 'd>>,
     wait: std::sync::mpsc::Receiver<Turn<'t, 'a, 'd>>,
     pass: std::sync::mpsc::Sender<Turn<'t, 'a, 'd>>,
     failed: &std::sync::atomic::AtomicBool,
 ) {
     use std::sync::atomic::Ordering;
-    for chunk in chunks {
+    for &(from, to) in chunks {
         if failed.load(Ordering::Relaxed) {
             return;
         }
+        let owned;
+        let chunk = if from == 0 {
+            &text[..to]
+        } else {
+            owned = parser::chunk_text(text, from, to);
+            owned.as_str()
+        };
         let tree = parser::parse(Rule::cdef, chunk);
         let Some((r, defines)) = first.take().or_else(|| wait.recv().ok()) else { return };
         let Ok(tree) = tree else {
@@ -319,21 +327,21 @@ impl<'a> Resolver<'a> {
         let mut bounds = vec![0];
         bounds.extend_from_slice(cuts);
         bounds.push(text.len());
-        let owned: Vec<String> = bounds.windows(2).skip(1).map(|w| parser::chunk_text(text, w[0], w[1])).collect();
-        let chunks: Vec<&str> = std::iter::once(&text[..bounds[1]]).chain(owned.iter().map(String::as_str)).collect();
+        // (from, to) of each chunk; each thread builds the texts of its own chunks.
+        let chunks: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
         let failed = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let (to_worker, worker_rx) = mpsc::channel::<Turn>();
             let (to_main, main_rx) = mpsc::channel::<Turn>();
             let (failed, chunks) = (&failed, &chunks);
             let worker = parser_thread().spawn_scoped(scope, move || {
-                resolve_chunks(chunks.iter().skip(1).step_by(2), None, worker_rx, to_main, failed)
+                resolve_chunks(text, chunks.iter().skip(1).step_by(2), None, worker_rx, to_main, failed)
             });
             let Ok(worker) = worker else {
                 failed.store(true, Ordering::Relaxed);
                 return;
             };
-            resolve_chunks(chunks.iter().step_by(2), Some((self, defines)), main_rx, to_worker, failed);
+            resolve_chunks(text, chunks.iter().step_by(2), Some((self, defines)), main_rx, to_worker, failed);
             if let Err(panic) = worker.join() {
                 std::panic::resume_unwind(panic);
             }
