@@ -1041,8 +1041,8 @@ impl<'a> Resolver<'a> {
             // `f()` means `f(void)`.
             return Ok((Vec::new(), false));
         };
-        let list: Vec<Pair<Rule>> = params.into_inner().collect();
-        let variadic = list.last().is_some_and(|p| p.as_rule() == Rule::varargs);
+        let list = params.into_inner();
+        let variadic = list.clone().next_back().is_some_and(|p| p.as_rule() == Rule::varargs);
         if variadic && list.len() == 1 {
             return Err(self.error(
                 ErrorKind::CDef,

@@ -417,23 +417,29 @@ impl TypeTable {
         self.intern(key, || {
             // One allocation: `result-prefix(*&)(arg, arg, ...)result-suffix`, each
             // argument's cname being its template without the `&`.
-            let mut parts: Vec<&str> = Vec::with_capacity(4 * args.len() + 4);
-            parts.push("(*&)(");
+            let Some((before, after)) = result2.cname_template.split_once('&') else {
+                let tmpl = result2.cname_template.clone();
+                return (Kind::FuncPtr(FuncSig { args, result: result2, variadic, abi: CallConv::Default }), tmpl);
+            };
+            let params_len: usize = args.iter().map(|a| a.cname_template.len() + 1).sum::<usize>() + 2 * args.len() + 5;
+            let mut tmpl = String::with_capacity(before.len() + after.len() + params_len + 6);
+            tmpl.push_str(before);
+            tmpl.push_str("(*&)(");
             for (i, a) in args.iter().enumerate() {
                 if i > 0 {
-                    parts.push(", ");
+                    tmpl.push_str(", ");
                 }
-                let (before, after) = a.cname_template.split_once('&').unwrap_or((&a.cname_template, ""));
-                parts.push(before);
-                parts.push(after);
+                let (b, e) = a.cname_template.split_once('&').unwrap_or((&a.cname_template, ""));
+                tmpl.push_str(b);
+                tmpl.push_str(e);
             }
             if variadic {
-                parts.push(if args.is_empty() { "..." } else { ", ..." });
+                tmpl.push_str(if args.is_empty() { "..." } else { ", ..." });
             } else if args.is_empty() {
-                parts.push("void");
+                tmpl.push_str("void");
             }
-            parts.push(")");
-            let tmpl = fill_template(&result2.cname_template, &parts);
+            tmpl.push(')');
+            tmpl.push_str(after);
             (Kind::FuncPtr(FuncSig { args, result: result2, variadic, abi: CallConv::Default }), tmpl)
         })
     }
