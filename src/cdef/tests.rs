@@ -769,3 +769,12 @@ fn undone_head_leaves_a_usable_namespace() {
     n.cdef(&head, &CdefOptions::default()).unwrap();
     assert_eq!(size(&mut n, "struct h7"), Some(4));
 }
+
+/// Qualifiers with no type after them are a syntax error, not a type named `const`.
+#[test]
+fn qualifiers_alone_are_a_syntax_error() {
+    for src in ["const;", "const volatile x;", "static *p;"] {
+        let e = cdef_err(src);
+        assert!(e.message.starts_with("cannot parse"), "{src}: {}", e.message);
+    }
+}
