@@ -773,7 +773,7 @@ fn undone_head_leaves_a_usable_namespace() {
 /// Qualifiers with no type after them are a syntax error, not a type named `const`.
 #[test]
 fn qualifiers_alone_are_a_syntax_error() {
-    for src in ["const;", "const volatile x;", "static *p;"] {
+    for src in ["const;", "const volatile;", "static *p;"] {
         let e = cdef_err(src);
         assert!(e.message.starts_with("cannot parse"), "{src}: {}", e.message);
     }
