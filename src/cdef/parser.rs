@@ -44,7 +44,7 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
     Ok(())
 }
 
-/// Where to cut a long text into two halves that parse on their own into exactly the
+/// Where to cut a long text into two parts that parse on their own into exactly the
 /// top-level items of the whole: just after the first `;` from byte `from` on that is outside every
 /// bracket. Brackets are counted raw, as the grammar matches them (every bracket the
 /// grammar accepts is closed by its partner); string and character literals at top
@@ -110,25 +110,6 @@ pub fn split_points(text: &str, froms: &[usize]) -> Option<Vec<usize>> {
         i += 1;
     }
     Some(cuts)
-}
-
-/// The text the second half is parsed from: `text` with everything before `at` replaced
-/// by one `/* ... */` block that the grammar's `skipped_head` jumps over in one search
-/// (preprocessing has removed every comment, so no other text starts with one). The
-/// length is unchanged, so positions in the parse are positions in `text`.
-pub fn tail_text(text: &str, at: usize) -> String {
-    chunk_text(text, at, text.len())
-}
-
-/// `text[from..to]` with the text before it blanked as in `tail_text`.
-pub fn chunk_text(text: &str, from: usize, to: usize) -> String {
-    assert!(from >= 4 && text.is_char_boundary(from) && text.is_char_boundary(to));
-    let mut out = Vec::with_capacity(to);
-    out.extend_from_slice(b"/*");
-    out.resize(from - 2, b' ');
-    out.extend_from_slice(b"*/");
-    out.extend_from_slice(&text.as_bytes()[from..to]);
-    String::from_utf8(out).expect("ASCII around a slice at char boundaries")
 }
 
 /// Runs the grammar; `text` must have passed `check_nesting`.

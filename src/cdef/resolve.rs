@@ -59,6 +59,9 @@ struct Resolver<'a> {
     opts: CdefOptions,
     /// Set by `[...]` while resolving the members of a struct.
     saw_dots_array: bool,
+    /// Where the text being resolved starts in the whole text (a chunk parsed on its
+    /// own has positions relative to its start).
+    base: usize,
 }
 
 /// Inputs at least this long (after preprocessing) are parsed as two halves on two
@@ -94,7 +97,7 @@ pub(crate) fn run_cdef_with(
     let pre = preprocess::preprocess(source)?;
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
-    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false };
+    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, base: 0 };
     let mut defines = pre.defines.iter().peekable();
     let split = if pre.text.len() >= parallel_min { parser::split_point(&pre.text, pre.text.len() / 2).filter(|&at| at >= 4) } else { None };
     let done = if split.is_none() {
@@ -152,6 +155,7 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         pos,
         opts: CdefOptions::default(),
         saw_dots_array: false,
+        base: 0,
     };
     let mut inner = tree.into_inner();
     let specs_pair = inner.next().unwrap();
@@ -214,20 +218,16 @@ fn resolve_chunks<'t, 'a, 'd>(
         if failed.load(Ordering::Relaxed) {
             return;
         }
-        let owned;
-        let chunk = if from == 0 {
-            &text[..to]
-        } else {
-            owned = parser::chunk_text(text, from, to);
-            owned.as_str()
-        };
-        let tree = parser::parse(Rule::cdef, chunk);
+        let tree = parser::parse(Rule::cdef, &text[from..to]);
         let Some((r, defines)) = first.take().or_else(|| wait.recv().ok()) else { return };
         let Ok(tree) = tree else {
             failed.store(true, Ordering::Relaxed);
             return;
         };
-        if failed.load(Ordering::Relaxed) || r.items(tree, defines).is_err() {
+        r.base = from;
+        let resolved = r.items(tree, defines);
+        r.base = 0;
+        if failed.load(Ordering::Relaxed) || resolved.is_err() {
             failed.store(true, Ordering::Relaxed);
             return;
         }
@@ -242,7 +242,7 @@ impl<'a> Resolver<'a> {
     fn items(&mut self, tree: Pair<Rule>, defines: &mut DefineIter) -> Result<(), CdefError> {
         for item in tree.into_inner() {
             let start = item.as_span().start();
-            while let Some(d) = defines.next_if(|d| d.offset < start) {
+            while let Some(d) = defines.next_if(|d| d.offset < self.base + start) {
                 self.define(d)?;
             }
             match item.as_rule() {
@@ -279,19 +279,21 @@ impl<'a> Resolver<'a> {
     /// be started.
     fn items_in_two_halves(&mut self, text: &str, at: usize, defines: &mut DefineIter) -> Result<bool, CdefError> {
         use std::sync::mpsc;
-        let tail = parser::tail_text(text, at);
+        let tail = &text[at..];
         let head = &text[..at];
         std::thread::scope(|scope| {
             let (parsed_tx, parsed_rx) = mpsc::channel::<bool>();
             let (go_tx, go_rx) = mpsc::channel::<Turn>();
-            let tail = &tail;
             let worker = parser_thread().spawn_scoped(scope, move || {
                 let tree = parser::parse(Rule::cdef, tail);
                 let _ = parsed_tx.send(tree.is_ok());
                 // Dropped without a message: the head did not parse, or the main thread
                 // is unwinding.
                 let (r, defines) = go_rx.recv().ok()?;
-                Some(r.items(tree.ok()?, defines))
+                r.base = at;
+                let result = r.items(tree.ok()?, defines);
+                r.base = 0;
+                Some(result)
             });
             let Ok(worker) = worker else { return Ok(false) };
             let head_tree = parser::parse(Rule::cdef, head);
@@ -327,7 +329,7 @@ impl<'a> Resolver<'a> {
         let mut bounds = vec![0];
         bounds.extend_from_slice(cuts);
         bounds.push(text.len());
-        // (from, to) of each chunk; each thread builds the texts of its own chunks.
+        // (from, to) of each chunk.
         let chunks: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
         let failed = AtomicBool::new(false);
         std::thread::scope(|scope| {
@@ -356,7 +358,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn error(&self, kind: ErrorKind, offset: usize, msg: impl AsRef<str>) -> CdefError {
-        CdefError::new(kind, format!("{}{}", self.pos.prefix(offset), msg.as_ref()))
+        CdefError::new(kind, format!("{}{}", self.pos.prefix(self.base + offset), msg.as_ref()))
     }
 
     fn extern_language(&self, lang: &Pair<Rule>) -> Result<bool, CdefError> {
