@@ -73,8 +73,8 @@ const PARALLEL_MIN_LEN: usize = 32 * 1024;
 pub(crate) static TWO_HALF_PARSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Text per chunk when an empty namespace's long text is parsed in chunks.
-const CHUNK_LEN: usize = 24 * 1024;
-const MAX_CHUNKS: usize = 8;
+const CHUNK_LEN: usize = 12 * 1024;
+const MAX_CHUNKS: usize = 12;
 
 /// The resolver, passed from thread to thread as each resolves its next chunk.
 type Turn<'t, 'a, 'd> = (&'t mut Resolver<'a>, &'t mut DefineIter<'d>);
@@ -201,6 +201,23 @@ fn parser_thread() -> std::thread::Builder {
     std::thread::Builder::new().stack_size(8 << 20)
 }
 
+/// The next message, waiting actively at first: the other thread usually hands the
+/// resolver over within a millisecond, and waking a thread parked in the kernel took
+/// longer than that on the 2-core machine the benchmark runs on. `None` if the other
+/// thread stopped.
+fn receive_soon<T>(wait: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+    use std::sync::mpsc::TryRecvError;
+    let start = std::time::Instant::now();
+    loop {
+        match wait.try_recv() {
+            Ok(t) => return Some(t),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if start.elapsed() < std::time::Duration::from_millis(2) => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => return wait.recv().ok(),
+        }
+    }
+}
+
 /// One thread's share of `items_in_chunks`: parse each of its chunks, wait for the
 /// resolver (`first` if this thread has the first chunk), resolve, pass the resolver
 /// on. Stops at the first failure anywhere (`failed`); returning drops `pass`, which
@@ -219,7 +236,7 @@ fn resolve_chunks<'t, 'a, 'd>(
             return;
         }
         let tree = parser::parse(Rule::cdef, &text[from..to]);
-        let Some((r, defines)) = first.take().or_else(|| wait.recv().ok()) else { return };
+        let Some((r, defines)) = first.take().or_else(|| receive_soon(&wait)) else { return };
         let Ok(tree) = tree else {
             failed.store(true, Ordering::Relaxed);
             return;
