@@ -2,6 +2,10 @@
 //! Pipeline: cdef (pest) → types (model, layout) → abi (lowering plans) → jit (codegen)
 //! → py (Python objects, conversions). See ARCHITECTURE.md.
 
+// pest_derive without its `std` feature (no per-call stack probing; see src/cdef/parser.rs)
+// generates code that names `::alloc`.
+extern crate alloc;
+
 pub mod abi;
 pub mod cdef;
 pub mod jit;

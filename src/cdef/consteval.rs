@@ -28,17 +28,8 @@ fn fail<T>(pair: &Pair<Rule>, message: impl Into<String>) -> Result<T, EvalError
 /// identifier (enumerators, `#define`d and `static const` constants).
 pub fn eval(pair: Pair<Rule>, lookup: &dyn Fn(&str) -> Option<i128>) -> Result<Value, EvalError> {
     match pair.as_rule() {
-        Rule::expr | Rule::initializer => eval(pair.into_inner().next().unwrap(), lookup),
-        Rule::bor | Rule::bxor | Rule::band | Rule::shift | Rule::add | Rule::mul => {
-            let mut inner = pair.into_inner();
-            let mut acc = eval(inner.next().unwrap(), lookup)?;
-            while let Some(op) = inner.next() {
-                let rhs_pair = inner.next().unwrap();
-                let rhs = eval(rhs_pair.clone(), lookup)?;
-                acc = binary(&op, acc, rhs, &rhs_pair)?;
-            }
-            Ok(acc)
-        }
+        Rule::initializer => eval(pair.into_inner().next().unwrap(), lookup),
+        Rule::expr => eval_binary_chain(pair, lookup),
         Rule::unary => {
             let mut ops = Vec::new();
             let mut operand = None;
@@ -93,7 +84,55 @@ pub fn eval(pair: Pair<Rule>, lookup: &dyn Fn(&str) -> Option<i128>) -> Result<V
     }
 }
 
-fn binary(op: &Pair<Rule>, a: Value, b: Value, rhs: &Pair<Rule>) -> Result<Value, EvalError> {
+/// C precedence of a binary operator rule (higher binds tighter); all are left-associative.
+fn precedence(op: Rule) -> u8 {
+    match op {
+        Rule::op_mul => 6,
+        Rule::op_add => 5,
+        Rule::op_shift => 4,
+        Rule::op_band => 3,
+        Rule::op_bxor => 2,
+        _ => 1,
+    }
+}
+
+/// `a op b op c ...` (the grammar gives the flat list): operator precedence by the
+/// shunting-yard method. Operands are evaluated left to right and every operator is
+/// applied as soon as its right operand is complete, the order a tree walk would take.
+fn eval_binary_chain<'i>(pair: Pair<'i, Rule>, lookup: &dyn Fn(&str) -> Option<i128>) -> Result<Value, EvalError> {
+    let mut inner = pair.into_inner();
+    let first = inner.next().unwrap();
+    let Some(mut op) = inner.next() else { return eval(first, lookup) };
+    // (value, offset where the operand starts)
+    let mut values: Vec<(Value, usize)> = vec![(eval(first.clone(), lookup)?, first.as_span().start())];
+    let mut ops: Vec<Pair<'i, Rule>> = Vec::new();
+    loop {
+        let rhs = inner.next().unwrap();
+        while ops.last().is_some_and(|top| precedence(top.as_rule()) >= precedence(op.as_rule())) {
+            reduce(&mut values, &mut ops)?;
+        }
+        ops.push(op);
+        values.push((eval(rhs.clone(), lookup)?, rhs.as_span().start()));
+        match inner.next() {
+            Some(next) => op = next,
+            None => break,
+        }
+    }
+    while !ops.is_empty() {
+        reduce(&mut values, &mut ops)?;
+    }
+    Ok(values.pop().unwrap().0)
+}
+
+fn reduce(values: &mut Vec<(Value, usize)>, ops: &mut Vec<Pair<Rule>>) -> Result<(), EvalError> {
+    let op = ops.pop().unwrap();
+    let (b, b_at) = values.pop().unwrap();
+    let (a, a_at) = values.pop().unwrap();
+    values.push((binary(&op, a, b, b_at)?, a_at));
+    Ok(())
+}
+
+fn binary(op: &Pair<Rule>, a: Value, b: Value, rhs_at: usize) -> Result<Value, EvalError> {
     let (Value::Int(x), Value::Int(y)) = (a, b) else {
         return match op.as_str() {
             "+" | "-" | "*" | "/" => Ok(Value::Float),
@@ -106,7 +145,9 @@ fn binary(op: &Pair<Rule>, a: Value, b: Value, rhs: &Pair<Rule>) -> Result<Value
         "-" => x.checked_sub(y),
         "*" => x.checked_mul(y),
         // C truncates toward zero, as Rust does.
-        "/" | "%" if y == 0 => return fail(rhs, "division by zero in constant expression"),
+        "/" | "%" if y == 0 => {
+            return Err(EvalError { offset: rhs_at, message: "division by zero in constant expression".into() })
+        }
         "/" => x.checked_div(y),
         "%" => x.checked_rem(y),
         "<<" => {

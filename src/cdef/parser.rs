@@ -11,14 +11,22 @@ use super::{CdefError, ErrorKind};
 #[grammar = "../grammar/cdef.pest"]
 pub struct CdefParser;
 
-/// Deepest bracket nesting accepted. The grammar recurses once per level, so this bounds
-/// the stack used by pest and by the resolver.
-const MAX_NESTING: usize = 200;
+/// Deepest bracket nesting accepted. The grammar recurses only through brackets (never
+/// through a run of prefixes or pointers, which are repetitions), once per level, so this
+/// bounds the stack used by pest and by the resolver. pest itself no longer probes the
+/// stack: it is built without its `std` feature, because the probe (a thread-local read
+/// and a stack-bounds lookup on every rule, sequence and repetition) cost a quarter of
+/// the parse time. So every text must pass `check_nesting` before `parse`.
+pub(crate) const MAX_NESTING: usize = 200;
 
 /// Refuses inputs nested so deeply that parsing them could exhaust the stack.
 pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), CdefError> {
+    static BRACKETS: [bool; 256] = super::preprocess::byte_set(b"()[]{}");
     let mut depth = 0usize;
     for (i, b) in text.bytes().enumerate() {
+        if !BRACKETS[b as usize] {
+            continue;
+        }
         match b {
             b'(' | b'[' | b'{' => {
                 depth += 1;
@@ -36,6 +44,75 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
     Ok(())
 }
 
+/// Where to cut a long text into two parts that parse on their own into exactly the
+/// top-level items of the whole: just after the first `;` from byte `from` on that is outside every
+/// bracket. Brackets are counted raw, as the grammar matches them (every bracket the
+/// grammar accepts is closed by its partner); string and character literals at top
+/// level are skipped as the grammar reads them, and a quote inside brackets (rare: a
+/// character constant in an enum or array length) gives no split at all rather than
+/// second-guessing how a function body or a malformed text would parse.
+pub fn split_point(text: &str, from: usize) -> Option<usize> {
+    split_points(text, &[from]).and_then(|cuts| cuts.first().copied())
+}
+
+/// `split_point` for several places at once (`froms` ascending): the distinct cuts
+/// found, in order (fewer if the text has no suitable `;` after some place).
+pub fn split_points(text: &str, froms: &[usize]) -> Option<Vec<usize>> {
+    if froms.is_empty() {
+        return Some(Vec::new());
+    }
+    static SPECIAL: [bool; 256] = super::preprocess::byte_set(b"()[]{}\"';");
+    let b = text.as_bytes();
+    let mut cuts = Vec::with_capacity(froms.len());
+    let mut next = 0;
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        if !SPECIAL[b[i] as usize] {
+            i += 1;
+            continue;
+        }
+        match b[i] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.checked_sub(1)?,
+            b'"' | b'\'' if depth > 0 => return None,
+            // string_lit: up to the next quote on the same line.
+            b'"' => {
+                let len = b[i + 1..].iter().position(|&c| c == b'"' || c == b'\n')?;
+                if b[i + 1 + len] != b'"' {
+                    return None;
+                }
+                i += len + 1;
+            }
+            // char_lit: `'x'`, or a backslash and everything up to the next quote.
+            b'\'' => {
+                if b.get(i + 1) == Some(&b'\\') {
+                    i += 2 + b.get(i + 3..)?.iter().position(|&c| c == b'\'')? + 1;
+                } else {
+                    let ch = text.get(i + 1..)?.chars().next().filter(|&c| c != '\'')?;
+                    i += ch.len_utf8() + 1;
+                    if b.get(i) != Some(&b'\'') {
+                        return None;
+                    }
+                }
+            }
+            b';' if depth == 0 && i >= froms[next] => {
+                cuts.push(i + 1);
+                while next < froms.len() && froms[next] <= i {
+                    next += 1;
+                }
+                if next == froms.len() {
+                    return Some(cuts);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Some(cuts)
+}
+
+/// Runs the grammar; `text` must have passed `check_nesting`.
 pub fn parse<'i>(rule: Rule, text: &'i str) -> Result<Pair<'i, Rule>, pest::error::Error<Rule>> {
     let mut pairs = CdefParser::parse(rule, text)?;
     Ok(pairs.next().expect("the start rule always yields one pair"))

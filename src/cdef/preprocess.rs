@@ -129,6 +129,20 @@ fn strip_comments(line: &str) -> String {
     out
 }
 
+/// Bytes `preprocess` may have to act on.
+static SPECIAL: [bool; 256] = byte_set(b"\n \t\r\x0b\x0c\\/\"'#");
+
+/// A lookup table of the bytes in `bytes`.
+pub(crate) const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
 pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
     let src = source.as_bytes();
     let mut out: Vec<u8> = src.to_vec();
@@ -229,6 +243,10 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
             _ => {
                 at_line_start = false;
                 i += 1;
+                // The bytes no arm above treats specially (most of a header) in one run.
+                while i < n && !SPECIAL[src[i] as usize] {
+                    i += 1;
+                }
             }
         }
     }

@@ -59,42 +59,66 @@ struct Resolver<'a> {
     opts: CdefOptions,
     /// Set by `[...]` while resolving the members of a struct.
     saw_dots_array: bool,
+    /// Where the text being resolved starts in the whole text (a chunk parsed on its
+    /// own has positions relative to its start).
+    base: usize,
 }
 
+/// Inputs at least this long (after preprocessing) are parsed as two halves on two
+/// threads; below it a thread costs more than it saves.
+const PARALLEL_MIN_LEN: usize = 32 * 1024;
+
+/// How often both halves parsed (tests check that the two-thread path really ran).
+#[cfg(test)]
+pub(crate) static TWO_HALF_PARSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Text per chunk when an empty namespace's long text is parsed in chunks.
+const CHUNK_LEN: usize = 12 * 1024;
+const MAX_CHUNKS: usize = 12;
+
+/// The resolver, passed from thread to thread as each resolves its next chunk.
+type Turn<'t, 'a, 'd> = (&'t mut Resolver<'a>, &'t mut DefineIter<'d>);
+
+type DefineIter<'d> = std::iter::Peekable<std::slice::Iter<'d, preprocess::Define>>;
+
 pub fn run_cdef(ns: &mut Namespace, source: &str, opts: &CdefOptions) -> Result<(), CdefError> {
+    run_cdef_with(ns, source, opts, PARALLEL_MIN_LEN, CHUNK_LEN)
+}
+
+/// `run_cdef` with the length from which the text is parsed in parts, and the length
+/// of a chunk (tests use small ones to compare every way on small inputs).
+pub(crate) fn run_cdef_with(
+    ns: &mut Namespace,
+    source: &str,
+    opts: &CdefOptions,
+    parallel_min: usize,
+    chunk_len: usize,
+) -> Result<(), CdefError> {
     let pre = preprocess::preprocess(source)?;
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
-    let tree = parser::parse(Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &pos, &pre.text))?;
-    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false };
+    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, base: 0 };
     let mut defines = pre.defines.iter().peekable();
-    for item in tree.into_inner() {
-        let start = item.as_span().start();
-        while let Some(d) = defines.next_if(|d| d.offset < start) {
-            r.define(d)?;
+    let split = if pre.text.len() >= parallel_min { parser::split_point(&pre.text, pre.text.len() / 2).filter(|&at| at >= 4) } else { None };
+    let done = if split.is_none() {
+        false
+    } else if r.ns.is_empty() {
+        // Chunks of about CHUNK_LEN, at least two.
+        let n = (pre.text.len() / chunk_len.max(1)).clamp(2, MAX_CHUNKS);
+        let froms: Vec<usize> = (1..n).map(|i| pre.text.len() * i / n).collect();
+        match parser::split_points(&pre.text, &froms) {
+            Some(cuts) if cuts.first().is_some_and(|&c| c >= 4) => r.items_in_chunks(&pre.text, &cuts, &mut defines),
+            _ => false,
         }
-        match item.as_rule() {
-            Rule::declaration => r.declaration(item, false)?,
-            Rule::extern_block => {
-                let mut inner = item.into_inner();
-                let lang = inner.next().unwrap();
-                let python = r.extern_language(&lang)?;
-                for d in inner {
-                    if d.as_rule() == Rule::declaration {
-                        r.declaration(d, python)?;
-                    }
-                }
-            }
-            Rule::func_def => {
-                return Err(r.error(
-                    ErrorKind::CDef,
-                    start,
-                    "function definitions are not supported in cdef(): this construct is valid C but not \
-                     valid in cdef() (declare the function with ';' instead of giving its body)",
-                ))
-            }
-            _ => {}
-        }
+    } else {
+        r.items_in_two_halves(&pre.text, split.unwrap(), &mut defines)?
+    };
+    if !done {
+        defines = pre.defines.iter().peekable();
+        // One parse of the whole text; also the path that reports syntax errors, so their
+        // messages do not depend on where a text would have been split.
+        let tree = parser::parse(Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &r.pos, &pre.text))?;
+        r.items(tree, &mut defines)?;
     }
     for d in defines {
         r.define(d)?;
@@ -131,6 +155,7 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         pos,
         opts: CdefOptions::default(),
         saw_dots_array: false,
+        base: 0,
     };
     let mut inner = tree.into_inner();
     let specs_pair = inner.next().unwrap();
@@ -170,9 +195,187 @@ fn strip_location(mut e: CdefError, text: &str) -> CdefError {
     e
 }
 
+/// The second thread's settings: the grammar recurses once per bracket level (bounded by
+/// check_nesting), so the stack a Python thread has by default is plenty.
+fn parser_thread() -> std::thread::Builder {
+    std::thread::Builder::new().stack_size(8 << 20)
+}
+
+/// The next message, waiting actively at first: the other thread usually hands the
+/// resolver over within a millisecond, and waking a thread parked in the kernel took
+/// longer than that on the 2-core machine the benchmark runs on. `None` if the other
+/// thread stopped.
+fn receive_soon<T>(wait: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+    use std::sync::mpsc::TryRecvError;
+    let start = std::time::Instant::now();
+    loop {
+        match wait.try_recv() {
+            Ok(t) => return Some(t),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if start.elapsed() < std::time::Duration::from_millis(2) => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => return wait.recv().ok(),
+        }
+    }
+}
+
+/// One thread's share of `items_in_chunks`: parse each of its chunks, wait for the
+/// resolver (`first` if this thread has the first chunk), resolve, pass the resolver
+/// on. Stops at the first failure anywhere (`failed`); returning drops `pass`, which
+/// wakes the other thread if it waits.
+fn resolve_chunks<'t, 'a, 'd>(
+    text: &str,
+    chunks: impl Iterator<Item = &'t (usize, usize)>,
+    mut first: Option<Turn<'t, 'a, 'd>>,
+    wait: std::sync::mpsc::Receiver<Turn<'t, 'a, 'd>>,
+    pass: std::sync::mpsc::Sender<Turn<'t, 'a, 'd>>,
+    failed: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    for &(from, to) in chunks {
+        if failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let tree = parser::parse(Rule::cdef, &text[from..to]);
+        let Some((r, defines)) = first.take().or_else(|| receive_soon(&wait)) else { return };
+        let Ok(tree) = tree else {
+            failed.store(true, Ordering::Relaxed);
+            return;
+        };
+        r.base = from;
+        let resolved = r.items(tree, defines);
+        r.base = 0;
+        if failed.load(Ordering::Relaxed) || resolved.is_err() {
+            failed.store(true, Ordering::Relaxed);
+            return;
+        }
+        // The next chunk is the other thread's; it may have none left.
+        let _ = pass.send((r, defines));
+    }
+}
+
 impl<'a> Resolver<'a> {
+    /// Resolves the top-level items of a parse of `cdef`, in order, with the `#define`s
+    /// that come before each.
+    fn items(&mut self, tree: Pair<Rule>, defines: &mut DefineIter) -> Result<(), CdefError> {
+        for item in tree.into_inner() {
+            let start = item.as_span().start();
+            while let Some(d) = defines.next_if(|d| d.offset < self.base + start) {
+                self.define(d)?;
+            }
+            match item.as_rule() {
+                Rule::declaration => self.declaration(item, false)?,
+                Rule::extern_block => {
+                    let mut inner = item.into_inner();
+                    let lang = inner.next().unwrap();
+                    let python = self.extern_language(&lang)?;
+                    for d in inner {
+                        if d.as_rule() == Rule::declaration {
+                            self.declaration(d, python)?;
+                        }
+                    }
+                }
+                Rule::func_def => {
+                    return Err(self.error(
+                        ErrorKind::CDef,
+                        start,
+                        "function definitions are not supported in cdef(): this construct is valid C but not \
+                         valid in cdef() (declare the function with ';' instead of giving its body)",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses `text[..at]` here and the rest on a second thread at the same time, then
+    /// resolves both in order (the second half on its thread: pest's trees are not
+    /// `Send`, the resolver is). Nothing is resolved unless both halves parse, as with
+    /// one parse. Returns false, having resolved nothing, if a half does not parse (the
+    /// caller then parses the whole text to report the error exactly) or no thread could
+    /// be started.
+    fn items_in_two_halves(&mut self, text: &str, at: usize, defines: &mut DefineIter) -> Result<bool, CdefError> {
+        use std::sync::mpsc;
+        let tail = &text[at..];
+        let head = &text[..at];
+        std::thread::scope(|scope| {
+            let (parsed_tx, parsed_rx) = mpsc::channel::<bool>();
+            let (go_tx, go_rx) = mpsc::channel::<Turn>();
+            let worker = parser_thread().spawn_scoped(scope, move || {
+                let tree = parser::parse(Rule::cdef, tail);
+                let _ = parsed_tx.send(tree.is_ok());
+                // Dropped without a message: the head did not parse, or the main thread
+                // is unwinding.
+                let (r, defines) = go_rx.recv().ok()?;
+                r.base = at;
+                let result = r.items(tree.ok()?, defines);
+                r.base = 0;
+                Some(result)
+            });
+            let Ok(worker) = worker else { return Ok(false) };
+            let head_tree = parser::parse(Rule::cdef, head);
+            let tail_ok = parsed_rx.recv().unwrap_or(false);
+            let (Ok(head_tree), true) = (head_tree, tail_ok) else {
+                drop(go_tx);
+                let _ = worker.join();
+                return Ok(false);
+            };
+            #[cfg(test)]
+            TWO_HALF_PARSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.items(head_tree, defines)?;
+            // An error in the head ends here; the worker sees go_tx dropped.
+            let _ = go_tx.send((self, defines));
+            match worker.join() {
+                Ok(Some(result)) => result.map(|()| true),
+                Ok(None) => unreachable!("both halves parsed and the worker got the resolver"),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// For an empty namespace: the text cut at `cuts` into chunks, chunk i parsed and
+    /// then resolved by thread i % 2, so that each thread parses its next chunk while the
+    /// other resolves. The resolver goes from thread to thread in chunk order. If any
+    /// chunk does not parse or resolve, everything is undone (the namespace was empty)
+    /// and false returned: the caller then runs the whole text in one piece, which gives
+    /// exactly the error and the partial declarations of that.
+    fn items_in_chunks(&mut self, text: &str, cuts: &[usize], defines: &mut DefineIter) -> bool {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::mpsc;
+        debug_assert!(self.ns.is_empty());
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(text.len());
+        // (from, to) of each chunk.
+        let chunks: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+        let failed = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let (to_worker, worker_rx) = mpsc::channel::<Turn>();
+            let (to_main, main_rx) = mpsc::channel::<Turn>();
+            let (failed, chunks) = (&failed, &chunks);
+            let worker = parser_thread().spawn_scoped(scope, move || {
+                resolve_chunks(text, chunks.iter().skip(1).step_by(2), None, worker_rx, to_main, failed)
+            });
+            let Ok(worker) = worker else {
+                failed.store(true, Ordering::Relaxed);
+                return;
+            };
+            resolve_chunks(text, chunks.iter().step_by(2), Some((self, defines)), main_rx, to_worker, failed);
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        });
+        if failed.load(Ordering::Relaxed) {
+            self.ns.reset_to_empty();
+            return false;
+        }
+        #[cfg(test)]
+        TWO_HALF_PARSES.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     fn error(&self, kind: ErrorKind, offset: usize, msg: impl AsRef<str>) -> CdefError {
-        CdefError::new(kind, format!("{}{}", self.pos.prefix(offset), msg.as_ref()))
+        CdefError::new(kind, format!("{}{}", self.pos.prefix(self.base + offset), msg.as_ref()))
     }
 
     fn extern_language(&self, lang: &Pair<Rule>) -> Result<bool, CdefError> {
@@ -270,7 +473,7 @@ impl<'a> Resolver<'a> {
 
         // The text test avoids walking the specifiers twice for nearly every declaration.
         let is_typedef_decl = specs_pair.as_str().contains("typedef")
-            && specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str() == "typedef");
+            && specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str().trim_end() == "typedef");
         // `typedef struct { .. } name;` names the anonymous struct after the typedef.
         let mut typedef_hint = None;
         if is_typedef_decl {
@@ -383,7 +586,7 @@ impl<'a> Resolver<'a> {
         };
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::qual => match p.as_str() {
+                Rule::qual => match p.as_str().trim_end() {
                     "typedef" => specs.is_typedef = true,
                     "static" => specs.is_static = true,
                     "const" => specs.is_const = true,
@@ -397,16 +600,17 @@ impl<'a> Resolver<'a> {
                         match w.as_rule() {
                             Rule::builtin_kw => {
                                 if nwords < words.len() {
-                                    words[nwords] = w.as_str();
+                                    words[nwords] = w.as_str().trim_end();
                                 }
                                 nwords += 1;
                             }
                             Rule::qual => {
-                                if w.as_str() == "const" {
+                                let w = w.as_str().trim_end();
+                                if w == "const" {
                                     specs.is_const = true
-                                } else if w.as_str() == "typedef" {
+                                } else if w == "typedef" {
                                     specs.is_typedef = true
-                                } else if w.as_str() == "static" {
+                                } else if w == "static" {
                                     specs.is_static = true
                                 }
                             }
@@ -491,7 +695,7 @@ impl<'a> Resolver<'a> {
     fn struct_spec(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<(TypeRef, bool), CdefError> {
         let start = pair.as_span().start();
         let mut inner = pair.into_inner();
-        let kw = inner.next().unwrap().as_str();
+        let kw = inner.next().unwrap().as_str().trim_end();
         let is_union = kw == "union";
         let mut tag = None;
         let mut body = None;
@@ -741,7 +945,7 @@ impl<'a> Resolver<'a> {
                     // `*` alone (the usual case) has no qualifiers to look at.
                     is_const = p.as_str().len() > 1
                         && p.as_str().trim_end() != "*"
-                        && p.into_inner().any(|q| q.as_str() == "const");
+                        && p.into_inner().any(|q| q.as_str().trim_end() == "const");
                 }
                 Rule::name => name = Some((p.as_str(), p.as_span().start())),
                 Rule::nested => nested = Some(p),
@@ -856,8 +1060,8 @@ impl<'a> Resolver<'a> {
             // `f()` means `f(void)`.
             return Ok((Vec::new(), false));
         };
-        let list: Vec<Pair<Rule>> = params.into_inner().collect();
-        let variadic = list.last().is_some_and(|p| p.as_rule() == Rule::varargs);
+        let list = params.into_inner();
+        let variadic = list.clone().next_back().is_some_and(|p| p.as_rule() == Rule::varargs);
         if variadic && list.len() == 1 {
             return Err(self.error(
                 ErrorKind::CDef,

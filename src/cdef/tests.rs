@@ -553,3 +553,228 @@ fn aarch64_target_types() {
     n.cdef("struct s { char c; long double d; };", &CdefOptions::default()).unwrap();
     assert_eq!(size(&mut n, "struct s"), Some(32));
 }
+
+/// Every construct that makes the grammar or the resolver recurse, nested right up to
+/// the limit (must work, or fail with a CdefError), far past it (must be refused), and
+/// the prefix runs that must not recurse at all. pest runs without a stack probe, so
+/// a stack overflow here would abort the test process. The thread gets 2 MiB, less
+/// than any Python thread has by default on Linux.
+#[test]
+fn nesting_of_every_construct_is_bounded() {
+    fn rep(s: &str, n: usize) -> String {
+        s.repeat(n)
+    }
+    let inputs = |d: usize| -> Vec<String> {
+        vec![
+            // expression parentheses
+            format!("int a[{}1{}];", rep("(", d), rep(")", d)),
+            format!("enum e {{ A = {}1{} }};", rep("(", d), rep(")", d)),
+            format!("static const int c = {}1{};", rep("(", d), rep(")", d)),
+            format!("struct b {{ int x : {}1{}; }};", rep("(", d), rep(")", d)),
+            // brackets inside expressions (sizeof of array types)
+            format!("int a[{}1{}];", rep("sizeof(int[", d / 2), rep("])", d / 2)),
+            // casts inside parentheses
+            format!("int a[{}1{}];", rep("((int)", d), rep(")", d)),
+            // struct/union bodies
+            format!("struct s {{ {} int x; {} }};", rep("struct { union {", d / 2), rep("} u; } v;", d / 2)),
+            // function bodies (refused, but parsed)
+            format!("int f(void) {}{};", rep("{", d), rep("}", d)),
+            // parenthesized declarators
+            format!("int {}x{};", rep("(*", d), rep(")", d)),
+            // function pointers returning function pointers
+            format!("int {}f{};", rep("(*", d / 2), rep(")(int)", d / 2)),
+            // parameter lists
+            format!("void f({}int{});", rep("void (*)(", d / 2), rep(")", d / 2)),
+            // arrays of arrays (not nested brackets, but deep types)
+            format!("int x{};", rep("[2]", d)),
+        ]
+    };
+    let run = move || {
+        for d in [crate::cdef::parser::MAX_NESTING - 1, crate::cdef::parser::MAX_NESTING, 100_000] {
+            for src in inputs(d) {
+                let mut n = ns();
+                let r = n.cdef(&src, &CdefOptions::default());
+                if let Err(e) = &r {
+                    assert!(!e.message.contains("internal error"), "{}: {}", &src[..60.min(src.len())], e.message);
+                }
+                if d > crate::cdef::parser::MAX_NESTING {
+                    assert!(r.is_err(), "nesting of {d} accepted: {}", &src[..60]);
+                }
+            }
+            for t in [
+                format!("int{}*{}", rep("(", d), rep(")", d)),
+                format!("int(*{})(int)", rep("(*", d / 2) + &rep(")(int)", d / 2)),
+                format!("void(*)({}int{})", rep("void(*)(", d / 2), rep(")", d / 2)),
+            ] {
+                let mut n = ns();
+                let r = n.parse_type(&t);
+                if let Err(e) = &r {
+                    assert!(!e.message.contains("internal error"), "{}: {}", &t[..60], e.message);
+                }
+            }
+        }
+        // Prefix runs are repetitions: long ones parse (and are refused by the
+        // evaluator) whatever their length.
+        for src in [
+            format!("int a[{}1];", rep("!", 100_000)),
+            format!("int a[{}1];", rep("! - ~", 30_000)),
+            format!("int a[{}x];", rep("sizeof ", 50_000)),
+            format!("int a[{}1];", rep("(int)", 50_000)),
+            format!("int a[{}1];", rep("(int)!sizeof -", 20_000)),
+        ] {
+            let e = ns().cdef(&src, &CdefOptions::default()).expect_err(&src[..40]);
+            assert!(e.message.contains("unsupported expression"), "{}: {}", &src[..40], e.message);
+        }
+        assert_eq!(constant(&cdef(&format!("enum e {{ A = {}1 }};", rep("- ~", 50_000))), "A"), 50_001);
+    };
+    std::thread::Builder::new().stack_size(2 << 20).spawn(run).unwrap().join().unwrap();
+}
+
+/// The grammar gives binary operators as a flat list; C precedence and left
+/// associativity come from consteval. Values printed by gcc for the same enum.
+#[test]
+fn binary_operator_precedence_as_gcc() {
+    let n = cdef(
+        "enum e { A = 1 + 2 * 3 << 1 | 4 ^ 6 & 3, B = 100 / 10 / 5, C = 10 - 3 - 2, D = 1 << 2 + 1, \
+         E = -7 % 3 * 2 | 1 ^ 3 & ~0, F = 1 | 2 ^ 3 & 4 << 1 + 1 * 2 };",
+    );
+    for (k, v) in [("A", 14), ("B", 2), ("C", 5), ("D", 8), ("E", -2), ("F", 3)] {
+        assert_eq!(constant(&n, k), v, "{k}");
+    }
+    let e = cdef_err("enum e { A = 1 + 6 / (2 - 2) };");
+    assert!(e.message.contains(":1:22: division by zero"), "{}", e.message);
+}
+
+/// Everything a cdef left behind, as text: declarations in order with their types,
+/// typedefs, records with their layouts, and the error if any.
+fn cdef_summary(src: &str, parallel_min: usize) -> String {
+    cdef_summary_after("", src, parallel_min)
+}
+
+fn cdef_summary_chunks(src: &str, chunk_len: usize) -> String {
+    cdef_summary_with("", src, 0, chunk_len)
+}
+
+/// The same, in a namespace that already has `before` declared (a non-empty namespace
+/// cannot resolve the head speculatively).
+fn cdef_summary_after(before: &str, src: &str, parallel_min: usize) -> String {
+    cdef_summary_with(before, src, parallel_min, usize::MAX)
+}
+
+fn cdef_summary_with(before: &str, src: &str, parallel_min: usize, chunk_len: usize) -> String {
+    let mut n = ns();
+    if !before.is_empty() {
+        n.cdef(before, &CdefOptions::default()).unwrap();
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        resolve::run_cdef_with(&mut n, src, &CdefOptions::default(), parallel_min, chunk_len)
+    }))
+    .unwrap_or_else(|_| Err(CdefError::new(ErrorKind::CDef, "panic")));
+    n.finish_pending();
+    let mut out = format!("{:?}\n", r.map_err(|e| (e.kind, e.message)));
+    for name in &n.decls.order {
+        let d = &n.decls.names[name];
+        let desc = match d {
+            Decl::Function(t) | Decl::ExternPython(t) => t.cname(),
+            Decl::Variable { ty, is_const } => format!("{} {is_const}", ty.cname()),
+            Decl::IntConstant { value, ty } => format!("{value} {:?}", ty.as_ref().map(|t| t.cname())),
+            Decl::UnknownConstant { ty } => format!("? {:?}", ty.as_ref().map(|t| t.cname())),
+        };
+        out += &format!("{name}: {desc}\n");
+    }
+    let mut typedefs: Vec<_> = n.decls.typedefs.iter().map(|(k, v)| format!("typedef {k}: {}", v.cname())).collect();
+    typedefs.sort();
+    let mut records: Vec<_> = n
+        .decls
+        .structs
+        .iter()
+        .chain(n.decls.unions.iter())
+        .map(|(k, v)| format!("{k}: {} {:?} {:?}", v.cname(), v.size(), v.align()))
+        .collect();
+    records.sort();
+    out + &typedefs.join("\n") + "\n" + &records.join("\n")
+}
+
+/// Long texts are parsed as two halves on two threads: the result (declarations,
+/// layouts, error messages, partial declarations before a resolve error) must be the
+/// one of a single parse, wherever the cut falls.
+#[test]
+fn two_halves_resolve_exactly_as_one_parse() {
+    let mut big = String::new();
+    for i in 0..60 {
+        big += &format!("struct s{i} {{ int a; char b[{}]; struct s{} *next; double (*f)(int, char *); }};\n", i % 7 + 1, i.max(1) - 1);
+        if i % 3 == 0 {
+            big += &format!("typedef struct s{i} s{i}_t;\n#define K{i} {i}\n");
+        }
+        big += &format!("int f{i}(int, const char *, struct s{i} *, ...);\nenum e{i} {{ E{i}A = {i}, E{i}B = E{i}A << 2 }};\n");
+    }
+    let cases = [
+        big.clone(),
+        big.clone() + "static const char C = ';'; int after(long);",
+        format!("static const int Q = '}}'; extern \"Python\" {{ int cb(int); }} {big}"),
+        format!("{big} enum q {{ QA = ';' }}; int z;"),
+        format!("{big} int broken(int;"),
+        format!("int broken(int; {big}"),
+        format!("{big} unknown_t x;"),
+        format!("unknown_t x; {big}"),
+        format!("{big} int g(void) {{ return 0; }}"),
+        format!("int g(void) {{ return ';'; }} {big}"),
+        format!("{big} struct s1 {{ int again; }};"),
+        format!("{big}\n#define LATE 7\nint last;"),
+        format!("extern \"C\" {{ int c1; }} {big} extern \"Python\" {{ void cb2(void); }}"),
+        "int a; int b;".to_string(),
+        ";;;;;;;;".to_string(),
+    ];
+    for (i, src) in cases.iter().enumerate() {
+        let whole = cdef_summary(src, usize::MAX);
+        let before = resolve::TWO_HALF_PARSES.load(std::sync::atomic::Ordering::Relaxed);
+        let split = cdef_summary(src, 0);
+        let ran = resolve::TWO_HALF_PARSES.load(std::sync::atomic::Ordering::Relaxed) > before;
+        // In an empty namespace, texts that declare without error are cut; any error
+        // (in parsing or resolving a chunk) undoes the chunks and runs one parse.
+        let expect_split = whole.starts_with("Ok");
+        assert_eq!(ran, expect_split, "case {i}: {}", &whole[..80.min(whole.len())]);
+        let before = "int pre_existing; struct s0;";
+        assert_eq!(cdef_summary_after(before, src, usize::MAX), cdef_summary_after(before, src, 0), "case {i} after other declarations");
+        assert_eq!(whole, split, "case {i}");
+        // Up to eight chunks, then two.
+        assert_eq!(whole, cdef_summary_chunks(src, 300), "case {i} in small chunks");
+        assert!(!whole.contains("panic"), "case {i}: {whole}");
+    }
+    // Every cut position of a small text, through texts that make the cut point land
+    // everywhere.
+    let pieces = ["int a;", "struct p { int x; };", "typedef int t;", "t f(t, ...);", "static const int K = 'k';", "enum { X = 1 };", ";"];
+    for n in 1..40 {
+        let src: String = (0..n).map(|k| pieces[(k * 7 + n) % pieces.len()]).collect::<Vec<_>>().join(" ");
+        assert_eq!(cdef_summary(&src, usize::MAX), cdef_summary(&src, 0), "{src}");
+        assert_eq!(cdef_summary_after("long g;", &src, usize::MAX), cdef_summary_after("long g;", &src, 0), "{src}");
+        assert_eq!(cdef_summary(&src, usize::MAX), cdef_summary_chunks(&src, 20), "{src}");
+    }
+}
+
+/// A tail that does not parse undoes the head resolved while it was parsing: the
+/// namespace is as new (same `FILE` and `void` nodes) and takes further cdefs.
+#[test]
+fn undone_head_leaves_a_usable_namespace() {
+    let mut n = ns();
+    let file = n.parse_type("FILE").unwrap();
+    let void = n.parse_type("void").unwrap();
+    assert!(n.is_empty());
+    let head: String = (0..200).map(|i| format!("struct h{i} {{ int a{i}; }}; int f{i}(struct h{i} *);\n")).collect();
+    let e = resolve::run_cdef_with(&mut n, &format!("{head} int broken(int;"), &CdefOptions::default(), 0, usize::MAX).unwrap_err();
+    assert!(e.message.contains("cannot parse"), "{}", e.message);
+    assert!(n.is_empty());
+    assert!(Arc::ptr_eq(&file, &n.parse_type("FILE").unwrap()));
+    assert!(Arc::ptr_eq(&void, &n.parse_type("void").unwrap()));
+    n.cdef(&head, &CdefOptions::default()).unwrap();
+    assert_eq!(size(&mut n, "struct h7"), Some(4));
+}
+
+/// Qualifiers with no type after them are a syntax error, not a type named `const`.
+#[test]
+fn qualifiers_alone_are_a_syntax_error() {
+    for src in ["const;", "const volatile;", "static *p;"] {
+        let e = cdef_err(src);
+        assert!(e.message.starts_with("cannot parse"), "{src}: {}", e.message);
+    }
+}

@@ -1,7 +1,7 @@
 //! What one FFI has declared through `cdef`: the names a user can look up.
 //! Filled by `cdef::resolve`, read by `typeof`/`new`/`dlopen`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::model::TypeRef;
 

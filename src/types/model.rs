@@ -7,7 +7,7 @@
 //!
 //! Pure Rust: no pyo3 here. The Python `CType` objects wrap these nodes.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -307,6 +307,20 @@ impl EnumDef {
     }
 }
 
+/// `template` with its (first) `&` replaced by the concatenation of `parts`, built in one
+/// allocation (cdef of a big header builds thousands of these).
+fn fill_template(template: &str, parts: &[&str]) -> String {
+    let Some((before, after)) = template.split_once('&') else { return template.to_string() };
+    let len = before.len() + after.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut out = String::with_capacity(len);
+    out.push_str(before);
+    for p in parts {
+        out.push_str(p);
+    }
+    out.push_str(after);
+    out
+}
+
 /// Structural identity of a type, for interning.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
@@ -334,7 +348,13 @@ pub struct TypeTable {
 
 impl TypeTable {
     pub fn new(target: Target) -> TypeTable {
-        TypeTable { target, nodes: Vec::new(), index: HashMap::new(), next_record: 0, next_enum: 0 }
+        TypeTable { target, nodes: Vec::new(), index: HashMap::default(), next_record: 0, next_enum: 0 }
+    }
+
+    /// Forgets every node from the `len`th on (a cdef undoing what it declared).
+    pub fn truncate(&mut self, len: usize) {
+        self.nodes.truncate(len);
+        self.index.retain(|_, id| (*id as usize) < len);
     }
 
     pub fn get(&self, id: u32) -> &TypeRef {
@@ -375,7 +395,7 @@ impl TypeTable {
                 Kind::Array(..) => "(*&)",
                 _ => " *&",
             };
-            let tmpl = item2.cname_template.replacen('&', insert, 1);
+            let tmpl = fill_template(&item2.cname_template, &[insert]);
             (Kind::Pointer(item2), tmpl)
         })
     }
@@ -383,11 +403,10 @@ impl TypeTable {
     pub fn array(&mut self, item: &TypeRef, len: Option<usize>) -> TypeRef {
         let item2 = item.clone();
         self.intern(Key::Array(item.id, len), || {
-            let dims = match len {
-                Some(n) => format!("&[{n}]"),
-                None => "&[]".to_string(),
+            let tmpl = match len {
+                Some(n) => fill_template(&item2.cname_template, &["&[", &n.to_string(), "]"]),
+                None => fill_template(&item2.cname_template, &["&[]"]),
             };
-            let tmpl = item2.cname_template.replacen('&', &dims, 1);
             (Kind::Array(item2, len), tmpl)
         })
     }
@@ -396,13 +415,31 @@ impl TypeTable {
         let key = Key::FuncPtr(args.iter().map(|a| a.id).collect(), result.id, variadic, CallConv::Default);
         let result2 = result.clone();
         self.intern(key, || {
-            let mut params: Vec<String> = args.iter().map(|a| a.cname()).collect();
-            if variadic {
-                params.push("...".to_string());
-            } else if params.is_empty() {
-                params.push("void".to_string());
+            // One allocation: `result-prefix(*&)(arg, arg, ...)result-suffix`, each
+            // argument's cname being its template without the `&`.
+            let Some((before, after)) = result2.cname_template.split_once('&') else {
+                let tmpl = result2.cname_template.clone();
+                return (Kind::FuncPtr(FuncSig { args, result: result2, variadic, abi: CallConv::Default }), tmpl);
+            };
+            let params_len: usize = args.iter().map(|a| a.cname_template.len() + 1).sum::<usize>() + 2 * args.len() + 5;
+            let mut tmpl = String::with_capacity(before.len() + after.len() + params_len + 6);
+            tmpl.push_str(before);
+            tmpl.push_str("(*&)(");
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    tmpl.push_str(", ");
+                }
+                let (b, e) = a.cname_template.split_once('&').unwrap_or((&a.cname_template, ""));
+                tmpl.push_str(b);
+                tmpl.push_str(e);
             }
-            let tmpl = result2.cname_template.replacen('&', &format!("(*&)({})", params.join(", ")), 1);
+            if variadic {
+                tmpl.push_str(if args.is_empty() { "..." } else { ", ..." });
+            } else if args.is_empty() {
+                tmpl.push_str("void");
+            }
+            tmpl.push(')');
+            tmpl.push_str(after);
             (Kind::FuncPtr(FuncSig { args, result: result2, variadic, abi: CallConv::Default }), tmpl)
         })
     }
