@@ -799,20 +799,19 @@ unsafe extern "C" fn jf_reacquire(ts: *mut ffi::PyThreadState) {
     }
 }
 
-/// The first entry point of a function whose shape was not compiled yet: compiles it,
-/// makes the trampoline the function's entry point for later calls (CPython reads
-/// `ml_meth` at every call), and performs this call through it.
-/// The entry point of a function object until its first call has built its `FuncInfo`.
-unsafe extern "C" fn jf_materialize_and_call(
+/// Sets up a function's real entry point with `prepare` (which stores it in `ml_meth`:
+/// CPython reads it at every call) and performs this call through it.
+unsafe fn install_and_call(
     this: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
+    prepare: impl FnOnce(Python<'_>, *mut FuncObject) -> PyResult<()>,
 ) -> *mut ffi::PyObject {
     let py = unsafe { Python::assume_attached() };
-    let entry = guard(py, None, || unsafe {
-        let f = this as *mut FuncObject;
-        materialize(py, f)?;
-        Ok(Some((*f).def.ml_meth.PyCFunctionFast))
+    let f = this as *mut FuncObject;
+    let entry = guard(py, None, || {
+        prepare(py, f)?;
+        Ok(Some(unsafe { (*f).def.ml_meth.PyCFunctionFast }))
     });
     match entry {
         Some(t) => unsafe { t(this, args, nargs) },
@@ -820,23 +819,29 @@ unsafe extern "C" fn jf_materialize_and_call(
     }
 }
 
+/// The entry point of a function object until its first call has built its `FuncInfo`.
+unsafe extern "C" fn jf_materialize_and_call(
+    this: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    unsafe { install_and_call(this, args, nargs, |py, f| materialize(py, f).map(|_| ())) }
+}
+
+/// The entry point of a function whose shape was not compiled yet: compiles it.
 unsafe extern "C" fn jf_compile_and_call(
     this: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
-    let py = unsafe { Python::assume_attached() };
-    let tramp = guard(py, None, || {
-        let f = this as *mut FuncObject;
-        let info = unsafe { &*(*f).info };
-        let shape = info.pending.as_ref().expect("a pending shape");
-        let t = compile_shape(shape)?;
-        unsafe { (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t } };
-        Ok(Some(t))
-    });
-    match tramp {
-        Some(t) => unsafe { t(this, args, nargs) },
-        None => std::ptr::null_mut(),
+    unsafe {
+        install_and_call(this, args, nargs, |_, f| {
+            let info = &*(*f).info;
+            let shape = info.pending.as_ref().expect("a pending shape");
+            let t = compile_shape(shape)?;
+            (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t };
+            Ok(())
+        })
     }
 }
 
