@@ -19,10 +19,11 @@ Build the extension in release mode first: .ci/dev-build --release
 import ctypes
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import timeit
+
+from bench_build import build_c_library, build_cffi_api
 
 BENCH_C = r"""
 struct pt { double x, y; };
@@ -45,25 +46,9 @@ void noop(void);
 """
 
 
-def sh(*cmd, cwd=None):
-    subprocess.check_call(cmd, cwd=cwd, stdout=subprocess.DEVNULL)
-
-
 def build_all(tmp):
-    with open(os.path.join(tmp, "bench.c"), "w") as f:
-        f.write(BENCH_C)
-    with open(os.path.join(tmp, "bench.h"), "w") as f:
-        f.write(BENCH_H)
-    so = os.path.join(tmp, "libbenchstructs.so")
-    sh("cc", "-O2", "-shared", "-fPIC", "-o", so, os.path.join(tmp, "bench.c"))
-    import cffi
-    builder = cffi.FFI()
-    builder.cdef(BENCH_H)
-    builder.set_source("_bench_structs_cffi_api", '#include "bench.h"', include_dirs=[tmp],
-                       library_dirs=[tmp], libraries=["benchstructs"],
-                       extra_link_args=["-Wl,-rpath," + tmp])
-    builder.compile(tmpdir=tmp, verbose=False)
-    sys.path.insert(0, tmp)
+    so = build_c_library(tmp, "benchstructs", BENCH_C, BENCH_H)
+    build_cffi_api(tmp, "_bench_structs_cffi_api", "benchstructs", BENCH_H)
     return so
 
 

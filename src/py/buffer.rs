@@ -207,17 +207,7 @@ unsafe extern "C" fn buffer_vectorcall(
             None => Err(PyTypeError::new_err("buffer type is not callable")),
         }
     }));
-    match r {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
-            e.restore(py);
-            std::ptr::null_mut()
-        }
-        Err(_) => {
-            pyo3::exceptions::PyRuntimeError::new_err("internal error (Rust panic) in jitffi.buffer").restore(py);
-            std::ptr::null_mut()
-        }
-    }
+    super::errors::finish_slot(py, r, std::ptr::null_mut(), "jitffi.buffer")
 }
 
 /// Installs `buffer_vectorcall` on the buffer type (once, at module init).

@@ -1143,17 +1143,7 @@ static ORIG: OnceLock<OrigSlots> = OnceLock::new();
 
 #[inline(always)]
 fn finish<T>(py: Python<'_>, r: std::thread::Result<PyResult<T>>, err: T) -> T {
-    match r {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            e.restore(py);
-            err
-        }
-        Err(_) => {
-            PyRuntimeError::new_err("internal error (Rust panic) in jitffi cdata access").restore(py);
-            err
-        }
-    }
+    super::errors::finish_slot(py, r, err, "jitffi cdata access")
 }
 
 unsafe extern "C" fn fast_getattro(slf: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject {

@@ -21,6 +21,24 @@ pub fn cdef_err(e: CdefError) -> PyErr {
     }
 }
 
+/// The end of a raw C slot implemented in Rust (run under `catch_unwind`): the value, or
+/// `err` with the Python exception set; a panic becomes RuntimeError naming `place`, so
+/// it never crosses into CPython's frames.
+#[inline(always)]
+pub fn finish_slot<T>(py: Python<'_>, r: std::thread::Result<PyResult<T>>, err: T, place: &str) -> T {
+    match r {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            e.restore(py);
+            err
+        }
+        Err(_) => {
+            pyo3::exceptions::PyRuntimeError::new_err(format!("internal error (Rust panic) in {place}")).restore(py);
+            err
+        }
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("CDefError", py.get_type::<CDefError>())?;

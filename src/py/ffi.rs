@@ -1028,17 +1028,7 @@ unsafe fn cached_ctype<'py>(py: Python<'py>, slf: *mut ffi::PyObject, cdecl: *mu
 
 #[inline(always)]
 unsafe fn fast_finish(py: Python<'_>, r: std::thread::Result<PyResult<*mut ffi::PyObject>>) -> *mut ffi::PyObject {
-    match r {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
-            e.restore(py);
-            std::ptr::null_mut()
-        }
-        Err(_) => {
-            PyRuntimeError::new_err("internal error (Rust panic) in jitffi").restore(py);
-            std::ptr::null_mut()
-        }
-    }
+    super::errors::finish_slot(py, r, std::ptr::null_mut(), "jitffi")
 }
 
 unsafe extern "C" fn fast_new(slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
