@@ -15,17 +15,19 @@ Build the extension in release mode first: .ci/dev-build --release
 import ctypes
 import os
 import statistics
-import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
 import timeit
 
+from bench_build import build_c_library, build_cffi_api, sh
+
 BENCH_C = r"""
 #include <string.h>
 #include <stddef.h>
 int add_i(int a, int b) { return a + b; }
+int g_bench;
 long long add_ll(long long a, long long b) { return a + b; }
 double add_d(double a, double b) { return a + b; }
 void noop(void) {}
@@ -164,17 +166,8 @@ PyMODINIT_FUNC INITNAME(void) { return PyModule_Create(&mod); }
 """
 
 
-def sh(*cmd, cwd=None):
-    subprocess.check_call(cmd, cwd=cwd, stdout=subprocess.DEVNULL)
-
-
 def build_all(tmp):
-    with open(os.path.join(tmp, "bench.c"), "w") as f:
-        f.write(BENCH_C)
-    with open(os.path.join(tmp, "bench.h"), "w") as f:
-        f.write(BENCH_H)
-    so = os.path.join(tmp, "libbench.so")
-    sh("cc", "-O2", "-shared", "-fPIC", "-o", so, os.path.join(tmp, "bench.c"))
+    so = build_c_library(tmp, "bench", BENCH_C, BENCH_H)
     with open(os.path.join(tmp, "hw.c"), "w") as f:
         f.write(HW_C)
     inc = sysconfig.get_paths()["include"]
@@ -183,15 +176,7 @@ def build_all(tmp):
         sh("cc", "-O2", "-shared", "-fPIC", *defs, "-I", inc, "-I", tmp, "-o",
            os.path.join(tmp, name + suffix), os.path.join(tmp, "hw.c"),
            "-L", tmp, "-lbench", "-Wl,-rpath," + tmp)
-    # cffi API mode, out of line
-    import cffi
-    builder = cffi.FFI()
-    builder.cdef(BENCH_H)
-    builder.set_source("_bench_cffi_api", '#include "bench.h"', include_dirs=[tmp],
-                       library_dirs=[tmp], libraries=["bench"],
-                       extra_link_args=["-Wl,-rpath," + tmp])
-    builder.compile(tmpdir=tmp, verbose=False)
-    sys.path.insert(0, tmp)
+    build_cffi_api(tmp, "_bench_cffi_api", "bench", BENCH_H)
     return so
 
 
@@ -311,6 +296,7 @@ def main():
         f"{v} {a[v] - g[v]:+.1f} ns" for v in ("hw", "cffi_api", "cffi_abi", "jitffi", "jit_keep")))
     print()
     variadic(variants, ctypes_lib=cl, repeat=repeat, number=number // 4)
+    lib_with_a_global(so, variants["jitffi"]["lib"], repeat=repeat, number=number)
     print()
     first_access()
 
@@ -333,6 +319,26 @@ def variadic(variants, ctypes_lib, repeat, number):
     for v in timers:
         row[v] = statistics.median(samples[v])
     print("variadic sum_va(2, int cdata, int cdata), ns per call: " + ", ".join(f"{v} {t:.0f}" for v, t in row.items()))
+
+
+def lib_with_a_global(so, plain_lib, repeat, number):
+    """A lib whose ffi declares a global variable takes the module-__getattr__ path
+    (cffi's semantics for globals), which CPython does not specialize."""
+    import jitffi
+    ffi = jitffi.FFI()
+    ffi.cdef(BENCH_H + "int g_bench;")
+    hooked = ffi.dlopen(so)
+    stmts = {"lib.add_i(1, 2)": "M.add_i(1, 2)", "lib.add_i": "M.add_i"}
+    out = []
+    for label, stmt in stmts.items():
+        timers = {k: timeit.Timer(stmt, globals=dict(M=m)) for k, m in (("plain", plain_lib), ("global", hooked))}
+        samples = {k: [] for k in timers}
+        for _ in range(repeat):
+            for k, t in timers.items():
+                samples[k].append(t.timeit(number) / number * 1e9)
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        out.append(f"{label}: {med['global']:.1f} ns vs {med['plain']:.1f} ({med['global'] - med['plain']:+.1f})")
+    print("jitffi lib of an ffi declaring a global variable (module __getattr__): " + "; ".join(out))
 
 
 def first_access(n_funcs=2000):

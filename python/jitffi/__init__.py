@@ -55,9 +55,10 @@ class FFI(_jitffi.FFI):
     def dlopen(self, name, flags=0, *, release_gil=True):
         """Open a C library; names without '/' are also searched with
         ctypes.util.find_library. release_gil=False keeps the GIL during calls."""
-        lib = super().dlopen(name, flags, release_gil=release_gil)
+        lib = super().dlopen(name, flags, release_gil=release_gil)  # filled in already
         self._libs[lib] = lib.__loader__
-        self._sync_libs()
+        if self._declares_globals():
+            lib.__class__ = _LibWithGlobals
         return lib
 
     def _sync_libs(self):
