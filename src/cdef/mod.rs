@@ -476,7 +476,7 @@ pub fn parse_only(source: &str) -> Result<usize, CdefError> {
     let pre = preprocess::preprocess(source)?;
     let pos = preprocess::Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
-    let tree = parser::parse(parser::Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &pos, &pre.text))?;
+    let tree = parser::parse_cdef(&pre.text, &pos)?;
     Ok(tree.into_inner().count())
 }
 

@@ -112,6 +112,56 @@ pub fn split_points(text: &str, froms: &[usize]) -> Option<Vec<usize>> {
     Some(cuts)
 }
 
+/// Parses a cdef text the fast way (`Rule::cdef`: parameter lists cut into raw pieces,
+/// see grammar/cdef.pest) and checks every distinct piece with `param_alone`, so that a
+/// text with a malformed parameter is refused here, before anything is declared. `None`
+/// when the text does not parse that way: the caller then parses it with
+/// `Rule::cdef_inline`, which gives the exact error (or, for the rare parameter lists
+/// that cannot be cut raw, the tree). `text` must have passed `check_nesting`.
+pub fn parse_split(text: &str) -> Option<Pair<'_, Rule>> {
+    #[cfg(test)]
+    if FORCE_INLINE.with(|f| f.get()) {
+        return None;
+    }
+    let tree = parse(Rule::cdef, text).ok()?;
+    let mut seen: rustc_hash::FxHashSet<&str> = Default::default();
+    for list in tree.clone().into_inner().flatten().filter(|p| p.as_rule() == Rule::raw_params) {
+        let mut pieces = list.into_inner().peekable();
+        while let Some(piece) = pieces.next() {
+            let text = piece.as_str();
+            if text.starts_with("...") {
+                // `...` only as the last parameter, as `params` has it.
+                if pieces.peek().is_some() || text.trim_end() != "..." {
+                    return None;
+                }
+            } else if seen.insert(text) && parse(Rule::param_alone, text).is_err() {
+                return None;
+            }
+        }
+    }
+    Some(tree)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests compare the two readings of parameter lists: when set, `parse_split`
+    /// declines and every text is parsed with `cdef_inline` (on this thread).
+    pub(crate) static FORCE_INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The whole-text parse when `parse_split` gave `None`.
+pub fn parse_inline(text: &str) -> Result<Pair<'_, Rule>, pest::error::Error<Rule>> {
+    parse(Rule::cdef_inline, text)
+}
+
+/// The tree of a whole cdef text, or its syntax error: `parse_split`, else `parse_inline`.
+pub fn parse_cdef<'i>(text: &'i str, pos: &Positions) -> Result<Pair<'i, Rule>, CdefError> {
+    match parse_split(text) {
+        Some(tree) => Ok(tree),
+        None => parse_inline(text).map_err(|e| syntax_error(&e, pos, text)),
+    }
+}
+
 /// Runs the grammar; `text` must have passed `check_nesting`.
 pub fn parse<'i>(rule: Rule, text: &'i str) -> Result<Pair<'i, Rule>, pest::error::Error<Rule>> {
     let mut pairs = CdefParser::parse(rule, text)?;

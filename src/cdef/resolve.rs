@@ -60,13 +60,41 @@ struct Resolver<'a> {
     /// Set by `[...]` while resolving the members of a struct.
     saw_dots_array: bool,
     /// Where the text being resolved starts in the whole text (a chunk parsed on its
-    /// own has positions relative to its start).
+    /// own, or a parameter piece, has positions relative to its start).
     base: usize,
+    /// The resolved type of each distinct raw parameter piece (`raw_params`) seen in
+    /// this cdef: the next identical piece means the same type, as long as no name can
+    /// change meaning in between (not under `override=True`).
+    param_types: rustc_hash::FxHashMap<Box<str>, Param>,
+}
+
+/// One resolved parameter, before `params` applies the rules about `void`.
+#[derive(Clone)]
+struct Param {
+    /// After decay (arrays to pointers, functions to function pointers).
+    node: TypeRef,
+    /// The declared type is `void` itself.
+    is_void: bool,
+    /// Nothing but the specifiers (`void` in `f(void)`).
+    empty: bool,
 }
 
 /// Inputs at least this long (after preprocessing) are parsed as two halves on two
 /// threads; below it a thread costs more than it saves.
 const PARALLEL_MIN_LEN: usize = 32 * 1024;
+
+/// Long texts stay on the calling thread unless `JITFFI_CDEF_THREADS=2`. Since
+/// parameter lists are cut raw and each distinct parameter is parsed once, one thread
+/// measured faster than two on the 2-core benchmark machine (13.4 against 15.0 ms for
+/// the 152 KB header): the chunks each check their own pieces, and the hand-offs
+/// between the threads cost more than the parse they overlap.
+fn parallel_min_len() -> usize {
+    static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| match std::env::var("JITFFI_CDEF_THREADS").as_deref() {
+        Ok("2") => PARALLEL_MIN_LEN,
+        _ => usize::MAX,
+    })
+}
 
 /// How often both halves parsed (tests check that the two-thread path really ran).
 #[cfg(test)]
@@ -82,7 +110,7 @@ type Turn<'t, 'a, 'd> = (&'t mut Resolver<'a>, &'t mut DefineIter<'d>);
 type DefineIter<'d> = std::iter::Peekable<std::slice::Iter<'d, preprocess::Define>>;
 
 pub fn run_cdef(ns: &mut Namespace, source: &str, opts: &CdefOptions) -> Result<(), CdefError> {
-    run_cdef_with(ns, source, opts, PARALLEL_MIN_LEN, CHUNK_LEN)
+    run_cdef_with(ns, source, opts, parallel_min_len(), CHUNK_LEN)
 }
 
 /// `run_cdef` with the length from which the text is parsed in parts, and the length
@@ -97,7 +125,7 @@ pub(crate) fn run_cdef_with(
     let pre = preprocess::preprocess(source)?;
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
-    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, base: 0 };
+    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, base: 0, param_types: Default::default() };
     let mut defines = pre.defines.iter().peekable();
     let split = if pre.text.len() >= parallel_min { parser::split_point(&pre.text, pre.text.len() / 2).filter(|&at| at >= 4) } else { None };
     let done = if split.is_none() {
@@ -117,7 +145,7 @@ pub(crate) fn run_cdef_with(
         defines = pre.defines.iter().peekable();
         // One parse of the whole text; also the path that reports syntax errors, so their
         // messages do not depend on where a text would have been split.
-        let tree = parser::parse(Rule::cdef, &pre.text).map_err(|e| parser::syntax_error(&e, &r.pos, &pre.text))?;
+        let tree = parser::parse_cdef(&pre.text, &r.pos)?;
         r.items(tree, &mut defines)?;
     }
     for d in defines {
@@ -156,6 +184,7 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         opts: CdefOptions::default(),
         saw_dots_array: false,
         base: 0,
+        param_types: Default::default(),
     };
     let mut inner = tree.into_inner();
     let specs_pair = inner.next().unwrap();
@@ -235,9 +264,9 @@ fn resolve_chunks<'t, 'a, 'd>(
         if failed.load(Ordering::Relaxed) {
             return;
         }
-        let tree = parser::parse(Rule::cdef, &text[from..to]);
+        let tree = parser::parse_split(&text[from..to]);
         let Some((r, defines)) = first.take().or_else(|| receive_soon(&wait)) else { return };
-        let Ok(tree) = tree else {
+        let Some(tree) = tree else {
             failed.store(true, Ordering::Relaxed);
             return;
         };
@@ -302,20 +331,20 @@ impl<'a> Resolver<'a> {
             let (parsed_tx, parsed_rx) = mpsc::channel::<bool>();
             let (go_tx, go_rx) = mpsc::channel::<Turn>();
             let worker = parser_thread().spawn_scoped(scope, move || {
-                let tree = parser::parse(Rule::cdef, tail);
-                let _ = parsed_tx.send(tree.is_ok());
+                let tree = parser::parse_split(tail);
+                let _ = parsed_tx.send(tree.is_some());
                 // Dropped without a message: the head did not parse, or the main thread
                 // is unwinding.
                 let (r, defines) = go_rx.recv().ok()?;
                 r.base = at;
-                let result = r.items(tree.ok()?, defines);
+                let result = r.items(tree?, defines);
                 r.base = 0;
                 Some(result)
             });
             let Ok(worker) = worker else { return Ok(false) };
-            let head_tree = parser::parse(Rule::cdef, head);
+            let head_tree = parser::parse_split(head);
             let tail_ok = parsed_rx.recv().unwrap_or(false);
-            let (Ok(head_tree), true) = (head_tree, tail_ok) else {
+            let (Some(head_tree), true) = (head_tree, tail_ok) else {
                 drop(go_tx);
                 let _ = worker.join();
                 return Ok(false);
@@ -1060,8 +1089,15 @@ impl<'a> Resolver<'a> {
             // `f()` means `f(void)`.
             return Ok((Vec::new(), false));
         };
+        let raw = params.as_rule() == Rule::raw_params;
         let list = params.into_inner();
-        let variadic = list.clone().next_back().is_some_and(|p| p.as_rule() == Rule::varargs);
+        let variadic = list.clone().next_back().is_some_and(|p| {
+            if raw {
+                p.as_str().starts_with("...")
+            } else {
+                p.as_rule() == Rule::varargs
+            }
+        });
         if variadic && list.len() == 1 {
             return Err(self.error(
                 ErrorKind::CDef,
@@ -1073,33 +1109,65 @@ impl<'a> Resolver<'a> {
         let mut args = Vec::with_capacity(count);
         for (i, p) in list.into_iter().take(count).enumerate() {
             let p_at = p.as_span().start();
-            let mut inner = p.into_inner();
-            let specs_pair = inner.next().unwrap();
-            let decl = inner.next().unwrap();
-            let specs = match self.decl_specs(specs_pair, None) {
-                Ok(s) => s,
-                Err(e) => return Err(self.unknown_param_type(e, fname, i + 1, p_at)),
-            };
-            let declared = self.declarator(specs.base, decl)?;
-            let ty = declared.ty;
-            if matches!(ty.node.kind, Kind::Void) && !ty.func {
-                if count == 1 && declared.empty {
+            let param = if raw { self.raw_param(p, fname, i + 1)? } else { self.param(p, fname, i + 1)? };
+            if param.is_void {
+                if count == 1 && param.empty {
                     return Ok((Vec::new(), false));
                 }
                 return Err(self.error(ErrorKind::CDef, p_at, format!("{fname}: 'void' must be the only parameter")));
             }
-            // Parameters decay: arrays to pointers, functions to function pointers.
-            let node = if ty.func {
-                ty.node
-            } else if let Kind::Array(item, _) = &ty.node.kind {
-                let item = item.clone();
-                self.ns.pointer(&item)
-            } else {
-                ty.node
-            };
-            args.push(node);
+            args.push(param.node);
         }
         Ok((args, variadic))
+    }
+
+    /// A `param` of the tree.
+    fn param(&mut self, p: Pair<Rule>, fname: &str, argno: usize) -> Result<Param, CdefError> {
+        let p_at = p.as_span().start();
+        let mut inner = p.into_inner();
+        let specs_pair = inner.next().unwrap();
+        let decl = inner.next().unwrap();
+        let specs = match self.decl_specs(specs_pair, None) {
+            Ok(s) => s,
+            Err(e) => return Err(self.unknown_param_type(e, fname, argno, p_at)),
+        };
+        let declared = self.declarator(specs.base, decl)?;
+        let ty = declared.ty;
+        let is_void = matches!(ty.node.kind, Kind::Void) && !ty.func;
+        // Parameters decay: arrays to pointers, functions to function pointers.
+        let node = if ty.func {
+            ty.node
+        } else if let Kind::Array(item, _) = &ty.node.kind {
+            let item = item.clone();
+            self.ns.pointer(&item)
+        } else {
+            ty.node
+        };
+        Ok(Param { node, is_void, empty: declared.empty })
+    }
+
+    /// A `param_raw` piece: the type of an identical earlier piece, or the piece parsed
+    /// on its own (`parser::parse_split` has checked that it parses).
+    fn raw_param(&mut self, piece: Pair<Rule>, fname: &str, argno: usize) -> Result<Param, CdefError> {
+        let text = piece.as_str();
+        if let Some(p) = self.param_types.get(text) {
+            return Ok(p.clone());
+        }
+        let piece_at = piece.as_span().start();
+        let tree = parser::parse(Rule::param_alone, text)
+            .map_err(|e| self.error(ErrorKind::CDef, piece_at, format!("cannot parse parameter '{}': {e}", text.trim_end())))?;
+        let param_pair = tree.into_inner().next().unwrap();
+        let outer_base = self.base;
+        self.base += piece_at;
+        let param = self.param(param_pair, fname, argno);
+        self.base = outer_base;
+        let param = param?;
+        // `[...]` in a parameter marks the struct being resolved (`saw_dots_array`):
+        // such pieces are resolved every time.
+        if !self.opts.override_ && !text.contains("...") {
+            self.param_types.insert(text.into(), param.clone());
+        }
+        Ok(param)
     }
 
     /// An unknown type name in a parameter list gets cffi's K&R hint.

@@ -778,3 +778,90 @@ fn qualifiers_alone_are_a_syntax_error() {
         assert!(e.message.starts_with("cannot parse"), "{src}: {}", e.message);
     }
 }
+
+/// `summary` of one parse with parameter lists read inline (`cdef_inline`) instead of
+/// cut into raw pieces.
+fn cdef_summary_inline(before: &str, src: &str) -> String {
+    parser::FORCE_INLINE.with(|f| f.set(true));
+    let s = cdef_summary_after(before, src, usize::MAX);
+    parser::FORCE_INLINE.with(|f| f.set(false));
+    s
+}
+
+/// Parameter lists cut into raw pieces (each distinct piece parsed and resolved once)
+/// give exactly the declarations, types, layouts and error messages of parsing every
+/// parameter in place, for every kind of parameter and every kind of mistake in one.
+#[test]
+fn raw_parameter_pieces_resolve_as_inline_parameters() {
+    let decls = [
+        "int f(int, char *);",
+        "int f(int a, int a2, int a);",
+        "void f(void);",
+        "void f();",
+        "int f(int, ...);",
+        "int f(const char *fmt, ...);",
+        "int f(int (*cb)(void *, int), void *arg);",
+        "int f(int (*)(int (*)(long), double), int);",
+        "int f(int a[10], char b[][4], void g(int));",
+        "typedef int t; int f(t, t *, const t);",
+        "typedef int t; int f(t(t));",
+        "int f(struct s *, struct s *); struct s { int x; };",
+        "int f(enum e *); enum e { A, B };",
+        "enum { N = 3 }; int f(int a[N], int b[N + 1]);",
+        "int f(int a[...]);",
+        "struct s { int (*cb)(int, char), (*cb2)(int, char); double (*f)(float x, float); };",
+        "typedef void (*fp)(int, int); fp f(fp, fp);",
+        "int f(unsigned long long, long double, _Bool, float _Complex);",
+        "int f(int x[')']);",
+        "int f(struct { int a, b; } s);",
+        "int f(char c, int x[sizeof(int)]);",
+        "int __stdcall f(int, int); int (__cdecl *g)(int, int);",
+        // Mistakes inside a parameter list.
+        "int f(int x y);",
+        "int f(int,);",
+        "int f(, int);",
+        "int f(..., int);",
+        "int f(...);",
+        "int f(int ... );",
+        "int f(unknown_t);",
+        "int f(int, unknown_t *p);",
+        "int f(void, int);",
+        "int f(int (*cb)(void *, int);",
+        "int f(int (*cb)(void *, int)));",
+        "int f(int x[');",
+        "int f(int a, char \"s\");",
+        "int f(int a) int g(int);",
+        "int f(const);",
+        "int f(struct);",
+    ];
+    for d in decls {
+        for before in ["", "typedef long t2; struct s;"] {
+            let split = cdef_summary_after(before, d, usize::MAX);
+            let inline = cdef_summary_inline(before, d);
+            assert_eq!(split, inline, "{d}");
+            assert!(!split.contains("internal error") && !split.contains("panic"), "{d}: {split}");
+        }
+    }
+    // The same piece in many prototypes, in a long text (chunks on two threads).
+    let mut big = String::new();
+    for i in 0..400 {
+        big += &format!("struct r{i} {{ int a; }}; int g{i}(const char *, struct r{} *, int (*cb)(void *, int), ...);\n", i / 2);
+    }
+    assert_eq!(cdef_summary(&big, 0), cdef_summary_inline("", &big));
+    assert!(cdef_summary(&big, 0).starts_with("Ok"));
+}
+
+/// A reused piece means the same type only while names keep their meaning: under
+/// `override=True` a typedef may change between two identical pieces.
+#[test]
+fn raw_parameter_pieces_follow_redefinitions() {
+    let mut n = ns();
+    let opts = CdefOptions { override_: true, ..Default::default() };
+    n.cdef("typedef int t; int f(t *); typedef long t; int g(t *);", &opts).unwrap();
+    assert_eq!(func(&n, "f"), "int(*)(int *)");
+    assert_eq!(func(&n, "g"), "int(*)(long *)");
+    // And identical pieces give the one interned node.
+    let n = cdef("int f(const char *s, int); int g(const char *s, int);");
+    let (Some(Decl::Function(f)), Some(Decl::Function(g))) = (n.decls.names.get("f"), n.decls.names.get("g")) else { panic!() };
+    assert!(Arc::ptr_eq(f, g));
+}
