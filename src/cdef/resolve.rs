@@ -66,6 +66,8 @@ struct Resolver<'a> {
     /// this cdef: the next identical piece means the same type, as long as no name can
     /// change meaning in between (not under `override=True`).
     param_types: rustc_hash::FxHashMap<Box<str>, Param>,
+    /// A raw parameter piece did not parse (only possible in `items_unchecked`).
+    bad_piece: bool,
 }
 
 /// One resolved parameter, before `params` applies the rules about `void`.
@@ -125,7 +127,7 @@ pub(crate) fn run_cdef_with(
     let pre = preprocess::preprocess(source)?;
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
-    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, base: 0, param_types: Default::default() };
+    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, base: 0, param_types: Default::default(), bad_piece: false };
     let mut defines = pre.defines.iter().peekable();
     let split = if pre.text.len() >= parallel_min { parser::split_point(&pre.text, pre.text.len() / 2).filter(|&at| at >= 4) } else { None };
     let done = if split.is_none() {
@@ -142,6 +144,13 @@ pub(crate) fn run_cdef_with(
         r.items_in_two_halves(&pre.text, split.unwrap(), &mut defines)?
     };
     if !done {
+        defines = pre.defines.iter().peekable();
+        if r.ns.is_empty() && r.items_unchecked(&pre.text, &mut defines)? {
+            for d in defines {
+                r.define(d)?;
+            }
+            return Ok(());
+        }
         defines = pre.defines.iter().peekable();
         // One parse of the whole text; also the path that reports syntax errors, so their
         // messages do not depend on where a text would have been split.
@@ -185,6 +194,7 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         saw_dots_array: false,
         base: 0,
         param_types: Default::default(),
+        bad_piece: false,
     };
     let mut inner = tree.into_inner();
     let specs_pair = inner.next().unwrap();
@@ -315,6 +325,33 @@ impl<'a> Resolver<'a> {
             }
         }
         Ok(())
+    }
+
+    /// For an empty namespace: the raw-piece parse of `text` resolved without checking
+    /// its pieces first, each distinct piece parsed when first met (the check would
+    /// parse every distinct piece a second time). If a piece turns out not to parse, or
+    /// resolving fails while some later piece would not parse, everything is undone (the
+    /// namespace was empty) and false returned: the caller then parses the text with its
+    /// pieces checked first, which gives the syntax error and declares nothing, as one
+    /// parse of the whole text does. Any other error is returned with the declarations
+    /// before it kept.
+    fn items_unchecked(&mut self, text: &str, defines: &mut DefineIter) -> Result<bool, CdefError> {
+        debug_assert!(self.ns.is_empty());
+        #[cfg(test)]
+        if parser::FORCE_INLINE.with(|f| f.get()) {
+            return Ok(false);
+        }
+        let Ok(tree) = parser::parse(Rule::cdef, text) else { return Ok(false) };
+        match self.items(tree, defines) {
+            Ok(()) => return Ok(true),
+            Err(e) if !self.bad_piece && parser::parse_split(text).is_some() => return Err(e),
+            Err(_) => {}
+        }
+        self.ns.reset_to_empty();
+        self.param_types.clear();
+        self.bad_piece = false;
+        self.saw_dots_array = false;
+        Ok(false)
     }
 
     /// Parses `text[..at]` here and the rest on a second thread at the same time, then
@@ -1093,7 +1130,7 @@ impl<'a> Resolver<'a> {
         let list = params.into_inner();
         let variadic = list.clone().next_back().is_some_and(|p| {
             if raw {
-                p.as_str().starts_with("...")
+                p.as_str().trim_end() == "..."
             } else {
                 p.as_rule() == Rule::varargs
             }
@@ -1147,15 +1184,27 @@ impl<'a> Resolver<'a> {
     }
 
     /// A `param_raw` piece: the type of an identical earlier piece, or the piece parsed
-    /// on its own (`parser::parse_split` has checked that it parses).
+    /// on its own.
     fn raw_param(&mut self, piece: Pair<Rule>, fname: &str, argno: usize) -> Result<Param, CdefError> {
         let text = piece.as_str();
         if let Some(p) = self.param_types.get(text) {
             return Ok(p.clone());
         }
         let piece_at = piece.as_span().start();
-        let tree = parser::parse(Rule::param_alone, text)
-            .map_err(|e| self.error(ErrorKind::CDef, piece_at, format!("cannot parse parameter '{}': {e}", text.trim_end())))?;
+        if text.starts_with("...") {
+            // `...` before the last parameter, or `... x`: not a parameter list.
+            self.bad_piece = true;
+            return Err(self.error(ErrorKind::CDef, piece_at, "'...' must be the last parameter"));
+        }
+        let tree = match parser::parse(Rule::param_alone, text) {
+            Ok(tree) => tree,
+            Err(e) => {
+                // Only unchecked texts get here; their caller parses the text again for
+                // the exact error.
+                self.bad_piece = true;
+                return Err(self.error(ErrorKind::CDef, piece_at, format!("cannot parse parameter '{}': {e}", text.trim_end())));
+            }
+        };
         let param_pair = tree.into_inner().next().unwrap();
         let outer_base = self.base;
         self.base += piece_at;

@@ -833,6 +833,13 @@ fn raw_parameter_pieces_resolve_as_inline_parameters() {
         "int f(int a) int g(int);",
         "int f(const);",
         "int f(struct);",
+        // A mistake in a later piece decides over an earlier resolve error, and a resolve
+        // error keeps the declarations before it, as with one parse of the whole text.
+        "unknown_t x; int f(int x y);",
+        "int ok(int); int f(int x y);",
+        "int ok(int); int v(int, ...); int g(..., int);",
+        "int a; int h(unknown_t); int c(int);",
+        "int a; int h(int, void); int c(char *);",
     ];
     for d in decls {
         for before in ["", "typedef long t2; struct s;"] {
