@@ -30,6 +30,7 @@ impl Ty {
 }
 
 /// What the declaration specifiers (`static const unsigned long`) said.
+#[derive(Clone)]
 struct Specs {
     base: Ty,
     is_typedef: bool,
@@ -68,6 +69,9 @@ struct Resolver<'a> {
     param_types: rustc_hash::FxHashMap<Box<str>, Param>,
     /// A raw parameter piece did not parse (only possible in `items_unchecked`).
     bad_piece: bool,
+    /// Declaration specifiers by text (see `decl_specs`): return types and member types
+    /// repeat as parameters do.
+    specs_seen: rustc_hash::FxHashMap<Box<str>, Specs>,
 }
 
 /// One resolved parameter, before `params` applies the rules about `void`.
@@ -127,7 +131,7 @@ pub(crate) fn run_cdef_with(
     let pre = preprocess::preprocess(source)?;
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
-    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, base: 0, param_types: Default::default(), bad_piece: false };
+    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, base: 0, param_types: Default::default(), bad_piece: false, specs_seen: Default::default() };
     let mut defines = pre.defines.iter().peekable();
     let split = if pre.text.len() >= parallel_min { parser::split_point(&pre.text, pre.text.len() / 2).filter(|&at| at >= 4) } else { None };
     let done = if split.is_none() {
@@ -195,6 +199,7 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         base: 0,
         param_types: Default::default(),
         bad_piece: false,
+        specs_seen: Default::default(),
     };
     let mut inner = tree.into_inner();
     let specs_pair = inner.next().unwrap();
@@ -347,11 +352,18 @@ impl<'a> Resolver<'a> {
             Err(e) if !self.bad_piece && parser::parse_split(text).is_some() => return Err(e),
             Err(_) => {}
         }
+        self.undo();
+        Ok(false)
+    }
+
+    /// Back to an empty namespace (it was empty when this cdef began), forgetting the
+    /// types reused by text, which belonged to it.
+    fn undo(&mut self) {
         self.ns.reset_to_empty();
         self.param_types.clear();
+        self.specs_seen.clear();
         self.bad_piece = false;
         self.saw_dots_array = false;
-        Ok(false)
     }
 
     /// Parses `text[..at]` here and the rest on a second thread at the same time, then
@@ -432,7 +444,7 @@ impl<'a> Resolver<'a> {
             }
         });
         if failed.load(Ordering::Relaxed) {
-            self.ns.reset_to_empty();
+            self.undo();
             return false;
         }
         #[cfg(test)]
@@ -640,7 +652,23 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// The specifiers of `pair`: those of an identical earlier text when they can only
+    /// mean the same (no struct/union/enum body, no `...`, not under `override=True`),
+    /// else resolved.
     fn decl_specs(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<Specs, CdefError> {
+        let text = pair.as_str();
+        if let Some(s) = self.specs_seen.get(text) {
+            return Ok(s.clone());
+        }
+        let reusable = !self.opts.override_ && !text.contains(['{', '.']);
+        let specs = self.resolve_decl_specs(pair, typedef_hint)?;
+        if reusable {
+            self.specs_seen.insert(text.into(), specs.clone());
+        }
+        Ok(specs)
+    }
+
+    fn resolve_decl_specs(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<Specs, CdefError> {
         let mut specs = Specs {
             base: Ty::plain(self.ns.void()),
             is_typedef: false,

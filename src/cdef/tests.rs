@@ -856,6 +856,19 @@ fn raw_parameter_pieces_resolve_as_inline_parameters() {
     }
     assert_eq!(cdef_summary(&big, 0), cdef_summary_inline("", &big));
     assert!(cdef_summary(&big, 0).starts_with("Ok"));
+    // A last chunk whose parameter list cannot be cut raw makes the chunks undo and the
+    // text run again in one piece: the types reused by text must then be the new
+    // namespace's own nodes, not those of the undone one.
+    let tail = format!("{big} int q(int x[')'], const char *);");
+    let mut n = ns();
+    resolve::run_cdef_with(&mut n, &tail, &CdefOptions::default(), 0, 2000).unwrap();
+    let const_char_p = n.parse_type("const char *").unwrap();
+    for name in ["g0", "g399", "q"] {
+        let Some(Decl::Function(f)) = n.decls.names.get(name) else { panic!("{name}") };
+        let Kind::FuncPtr(sig) = &f.kind else { panic!() };
+        let arg = sig.args.iter().find(|a| a.cname() == const_char_p.cname()).unwrap_or_else(|| panic!("{name}: {}", f.cname()));
+        assert!(Arc::ptr_eq(arg, &const_char_p), "{name}");
+    }
 }
 
 /// A reused piece means the same type only while names keep their meaning: under
