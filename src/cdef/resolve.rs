@@ -1239,9 +1239,10 @@ impl<'a> Resolver<'a> {
         let param = self.param(param_pair, fname, argno);
         self.base = outer_base;
         let param = param?;
-        // `[...]` in a parameter marks the struct being resolved (`saw_dots_array`):
-        // such pieces are resolved every time.
-        if !self.opts.override_ && !text.contains("...") {
+        // A piece that defines a struct, union or enum (`struct { int a; } s`) makes a
+        // new type (and declares enumerators) each time, and `[...]` marks the struct
+        // being resolved (`saw_dots_array`): such pieces are resolved every time.
+        if !self.opts.override_ && !text.contains(['{', '.']) {
             self.param_types.insert(text.into(), param.clone());
         }
         Ok(param)

@@ -814,6 +814,9 @@ fn raw_parameter_pieces_resolve_as_inline_parameters() {
         "int f(unsigned long long, long double, _Bool, float _Complex);",
         "int f(int x[')']);",
         "int f(struct { int a, b; } s);",
+        "int f(struct { int a; } s); int g(struct { int a; } s); struct { int z; } *h(void);",
+        "int f(enum { A } e); int g(enum { A } e);",
+        "int f(enum { A1 } e); int g(enum { A2 } e); int k(int x[A1 + A2]);",
         "int f(char c, int x[sizeof(int)]);",
         "int __stdcall f(int, int); int (__cdecl *g)(int, int);",
         // Mistakes inside a parameter list.
