@@ -1,8 +1,9 @@
 //! The little preprocessing cdef needs: comments, line continuations and `#` lines.
 //!
 //! The output has exactly the byte length of the input (everything removed is blanked
-//! with spaces, and other whitespace characters than newline become spaces), so a byte offset into it is also an offset into the user's text and
-//! error positions need no remapping table.
+//! with spaces, and every whitespace character becomes a space, except a newline that
+//! ends an unterminated quote), so a byte offset into it is also an offset into the
+//! user's text and error positions need no remapping table.
 
 use super::{CdefError, ErrorKind};
 
@@ -152,16 +153,15 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
     let mut at_line_start = true;
     let n = src.len();
     let blank = |out: &mut Vec<u8>, from: usize, to: usize| {
-        for b in &mut out[from..to] {
-            if *b != b'\n' {
-                *b = b' ';
-            }
-        }
+        out[from..to].fill(b' ');
     };
     while i < n {
         let c = src[i];
         match c {
             b'\n' => {
+                // The grammar's whitespace is ' ' alone (one range test per character
+                // instead of two): line numbers come from the source, not this text.
+                out[i] = b' ';
                 at_line_start = true;
                 i += 1;
             }
@@ -173,11 +173,8 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
             }
             b'\\' if i + 1 < n && (src[i + 1] == b'\n' || (src[i + 1] == b'\r' && i + 2 < n && src[i + 2] == b'\n')) => {
                 let len = if src[i + 1] == b'\n' { 2 } else { 3 };
-                blank(&mut out, i, i + len);
                 // A continuation does not start a new logical line.
-                for b in &mut out[i..i + len] {
-                    *b = b' ';
-                }
+                blank(&mut out, i, i + len);
                 i += len;
             }
             b'/' if i + 1 < n && src[i + 1] == b'/' => {
@@ -208,6 +205,9 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
                     }
                     j += 1;
                 }
+                // A literal left open at the end of its line keeps that newline (this
+                // arm steps over it), which the grammar's literals refuse: a literal
+                // does not span lines.
                 i = (j + 1).min(n);
             }
             b'#' if at_line_start => {
@@ -345,9 +345,24 @@ mod tests {
         let p = preprocess(src).unwrap();
         assert_eq!(p.text.len(), src.len());
         assert!(!p.text.contains("/*") && !p.text.contains("//") && !p.text.contains('#'));
-        assert_eq!(p.text.matches('\n').count(), 3);
+        // Every whitespace byte became a space, in place.
+        assert!(!p.text.contains('\n'));
+        for (i, b) in src.bytes().enumerate() {
+            if b == b'\n' {
+                assert_eq!(p.text.as_bytes()[i], b' ');
+            }
+        }
         assert_eq!(p.defines.len(), 1);
         assert_eq!(p.defines[0].value, Some(16));
+    }
+
+    /// A quote left open at the end of its line keeps the newline: the grammar's
+    /// literals end there, as they would in C.
+    #[test]
+    fn open_quote_keeps_its_newline() {
+        let src = "extern \"Pyth\nint x; \"a\"\n";
+        let p = preprocess(src).unwrap();
+        assert_eq!(p.text, "extern \"Pyth\nint x; \"a\" ");
     }
 
     #[test]

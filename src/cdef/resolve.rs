@@ -174,9 +174,9 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         return Err(type_error(format!("cannot parse type '{text}': directives are not types")));
     }
     parser::check_nesting(text, &pos, "type").map_err(|e| type_error(format!("in type '{text}': {}", e.message)))?;
-    // The grammar only knows ' ' and '\n' as whitespace; same byte offsets.
+    // The grammar only knows ' ' as whitespace; same byte offsets.
     let normalized: String =
-        text.chars().map(|c| if matches!(c, '\t' | '\r' | '\x0b' | '\x0c') { ' ' } else { c }).collect();
+        text.chars().map(|c| if matches!(c, '\t' | '\r' | '\n' | '\x0b' | '\x0c') { ' ' } else { c }).collect();
     let tree = parser::parse(Rule::type_string, &normalized).map_err(|e| {
         let at = match e.location {
             pest::error::InputLocation::Pos(p) => p,
