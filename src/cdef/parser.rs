@@ -185,7 +185,7 @@ fn describe(rule: &Rule) -> Option<&'static str> {
         expr | unary | unsupported_expr | int_lit | char_lit | float_lit => "an expression",
         op_bor | op_bxor | op_band | op_shift | op_add | op_mul => "an operator",
         empty_decl => "';'",
-        init_decl | declarator => "a declarator",
+        declarator => "a declarator",
         params | param => "a parameter",
         varargs | dots_type | int_dots | member_dots | enum_dots | value_dots | array_dots => "'...'",
         enumerator => "an enumerator",

@@ -547,7 +547,17 @@ impl<'a> Resolver<'a> {
             extern_python = self.extern_language(&lang)?;
         }
         let specs_pair = inner.next().unwrap();
-        let init_decls: Vec<Pair<Rule>> = inner.collect();
+        // (declarator, initializer) of each declarator.
+        let mut init_decls: Vec<(Pair<Rule>, Option<Pair<Rule>>)> = Vec::new();
+        for p in inner {
+            if p.as_rule() == Rule::initializer {
+                if let Some(last) = init_decls.last_mut() {
+                    last.1 = Some(p);
+                }
+            } else {
+                init_decls.push((p, None));
+            }
+        }
 
         // The text test avoids walking the specifiers twice for nearly every declaration.
         let is_typedef_decl = specs_pair.as_str().contains("typedef")
@@ -555,9 +565,8 @@ impl<'a> Resolver<'a> {
         // `typedef struct { .. } name;` names the anonymous struct after the typedef.
         let mut typedef_hint = None;
         if is_typedef_decl {
-            if let Some(first) = init_decls.first() {
-                let decl = first.clone().into_inner().next().unwrap();
-                let mut parts = decl.into_inner();
+            if let Some((decl, _)) = init_decls.first() {
+                let mut parts = decl.clone().into_inner();
                 if let (Some(only), None) = (parts.next(), parts.next()) {
                     if only.as_rule() == Rule::name {
                         typedef_hint = Some(only.as_str().to_string());
@@ -568,21 +577,15 @@ impl<'a> Resolver<'a> {
         let specs = self.decl_specs(specs_pair, if is_typedef_decl { typedef_hint.as_deref() } else { None })?;
 
         let only_empty = init_decls.is_empty()
-            || (init_decls.len() == 1 && {
-                let d = init_decls[0].clone().into_inner().next().unwrap();
-                d.into_inner().next().is_none()
-            });
+            || (init_decls.len() == 1 && init_decls[0].0.clone().into_inner().next().is_none());
         if only_empty {
             if specs.declares_tag && !specs.is_typedef {
                 return Ok(());
             }
             return Err(self.error(ErrorKind::CDef, start, "Invalid declaration: nothing is declared (missing a name?)"));
         }
-        for init in init_decls {
-            let init_start = init.as_span().start();
-            let mut parts = init.into_inner();
-            let decl = parts.next().unwrap();
-            let initializer = parts.next();
+        for (decl, initializer) in init_decls {
+            let init_start = decl.as_span().start();
             let declared = self.declarator_c(specs.base.clone(), decl, specs.is_const)?;
             let Some((name, name_at)) = declared.name.map(|(n, at)| (n.to_string(), at)) else {
                 return Err(self.error(ErrorKind::CDef, init_start, "Invalid declaration: a name is missing"));
@@ -851,12 +854,19 @@ impl<'a> Resolver<'a> {
                 _ => {}
             }
             let specs = self.decl_specs(first, None)?;
-            let decls: Vec<Pair<Rule>> = inner.collect();
-            for md in decls {
-                let md_start = md.as_span().start();
-                let mut parts = md.into_inner();
-                let decl = parts.next().unwrap();
-                let bits = parts.next();
+            // (declarator, bitfield) of each declarator.
+            let mut decls: Vec<(Pair<Rule>, Option<Pair<Rule>>)> = Vec::new();
+            for p in inner {
+                if p.as_rule() == Rule::bitfield {
+                    if let Some(last) = decls.last_mut() {
+                        last.1 = Some(p);
+                    }
+                } else {
+                    decls.push((p, None));
+                }
+            }
+            for (decl, bits) in decls {
+                let md_start = decl.as_span().start();
                 let declared = self.declarator(specs.base.clone(), decl)?;
                 let bits = match bits {
                     Some(b) => Some(self.eval_int(b.into_inner().next().unwrap())?),
