@@ -547,17 +547,7 @@ impl<'a> Resolver<'a> {
             extern_python = self.extern_language(&lang)?;
         }
         let specs_pair = inner.next().unwrap();
-        // (declarator, initializer) of each declarator.
-        let mut init_decls: Vec<(Pair<Rule>, Option<Pair<Rule>>)> = Vec::new();
-        for p in inner {
-            if p.as_rule() == Rule::initializer {
-                if let Some(last) = init_decls.last_mut() {
-                    last.1 = Some(p);
-                }
-            } else {
-                init_decls.push((p, None));
-            }
-        }
+        let init_decls = declarators_with(inner, Rule::initializer);
 
         // The text test avoids walking the specifiers twice for nearly every declaration.
         let is_typedef_decl = specs_pair.as_str().contains("typedef")
@@ -854,18 +844,7 @@ impl<'a> Resolver<'a> {
                 _ => {}
             }
             let specs = self.decl_specs(first, None)?;
-            // (declarator, bitfield) of each declarator.
-            let mut decls: Vec<(Pair<Rule>, Option<Pair<Rule>>)> = Vec::new();
-            for p in inner {
-                if p.as_rule() == Rule::bitfield {
-                    if let Some(last) = decls.last_mut() {
-                        last.1 = Some(p);
-                    }
-                } else {
-                    decls.push((p, None));
-                }
-            }
-            for (decl, bits) in decls {
+            for (decl, bits) in declarators_with(inner, Rule::bitfield) {
                 let md_start = decl.as_span().start();
                 let declared = self.declarator(specs.base.clone(), decl)?;
                 let bits = match bits {
@@ -1272,6 +1251,22 @@ impl<'a> Resolver<'a> {
             ),
         )
     }
+}
+
+/// The declarators of a declaration or member, each with the `extra` pair that follows
+/// it if any (its initializer or bitfield width): the grammar puts no pair around the two.
+fn declarators_with<'i>(pairs: impl Iterator<Item = Pair<'i, Rule>>, extra: Rule) -> Vec<(Pair<'i, Rule>, Option<Pair<'i, Rule>>)> {
+    let mut out: Vec<(Pair<'i, Rule>, Option<Pair<'i, Rule>>)> = Vec::new();
+    for p in pairs {
+        if p.as_rule() == extra {
+            if let Some(last) = out.last_mut() {
+                last.1 = Some(p);
+            }
+        } else {
+            out.push((p, None));
+        }
+    }
+    out
 }
 
 fn is_integer(ty: &TypeRef) -> bool {
