@@ -131,7 +131,7 @@ pub(crate) fn run_cdef_with(
     let pre = preprocess::preprocess(source)?;
     let pos = Positions { source, markers: &pre.markers };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
-    let mut r = Resolver { ns, pos, opts: opts.clone(), saw_dots_array: false, base: 0, param_types: Default::default(), bad_piece: false, specs_seen: Default::default() };
+    let mut r = Resolver::new(ns, pos, opts.clone());
     let mut defines = pre.defines.iter().peekable();
     let split = if pre.text.len() >= parallel_min { parser::split_point(&pre.text, pre.text.len() / 2).filter(|&at| at >= 4) } else { None };
     let done = if split.is_none() {
@@ -191,16 +191,7 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
             type_error(format!("cannot parse type '{text}': unexpected {tok} at column {}{hint}", at + 1))
         }
     })?;
-    let mut r = Resolver {
-        ns,
-        pos,
-        opts: CdefOptions::default(),
-        saw_dots_array: false,
-        base: 0,
-        param_types: Default::default(),
-        bad_piece: false,
-        specs_seen: Default::default(),
-    };
+    let mut r = Resolver::new(ns, pos, CdefOptions::default());
     let mut inner = tree.into_inner();
     let specs_pair = inner.next().unwrap();
     let decl = inner.next().unwrap();
@@ -298,6 +289,27 @@ fn resolve_chunks<'t, 'a, 'd>(
 }
 
 impl<'a> Resolver<'a> {
+    fn new(ns: &'a mut Namespace, pos: Positions<'a>, opts: CdefOptions) -> Resolver<'a> {
+        Resolver {
+            ns,
+            pos,
+            opts,
+            saw_dots_array: false,
+            base: 0,
+            param_types: Default::default(),
+            bad_piece: false,
+            specs_seen: Default::default(),
+        }
+    }
+
+    /// Whether the type a text resolved to may be reused for the next identical text:
+    /// not when names may change meaning (`override=True`), when the text defines a
+    /// struct, union or enum (a new type, and enumerators, each time), or holds `...`
+    /// (`[...]` marks the struct being resolved, `typedef ...` names a new type).
+    fn reusable(&self, text: &str) -> bool {
+        !self.opts.override_ && !text.contains(['{', '.'])
+    }
+
     /// Resolves the top-level items of a parse of `cdef`, in order, with the `#define`s
     /// that come before each.
     fn items(&mut self, tree: Pair<Rule>, defines: &mut DefineIter) -> Result<(), CdefError> {
@@ -646,14 +658,16 @@ impl<'a> Resolver<'a> {
     }
 
     /// The specifiers of `pair`: those of an identical earlier text when they can only
-    /// mean the same (no struct/union/enum body, no `...`, not under `override=True`),
-    /// else resolved.
+    /// mean the same (`reusable`), else resolved.
     fn decl_specs(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<Specs, CdefError> {
         let text = pair.as_str();
-        if let Some(s) = self.specs_seen.get(text) {
-            return Ok(s.clone());
+        // The check first: a struct body is not hashed only to be resolved anyway.
+        let reusable = self.reusable(text);
+        if reusable {
+            if let Some(s) = self.specs_seen.get(text) {
+                return Ok(s.clone());
+            }
         }
-        let reusable = !self.opts.override_ && !text.contains(['{', '.']);
         let specs = self.resolve_decl_specs(pair, typedef_hint)?;
         if reusable {
             self.specs_seen.insert(text.into(), specs.clone());
@@ -1228,10 +1242,7 @@ impl<'a> Resolver<'a> {
         let param = self.param(param_pair, fname, argno);
         self.base = outer_base;
         let param = param?;
-        // A piece that defines a struct, union or enum (`struct { int a; } s`) makes a
-        // new type (and declares enumerators) each time, and `[...]` marks the struct
-        // being resolved (`saw_dots_array`): such pieces are resolved every time.
-        if !self.opts.override_ && !text.contains(['{', '.']) {
+        if self.reusable(text) {
             self.param_types.insert(text.into(), param.clone());
         }
         Ok(param)

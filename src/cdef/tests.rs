@@ -883,6 +883,10 @@ fn raw_parameter_pieces_follow_redefinitions() {
     n.cdef("typedef int t; int f(t *); typedef long t; int g(t *);", &opts).unwrap();
     assert_eq!(func(&n, "f"), "int(*)(int *)");
     assert_eq!(func(&n, "g"), "int(*)(long *)");
+    // The same for specifiers reused by text (a return type).
+    n.cdef("typedef int r; r h(void); typedef long r; r k(void);", &opts).unwrap();
+    assert_eq!(func(&n, "h"), "int(*)(void)");
+    assert_eq!(func(&n, "k"), "long(*)(void)");
     // And identical pieces give the one interned node.
     let n = cdef("int f(const char *s, int); int g(const char *s, int);");
     let (Some(Decl::Function(f)), Some(Decl::Function(g))) = (n.decls.names.get("f"), n.decls.names.get("g")) else { panic!() };
