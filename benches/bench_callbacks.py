@@ -23,11 +23,8 @@ import sysconfig
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "python"))
-
-import cffi  # noqa: E402
-import jitffi  # noqa: E402
+import cffi
+import jitffi
 
 QUICK = "--quick" in sys.argv
 

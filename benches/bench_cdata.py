@@ -60,8 +60,9 @@ def measure_interleaved(stmts, number, repeat):
 
 
 def main():
-    number = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
-    repeat = 11
+    quick = "--quick" in sys.argv
+    number = 20000 if quick else 100000
+    repeat = 5 if quick else 11
     envs = setups()
     rows = []
     for label, fstmt, cstmt in CASES:

@@ -90,8 +90,9 @@ def main():
     p.add_argument("--write-header")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--repeat", type=int, help="same as --rounds (older name)")
+    p.add_argument("--quick", action="store_true", help="3 rounds")
     args = p.parse_args()
-    rounds = args.repeat or args.rounds
+    rounds = 3 if args.quick else (args.repeat or args.rounds)
     header = make_header()
     if args.write_header:
         with open(args.write_header, "w") as f:

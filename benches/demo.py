@@ -38,17 +38,13 @@ def demo_libc_libm():
     print("snprintf ->", n, ffi.string(buf))
     print("sqrt(2) =", libm.sqrt(2.0), " pow(2, 10) =", libm.pow(2.0, 10.0))
     print("sizeof(struct tm) =", ffi.sizeof("struct tm"), " offsetof(tm_zone) =", ffi.offsetof("struct tm", "tm_zone"))
-    if hasattr(ffi, "callback"):
-        try:
-            @ffi.callback("int(const void *, const void *)")
-            def cmp(a, b):
-                x, y = ffi.cast("int *", a)[0], ffi.cast("int *", b)[0]
-                return (x > y) - (x < y)
-            arr = ffi.new("int[]", [5, 3, 9, 1, 7, 2])
-            libc.qsort(arr, 6, ffi.sizeof("int"), cmp)
-            print("qsort with a Python comparator ->", list(arr))
-        except NotImplementedError as e:
-            print("qsort with a Python comparator: not available yet:", e)
+    @ffi.callback("int(const void *, const void *)")
+    def cmp(a, b):
+        x, y = ffi.cast("int *", a)[0], ffi.cast("int *", b)[0]
+        return (x > y) - (x < y)
+    arr = ffi.new("int[]", [5, 3, 9, 1, 7, 2])
+    libc.qsort(arr, 6, ffi.sizeof("int"), cmp)
+    print("qsort with a Python comparator ->", list(arr))
 
 
 def demo_zlib():
@@ -123,19 +119,33 @@ def demo_cairo():
     c.cairo_surface_destroy(surf)
 
 
-def run_benches():
+def run_benches(quick):
     for script in ("bench_cdef.py", "bench_cdata.py", "bench_calls.py", "bench_structs.py", "bench_callbacks.py"):
         path = os.path.join(HERE, script)
         if os.path.exists(path):
             section(f"benchmark: {script}")
             sys.stdout.flush()
-            subprocess.run([sys.executable, path, "--quick"] if "--quick" in sys.argv else [sys.executable, path], check=True)
+            subprocess.run([sys.executable, path] + (["--quick"] if quick else []), check=True)
 
 
-if __name__ == "__main__":
+def main():
+    quick = "--quick" in sys.argv
+    # The benches measure the installed package: a source-tree import would measure
+    # whatever build was last left there (or fail on a fresh clone).
+    print("jitffi", jitffi.__version__, "from", os.path.dirname(jitffi.__file__))
+    failed = []
     for demo in (demo_libc_libm, demo_zlib, demo_sqlite, demo_cairo):
         try:
             demo()
-        except Exception as e:  # keep the demo going; the test suite is where failures count
+        except Exception as e:  # show the other demos too, then fail
             print(f"{demo.__name__} failed: {type(e).__name__}: {e}")
-    run_benches()
+            failed.append(demo.__name__)
+    run_benches(quick)
+    if failed:
+        print("demo FAILED:", ", ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
