@@ -31,7 +31,7 @@ fn merge(a: Class, b: Class) -> Class {
 }
 
 /// Classes of the eightbytes of an aggregate (or complex / long double), or `[Memory]`.
-fn classify(ty: &TypeNode, size: u32) -> Result<Vec<Class>, String> {
+fn classify(ty: &TypeNode, size: u32) -> Result<Vec<Class>, LowerError> {
     if size == 0 {
         return Ok(Vec::new());
     }
@@ -112,7 +112,7 @@ fn sse_type(size: u32) -> Type {
     }
 }
 
-fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, String> {
+fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
     let (size, align) = arg_size_align(ty)?;
     let single = |st: &mut State, ty: Type, is_int: bool, ext: Ext, size: u32| -> Vec<Part> {
         let loc = if is_int && st.gpr < GPRS {
@@ -164,12 +164,12 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, String> {
     Ok(ArgPlan { size, align, pass: ArgPass::Parts(parts) })
 }
 
-fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), String> {
+fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
     if matches!(ty.kind, Kind::Void) {
         return Ok((RetPass::Void, 0, 1));
     }
     if let Kind::Array(..) = ty.kind {
-        return Err("a function cannot return an array".into());
+        return Err(LowerError::ArrayResult);
     }
     let (size, align) = size_align(ty)?;
     let one = |ty: Type, loc: Loc, ext: Ext| RetPass::Parts(vec![Part { offset: 0, size, ty, loc, ext }]);
@@ -209,7 +209,7 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), String> {
     Ok((ret, size, align))
 }
 
-pub(super) fn lower(sig: &FuncSig) -> Result<CallPlan, String> {
+pub(super) fn lower(sig: &FuncSig) -> Result<CallPlan, LowerError> {
     let (ret, ret_size, ret_align) = lower_ret(&sig.result)?;
     let mut st = State { gpr: 0, vreg: 0, stack: 0 };
     if ret == RetPass::Sret {

@@ -370,7 +370,10 @@ fn opaque_struct_is_an_error() {
     let o = t.t.new_record(false, Some("o".into()), "struct o".into());
     let f = t.t.func_ptr(vec![o.clone()], &o, false);
     let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
-    assert!(lower(sig, &X64).unwrap_err().contains("struct o"));
+    let e = lower(sig, &X64).unwrap_err();
+    assert_eq!(e, LowerError::Opaque { cname: "struct o".into() });
+    assert_eq!(e.to_string(), "'struct o' is opaque: cannot pass it by value");
+    assert!(!e.is_not_implemented());
 }
 
 #[test]
