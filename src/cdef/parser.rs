@@ -5,7 +5,7 @@ use pest::iterators::Pair;
 use pest::Parser;
 
 use super::preprocess::Positions;
-use super::{CdefError, ErrorKind};
+use super::{CdefError, ErrorKind, SourceLocation};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/cdef.pest"]
@@ -31,9 +31,10 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
             b'(' | b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(CdefError::new(
+                    return Err(CdefError::at(
                         ErrorKind::CDef,
-                        format!("{}{what} nested more than {MAX_NESTING} levels deep", pos.prefix(i)),
+                        SourceLocation::of(pos, i),
+                        format!("{what} nested more than {MAX_NESTING} levels deep"),
                     ));
                 }
             }
@@ -127,15 +128,23 @@ fn describe(rule: &Rule) -> Option<&'static str> {
     })
 }
 
-/// The token at `offset` for messages: an identifier, a number, or one character.
-pub fn token_at(text: &str, offset: usize) -> String {
+/// The token at `offset`: an identifier, a number, or one character; empty at the end.
+pub fn token_text(text: &str, offset: usize) -> &str {
     let rest = &text[offset.min(text.len())..];
-    let Some(first) = rest.chars().next() else { return "end of input".to_string() };
+    let Some(first) = rest.chars().next() else { return "" };
     if first.is_ascii_alphanumeric() || first == '_' || first == '$' {
         let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).unwrap_or(rest.len());
-        format!("'{}'", &rest[..end])
+        &rest[..end]
     } else {
-        format!("'{first}'")
+        &rest[..first.len_utf8()]
+    }
+}
+
+/// The token at `offset` for messages: quoted, or `end of input`.
+pub fn token_at(text: &str, offset: usize) -> String {
+    match token_text(text, offset) {
+        "" => "end of input".to_string(),
+        token => format!("'{token}'"),
     }
 }
 
@@ -202,8 +211,7 @@ pub fn syntax_error(err: &pest::error::Error<Rule>, pos: &Positions, text: &str)
             format!("unexpected {token}, expected {expected}{hint}")
         }
     };
-    let line = pos.line_text(at);
-    CdefError::new(ErrorKind::CDef, format!("cannot parse \"{line}\"\n{}{what}", pos.prefix(at)))
+    CdefError::cannot_parse(ErrorKind::CDef, SourceLocation::of(pos, at), what)
 }
 
 fn expected_list(positives: &[Rule]) -> String {

@@ -925,3 +925,72 @@ fn raw_parameter_pieces_agree_on_generated_texts() {
     // Both outcomes are well represented.
     assert!(ok > 100 && failed > 100, "{ok} ok, {failed} failed");
 }
+
+/// Errors with a place in the source carry it as fields, and the message is built from
+/// them: `cannot parse "LINE"` / `file:line:col: ` then the reason.
+#[test]
+fn errors_carry_their_location() {
+    let e = cdef_err("int a;\n  int f(int x y);");
+    let loc = e.location.as_deref().expect("a syntax error has a place");
+    assert_eq!((loc.file.as_str(), loc.line, loc.column), (preprocess::DEFAULT_FILE, 2, 15));
+    assert_eq!((loc.source_line.as_str(), loc.token.as_str()), ("int f(int x y);", "y"));
+    assert_eq!(loc.offset, "int a;\n  int f(int x ".len());
+    assert_eq!(e.message, format!("cannot parse \"int f(int x y);\"\n{}{}", loc.prefix(), e.reason()));
+    assert!(e.reason().starts_with("unexpected 'y'"), "{}", e.reason());
+
+    // Resolve errors, with the file and line a line marker gives.
+    let e = cdef_err("# 5 \"foo.h\"\nstruct s { int a; };\nstruct s { int b; };");
+    let loc = e.location.as_deref().unwrap();
+    assert_eq!((loc.file.as_str(), loc.line, loc.column, loc.token.as_str()), ("foo.h", 6, 1, "struct"));
+    assert_eq!(e.message, "foo.h:6:1: duplicate declaration of struct s");
+    assert_eq!(e.reason(), "duplicate declaration of struct s");
+    assert_eq!(e.detail, None);
+
+    let e = cdef_err("int a;\nunknown_t x;");
+    assert_eq!(e.detail, Some(ErrorDetail::UnknownTypeName("unknown_t".into())));
+    let loc = e.location.as_deref().unwrap();
+    assert_eq!((loc.line, loc.column, loc.token.as_str()), (2, 1, "unknown_t"));
+    assert_eq!(e.reason(), "unknown type name 'unknown_t'");
+
+    // In a parameter piece parsed on its own, the position is still the whole text's.
+    let e = cdef_err("int g(int);\nint f(int, foo_t *p);");
+    let loc = e.location.as_deref().unwrap();
+    assert_eq!((loc.line, loc.column, loc.token.as_str()), (2, 12, "foo_t"));
+    assert!(e.reason().starts_with("f arg 2: unknown type 'foo_t'"), "{}", e.reason());
+    assert_eq!(e.detail, None);
+
+    // Directives quote the directive as read.
+    let e = cdef_err("int a;\n#include <x.h> /* c */\n");
+    let loc = e.location.as_deref().unwrap();
+    assert_eq!((loc.line, loc.column, loc.source_line.as_str()), (2, 1, "#include <x.h>"));
+    assert!(e.message.starts_with("cannot parse \"#include <x.h>\"\n<cdef source string>:2:1: #include is not supported"));
+
+    // Errors without a place.
+    let e = cdef_err("int a; long a;");
+    assert!(e.location.is_none());
+    assert_eq!(e.reason(), e.message);
+}
+
+/// Type strings: messages name the type, not a place; what callers tell apart is typed.
+#[test]
+fn type_string_errors_are_typed() {
+    let mut n = ns();
+    let e = n.parse_type("foo *").unwrap_err();
+    assert_eq!(e.detail, Some(ErrorDetail::UnknownTypeName("foo".into())));
+    assert!(e.location.is_none());
+    assert_eq!(e.message, "unknown identifier 'foo' (in type 'foo *')");
+    let e = n.parse_type("int(int)").unwrap_err();
+    assert_eq!(e.detail, Some(ErrorDetail::FunctionType));
+    let e = n.parse_type("struct { int f(int); }").unwrap_err();
+    assert_ne!(e.detail, Some(ErrorDetail::FunctionType), "{}", e.message);
+}
+
+/// A panic caught around the resolver is an internal error, of its own kind.
+#[test]
+fn caught_panics_are_internal_errors() {
+    let e = CdefError::from_panic(Box::new("boom"), "cdef");
+    assert_eq!(e.kind, ErrorKind::Internal);
+    assert_eq!(e.message, "internal error in cdef (please report): boom");
+    let e = CdefError::from_panic(Box::new(String::from("bang")), "typeof");
+    assert_eq!(e.message, "internal error in typeof (please report): bang");
+}

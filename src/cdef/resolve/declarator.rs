@@ -5,7 +5,7 @@ use pest::iterators::Pair;
 
 use super::{Declared, Param, Resolver, Ty};
 use crate::cdef::parser::Rule;
-use crate::cdef::{CdefError, ErrorKind};
+use crate::cdef::{CdefError, ErrorDetail, ErrorKind};
 use crate::types::model::{Kind, Prim, TypeRef};
 
 const MAX_DERIVATIONS: usize = 256;
@@ -219,8 +219,7 @@ impl<'a> Resolver<'a> {
 
     /// An unknown type name in a parameter list gets cffi's K&R hint.
     pub(super) fn unknown_param_type(&self, e: CdefError, fname: &str, argno: usize, at: usize) -> CdefError {
-        let Some(rest) = e.message.split("unknown type name '").nth(1) else { return e };
-        let name = rest.split('\'').next().unwrap_or("");
+        let Some(ErrorDetail::UnknownTypeName(name)) = &e.detail else { return e };
         let func = if fname.is_empty() { "function" } else { fname };
         self.error(
             ErrorKind::CDef,

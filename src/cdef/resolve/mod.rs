@@ -15,7 +15,7 @@ use pest::iterators::Pair;
 
 use super::parser::{self, Rule};
 use super::preprocess::{self, Positions};
-use super::{CdefError, CdefOptions, ErrorKind, Namespace};
+use super::{CdefError, CdefOptions, ErrorDetail, ErrorKind, Namespace, SourceLocation};
 use crate::types::model::TypeRef;
 
 #[cfg(test)]
@@ -144,28 +144,26 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
     }
     let declared = r.declarator(specs.base, decl).map_err(|e| strip_location(e, text))?;
     if declared.ty.func {
-        return Err(type_error(format!(
-            "the type '{text}' is a function type, not a pointer-to-function type"
-        )));
+        let e = type_error(format!("the type '{text}' is a function type, not a pointer-to-function type"));
+        return Err(e.with_detail(ErrorDetail::FunctionType));
     }
     Ok(declared.ty.node)
 }
 
 /// cffi's wording for an unknown name in a type string.
-fn unknown_identifier(mut e: CdefError) -> CdefError {
-    if let Some((before, rest)) = e.message.split_once("unknown type name '") {
-        e.message = format!("{before}unknown identifier '{rest}");
+fn unknown_identifier(e: CdefError) -> CdefError {
+    match &e.detail {
+        Some(ErrorDetail::UnknownTypeName(name)) => {
+            let reason = format!("unknown identifier '{name}'");
+            e.with_reason(&reason)
+        }
+        _ => e,
     }
-    e
 }
 
 /// Type strings have no file; their messages name the type instead.
-fn strip_location(mut e: CdefError, text: &str) -> CdefError {
-    if let Some(rest) = e.message.strip_prefix(preprocess::DEFAULT_FILE) {
-        // "<cdef source string>:1:5: msg" -> "msg"
-        let msg = rest.splitn(4, ':').nth(3).unwrap_or(rest).trim_start().to_string();
-        e.message = msg;
-    }
+fn strip_location(e: CdefError, text: &str) -> CdefError {
+    let mut e = e.without_location();
     if e.kind == ErrorKind::CDef && !e.message.contains(text) {
         e.message = format!("{} (in type '{text}')", e.message);
     }
@@ -236,7 +234,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn error(&self, kind: ErrorKind, offset: usize, msg: impl AsRef<str>) -> CdefError {
-        CdefError::new(kind, format!("{}{}", self.pos.prefix(self.base + offset), msg.as_ref()))
+        CdefError::at(kind, SourceLocation::of(&self.pos, self.base + offset), msg)
     }
 
     fn extern_language(&self, lang: &Pair<Rule>) -> Result<bool, CdefError> {

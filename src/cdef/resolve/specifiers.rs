@@ -7,7 +7,7 @@ use super::declare::declarators_with;
 use super::{Resolver, Specs, Ty};
 use crate::cdef::consteval::{self, Value};
 use crate::cdef::parser::Rule;
-use crate::cdef::{prim_from_keywords, CdefError, ErrorKind, PendingBody};
+use crate::cdef::{prim_from_keywords, CdefError, ErrorDetail, ErrorKind, PendingBody};
 use crate::types::decls::Decl;
 use crate::types::layout::{MemberSpec, Packing};
 use crate::types::model::{Kind, Prim, TypeRef};
@@ -127,7 +127,8 @@ impl<'a> Resolver<'a> {
         if matches!(self.ns.decls.names.get(name), Some(_)) {
             return Err(self.error(ErrorKind::CDef, at, format!("'{name}' is not a type but a declared name")));
         }
-        Err(self.error(ErrorKind::CDef, at, format!("unknown type name '{name}'")))
+        let e = self.error(ErrorKind::CDef, at, format!("unknown type name '{name}'"));
+        Err(e.with_detail(ErrorDetail::UnknownTypeName(name.to_string())))
     }
 
     /// Returns the record's node and whether it is an anonymous definition.
