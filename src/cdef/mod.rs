@@ -3,7 +3,8 @@
 //! `preprocess` blanks comments and `#` lines, `parser` runs the pest grammar,
 //! `resolve` walks the parse tree into the type model (`types::model`) and the
 //! declaration tables (`types::decls`), `consteval` evaluates constant expressions, and
-//! record layouts come from `types::layout` once every member type is known.
+//! record layouts come from `types::layout` once every member type is known. `error` is
+//! what a cdef or a type string gives back when it fails.
 
 mod consteval;
 mod error;
@@ -425,8 +426,8 @@ pub(crate) fn prim_from_keywords(words: &[&str]) -> Result<Option<Prim>, String>
 #[cfg(test)]
 mod tests;
 
-/// Measuring aid for tests/cdef_speed.rs: preprocess and pest-parse only, returning the
-/// number of top-level items.
+/// Measuring aid for benches/cdef_phases.rs: preprocess and pest-parse only, returning
+/// the number of top-level items.
 #[doc(hidden)]
 pub fn parse_only(source: &str) -> Result<usize, CdefError> {
     let pre = preprocess::preprocess(source)?;

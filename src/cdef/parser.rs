@@ -13,10 +13,10 @@ pub struct CdefParser;
 
 /// Deepest bracket nesting accepted. The grammar recurses only through brackets (never
 /// through a run of prefixes or pointers, which are repetitions), once per level, so this
-/// bounds the stack used by pest and by the resolver. pest itself no longer probes the
+/// bounds the stack used by pest and by the resolver. pest itself does not probe the
 /// stack: it is built without its `std` feature, because the probe (a thread-local read
-/// and a stack-bounds lookup on every rule, sequence and repetition) cost a quarter of
-/// the parse time. So every text must pass `check_nesting` before `parse`.
+/// and a stack-bounds lookup on every rule, sequence and repetition) was a large share
+/// of the parse time. So every text must pass `check_nesting` before `parse`.
 pub(crate) const MAX_NESTING: usize = 200;
 
 /// Refuses inputs nested so deeply that parsing them could exhaust the stack.
