@@ -25,7 +25,7 @@ fn hfa(ty: &TypeNode, size: u32) -> Result<Option<(Type, u32, u32)>, LowerError>
     flatten(ty, 0, &mut leaves)?;
     let Some(first) = leaves.first() else { return Ok(None) };
     let Some((fty, esize)) = leaf_float_type(first.leaf) else { return Ok(None) };
-    if leaves.iter().any(|l| l.leaf != first.leaf || l.offset % esize != 0) || size % esize != 0 {
+    if leaves.iter().any(|l| l.leaf != first.leaf || !l.offset.is_multiple_of(esize)) || !size.is_multiple_of(esize) {
         return Ok(None);
     }
     let count = size / esize;
@@ -109,7 +109,7 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
                 let p = st.gpr_or_stack(types::I64, 8, Ext::None);
                 ArgPass::ByRef { ptr: p.loc, size, align }
             } else {
-                let n = ((size + 7) / 8) as u8;
+                let n = size.div_ceil(8) as u8;
                 if align == 16 && st.ngrn % 2 == 1 {
                     st.ngrn += 1; // C.8
                 }

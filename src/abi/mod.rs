@@ -194,7 +194,7 @@ pub(crate) fn size_align(ty: &TypeNode) -> Result<(u32, u32), LowerError> {
 /// unit's offset.
 pub(crate) fn flatten(ty: &TypeNode, base: u32, out: &mut Vec<LeafAt>) -> Result<(), LowerError> {
     let push = |out: &mut Vec<LeafAt>, off: u32, leaf: Leaf, align: u32| {
-        out.push(LeafAt { offset: off, leaf, unaligned: align > 1 && off % align != 0 });
+        out.push(LeafAt { offset: off, leaf, unaligned: align > 1 && !off.is_multiple_of(align) });
     };
     match &ty.kind {
         Kind::Void => return Err(LowerError::VoidMember),
@@ -283,7 +283,7 @@ pub(crate) fn int_ext(size: u32, signed: bool) -> Ext {
 }
 
 pub fn align_to(x: u32, a: u32) -> u32 {
-    (x + a - 1) / a * a
+    x.div_ceil(a) * a
 }
 
 /// Size/alignment of an argument's C representation as the plan records it (array

@@ -8,6 +8,8 @@ use crate::types::model::{FuncSig, Kind, TypeNode};
 const GPRS: u8 = 6;
 const VREGS: u8 = 8;
 
+/// The psABI's classes, with its names.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Class {
     NoClass,
@@ -43,7 +45,7 @@ fn classify(ty: &TypeNode, size: u32) -> Result<Vec<Class>, LowerError> {
     if leaves.iter().any(|l| l.unaligned) {
         return Ok(vec![Class::Memory]);
     }
-    let n = ((size + 7) / 8) as usize;
+    let n = size.div_ceil(8) as usize;
     let mut classes = vec![Class::NoClass; n];
     for l in &leaves {
         let eb = (l.offset / 8) as usize;
@@ -56,7 +58,7 @@ fn classify(ty: &TypeNode, size: u32) -> Result<Vec<Class>, LowerError> {
             }
         }
     }
-    let memory = classes.iter().any(|c| *c == Class::Memory)
+    let memory = classes.contains(&Class::Memory)
         || classes.iter().enumerate().any(|(i, c)| *c == Class::X87Up && (i == 0 || classes[i - 1] != Class::X87));
     if memory {
         return Ok(vec![Class::Memory]);
@@ -89,7 +91,7 @@ impl State {
 
 /// (offset, size) of the 8-byte pieces of a `size`-byte value.
 pub(crate) fn chunks(size: u32) -> impl Iterator<Item = (u32, u32)> {
-    (0..(size + 7) / 8).map(move |i| (i * 8, (size - i * 8).min(8)))
+    (0..size.div_ceil(8)).map(move |i| (i * 8, (size - i * 8).min(8)))
 }
 
 fn eightbyte_parts(classes: &[Class], size: u32) -> Vec<(u32, u32, Class)> {

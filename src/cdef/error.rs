@@ -74,7 +74,7 @@ impl SourceLocation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorDetail {
     /// A name used as a type that nothing declared.
-    UnknownTypeName(String),
+    UnknownTypeName(Box<str>),
     /// A type string names a function type, where a pointer to function was meant.
     FunctionType,
 }

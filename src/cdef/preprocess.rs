@@ -277,9 +277,9 @@ fn handle_directive(
             return Err(err(format!("invalid line directive: expected a line number, got '{num}'")));
         };
         let file_part = parts.next().unwrap_or("").trim();
-        let file = if file_part.starts_with('"') {
-            match file_part[1..].find('"') {
-                Some(e) => file_part[1..1 + e].to_string(),
+        let file = if let Some(quoted) = file_part.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(e) => quoted[..e].to_string(),
                 None => return Err(err("invalid line directive: unterminated file name".into())),
             }
         } else {

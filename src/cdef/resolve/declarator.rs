@@ -89,7 +89,7 @@ impl<'a> Resolver<'a> {
                         return Err(self.error(ErrorKind::CDef, at, "a function cannot return an array"));
                     }
                     let fname = name.map(|(n, _)| n).unwrap_or_default();
-                    let (args, variadic) = self.params(s, &fname)?;
+                    let (args, variadic) = self.params(s, fname)?;
                     ty = Ty { node: self.ns.table.func_ptr(args, &ty.node, variadic), func: true };
                 }
                 _ => {}

@@ -124,11 +124,11 @@ impl<'a> Resolver<'a> {
             return Ok(Ty::plain(self.ns.file_type.clone()));
         }
         let at = p.as_span().start();
-        if matches!(self.ns.decls.names.get(name), Some(_)) {
+        if self.ns.decls.names.contains_key(name) {
             return Err(self.error(ErrorKind::CDef, at, format!("'{name}' is not a type but a declared name")));
         }
         let e = self.error(ErrorKind::CDef, at, format!("unknown type name '{name}'"));
-        Err(e.with_detail(ErrorDetail::UnknownTypeName(name.to_string())))
+        Err(e.with_detail(ErrorDetail::UnknownTypeName(name.into())))
     }
 
     /// Returns the record's node and whether it is an anonymous definition.
