@@ -20,12 +20,12 @@ fn leaf_float_type(l: Leaf) -> Option<(Type, u32)> {
 }
 
 /// Homogeneous floating-point aggregate: (member type, member size, count 1..=4).
-fn hfa(ty: &TypeNode, size: u32) -> Result<Option<(Type, u32, u32)>, String> {
+fn hfa(ty: &TypeNode, size: u32) -> Result<Option<(Type, u32, u32)>, LowerError> {
     let mut leaves = Vec::new();
     flatten(ty, 0, &mut leaves)?;
     let Some(first) = leaves.first() else { return Ok(None) };
     let Some((fty, esize)) = leaf_float_type(first.leaf) else { return Ok(None) };
-    if leaves.iter().any(|l| l.leaf != first.leaf || l.offset % esize != 0) || size % esize != 0 {
+    if leaves.iter().any(|l| l.leaf != first.leaf || !l.offset.is_multiple_of(esize)) || !size.is_multiple_of(esize) {
         return Ok(None);
     }
     let count = size / esize;
@@ -81,7 +81,7 @@ impl State {
     }
 }
 
-fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, String> {
+fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
     let (size, align) = arg_size_align(ty)?;
     let pass = match scalar_of(ty) {
         Some(Scalar::Int { size, signed }) => ArgPass::Parts(vec![st.gpr_or_stack(int_type_for(size), size, int_ext(size, signed))]),
@@ -109,7 +109,7 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, String> {
                 let p = st.gpr_or_stack(types::I64, 8, Ext::None);
                 ArgPass::ByRef { ptr: p.loc, size, align }
             } else {
-                let n = ((size + 7) / 8) as u8;
+                let n = size.div_ceil(8) as u8;
                 if align == 16 && st.ngrn % 2 == 1 {
                     st.ngrn += 1; // C.8
                 }
@@ -130,12 +130,12 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, String> {
     Ok(ArgPlan { size, align, pass })
 }
 
-fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), String> {
+fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
     if matches!(ty.kind, Kind::Void) {
         return Ok((RetPass::Void, 0, 1));
     }
     if let Kind::Array(..) = ty.kind {
-        return Err("a function cannot return an array".into());
+        return Err(LowerError::ArrayResult);
     }
     let (size, align) = size_align(ty)?;
     let one = |ty: Type, loc: Loc, ext: Ext| RetPass::Parts(vec![Part { offset: 0, size, ty, loc, ext }]);
@@ -168,7 +168,7 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), String> {
     Ok((ret, size, align))
 }
 
-pub(super) fn lower(sig: &FuncSig) -> Result<CallPlan, String> {
+pub(super) fn lower(sig: &FuncSig) -> Result<CallPlan, LowerError> {
     let (ret, ret_size, ret_align) = lower_ret(&sig.result)?;
     // The result pointer travels in x8, which is not an argument register.
     let mut st = State { ngrn: 0, nsrn: 0, nsaa: 0 };

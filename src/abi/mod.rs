@@ -21,6 +21,7 @@
 //! `__int128`, vector types (HVA), `_Float16`, `long double _Complex`, over-aligned types.
 
 mod aapcs64;
+mod error;
 mod sysv_x64;
 #[doc(hidden)]
 pub mod test_layout;
@@ -29,6 +30,8 @@ use cranelift_codegen::ir::{types, Type};
 
 use crate::types::model::{FuncSig, Kind, PrimClass, TypeNode};
 use crate::types::target::{Arch, Target};
+
+pub use error::{LowerError, NOT_IMPLEMENTED};
 
 /// Where one part of a value lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,13 +141,11 @@ impl CallPlan {
     }
 }
 
-pub const NOT_IMPLEMENTED: &str = "NotImplementedError";
-
 /// Lowers a C function type for `target`. For a variadic function, `sig.args` must be the
 /// call site's actual argument types (declared ones followed by the already promoted
-/// variadic ones): each call shape gets its own plan. Errors are messages naming what is unsupported
-/// (prefixed `NotImplementedError: ` when the type is valid C that jitffi cannot call).
-pub fn lower(sig: &FuncSig, target: &Target) -> Result<CallPlan, String> {
+/// variadic ones): each call shape gets its own plan. The error names what cannot be
+/// passed; `LowerError::is_not_implemented` tells valid C that jitffi cannot call.
+pub fn lower(sig: &FuncSig, target: &Target) -> Result<CallPlan, LowerError> {
     match target.arch {
         Arch::X86_64 => sysv_x64::lower(sig),
         Arch::Aarch64 => aapcs64::lower(sig),
@@ -173,32 +174,30 @@ pub(crate) struct LeafAt {
     pub unaligned: bool,
 }
 
-pub(crate) fn size_align(ty: &TypeNode) -> Result<(u32, u32), String> {
+pub(crate) fn size_align(ty: &TypeNode) -> Result<(u32, u32), LowerError> {
     if let Kind::Record(r) = &ty.kind {
         match r.layout.get() {
-            None => return Err(format!("'{}' is opaque: cannot pass it by value", ty.cname())),
-            Some(Err(e)) => return Err(e.clone()),
-            Some(Ok(l)) if l.partial => {
-                return Err(format!("{}: '{}' has a partial layout ('...'), only known in API mode", NOT_IMPLEMENTED, ty.cname()))
-            }
+            None => return Err(LowerError::Opaque { cname: ty.cname() }),
+            Some(Err(e)) => return Err(LowerError::Layout(e.clone())),
+            Some(Ok(l)) if l.partial => return Err(LowerError::PartialLayout { cname: ty.cname() }),
             Some(Ok(_)) => {}
         }
     }
     match (ty.size(), ty.align()) {
         (Some(s), Some(a)) => Ok((s as u32, a as u32)),
-        _ => Err(format!("'{}' has no known size: cannot pass it by value", ty.cname())),
+        _ => Err(LowerError::UnknownSize { cname: ty.cname() }),
     }
 }
 
 /// Appends the scalar leaves of `ty` placed at `base`. Unions contribute all members
 /// (overlapping); arrays every element; bitfields their declared type at the storage
 /// unit's offset.
-pub(crate) fn flatten(ty: &TypeNode, base: u32, out: &mut Vec<LeafAt>) -> Result<(), String> {
+pub(crate) fn flatten(ty: &TypeNode, base: u32, out: &mut Vec<LeafAt>) -> Result<(), LowerError> {
     let push = |out: &mut Vec<LeafAt>, off: u32, leaf: Leaf, align: u32| {
-        out.push(LeafAt { offset: off, leaf, unaligned: align > 1 && off % align != 0 });
+        out.push(LeafAt { offset: off, leaf, unaligned: align > 1 && !off.is_multiple_of(align) });
     };
     match &ty.kind {
-        Kind::Void => return Err("void field".into()),
+        Kind::Void => return Err(LowerError::VoidMember),
         Kind::Prim(p) => match p.class {
             PrimClass::Float => {
                 let leaf = if p.size == 4 { Leaf::Float } else { Leaf::Double };
@@ -225,7 +224,7 @@ pub(crate) fn flatten(ty: &TypeNode, base: u32, out: &mut Vec<LeafAt>) -> Result
         }
         Kind::Array(_, None) => {}
         Kind::Record(_) => {
-            let layout = ty.record_layout().ok_or_else(|| format!("'{}' is opaque", ty.cname()))?;
+            let layout = ty.record_layout().ok_or_else(|| LowerError::OpaqueMember { cname: ty.cname() })?;
             for f in &layout.fields {
                 flatten(&f.ty, base + f.offset as u32, out)?;
             }
@@ -284,15 +283,15 @@ pub(crate) fn int_ext(size: u32, signed: bool) -> Ext {
 }
 
 pub fn align_to(x: u32, a: u32) -> u32 {
-    (x + a - 1) / a * a
+    x.div_ceil(a) * a
 }
 
 /// Size/alignment of an argument's C representation as the plan records it (array
 /// parameters are pointers).
-pub(crate) fn arg_size_align(ty: &TypeNode) -> Result<(u32, u32), String> {
+pub(crate) fn arg_size_align(ty: &TypeNode) -> Result<(u32, u32), LowerError> {
     match &ty.kind {
         Kind::Array(..) => Ok((8, 8)),
-        Kind::Void => Err("'void' argument".into()),
+        Kind::Void => Err(LowerError::VoidArgument),
         _ => size_align(ty),
     }
 }

@@ -8,6 +8,8 @@ use crate::types::model::{FuncSig, Kind, TypeNode};
 const GPRS: u8 = 6;
 const VREGS: u8 = 8;
 
+/// The psABI's classes, with its names.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Class {
     NoClass,
@@ -31,7 +33,7 @@ fn merge(a: Class, b: Class) -> Class {
 }
 
 /// Classes of the eightbytes of an aggregate (or complex / long double), or `[Memory]`.
-fn classify(ty: &TypeNode, size: u32) -> Result<Vec<Class>, String> {
+fn classify(ty: &TypeNode, size: u32) -> Result<Vec<Class>, LowerError> {
     if size == 0 {
         return Ok(Vec::new());
     }
@@ -43,7 +45,7 @@ fn classify(ty: &TypeNode, size: u32) -> Result<Vec<Class>, String> {
     if leaves.iter().any(|l| l.unaligned) {
         return Ok(vec![Class::Memory]);
     }
-    let n = ((size + 7) / 8) as usize;
+    let n = size.div_ceil(8) as usize;
     let mut classes = vec![Class::NoClass; n];
     for l in &leaves {
         let eb = (l.offset / 8) as usize;
@@ -56,7 +58,7 @@ fn classify(ty: &TypeNode, size: u32) -> Result<Vec<Class>, String> {
             }
         }
     }
-    let memory = classes.iter().any(|c| *c == Class::Memory)
+    let memory = classes.contains(&Class::Memory)
         || classes.iter().enumerate().any(|(i, c)| *c == Class::X87Up && (i == 0 || classes[i - 1] != Class::X87));
     if memory {
         return Ok(vec![Class::Memory]);
@@ -89,7 +91,7 @@ impl State {
 
 /// (offset, size) of the 8-byte pieces of a `size`-byte value.
 pub(crate) fn chunks(size: u32) -> impl Iterator<Item = (u32, u32)> {
-    (0..(size + 7) / 8).map(move |i| (i * 8, (size - i * 8).min(8)))
+    (0..size.div_ceil(8)).map(move |i| (i * 8, (size - i * 8).min(8)))
 }
 
 fn eightbyte_parts(classes: &[Class], size: u32) -> Vec<(u32, u32, Class)> {
@@ -112,7 +114,7 @@ fn sse_type(size: u32) -> Type {
     }
 }
 
-fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, String> {
+fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
     let (size, align) = arg_size_align(ty)?;
     let single = |st: &mut State, ty: Type, is_int: bool, ext: Ext, size: u32| -> Vec<Part> {
         let loc = if is_int && st.gpr < GPRS {
@@ -164,12 +166,12 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, String> {
     Ok(ArgPlan { size, align, pass: ArgPass::Parts(parts) })
 }
 
-fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), String> {
+fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
     if matches!(ty.kind, Kind::Void) {
         return Ok((RetPass::Void, 0, 1));
     }
     if let Kind::Array(..) = ty.kind {
-        return Err("a function cannot return an array".into());
+        return Err(LowerError::ArrayResult);
     }
     let (size, align) = size_align(ty)?;
     let one = |ty: Type, loc: Loc, ext: Ext| RetPass::Parts(vec![Part { offset: 0, size, ty, loc, ext }]);
@@ -209,7 +211,7 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), String> {
     Ok((ret, size, align))
 }
 
-pub(super) fn lower(sig: &FuncSig) -> Result<CallPlan, String> {
+pub(super) fn lower(sig: &FuncSig) -> Result<CallPlan, LowerError> {
     let (ret, ret_size, ret_align) = lower_ret(&sig.result)?;
     let mut st = State { gpr: 0, vreg: 0, stack: 0 };
     if ret == RetPass::Sret {

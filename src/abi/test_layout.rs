@@ -33,8 +33,8 @@ pub fn record(t: &mut TypeTable, cname: &str, is_union: bool, packed: bool, fiel
         align = align.max(falign);
         let (offset, bitshift, bitsize) = match f.bits {
             None => {
-                let off = if is_union { 0 } else { (bitpos + 7) / 8 };
-                let off = (off + falign - 1) / falign * falign;
+                let off = if is_union { 0 } else { bitpos.div_ceil(8) };
+                let off = off.div_ceil(falign) * falign;
                 if !is_union {
                     bitpos = (off + fsize) * 8;
                 }
@@ -45,20 +45,20 @@ pub fn record(t: &mut TypeTable, cname: &str, is_union: bool, packed: bool, fiel
                 let unit = fsize * 8;
                 let mut pos = if is_union { 0 } else { bitpos };
                 if !packed && pos / unit != (pos + bits as usize - 1) / unit {
-                    pos = (pos + unit - 1) / unit * unit;
+                    pos = pos.div_ceil(unit) * unit;
                 }
                 let off = if packed { pos / 8 } else { pos / unit * fsize };
                 let shift = pos - off * 8;
                 if !is_union {
                     bitpos = pos + bits as usize;
                 }
-                size = size.max((pos + bits as usize + 7) / 8);
+                size = size.max((pos + bits as usize).div_ceil(8));
                 (off, shift as i32, bits as i32)
             }
         };
         out.push(Field { name: f.name, ty: f.ty, offset, bitshift, bitsize, flags: 0 });
     }
-    let size = (size + align - 1) / align * align;
+    let size = size.div_ceil(align) * align;
     if let crate::types::model::Kind::Record(r) = &ty.kind {
         r.layout
             .set(Ok(RecordLayout { size, align, fields: out, has_flexible_array: false, partial: false, packed }))

@@ -370,7 +370,10 @@ fn opaque_struct_is_an_error() {
     let o = t.t.new_record(false, Some("o".into()), "struct o".into());
     let f = t.t.func_ptr(vec![o.clone()], &o, false);
     let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
-    assert!(lower(sig, &X64).unwrap_err().contains("struct o"));
+    let e = lower(sig, &X64).unwrap_err();
+    assert_eq!(e, LowerError::Opaque { cname: "struct o".into() });
+    assert_eq!(e.to_string(), "'struct o' is opaque: cannot pass it by value");
+    assert!(!e.is_not_implemented());
 }
 
 #[test]
@@ -409,4 +412,21 @@ fn a64_more_aggregates() {
     assert_eq!(parts(&pl, 2), vec![p(0, 4, F32, V(4)), p(4, 4, F32, V(5))]);
     assert_eq!(parts(&pl, 3), vec![p(0, 8, F64, V(6)), p(8, 8, F64, V(7))]);
     assert_eq!(ret_parts(&pl), vec![p(0, 8, F64, V(0)), p(8, 8, F64, V(1))]);
+}
+
+#[test]
+fn lowering_errors_keep_their_messages() {
+    let mut n = crate::cdef::Namespace::new(X64);
+    let opts = crate::cdef::CdefOptions::default();
+    n.cdef("struct p { int a; ...; };", &opts).unwrap();
+    let partial = n.parse_type("void(*)(struct p)").unwrap();
+    let Kind::FuncPtr(sig) = &partial.kind else { unreachable!() };
+    let e = lower(sig, &X64).unwrap_err();
+    assert_eq!(e, LowerError::PartialLayout { cname: "struct p".into() });
+    assert!(e.is_not_implemented());
+    assert_eq!(e.to_string(), "NotImplementedError: 'struct p' has a partial layout ('...'), only known in API mode");
+    assert_eq!(e.message(), "'struct p' has a partial layout ('...'), only known in API mode");
+    assert_eq!(LowerError::ArrayResult.to_string(), "a function cannot return an array");
+    assert_eq!(LowerError::VoidArgument.to_string(), "'void' argument");
+    assert_eq!(LowerError::Layout("x".into()).to_string(), "x");
 }

@@ -3,9 +3,11 @@
 //! `preprocess` blanks comments and `#` lines, `parser` runs the pest grammar,
 //! `resolve` walks the parse tree into the type model (`types::model`) and the
 //! declaration tables (`types::decls`), `consteval` evaluates constant expressions, and
-//! record layouts come from `types::layout` once every member type is known.
+//! record layouts come from `types::layout` once every member type is known. `error` is
+//! what a cdef or a type string gives back when it fails.
 
 mod consteval;
+mod error;
 mod parser;
 mod preprocess;
 mod resolve;
@@ -18,6 +20,7 @@ use crate::types::layout::{MemberSpec, Packing};
 use crate::types::model::{Kind, Prim, TypeRef, TypeTable};
 use crate::types::target::Target;
 
+pub use error::{CdefError, ErrorDetail, ErrorKind, SourceLocation};
 pub use preprocess::parse_int_literal;
 
 #[derive(Debug, Clone, Default)]
@@ -26,43 +29,6 @@ pub struct CdefOptions {
     pub packed: bool,
     pub pack: Option<u32>,
 }
-
-/// Which Python exception a cdef/type-string error becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// ffi.CDefError
-    CDef,
-    /// ffi.FFIError
-    FFI,
-    /// ValueError
-    Value,
-    /// TypeError
-    Type,
-    /// ffi.VerificationMissing
-    VerificationMissing,
-    /// NotImplementedError
-    NotImplemented,
-}
-
-#[derive(Debug, Clone)]
-pub struct CdefError {
-    pub kind: ErrorKind,
-    pub message: String,
-}
-
-impl CdefError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> CdefError {
-        CdefError { kind, message: message.into() }
-    }
-}
-
-impl std::fmt::Display for CdefError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for CdefError {}
 
 /// A struct/union body waiting for its layout: computed at the end of the `cdef` call
 /// that gave it (members may name records completed later in the same call), or of a
@@ -203,7 +169,7 @@ impl Namespace {
             return Err(CdefError::new(ErrorKind::Value, "'packed' should be False if 'pack' is given"));
         }
         let result = catch_unwind(AssertUnwindSafe(|| resolve::run_cdef(self, source, opts)));
-        let result = result.unwrap_or_else(|payload| Err(panic_error(payload, "cdef")));
+        let result = result.unwrap_or_else(|payload| Err(CdefError::from_panic(payload, "cdef")));
         // Whatever was completed before an error still gets its layout.
         self.finish_pending();
         result
@@ -212,7 +178,7 @@ impl Namespace {
     /// The type named by a C type string (`"int(*)[5]"`, `"struct s *"`, `"size_t"`).
     pub fn parse_type(&mut self, text: &str) -> Result<TypeRef, CdefError> {
         let result = catch_unwind(AssertUnwindSafe(|| resolve::run_type_string(self, text)));
-        result.unwrap_or_else(|payload| Err(panic_error(payload, "typeof")))
+        result.unwrap_or_else(|payload| Err(CdefError::from_panic(payload, "typeof")))
     }
 
     /// `ffi.include(other)`: typedefs, structs, unions, enums and constants of `other`
@@ -385,15 +351,6 @@ fn is_opaque_record(ty: &TypeRef) -> bool {
     }
 }
 
-fn panic_error(payload: Box<dyn std::any::Any + Send>, what: &str) -> CdefError {
-    let msg = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string());
-    CdefError::new(ErrorKind::CDef, format!("internal error in {what} (please report): {msg}"))
-}
-
 /// Canonical primitive for a run of built-in type keywords, order-insensitive
 /// (`long unsigned int` = `unsigned long`).
 pub(crate) fn prim_from_keywords(words: &[&str]) -> Result<Option<Prim>, String> {
@@ -469,8 +426,8 @@ pub(crate) fn prim_from_keywords(words: &[&str]) -> Result<Option<Prim>, String>
 #[cfg(test)]
 mod tests;
 
-/// Measuring aid for tests/cdef_speed.rs: preprocess and pest-parse only, returning the
-/// number of top-level items.
+/// Measuring aid for benches/cdef_phases.rs: preprocess and pest-parse only, returning
+/// the number of top-level items.
 #[doc(hidden)]
 pub fn parse_only(source: &str) -> Result<usize, CdefError> {
     let pre = preprocess::preprocess(source)?;

@@ -5,7 +5,7 @@ use pest::iterators::Pair;
 use pest::Parser;
 
 use super::preprocess::Positions;
-use super::{CdefError, ErrorKind};
+use super::{CdefError, ErrorKind, SourceLocation};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/cdef.pest"]
@@ -13,10 +13,10 @@ pub struct CdefParser;
 
 /// Deepest bracket nesting accepted. The grammar recurses only through brackets (never
 /// through a run of prefixes or pointers, which are repetitions), once per level, so this
-/// bounds the stack used by pest and by the resolver. pest itself no longer probes the
+/// bounds the stack used by pest and by the resolver. pest itself does not probe the
 /// stack: it is built without its `std` feature, because the probe (a thread-local read
-/// and a stack-bounds lookup on every rule, sequence and repetition) cost a quarter of
-/// the parse time. So every text must pass `check_nesting` before `parse`.
+/// and a stack-bounds lookup on every rule, sequence and repetition) was a large share
+/// of the parse time. So every text must pass `check_nesting` before `parse`.
 pub(crate) const MAX_NESTING: usize = 200;
 
 /// Refuses inputs nested so deeply that parsing them could exhaust the stack.
@@ -31,9 +31,10 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
             b'(' | b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(CdefError::new(
+                    return Err(CdefError::at(
                         ErrorKind::CDef,
-                        format!("{}{what} nested more than {MAX_NESTING} levels deep", pos.prefix(i)),
+                        SourceLocation::of(pos, i),
+                        format!("{what} nested more than {MAX_NESTING} levels deep"),
                     ));
                 }
             }
@@ -42,74 +43,6 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
         }
     }
     Ok(())
-}
-
-/// Where to cut a long text into two parts that parse on their own into exactly the
-/// top-level items of the whole: just after the first `;` from byte `from` on that is outside every
-/// bracket. Brackets are counted raw, as the grammar matches them (every bracket the
-/// grammar accepts is closed by its partner); string and character literals at top
-/// level are skipped as the grammar reads them, and a quote inside brackets (rare: a
-/// character constant in an enum or array length) gives no split at all rather than
-/// second-guessing how a function body or a malformed text would parse.
-pub fn split_point(text: &str, from: usize) -> Option<usize> {
-    split_points(text, &[from]).and_then(|cuts| cuts.first().copied())
-}
-
-/// `split_point` for several places at once (`froms` ascending): the distinct cuts
-/// found, in order (fewer if the text has no suitable `;` after some place).
-pub fn split_points(text: &str, froms: &[usize]) -> Option<Vec<usize>> {
-    if froms.is_empty() {
-        return Some(Vec::new());
-    }
-    static SPECIAL: [bool; 256] = super::preprocess::byte_set(b"()[]{}\"';");
-    let b = text.as_bytes();
-    let mut cuts = Vec::with_capacity(froms.len());
-    let mut next = 0;
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        if !SPECIAL[b[i] as usize] {
-            i += 1;
-            continue;
-        }
-        match b[i] {
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth = depth.checked_sub(1)?,
-            b'"' | b'\'' if depth > 0 => return None,
-            // string_lit: up to the next quote on the same line.
-            b'"' => {
-                let len = b[i + 1..].iter().position(|&c| c == b'"' || c == b'\n')?;
-                if b[i + 1 + len] != b'"' {
-                    return None;
-                }
-                i += len + 1;
-            }
-            // char_lit: `'x'`, or a backslash and everything up to the next quote.
-            b'\'' => {
-                if b.get(i + 1) == Some(&b'\\') {
-                    i += 2 + b.get(i + 3..)?.iter().position(|&c| c == b'\'')? + 1;
-                } else {
-                    let ch = text.get(i + 1..)?.chars().next().filter(|&c| c != '\'')?;
-                    i += ch.len_utf8() + 1;
-                    if b.get(i) != Some(&b'\'') {
-                        return None;
-                    }
-                }
-            }
-            b';' if depth == 0 && i >= froms[next] => {
-                cuts.push(i + 1);
-                while next < froms.len() && froms[next] <= i {
-                    next += 1;
-                }
-                if next == froms.len() {
-                    return Some(cuts);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    Some(cuts)
 }
 
 /// Parses a cdef text the fast way (`Rule::cdef`: parameter lists cut into raw pieces,
@@ -195,15 +128,23 @@ fn describe(rule: &Rule) -> Option<&'static str> {
     })
 }
 
-/// The token at `offset` for messages: an identifier, a number, or one character.
-pub fn token_at(text: &str, offset: usize) -> String {
+/// The token at `offset`: an identifier, a number, or one character; empty at the end.
+pub fn token_text(text: &str, offset: usize) -> &str {
     let rest = &text[offset.min(text.len())..];
-    let Some(first) = rest.chars().next() else { return "end of input".to_string() };
+    let Some(first) = rest.chars().next() else { return "" };
     if first.is_ascii_alphanumeric() || first == '_' || first == '$' {
         let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).unwrap_or(rest.len());
-        format!("'{}'", &rest[..end])
+        &rest[..end]
     } else {
-        format!("'{first}'")
+        &rest[..first.len_utf8()]
+    }
+}
+
+/// The token at `offset` for messages: quoted, or `end of input`.
+pub fn token_at(text: &str, offset: usize) -> String {
+    match token_text(text, offset) {
+        "" => "end of input".to_string(),
+        token => format!("'{token}'"),
     }
 }
 
@@ -270,8 +211,7 @@ pub fn syntax_error(err: &pest::error::Error<Rule>, pos: &Positions, text: &str)
             format!("unexpected {token}, expected {expected}{hint}")
         }
     };
-    let line = pos.line_text(at);
-    CdefError::new(ErrorKind::CDef, format!("cannot parse \"{line}\"\n{}{what}", pos.prefix(at)))
+    CdefError::cannot_parse(ErrorKind::CDef, SourceLocation::of(pos, at), what)
 }
 
 fn expected_list(positives: &[Rule]) -> String {

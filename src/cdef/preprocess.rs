@@ -5,7 +5,7 @@
 //! ends an unterminated quote), so a byte offset into it is also an offset into the
 //! user's text and error positions need no remapping table.
 
-use super::{CdefError, ErrorKind};
+use super::{CdefError, ErrorKind, SourceLocation};
 
 pub struct Define {
     pub offset: usize,
@@ -57,12 +57,6 @@ impl Positions<'_> {
         let start = bytes[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
         let end = bytes[offset..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| offset + p);
         self.source[start..end].trim()
-    }
-
-    /// `file:line:col: `
-    pub fn prefix(&self, offset: usize) -> String {
-        let (f, l, c) = self.locate(offset);
-        format!("{f}:{l}:{c}: ")
     }
 }
 
@@ -187,10 +181,7 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
                     Some(p) => i + 2 + p + 2,
                     None => {
                         let pos = Positions { source, markers: &markers };
-                        return Err(CdefError::new(
-                            ErrorKind::CDef,
-                            format!("{}unterminated comment", pos.prefix(i)),
-                        ));
+                        return Err(CdefError::at(ErrorKind::CDef, SourceLocation::of(&pos, i), "unterminated comment"));
                     }
                 };
                 blank(&mut out, i, end);
@@ -263,13 +254,13 @@ fn handle_directive(
     defines: &mut Vec<Define>,
     markers: &mut Vec<LineMarker>,
 ) -> Result<(), CdefError> {
-    let prefix = Positions { source, markers }.prefix(start);
     let body = line[1..].trim_start();
     let word_end = body.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(body.len());
     let word = &body[..word_end];
     let rest = body[word_end..].trim();
     let err = |msg: String| {
-        CdefError::new(ErrorKind::CDef, format!("cannot parse \"{line}\"\n{prefix}{msg}"))
+        let here = SourceLocation::of(&Positions { source, markers }, start).quoting(line);
+        CdefError::cannot_parse(ErrorKind::CDef, here, msg)
     };
     // `# 12 "file"` and `#line 12 "file"`.
     let numbered = if word.chars().all(|c| c.is_ascii_digit()) && !word.is_empty() {
@@ -286,9 +277,9 @@ fn handle_directive(
             return Err(err(format!("invalid line directive: expected a line number, got '{num}'")));
         };
         let file_part = parts.next().unwrap_or("").trim();
-        let file = if file_part.starts_with('"') {
-            match file_part[1..].find('"') {
-                Some(e) => file_part[1..1 + e].to_string(),
+        let file = if let Some(quoted) = file_part.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(e) => quoted[..e].to_string(),
                 None => return Err(err("invalid line directive: unterminated file name".into())),
             }
         } else {

@@ -1,4 +1,4 @@
-//! Parser tests: one per grammar row of spec A6 and per error form. Expected cnames,
+//! Parser tests: one per grammar rule (grammar/cdef.pest) and per error form. Expected cnames,
 //! sizes and messages were checked against cffi 2.0.0 and gcc.
 
 use super::*;
@@ -647,29 +647,19 @@ fn binary_operator_precedence_as_gcc() {
 
 /// Everything a cdef left behind, as text: declarations in order with their types,
 /// typedefs, records with their layouts, and the error if any.
-fn cdef_summary(src: &str, parallel_min: usize) -> String {
-    cdef_summary_after("", src, parallel_min)
-}
-
-fn cdef_summary_chunks(src: &str, chunk_len: usize) -> String {
-    cdef_summary_with("", src, 0, chunk_len)
+fn cdef_summary(src: &str) -> String {
+    cdef_summary_after("", src)
 }
 
 /// The same, in a namespace that already has `before` declared (a non-empty namespace
-/// cannot resolve the head speculatively).
-fn cdef_summary_after(before: &str, src: &str, parallel_min: usize) -> String {
-    cdef_summary_with(before, src, parallel_min, usize::MAX)
-}
-
-fn cdef_summary_with(before: &str, src: &str, parallel_min: usize, chunk_len: usize) -> String {
+/// checks every parameter piece before resolving anything).
+fn cdef_summary_after(before: &str, src: &str) -> String {
     let mut n = ns();
     if !before.is_empty() {
         n.cdef(before, &CdefOptions::default()).unwrap();
     }
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        resolve::run_cdef_with(&mut n, src, &CdefOptions::default(), parallel_min, chunk_len)
-    }))
-    .unwrap_or_else(|_| Err(CdefError::new(ErrorKind::CDef, "panic")));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| resolve::run_cdef(&mut n, src, &CdefOptions::default())))
+        .unwrap_or_else(|_| Err(CdefError::new(ErrorKind::CDef, "panic")));
     n.finish_pending();
     let mut out = format!("{:?}\n", r.map_err(|e| (e.kind, e.message)));
     for name in &n.decls.order {
@@ -695,11 +685,12 @@ fn cdef_summary_with(before: &str, src: &str, parallel_min: usize, chunk_len: us
     out + &typedefs.join("\n") + "\n" + &records.join("\n")
 }
 
-/// Long texts are parsed as two halves on two threads: the result (declarations,
-/// layouts, error messages, partial declarations before a resolve error) must be the
-/// one of a single parse, wherever the cut falls.
+/// Long texts, resolved the fast way (an empty namespace resolves the raw-piece parse
+/// unchecked, undoing it if a piece turns out bad; a non-empty one checks the pieces
+/// first), give exactly the declarations, layouts, error messages and partial
+/// declarations before a resolve error of parsing every parameter in place.
 #[test]
-fn two_halves_resolve_exactly_as_one_parse() {
+fn long_texts_resolve_exactly_as_inline_parse() {
     let mut big = String::new();
     for i in 0..60 {
         big += &format!("struct s{i} {{ int a; char b[{}]; struct s{} *next; double (*f)(int, char *); }};\n", i % 7 + 1, i.max(1) - 1);
@@ -715,6 +706,7 @@ fn two_halves_resolve_exactly_as_one_parse() {
         format!("{big} enum q {{ QA = ';' }}; int z;"),
         format!("{big} int broken(int;"),
         format!("int broken(int; {big}"),
+        format!("{big} int broken(int x y);"),
         format!("{big} unknown_t x;"),
         format!("unknown_t x; {big}"),
         format!("{big} int g(void) {{ return 0; }}"),
@@ -726,42 +718,34 @@ fn two_halves_resolve_exactly_as_one_parse() {
         ";;;;;;;;".to_string(),
     ];
     for (i, src) in cases.iter().enumerate() {
-        let whole = cdef_summary(src, usize::MAX);
-        let before = resolve::TWO_HALF_PARSES.load(std::sync::atomic::Ordering::Relaxed);
-        let split = cdef_summary(src, 0);
-        let ran = resolve::TWO_HALF_PARSES.load(std::sync::atomic::Ordering::Relaxed) > before;
-        // In an empty namespace, texts that declare without error are cut; any error
-        // (in parsing or resolving a chunk) undoes the chunks and runs one parse.
-        let expect_split = whole.starts_with("Ok");
-        assert_eq!(ran, expect_split, "case {i}: {}", &whole[..80.min(whole.len())]);
+        let fast = cdef_summary(src);
+        assert_eq!(fast, cdef_summary_inline("", src), "case {i}");
         let before = "int pre_existing; struct s0;";
-        assert_eq!(cdef_summary_after(before, src, usize::MAX), cdef_summary_after(before, src, 0), "case {i} after other declarations");
-        assert_eq!(whole, split, "case {i}");
-        // Up to eight chunks, then two.
-        assert_eq!(whole, cdef_summary_chunks(src, 300), "case {i} in small chunks");
-        assert!(!whole.contains("panic"), "case {i}: {whole}");
+        assert_eq!(cdef_summary_after(before, src), cdef_summary_inline(before, src), "case {i} after other declarations");
+        assert!(!fast.contains("panic"), "case {i}: {fast}");
     }
-    // Every cut position of a small text, through texts that make the cut point land
-    // everywhere.
+    // Small texts of every mix of items.
     let pieces = ["int a;", "struct p { int x; };", "typedef int t;", "t f(t, ...);", "static const int K = 'k';", "enum { X = 1 };", ";"];
     for n in 1..40 {
         let src: String = (0..n).map(|k| pieces[(k * 7 + n) % pieces.len()]).collect::<Vec<_>>().join(" ");
-        assert_eq!(cdef_summary(&src, usize::MAX), cdef_summary(&src, 0), "{src}");
-        assert_eq!(cdef_summary_after("long g;", &src, usize::MAX), cdef_summary_after("long g;", &src, 0), "{src}");
-        assert_eq!(cdef_summary(&src, usize::MAX), cdef_summary_chunks(&src, 20), "{src}");
+        assert_eq!(cdef_summary(&src), cdef_summary_inline("", &src), "{src}");
+        assert_eq!(cdef_summary_after("long g;", &src), cdef_summary_inline("long g;", &src), "{src}");
     }
 }
 
-/// A tail that does not parse undoes the head resolved while it was parsing: the
-/// namespace is as new (same `FILE` and `void` nodes) and takes further cdefs.
+/// A piece that turns out bad after much of an empty namespace's text was resolved
+/// undoes it all: the namespace is as new (same `FILE` and `void` nodes) and takes
+/// further cdefs.
 #[test]
-fn undone_head_leaves_a_usable_namespace() {
+fn undone_resolve_leaves_a_usable_namespace() {
     let mut n = ns();
     let file = n.parse_type("FILE").unwrap();
     let void = n.parse_type("void").unwrap();
     assert!(n.is_empty());
     let head: String = (0..200).map(|i| format!("struct h{i} {{ int a{i}; }}; int f{i}(struct h{i} *);\n")).collect();
-    let e = resolve::run_cdef_with(&mut n, &format!("{head} int broken(int;"), &CdefOptions::default(), 0, usize::MAX).unwrap_err();
+    let undos = resolve::UNDOS.with(|u| u.get());
+    let e = n.cdef(&format!("{head} int broken(int x y);"), &CdefOptions::default()).unwrap_err();
+    assert_eq!(resolve::UNDOS.with(|u| u.get()), undos + 1);
     assert!(e.message.contains("cannot parse"), "{}", e.message);
     assert!(n.is_empty());
     assert!(Arc::ptr_eq(&file, &n.parse_type("FILE").unwrap()));
@@ -783,7 +767,7 @@ fn qualifiers_alone_are_a_syntax_error() {
 /// cut into raw pieces.
 fn cdef_summary_inline(before: &str, src: &str) -> String {
     parser::FORCE_INLINE.with(|f| f.set(true));
-    let s = cdef_summary_after(before, src, usize::MAX);
+    let s = cdef_summary_after(before, src);
     parser::FORCE_INLINE.with(|f| f.set(false));
     s
 }
@@ -846,25 +830,28 @@ fn raw_parameter_pieces_resolve_as_inline_parameters() {
     ];
     for d in decls {
         for before in ["", "typedef long t2; struct s;"] {
-            let split = cdef_summary_after(before, d, usize::MAX);
+            let split = cdef_summary_after(before, d);
             let inline = cdef_summary_inline(before, d);
             assert_eq!(split, inline, "{d}");
             assert!(!split.contains("internal error") && !split.contains("panic"), "{d}: {split}");
         }
     }
-    // The same piece in many prototypes, in a long text (chunks on two threads).
+    // The same piece in many prototypes, in a long text.
     let mut big = String::new();
     for i in 0..400 {
         big += &format!("struct r{i} {{ int a; }}; int g{i}(const char *, struct r{} *, int (*cb)(void *, int), ...);\n", i / 2);
     }
-    assert_eq!(cdef_summary(&big, 0), cdef_summary_inline("", &big));
-    assert!(cdef_summary(&big, 0).starts_with("Ok"));
-    // A last chunk whose parameter list cannot be cut raw makes the chunks undo and the
-    // text run again in one piece: the types reused by text must then be the new
-    // namespace's own nodes, not those of the undone one.
-    let tail = format!("{big} int q(int x[')'], const char *);");
+    assert_eq!(cdef_summary(&big), cdef_summary_inline("", &big));
+    assert!(cdef_summary(&big).starts_with("Ok"));
+    // A last parameter list that cannot be cut raw (a comma in brackets) makes the
+    // unchecked resolve undo and the text run again with its pieces checked, which reads
+    // that list in place: the types reused by text must then be the new namespace's own
+    // nodes, not those of the undone one.
+    let tail = format!("{big} int q(int x[','], const char *);");
     let mut n = ns();
-    resolve::run_cdef_with(&mut n, &tail, &CdefOptions::default(), 0, 2000).unwrap();
+    let undos = resolve::UNDOS.with(|u| u.get());
+    n.cdef(&tail, &CdefOptions::default()).unwrap();
+    assert_eq!(resolve::UNDOS.with(|u| u.get()), undos + 1);
     let const_char_p = n.parse_type("const char *").unwrap();
     for name in ["g0", "g399", "q"] {
         let Some(Decl::Function(f)) = n.decls.names.get(name) else { panic!("{name}") };
@@ -926,7 +913,7 @@ fn raw_parameter_pieces_agree_on_generated_texts() {
             }
         }
         for before in ["", "struct s;"] {
-            let split = cdef_summary_after(before, &src, usize::MAX);
+            let split = cdef_summary_after(before, &src);
             assert_eq!(split, cdef_summary_inline(before, &src), "{src}");
             if split.starts_with("Ok") {
                 ok += 1;
@@ -937,4 +924,73 @@ fn raw_parameter_pieces_agree_on_generated_texts() {
     }
     // Both outcomes are well represented.
     assert!(ok > 100 && failed > 100, "{ok} ok, {failed} failed");
+}
+
+/// Errors with a place in the source carry it as fields, and the message is built from
+/// them: `cannot parse "LINE"` / `file:line:col: ` then the reason.
+#[test]
+fn errors_carry_their_location() {
+    let e = cdef_err("int a;\n  int f(int x y);");
+    let loc = e.location.as_deref().expect("a syntax error has a place");
+    assert_eq!((loc.file.as_str(), loc.line, loc.column), (preprocess::DEFAULT_FILE, 2, 15));
+    assert_eq!((loc.source_line.as_str(), loc.token.as_str()), ("int f(int x y);", "y"));
+    assert_eq!(loc.offset, "int a;\n  int f(int x ".len());
+    assert_eq!(e.message, format!("cannot parse \"int f(int x y);\"\n{}{}", loc.prefix(), e.reason()));
+    assert!(e.reason().starts_with("unexpected 'y'"), "{}", e.reason());
+
+    // Resolve errors, with the file and line a line marker gives.
+    let e = cdef_err("# 5 \"foo.h\"\nstruct s { int a; };\nstruct s { int b; };");
+    let loc = e.location.as_deref().unwrap();
+    assert_eq!((loc.file.as_str(), loc.line, loc.column, loc.token.as_str()), ("foo.h", 6, 1, "struct"));
+    assert_eq!(e.message, "foo.h:6:1: duplicate declaration of struct s");
+    assert_eq!(e.reason(), "duplicate declaration of struct s");
+    assert_eq!(e.detail, None);
+
+    let e = cdef_err("int a;\nunknown_t x;");
+    assert_eq!(e.detail, Some(ErrorDetail::UnknownTypeName("unknown_t".into())));
+    let loc = e.location.as_deref().unwrap();
+    assert_eq!((loc.line, loc.column, loc.token.as_str()), (2, 1, "unknown_t"));
+    assert_eq!(e.reason(), "unknown type name 'unknown_t'");
+
+    // In a parameter piece parsed on its own, the position is still the whole text's.
+    let e = cdef_err("int g(int);\nint f(int, foo_t *p);");
+    let loc = e.location.as_deref().unwrap();
+    assert_eq!((loc.line, loc.column, loc.token.as_str()), (2, 12, "foo_t"));
+    assert!(e.reason().starts_with("f arg 2: unknown type 'foo_t'"), "{}", e.reason());
+    assert_eq!(e.detail, None);
+
+    // Directives quote the directive as read.
+    let e = cdef_err("int a;\n#include <x.h> /* c */\n");
+    let loc = e.location.as_deref().unwrap();
+    assert_eq!((loc.line, loc.column, loc.source_line.as_str()), (2, 1, "#include <x.h>"));
+    assert!(e.message.starts_with("cannot parse \"#include <x.h>\"\n<cdef source string>:2:1: #include is not supported"));
+
+    // Errors without a place.
+    let e = cdef_err("int a; long a;");
+    assert!(e.location.is_none());
+    assert_eq!(e.reason(), e.message);
+}
+
+/// Type strings: messages name the type, not a place; what callers tell apart is typed.
+#[test]
+fn type_string_errors_are_typed() {
+    let mut n = ns();
+    let e = n.parse_type("foo *").unwrap_err();
+    assert_eq!(e.detail, Some(ErrorDetail::UnknownTypeName("foo".into())));
+    assert!(e.location.is_none());
+    assert_eq!(e.message, "unknown identifier 'foo' (in type 'foo *')");
+    let e = n.parse_type("int(int)").unwrap_err();
+    assert_eq!(e.detail, Some(ErrorDetail::FunctionType));
+    let e = n.parse_type("struct { int f(int); }").unwrap_err();
+    assert_ne!(e.detail, Some(ErrorDetail::FunctionType), "{}", e.message);
+}
+
+/// A panic caught around the resolver is an internal error, of its own kind.
+#[test]
+fn caught_panics_are_internal_errors() {
+    let e = CdefError::from_panic(Box::new("boom"), "cdef");
+    assert_eq!(e.kind, ErrorKind::Internal);
+    assert_eq!(e.message, "internal error in cdef (please report): boom");
+    let e = CdefError::from_panic(Box::new(String::from("bang")), "typeof");
+    assert_eq!(e.message, "internal error in typeof (please report): bang");
 }

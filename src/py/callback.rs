@@ -168,7 +168,7 @@ pub fn shape_for(fptr: &TypeRef) -> PyResult<Arc<Shape>> {
         Some(m) => unsupported(fptr, m),
         None => PyTypeError::new_err(e),
     };
-    let plan = abi::lower(sig, &Target::host()).map_err(to_err)?;
+    let plan = abi::lower(sig, &Target::host()).map_err(|e| to_err(e.to_string()))?;
     let thunk = callback_thunk::thunk_for_plan(&plan, dispatch).map_err(to_err)?;
     let args = sig.args.iter().zip(&thunk.arg_offsets).map(|(t, off)| (*off as usize, t.clone(), Fast::of(t))).collect();
     let result = match sig.result.kind {

@@ -12,7 +12,8 @@ pyo3::create_exception!(jitffi, VerificationMissing, PyException, "Layout only k
 /// A cdef/type-string error as the Python exception cffi raises for it.
 pub fn cdef_err(e: CdefError) -> PyErr {
     match e.kind {
-        ErrorKind::CDef => CDefError::new_err(e.message),
+        // Caught panics: CDefError until the py side gives them their own class.
+        ErrorKind::CDef | ErrorKind::Internal => CDefError::new_err(e.message),
         ErrorKind::FFI => FFIError::new_err(e.message),
         ErrorKind::Value => PyValueError::new_err(e.message),
         ErrorKind::Type => PyTypeError::new_err(e.message),

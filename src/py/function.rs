@@ -254,10 +254,11 @@ pub fn ret_shape(ty: &TypeRef) -> Result<RetShape, String> {
     })
 }
 
-fn lowering_error(msg: String) -> PyErr {
-    match msg.strip_prefix(crate::abi::NOT_IMPLEMENTED) {
-        Some(rest) => PyNotImplementedError::new_err(rest.trim_start_matches(':').trim().to_string()),
-        None => PyTypeError::new_err(msg),
+fn lowering_error(e: crate::abi::LowerError) -> PyErr {
+    if e.is_not_implemented() {
+        PyNotImplementedError::new_err(e.message())
+    } else {
+        PyTypeError::new_err(e.to_string())
     }
 }
 

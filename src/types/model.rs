@@ -365,6 +365,10 @@ impl TypeTable {
         self.nodes.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
     fn intern(&mut self, key: Key, make: impl FnOnce() -> (Kind, String)) -> TypeRef {
         if let Some(&id) = self.index.get(&key) {
             return self.nodes[id as usize].clone();
