@@ -44,7 +44,12 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
 /// A caught panic as the Python exception users see: `jitffi.InternalError` (a
 /// `SystemError`), whatever code caught it.
 pub fn internal_error(payload: Box<dyn Any + Send>) -> PyErr {
-    InternalError::new_err(format!("jitffi internal error: {}", panic_message(&*payload)))
+    internal(panic_message(&*payload))
+}
+
+/// `InternalError` for a broken invariant detected without a panic.
+pub fn internal(what: &str) -> PyErr {
+    InternalError::new_err(format!("jitffi internal error: {what}"))
 }
 
 /// The end of a raw C slot implemented in Rust (run under `catch_unwind`): the value, or

@@ -40,6 +40,12 @@ impl std::fmt::Display for BorrowError {
     }
 }
 
+impl From<BorrowError> for pyo3::PyErr {
+    fn from(e: BorrowError) -> Self {
+        super::errors::internal(&e.to_string())
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn borrow_conflict() -> ! {

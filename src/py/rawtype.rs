@@ -3,8 +3,8 @@
 //!
 //! pyo3's generic initializer and `tp_dealloc`, and the GC header and tracking every
 //! pyclass gets, cost more than the rest of a small `ffi.new` or `ffi.cast`. A pyclass
-//! whose values reference no container (so they can never be part of a reference cycle)
-//! is made a plain, non-GC type by [`RawType::install`] at module init, before any of its
+//! without `__traverse__` (the collector finds nothing through its objects anyway) is
+//! made a plain, non-GC type by [`RawType::install`] at module init, before any of its
 //! objects exists; its objects are then built by [`RawType::alloc`] + [`RawType::init`]
 //! and torn down by the type's own dealloc ([`RawType::value_ptr`], [`RawType::free`]).
 //! The offset of the Rust value inside the object is measured on one object pyo3 builds
@@ -45,7 +45,7 @@ unsafe impl<T> Send for RawType<T> {}
 // SAFETY: as for `Send`: shared use only reads the numbers and the type pointer.
 unsafe impl<T> Sync for RawType<T> {}
 
-impl<T: PyClass> RawType<T> {
+impl<T: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync> RawType<T> {
     /// Switches `T`'s type to raw mode: measures where pyo3 puts the value on an object
     /// built from `probe` (and freed again by pyo3's own dealloc), then makes the type
     /// non-GC with `dealloc` as its `tp_dealloc`. None (and the type left as pyo3 made it)
@@ -53,8 +53,8 @@ impl<T: PyClass> RawType<T> {
     ///
     /// # Safety
     /// No object of `T` built by pyo3 may exist other than `probe` (it would be freed by
-    /// `dealloc`), and `T`'s values must reference no container (the collector will not
-    /// see through them); `dealloc` must tear objects down with this `RawType`.
+    /// `dealloc`); `T` has no `__traverse__` (the collector never sees through its
+    /// objects); `dealloc` must tear objects down with this `RawType`.
     pub unsafe fn install(py: Python<'_>, probe: T, dealloc: ffi::destructor) -> Option<Self>
     where
         T: Into<pyo3::PyClassInitializer<T>>,
