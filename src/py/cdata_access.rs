@@ -116,7 +116,8 @@ impl CData {
             )));
         };
         // Borrowed lookup: no exception on a miss, hash cached in the (interned) name.
-        let p = table.find(name.as_ptr());
+        // SAFETY: `name` is a live object and the GIL is held (`py`).
+        let p = unsafe { table.find(name.as_ptr()) };
         if p.is_null() {
             return Ok(None);
         }

@@ -159,7 +159,8 @@ impl CData {
         let me = slf.get();
         if let Some((rec, through_ptr)) = me.record_target(py) {
             if let Some(table) = rec.field_table(py) {
-                let p = table.find(name.as_ptr());
+                // SAFETY: `name` is a live object and the GIL is held (`py`).
+                let p = unsafe { table.find(name.as_ptr()) };
                 if !p.is_null() {
                     // SAFETY: the table only holds CField objects.
                     let f = unsafe { Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>() };

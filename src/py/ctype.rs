@@ -43,15 +43,18 @@ pub struct FieldTable {
 
 impl FieldTable {
     /// The CField named `name` (a borrowed pointer into `list`), or null.
+    ///
+    /// # Safety
+    /// `name` is a live object; the GIL is held.
     #[inline]
-    pub fn find(&self, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    pub unsafe fn find(&self, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
         for &(n, f) in &self.interned {
             if n == name as usize {
                 return f as *mut pyo3::ffi::PyObject;
             }
         }
-        // SAFETY: `by_name` is a live dict and `name` a valid object (callers pass the
-        // attribute name CPython gave them), the GIL is held (the callers are attached).
+        // SAFETY: `by_name` is a live dict and `name` a live object, the GIL is held (both
+        // the caller's promise).
         unsafe {
             let p = pyo3::ffi::PyDict_GetItemWithError(self.by_name.as_ptr(), name);
             if p.is_null() {

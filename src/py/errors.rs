@@ -79,3 +79,22 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InternalError", py.get_type::<InternalError>())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_panic_is_an_internal_error_with_its_message() {
+        Python::initialize();
+        Python::attach(|py| {
+            let payload = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+            let e = internal_error(payload);
+            assert!(e.is_instance_of::<InternalError>(py));
+            assert!(e.is_instance_of::<PySystemError>(py));
+            assert_eq!(e.value(py).to_string(), "jitffi internal error: boom 1");
+            let payload = std::panic::catch_unwind(|| panic!("static text")).unwrap_err();
+            assert_eq!(internal_error(payload).value(py).to_string(), "jitffi internal error: static text");
+        });
+    }
+}

@@ -19,6 +19,8 @@ pub use super::ops::new::new_cdata;
 pub use super::ops::types::resolve_ctype;
 pub use super::state::FFI;
 
+// The method names are cffi's API (`new`, `from_buffer`, ...), not Rust constructors.
+#[allow(clippy::new_ret_no_self, clippy::wrong_self_convention)]
 #[pymethods]
 impl FFI {
     #[new]

@@ -221,3 +221,29 @@ pub fn new_spec_type(py: Python<'_>, name: &'static CStr, basicsize: usize, flag
     }
     Ok(t as *mut ffi::PyTypeObject)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::py::errors::InternalError;
+
+    #[test]
+    fn slot_sets_the_error_or_internal_error_and_returns_fail() {
+        Python::initialize();
+        Python::attach(|py| {
+            // SAFETY: the GIL is held (attached).
+            let ok = unsafe { slot(-1, |_| Ok(7)) };
+            assert_eq!(ok, 7);
+            // SAFETY: as above.
+            let r = unsafe { slot(-1, |_| Err(pyo3::exceptions::PyValueError::new_err("bad"))) };
+            assert_eq!(r, -1);
+            assert!(PyErr::take(py).is_some_and(|e| e.is_instance_of::<pyo3::exceptions::PyValueError>(py)));
+            // SAFETY: as above.
+            let r = unsafe { slot(-1, |_| -> PyResult<i32> { panic!("in a slot") }) };
+            assert_eq!(r, -1);
+            let e = PyErr::take(py).expect("an exception is set");
+            assert!(e.is_instance_of::<InternalError>(py));
+            assert_eq!(e.value(py).to_string(), "jitffi internal error: in a slot");
+        });
+    }
+}

@@ -147,7 +147,7 @@ pub fn py_to_i64_named(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &dyn
         if ffi::PyLong_CheckExact(p) != 0 {
             let mut overflow: c_int = 0;
             let v = ffi::PyLong_AsLongLongAndOverflow(p, &mut overflow);
-            if overflow == 0 && !(v == -1 && !ffi::PyErr_Occurred().is_null()) {
+            if overflow == 0 && (v != -1 || ffi::PyErr_Occurred().is_null()) {
                 let bits = info.size * 8;
                 if bits >= 64 || (v >= -(1i64 << (bits - 1)) && v < (1i64 << (bits - 1))) {
                     return Ok(v);

@@ -24,11 +24,11 @@ fn buffer_ptr(obj: &Bound<'_, PyAny>, writable: bool) -> PyResult<(Box<ffi::Py_b
     Ok((view, p, n))
 }
 
-/// Gives back a buffer `buffer_ptr` locked.
-fn release_view(mut view: Box<ffi::Py_buffer>) {
-    // SAFETY: the view was filled by `PyObject_GetBuffer` and is released once (it is
-    // consumed); the GIL is held by every caller (they hold a `Bound`).
-    unsafe { ffi::PyBuffer_Release(&mut *view) };
+/// Gives back a buffer `buffer_ptr` locked (once: the caller drops the view next).
+fn release_view(view: &mut ffi::Py_buffer) {
+    // SAFETY: the view was filled by `PyObject_GetBuffer` and is released once (above);
+    // the GIL is held by every caller (they hold a `Bound`).
+    unsafe { ffi::PyBuffer_Release(view) };
 }
 
 /// `ffi.from_buffer(cdecl, python_buffer, require_writable)`.
@@ -42,14 +42,14 @@ pub fn from_buffer(py: Python<'_>, shared: &FfiRef, cdecl: &Bound<'_, PyAny>, py
     }
     let c = ct.get();
     let type_name = obj.get_type().name()?.to_string();
-    let (view, addr, len) = buffer_ptr(&obj, require_writable)?;
+    let (mut view, addr, len) = buffer_ptr(&obj, require_writable)?;
     let length = match &c.ty.kind {
         Kind::Array(item, n) => {
             let isz = size_or_err(item)?.max(1);
             match n {
                 Some(n) => {
                     if n.saturating_mul(isz) > len {
-                        release_view(view);
+                        release_view(&mut view);
                         return Err(PyValueError::new_err(format!(
                             "buffer is too small ({len} bytes) for '{}' ({} bytes)",
                             c.ty.cname(),
@@ -63,7 +63,7 @@ pub fn from_buffer(py: Python<'_>, shared: &FfiRef, cdecl: &Bound<'_, PyAny>, py
         }
         Kind::Pointer(_) => 0,
         _ => {
-            release_view(view);
+            release_view(&mut view);
             return Err(PyTypeError::new_err(format!("expected a pointer or array ctype, got '{}'", c.ty.cname())));
         }
     };
@@ -108,8 +108,8 @@ pub fn memmove(py: Python<'_>, dest: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>, 
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
-    for v in views {
-        release_view(v);
+    for mut v in views {
+        release_view(&mut v);
     }
     r
 }
