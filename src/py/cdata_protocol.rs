@@ -5,7 +5,7 @@ use pyo3::exceptions::{PyAttributeError, PyIndexError, PyRuntimeError, PyTypeErr
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
-use pyo3::types::{PyDict, PySlice, PyString, PyTuple};
+use pyo3::types::{PyDict, PySlice, PyTuple};
 
 use super::cdata::{call_hook, custom_target_hook, invalid_addr, CData, Owner, F_OWNING_VIEW, F_SLICED};
 use super::convert;
@@ -141,11 +141,6 @@ impl CDataIter {
         self.idx.set(py, i + 1);
         CData::read_item(arr, i as isize).map(Some)
     }
-}
-
-/// Interns a Python str (used for field names so lookups hit the cached hash).
-pub fn intern<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyString> {
-    PyString::intern(py, s)
 }
 
 #[pymethods]
