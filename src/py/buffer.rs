@@ -186,7 +186,8 @@ fn is_full_slice(slice: *mut ffi::PyObject) -> bool {
 
 /// `ffi.buffer(cdata)` without pyo3's generic `__new__` argument parsing: the buffer type's
 /// own vectorcall (how CPython calls a type object). Other call shapes (size, keywords)
-/// go through `type.__call__` → the pyo3 `#[new]`.
+/// go through `type.__call__` → the pyo3 `#[new]`. CPython passes `nargs` live
+/// positional arguments followed by one per name in `kwnames`, with the GIL held.
 unsafe extern "C" fn buffer_vectorcall(
     callable: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,

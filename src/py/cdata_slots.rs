@@ -2,6 +2,10 @@
 //! to the field table / item address, without pyo3's generic method trampoline. Anything
 //! not handled here (methods, slices, deletion, errors' slow paths) falls back to the
 //! pyo3-generated slot saved at install time.
+//!
+//! CPython calls each slot with the GIL held and `slf` a live CData object (they are
+//! installed on the CData type only, which is final), other arguments live objects (or
+//! null where the slot's contract says so): what the unsafe helpers below require.
 
 use std::os::raw::c_int;
 use std::sync::OnceLock;
