@@ -238,7 +238,7 @@ fn alloc_buffer(py: Python<'_>, b: CBuffer) -> PyResult<*mut ffi::PyObject> {
     // SAFETY: `l` is the buffer type's raw layout and the GIL is held (`py`); the memory
     // is initialized by `init` right after a successful `alloc`.
     unsafe {
-        let obj = l.alloc(l.inline_offset());
+        let obj = l.alloc(l.basic_size());
         if obj.is_null() {
             return Err(pyo3::exceptions::PyMemoryError::new_err("cannot allocate a buffer object"));
         }

@@ -89,6 +89,12 @@ impl<T: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync> RawType<T>
 }
 
 impl<T> RawType<T> {
+    /// Size of the fixed part of an object: what `alloc` needs at least.
+    #[inline]
+    pub fn basic_size(&self) -> usize {
+        self.basic
+    }
+
     /// Size of the fixed part of an object (where extra bytes given to `alloc` start,
     /// rounded up to 16).
     #[inline]
