@@ -1,5 +1,9 @@
 //! `ffi.buffer`: a type whose instances expose C memory through the buffer protocol,
 //! indexing/slicing (bytes out, bytes in) and comparisons; keeps its cdata alive.
+//!
+//! A raw type (`rawtype.rs`): a buffer references only its cdata (never a container), so
+//! the type is non-GC from module init on; objects are allocated and freed here, the type
+//! is called through its own vectorcall, and `buf[:]` has a direct mapping slot.
 
 use std::os::raw::c_int;
 
@@ -9,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyBytes, PySlice};
 
-use super::cdata::CData;
+use super::cdata::{invalid_addr, CData};
+use super::rawtype::{slot, RawType};
 use crate::types::model::Kind;
 
 #[pyclass(module = "jitffi._jitffi", name = "buffer", frozen, weakref)]
@@ -25,13 +30,15 @@ impl CBuffer {
         if self.size == 0 {
             return Ok(&[]);
         }
+        // SAFETY: `check` passed: the cdata is alive and the address is not in the NULL
+        // page; `size` bytes at it are what the user asked to expose (cffi's contract).
         Ok(unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.size) })
     }
 
     /// Raises if the cdata was released or the memory is in the NULL page.
     fn check(&self, py: Python<'_>) -> PyResult<()> {
         self.cdata.get().check_alive(py)?;
-        if self.size > 0 && crate::py::cdata::invalid_addr(self.addr) {
+        if self.size > 0 && invalid_addr(self.addr) {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
                 "cannot access a buffer at address 0x{:x} (NULL pointer)",
                 self.addr
@@ -78,9 +85,7 @@ impl CBuffer {
         let b = self.bytes(py)?;
         if let Ok(s) = key.cast::<PySlice>() {
             // `buf[:]`: the whole buffer, without computing slice indices
-            let so = s.as_ptr() as *mut ffi::PySliceObject;
-            let none = unsafe { ffi::Py_None() };
-            if unsafe { (*so).start == none && (*so).stop == none && (*so).step == none } {
+            if is_full_slice(s.as_ptr()) {
                 return Ok(PyBytes::new(py, b).into_any().unbind());
             }
             let (a, e) = self.range(s)?;
@@ -124,6 +129,8 @@ impl CBuffer {
         if src.len() != e - a {
             return Err(PyValueError::new_err("right operand length must match slice length"));
         }
+        // SAFETY: `check` passed and `a..e` lies within the buffer's `size` bytes; `src` is
+        // our own copy of the value, so it cannot overlap.
         unsafe { std::ptr::copy(src.as_ptr(), (self.addr + a) as *mut u8, src.len()) };
         Ok(())
     }
@@ -143,6 +150,8 @@ impl CBuffer {
         Ok(mine.rich_compare(theirs, op)?.unbind())
     }
 
+    /// # Safety
+    /// Called by CPython with a valid (or null) `view`.
     unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
         let me = slf.get();
         me.check(slf.py())?;
@@ -163,18 +172,30 @@ impl CBuffer {
     }
 }
 
+/// `slice` (a slice object) is `[:]`.
+#[inline]
+fn is_full_slice(slice: *mut ffi::PyObject) -> bool {
+    let so = slice as *mut ffi::PySliceObject;
+    // SAFETY: callers pass a live slice object, whose three fields are always set (None
+    // when omitted); `Py_None` only reads the address of the singleton.
+    unsafe {
+        let none = ffi::Py_None();
+        (*so).start == none && (*so).stop == none && (*so).step == none
+    }
+}
+
 /// `ffi.buffer(cdata)` without pyo3's generic `__new__` argument parsing: the buffer type's
 /// own vectorcall (how CPython calls a type object). Other call shapes (size, keywords)
-/// go through `type.__call__` → the pyo3 `#[new]`.
+/// go through `type.__call__` → the pyo3 `#[new]`. CPython passes `nargs` live
+/// positional arguments followed by one per name in `kwnames`, with the GIL held.
 unsafe extern "C" fn buffer_vectorcall(
     callable: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargsf: usize,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    let py = Python::assume_attached();
     let nargs = ffi::PyVectorcall_NARGS(nargsf);
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
+    slot(std::ptr::null_mut(), |py| {
         if kwnames.is_null() && nargs == 1 {
             let cd = Bound::from_borrowed_ptr(py, *args);
             let b = CBuffer::py_new(py, &cd, -1)?;
@@ -206,131 +227,79 @@ unsafe extern "C" fn buffer_vectorcall(
             Some(c) => Ok(c(callable, tuple.as_ptr(), kwargs.as_ref().map(|d| d.as_ptr()).unwrap_or(std::ptr::null_mut()))),
             None => Err(PyTypeError::new_err("buffer type is not callable")),
         }
-    }));
-    super::errors::finish_slot(py, r, std::ptr::null_mut(), "jitffi.buffer")
+    })
 }
 
-/// Installs `buffer_vectorcall` on the buffer type (once, at module init).
-// Raw mode, as for cdata (see cdata.rs): a buffer references only its cdata (never a
-// container), so the type is made non-GC at module init (before any instance exists);
-// objects are allocated and freed here, and `buf[:]` has a direct mapping slot.
-
-struct BufLayout {
-    tp: *mut ffi::PyTypeObject,
-    /// Offset of the `CBuffer` value in the object.
-    value_off: usize,
-    /// Offset of the weakref list pointer (0: none).
-    weak_off: usize,
-    basic: usize,
-}
-// SAFETY: the type object lives as long as the module; used with the GIL held.
-unsafe impl Send for BufLayout {}
-unsafe impl Sync for BufLayout {}
-
-static BUF_RAW: std::sync::OnceLock<BufLayout> = std::sync::OnceLock::new();
+static RAW: std::sync::OnceLock<RawType<CBuffer>> = std::sync::OnceLock::new();
 static ORIG_SUBSCRIPT: std::sync::OnceLock<Option<ffi::binaryfunc>> = std::sync::OnceLock::new();
 
 fn alloc_buffer(py: Python<'_>, b: CBuffer) -> PyResult<*mut ffi::PyObject> {
-    let Some(l) = BUF_RAW.get() else { return Ok(Py::new(py, b)?.into_ptr()) };
+    let Some(l) = RAW.get() else { return Ok(Py::new(py, b)?.into_ptr()) };
+    // SAFETY: `l` is the buffer type's raw layout and the GIL is held (`py`); the memory
+    // is initialized by `init` right after a successful `alloc`.
     unsafe {
-        let obj = ffi::PyObject_Malloc(l.basic) as *mut u8;
+        let obj = l.alloc(l.basic_size());
         if obj.is_null() {
             return Err(pyo3::exceptions::PyMemoryError::new_err("cannot allocate a buffer object"));
         }
-        if l.weak_off != 0 {
-            *(obj.add(l.weak_off) as *mut *mut ffi::PyObject) = std::ptr::null_mut();
-        }
-        ffi::PyObject_Init(obj as *mut ffi::PyObject, l.tp);
-        std::ptr::write(obj.add(l.value_off) as *mut CBuffer, b);
-        Ok(obj as *mut ffi::PyObject)
+        Ok(l.init(obj, b))
     }
 }
 
+/// tp_dealloc of the buffer type in raw mode.
 unsafe extern "C" fn buffer_dealloc(obj: *mut ffi::PyObject) {
-    let Some(l) = BUF_RAW.get() else { return };
-    let base = obj as *mut u8;
-    if l.weak_off != 0 && !(*(base.add(l.weak_off) as *mut *mut ffi::PyObject)).is_null() {
-        ffi::PyObject_ClearWeakRefs(obj);
-    }
-    let v = base.add(l.value_off) as *mut CBuffer;
+    let Some(l) = RAW.get() else { return };
+    l.clear_weakrefs(obj);
     // The value is plain data but for this reference, released by hand (raw slots are not
     // pyo3-attached, where dropping a `Py` would be deferred).
-    let cdata = (*v).cdata.as_ptr();
-    let tp = ffi::Py_TYPE(obj);
-    ffi::PyObject_Free(obj as *mut std::ffi::c_void);
-    ffi::Py_DECREF(tp as *mut ffi::PyObject);
+    let cdata = (*l.value_ptr(obj)).cdata.as_ptr();
+    l.free(obj);
     ffi::Py_DECREF(cdata);
 }
 
 /// `buf[:]`: the bytes, directly; anything else goes to the pyo3 slot.
 unsafe extern "C" fn buffer_subscript(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    if ffi::PySlice_Check(key) != 0 {
-        let so = key as *mut ffi::PySliceObject;
-        let none = ffi::Py_None();
-        if (*so).start == none && (*so).stop == none && (*so).step == none {
-            let py = Python::assume_attached();
+    if ffi::PySlice_Check(key) != 0 && is_full_slice(key) {
+        return slot(std::ptr::null_mut(), |py| {
             let me = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CBuffer>();
             let me = me.get();
-            return match me.check(py) {
-                Ok(()) => ffi::PyBytes_FromStringAndSize(if me.size == 0 { std::ptr::null() } else { me.addr as *const std::os::raw::c_char }, me.size as ffi::Py_ssize_t),
-                Err(e) => {
-                    e.restore(py);
-                    std::ptr::null_mut()
-                }
-            };
-        }
+            me.check(py)?;
+            let p = if me.size == 0 { std::ptr::null() } else { me.addr as *const std::os::raw::c_char };
+            Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(p, me.size as ffi::Py_ssize_t)).map(|b| b.into_ptr())
+        });
     }
     match ORIG_SUBSCRIPT.get().copied().flatten() {
         Some(f) => f(slf, key),
-        None => {
-            pyo3::exceptions::PyTypeError::new_err("buffer is not subscriptable").restore(Python::assume_attached());
-            std::ptr::null_mut()
-        }
+        None => slot(std::ptr::null_mut(), |_| Err(PyTypeError::new_err("buffer is not subscriptable"))),
     }
 }
 
-/// Switches the buffer type to raw mode; needs the cdata type set up (a probe buffer over
-/// NULL measures where pyo3 puts the value).
-fn install_raw(py: Python<'_>, tp: *mut ffi::PyTypeObject) {
-    if BUF_RAW.get().is_some() {
-        return;
-    }
-    let b = super::state::builtin(py);
-    let t = b.void_ptr_type();
-    let Ok(null) = CData::new_pointer(py, b.ctype_of(py, &t), 0) else { return };
-    let Ok(probe) = Py::new(py, CBuffer { cdata: null, addr: 0, size: 0 }) else { return };
-    unsafe {
-        let o = probe.as_ptr();
-        let value_off = (probe.get() as *const CBuffer as usize).wrapping_sub(o as usize);
-        let probe_tp = ffi::Py_TYPE(o);
-        drop(probe); // pyo3's dealloc, still installed
-        let basic = (*tp).tp_basicsize as usize;
-        let weak_off = (*tp).tp_weaklistoffset;
-        if probe_tp != tp || (*tp).tp_itemsize != 0 || value_off + std::mem::size_of::<CBuffer>() > basic || weak_off < 0 || weak_off as usize + 8 > basic {
-            return;
-        }
-        let m = (*tp).tp_as_mapping;
-        if m.is_null() || ORIG_SUBSCRIPT.set((*m).mp_subscript).is_err() {
-            return;
-        }
-        if BUF_RAW.set(BufLayout { tp, value_off, weak_off: weak_off as usize, basic }).is_err() {
-            return;
-        }
-        (*m).mp_subscript = Some(buffer_subscript);
-        (*tp).tp_flags &= !ffi::Py_TPFLAGS_HAVE_GC;
-        (*tp).tp_traverse = None;
-        (*tp).tp_clear = None;
-        (*tp).tp_alloc = Some(ffi::PyType_GenericAlloc);
-        (*tp).tp_free = Some(ffi::PyObject_Free);
-        (*tp).tp_dealloc = Some(buffer_dealloc);
-    }
-}
-
+/// Installs `buffer_vectorcall` and raw mode on the buffer type (once, at module init,
+/// after the cdata type is set up: a probe buffer over NULL measures where pyo3 puts the
+/// value).
 pub fn install_fast_new(py: Python<'_>) {
-    let tp = py.get_type::<CBuffer>();
-    unsafe {
-        (*tp.as_type_ptr()).tp_vectorcall = Some(buffer_vectorcall);
-        install_raw(py, tp.as_type_ptr());
-        ffi::PyType_Modified(tp.as_type_ptr());
+    let tp = py.get_type::<CBuffer>().as_type_ptr();
+    // SAFETY: module init with the GIL held: the type object is live and not in use.
+    unsafe { (*tp).tp_vectorcall = Some(buffer_vectorcall) };
+    // SAFETY: as above.
+    let m = unsafe { (*tp).tp_as_mapping };
+    if RAW.get().is_none() && !m.is_null() {
+        let b = super::state::builtin(py);
+        let t = b.void_ptr_type();
+        if let Ok(null) = CData::new_pointer(py, b.ctype_of(py, &t), 0) {
+            // SAFETY: no buffer exists yet (module init); CBuffer has no `__traverse__`
+            // (it references only its cdata); `buffer_dealloc` uses this layout.
+            if let Some(raw) = unsafe { RawType::install(py, CBuffer { cdata: null, addr: 0, size: 0 }, buffer_dealloc) } {
+                let _ = RAW.set(raw);
+                // SAFETY: as above; `m` is the type's own mapping table.
+                unsafe {
+                    if ORIG_SUBSCRIPT.set((*m).mp_subscript).is_ok() {
+                        (*m).mp_subscript = Some(buffer_subscript);
+                    }
+                }
+            }
+        }
     }
+    // SAFETY: as above; tells CPython the type's slots changed.
+    unsafe { ffi::PyType_Modified(tp) };
 }

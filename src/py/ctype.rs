@@ -1,5 +1,6 @@
 //! `CType` (what `ffi.typeof` returns) and `CField`, plus the per-record field table that
-//! cdata attribute access goes through.
+//! cdata attribute access goes through, and the per-FFI lookup of CType objects
+//! (`FfiShared::ctype_of`, `FfiShared::parse_ctype`).
 
 use std::sync::{Arc, OnceLock};
 
@@ -7,7 +8,8 @@ use pyo3::exceptions::PyAttributeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use super::state::FfiRef;
+use super::errors::cdef_err;
+use super::state::{FfiRef, FfiShared};
 use crate::types::model::{Kind, TypeRef};
 
 /// `FFI_DEFAULT_ABI` as `_cffi_backend` reports it on Linux (x86_64 and aarch64).
@@ -41,13 +43,18 @@ pub struct FieldTable {
 
 impl FieldTable {
     /// The CField named `name` (a borrowed pointer into `list`), or null.
+    ///
+    /// # Safety
+    /// `name` is a live object; the GIL is held.
     #[inline]
-    pub fn find(&self, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    pub unsafe fn find(&self, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
         for &(n, f) in &self.interned {
             if n == name as usize {
                 return f as *mut pyo3::ffi::PyObject;
             }
         }
+        // SAFETY: `by_name` is a live dict and `name` a live object, the GIL is held (both
+        // the caller's promise).
         unsafe {
             let p = pyo3::ffi::PyDict_GetItemWithError(self.by_name.as_ptr(), name);
             if p.is_null() {
@@ -95,6 +102,41 @@ impl CField {
     }
     fn __repr__(&self) -> String {
         format!("<CField '{}' of type '{}' at offset {}>", self.name, self.ty.cname(), self.offset)
+    }
+}
+
+impl FfiShared {
+    /// The one CType object of `ty` in this FFI.
+    pub fn ctype_of(self: &Arc<Self>, py: Python<'_>, ty: &TypeRef) -> Py<CType> {
+        let id = ty.id as usize;
+        let obj = match self.type_object(py, id) {
+            Some(o) => o,
+            None => {
+                let ct = Py::new(py, CType::new(ty.clone(), self.clone())).expect("allocating a CType");
+                self.keep_type_object(py, id, ct.into_any())
+            }
+        };
+        // SAFETY: this module is the only writer of the type objects, and it keeps only
+        // CType objects there (above).
+        unsafe { obj.into_bound(py).cast_into_unchecked::<CType>().unbind() }
+    }
+
+    /// Parses a C type string (cached per string).
+    pub fn parse_ctype<'py>(self: &Arc<Self>, text: &Bound<'py, PyString>) -> PyResult<Bound<'py, CType>> {
+        let py = text.py();
+        let cache = self.type_cache.bind(py);
+        if let Some(hit) = cache.get_item(text)? {
+            // SAFETY: only CType objects are stored in this dict (below).
+            return Ok(unsafe { hit.cast_into_unchecked::<CType>() });
+        }
+        let s = text.to_str()?;
+        let ty = {
+            let mut ns = self.lock_ns();
+            ns.parse_type(s).map_err(cdef_err)?
+        };
+        let ct = self.ctype_of(py, &ty).into_bound(py);
+        cache.set_item(text, &ct)?;
+        Ok(ct)
     }
 }
 

@@ -1,5 +1,8 @@
-//! The exception classes of the package and the mapping from cdef error kinds to them.
-use pyo3::exceptions::{PyException, PyNotImplementedError, PyTypeError, PyValueError};
+//! The exception classes of the package, the mapping from cdef error kinds to them, and
+//! the one exception a caught Rust panic becomes.
+use std::any::Any;
+
+use pyo3::exceptions::{PyException, PyNotImplementedError, PySystemError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::cdef::{CdefError, ErrorKind};
@@ -8,6 +11,12 @@ pyo3::create_exception!(jitffi, CDefError, PyException, "Invalid or unsupported 
 pyo3::create_exception!(jitffi, FFIError, PyException, "Semantic error in declarations.");
 pyo3::create_exception!(jitffi, VerificationError, PyException, "Compile/verify failure or API-mode-only feature.");
 pyo3::create_exception!(jitffi, VerificationMissing, PyException, "Layout only known to a C compiler.");
+pyo3::create_exception!(
+    jitffi,
+    InternalError,
+    PySystemError,
+    "A bug in jitffi: a Rust panic, caught before it could cross into Python or C frames."
+);
 
 /// A cdef/type-string error as the Python exception cffi raises for it.
 pub fn cdef_err(e: CdefError) -> PyErr {
@@ -22,19 +31,41 @@ pub fn cdef_err(e: CdefError) -> PyErr {
     }
 }
 
+/// The text a panic was raised with (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(panic without a message)"
+    }
+}
+
+/// A caught panic as the Python exception users see: `jitffi.InternalError` (a
+/// `SystemError`), whatever code caught it.
+pub fn internal_error(payload: Box<dyn Any + Send>) -> PyErr {
+    internal(panic_message(&*payload))
+}
+
+/// `InternalError` for a broken invariant detected without a panic.
+pub fn internal(what: &str) -> PyErr {
+    InternalError::new_err(format!("jitffi internal error: {what}"))
+}
+
 /// The end of a raw C slot implemented in Rust (run under `catch_unwind`): the value, or
-/// `err` with the Python exception set; a panic becomes RuntimeError naming `place`, so
-/// it never crosses into CPython's frames.
+/// `err` with the Python exception set; a panic becomes `InternalError`, so it never
+/// crosses into CPython's frames.
 #[inline(always)]
-pub fn finish_slot<T>(py: Python<'_>, r: std::thread::Result<PyResult<T>>, err: T, place: &str) -> T {
+pub fn finish_slot<T>(py: Python<'_>, r: std::thread::Result<PyResult<T>>, err: T) -> T {
     match r {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             e.restore(py);
             err
         }
-        Err(_) => {
-            pyo3::exceptions::PyRuntimeError::new_err(format!("internal error (Rust panic) in {place}")).restore(py);
+        Err(payload) => {
+            internal_error(payload).restore(py);
             err
         }
     }
@@ -46,5 +77,25 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FFIError", py.get_type::<FFIError>())?;
     m.add("VerificationError", py.get_type::<VerificationError>())?;
     m.add("VerificationMissing", py.get_type::<VerificationMissing>())?;
+    m.add("InternalError", py.get_type::<InternalError>())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_panic_is_an_internal_error_with_its_message() {
+        Python::initialize();
+        Python::attach(|py| {
+            let payload = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+            let e = internal_error(payload);
+            assert!(e.is_instance_of::<InternalError>(py));
+            assert!(e.is_instance_of::<PySystemError>(py));
+            assert_eq!(e.value(py).to_string(), "jitffi internal error: boom 1");
+            let payload = std::panic::catch_unwind(|| panic!("static text")).unwrap_err();
+            assert_eq!(internal_error(payload).value(py).to_string(), "jitffi internal error: static text");
+        });
+    }
 }

@@ -1,18 +1,21 @@
-//! The per-FFI shared state that cdata, ctypes, calls and callbacks hold on to.
+//! The per-FFI shared state that cdata, ctypes, calls and callbacks hold on to, and the
+//! `FFI` object (its methods: `ffi.rs`, the facade).
 //!
 //! `FfiRef = Arc<FfiShared>` is THE handle to an FFI's types: the cdef namespace (type
 //! interner) and the one-`CType`-object-per-`TypeNode` cache. Every `CType` holds an
 //! `FfiRef`, so any cdata can reach its FFI's state without going through the Python `FFI`
 //! object (`CType::ffi`). The calls/callbacks code keeps an `FfiRef` too.
+//!
+//! This module sits below `ctype.rs`: it keeps the CType objects as plain Python objects,
+//! and `ctype.rs` (`FfiShared::ctype_of`, `FfiShared::parse_ctype`) is what stores and
+//! reads them as CTypes.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyDict;
 
-use super::ctype::CType;
-use super::errors::cdef_err;
-use super::gil::GilCell;
+use super::gil::{GilCell, GilCopy};
 use crate::cdef::Namespace;
 use crate::types::model::{Prim, TypeRef};
 use crate::types::target::Target;
@@ -24,15 +27,17 @@ pub struct FfiShared {
     /// type string not seen before).
     pub ns: Mutex<Namespace>,
     pub target: Target,
-    /// `TypeNode::id` → its Python `CType` (created on first use).
-    ctypes: GilCell<Vec<Option<Py<CType>>>>,
-    /// Type string → CType, so `ffi.new("struct pt *")` parses once per FFI.
+    /// `TypeNode::id` → its Python `CType` (created on first use). Written only by
+    /// `ctype.rs`, and only with CType objects.
+    type_objects: GilCell<Vec<Option<Py<PyAny>>>>,
+    /// Type string → CType, so `ffi.new("struct pt *")` parses once per FFI. Written only
+    /// by `FfiShared::parse_ctype`, and only with CType values.
     pub type_cache: Py<PyDict>,
     /// The (type string, CType) pair the fast `new`/`cast` entry points resolved last, as
     /// object addresses holding strong references taken by hand (those raw entry points
     /// are not pyo3-attached, where dropping a `Py` is deferred): repeated calls with the
     /// same string constant skip the dict lookup. Released by `forget_last_type`.
-    pub last_type: GilCell<(usize, usize)>,
+    pub last_type: GilCopy<(usize, usize)>,
 }
 
 impl FfiShared {
@@ -41,9 +46,9 @@ impl FfiShared {
         Arc::new(FfiShared {
             ns: Mutex::new(Namespace::new(target)),
             target,
-            ctypes: GilCell::new(Vec::new()),
+            type_objects: GilCell::new(Vec::new()),
             type_cache: PyDict::new(py).unbind(),
-            last_type: GilCell::new((0, 0)),
+            last_type: GilCopy::new((0, 0)),
         })
     }
 
@@ -51,43 +56,28 @@ impl FfiShared {
         self.ns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The one CType object of `ty` in this FFI.
-    pub fn ctype_of(self: &Arc<Self>, py: Python<'_>, ty: &TypeRef) -> Py<CType> {
-        let idx = ty.id as usize;
-        {
-            let v = self.ctypes.get(py);
-            if let Some(Some(ct)) = v.get(idx) {
-                return ct.clone_ref(py);
-            }
-        }
-        let ct = Py::new(py, CType::new(ty.clone(), self.clone())).expect("allocating a CType");
-        let v = self.ctypes.get(py);
-        if v.len() <= idx {
-            v.resize_with(idx + 1, || None);
-        }
-        if let Some(existing) = &v[idx] {
-            return existing.clone_ref(py);
-        }
-        v[idx] = Some(ct.clone_ref(py));
-        ct
+    /// The object kept for type node `id` (a CType: see `ctype_of`).
+    #[inline]
+    pub(super) fn type_object(&self, py: Python<'_>, id: usize) -> Option<Py<PyAny>> {
+        self.type_objects.with(py, |v| v.get(id).and_then(|o| o.as_ref().map(|o| o.clone_ref(py))))
     }
 
-    /// Parses a C type string (cached per string).
-    pub fn parse_ctype<'py>(self: &Arc<Self>, text: &Bound<'py, PyString>) -> PyResult<Bound<'py, CType>> {
-        let py = text.py();
-        let cache = self.type_cache.bind(py);
-        if let Some(hit) = cache.get_item(text)? {
-            // SAFETY: only CType objects are stored in this dict.
-            return Ok(unsafe { hit.cast_into_unchecked::<CType>() });
-        }
-        let s = text.to_str()?;
-        let ty = {
-            let mut ns = self.lock_ns();
-            ns.parse_type(s).map_err(cdef_err)?
-        };
-        let ct = self.ctype_of(py, &ty).into_bound(py);
-        cache.set_item(text, &ct)?;
-        Ok(ct)
+    /// Keeps `obj` for type node `id` unless one is kept already; returns the one kept.
+    pub(super) fn keep_type_object(&self, py: Python<'_>, id: usize, obj: Py<PyAny>) -> Py<PyAny> {
+        let (kept, unused) = self.type_objects.with_mut(py, |v| {
+            if v.len() <= id {
+                v.resize_with(id + 1, || None);
+            }
+            match &v[id] {
+                Some(existing) => (existing.clone_ref(py), Some(obj)),
+                None => {
+                    v[id] = Some(obj.clone_ref(py));
+                    (obj, None)
+                }
+            }
+        });
+        drop(unused); // its dealloc runs after the borrow
+        kept
     }
 
     /// Interned node for a built-in primitive type.
@@ -113,7 +103,8 @@ impl FfiShared {
     /// object dies: they hold this state alive in a reference cycle (CType → FfiShared →
     /// cache → CType). cdata still alive keep their own CType and this state.
     pub fn clear_caches(&self, py: Python<'_>) {
-        let old = std::mem::take(self.ctypes.get(py));
+        // taken out first: dropping CTypes runs deallocs, which must not find it borrowed
+        let old = self.type_objects.with_mut(py, std::mem::take);
         self.type_cache.bind(py).clear();
         self.forget_last_type(py);
         drop(old);
@@ -129,16 +120,17 @@ impl FfiShared {
     /// # Safety
     /// Both are valid objects (`key` an exact str, `ct` a CType); the GIL is held.
     pub unsafe fn remember_last_type(&self, py: Python<'_>, key: *mut pyo3::ffi::PyObject, ct: *mut pyo3::ffi::PyObject) {
+        // SAFETY: both are valid objects and the GIL is held (caller).
         unsafe {
             pyo3::ffi::Py_INCREF(key);
             pyo3::ffi::Py_INCREF(ct);
         }
-        let old = std::mem::replace(self.last_type.get(py), (key as usize, ct as usize));
+        let old = self.last_type.replace(py, (key as usize, ct as usize));
         Self::release_pair(old);
     }
 
     pub fn forget_last_type(&self, py: Python<'_>) {
-        let old = std::mem::replace(self.last_type.get(py), (0, 0));
+        let old = self.last_type.replace(py, (0, 0));
         Self::release_pair(old);
     }
 
@@ -157,4 +149,26 @@ impl FfiShared {
 pub fn builtin(py: Python<'_>) -> &'static FfiRef {
     static B: OnceLock<FfiRef> = OnceLock::new();
     B.get_or_init(|| FfiShared::new(py))
+}
+
+/// The `FFI` object: the Python handle on one `FfiShared`. `jitffi.FFI` (Python)
+/// subclasses it for the slow paths written in Python; its methods are in `ffi.rs`.
+#[pyclass(module = "jitffi._jitffi", name = "FFI", subclass, frozen)]
+pub struct FFI {
+    pub shared: FfiRef,
+}
+
+impl FFI {
+    /// The FFI state (for the calls/callbacks code).
+    pub fn shared(&self) -> &FfiRef {
+        &self.shared
+    }
+}
+
+impl Drop for FFI {
+    fn drop(&mut self) {
+        // SAFETY: pyclass objects are dropped from tp_dealloc, with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        self.shared.clear_caches(py);
+    }
 }

@@ -1,0 +1,57 @@
+//! Declaring C: `ffi.cdef` (with its packing options) and `ffi.include`.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::cdef::CdefOptions;
+use crate::py::convert;
+use crate::py::errors::cdef_err;
+use crate::py::state::{FfiRef, FFI};
+
+/// `ffi.cdef(csource, override, packed, pack)`.
+pub fn cdef(py: Python<'_>, shared: &FfiRef, csource: &Bound<'_, PyAny>, r#override: bool, packed: bool, pack: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let src = csource
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("cdef() argument must be a string, not {}", convert::describe(csource))))?;
+    let pack = match pack {
+        None => None,
+        Some(p) if p.is_none() => None,
+        Some(p) => {
+            let n: i64 = p.extract()?;
+            if n <= 0 || (n & (n - 1)) != 0 {
+                return Err(PyValueError::new_err(format!("'pack' must be a power of two, not {n}")));
+            }
+            Some(n as u32)
+        }
+    };
+    if packed && pack.is_some_and(|p| p != 1) {
+        return Err(PyValueError::new_err("'packed' should be False if 'pack' is given"));
+    }
+    let opts = CdefOptions { override_: r#override, packed, pack: if packed { Some(1) } else { pack } };
+    let text = src.to_str()?.to_string();
+    let r = {
+        let mut ns = shared.lock_ns();
+        ns.cdef(&text, &opts)
+    };
+    shared.clear_type_cache(py);
+    r.map_err(cdef_err)
+}
+
+/// `ffi.include(other)`.
+pub fn include(py: Python<'_>, shared: &FfiRef, other: &Bound<'_, PyAny>) -> PyResult<()> {
+    let Ok(o) = other.cast::<FFI>() else {
+        return Err(PyTypeError::new_err(format!("ffi.include() expects an argument that is also of type cffi.FFI, not {}", convert::describe(other))));
+    };
+    let o = o.get();
+    if std::sync::Arc::ptr_eq(&o.shared, shared) {
+        return Err(PyValueError::new_err("self.include(self)"));
+    }
+    let r = {
+        let other_ns = o.shared.lock_ns();
+        let mut ns = shared.lock_ns();
+        ns.include(&other_ns)
+    };
+    shared.clear_type_cache(py);
+    r.map_err(cdef_err)
+}
