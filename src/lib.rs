@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod abi;
 pub mod cdef;
+pub mod dlfcn;
 pub mod jit;
 pub mod py;
 pub mod types;

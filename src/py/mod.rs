@@ -16,6 +16,7 @@ pub mod convert;
 pub mod ctype;
 pub mod errors;
 pub mod ffi;
+mod ffi_lib_methods;
 pub mod function;
 pub mod gil;
 pub mod lib_object;
