@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _jitffi(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The cffi API version emulated (as `jitffi.__version__`), not the package's version.
     m.add("__version__", "2.0.0")?;
     py::register(m)
 }

@@ -15,6 +15,7 @@ class _LibWithGlobals(_types.ModuleType):
     needs `__setattr__`, which only a module subclass can have; libs without globals stay
     exact modules, whose attribute loads CPython specializes."""
     __slots__ = ()
+    __module__ = "jitffi"  # where it has always been shown (and is re-exported)
 
     def __setattr__(self, name, value):
         _types.ModuleType.__getattribute__(self, "__loader__")._setattr(name, value)
