@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn finds_libc_symbols_in_the_process() {
         let h = process();
-        assert_eq!(h.symbol("strlen").unwrap(), libc::strlen as usize);
+        assert_eq!(h.symbol("strlen").unwrap(), libc::strlen as *const () as usize);
     }
 
     #[test]
