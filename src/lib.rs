@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod abi;
 pub mod cdef;
+pub mod dlfcn;
 pub mod jit;
 pub mod py;
 pub mod types;
@@ -16,6 +17,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _jitffi(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The cffi API version emulated (as `jitffi.__version__`), not the package's version.
     m.add("__version__", "2.0.0")?;
     py::register(m)
 }

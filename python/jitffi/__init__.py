@@ -1,34 +1,31 @@
 """jitffi: cffi's API in ABI mode, calling C through Cranelift-compiled trampolines.
 
 `import jitffi as cffi` works: FFI, CDefError, FFIError, VerificationError,
-VerificationMissing, __version__, __version_info__.
+VerificationMissing, __version__, __version_info__. Type stubs: __init__.pyi.
 """
 import threading as _threading
-import types as _types
 import weakref as _weakref
 
-from . import _jitffi
+from . import _jitffi, _lib
+from ._lib import _LibWithGlobals  # noqa: F401  (its home before _lib.py; shown as jitffi._LibWithGlobals)
 from ._jitffi import (CDefError, FFIError, VerificationError, VerificationMissing,
                       CType, CData, CField)
 
+try:
+    # A caught Rust panic: a bug in jitffi, never a user error (src/py/errors.rs).
+    from ._jitffi import InternalError
+except ImportError:
+    # An extension from before InternalError existed; goes once that lands in main.
+    class InternalError(SystemError):
+        """A bug in jitffi (a caught Rust panic), never a user error."""
+
+# The version of cffi's API that jitffi emulates (what code written for cffi checks),
+# not the version of the jitffi package itself (pyproject.toml / Cargo.toml: 0.1.0).
 __version__ = "2.0.0"
 __version_info__ = (2, 0, 0)
 
 __all__ = ["FFI", "CDefError", "FFIError", "VerificationError", "VerificationMissing",
            "__version__", "__version_info__"]
-
-
-class _LibWithGlobals(_types.ModuleType):
-    """A lib whose ffi declares global variables. `lib.x = v` must write C memory, which
-    needs `__setattr__`, which only a module subclass can have; libs without globals stay
-    exact modules, whose attribute loads CPython specializes (see src/py/lib_object.rs)."""
-    __slots__ = ()
-
-    def __setattr__(self, name, value):
-        _types.ModuleType.__getattribute__(self, "__loader__")._setattr(name, value)
-
-    def __delattr__(self, name):
-        raise AttributeError("cannot delete attribute %r of a library object" % (name,))
 
 
 class FFI(_jitffi.FFI):
@@ -45,29 +42,22 @@ class FFI(_jitffi.FFI):
         """Parse C declarations (see the README for the accepted language)."""
         super().cdef(csource, override=override, packed=packed, pack=pack)
         if self._libs:
-            self._sync_libs()
+            _lib.sync(self)
 
     def include(self, ffi_to_include):
         super().include(ffi_to_include)
         if self._libs:
-            self._sync_libs()
+            _lib.sync(self)
 
     def dlopen(self, name, flags=0, *, release_gil=True):
         """Open a C library; names without '/' are also searched with
-        ctypes.util.find_library. release_gil=False keeps the GIL during calls."""
-        lib = super().dlopen(name, flags, release_gil=release_gil)  # filled in already
-        self._libs[lib] = lib.__loader__
-        if self._declares_globals():
-            lib.__class__ = _LibWithGlobals
-        return lib
+        ctypes.util.find_library. release_gil=False keeps the GIL during calls
+        (and then does not save errno for ffi.errno)."""
+        return _lib.dlopen(self, name, flags, release_gil)
 
-    def _sync_libs(self):
-        # Libs see declarations made after dlopen, as in cffi.
-        with_globals = self._declares_globals()
-        for lib, state in list(self._libs.items()):
-            state._sync()
-            if with_globals and type(lib) is _types.ModuleType:
-                lib.__class__ = _LibWithGlobals
+    def dlclose(self, lib):
+        """Close a library opened by dlopen(); later accesses to it raise."""
+        _lib.dlclose(self, lib)
 
     def init_once(self, func, tag):
         """Run `func()` once per `tag` (thread-safe); later calls return the cached

@@ -1,11 +1,15 @@
-//! `ffi.dlopen()` and the `lib` objects it returns (ABI mode).
+//! The `lib` objects `ffi.dlopen()` returns (ABI mode): their state, attribute access and
+//! namespace upkeep. Opening libraries and finding symbols is `crate::dlfcn`; the cold
+//! glue (the `find_library` fallback, making the module, emptying it at `dlclose`,
+//! switching it to a class with `__setattr__`) is Python, in `python/jitffi/_lib.py`.
 //!
 //! A lib is a plain Python module whose `__loader__` is its `Lib` state: CPython 3.11
 //! specializes attribute loads only on exact modules (and default-lookup objects), and
-//! `lib.f(...)` is the hottest line of user code. Names are resolved lazily by the module's
-//! PEP 562 `__getattr__`: a function is looked up (dlsym) and wrapped at its first access,
-//! then stored in the module dict, so later `lib.f` is a specialized module attribute load
-//! that never reaches Rust. Global variables are read at each access (never cached);
+//! `lib.f(...)` is the hottest line of user code. `Lib::_sync` puts every declared
+//! function into the module dict as a lazy function object (dlsym already done, the
+//! trampoline built at the first call), so `lib.f` is a specialized module attribute
+//! load that never reaches Rust. What needs work at each access (global variables are
+//! read at each access, never cached) goes through the module's PEP 562 `__getattr__`;
 //! assignments need `__setattr__`, which only a module subclass can have, so the Python
 //! layer switches a lib to such a subclass once its ffi declares a global variable.
 //!
@@ -13,7 +17,6 @@
 //! `ffi.dlclose(lib)` makes the `Lib` unusable at once, while the code stays mapped until
 //! the last function object that could still call into it is gone.
 
-use std::ffi::{c_void, CString};
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyAttributeError, PyNotImplementedError, PyOSError, PyTypeError, PyValueError};
@@ -22,74 +25,12 @@ use pyo3::types::{PyDict, PyList, PyModule, PyString};
 
 use super::cdata::CData;
 use super::convert;
-use super::ffi::FFI;
 use super::function::{self, FunctionSpec};
 use super::state::FfiRef;
+pub use crate::dlfcn::LibHandle;
+use crate::dlfcn::DlError;
 use crate::types::decls::Decl;
 use crate::types::model::Kind;
-
-/// An open library. Closed (dlclose) when the last user drops it, unless the handle was
-/// given to us by the user.
-pub struct LibHandle {
-    raw: *mut c_void,
-    owned: bool,
-}
-
-// The handle is an opaque token for dlsym/dlclose, which are thread-safe.
-unsafe impl Send for LibHandle {}
-unsafe impl Sync for LibHandle {}
-
-impl Drop for LibHandle {
-    fn drop(&mut self) {
-        if self.owned && !self.raw.is_null() {
-            unsafe { libc::dlclose(self.raw) };
-        }
-    }
-}
-
-impl LibHandle {
-    fn symbol(&self, name: &str) -> Result<usize, String> {
-        let c = CString::new(name).map_err(|_| "name contains a NUL byte".to_string())?;
-        unsafe {
-            libc::dlerror();
-            let p = libc::dlsym(self.raw, c.as_ptr());
-            if p.is_null() {
-                let e = libc::dlerror();
-                let msg = if e.is_null() {
-                    "symbol is NULL".to_string()
-                } else {
-                    std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
-                };
-                return Err(msg);
-            }
-            Ok(p as usize)
-        }
-    }
-}
-
-fn dlerror_text() -> String {
-    unsafe {
-        let e = libc::dlerror();
-        if e.is_null() {
-            "unknown dlopen error".into()
-        } else {
-            std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
-        }
-    }
-}
-
-fn raw_dlopen(path: Option<&str>, flags: i32) -> Result<*mut c_void, String> {
-    let c = match path {
-        Some(p) => Some(CString::new(p).map_err(|_| "library name contains a NUL byte".to_string())?),
-        None => None,
-    };
-    let h = unsafe { libc::dlopen(c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()), flags) };
-    if h.is_null() {
-        Err(dlerror_text())
-    } else {
-        Ok(h)
-    }
-}
 
 /// The state behind a `lib`. The object users see is a plain module (see the module docs
 /// above): this state is its `__loader__` and provides its `__getattr__` and `__dir__`.
@@ -99,6 +40,7 @@ pub struct Lib {
     /// The Python FFI object, kept alive as cffi does.
     ffi_obj: Py<PyAny>,
     handle: Mutex<Option<Arc<LibHandle>>>,
+    #[pyo3(get, name = "_name")]
     name: String,
     release_gil: bool,
     /// The lib module's namespace, where fetched functions and constants are cached.
@@ -287,6 +229,8 @@ impl Lib {
                     return Err(PyAttributeError::new_err(format!("cannot write to the constant global '{n}'")));
                 }
                 let addr = self.symbol(n, "variable")?;
+                // SAFETY: dlsym found the variable `n` at `addr`, declared with type `ty`:
+                // the library's own storage for a `ty`, mapped while the handle is open.
                 unsafe { convert::write_value(py, &self.ffi, &ty, value, addr as *mut u8) }
             }
             Some(_) => Err(PyAttributeError::new_err(format!("cannot assign to '{n}': not a global variable"))),
@@ -295,6 +239,20 @@ impl Lib {
                 self.name
             ))),
         }
+    }
+
+    /// Takes the new lib module's namespace (whose `__loader__` is this state) and fills
+    /// it (`_sync`). Once: a lib has one module.
+    fn _attach(slf: &Bound<'_, Self>, namespace: &Bound<'_, PyDict>) -> PyResult<()> {
+        {
+            let this = slf.borrow();
+            let mut dict = this.dict.lock().unwrap_or_else(|e| e.into_inner());
+            if dict.is_some() {
+                return Err(PyValueError::new_err(format!("library '{}' already has its module", this.name)));
+            }
+            *dict = Some(namespace.clone().unbind());
+        }
+        Self::_sync(slf)
     }
 
     /// The lib module's `__dir__`: the declared functions, variables and constants.
@@ -354,6 +312,8 @@ fn read_global(py: Python<'_>, slf: &Bound<'_, Lib>, ty: &crate::types::model::T
         // Arrays and structs: non-owning cdata over the library's memory.
         Kind::Array(_, n) => Ok(CData::new_view(py, this.ffi.ctype_of(py, ty), addr, n.unwrap_or(0), None, 0)?.into_any()),
         Kind::Record(_) => Ok(CData::new_view(py, this.ffi.ctype_of(py, ty), addr, 0, None, 0)?.into_any()),
+        // SAFETY: `addr` is where dlsym found a global declared with type `ty`: storage
+        // for a `ty`, mapped while the library is open.
         _ => unsafe { convert::read_value(py, &this.ffi, ty, addr as *const u8) },
     }
 }
@@ -376,21 +336,26 @@ pub fn addressof_lib(py: Python<'_>, lib: &Bound<'_, Lib>, name: &str) -> PyResu
     }
 }
 
-/// `ffi.dlopen(name, flags)`: None (the process's global namespace), a path or a library
-/// name (names without '/' are also searched with `ctypes.util.find_library`, as cffi
-/// does), or an already-open handle as a `void *` cdata (never closed by us).
+/// `ffi.dlopen(name, flags)` without the Python layer's `ctypes.util.find_library`
+/// fallback: `name` is None (the process's global namespace), a path or a library name,
+/// or an already-open handle as a `void *` cdata (never closed by us). `path`, when
+/// given, is the file found for the str `name`: it is opened instead, while the lib
+/// keeps `name` for its repr and messages.
 pub fn dlopen(
-    py: Python<'_>,
     ffi: FfiRef,
     ffi_obj: Py<PyAny>,
     name: &Bound<'_, PyAny>,
     flags: i32,
     release_gil: bool,
+    path: Option<&str>,
 ) -> PyResult<Lib> {
     let flags = if flags == 0 { libc::RTLD_NOW } else { flags };
     let (handle, shown) = if name.is_none() {
-        let h = raw_dlopen(None, flags).map_err(|e| PyOSError::new_err(format!("cannot load the C library: {e}")))?;
-        (LibHandle { raw: h, owned: true }, "<None>".to_string())
+        // SAFETY: loading what the user asked for is what `ffi.dlopen` is for (here: the
+        // process's global namespace, already loaded).
+        let h = unsafe { LibHandle::open(None, flags) }
+            .map_err(|e| PyOSError::new_err(format!("cannot load the C library: {e}")))?;
+        (h, "<None>".to_string())
     } else if let Ok(cd) = name.cast::<CData>() {
         let c = cd.get();
         if !matches!(c.ty().kind, Kind::Pointer(_)) {
@@ -402,28 +367,17 @@ pub fn dlopen(
         if c.addr == 0 {
             return Err(PyOSError::new_err("dlopen() got a NULL library handle"));
         }
-        (LibHandle { raw: c.addr as *mut c_void, owned: false }, format!("<handle 0x{:x}>", c.addr))
+        // SAFETY: as in cffi, the user vouches that the pointer is a dlopen handle and
+        // that it stays open while the lib and its functions are used.
+        let h = unsafe { LibHandle::borrowed(c.addr as *mut std::ffi::c_void) };
+        (h, format!("<handle 0x{:x}>", c.addr))
     } else if let Ok(s) = name.cast::<PyString>() {
-        let s = s.to_str()?.to_string();
-        let h = match raw_dlopen(Some(&s), flags) {
-            Ok(h) => h,
-            Err(first) => {
-                if s.contains('/') {
-                    return Err(PyOSError::new_err(format!("cannot load library '{s}': {first}")));
-                }
-                let found = py.import("ctypes.util")?.call_method1("find_library", (&s,))?;
-                if found.is_none() {
-                    return Err(PyOSError::new_err(format!(
-                        "cannot load library '{s}': {first}.  Additionally, ctypes.util.find_library() \
-                         did not manage to locate a library called '{s}'"
-                    )));
-                }
-                let path: String = found.extract()?;
-                raw_dlopen(Some(&path), flags)
-                    .map_err(|e| PyOSError::new_err(format!("cannot load library '{path}': {e}")))?
-            }
-        };
-        (LibHandle { raw: h, owned: true }, s)
+        let s = s.to_str()?;
+        let file = path.unwrap_or(s);
+        // SAFETY: loading the library the user named runs its initialisers: foreign code
+        // the user chose, as any call through the ffi.
+        let h = unsafe { LibHandle::open(Some(file), flags) }.map_err(|e| open_error(file, &e))?;
+        (h, s.to_string())
     } else {
         return Err(PyTypeError::new_err(format!(
             "dlopen() expects a str, None or a 'void *' cdata, not {}",
@@ -433,77 +387,32 @@ pub fn dlopen(
     Ok(Lib { ffi, ffi_obj, handle: Mutex::new(Some(Arc::new(handle))), name: shown, release_gil, dict: Mutex::new(None) })
 }
 
+fn open_error(file: &str, e: &DlError) -> PyErr {
+    PyOSError::new_err(format!("cannot load library '{file}': {e}"))
+}
+
 /// `ffi.dlclose(lib)`: later attribute access raises; the library itself is unmapped
-/// once the functions already taken from it are gone too.
-pub fn dlclose(lib: &Bound<'_, Lib>) -> PyResult<()> {
-    let py = lib.py();
-    let this = lib.borrow();
+/// once the functions already taken from it are gone too. The Python layer then empties
+/// the module's namespace.
+pub fn dlclose(lib: &Bound<'_, PyAny>) -> PyResult<()> {
+    let state = lib_state(lib).ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "dlclose() expects a library object, not {}",
+            lib.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })?;
+    let this = state.borrow();
     let old = this.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
     if old.is_none() {
         return Err(PyValueError::new_err(format!("library '{}' is already closed", this.name)));
     }
-    let dict = this.dict.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|d| d.clone_ref(py));
-    drop(this);
-    if let Some(d) = dict {
-        // Forget the cached functions and constants, keep the module's own dunders, and
-        // make every later access go to `__getattr__`, which reports the library as closed.
-        let d = d.bind(py);
-        d.set_item("__getattr__", lib.getattr("_getattr")?)?;
-        let cached: Vec<Bound<'_, PyAny>> = d
-            .keys()
-            .iter()
-            .filter(|k| k.cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(|s| !(s.starts_with("__") && s.ends_with("__")))).unwrap_or(true))
-            .collect();
-        for k in cached {
-            d.del_item(k)?;
-        }
-    }
     Ok(())
 }
 
-/// Wraps a `Lib` state into the object users get: a plain `module`, so that CPython 3.11
-/// specializes `lib.f` and `lib.f(...)` exactly as for a module attribute (any other type,
-/// even a module subclass, takes the generic and ~25 ns slower attribute path); see
-/// `Lib::_sync` for what the module holds.
-fn make_lib_module<'py>(py: Python<'py>, state: Lib) -> PyResult<Bound<'py, PyModule>> {
-    let module = PyModule::new(py, &state.name)?;
-    let state = Bound::new(py, state)?;
-    let d = module.dict();
-    d.set_item("__loader__", &state)?;
-    d.set_item("__dir__", state.getattr("_dir")?)?;
-    *state.borrow().dict.lock().unwrap_or_else(|e| e.into_inner()) = Some(d.unbind());
-    Lib::_sync(&state)?;
-    Ok(module)
-}
-
-#[pymethods]
-impl FFI {
-    /// `dlopen(name, flags=0, *, release_gil=True)`. `release_gil=False` is jitffi's
-    /// opt-out for tiny hot functions: calls keep the GIL and do not save/restore errno
-    /// (`ffi.errno` is then not updated by those calls).
-    #[pyo3(signature = (name, flags = 0, *, release_gil = true))]
-    fn dlopen<'py>(slf: &Bound<'py, Self>, name: &Bound<'py, PyAny>, flags: i32, release_gil: bool) -> PyResult<Bound<'py, PyModule>> {
-        let py = slf.py();
-        let shared = slf.get().shared().clone();
-        let lib = dlopen(py, shared, slf.clone().into_any().unbind(), name, flags, release_gil)?;
-        make_lib_module(py, lib)
-    }
-
-    fn dlclose(&self, lib: &Bound<'_, PyAny>) -> PyResult<()> {
-        let state = lib_state(lib).ok_or_else(|| {
-            PyTypeError::new_err(format!(
-                "dlclose() expects a library object, not {}",
-                lib.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-            ))
-        })?;
-        dlclose(&state)
-    }
-
-    /// Whether any global variable is declared (the Python layer then gives its libs a
-    /// `__setattr__`).
-    fn _declares_globals(&self) -> bool {
-        self.shared().lock_ns().decls.names.values().any(|d| matches!(d, Decl::Variable { .. }))
-    }
+/// Whether the ffi declares any global variable (the Python layer then gives its libs a
+/// `__setattr__`).
+pub fn declares_globals(ffi: &FfiRef) -> bool {
+    ffi.lock_ns().decls.names.values().any(|d| matches!(d, Decl::Variable { .. }))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -33,6 +33,7 @@ pub mod ctype;
 pub mod errno;
 pub mod errors;
 pub mod ffi;
+mod ffi_lib_methods;
 pub mod function;
 pub mod gil;
 pub mod handles;
