@@ -8,23 +8,16 @@ import weakref as _weakref
 
 from . import _jitffi, _lib
 from ._lib import _LibWithGlobals  # noqa: F401  (its home before _lib.py; shown as jitffi._LibWithGlobals)
+# InternalError (a SystemError): a caught Rust panic, a bug in jitffi, never a user error.
 from ._jitffi import (CDefError, FFIError, VerificationError, VerificationMissing,
-                      CType, CData, CField)
-
-try:
-    # A caught Rust panic: a bug in jitffi, never a user error (src/py/errors.rs).
-    from ._jitffi import InternalError
-except ImportError:
-    # An extension from before InternalError existed; goes once that lands in main.
-    class InternalError(SystemError):
-        """A bug in jitffi (a caught Rust panic), never a user error."""
+                      InternalError, CType, CData, CField)
 
 # The version of cffi's API that jitffi emulates (what code written for cffi checks),
 # not the version of the jitffi package itself (pyproject.toml / Cargo.toml: 0.1.0).
 __version__ = "2.0.0"
 __version_info__ = (2, 0, 0)
 
-__all__ = ["FFI", "CDefError", "FFIError", "VerificationError", "VerificationMissing",
+__all__ = ["FFI", "CDefError", "FFIError", "VerificationError", "VerificationMissing", "InternalError",
            "__version__", "__version_info__"]
 
 

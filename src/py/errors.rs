@@ -21,8 +21,9 @@ pyo3::create_exception!(
 /// A cdef/type-string error as the Python exception cffi raises for it.
 pub fn cdef_err(e: CdefError) -> PyErr {
     match e.kind {
-        // Caught panics: CDefError until the py side gives them their own class.
-        ErrorKind::CDef | ErrorKind::Internal => CDefError::new_err(e.message),
+        ErrorKind::CDef => CDefError::new_err(e.message),
+        // A panic caught inside the parser or resolver.
+        ErrorKind::Internal => InternalError::new_err(format!("jitffi internal error: {}", e.message)),
         ErrorKind::FFI => FFIError::new_err(e.message),
         ErrorKind::Value => PyValueError::new_err(e.message),
         ErrorKind::Type => PyTypeError::new_err(e.message),
