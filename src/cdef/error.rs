@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use super::preprocess::Positions;
-
 /// Which Python exception a cdef/type-string error becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -44,19 +42,6 @@ pub struct SourceLocation {
 }
 
 impl SourceLocation {
-    pub(crate) fn of(pos: &Positions, offset: usize) -> SourceLocation {
-        let (file, line, column) = pos.locate(offset);
-        let offset = offset.min(pos.source.len());
-        SourceLocation {
-            file,
-            line,
-            column,
-            offset,
-            source_line: pos.line_text(offset).to_string(),
-            token: super::parser::token_text(pos.source, offset).to_string(),
-        }
-    }
-
     /// The same place, with `line` as the offending line (a directive quoted as read:
     /// comments removed, continuations joined).
     pub(crate) fn quoting(mut self, line: &str) -> SourceLocation {

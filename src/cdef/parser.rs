@@ -4,8 +4,8 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 use pest::Parser;
 
-use super::preprocess::Positions;
-use super::{CdefError, ErrorKind, SourceLocation};
+use super::preprocess::{token_text, Positions};
+use super::{CdefError, ErrorKind};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/cdef.pest"]
@@ -33,7 +33,7 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
                 if depth > MAX_NESTING {
                     return Err(CdefError::at(
                         ErrorKind::CDef,
-                        SourceLocation::of(pos, i),
+                        pos.location(i),
                         format!("{what} nested more than {MAX_NESTING} levels deep"),
                     ));
                 }
@@ -129,17 +129,6 @@ fn describe(rule: &Rule) -> Option<&'static str> {
 }
 
 /// The token at `offset`: an identifier, a number, or one character; empty at the end.
-pub fn token_text(text: &str, offset: usize) -> &str {
-    let rest = &text[offset.min(text.len())..];
-    let Some(first) = rest.chars().next() else { return "" };
-    if first.is_ascii_alphanumeric() || first == '_' || first == '$' {
-        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).unwrap_or(rest.len());
-        &rest[..end]
-    } else {
-        &rest[..first.len_utf8()]
-    }
-}
-
 /// The token at `offset` for messages: quoted, or `end of input`.
 pub fn token_at(text: &str, offset: usize) -> String {
     match token_text(text, offset) {
@@ -211,7 +200,7 @@ pub fn syntax_error(err: &pest::error::Error<Rule>, pos: &Positions, text: &str)
             format!("unexpected {token}, expected {expected}{hint}")
         }
     };
-    CdefError::cannot_parse(ErrorKind::CDef, SourceLocation::of(pos, at), what)
+    CdefError::cannot_parse(ErrorKind::CDef, pos.location(at), what)
 }
 
 fn expected_list(positives: &[Rule]) -> String {

@@ -181,7 +181,7 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
                     Some(p) => i + 2 + p + 2,
                     None => {
                         let pos = Positions { source, markers: &markers };
-                        return Err(CdefError::at(ErrorKind::CDef, SourceLocation::of(&pos, i), "unterminated comment"));
+                        return Err(CdefError::at(ErrorKind::CDef, pos.location(i), "unterminated comment"));
                     }
                 };
                 blank(&mut out, i, end);
@@ -259,7 +259,7 @@ fn handle_directive(
     let word = &body[..word_end];
     let rest = body[word_end..].trim();
     let err = |msg: String| {
-        let here = SourceLocation::of(&Positions { source, markers }, start).quoting(line);
+        let here = Positions { source, markers }.location(start).quoting(line);
         CdefError::cannot_parse(ErrorKind::CDef, here, msg)
     };
     // `# 12 "file"` and `#line 12 "file"`.
@@ -323,6 +323,33 @@ fn handle_directive(
              (cdef() does not run the C preprocessor)"
         ))),
         _ => Err(err(format!("unsupported directive '#{word}' (cdef() does not run the C preprocessor)"))),
+    }
+}
+
+impl Positions<'_> {
+    /// The place of byte `offset` of the text, for an error message.
+    pub(crate) fn location(&self, offset: usize) -> SourceLocation {
+        let (file, line, column) = self.locate(offset);
+        let offset = offset.min(self.source.len());
+        SourceLocation {
+            file,
+            line,
+            column,
+            offset,
+            source_line: self.line_text(offset).to_string(),
+            token: token_text(self.source, offset).to_string(),
+        }
+    }
+}
+
+pub fn token_text(text: &str, offset: usize) -> &str {
+    let rest = &text[offset.min(text.len())..];
+    let Some(first) = rest.chars().next() else { return "" };
+    if first.is_ascii_alphanumeric() || first == '_' || first == '$' {
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).unwrap_or(rest.len());
+        &rest[..end]
+    } else {
+        &rest[..first.len_utf8()]
     }
 }
 

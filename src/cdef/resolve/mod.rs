@@ -15,7 +15,7 @@ use pest::iterators::Pair;
 
 use super::parser::{self, Rule};
 use super::preprocess::{self, Positions};
-use super::{CdefError, CdefOptions, ErrorDetail, ErrorKind, Namespace, SourceLocation};
+use super::{CdefError, CdefOptions, ErrorDetail, ErrorKind, Namespace};
 use crate::types::model::TypeRef;
 
 #[cfg(test)]
@@ -234,7 +234,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn error(&self, kind: ErrorKind, offset: usize, msg: impl AsRef<str>) -> CdefError {
-        CdefError::at(kind, SourceLocation::of(&self.pos, self.base + offset), msg)
+        CdefError::at(kind, self.pos.location(self.base + offset), msg)
     }
 
     fn extern_language(&self, lang: &Pair<Rule>) -> Result<bool, CdefError> {
