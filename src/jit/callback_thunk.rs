@@ -20,12 +20,12 @@ use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{
     self, types, AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, Type, Value,
 };
-use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
-use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::isa::TargetIsa;
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::entry_pool::ClosureReg;
+use super::error::CompileError;
 use super::native_call::{self, Slot};
 use super::trampoline::Extern;
 use crate::abi::{CallPlan, RetPass};
@@ -62,28 +62,10 @@ pub struct ThunkLayout {
 unsafe impl Send for Thunk {}
 unsafe impl Sync for Thunk {}
 
-/// The host ISA, configured once (no PIC: addresses are baked in as constants, so the
-/// compiled bytes need no relocation).
-pub fn host_isa() -> Result<&'static OwnedTargetIsa, String> {
-    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
-    ISA.get_or_init(|| {
-        let mut flags = settings::builder();
-        let set = |b: &mut settings::Builder, k: &str, v: &str| b.set(k, v).map_err(|e| format!("{k}={v}: {e}"));
-        set(&mut flags, "opt_level", "speed")?;
-        set(&mut flags, "is_pic", "false")?;
-        set(&mut flags, "enable_verifier", "false")?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        let isa_builder = cranelift_native::builder().map_err(|e| e.to_string())?;
-        isa_builder.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| e.clone())
-}
-
 /// Thunks live in the jit's executable arena (never freed: they are per shape, so their
 /// number is bounded by the program's distinct callback types).
-fn install_code(code: &[u8]) -> Result<*const u8, String> {
-    super::execmem::install(code)
+fn install_code(code: &[u8]) -> Result<*const u8, CompileError> {
+    super::execmem::install(code).map_err(CompileError::Memory)
 }
 
 fn align_up(x: u32, a: u32) -> u32 {
@@ -91,7 +73,7 @@ fn align_up(x: u32, a: u32) -> u32 {
 }
 
 /// Compiles (or returns the cached) thunk for a lowered callback signature.
-pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thunk>, String> {
+pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thunk>, CompileError> {
     type Cache = HashMap<(String, usize), Arc<Thunk>>;
     static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -107,14 +89,14 @@ pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thu
 /// `fld tword [rdi]; ret`: leaves an x87 `long double` result in st(0). Cranelift never
 /// touches the x87 stack, so a thunk can call this last and then return.
 #[cfg(target_arch = "x86_64")]
-fn x87_load_helper() -> Result<usize, String> {
-    static HELPER: OnceLock<Result<usize, String>> = OnceLock::new();
+fn x87_load_helper() -> Result<usize, CompileError> {
+    static HELPER: OnceLock<Result<usize, CompileError>> = OnceLock::new();
     HELPER.get_or_init(|| install_code(&[0xDB, 0x2F, 0xC3]).map(|p| p as usize)).clone()
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn x87_load_helper() -> Result<usize, String> {
-    Err("x87 results exist only on x86_64".into())
+fn x87_load_helper() -> Result<usize, CompileError> {
+    Err(CompileError::Internal("x87 results exist only on x86_64".into()))
 }
 
 /// Where the closure pointer travels in the thunk's signature.
@@ -131,7 +113,7 @@ enum ClosureParam {
 
 /// Chooses the closure register: a filler register of the lowered signature, else the
 /// next free integer register, else a filler or free vector register.
-fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, ClosureReg), String> {
+fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, ClosureReg), CompileError> {
     let (ngpr, nvec) = match plan.arch {
         Arch::X86_64 => (6, 8),
         Arch::Aarch64 => (8, 8),
@@ -160,8 +142,8 @@ fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, 
     Ok((ClosureParam::Stack(vec_start + vec_len), ClosureReg::Stack))
 }
 
-fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, String> {
-    let isa = host_isa()?;
+fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, CompileError> {
+    let isa = super::isa::host();
     let x87_helper = if plan.ret == RetPass::X87 { Some(x87_load_helper()?) } else { None };
     let (func, layout) = build_thunk(plan, &**isa, dispatcher as usize, x87_helper)?;
     let code = compile_function(func)?;
@@ -178,13 +160,14 @@ pub fn build_thunk<A: Extern>(
     isa: &dyn TargetIsa,
     dispatcher: A,
     x87_helper: Option<A>,
-) -> Result<(ir::Function, ThunkLayout), String> {
+) -> Result<(ir::Function, ThunkLayout), CompileError> {
     let ptr_ty = isa.pointer_type();
-    if crate::types::target::Target::from_triple(isa.triple())?.arch != plan.arch {
-        return Err("callback thunk: the call plan was lowered for another architecture".into());
+    let target = crate::types::target::Target::from_triple(isa.triple()).map_err(CompileError::Unsupported)?;
+    if target.arch != plan.arch {
+        return Err(CompileError::Internal("callback thunk: the call plan was lowered for another architecture".into()));
     }
     if plan.variadic.is_some() {
-        return Err("NotImplementedError: variadic callbacks are not supported".into());
+        return Err(CompileError::Unsupported("variadic callbacks are not supported".into()));
     }
     let x87 = plan.ret == RetPass::X87;
     let mut sig = if x87 {
@@ -273,7 +256,9 @@ pub fn build_thunk<A: Extern>(
             let mut hsig = Signature::new(isa.default_call_conv());
             hsig.params.push(AbiParam::new(ptr_ty));
             let hsig_ref = b.import_signature(hsig);
-            let helper = x87_helper.ok_or("an x87 result needs the x87 load helper")?.address(&mut b, ptr_ty);
+            let helper = x87_helper
+                .ok_or_else(|| CompileError::Internal("an x87 result needs the x87 load helper".into()))?
+                .address(&mut b, ptr_ty);
             b.ins().call_indirect(hsig_ref, helper, &[res_ptr]);
             b.ins().return_(&[]);
         } else {
@@ -286,14 +271,14 @@ pub fn build_thunk<A: Extern>(
 
 /// Compiles a function with every address baked in as a constant, into position-
 /// independent bytes.
-pub fn compile_function(func: ir::Function) -> Result<Vec<u8>, String> {
-    let isa = host_isa()?;
+pub fn compile_function(func: ir::Function) -> Result<Vec<u8>, CompileError> {
+    let isa = super::isa::host();
     let mut ctx = Context::for_function(func);
     let compiled = ctx
         .compile(&**isa, &mut ControlPlane::default())
-        .map_err(|e| format!("callback thunk compilation failed: {:?}", e.inner))?;
+        .map_err(|e| CompileError::Internal(format!("callback thunk compilation failed: {:?}", e.inner)))?;
     if !compiled.buffer.relocs().is_empty() {
-        return Err("callback thunk needs relocations".into());
+        return Err(CompileError::Internal("callback thunk needs relocations".into()));
     }
     Ok(compiled.code_buffer().to_vec())
 }

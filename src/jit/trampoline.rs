@@ -18,7 +18,7 @@
 //! (tests/tramp_aarch64_qemu.rs runs them for aarch64 against a fake CPython).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -27,10 +27,11 @@ use cranelift_codegen::ir::{
     StackSlotKind, Type, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa, TargetIsa};
-use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
+use super::builtins::{Builtin, Builtins, ObjectLayout};
+use super::error::CompileError;
 use super::{execmem, native_call, stubs};
 use crate::abi::{CallPlan, StubKind};
 
@@ -68,40 +69,56 @@ impl Scalar {
     }
 }
 
-/// How a Python argument becomes the C value.
+/// What the code tries inline for one argument before calling the runtime's converter:
+/// recognizers of an exact object type whose value needs no call. Which C types get
+/// which recognizers is the Python layer's policy (`py::function::shape`); this only
+/// says what code to emit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Conv {
-    /// An integer type: inline fast path for small exact ints, helper otherwise.
-    Int,
-    /// float/double: inline fast path for exact floats, helper otherwise.
+pub enum Inline {
+    None,
+    /// An object of type `long_type` with at most one digit (only when
+    /// `Runtime::inline_small_ints`): its value, range-checked for the `Scalar::Int`.
+    SmallInt,
+    /// An object of type `float_type`: its double (demoted for `F32`).
     Float,
-    /// Everything else: the Python layer's converter for the exact C type.
-    Generic,
-    /// Like `Generic`, but the conversion may create a temporary (an array built from a
-    /// list, a keep-alive reference) that is released after the call.
-    WithTemp,
-    /// A `T *` parameter: like `WithTemp`, with inline fast paths for a cdata whose ctype
-    /// is exactly the parameter's, and (when `bytes`) a `bytes` object passed as its
-    /// buffer (`char *`-like parameters).
-    Pointer { bytes: bool, ints: Option<Scalar> },
-    /// A struct/union passed by value: like `Generic`, with an inline fast path for a
-    /// cdata whose ctype is exactly the parameter's (its bytes are copied into the cell
-    /// after a small helper checked that its memory was not released).
-    Record,
-    /// An argument of the variadic part: a cdata whose value is read as `Scalar`.
-    VarargCdata,
+    /// An object of type `cdata_type` whose ctype is the parameter's own, the cached
+    /// pointer ctype or `void_ptr_ctype`: its address; the cached array ctype: the
+    /// address from `array_data`. Otherwise, with `int_list`, an exact list of ints
+    /// stored by `small_int_list` into a stack buffer of that item type; with `buffer`,
+    /// an object of type `bytes_type`: the address of its characters.
+    Address { int_list: Option<Scalar>, buffer: bool },
+    /// An object of type `cdata_type` whose ctype is the parameter's own: the
+    /// `Scalar::Bytes` its data address (from `array_data`) points to, copied.
+    CopyBytes,
 }
 
-impl Conv {
-    fn may_need_temp(self) -> bool {
-        matches!(self, Conv::WithTemp | Conv::Pointer { .. })
-    }
+/// The runtime helper that converts an argument no inline path took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fallback {
+    /// `convert_arg`, without a temporary slot.
+    Convert,
+    /// `convert_arg` with a slot for a temporary released after the call.
+    ConvertWithTemp,
+    /// `convert_vararg` (an argument of the variadic part).
+    Vararg,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ArgShape {
     pub scalar: Scalar,
-    pub conv: Conv,
+    pub inline: Inline,
+    pub fallback: Fallback,
+}
+
+impl ArgShape {
+    /// An argument of the variadic part travelling as `scalar`.
+    pub fn vararg(scalar: Scalar) -> ArgShape {
+        ArgShape { scalar, inline: Inline::None, fallback: Fallback::Vararg }
+    }
+
+    fn may_need_temp(self) -> bool {
+        self.fallback == Fallback::ConvertWithTemp
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,75 +172,32 @@ impl Extern for usize {
 /// address reaches the code (see [`Extern`]); the host uses baked-in addresses.
 #[derive(Clone, Copy, Debug)]
 pub struct Runtime<A = usize> {
+    /// The functions the code calls (the table in `jit::builtins`).
+    pub fns: Builtins<A>,
+    /// Field offsets of the interpreter's objects.
+    pub objects: ObjectLayout,
     /// Offset of the C function address inside the `self` object.
     pub target_offset: i32,
-    /// `extern "C" fn(self, nargs) -> *mut PyObject` (sets TypeError, returns NULL).
-    pub arity_error: A,
-    /// `extern "C" fn(self, index, obj, dst, temp: *mut *mut PyObject) -> c_int` (0 ok).
-    pub convert_arg: A,
-    /// `extern "C" fn(self, index, obj, dst) -> c_int`: variadic-part argument (cdata).
-    pub convert_vararg: A,
-    /// `extern "C" fn() -> *mut c_void`: release the GIL and restore the saved errno.
-    pub release: A,
-    /// `extern "C" fn(*mut c_void)`: save errno and take the GIL back.
-    pub reacquire: A,
-    /// `extern "C" fn(self, ret: *const u8) -> *mut PyObject`.
-    pub box_result: A,
-    /// `extern "C" fn() -> *mut PyObject` returning a new reference to None.
-    pub box_none: A,
-    /// `extern "C" fn(*mut c_void)`: drops what a `WithTemp` conversion left in its slot.
-    pub release_temp: A,
-    pub long_from_i64: A,
-    pub long_from_u64: A,
-    pub float_from_double: A,
-    pub bool_from_long: A,
-    /// `&PyLong_Type`, `&PyFloat_Type`.
+    /// Where the `self` object keeps the table of accepted ctype objects (three per
+    /// parameter: the parameter's own and two inline-cache entries).
+    pub arg_ctypes_offset: i32,
+    /// The int, float and bytes types.
     pub long_type: A,
     pub float_type: A,
-    /// The CData type, where a cdata keeps its ctype object and its address, and where
-    /// the `self` object keeps the table of accepted ctype objects (three per parameter:
-    /// the parameter's own and two inline-cache entries).
+    pub bytes_type: A,
+    /// The CData type, and where a cdata keeps its ctype object and its address.
     pub cdata_type: A,
     pub cdata_ctype_offset: i32,
     pub cdata_addr_offset: i32,
-    pub arg_ctypes_offset: i32,
-    /// `extern "C" fn(cdata, dst) -> c_int`: an array cdata's data address (raises if
-    /// its memory was released).
-    pub array_data: A,
     /// The ctype of `ffi.NULL` (`void *`), which every pointer parameter accepts.
     pub void_ptr_ctype: A,
-    /// `extern "C" fn(obj, buf, item_size, signed) -> c_int`: an exact list of at most
-    /// `LIST_BUF` bytes of exact ints in range written into `buf` (1), or not this case
-    /// (0, nothing raised).
-    pub small_int_list: A,
-    /// `&PyBytes_Type` and where a bytes object's characters start.
-    pub bytes_type: A,
-    pub bytes_data_offset: i32,
-    /// CPython 3.11's `PyLongObject` layout (ob_size at 16, 30-bit digits at 24) may be
-    /// read inline for ints with at most one digit.
+    /// Ints with at most one digit may be read inline (`ObjectLayout::long_digit`).
     pub inline_small_ints: bool,
-    /// `memcpy`, for structs by value larger than the inline copy handles.
-    pub memcpy: A,
 }
 
+/// The host ISA trampolines are compiled for (`jit::isa`).
 pub fn isa() -> &'static OwnedTargetIsa {
-    static ISA: OnceLock<OwnedTargetIsa> = OnceLock::new();
-    ISA.get_or_init(|| {
-        let mut flags = settings::builder();
-        // JITFFI_JIT_OPT=fast-compile trades some code quality for ~3x faster compiles.
-        if std::env::var("JITFFI_JIT_OPT").is_ok_and(|v| v == "fast-compile") {
-            flags.set("opt_level", "none").unwrap();
-            flags.set("regalloc_algorithm", "single_pass").unwrap();
-        } else {
-            flags.set("opt_level", "speed").unwrap();
-        }
-        flags.set("enable_verifier", "false").unwrap();
-        flags.set("is_pic", "false").unwrap();
-        flags.set("use_colocated_libcalls", "false").unwrap();
-        flags.set("unwind_info", "false").unwrap();
-        let builder = cranelift_native::builder().expect("host ISA supported by Cranelift");
-        builder.finish(settings::Flags::new(flags)).expect("valid ISA flags")
-    })
+    super::isa::host()
 }
 
 /// Signature of every trampoline: `PyObject *(PyObject *self, PyObject *const *args,
@@ -237,22 +211,16 @@ fn entry_signature(cc: CallConv) -> Signature {
     sig
 }
 
-fn sig_of(cc: CallConv, params: &[Type], rets: &[Type]) -> Signature {
-    let mut sig = Signature::new(cc);
-    sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
-    sig.returns.extend(rets.iter().map(|&t| AbiParam::new(t)));
-    sig
-}
-
 struct Emitter<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     cc: CallConv,
 }
 
 impl Emitter<'_, '_> {
-    fn call_addr<A: Extern>(&mut self, addr: A, params: &[Type], rets: &[Type], args: &[Value]) -> Vec<Value> {
-        let sig = self.b.import_signature(sig_of(self.cc, params, rets));
-        let callee = addr.address(self.b, types::I64);
+    /// Calls builtin `f` of `rt` with its declared signature.
+    fn call<A: Extern>(&mut self, rt: &Runtime<A>, f: Builtin, args: &[Value]) -> Vec<Value> {
+        let sig = self.b.import_signature(f.signature(self.cc));
+        let callee = rt.fns.get(f).address(self.b, types::I64);
         let inst = self.b.ins().call_indirect(sig, callee, args);
         self.b.inst_results(inst).to_vec()
     }
@@ -261,13 +229,13 @@ impl Emitter<'_, '_> {
 const TRUSTED: fn() -> MemFlagsData = MemFlagsData::trusted;
 
 /// Address of the executable copy of `kind`'s stub (one per distinct stub).
-fn stub_address(kind: &StubKind) -> Result<usize, String> {
+fn stub_address(kind: &StubKind) -> Result<usize, CompileError> {
     static STUBS: Mutex<Vec<(StubKind, usize)>> = Mutex::new(Vec::new());
     let mut g = STUBS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, a)) = g.iter().find(|(k, _)| k == kind) {
         return Ok(*a);
     }
-    let a = execmem::install(&stubs::stub_bytes(kind))? as usize;
+    let a = execmem::install(&stubs::stub_bytes(kind)).map_err(CompileError::Memory)? as usize;
     g.push((*kind, a));
     Ok(a)
 }
@@ -329,7 +297,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
     let ret_size = shape.plan.ret_size.max(16);
     let ret_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ret_size, 4));
     let temp_args: Vec<usize> =
-        (0..n).filter(|&i| shape.args[i].conv.may_need_temp()).collect();
+        (0..n).filter(|&i| shape.args[i].may_need_temp()).collect();
     let temps = if temp_args.is_empty() {
         None
     } else {
@@ -354,7 +322,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
     b.switch_to_block(arity_bad);
     {
         let mut e = Emitter { b: &mut b, cc };
-        let r = e.call_addr(rt.arity_error, &[i64t, i64t], &[i64t], &[this, nargs]);
+        let r = e.call(rt, Builtin::arity_error, &[this, nargs]);
         b.ins().return_(&r);
     }
 
@@ -371,21 +339,21 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
         let dst = cell_addrs[i];
         let next = b.create_block();
         let slow = b.create_block();
-        match a.conv {
-            Conv::Int if rt.inline_small_ints => {
+        match a.inline {
+            Inline::SmallInt if rt.inline_small_ints => {
                 let Scalar::Int { size, signed } = a.scalar else { unreachable!() };
-                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+                let ty = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_type);
                 let is_long = is_address(&mut b, ty, rt.long_type);
                 let check_size = b.create_block();
                 b.ins().brif(is_long, check_size, &[], slow, &[]);
                 b.switch_to_block(check_size);
-                let ob_size = b.ins().load(i64t, TRUSTED(), obj, 16);
+                let ob_size = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_size);
                 let biased = b.ins().iadd_imm_s(ob_size, 1);
                 let small = b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, biased, 2);
                 let have_small = b.create_block();
                 b.ins().brif(small, have_small, &[], slow, &[]);
                 b.switch_to_block(have_small);
-                let digit = b.ins().uload32(TRUSTED(), obj, 24);
+                let digit = b.ins().uload32(TRUSTED(), obj, rt.objects.long_digit);
                 let value = b.ins().imul(ob_size, digit);
                 // One 30-bit digit always fits a signed 32-bit or wider integer.
                 let (lo, hi) = int_bounds(size, signed);
@@ -401,19 +369,19 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 b.ins().store(TRUSTED(), value, dst, 0);
                 b.ins().jump(next, &[]);
             }
-            Conv::Float => {
-                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+            Inline::Float => {
+                let ty = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_type);
                 let is_float = is_address(&mut b, ty, rt.float_type);
                 let fast = b.create_block();
                 b.ins().brif(is_float, fast, &[], slow, &[]);
                 b.switch_to_block(fast);
-                let v = b.ins().load(types::F64, TRUSTED(), obj, 16);
+                let v = b.ins().load(types::F64, TRUSTED(), obj, rt.objects.float_value);
                 let v = if a.scalar == Scalar::F32 { b.ins().fdemote(types::F32, v) } else { v };
                 b.ins().store(TRUSTED(), v, dst, 0);
                 b.ins().jump(next, &[]);
             }
-            Conv::Pointer { bytes, ints } => {
-                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+            Inline::Address { int_list, buffer } => {
+                let ty = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_type);
                 let is_cdata = is_address(&mut b, ty, rt.cdata_type);
                 let cdata = b.create_block();
                 let not_cdata = b.create_block();
@@ -447,11 +415,11 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 b.switch_to_block(array);
                 let status = {
                     let mut e = Emitter { b: &mut b, cc };
-                    e.call_addr(rt.array_data, &[i64t, i64t], &[types::I32], &[obj, dst])[0]
+                    e.call(rt, Builtin::array_data, &[obj, dst])[0]
                 };
                 b.ins().brif(status, fail, &[], next, &[]);
                 b.switch_to_block(not_cdata);
-                if let Some(Scalar::Int { size, signed }) = ints {
+                if let Some(Scalar::Int { size, signed }) = int_list {
                     // A short list of ints: a temporary array on this trampoline's stack.
                     let slot = b.create_sized_stack_slot(StackSlotData::new(
                         StackSlotKind::ExplicitSlot,
@@ -463,7 +431,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                     let sg = b.ins().iconst(i64t, signed as i64);
                     let done = {
                         let mut e = Emitter { b: &mut b, cc };
-                        e.call_addr(rt.small_int_list, &[i64t; 4], &[types::I32], &[obj, buf, isz, sg])[0]
+                        e.call(rt, Builtin::small_int_list, &[obj, buf, isz, sg])[0]
                     };
                     let filled = b.create_block();
                     let other = b.create_block();
@@ -473,21 +441,21 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                     b.ins().jump(next, &[]);
                     b.switch_to_block(other);
                 }
-                if bytes {
+                if buffer {
                     let is_bytes = is_address(&mut b, ty, rt.bytes_type);
                     let take_bytes = b.create_block();
                     b.ins().brif(is_bytes, take_bytes, &[], slow, &[]);
                     b.switch_to_block(take_bytes);
-                    let chars = b.ins().iadd_imm_s(obj, rt.bytes_data_offset as i64);
+                    let chars = b.ins().iadd_imm_s(obj, rt.objects.bytes_data as i64);
                     b.ins().store(TRUSTED(), chars, dst, 0);
                     b.ins().jump(next, &[]);
                 } else {
                     b.ins().jump(slow, &[]);
                 }
             }
-            Conv::Record => {
+            Inline::CopyBytes => {
                 let Scalar::Bytes(size) = a.scalar else { unreachable!() };
-                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+                let ty = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_type);
                 let is_cdata = is_address(&mut b, ty, rt.cdata_type);
                 let cdata = b.create_block();
                 b.ins().brif(is_cdata, cdata, &[], slow, &[]);
@@ -503,7 +471,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 // then the bytes are copied over it.
                 let status = {
                     let mut e = Emitter { b: &mut b, cc };
-                    e.call_addr(rt.array_data, &[i64t, i64t], &[types::I32], &[obj, dst])[0]
+                    e.call(rt, Builtin::array_data, &[obj, dst])[0]
                 };
                 let copy = b.create_block();
                 b.ins().brif(status, fail, &[], copy, &[]);
@@ -523,7 +491,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 } else {
                     let n_bytes = b.ins().iconst(i64t, size as i64);
                     let mut e = Emitter { b: &mut b, cc };
-                    e.call_addr(rt.memcpy, &[i64t; 3], &[i64t], &[dst, src, n_bytes]);
+                    e.call(rt, Builtin::memcpy, &[dst, src, n_bytes]);
                 }
                 b.ins().jump(next, &[]);
             }
@@ -535,17 +503,17 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
         let idx = b.ins().iconst(i64t, i as i64);
         let status = {
             let mut e = Emitter { b: &mut b, cc };
-            if a.conv == Conv::VarargCdata {
-                e.call_addr(rt.convert_vararg, &[i64t; 4], &[types::I32], &[this, idx, obj, dst])[0]
+            if a.fallback == Fallback::Vararg {
+                e.call(rt, Builtin::convert_vararg, &[this, idx, obj, dst])[0]
             } else {
                 let temp = match temps {
-                    Some(t) if a.conv.may_need_temp() => {
+                    Some(t) if a.may_need_temp() => {
                         let k = temp_args.iter().position(|&j| j == i).unwrap();
                         e.b.ins().stack_addr(i64t, t, (8 * k) as i32)
                     }
                     _ => e.b.ins().iconst(i64t, 0),
                 };
-                e.call_addr(rt.convert_arg, &[i64t; 5], &[types::I32], &[this, idx, obj, dst, temp])[0]
+                e.call(rt, Builtin::convert_arg, &[this, idx, obj, dst, temp])[0]
             }
         };
         b.ins().brif(status, fail, &[], next, &[]);
@@ -556,7 +524,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
     let ret_addr = b.ins().stack_addr(i64t, ret_slot, 0);
     let tstate = if shape.release_gil {
         let mut e = Emitter { b: &mut b, cc };
-        Some(e.call_addr(rt.release, &[], &[i64t], &[])[0])
+        Some(e.call(rt, Builtin::release, &[])[0])
     } else {
         None
     };
@@ -564,14 +532,14 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
     native_call::emit_call_from_memory(&mut b, isa, &shape.plan, callee, stub, &cell_addrs, Some(ret_addr));
     if let Some(ts) = tstate {
         let mut e = Emitter { b: &mut b, cc };
-        e.call_addr(rt.reacquire, &[i64t], &[], &[ts]);
+        e.call(rt, Builtin::reacquire, &[ts]);
     }
     emit_release_temps(&mut b, cc, rt, temps, temp_args.len());
 
     let result = {
         let mut e = Emitter { b: &mut b, cc };
         match shape.ret {
-            RetShape::Void => e.call_addr(rt.box_none, &[], &[i64t], &[])[0],
+            RetShape::Void => e.call(rt, Builtin::box_none, &[])[0],
             RetShape::Int { size, signed } => {
                 let s = Scalar::Int { size, signed };
                 let raw = e.b.ins().load(s.ir_type(), TRUSTED(), ret_addr, 0);
@@ -580,20 +548,20 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                     _ if signed => e.b.ins().sextend(i64t, raw),
                     _ => e.b.ins().uextend(i64t, raw),
                 };
-                let f = if signed { rt.long_from_i64 } else { rt.long_from_u64 };
-                e.call_addr(f, &[i64t], &[i64t], &[wide])[0]
+                let f = if signed { Builtin::long_from_i64 } else { Builtin::long_from_u64 };
+                e.call(rt, f, &[wide])[0]
             }
             RetShape::Bool => {
                 let raw = e.b.ins().load(types::I8, TRUSTED(), ret_addr, 0);
                 let wide = e.b.ins().uextend(i64t, raw);
-                e.call_addr(rt.bool_from_long, &[i64t], &[i64t], &[wide])[0]
+                e.call(rt, Builtin::bool_from_long, &[wide])[0]
             }
             RetShape::Float(s) => {
                 let raw = e.b.ins().load(s.ir_type(), TRUSTED(), ret_addr, 0);
                 let d = if s == Scalar::F32 { e.b.ins().fpromote(types::F64, raw) } else { raw };
-                e.call_addr(rt.float_from_double, &[types::F64], &[i64t], &[d])[0]
+                e.call(rt, Builtin::float_from_double, &[d])[0]
             }
-            RetShape::Generic(_) => e.call_addr(rt.box_result, &[i64t, i64t], &[i64t], &[this, ret_addr])[0],
+            RetShape::Generic(_) => e.call(rt, Builtin::box_result, &[this, ret_addr])[0],
         }
     };
     b.ins().return_(&[result]);
@@ -622,7 +590,7 @@ fn emit_release_temps<A: Extern>(
         b.ins().brif(obj, has, &[], done, &[]);
         b.switch_to_block(has);
         let mut e = Emitter { b, cc };
-        e.call_addr(rt.release_temp, &[types::I64], &[], &[obj]);
+        e.call(rt, Builtin::release_temp, &[obj]);
         b.ins().jump(done, &[]);
         b.switch_to_block(done);
     }
@@ -632,12 +600,19 @@ fn emit_release_temps<A: Extern>(
 /// through `rt`, and calling through `stub` (the address of `stubs::stub_bytes` of the
 /// plan's stub) when the plan needs one. `compile` is the host path; this is also what
 /// emits trampolines into an object file for another target.
-pub fn build<A: Extern>(shape: &Shape, rt: &Runtime<A>, isa: &dyn TargetIsa, stub: Option<A>) -> Result<Function, String> {
+pub fn build<A: Extern>(
+    shape: &Shape,
+    rt: &Runtime<A>,
+    isa: &dyn TargetIsa,
+    stub: Option<A>,
+) -> Result<Function, CompileError> {
+    let internal = |m: &str| Err(CompileError::Internal(format!("trampoline: {m}")));
     if shape.plan.stub.is_some() != stub.is_some() {
-        return Err("trampoline: a stub address is needed exactly when the plan has a stub".into());
+        return internal("a stub address is needed exactly when the plan has a stub");
     }
-    if crate::types::target::Target::from_triple(isa.triple())?.arch != shape.plan.arch {
-        return Err("trampoline: the call plan was lowered for another architecture".into());
+    let target = crate::types::target::Target::from_triple(isa.triple()).map_err(CompileError::Unsupported)?;
+    if target.arch != shape.plan.arch {
+        return internal("the call plan was lowered for another architecture");
     }
     let mut func = Function::with_name_signature(UserFuncName::user(0, 0), entry_signature(isa.default_call_conv()));
     build_function(&mut func, shape, rt, isa, stub);
@@ -645,7 +620,7 @@ pub fn build<A: Extern>(shape: &Shape, rt: &Runtime<A>, isa: &dyn TargetIsa, stu
 }
 
 /// Compiles the trampoline of `shape` into executable memory.
-pub fn compile(shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
+pub fn compile(shape: &Shape, rt: &Runtime) -> Result<*const u8, CompileError> {
     let isa = isa();
     let stub_addr = match &shape.plan.stub {
         Some(k) => Some(stub_address(k)?),
@@ -655,11 +630,11 @@ pub fn compile(shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
     let mut ctx = Context::for_function(func);
     let code = ctx
         .compile(&**isa, &mut ControlPlane::default())
-        .map_err(|e| format!("trampoline compilation failed: {:?}", e.inner))?;
+        .map_err(|e| CompileError::Internal(format!("trampoline compilation failed: {:?}", e.inner)))?;
     if !code.buffer.relocs().is_empty() {
-        return Err("trampoline code needs relocations".into());
+        return Err(CompileError::Internal("trampoline code needs relocations".into()));
     }
-    execmem::install(code.code_buffer())
+    execmem::install(code.code_buffer()).map_err(CompileError::Memory)
 }
 
 /// Compiled trampolines by shape. Entries are never removed: a shape's code is shared by
@@ -679,7 +654,7 @@ impl ShapeCache {
         guard.as_ref().and_then(|m| m.get(shape)).map(|&p| p as *const u8)
     }
 
-    pub fn get_or_compile(&self, shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
+    pub fn get_or_compile(&self, shape: &Shape, rt: &Runtime) -> Result<*const u8, CompileError> {
         let mut guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let map = guard.get_or_insert_with(HashMap::new);
         if let Some(&p) = map.get(shape) {
@@ -761,33 +736,30 @@ mod tests {
     }
 
     fn rt() -> Runtime {
+        let f = |p: *const ()| p as usize;
+        let fns = Builtins::from_fn(|b| match b {
+            Builtin::arity_error => f(arity_error as *const ()),
+            Builtin::convert_arg => f(convert_arg as *const ()),
+            Builtin::convert_vararg => f(convert_vararg as *const ()),
+            Builtin::release => f(release as *const ()),
+            Builtin::reacquire => f(reacquire as *const ()),
+            Builtin::long_from_i64 | Builtin::long_from_u64 => f(long_from as *const ()),
+            _ => f(unused as *const ()),
+        });
         Runtime {
+            fns,
+            // CPython 3.11's layout, which the fake int follows.
+            objects: ObjectLayout { ob_type: 8, ob_size: 16, long_digit: 24, float_value: 16, bytes_data: 32 },
             target_offset: 16,
-            arity_error: arity_error as *const () as usize,
-            convert_arg: convert_arg as *const () as usize,
-            convert_vararg: convert_vararg as *const () as usize,
-            release: release as *const () as usize,
-            reacquire: reacquire as *const () as usize,
-            box_result: unused as *const () as usize,
-            box_none: unused as *const () as usize,
-            release_temp: unused as *const () as usize,
-            long_from_i64: long_from as *const () as usize,
-            long_from_u64: long_from as *const () as usize,
-            float_from_double: unused as *const () as usize,
-            bool_from_long: unused as *const () as usize,
+            arg_ctypes_offset: 24,
             long_type: &LONG_TYPE as *const u8 as usize,
             float_type: &FLOAT_TYPE as *const u8 as usize,
+            bytes_type: unused as *const () as usize,
             cdata_type: unused as *const () as usize,
             cdata_ctype_offset: 16,
             cdata_addr_offset: 24,
-            arg_ctypes_offset: 24,
-            array_data: unused as *const () as usize,
             void_ptr_ctype: 1,
-            small_int_list: unused as *const () as usize,
-            bytes_type: unused as *const () as usize,
-            bytes_data_offset: 32,
             inline_small_ints: true,
-            memcpy: unused as *const () as usize,
         }
     }
 
@@ -796,7 +768,7 @@ mod tests {
         let int = t.prim(Prim::Int);
         let f = t.func_ptr(vec![int.clone(), int.clone()], &int, false);
         let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
-        let a = ArgShape { scalar: Scalar::Int { size: 4, signed: true }, conv: Conv::Int };
+        let a = ArgShape { scalar: Scalar::Int { size: 4, signed: true }, inline: Inline::SmallInt, fallback: Fallback::Convert };
         Shape {
             args: vec![a, a],
             ret: RetShape::Int { size: 4, signed: true },

@@ -47,3 +47,17 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("VerificationMissing", py.get_type::<VerificationMissing>())?;
     Ok(())
 }
+
+// TEMP(call): stand-in for the shared helper another branch adds here (same signature,
+// with an `InternalError` class subclassing SystemError); reconciled at merge.
+pyo3::create_exception!(jitffi, InternalError, pyo3::exceptions::PySystemError, "Internal error in jitffi (a caught Rust panic).");
+
+/// TEMP(call): a caught panic as the one internal-error exception.
+pub fn internal_error(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    InternalError::new_err(format!("internal error (Rust panic): {what}"))
+}

@@ -9,13 +9,13 @@
 use pyo3::prelude::*;
 
 pub mod buffer;
-pub mod call_glue;
 pub mod callback;
 pub mod cdata;
 pub mod convert;
 pub mod ctype;
 pub mod errors;
 pub mod ffi;
+mod ffi_callback_methods;
 pub mod function;
 pub mod gil;
 pub mod lib_object;
@@ -36,6 +36,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FFI_DEFAULT_ABI", ctype::FFI_DEFAULT_ABI)?;
     m.add("FFI_CDECL", ctype::FFI_DEFAULT_ABI)?;
     function::register(m)?;
+    lib_object::register(m)?;
     callback::register(m)?;
     Ok(())
 }

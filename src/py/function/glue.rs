@@ -1,4 +1,4 @@
-//! Glue between call trampolines and THE conversion layer (`super::convert`): which
+//! Glue between call trampolines and THE conversion layer (`py::convert`): which
 //! converter an argument of a given C type goes through, the temporaries of pointer
 //! arguments, cffi's rules for the variadic part, and result boxing. No conversion rule
 //! lives here; this only dispatches.
@@ -8,15 +8,13 @@ use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use super::cdata::CData;
-pub use super::convert::KeepAlive;
-use super::convert;
-use super::state::FfiRef;
+use super::super::cdata::CData;
+use super::super::convert;
+pub use super::super::convert::KeepAlive;
+use super::layout::small_int;
+pub use super::object::CallContext;
 use crate::jit::trampoline::Scalar;
 use crate::types::model::{Kind, PrimClass, TypeRef};
-
-/// Per-callable state the conversions need: the FFI owning the types.
-pub type CallContext = FfiRef;
 
 /// Writes argument `index` (C type `ty`) from `obj` into `dst`. Returns the temporaries
 /// (boxed) to drop after the call, if the conversion made any.
@@ -56,7 +54,7 @@ pub fn write_argument(
         Kind::FuncPtr(_) if !obj.is_instance_of::<CData>() => {
             // A function taken from a lib (a builtin function object, not a cdata) passed
             // where a function pointer is expected: its C address, if the types agree.
-            match super::function::function_address(obj) {
+            match super::object::function_address(obj) {
                 Some((addr, fty)) if convert::same_type(&fty, ty) => {
                     unsafe { convert::store_ptr(dst, addr) };
                     Ok(None)
@@ -160,28 +158,6 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
         }
     }
     Ok(Some(buf))
-}
-
-/// CPython 3.11's ints of at most one 30-bit digit, read without a call (the layout
-/// changed in 3.12: there the caller's general path is used).
-#[inline]
-pub(crate) unsafe fn small_int(o: *mut pyffi::PyObject) -> Option<i128> {
-    static IS_311: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let is_311 = *IS_311.get_or_init(|| Python::attach(|py| {
-        let v = py.version_info();
-        v.major == 3 && v.minor == 11
-    }));
-    if !is_311 {
-        return None;
-    }
-    unsafe {
-        let size = *((o as *const u8).add(16) as *const isize);
-        if !(-1..=1).contains(&size) {
-            return None;
-        }
-        let digit = *((o as *const u8).add(24) as *const u32);
-        Some(size as i128 * digit as i128)
-    }
 }
 
 pub(crate) fn int_range(size: usize, signed: bool) -> (i128, i128) {
