@@ -143,7 +143,7 @@ fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, 
 }
 
 fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, CompileError> {
-    let isa = super::isa::host();
+    let isa = super::isa::thunks();
     let x87_helper = if plan.ret == RetPass::X87 { Some(x87_load_helper()?) } else { None };
     let (func, layout) = build_thunk(plan, &**isa, dispatcher as usize, x87_helper)?;
     let code = compile_function(func)?;
@@ -272,7 +272,7 @@ pub fn build_thunk<A: Extern>(
 /// Compiles a function with every address baked in as a constant, into position-
 /// independent bytes.
 pub fn compile_function(func: ir::Function) -> Result<Vec<u8>, CompileError> {
-    let isa = super::isa::host();
+    let isa = super::isa::thunks();
     let mut ctx = Context::for_function(func);
     let compiled = ctx
         .compile(&**isa, &mut ControlPlane::default())

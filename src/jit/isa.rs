@@ -4,8 +4,11 @@
 //! (`is_pic=false`, no colocated libcalls), so the compiled bytes are position
 //! independent and relocation free; no unwind information is emitted, since nothing
 //! unwinds through generated frames (every Rust entry catches panics) and the code is
-//! never registered with an unwinder. `JITFFI_JIT_OPT=fast-compile` trades code quality
-//! for faster compiles (no optimization, single-pass register allocation).
+//! never registered with an unwinder. The optimization level is the one setting that
+//! differs: `JITFFI_JIT_OPT=fast-compile` trades code quality for faster compiles (no
+//! optimization, single-pass register allocation) for call trampolines, of which a
+//! program may need many; callback thunks are always optimized, since there is one per
+//! callback signature and each sits on every C→Python call of its callbacks.
 
 use std::sync::OnceLock;
 
@@ -51,11 +54,27 @@ pub fn flags(opt: OptLevel, verify: bool) -> settings::Flags {
     settings::Flags::new(b)
 }
 
-/// The host ISA, built once per process.
-pub fn host() -> &'static OwnedTargetIsa {
-    static ISA: OnceLock<OwnedTargetIsa> = OnceLock::new();
-    ISA.get_or_init(|| {
+/// The host ISA at `opt`, built once per process.
+pub fn host(opt: OptLevel) -> &'static OwnedTargetIsa {
+    static SPEED: OnceLock<OwnedTargetIsa> = OnceLock::new();
+    static FAST_COMPILE: OnceLock<OwnedTargetIsa> = OnceLock::new();
+    let cell = match opt {
+        OptLevel::Speed => &SPEED,
+        OptLevel::FastCompile => &FAST_COMPILE,
+    };
+    cell.get_or_init(|| {
         let builder = cranelift_native::builder().expect("host ISA supported by Cranelift");
-        builder.finish(flags(OptLevel::from_env(), false)).expect("valid ISA flags")
+        builder.finish(flags(opt, false)).expect("valid ISA flags")
     })
+}
+
+/// The ISA call trampolines are compiled with (`JITFFI_JIT_OPT`).
+pub fn trampolines() -> &'static OwnedTargetIsa {
+    static OPT: OnceLock<OptLevel> = OnceLock::new();
+    host(*OPT.get_or_init(OptLevel::from_env))
+}
+
+/// The ISA callback thunks are compiled with.
+pub fn thunks() -> &'static OwnedTargetIsa {
+    host(OptLevel::Speed)
 }

@@ -197,7 +197,7 @@ pub struct Runtime<A = usize> {
 
 /// The host ISA trampolines are compiled for (`jit::isa`).
 pub fn isa() -> &'static OwnedTargetIsa {
-    super::isa::host()
+    super::isa::trampolines()
 }
 
 /// Signature of every trampoline: `PyObject *(PyObject *self, PyObject *const *args,
