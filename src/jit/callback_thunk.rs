@@ -60,6 +60,8 @@ pub struct ThunkLayout {
 
 // SAFETY: `code` points to immutable executable memory that is never freed.
 unsafe impl Send for Thunk {}
+// SAFETY: `code` is never written after installation, so sharing it across threads is
+// sound.
 unsafe impl Sync for Thunk {}
 
 /// Thunks live in the jit's executable arena (never freed: they are per shape, so their
@@ -367,6 +369,7 @@ mod tests {
     fn scalar_arguments_and_result() {
         let (slot, _c, thunk) = make("idbl");
         assert_eq!(thunk.closure_reg, ClosureReg::Int(2));
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i32, f64, i8) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(-5, 100.0, -128), -33);
         assert_eq!(f(i32::MAX, 0.0, 127), i32::MAX as i64 + 127);
@@ -378,6 +381,7 @@ mod tests {
     fn closure_in_float_register_when_integer_registers_are_full() {
         let (slot, _c, thunk) = make("llllllfff");
         assert_eq!(thunk.closure_reg, ClosureReg::Float(2));
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f32, f32) -> f32 = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 0.5, 0.25), 21.75);
     }
@@ -386,6 +390,7 @@ mod tests {
     fn stack_arguments_use_a_filler_register() {
         let (slot, _c, thunk) = make("lllllllldl");
         assert_eq!(thunk.closure_reg, ClosureReg::Float(1));
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, i64, i64, i64, i64, i64, i64, i64, f64) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 7, 80, 0.5), 108);
     }
@@ -420,6 +425,7 @@ mod tests {
         let (slot, _c, thunk) = make("llllllddddddddlpdl");
         assert_eq!(thunk.closure_reg, ClosureReg::Stack);
         #[allow(clippy::type_complexity)]
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f64, f64, f64, f64, f64, f64, f64, f64, i64, Pt, f64) -> i64 =
             unsafe { std::mem::transmute(slot.code_ptr()) };
         let p = Pt { x: 0.5, y: 0.25 };
@@ -427,6 +433,7 @@ mod tests {
         // Exactly every register, nothing on the stack.
         let (slot, _c, thunk) = make("lllllldddddddddd");
         assert_eq!(thunk.closure_reg, ClosureReg::Stack);
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f64, f64, f64, f64, f64, f64, f64, f64) -> f64 =
             unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.5), 57.5);
@@ -449,9 +456,11 @@ mod tests {
     #[test]
     fn structs_by_value_in_and_out() {
         let (slot, _c, _t) = make("ippp");
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i32, Pt, Pt) -> Pt = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, Pt { x: 2.0, y: 3.0 }, Pt { x: 4.0, y: 5.5 }), Pt { x: 15.5, y: -15.5 });
         let (slot, _c, _t) = make("lpt");
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, Pt) -> Three = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(10, Pt { x: 1.0, y: 1.0 }), Three { a: 12, b: 24, c: 36 });
     }

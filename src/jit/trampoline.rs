@@ -710,6 +710,8 @@ mod tests {
     }
     extern "C" fn convert_arg(_this: usize, _idx: usize, _obj: usize, dst: *mut i32, _temp: usize) -> i32 {
         CONVERTED.fetch_add(1, SeqCst);
+        // SAFETY: the trampoline passes its cell for the argument, at least 16 writable
+        // bytes.
         unsafe { *dst = 1000 };
         0
     }
@@ -787,11 +789,13 @@ mod tests {
     #[test]
     fn trampoline_converts_calls_and_boxes() {
         let code = compile(&int_int_to_int(true), &rt()).unwrap();
+        // SAFETY: the code is a trampoline: `METH_FASTCALL` signature.
         let entry: Entry = unsafe { std::mem::transmute(code) };
         let me = FakeSelf { head: [0; 2], target: add as *const () as usize };
         let (a, b) = (small(-7), small(12));
         let args = [&a as *const FakeInt, &b as *const FakeInt];
         let before = GIL.load(SeqCst);
+        // SAFETY: `me` and `args` are valid fakes of the layout the trampoline reads.
         let r = unsafe { entry(&me, args.as_ptr(), 2) };
         assert_eq!(r, &RESULT_TOKEN as *const u8 as usize);
         assert_eq!(BOXED.load(SeqCst), 5);
@@ -801,11 +805,13 @@ mod tests {
         let other = FakeInt { refcnt: 1, ty: &OTHER_TYPE as *const u8 as usize, ob_size: 1, digit: 1 };
         let args = [&other as *const FakeInt, &b as *const FakeInt];
         let n = CONVERTED.load(SeqCst);
+        // SAFETY: `me` and `args` are valid fakes of the layout the trampoline reads.
         unsafe { entry(&me, args.as_ptr(), 2) };
         assert_eq!(CONVERTED.load(SeqCst), n + 1);
         assert_eq!(BOXED.load(SeqCst), 1012);
 
         // Wrong count: the arity helper's result (NULL) is returned.
+        // SAFETY: `me` and `args` are valid fakes of the layout the trampoline reads.
         assert_eq!(unsafe { entry(&me, args.as_ptr(), 3) }, 0);
         assert_eq!(ARITY.load(SeqCst), 3);
     }

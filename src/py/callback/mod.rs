@@ -52,6 +52,7 @@ mod tests {
             let f = g.get_item("f").unwrap().unwrap().unbind();
             new_callback(py, &shared, &fptr, f, Some(&(-1i32).into_pyobject(py).unwrap().into_any()), None).unwrap()
         });
+        // SAFETY: the entry point of a callback of exactly this C type.
         let cfn: extern "C" fn(i32, f64) -> i32 = unsafe { std::mem::transmute(core.code_ptr()) };
         // No GIL held by this thread here.
         assert_eq!(cfn(20, 2.5), 42);

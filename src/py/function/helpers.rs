@@ -59,10 +59,13 @@ pub unsafe fn convert_arg(
     // SAFETY: GIL held; `this` is a built function, `obj` its live argument `index`,
     // `dst` its cell, `temp` null or its temporary slot (table contract).
     let py = unsafe { Python::assume_attached() };
+    // SAFETY: `this` is a built function (table contract).
     let info = unsafe { info_of(this) };
+    // SAFETY: `obj` is a live argument of the call (table contract).
     let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
     let ty = &info.args[index];
-    let keep = glue::write_argument(py, &info.ctx, ty, &obj, dst)?;
+    // SAFETY: `dst` is the argument's cell (table contract).
+    let keep = unsafe { glue::write_argument(py, &info.ctx, ty, &obj, dst)? };
     remember_pointer_ctype(py, info, index, ty, &obj);
     if let Some(k) = keep {
         if temp.is_null() {
@@ -104,6 +107,7 @@ fn remember_pointer_ctype(py: Python<'_>, info: &FuncInfo, index: usize, ty: &Ty
 pub unsafe fn array_data(obj: *mut ffi::PyObject, dst: *mut u8) -> PyResult<c_int> {
     // SAFETY: GIL held, `obj` a live argument, `dst` its cell (table contract).
     let py = unsafe { Python::assume_attached() };
+    // SAFETY: `obj` is a live argument of the call (table contract).
     let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
     let cd = obj.cast::<CData>().map_err(|_| PySystemError::new_err("array cache: not a cdata"))?;
     let addr = cd.get().data_addr(py)?;
@@ -164,17 +168,22 @@ pub unsafe fn convert_vararg(
 ) -> PyResult<c_int> {
     // SAFETY: as for `convert_arg`.
     let py = unsafe { Python::assume_attached() };
+    // SAFETY: `this` is a built function (table contract).
     let info = unsafe { info_of(this) };
+    // SAFETY: `obj` is a live argument of the call (table contract).
     let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
-    glue::write_vararg(py, &info.ctx, index, &obj, dst)?;
+    // SAFETY: `dst` is the argument's cell (table contract).
+    unsafe { glue::write_vararg(py, &info.ctx, index, &obj, dst)? };
     Ok(0)
 }
 
 pub unsafe fn box_result(this: *mut ffi::PyObject, ret: *const u8) -> PyResult<*mut ffi::PyObject> {
     // SAFETY: GIL held; `this` a built function, `ret` its result buffer (table contract).
     let py = unsafe { Python::assume_attached() };
+    // SAFETY: `this` is a built function (table contract).
     let info = unsafe { info_of(this) };
-    Ok(glue::read_result(py, &info.ctx, &info.result, ret)?.into_ptr())
+    // SAFETY: `ret` holds the C result of the function's result type.
+    Ok(unsafe { glue::read_result(py, &info.ctx, &info.result, ret)? }.into_ptr())
 }
 
 /// Drops the temporaries of one pointer argument (after the call, GIL held).
@@ -184,6 +193,7 @@ pub unsafe fn release_temp(keep: *mut c_void) {
     // conversion dropped while not attached.)
     // SAFETY: GIL held; `keep` came from `Temp::into_raw` and is released once.
     if keep as usize & 1 == 1 && unsafe { ffi::PyErr_Occurred() }.is_null() {
+        // SAFETY: `keep` came from `Temp::into_raw` and is released once.
         drop(unsafe { glue::Temp::from_raw(keep) });
         return;
     }

@@ -20,7 +20,7 @@ crate::foreach_builtin_function!(builtin_wrappers helpers);
 pub(super) fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
-        // Where a CData object keeps its ctype and address: measured on a real one.
+        // Where a CData object keeps its ctype and address: read off a real one.
         let (cdata_type, cdata_ctype_offset, cdata_addr_offset, void_ptr_ctype) = Python::attach(|py| {
             let st = super::super::state::builtin(py);
             let vp = st.void_ptr_type();

@@ -25,6 +25,7 @@ pub(super) unsafe extern "C" fn jf_variadic_call(
     // SAFETY: CPython calls the entry point with the GIL held, `this` the built
     // function's `self`, `args` its `nargs` live arguments.
     let py = unsafe { Python::assume_attached() };
+    // SAFETY: as above.
     let info = unsafe { info_of(this) };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| trampoline_for(py, info, args, nargs)));
     let tramp = match r {
