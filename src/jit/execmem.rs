@@ -166,6 +166,12 @@ impl ExecArena {
     }
 }
 
+impl Default for ExecArena {
+    fn default() -> ExecArena {
+        ExecArena::new()
+    }
+}
+
 pub static ARENA: Mutex<ExecArena> = Mutex::new(ExecArena::new());
 
 pub fn install(code: &[u8]) -> Result<*const u8, String> {

@@ -331,8 +331,8 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
 
     b.switch_to_block(arity_ok);
     let mut cell_addrs = Vec::with_capacity(n);
-    for i in 0..n {
-        cell_addrs.push(b.ins().stack_addr(i64t, cells, cell_offs[i] as i32));
+    for &off in &cell_offs {
+        cell_addrs.push(b.ins().stack_addr(i64t, cells, off as i32));
     }
     for (i, a) in shape.args.iter().enumerate() {
         let obj = b.ins().load(i64t, TRUSTED(), argv, (8 * i) as i32);
@@ -667,6 +667,16 @@ impl ShapeCache {
 
     pub fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for ShapeCache {
+    fn default() -> ShapeCache {
+        ShapeCache::new()
     }
 }
 

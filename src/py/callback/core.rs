@@ -3,6 +3,8 @@
 //! its entry slot; plus building them.
 
 use std::cell::{Cell, UnsafeCell};
+#[cfg(test)]
+use std::panic::AssertUnwindSafe;
 use std::collections::HashMap;
 use std::ptr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -304,4 +306,29 @@ pub fn new_callback(
         return Err(PyTypeError::new_err("the 'python_callable' argument is not callable"));
     }
     new_core(py, ffi, fptr, Some(callable), error, onerror, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_cell_refuses_a_reentrant_borrow() {
+        Python::initialize();
+        Python::attach(|py| {
+            let cell = BindingCell::new(Binding {
+                callable: None,
+                onerror: None,
+                error_result: Box::new([]),
+                in_flight: 0,
+                orphaned: false,
+            });
+            cell.with(py, |b| b.in_flight += 1);
+            assert_eq!(cell.with(py, |b| b.in_flight), 1);
+            let nested = std::panic::catch_unwind(AssertUnwindSafe(|| cell.with(py, |_| cell.with(py, |b| b.in_flight))));
+            assert!(nested.is_err(), "a second borrow inside the first must not alias");
+            // The flag was reset by the unwinding first borrow.
+            assert_eq!(cell.with(py, |b| b.in_flight), 1);
+        });
+    }
 }

@@ -152,7 +152,8 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
                     }
                     let mut overflow = 0;
                     let v = pyffi::PyLong_AsLongLongAndOverflow(o, &mut overflow);
-                    if overflow == 0 && !(v == -1 && !pyffi::PyErr_Occurred().is_null()) && (v as i128) >= lo && (v as i128) <= hi {
+                    let failed = v == -1 && !pyffi::PyErr_Occurred().is_null();
+                    if overflow == 0 && !failed && (v as i128) >= lo && (v as i128) <= hi {
                         convert::store_u64(d, size, v as u64);
                         continue;
                     }

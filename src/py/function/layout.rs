@@ -78,3 +78,30 @@ pub(crate) unsafe fn small_int(o: *mut ffi::PyObject) -> Option<i128> {
     let digit = unsafe { *((o as *const u8).add(l.long_digit as usize) as *const u32) };
     Some(size as i128 * digit as i128)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_the_running_interpreter() {
+        Python::initialize();
+        let l = object_layout();
+        assert_eq!((l.ob_type, l.ob_size, l.float_value), (8, 16, 16));
+        let is_311 = Python::attach(|py| py.version_info().minor == 11);
+        assert_eq!(small_ints_inline(), is_311);
+        if is_311 {
+            assert_eq!(l.long_digit, 24);
+            Python::attach(|py| {
+                for n in [0i64, 7, -7, (1 << 30) - 1] {
+                    let o = n.into_pyobject(py).unwrap();
+                    // SAFETY: a live exact int, GIL held.
+                    assert_eq!(unsafe { small_int(o.as_ptr()) }, Some(n as i128));
+                }
+                let big = (1i64 << 40).into_pyobject(py).unwrap();
+                // SAFETY: as above.
+                assert_eq!(unsafe { small_int(big.as_ptr()) }, None);
+            });
+        }
+    }
+}

@@ -23,13 +23,13 @@ use pyo3::prelude::*;
 
 pub mod fnptr_cache;
 pub mod glue;
-pub mod helpers;
+mod helpers;
 pub mod layout;
 pub mod object;
-pub mod runtime;
+mod runtime;
 pub mod shape;
 pub mod setup;
-pub mod variadic;
+mod variadic;
 
 pub use fnptr_cache::call_function_pointer;
 pub use object::{function_address, lib_function_cdata, FuncInfo, FuncObject, LazyFunc};
