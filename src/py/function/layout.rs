@@ -11,16 +11,19 @@ use pyo3::prelude::*;
 use crate::jit::builtins::ObjectLayout;
 
 /// The object layout (offsets fit in `i32`: they are a few words).
+pub const OBJECT_LAYOUT: ObjectLayout = ObjectLayout {
+    ob_type: std::mem::offset_of!(ffi::PyObject, ob_type) as i32,
+    ob_size: std::mem::offset_of!(ffi::PyVarObject, ob_size) as i32,
+    // 3.11's `PyLongObject` is a variable-size header followed by the digits (pyo3 keeps
+    // the struct opaque); `small_ints_inline` checks it on real ints.
+    long_digit: std::mem::size_of::<ffi::PyVarObject>() as i32,
+    float_value: std::mem::offset_of!(ffi::PyFloatObject, ob_fval) as i32,
+    bytes_data: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
+};
+
+/// [`OBJECT_LAYOUT`].
 pub fn object_layout() -> ObjectLayout {
-    ObjectLayout {
-        ob_type: std::mem::offset_of!(ffi::PyObject, ob_type) as i32,
-        ob_size: std::mem::offset_of!(ffi::PyVarObject, ob_size) as i32,
-        // 3.11's `PyLongObject` is a variable-size header followed by the digits (pyo3
-        // keeps the struct opaque); `small_ints_inline` checks it on real ints.
-        long_digit: std::mem::size_of::<ffi::PyVarObject>() as i32,
-        float_value: std::mem::offset_of!(ffi::PyFloatObject, ob_fval) as i32,
-        bytes_data: std::mem::offset_of!(ffi::PyBytesObject, ob_sval) as i32,
-    }
+    OBJECT_LAYOUT
 }
 
 /// Whether ints of at most one digit may be read inline: CPython 3.11 (3.12 changed the
@@ -34,7 +37,7 @@ pub fn small_ints_inline() -> bool {
             if !(v.major == 3 && v.minor == 11) {
                 return false;
             }
-            let l = object_layout();
+            let l = OBJECT_LAYOUT;
             [0i64, 1, -1, 5, -12345, (1 << 30) - 1].iter().all(|&n| {
                 let Ok(obj) = n.into_pyobject(py);
                 // SAFETY: `obj` is a live int; the offsets are within its header and
@@ -67,14 +70,16 @@ unsafe fn read_small(o: *mut ffi::PyObject, l: &ObjectLayout) -> (i64, u32) {
 /// `o` is a live exact int, the GIL is held.
 #[inline]
 pub(crate) unsafe fn small_int(o: *mut ffi::PyObject) -> Option<i128> {
-    static LAYOUT: OnceLock<Option<ObjectLayout>> = OnceLock::new();
-    let l = LAYOUT.get_or_init(|| small_ints_inline().then(object_layout)).as_ref()?;
-    // SAFETY: `o` is a live int (contract) and the layout was verified.
+    if !small_ints_inline() {
+        return None;
+    }
+    let l = &OBJECT_LAYOUT;
+    // SAFETY: `o` is a live int (contract) with the verified layout.
     let size = unsafe { *((o as *const u8).add(l.ob_size as usize) as *const isize) };
     if !(-1..=1).contains(&size) {
         return None;
     }
-    // SAFETY: an int with one digit has it at `long_digit`.
+    // SAFETY: an int of one digit (or zero, which has room for one) has it here.
     let digit = unsafe { *((o as *const u8).add(l.long_digit as usize) as *const u32) };
     Some(size as i128 * digit as i128)
 }
