@@ -22,8 +22,9 @@
 //! - `abort(())`: the implementation returns `T`; a panic aborts the process (used where
 //!   no Python state can be set: around releasing and retaking the GIL).
 
-use cranelift_codegen::ir::{types, AbiParam, Signature, Type};
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Signature, Type, Value};
 use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::FunctionBuilder;
 
 /// The table. `$mac` receives `[$args] rust { entries } c { entries }`.
 #[macro_export]
@@ -202,6 +203,20 @@ impl Builtin {
         sig.params.extend(self.params().iter().map(|t| AbiParam::new(t.ir())));
         sig.returns.extend(self.result().map(|t| AbiParam::new(t.ir())));
         sig
+    }
+}
+
+/// Something outside the generated code whose address the code needs (a helper, a type
+/// object): known now and baked in as a constant (`usize`, the host JIT), or a symbol
+/// that a linker resolves (object output).
+pub trait Extern: Copy {
+    /// A value of type `ty` holding the address, built at the current position of `b`.
+    fn address(self, b: &mut FunctionBuilder, ty: Type) -> Value;
+}
+
+impl Extern for usize {
+    fn address(self, b: &mut FunctionBuilder, ty: Type) -> Value {
+        b.ins().iconst(ty, self as i64)
     }
 }
 

@@ -27,7 +27,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use super::entry_pool::ClosureReg;
 use super::error::CompileError;
 use super::native_call::{self, Slot};
-use super::trampoline::Extern;
+use super::builtins::Extern;
 use crate::abi::{CallPlan, RetPass};
 use crate::types::target::Arch;
 

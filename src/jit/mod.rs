@@ -6,5 +6,7 @@ pub mod error;
 pub mod execmem;
 pub mod isa;
 pub mod native_call;
+pub mod shape;
 pub mod stubs;
 pub mod trampoline;
+pub mod trampoline_cache;

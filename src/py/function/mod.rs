@@ -40,7 +40,7 @@ pub use shape::{arg_shape, check_signature, ret_shape};
 #[pyfunction]
 fn _jit_stats(py: Python<'_>) -> PyResult<Py<pyo3::types::PyDict>> {
     let d = pyo3::types::PyDict::new(py);
-    d.set_item("shapes", crate::jit::trampoline::SHAPES.len())?;
+    d.set_item("shapes", crate::jit::trampoline_cache::SHAPES.len())?;
     d.set_item("code_bytes", crate::jit::execmem::bytes_used())?;
     Ok(d.unbind())
 }

@@ -9,7 +9,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::builtin_wrappers;
-use crate::jit::trampoline::{self, Runtime, Shape};
+use crate::jit::trampoline::{Runtime, Shape};
+use crate::jit::trampoline_cache;
 
 use super::super::cdata::CData;
 use super::helpers;
@@ -58,7 +59,7 @@ pub(super) fn runtime() -> &'static Runtime {
 
 /// The trampoline of `shape`, compiled at its first use.
 pub(super) fn compile_shape(shape: &Shape) -> PyResult<Trampoline> {
-    let p = trampoline::SHAPES
+    let p = trampoline_cache::SHAPES
         .get_or_compile(shape, runtime())
         .map_err(|e| PySystemError::new_err(e.to_string()))?;
     // SAFETY: the code has the `METH_FASTCALL` signature (`trampoline::build`).
@@ -68,5 +69,5 @@ pub(super) fn compile_shape(shape: &Shape) -> PyResult<Trampoline> {
 /// A shape's trampoline if it was compiled already.
 pub(super) fn cached_shape(shape: &Shape) -> Option<Trampoline> {
     // SAFETY: as in `compile_shape`.
-    trampoline::SHAPES.get(shape).map(|p| unsafe { std::mem::transmute::<*const u8, Trampoline>(p) })
+    trampoline_cache::SHAPES.get(shape).map(|p| unsafe { std::mem::transmute::<*const u8, Trampoline>(p) })
 }
