@@ -63,9 +63,15 @@ unsafe fn dispatch_held(closure: *const (), args: *mut u8, result: *mut u8) {
     let core = unsafe { &*(closure as *const CallbackCore) };
     // SAFETY: `dispatch` holds the GIL for this call.
     let py = unsafe { Python::assume_attached() };
-    core.binding.with(py, |b| b.in_flight += 1);
+    // A strong reference for the duration of the call: `def_extern` may rebind meanwhile.
+    // (A Bound, not a Py: its drop decrefs at once; pyo3 does not know this thread holds
+    // the GIL and would defer a Py's decref to its pool.)
+    let callable = core.binding.with(py, |b| {
+        b.in_flight += 1;
+        b.callable.as_ref().map(|c| c.bind(py).clone())
+    });
     // SAFETY: `dispatch`'s contract.
-    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { invoke(py, core, args, result) }));
+    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { invoke(py, core, callable, args, result) }));
     if let Err(payload) = outcome {
         let _ = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: `result` has room for the result (contract).
@@ -99,12 +105,14 @@ unsafe fn put_error_result(py: Python<'_>, core: &CallbackCore, result: *mut u8)
 /// Calls the Python function for one C call; every failure ends in the error result.
 ///
 /// # Safety
-/// `dispatch`'s contract, with the GIL held.
-unsafe fn invoke(py: Python<'_>, core: &CallbackCore, args: *mut u8, result: *mut u8) {
-    // A strong reference for the duration of the call: `def_extern` may rebind meanwhile.
-    // (A Bound, not a Py: its drop decrefs at once; pyo3 does not know this thread holds
-    // the GIL and would defer a Py's decref to its pool.)
-    let callable = core.binding.with(py, |b| b.callable.as_ref().map(|c| c.bind(py).clone()));
+/// `dispatch`'s contract, with the GIL held; `callable` is what the binding calls now.
+unsafe fn invoke(
+    py: Python<'_>,
+    core: &CallbackCore,
+    callable: Option<Bound<'_, PyAny>>,
+    args: *mut u8,
+    result: *mut u8,
+) {
     let callable = match callable {
         Some(c) => c,
         None => {
