@@ -1,5 +1,6 @@
-"""The decorator forms of `ffi.callback` and `ffi.def_extern` (cold glue; creating and
-binding callbacks stays in Rust: src/py/callback/api.rs)."""
+"""Cold glue of callbacks: the decorator forms of `ffi.callback` and `ffi.def_extern`,
+and the `extern "Python"` table. Creating and binding callbacks stays in Rust
+(src/py/callback/api.rs)."""
 
 
 def callback_decorator(ffi, ctype, error, onerror):
@@ -19,3 +20,20 @@ def def_extern_decorator(ffi, name, error, onerror):
         ffi._def_extern_bind(func, name, error, onerror)
         return func
     return def_extern_decorator
+
+
+def extern_python(ffi, name):
+    """The cdata of `extern "Python"` function `name`: one per name and FFI, kept in
+    the FFI's `__dict__` (so it lives as long as the FFI, and C may keep its address
+    across `def_extern` calls)."""
+    try:
+        attrs = ffi.__dict__
+    except AttributeError:
+        raise TypeError('extern "Python" functions need a jitffi.FFI object (with a __dict__)') from None
+    table = attrs.get("_jitffi_extern_python")
+    if table is None:
+        table = attrs["_jitffi_extern_python"] = {}
+    cd = table.get(name)
+    if cd is None:
+        cd = table[name] = ffi._extern_python_new(name)
+    return cd

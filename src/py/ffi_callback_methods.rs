@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 use super::callback::api;
+use super::cdata::CData;
 use super::ffi::FFI;
 
 #[pymethods]
@@ -44,5 +45,10 @@ impl FFI {
         onerror: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         api::def_extern_bind(slf.py(), slf.as_any(), &slf.get().shared, func, name.as_deref(), error, onerror)
+    }
+
+    /// What the `extern "Python"` table calls at a name's first use: a new cdata.
+    fn _extern_python_new(slf: &Bound<'_, Self>, name: &str) -> PyResult<Py<CData>> {
+        api::new_extern_python_cdata(slf.py(), &slf.get().shared, name)
     }
 }

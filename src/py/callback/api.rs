@@ -7,7 +7,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyString, PyTuple};
 
 use crate::types::decls::Decl;
 use crate::types::model::{Kind, TypeRef};
@@ -124,36 +124,36 @@ pub(super) fn callback_target(py: Python<'_>, payload: &(dyn std::any::Any + Sen
 
 /// The C function pointer of `extern "Python"` function `name` of type `fty` (a cdata,
 /// the same object every time, so C may keep the address across `def_extern` calls).
-/// Kept in the FFI object's `__dict__`, so it lives exactly as long as the FFI.
+/// Kept in a table in the FFI object's `__dict__` (`jitffi._callbacks.extern_python`),
+/// so it lives exactly as long as the FFI; made by [`new_extern_python_cdata`] at the
+/// first use.
 pub fn extern_python_cdata(
     py: Python<'_>,
     ffi_obj: &Bound<'_, PyAny>,
-    shared: &FfiRef,
+    _shared: &FfiRef,
     name: &str,
-    fty: &TypeRef,
+    _fty: &TypeRef,
 ) -> PyResult<Py<CData>> {
-    let attrs = ffi_obj.getattr(pyo3::intern!(py, "__dict__")).map_err(|_| {
-        PyTypeError::new_err("extern \"Python\" functions need a jitffi.FFI object (with a __dict__)")
-    })?;
-    let key = pyo3::intern!(py, "_jitffi_extern_python");
-    let table = match attrs.get_item(key) {
-        Ok(t) => t.cast_into::<PyDict>()?,
-        Err(_) => {
-            let t = PyDict::new(py);
-            attrs.set_item(key, &t)?;
-            t
-        }
+    // `shared` and `fty` are the FFI's and the declaration's: `new_extern_python_cdata`
+    // finds them again from `ffi_obj` and `name`.
+    let cd = python_glue(py)?.getattr(pyo3::intern!(py, "extern_python"))?.call1((ffi_obj, name))?;
+    Ok(cd.cast_into::<CData>()?.unbind())
+}
+
+/// A new cdata for `extern "Python"` function `name` of FFI `shared` (not bound yet).
+pub fn new_extern_python_cdata(py: Python<'_>, shared: &FfiRef, name: &str) -> PyResult<Py<CData>> {
+    let decl = shared.lock_ns().decls.names.get(name).cloned();
+    let Some(Decl::ExternPython(fty)) = decl else {
+        return Err(FFIError::new_err(format!("no 'extern \"Python\"' function named '{name}'")));
     };
-    if let Some(cd) = table.get_item(name)? {
-        return Ok(cd.cast_into::<CData>()?.unbind());
-    }
-    let core = new_extern_core(py, shared, fty, name)?;
+    let core = new_extern_core(py, shared, &fty, name)?;
     let addr = core.code_ptr() as usize;
-    let ct = shared.ctype_of(py, fty);
-    let owner = Owner::Custom { payload: Box::new(CallbackHandle(Some(core))), repr: format!("extern \"Python\" {name}()").into() };
-    let cd = CData::new_owning(py, ct, addr, 0, 0, owner)?;
-    table.set_item(name, &cd)?;
-    Ok(cd)
+    let ct = shared.ctype_of(py, &fty);
+    let owner = Owner::Custom {
+        payload: Box::new(CallbackHandle(Some(core))),
+        repr: format!("extern \"Python\" {name}()").into(),
+    };
+    CData::new_owning(py, ct, addr, 0, 0, owner)
 }
 
 pub fn def_extern_bind(
