@@ -16,7 +16,8 @@ use super::super::cdata::{CData, Owner};
 use super::super::ctype::CType;
 use super::super::errors::FFIError;
 use super::super::state::FfiRef;
-use super::core::{bind_extern, check_onerror, new_callback, new_extern_core, CallbackHandle};
+use super::core::CallbackHandle;
+use super::create::{bind_extern, check_onerror, new_callback, new_extern_core};
 
 /// The function-pointer ctype of a `callback` cdecl: a CType, `"int(*)(int)"`, or the
 /// function type `"int(int)"` (cffi accepts both spellings here). Cached per FFI.

@@ -14,17 +14,19 @@
 //! `extern "Python"` functions (ABI mode too) are cores whose binding `@ffi.def_extern()`
 //! replaces; their cdata live in the FFI object's `__dict__`.
 //!
-//! Layout: `core` (the callback state and building it) ← `dispatch` (entered from C)
-//! and `api` (what the `FFI` methods call).
+//! Layout, one way: `api` (what the `FFI` methods call) → `create` (building callbacks)
+//! → `dispatch` (entered from C) → `core` (the callback state).
 
 use pyo3::prelude::*;
 
 pub mod api;
 pub mod core;
+pub mod create;
 mod dispatch;
 
 pub use api::{def_extern_bind, extern_python_cdata, ffi_callback, ffi_def_extern};
-pub use core::{bind_extern, new_callback, new_extern_core, shape_for, Binding, CallbackCore, CallbackHandle, Shape};
+pub use core::{Binding, CallbackCore, CallbackHandle, Shape};
+pub use create::{bind_extern, new_callback, new_extern_core, shape_for};
 
 /// Installs the repr hook (called from `py::register`).
 pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -34,7 +36,7 @@ pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
-    use super::core::new_callback;
+    use super::create::new_callback;
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
 
