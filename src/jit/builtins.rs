@@ -11,9 +11,11 @@
 //!   around the Python layer's Rust implementations (which catch panics and Python
 //!   errors), and the `Builtins` of the host.
 //!
-//! Two kinds of entries: `rust` ones are implemented by the runtime module handed to
+//! Three kinds of entries: `rust` ones are implemented by the runtime module handed to
 //! `builtin_wrappers!` (a function of the same name), `c` ones are existing C functions
-//! (C-API, libc) that the module re-exports under the entry's name. Panic policy of a
+//! (C-API, libc) that the module re-exports under the entry's name; both are what call
+//! trampolines reach through [`Builtins`]. `thunk` entries are called by callback thunks,
+//! which are handed their address; they catch their own panics. Panic policy of a
 //! `rust` entry:
 //! - `raise(v)`: the implementation returns `Result<T, E>`; an error is handed to the
 //!   module's `raise(e)`, a panic to its `raise_panic(payload)`, and `v` is returned (the
@@ -26,7 +28,7 @@ use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Signature, Type, Value
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 
-/// The table. `$mac` receives `[$args] rust { entries } c { entries }`.
+/// The table. `$mac` receives `[$args] rust { entries } thunk { entries } c { entries }`.
 #[macro_export]
 macro_rules! foreach_builtin_function {
     ($mac:ident $($args:tt)*) => {
@@ -56,6 +58,11 @@ macro_rules! foreach_builtin_function {
                 box_none() -> ptr = abort(());
                 /// Drops what a conversion left in a temporary slot.
                 release_temp(temp: ptr) -> void = quiet(());
+            }
+            thunk {
+                /// What every callback thunk calls: `(closure, args buffer, result
+                /// buffer)`; the thunk receives its address (`callback_thunk::Dispatcher`).
+                dispatch(closure: ptr, args: ptr, result: ptr) -> void;
             }
             c {
                 long_from_i64(v: i64) -> ptr;
@@ -125,6 +132,7 @@ macro_rules! declare_builtins {
     (
         []
         rust { $( $(#[$rdoc:meta])* $rname:ident ( $($rp:ident : $rt:ident),* ) -> $rr:ident = $on:ident ( $($fail:tt)* ) ; )* }
+        thunk { $( $(#[$tdoc:meta])* $tname:ident ( $($tp:ident : $tt:ident),* ) -> $tr:ident ; )* }
         c { $( $(#[$cdoc:meta])* $cname:ident ( $($cp:ident : $ct:ident),* ) -> $cr:ident ; )* }
     ) => {
         /// A function generated code may call.
@@ -132,10 +140,12 @@ macro_rules! declare_builtins {
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum Builtin {
             $( $(#[$rdoc])* $rname, )*
+            $( $(#[$tdoc])* $tname, )*
             $( $(#[$cdoc])* $cname, )*
         }
 
-        /// Where each builtin is: a baked-in address (`usize`, the host) or a symbol.
+        /// Where each builtin trampolines call is: a baked-in address (`usize`, the host)
+        /// or a symbol.
         #[derive(Clone, Copy, Debug)]
         pub struct Builtins<A = usize> {
             $( pub $rname: A, )*
@@ -143,11 +153,12 @@ macro_rules! declare_builtins {
         }
 
         impl Builtin {
-            pub const ALL: &'static [Builtin] = &[$(Builtin::$rname,)* $(Builtin::$cname,)*];
+            pub const ALL: &'static [Builtin] = &[$(Builtin::$rname,)* $(Builtin::$tname,)* $(Builtin::$cname,)*];
 
             pub fn name(self) -> &'static str {
                 match self {
                     $( Builtin::$rname => stringify!($rname), )*
+                    $( Builtin::$tname => stringify!($tname), )*
                     $( Builtin::$cname => stringify!($cname), )*
                 }
             }
@@ -156,6 +167,7 @@ macro_rules! declare_builtins {
             pub fn is_rust(self) -> bool {
                 match self {
                     $( Builtin::$rname => true, )*
+                    $( Builtin::$tname => true, )*
                     $( Builtin::$cname => false, )*
                 }
             }
@@ -163,6 +175,7 @@ macro_rules! declare_builtins {
             pub fn params(self) -> &'static [Ty] {
                 match self {
                     $( Builtin::$rname => &[$($crate::__jitffi_builtin_ty!($rt)),*], )*
+                    $( Builtin::$tname => &[$($crate::__jitffi_builtin_ty!($tt)),*], )*
                     $( Builtin::$cname => &[$($crate::__jitffi_builtin_ty!($ct)),*], )*
                 }
             }
@@ -170,20 +183,24 @@ macro_rules! declare_builtins {
             pub fn result(self) -> Option<Ty> {
                 match self {
                     $( Builtin::$rname => $crate::__jitffi_builtin_ret!($rr), )*
+                    $( Builtin::$tname => $crate::__jitffi_builtin_ret!($tr), )*
                     $( Builtin::$cname => $crate::__jitffi_builtin_ret!($cr), )*
                 }
             }
         }
 
         impl<A: Copy> Builtins<A> {
+            /// The address of `f`; `thunk` entries are not called through `Builtins`.
             pub fn get(&self, f: Builtin) -> A {
                 match f {
                     $( Builtin::$rname => self.$rname, )*
                     $( Builtin::$cname => self.$cname, )*
+                    $( Builtin::$tname => panic!("{} is handed to the callback thunks", stringify!($tname)), )*
                 }
             }
 
-            /// Every address from `f(builtin)` (e.g. one imported symbol per name).
+            /// Every address from `f(builtin)` (e.g. one imported symbol per name), for
+            /// the entries trampolines call.
             pub fn from_fn(mut f: impl FnMut(Builtin) -> A) -> Builtins<A> {
                 Builtins {
                     $( $rname: f(Builtin::$rname), )*
@@ -299,6 +316,7 @@ macro_rules! builtin_wrappers {
     (
         [$imp:ident]
         rust { $( $(#[$rdoc:meta])* $rname:ident ( $($rp:ident : $rt:ident),* ) -> $rr:ident = $on:ident ( $($fail:tt)* ) ; )* }
+        thunk { $( $(#[$tdoc:meta])* $tname:ident ( $($tp:ident : $tt:ident),* ) -> $tr:ident ; )* }
         c { $( $(#[$cdoc:meta])* $cname:ident ( $($cp:ident : $ct:ident),* ) -> $cr:ident ; )* }
     ) => {
         $(
@@ -393,6 +411,8 @@ mod tests {
         assert_eq!(Builtin::float_from_double.params(), &[Ty::F64]);
         let names: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
         assert!(names.contains(&"memcpy") && !Builtin::memcpy.is_rust() && Builtin::box_none.is_rust());
+        let d = Builtin::dispatch.signature(CallConv::SystemV);
+        assert_eq!((d.params.len(), d.returns.len()), (3, 0));
         let b = Builtins::from_fn(|f| f.name().len());
         assert_eq!(b.get(Builtin::memcpy), 6);
     }

@@ -27,11 +27,12 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use super::entry_pool::ClosureReg;
 use super::error::CompileError;
 use super::native_call::{self, Slot};
-use super::builtins::Extern;
+use super::builtins::{Builtin, Extern};
 use crate::abi::{CallPlan, RetPass};
 use crate::types::target::Arch;
 
-/// The Rust side every thunk calls: `(closure, args buffer, result buffer)`.
+/// The Rust side every thunk calls: `(closure, args buffer, result buffer)` (the
+/// `dispatch` entry of the builtins table).
 pub type Dispatcher = unsafe extern "C" fn(*const (), *mut u8, *mut u8);
 
 /// A compiled thunk and the buffer layout its dispatcher must follow.
@@ -249,9 +250,7 @@ pub fn build_thunk<A: Extern>(
             Some(p) => p,
             None => b.ins().stack_addr(ptr_ty, res_slot, 0),
         };
-        let mut dsig = Signature::new(isa.default_call_conv());
-        dsig.params.extend([AbiParam::new(ptr_ty), AbiParam::new(ptr_ty), AbiParam::new(ptr_ty)]);
-        let dsig_ref = b.import_signature(dsig);
+        let dsig_ref = b.import_signature(Builtin::dispatch.signature(isa.default_call_conv()));
         let target = dispatcher.address(&mut b, ptr_ty);
         b.ins().call_indirect(dsig_ref, target, &[closure, args_ptr, res_ptr]);
         if x87 {
