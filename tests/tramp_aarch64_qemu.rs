@@ -29,7 +29,6 @@ use std::str::FromStr;
 use cranelift_codegen::ir::immediates::Imm64;
 use cranelift_codegen::ir::{ExternalName, GlobalValueData, InstBuilder, Signature, Type, UserExternalName, Value};
 use cranelift_codegen::isa::{self, OwnedTargetIsa};
-use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::FunctionBuilder;
 use cranelift_module::{default_libcall_names, DataId, FuncId, Linkage, Module};
@@ -39,7 +38,10 @@ use jitffi::abi::test_layout::{field, record};
 use jitffi::abi::{lower, RetPass};
 use jitffi::jit::callback_thunk::build_thunk;
 use jitffi::jit::entry_pool::{stub_code_aarch64, ClosureReg};
-use jitffi::jit::trampoline::{self, ArgShape, Conv, Extern, Runtime, Scalar, Shape};
+use jitffi::jit::builtins::{Builtin, Builtins};
+use jitffi::jit::isa::{flags, OptLevel};
+use jitffi::jit::trampoline::{self, ArgShape, Extern, Fallback, Inline, Runtime, Scalar, Shape};
+use jitffi::py::function::layout::object_layout;
 use jitffi::py::function::{arg_shape, ret_shape};
 use jitffi::types::model::{Kind, Prim, TypeRef, TypeTable};
 use jitffi::types::target::Target;
@@ -91,53 +93,34 @@ const CDATA_ADDR_OFFSET: i32 = 24;
 
 fn runtime(m: &mut ObjectModule) -> Runtime<Sym> {
     let sig = Signature::new(m.isa().default_call_conv());
-    let mut func = |name: &str| Sym::Func(m.declare_function(name, Linkage::Import, &sig).unwrap());
-    let rt_funcs = (
-        func("jf_arity_error"),
-        func("jf_convert_arg"),
-        func("jf_convert_vararg"),
-        func("jf_release"),
-        func("jf_reacquire"),
-        func("jf_box_result"),
-        func("jf_box_none"),
-        func("jf_release_temp"),
-        func("PyLong_FromLongLong"),
-        func("PyLong_FromUnsignedLongLong"),
-        func("PyFloat_FromDouble"),
-        func("PyBool_FromLong"),
-        func("jf_array_data"),
-        func("jf_small_int_list"),
-        func("memcpy"),
-    );
+    // The harness's symbol of every builtin: the Rust helpers as `jf_<name>`, the C-API
+    // functions by their names.
+    let fns = Builtins::from_fn(|b| {
+        let name = match b {
+            Builtin::long_from_i64 => "PyLong_FromLongLong".to_string(),
+            Builtin::long_from_u64 => "PyLong_FromUnsignedLongLong".to_string(),
+            Builtin::float_from_double => "PyFloat_FromDouble".to_string(),
+            Builtin::bool_from_long => "PyBool_FromLong".to_string(),
+            Builtin::memcpy => "memcpy".to_string(),
+            b => format!("jf_{}", b.name()),
+        };
+        Sym::Func(m.declare_function(&name, Linkage::Import, &sig).unwrap())
+    });
     let mut data = |name: &str| Sym::Data(m.declare_data(name, Linkage::Import, false, false).unwrap());
     Runtime {
+        fns,
+        // What production reads from CPython's headers; the fake has the same layout.
+        objects: object_layout(),
         target_offset: TARGET_OFFSET,
-        arity_error: rt_funcs.0,
-        convert_arg: rt_funcs.1,
-        convert_vararg: rt_funcs.2,
-        release: rt_funcs.3,
-        reacquire: rt_funcs.4,
-        box_result: rt_funcs.5,
-        box_none: rt_funcs.6,
-        release_temp: rt_funcs.7,
-        long_from_i64: rt_funcs.8,
-        long_from_u64: rt_funcs.9,
-        float_from_double: rt_funcs.10,
-        bool_from_long: rt_funcs.11,
+        arg_ctypes_offset: ARG_CTYPES_OFFSET,
         long_type: data("PyLong_Type"),
         float_type: data("PyFloat_Type"),
+        bytes_type: data("PyBytes_Type"),
         cdata_type: data("FakeCData_Type"),
         cdata_ctype_offset: CDATA_CTYPE_OFFSET,
         cdata_addr_offset: CDATA_ADDR_OFFSET,
-        arg_ctypes_offset: ARG_CTYPES_OFFSET,
-        array_data: rt_funcs.12,
         void_ptr_ctype: data("fake_void_ptr_ctype"),
-        small_int_list: rt_funcs.13,
-        bytes_type: data("PyBytes_Type"),
-        // What production reads from CPython's headers; the fake has the same layout.
-        bytes_data_offset: std::mem::offset_of!(pyo3::ffi::PyBytesObject, ob_sval) as i32,
         inline_small_ints: true,
-        memcpy: rt_funcs.14,
     }
 }
 
@@ -329,23 +312,12 @@ const CALLBACKS: &[Callback] = &[
     },
 ];
 
-/// ISA configurations, as `trampoline::isa()` sets them up for the host.
-const CONFIGS: &[(&str, &[(&str, &str)])] = &[
-    ("speed", &[("opt_level", "speed")]),
-    ("fast-compile", &[("opt_level", "none"), ("regalloc_algorithm", "single_pass")]),
-];
+/// ISA configurations, as `jit::isa` sets them up for the host (with the verifier on).
+const CONFIGS: &[(&str, OptLevel)] = &[("speed", OptLevel::Speed), ("fast-compile", OptLevel::FastCompile)];
 
-fn aarch64_isa(extra: &[(&str, &str)]) -> OwnedTargetIsa {
-    let mut fb = settings::builder();
-    for (k, v) in extra {
-        fb.set(k, v).unwrap();
-    }
-    fb.set("enable_verifier", "true").unwrap();
-    fb.set("is_pic", "false").unwrap();
-    fb.set("use_colocated_libcalls", "false").unwrap();
-    fb.set("unwind_info", "false").unwrap();
+fn aarch64_isa(opt: OptLevel) -> OwnedTargetIsa {
     let triple = target_lexicon::Triple::from_str("aarch64-unknown-linux-gnu").unwrap();
-    isa::lookup(triple).unwrap().finish(settings::Flags::new(fb)).unwrap()
+    isa::lookup(triple).unwrap().finish(flags(opt, true)).unwrap()
 }
 
 /// The scalar a variadic cdata argument of C type `c` travels as (promoted).
@@ -360,7 +332,7 @@ fn vararg_scalar(c: &str) -> Scalar {
 
 fn shape_of(ty: &mut Types, c: &Call) -> Shape {
     let mut shapes: Vec<ArgShape> = c.args.iter().map(|a| arg_shape(&ty.get(a)).unwrap()).collect();
-    shapes.extend(c.varargs.iter().map(|a| ArgShape { scalar: vararg_scalar(a), conv: Conv::VarargCdata }));
+    shapes.extend(c.varargs.iter().map(|a| ArgShape::vararg(vararg_scalar(a))));
     let args: Vec<TypeRef> = c.args.iter().chain(c.varargs).map(|a| ty.get(a)).collect();
     let ret = ty.get(c.ret);
     let f = ty.t.func_ptr(args, &ret, !c.varargs.is_empty());
@@ -369,21 +341,21 @@ fn shape_of(ty: &mut Types, c: &Call) -> Shape {
     Shape { args: shapes, ret: ret_shape(&ret).unwrap(), release_gil: c.release_gil, plan }
 }
 
-/// Every Conv kind and fast path the calls exercise must be present (so a change in
+/// Every inline path and fallback the calls exercise must be present (so a change in
 /// the C-type mapping cannot silently drop coverage).
 fn check_coverage(shapes: &[Shape]) {
-    let convs: Vec<Conv> = shapes.iter().flat_map(|s| s.args.iter().map(|a| a.conv)).collect();
-    let has = |p: &dyn Fn(&Conv) -> bool| convs.iter().any(p);
-    assert!(has(&|c| *c == Conv::Int));
-    assert!(has(&|c| *c == Conv::Float));
-    assert!(has(&|c| *c == Conv::Generic));
-    assert!(has(&|c| *c == Conv::WithTemp));
-    assert!(has(&|c| *c == Conv::Record));
-    assert!(has(&|c| *c == Conv::VarargCdata));
-    assert!(has(&|c| matches!(c, Conv::Pointer { bytes: true, ints: Some(_) })));
-    assert!(has(&|c| matches!(c, Conv::Pointer { bytes: true, ints: None })));
-    assert!(has(&|c| matches!(c, Conv::Pointer { bytes: false, ints: Some(_) })));
-    assert!(has(&|c| matches!(c, Conv::Pointer { bytes: false, ints: None })));
+    let args: Vec<(Inline, Fallback)> = shapes.iter().flat_map(|s| s.args.iter().map(|a| (a.inline, a.fallback))).collect();
+    let has = |p: &dyn Fn(&(Inline, Fallback)) -> bool| args.iter().any(p);
+    assert!(has(&|c| *c == (Inline::SmallInt, Fallback::Convert)));
+    assert!(has(&|c| *c == (Inline::Float, Fallback::Convert)));
+    assert!(has(&|c| *c == (Inline::None, Fallback::Convert)));
+    assert!(has(&|c| *c == (Inline::None, Fallback::ConvertWithTemp)));
+    assert!(has(&|c| *c == (Inline::CopyBytes, Fallback::Convert)));
+    assert!(has(&|c| *c == (Inline::None, Fallback::Vararg)));
+    assert!(has(&|c| matches!(c.0, Inline::Address { buffer: true, int_list: Some(_) })));
+    assert!(has(&|c| matches!(c.0, Inline::Address { buffer: true, int_list: None })));
+    assert!(has(&|c| matches!(c.0, Inline::Address { buffer: false, int_list: Some(_) })));
+    assert!(has(&|c| matches!(c.0, Inline::Address { buffer: false, int_list: None })));
     assert!(shapes.iter().any(|s| s.plan.ret == RetPass::Sret));
     assert!(shapes.iter().any(|s| s.plan.stack_size > 0));
 }
@@ -400,8 +372,8 @@ fn build_all(dir: &Path) -> Built {
     check_coverage(&shapes);
     let mut layouts = Vec::new();
     let mut objects = Vec::new();
-    for (k, (cfg, flags)) in CONFIGS.iter().enumerate() {
-        let isa = aarch64_isa(flags);
+    for (k, (cfg, opt)) in CONFIGS.iter().enumerate() {
+        let isa = aarch64_isa(*opt);
         let mut m = ObjectModule::new(ObjectBuilder::new(isa.clone(), format!("jitffi_tramp_{k}"), default_libcall_names()).unwrap());
         let rt = runtime(&mut m);
         for (c, shape) in CALLS.iter().zip(&shapes) {
@@ -443,7 +415,7 @@ fn build_all(dir: &Path) -> Built {
         ("ARG_CTYPES_OFFSET", ARG_CTYPES_OFFSET),
         ("CDATA_CTYPE_OFFSET", CDATA_CTYPE_OFFSET),
         ("CDATA_ADDR_OFFSET", CDATA_ADDR_OFFSET),
-        ("BYTES_DATA_OFFSET", std::mem::offset_of!(pyo3::ffi::PyBytesObject, ob_sval) as i32),
+        ("BYTES_DATA_OFFSET", object_layout().bytes_data),
         ("LIST_BUF", trampoline::LIST_BUF as i32),
         ("STUB_PAGE", PAGE as i32),
     ] {

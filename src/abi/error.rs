@@ -2,10 +2,9 @@
 
 use std::fmt;
 
-/// The prefix of a lowering message for a type that is valid C but that jitffi cannot
-/// pass by value (`LowerError::is_not_implemented`). Kept for callers that still read
-/// the message; new code asks the error itself.
-pub const NOT_IMPLEMENTED: &str = "NotImplementedError";
+/// The prefix `Display` gives a lowering message for a type that is valid C but that
+/// jitffi cannot pass by value (`LowerError::is_not_implemented`).
+const NOT_IMPLEMENTED: &str = "NotImplementedError";
 
 /// Why `lower` gave no plan. `Display` is the message users see (a not-implemented
 /// case carries the `NotImplementedError: ` prefix; `message` omits it).

@@ -31,7 +31,7 @@ use cranelift_codegen::ir::{types, Type};
 use crate::types::model::{FuncSig, Kind, PrimClass, TypeNode};
 use crate::types::target::{Arch, Target};
 
-pub use error::{LowerError, NOT_IMPLEMENTED};
+pub use error::LowerError;
 
 /// Where one part of a value lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

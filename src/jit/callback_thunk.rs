@@ -20,18 +20,19 @@ use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{
     self, types, AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, Type, Value,
 };
-use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
-use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::isa::TargetIsa;
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::entry_pool::ClosureReg;
+use super::error::CompileError;
 use super::native_call::{self, Slot};
-use super::trampoline::Extern;
+use super::builtins::{Builtin, Extern};
 use crate::abi::{CallPlan, RetPass};
 use crate::types::target::Arch;
 
-/// The Rust side every thunk calls: `(closure, args buffer, result buffer)`.
+/// The Rust side every thunk calls: `(closure, args buffer, result buffer)` (the
+/// `dispatch` entry of the builtins table).
 pub type Dispatcher = unsafe extern "C" fn(*const (), *mut u8, *mut u8);
 
 /// A compiled thunk and the buffer layout its dispatcher must follow.
@@ -60,30 +61,14 @@ pub struct ThunkLayout {
 
 // SAFETY: `code` points to immutable executable memory that is never freed.
 unsafe impl Send for Thunk {}
+// SAFETY: `code` is never written after installation, so sharing it across threads is
+// sound.
 unsafe impl Sync for Thunk {}
-
-/// The host ISA, configured once (no PIC: addresses are baked in as constants, so the
-/// compiled bytes need no relocation).
-pub fn host_isa() -> Result<&'static OwnedTargetIsa, String> {
-    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
-    ISA.get_or_init(|| {
-        let mut flags = settings::builder();
-        let set = |b: &mut settings::Builder, k: &str, v: &str| b.set(k, v).map_err(|e| format!("{k}={v}: {e}"));
-        set(&mut flags, "opt_level", "speed")?;
-        set(&mut flags, "is_pic", "false")?;
-        set(&mut flags, "enable_verifier", "false")?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        let isa_builder = cranelift_native::builder().map_err(|e| e.to_string())?;
-        isa_builder.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| e.clone())
-}
 
 /// Thunks live in the jit's executable arena (never freed: they are per shape, so their
 /// number is bounded by the program's distinct callback types).
-fn install_code(code: &[u8]) -> Result<*const u8, String> {
-    super::execmem::install(code)
+fn install_code(code: &[u8]) -> Result<*const u8, CompileError> {
+    super::execmem::install(code).map_err(CompileError::Memory)
 }
 
 fn align_up(x: u32, a: u32) -> u32 {
@@ -91,7 +76,7 @@ fn align_up(x: u32, a: u32) -> u32 {
 }
 
 /// Compiles (or returns the cached) thunk for a lowered callback signature.
-pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thunk>, String> {
+pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thunk>, CompileError> {
     type Cache = HashMap<(String, usize), Arc<Thunk>>;
     static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -107,14 +92,14 @@ pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thu
 /// `fld tword [rdi]; ret`: leaves an x87 `long double` result in st(0). Cranelift never
 /// touches the x87 stack, so a thunk can call this last and then return.
 #[cfg(target_arch = "x86_64")]
-fn x87_load_helper() -> Result<usize, String> {
-    static HELPER: OnceLock<Result<usize, String>> = OnceLock::new();
+fn x87_load_helper() -> Result<usize, CompileError> {
+    static HELPER: OnceLock<Result<usize, CompileError>> = OnceLock::new();
     HELPER.get_or_init(|| install_code(&[0xDB, 0x2F, 0xC3]).map(|p| p as usize)).clone()
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn x87_load_helper() -> Result<usize, String> {
-    Err("x87 results exist only on x86_64".into())
+fn x87_load_helper() -> Result<usize, CompileError> {
+    Err(CompileError::Internal("x87 results exist only on x86_64".into()))
 }
 
 /// Where the closure pointer travels in the thunk's signature.
@@ -131,7 +116,7 @@ enum ClosureParam {
 
 /// Chooses the closure register: a filler register of the lowered signature, else the
 /// next free integer register, else a filler or free vector register.
-fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, ClosureReg), String> {
+fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, ClosureReg), CompileError> {
     let (ngpr, nvec) = match plan.arch {
         Arch::X86_64 => (6, 8),
         Arch::Aarch64 => (8, 8),
@@ -160,8 +145,8 @@ fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, 
     Ok((ClosureParam::Stack(vec_start + vec_len), ClosureReg::Stack))
 }
 
-fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, String> {
-    let isa = host_isa()?;
+fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, CompileError> {
+    let isa = super::isa::thunks();
     let x87_helper = if plan.ret == RetPass::X87 { Some(x87_load_helper()?) } else { None };
     let (func, layout) = build_thunk(plan, &**isa, dispatcher as usize, x87_helper)?;
     let code = compile_function(func)?;
@@ -178,13 +163,14 @@ pub fn build_thunk<A: Extern>(
     isa: &dyn TargetIsa,
     dispatcher: A,
     x87_helper: Option<A>,
-) -> Result<(ir::Function, ThunkLayout), String> {
+) -> Result<(ir::Function, ThunkLayout), CompileError> {
     let ptr_ty = isa.pointer_type();
-    if crate::types::target::Target::from_triple(isa.triple())?.arch != plan.arch {
-        return Err("callback thunk: the call plan was lowered for another architecture".into());
+    let target = crate::types::target::Target::from_triple(isa.triple()).map_err(CompileError::Unsupported)?;
+    if target.arch != plan.arch {
+        return Err(CompileError::Internal("callback thunk: the call plan was lowered for another architecture".into()));
     }
     if plan.variadic.is_some() {
-        return Err("NotImplementedError: variadic callbacks are not supported".into());
+        return Err(CompileError::Unsupported("variadic callbacks are not supported".into()));
     }
     let x87 = plan.ret == RetPass::X87;
     let mut sig = if x87 {
@@ -264,16 +250,16 @@ pub fn build_thunk<A: Extern>(
             Some(p) => p,
             None => b.ins().stack_addr(ptr_ty, res_slot, 0),
         };
-        let mut dsig = Signature::new(isa.default_call_conv());
-        dsig.params.extend([AbiParam::new(ptr_ty), AbiParam::new(ptr_ty), AbiParam::new(ptr_ty)]);
-        let dsig_ref = b.import_signature(dsig);
+        let dsig_ref = b.import_signature(Builtin::dispatch.signature(isa.default_call_conv()));
         let target = dispatcher.address(&mut b, ptr_ty);
         b.ins().call_indirect(dsig_ref, target, &[closure, args_ptr, res_ptr]);
         if x87 {
             let mut hsig = Signature::new(isa.default_call_conv());
             hsig.params.push(AbiParam::new(ptr_ty));
             let hsig_ref = b.import_signature(hsig);
-            let helper = x87_helper.ok_or("an x87 result needs the x87 load helper")?.address(&mut b, ptr_ty);
+            let helper = x87_helper
+                .ok_or_else(|| CompileError::Internal("an x87 result needs the x87 load helper".into()))?
+                .address(&mut b, ptr_ty);
             b.ins().call_indirect(hsig_ref, helper, &[res_ptr]);
             b.ins().return_(&[]);
         } else {
@@ -286,14 +272,14 @@ pub fn build_thunk<A: Extern>(
 
 /// Compiles a function with every address baked in as a constant, into position-
 /// independent bytes.
-pub fn compile_function(func: ir::Function) -> Result<Vec<u8>, String> {
-    let isa = host_isa()?;
+pub fn compile_function(func: ir::Function) -> Result<Vec<u8>, CompileError> {
+    let isa = super::isa::thunks();
     let mut ctx = Context::for_function(func);
     let compiled = ctx
         .compile(&**isa, &mut ControlPlane::default())
-        .map_err(|e| format!("callback thunk compilation failed: {:?}", e.inner))?;
+        .map_err(|e| CompileError::Internal(format!("callback thunk compilation failed: {:?}", e.inner)))?;
     if !compiled.buffer.relocs().is_empty() {
-        return Err("callback thunk needs relocations".into());
+        return Err(CompileError::Internal("callback thunk needs relocations".into()));
     }
     Ok(compiled.code_buffer().to_vec())
 }
@@ -382,6 +368,7 @@ mod tests {
     fn scalar_arguments_and_result() {
         let (slot, _c, thunk) = make("idbl");
         assert_eq!(thunk.closure_reg, ClosureReg::Int(2));
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i32, f64, i8) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(-5, 100.0, -128), -33);
         assert_eq!(f(i32::MAX, 0.0, 127), i32::MAX as i64 + 127);
@@ -393,6 +380,7 @@ mod tests {
     fn closure_in_float_register_when_integer_registers_are_full() {
         let (slot, _c, thunk) = make("llllllfff");
         assert_eq!(thunk.closure_reg, ClosureReg::Float(2));
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f32, f32) -> f32 = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 0.5, 0.25), 21.75);
     }
@@ -401,6 +389,7 @@ mod tests {
     fn stack_arguments_use_a_filler_register() {
         let (slot, _c, thunk) = make("lllllllldl");
         assert_eq!(thunk.closure_reg, ClosureReg::Float(1));
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, i64, i64, i64, i64, i64, i64, i64, f64) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 7, 80, 0.5), 108);
     }
@@ -435,6 +424,7 @@ mod tests {
         let (slot, _c, thunk) = make("llllllddddddddlpdl");
         assert_eq!(thunk.closure_reg, ClosureReg::Stack);
         #[allow(clippy::type_complexity)]
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f64, f64, f64, f64, f64, f64, f64, f64, i64, Pt, f64) -> i64 =
             unsafe { std::mem::transmute(slot.code_ptr()) };
         let p = Pt { x: 0.5, y: 0.25 };
@@ -442,6 +432,7 @@ mod tests {
         // Exactly every register, nothing on the stack.
         let (slot, _c, thunk) = make("lllllldddddddddd");
         assert_eq!(thunk.closure_reg, ClosureReg::Stack);
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f64, f64, f64, f64, f64, f64, f64, f64) -> f64 =
             unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.5), 57.5);
@@ -464,9 +455,11 @@ mod tests {
     #[test]
     fn structs_by_value_in_and_out() {
         let (slot, _c, _t) = make("ippp");
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i32, Pt, Pt) -> Pt = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, Pt { x: 2.0, y: 3.0 }, Pt { x: 4.0, y: 5.5 }), Pt { x: 15.5, y: -15.5 });
         let (slot, _c, _t) = make("lpt");
+        // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, Pt) -> Three = unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(10, Pt { x: 1.0, y: 1.0 }), Three { a: 12, b: 24, c: 36 });
     }

@@ -172,6 +172,8 @@ pub struct EntrySlot {
 // SAFETY: a slot is a pair of addresses into pool pages that live forever; the pool's
 // free lists are behind a Mutex.
 unsafe impl Send for EntrySlot {}
+// SAFETY: as for `Send`: the slot is only read (its addresses) or given back under the pool
+// lock.
 unsafe impl Sync for EntrySlot {}
 
 impl EntrySlot {
@@ -381,10 +383,12 @@ mod tests {
         a + b + c + d + e + cl.k
     }
     extern "C" fn target_float1(a: f64, c: f64) -> f64 {
+        // SAFETY: the stub passed the address of a live `Closure` in this register.
         let cl = unsafe { &*(c.to_bits() as *const Closure) };
         a * cl.k as f64
     }
     extern "C" fn target_mixed(a: i64, b: i64, c: i64, d: i64, e: i64, f: i64, x: f64, cl: f64) -> f64 {
+        // SAFETY: the stub passed the address of a live `Closure` in this register.
         let cl = unsafe { &*(cl.to_bits() as *const Closure) };
         (a + b + c + d + e + f) as f64 + x + cl.k as f64
     }
@@ -396,24 +400,30 @@ mod tests {
         let s1 = alloc(ClosureReg::Int(0), &*c1 as *const Closure as *const (), target_int0 as *const u8).unwrap();
         let s2 = alloc(ClosureReg::Int(0), &*c2 as *const Closure as *const (), target_int0 as *const u8).unwrap();
         assert_ne!(s1.code_ptr(), s2.code_ptr());
+        // SAFETY: a stub in front of a function with exactly this signature.
         let f1: extern "C" fn() -> i64 = unsafe { std::mem::transmute(s1.code_ptr()) };
+        // SAFETY: a stub in front of a function with exactly this signature.
         let f2: extern "C" fn() -> i64 = unsafe { std::mem::transmute(s2.code_ptr()) };
         assert_eq!(f1(), 7000);
         assert_eq!(f2(), 9000);
 
         let s3 = alloc(ClosureReg::Int(2), &*c1 as *const Closure as *const (), target_int2 as *const u8).unwrap();
+        // SAFETY: a stub in front of a function with exactly this signature.
         let f3: extern "C" fn(i64, i64) -> i64 = unsafe { std::mem::transmute(s3.code_ptr()) };
         assert_eq!(f3(100, 20), 127);
 
         let s4 = alloc(ClosureReg::Int(5), &*c2 as *const Closure as *const (), target_int5 as *const u8).unwrap();
+        // SAFETY: a stub in front of a function with exactly this signature.
         let f4: extern "C" fn(i64, i64, i64, i64, i64) -> i64 = unsafe { std::mem::transmute(s4.code_ptr()) };
         assert_eq!(f4(1, 2, 3, 4, 5), 24);
 
         let s5 = alloc(ClosureReg::Float(1), &*c2 as *const Closure as *const (), target_float1 as *const u8).unwrap();
+        // SAFETY: a stub in front of a function with exactly this signature.
         let f5: extern "C" fn(f64) -> f64 = unsafe { std::mem::transmute(s5.code_ptr()) };
         assert_eq!(f5(1.5), 13.5);
 
         let s6 = alloc(ClosureReg::Float(1), &*c1 as *const Closure as *const (), target_mixed as *const u8).unwrap();
+        // SAFETY: a stub in front of a function with exactly this signature.
         let f6: extern "C" fn(i64, i64, i64, i64, i64, i64, f64) -> f64 = unsafe { std::mem::transmute(s6.code_ptr()) };
         assert_eq!(f6(1, 2, 3, 4, 5, 6, 0.5), 28.5);
     }
@@ -450,6 +460,7 @@ mod tests {
             a + b + c + d + cl.k
         }
         let s = alloc(ClosureReg::Int(4), &*c as *const Closure as *const (), target_int4 as *const u8).unwrap();
+        // SAFETY: a stub in front of a function with exactly this signature.
         let f: extern "C" fn(i64, i64, i64, i64) -> i64 = unsafe { std::mem::transmute(s.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4), 13);
         drop(s);

@@ -23,7 +23,8 @@ struct Chunk {
     used: usize,
 }
 
-// The raw pointers refer to process-wide mappings that are never unmapped.
+// SAFETY: the pointers refer to process-wide mappings that are never unmapped, and chunks
+// are only touched behind the arena's Mutex.
 unsafe impl Send for Chunk {}
 
 pub struct ExecArena {
@@ -32,6 +33,8 @@ pub struct ExecArena {
 }
 
 fn map_chunk() -> Result<Chunk, String> {
+    // SAFETY: plain system calls on a fresh descriptor; every failure is checked and cleans
+    // up what was made.
     unsafe {
         let name = b"jitffi-code\0";
         let fd = libc::memfd_create(name.as_ptr() as *const libc::c_char, libc::MFD_CLOEXEC);
@@ -79,6 +82,7 @@ fn flush_icache(start: *const u8, len: usize) {
     extern "C" {
         fn __clear_cache(start: *mut libc::c_char, end: *mut libc::c_char);
     }
+    // SAFETY: `start..start+len` is code this process just wrote.
     unsafe { __clear_cache(start as *mut _, start.add(len) as *mut _) }
 }
 
@@ -114,19 +118,25 @@ impl ExecArena {
         }
         let chunk = self.chunks.last_mut().unwrap();
         let off = chunk.used;
+        // SAFETY: `off + code.len()` fits the chunk (checked above) and the writable view
+        // is ours alone (arena lock).
         unsafe {
             std::ptr::copy_nonoverlapping(code.as_ptr(), chunk.rw.add(off), code.len());
         }
         chunk.used = (off + len + CODE_ALIGN - 1) & !(CODE_ALIGN - 1);
         self.total += len;
+        // SAFETY: `off` is within the chunk.
         let addr = unsafe { chunk.rx.add(off) };
         flush_icache(addr, len);
         Ok(addr)
     }
 
     fn install_private(&mut self, code: &[u8]) -> Result<*const u8, String> {
+        // SAFETY: `sysconf` has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
         let len = code.len().max(1).div_ceil(page) * page;
+        // SAFETY: a fresh private mapping of `len` bytes, written then made read+execute;
+        // failures are checked.
         unsafe {
             let p = libc::mmap(
                 std::ptr::null_mut(),
@@ -156,6 +166,12 @@ impl ExecArena {
     }
 }
 
+impl Default for ExecArena {
+    fn default() -> ExecArena {
+        ExecArena::new()
+    }
+}
+
 pub static ARENA: Mutex<ExecArena> = Mutex::new(ExecArena::new());
 
 pub fn install(code: &[u8]) -> Result<*const u8, String> {
@@ -175,6 +191,7 @@ mod tests {
     fn private_pages_fallback_runs() {
         let mut a = ExecArena::new();
         let p = a.install_private(&[0xb8, 9, 0, 0, 0, 0xc3]).unwrap();
+        // SAFETY: the installed bytes are a complete function of this signature.
         let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(p) };
         assert_eq!(f(), 9);
     }
@@ -185,10 +202,12 @@ mod tests {
         // mov eax, 42; ret
         let code = [0xb8, 42, 0, 0, 0, 0xc3];
         let p = install(&code).unwrap();
+        // SAFETY: the installed bytes are a complete function of this signature.
         let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(p) };
         assert_eq!(f(), 42);
         let p2 = install(&[0xb8, 7, 0, 0, 0, 0xc3]).unwrap();
         assert_eq!(p2 as usize % CODE_ALIGN, 0);
+        // SAFETY: the installed bytes are a complete function of this signature.
         let f2: extern "C" fn() -> i32 = unsafe { std::mem::transmute(p2) };
         assert_eq!(f2(), 7);
         assert_eq!(f(), 42);

@@ -1,7 +1,12 @@
 //! Cranelift code generation: call trampolines and callback thunks.
+pub mod builtins;
 pub mod callback_thunk;
 pub mod entry_pool;
+pub mod error;
 pub mod execmem;
+pub mod isa;
 pub mod native_call;
+pub mod shape;
 pub mod stubs;
 pub mod trampoline;
+pub mod trampoline_cache;

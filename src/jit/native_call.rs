@@ -19,6 +19,7 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::FunctionBuilder;
 
+use super::error::CompileError;
 use crate::abi::{align_to, int_type_for, ArgPass, CallPlan, Ext, Loc, Part, RetPass, StubKind};
 use crate::types::target::Arch;
 
@@ -175,12 +176,12 @@ fn signature(plan: &CallPlan, isa: &dyn TargetIsa, side: Side) -> Signature {
 /// The Cranelift signature of a callback thunk that C calls with this plan's convention.
 /// Refuses variadic callbacks, and x87 results (`needs_x87_entry`: use
 /// `c_signature_x87_entry`).
-pub fn c_signature(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, String> {
+pub fn c_signature(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, CompileError> {
     if plan.variadic.is_some() {
-        return Err("NotImplementedError: variadic callbacks are not supported".into());
+        return Err(CompileError::Unsupported("variadic callbacks are not supported".into()));
     }
     if plan.ret == RetPass::X87 {
-        return Err("NotImplementedError: x87 'long double' result: use c_signature_x87_entry".into());
+        return Err(CompileError::Unsupported("x87 'long double' result: use c_signature_x87_entry".into()));
     }
     Ok(signature(plan, isa, Side::Callee))
 }
@@ -188,12 +189,12 @@ pub fn c_signature(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, St
 /// For an x87 result (x86_64 `long double`): the signature of a thunk that C reaches
 /// through `stubs::x87_callback_entry(thunk_address)`. `emit_store_incoming` and
 /// `emit_return_from_memory` recognize its parameters.
-pub fn c_signature_x87_entry(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, String> {
+pub fn c_signature_x87_entry(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, CompileError> {
     if plan.variadic.is_some() {
-        return Err("NotImplementedError: variadic callbacks are not supported".into());
+        return Err(CompileError::Unsupported("variadic callbacks are not supported".into()));
     }
     if plan.ret != RetPass::X87 {
-        return Err("not an x87 result".into());
+        return Err(CompileError::Internal("not an x87 result".into()));
     }
     Ok(signature(plan, isa, Side::CalleeX87Entry))
 }

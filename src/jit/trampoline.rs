@@ -17,213 +17,50 @@
 //! same generator also emits the trampolines of another target into an object file
 //! (tests/tramp_aarch64_qemu.rs runs them for aarch64 against a fake CPython).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
-use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, StackSlotData,
-    StackSlotKind, Type, UserFuncName, Value,
+    StackSlotKind, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa, TargetIsa};
-use cranelift_codegen::settings::{self, Configurable};
-use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
-use super::{execmem, native_call, stubs};
-use crate::abi::{CallPlan, StubKind};
-
-/// How one C value travels through registers: its machine type and, for integers
-/// narrower than a register, how the ABI extends it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Scalar {
-    Int { size: u8, signed: bool },
-    F32,
-    F64,
-    /// A value only ever handled in memory by the trampoline (long double, complex): the
-    /// Python layer converts it, the ABI plan moves its bytes.
-    Bytes(u32),
-}
-
-impl Scalar {
-    pub fn ir_type(self) -> Type {
-        match self {
-            Scalar::Int { size: 1, .. } => types::I8,
-            Scalar::Int { size: 2, .. } => types::I16,
-            Scalar::Int { size: 4, .. } => types::I32,
-            Scalar::Int { .. } | Scalar::Bytes(_) => types::I64,
-            Scalar::F32 => types::F32,
-            Scalar::F64 => types::F64,
-        }
-    }
-
-    pub fn size(self) -> u32 {
-        match self {
-            Scalar::Int { size, .. } => size as u32,
-            Scalar::F32 => 4,
-            Scalar::F64 => 8,
-            Scalar::Bytes(n) => n,
-        }
-    }
-}
-
-/// How a Python argument becomes the C value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Conv {
-    /// An integer type: inline fast path for small exact ints, helper otherwise.
-    Int,
-    /// float/double: inline fast path for exact floats, helper otherwise.
-    Float,
-    /// Everything else: the Python layer's converter for the exact C type.
-    Generic,
-    /// Like `Generic`, but the conversion may create a temporary (an array built from a
-    /// list, a keep-alive reference) that is released after the call.
-    WithTemp,
-    /// A `T *` parameter: like `WithTemp`, with inline fast paths for a cdata whose ctype
-    /// is exactly the parameter's, and (when `bytes`) a `bytes` object passed as its
-    /// buffer (`char *`-like parameters).
-    Pointer { bytes: bool, ints: Option<Scalar> },
-    /// A struct/union passed by value: like `Generic`, with an inline fast path for a
-    /// cdata whose ctype is exactly the parameter's (its bytes are copied into the cell
-    /// after a small helper checked that its memory was not released).
-    Record,
-    /// An argument of the variadic part: a cdata whose value is read as `Scalar`.
-    VarargCdata,
-}
-
-impl Conv {
-    fn may_need_temp(self) -> bool {
-        matches!(self, Conv::WithTemp | Conv::Pointer { .. })
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ArgShape {
-    pub scalar: Scalar,
-    pub conv: Conv,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RetShape {
-    Void,
-    /// Boxed as int (`PyLong_FromLongLong`/`PyLong_FromUnsignedLongLong`).
-    Int { size: u8, signed: bool },
-    Bool,
-    /// Boxed as float.
-    Float(Scalar),
-    /// Boxed by the Python layer's reader (char, wide chars, pointers).
-    Generic(Scalar),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Shape {
-    pub args: Vec<ArgShape>,
-    pub ret: RetShape,
-    /// Release the GIL and save/restore errno around the call (cffi's semantics).
-    pub release_gil: bool,
-    /// Where the arguments and the result travel (from `abi::lower`).
-    pub plan: CallPlan,
-}
-
-// The plan follows from the C types, which `args`/`ret` summarize; hashing the summary is
-// enough (equal shapes have equal summaries).
-impl std::hash::Hash for Shape {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.args.hash(h);
-        self.ret.hash(h);
-        self.release_gil.hash(h);
-        self.plan.stub.is_some().hash(h);
-    }
-}
-
-/// Something outside the generated code whose address the code needs (a helper, a type
-/// object): known now and baked in as a constant (`usize`, the host JIT), or a symbol
-/// that a linker resolves (object output).
-pub trait Extern: Copy {
-    /// A value of type `ty` holding the address, built at the current position of `b`.
-    fn address(self, b: &mut FunctionBuilder, ty: Type) -> Value;
-}
-
-impl Extern for usize {
-    fn address(self, b: &mut FunctionBuilder, ty: Type) -> Value {
-        b.ins().iconst(ty, self as i64)
-    }
-}
+pub use super::builtins::Extern;
+use super::builtins::{Builtin, Builtins, ObjectLayout};
+use super::error::CompileError;
+use super::native_call;
+pub use super::shape::{ArgShape, Fallback, Inline, RetShape, Scalar, Shape};
 
 /// Addresses and layout facts the trampolines need from the Python layer. `A` says how an
 /// address reaches the code (see [`Extern`]); the host uses baked-in addresses.
 #[derive(Clone, Copy, Debug)]
 pub struct Runtime<A = usize> {
+    /// The functions the code calls (the table in `jit::builtins`).
+    pub fns: Builtins<A>,
+    /// Field offsets of the interpreter's objects.
+    pub objects: ObjectLayout,
     /// Offset of the C function address inside the `self` object.
     pub target_offset: i32,
-    /// `extern "C" fn(self, nargs) -> *mut PyObject` (sets TypeError, returns NULL).
-    pub arity_error: A,
-    /// `extern "C" fn(self, index, obj, dst, temp: *mut *mut PyObject) -> c_int` (0 ok).
-    pub convert_arg: A,
-    /// `extern "C" fn(self, index, obj, dst) -> c_int`: variadic-part argument (cdata).
-    pub convert_vararg: A,
-    /// `extern "C" fn() -> *mut c_void`: release the GIL and restore the saved errno.
-    pub release: A,
-    /// `extern "C" fn(*mut c_void)`: save errno and take the GIL back.
-    pub reacquire: A,
-    /// `extern "C" fn(self, ret: *const u8) -> *mut PyObject`.
-    pub box_result: A,
-    /// `extern "C" fn() -> *mut PyObject` returning a new reference to None.
-    pub box_none: A,
-    /// `extern "C" fn(*mut c_void)`: drops what a `WithTemp` conversion left in its slot.
-    pub release_temp: A,
-    pub long_from_i64: A,
-    pub long_from_u64: A,
-    pub float_from_double: A,
-    pub bool_from_long: A,
-    /// `&PyLong_Type`, `&PyFloat_Type`.
+    /// Where the `self` object keeps the table of accepted ctype objects (three per
+    /// parameter: the parameter's own and two inline-cache entries).
+    pub arg_ctypes_offset: i32,
+    /// The int, float and bytes types.
     pub long_type: A,
     pub float_type: A,
-    /// The CData type, where a cdata keeps its ctype object and its address, and where
-    /// the `self` object keeps the table of accepted ctype objects (three per parameter:
-    /// the parameter's own and two inline-cache entries).
+    pub bytes_type: A,
+    /// The CData type, and where a cdata keeps its ctype object and its address.
     pub cdata_type: A,
     pub cdata_ctype_offset: i32,
     pub cdata_addr_offset: i32,
-    pub arg_ctypes_offset: i32,
-    /// `extern "C" fn(cdata, dst) -> c_int`: an array cdata's data address (raises if
-    /// its memory was released).
-    pub array_data: A,
     /// The ctype of `ffi.NULL` (`void *`), which every pointer parameter accepts.
     pub void_ptr_ctype: A,
-    /// `extern "C" fn(obj, buf, item_size, signed) -> c_int`: an exact list of at most
-    /// `LIST_BUF` bytes of exact ints in range written into `buf` (1), or not this case
-    /// (0, nothing raised).
-    pub small_int_list: A,
-    /// `&PyBytes_Type` and where a bytes object's characters start.
-    pub bytes_type: A,
-    pub bytes_data_offset: i32,
-    /// CPython 3.11's `PyLongObject` layout (ob_size at 16, 30-bit digits at 24) may be
-    /// read inline for ints with at most one digit.
+    /// Ints with at most one digit may be read inline (`ObjectLayout::long_digit`).
     pub inline_small_ints: bool,
-    /// `memcpy`, for structs by value larger than the inline copy handles.
-    pub memcpy: A,
 }
 
+/// The host ISA trampolines are compiled for (`jit::isa`).
 pub fn isa() -> &'static OwnedTargetIsa {
-    static ISA: OnceLock<OwnedTargetIsa> = OnceLock::new();
-    ISA.get_or_init(|| {
-        let mut flags = settings::builder();
-        // JITFFI_JIT_OPT=fast-compile trades some code quality for ~3x faster compiles.
-        if std::env::var("JITFFI_JIT_OPT").is_ok_and(|v| v == "fast-compile") {
-            flags.set("opt_level", "none").unwrap();
-            flags.set("regalloc_algorithm", "single_pass").unwrap();
-        } else {
-            flags.set("opt_level", "speed").unwrap();
-        }
-        flags.set("enable_verifier", "false").unwrap();
-        flags.set("is_pic", "false").unwrap();
-        flags.set("use_colocated_libcalls", "false").unwrap();
-        flags.set("unwind_info", "false").unwrap();
-        let builder = cranelift_native::builder().expect("host ISA supported by Cranelift");
-        builder.finish(settings::Flags::new(flags)).expect("valid ISA flags")
-    })
+    super::isa::trampolines()
 }
 
 /// Signature of every trampoline: `PyObject *(PyObject *self, PyObject *const *args,
@@ -237,40 +74,22 @@ fn entry_signature(cc: CallConv) -> Signature {
     sig
 }
 
-fn sig_of(cc: CallConv, params: &[Type], rets: &[Type]) -> Signature {
-    let mut sig = Signature::new(cc);
-    sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
-    sig.returns.extend(rets.iter().map(|&t| AbiParam::new(t)));
-    sig
-}
-
 struct Emitter<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     cc: CallConv,
 }
 
 impl Emitter<'_, '_> {
-    fn call_addr<A: Extern>(&mut self, addr: A, params: &[Type], rets: &[Type], args: &[Value]) -> Vec<Value> {
-        let sig = self.b.import_signature(sig_of(self.cc, params, rets));
-        let callee = addr.address(self.b, types::I64);
+    /// Calls builtin `f` of `rt` with its declared signature.
+    fn call<A: Extern>(&mut self, rt: &Runtime<A>, f: Builtin, args: &[Value]) -> Vec<Value> {
+        let sig = self.b.import_signature(f.signature(self.cc));
+        let callee = rt.fns.get(f).address(self.b, types::I64);
         let inst = self.b.ins().call_indirect(sig, callee, args);
         self.b.inst_results(inst).to_vec()
     }
 }
 
 const TRUSTED: fn() -> MemFlagsData = MemFlagsData::trusted;
-
-/// Address of the executable copy of `kind`'s stub (one per distinct stub).
-fn stub_address(kind: &StubKind) -> Result<usize, String> {
-    static STUBS: Mutex<Vec<(StubKind, usize)>> = Mutex::new(Vec::new());
-    let mut g = STUBS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, a)) = g.iter().find(|(k, _)| k == kind) {
-        return Ok(*a);
-    }
-    let a = execmem::install(&stubs::stub_bytes(kind))? as usize;
-    g.push((*kind, a));
-    Ok(a)
-}
 
 /// Stack room per argument: at least 16 bytes (long double, double complex), more for
 /// structs by value; 16-aligned.
@@ -329,7 +148,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
     let ret_size = shape.plan.ret_size.max(16);
     let ret_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ret_size, 4));
     let temp_args: Vec<usize> =
-        (0..n).filter(|&i| shape.args[i].conv.may_need_temp()).collect();
+        (0..n).filter(|&i| shape.args[i].may_need_temp()).collect();
     let temps = if temp_args.is_empty() {
         None
     } else {
@@ -354,7 +173,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
     b.switch_to_block(arity_bad);
     {
         let mut e = Emitter { b: &mut b, cc };
-        let r = e.call_addr(rt.arity_error, &[i64t, i64t], &[i64t], &[this, nargs]);
+        let r = e.call(rt, Builtin::arity_error, &[this, nargs]);
         b.ins().return_(&r);
     }
 
@@ -363,29 +182,29 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
 
     b.switch_to_block(arity_ok);
     let mut cell_addrs = Vec::with_capacity(n);
-    for i in 0..n {
-        cell_addrs.push(b.ins().stack_addr(i64t, cells, cell_offs[i] as i32));
+    for &off in &cell_offs {
+        cell_addrs.push(b.ins().stack_addr(i64t, cells, off as i32));
     }
     for (i, a) in shape.args.iter().enumerate() {
         let obj = b.ins().load(i64t, TRUSTED(), argv, (8 * i) as i32);
         let dst = cell_addrs[i];
         let next = b.create_block();
         let slow = b.create_block();
-        match a.conv {
-            Conv::Int if rt.inline_small_ints => {
+        match a.inline {
+            Inline::SmallInt if rt.inline_small_ints => {
                 let Scalar::Int { size, signed } = a.scalar else { unreachable!() };
-                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+                let ty = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_type);
                 let is_long = is_address(&mut b, ty, rt.long_type);
                 let check_size = b.create_block();
                 b.ins().brif(is_long, check_size, &[], slow, &[]);
                 b.switch_to_block(check_size);
-                let ob_size = b.ins().load(i64t, TRUSTED(), obj, 16);
+                let ob_size = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_size);
                 let biased = b.ins().iadd_imm_s(ob_size, 1);
                 let small = b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, biased, 2);
                 let have_small = b.create_block();
                 b.ins().brif(small, have_small, &[], slow, &[]);
                 b.switch_to_block(have_small);
-                let digit = b.ins().uload32(TRUSTED(), obj, 24);
+                let digit = b.ins().uload32(TRUSTED(), obj, rt.objects.long_digit);
                 let value = b.ins().imul(ob_size, digit);
                 // One 30-bit digit always fits a signed 32-bit or wider integer.
                 let (lo, hi) = int_bounds(size, signed);
@@ -401,19 +220,19 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 b.ins().store(TRUSTED(), value, dst, 0);
                 b.ins().jump(next, &[]);
             }
-            Conv::Float => {
-                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+            Inline::Float => {
+                let ty = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_type);
                 let is_float = is_address(&mut b, ty, rt.float_type);
                 let fast = b.create_block();
                 b.ins().brif(is_float, fast, &[], slow, &[]);
                 b.switch_to_block(fast);
-                let v = b.ins().load(types::F64, TRUSTED(), obj, 16);
+                let v = b.ins().load(types::F64, TRUSTED(), obj, rt.objects.float_value);
                 let v = if a.scalar == Scalar::F32 { b.ins().fdemote(types::F32, v) } else { v };
                 b.ins().store(TRUSTED(), v, dst, 0);
                 b.ins().jump(next, &[]);
             }
-            Conv::Pointer { bytes, ints } => {
-                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+            Inline::Address { int_list, buffer } => {
+                let ty = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_type);
                 let is_cdata = is_address(&mut b, ty, rt.cdata_type);
                 let cdata = b.create_block();
                 let not_cdata = b.create_block();
@@ -447,11 +266,11 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 b.switch_to_block(array);
                 let status = {
                     let mut e = Emitter { b: &mut b, cc };
-                    e.call_addr(rt.array_data, &[i64t, i64t], &[types::I32], &[obj, dst])[0]
+                    e.call(rt, Builtin::array_data, &[obj, dst])[0]
                 };
                 b.ins().brif(status, fail, &[], next, &[]);
                 b.switch_to_block(not_cdata);
-                if let Some(Scalar::Int { size, signed }) = ints {
+                if let Some(Scalar::Int { size, signed }) = int_list {
                     // A short list of ints: a temporary array on this trampoline's stack.
                     let slot = b.create_sized_stack_slot(StackSlotData::new(
                         StackSlotKind::ExplicitSlot,
@@ -463,7 +282,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                     let sg = b.ins().iconst(i64t, signed as i64);
                     let done = {
                         let mut e = Emitter { b: &mut b, cc };
-                        e.call_addr(rt.small_int_list, &[i64t; 4], &[types::I32], &[obj, buf, isz, sg])[0]
+                        e.call(rt, Builtin::small_int_list, &[obj, buf, isz, sg])[0]
                     };
                     let filled = b.create_block();
                     let other = b.create_block();
@@ -473,21 +292,21 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                     b.ins().jump(next, &[]);
                     b.switch_to_block(other);
                 }
-                if bytes {
+                if buffer {
                     let is_bytes = is_address(&mut b, ty, rt.bytes_type);
                     let take_bytes = b.create_block();
                     b.ins().brif(is_bytes, take_bytes, &[], slow, &[]);
                     b.switch_to_block(take_bytes);
-                    let chars = b.ins().iadd_imm_s(obj, rt.bytes_data_offset as i64);
+                    let chars = b.ins().iadd_imm_s(obj, rt.objects.bytes_data as i64);
                     b.ins().store(TRUSTED(), chars, dst, 0);
                     b.ins().jump(next, &[]);
                 } else {
                     b.ins().jump(slow, &[]);
                 }
             }
-            Conv::Record => {
+            Inline::CopyBytes => {
                 let Scalar::Bytes(size) = a.scalar else { unreachable!() };
-                let ty = b.ins().load(i64t, TRUSTED(), obj, 8);
+                let ty = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_type);
                 let is_cdata = is_address(&mut b, ty, rt.cdata_type);
                 let cdata = b.create_block();
                 b.ins().brif(is_cdata, cdata, &[], slow, &[]);
@@ -503,7 +322,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 // then the bytes are copied over it.
                 let status = {
                     let mut e = Emitter { b: &mut b, cc };
-                    e.call_addr(rt.array_data, &[i64t, i64t], &[types::I32], &[obj, dst])[0]
+                    e.call(rt, Builtin::array_data, &[obj, dst])[0]
                 };
                 let copy = b.create_block();
                 b.ins().brif(status, fail, &[], copy, &[]);
@@ -523,7 +342,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 } else {
                     let n_bytes = b.ins().iconst(i64t, size as i64);
                     let mut e = Emitter { b: &mut b, cc };
-                    e.call_addr(rt.memcpy, &[i64t; 3], &[i64t], &[dst, src, n_bytes]);
+                    e.call(rt, Builtin::memcpy, &[dst, src, n_bytes]);
                 }
                 b.ins().jump(next, &[]);
             }
@@ -535,17 +354,17 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
         let idx = b.ins().iconst(i64t, i as i64);
         let status = {
             let mut e = Emitter { b: &mut b, cc };
-            if a.conv == Conv::VarargCdata {
-                e.call_addr(rt.convert_vararg, &[i64t; 4], &[types::I32], &[this, idx, obj, dst])[0]
+            if a.fallback == Fallback::Vararg {
+                e.call(rt, Builtin::convert_vararg, &[this, idx, obj, dst])[0]
             } else {
                 let temp = match temps {
-                    Some(t) if a.conv.may_need_temp() => {
+                    Some(t) if a.may_need_temp() => {
                         let k = temp_args.iter().position(|&j| j == i).unwrap();
                         e.b.ins().stack_addr(i64t, t, (8 * k) as i32)
                     }
                     _ => e.b.ins().iconst(i64t, 0),
                 };
-                e.call_addr(rt.convert_arg, &[i64t; 5], &[types::I32], &[this, idx, obj, dst, temp])[0]
+                e.call(rt, Builtin::convert_arg, &[this, idx, obj, dst, temp])[0]
             }
         };
         b.ins().brif(status, fail, &[], next, &[]);
@@ -556,7 +375,7 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
     let ret_addr = b.ins().stack_addr(i64t, ret_slot, 0);
     let tstate = if shape.release_gil {
         let mut e = Emitter { b: &mut b, cc };
-        Some(e.call_addr(rt.release, &[], &[i64t], &[])[0])
+        Some(e.call(rt, Builtin::release, &[])[0])
     } else {
         None
     };
@@ -564,14 +383,14 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
     native_call::emit_call_from_memory(&mut b, isa, &shape.plan, callee, stub, &cell_addrs, Some(ret_addr));
     if let Some(ts) = tstate {
         let mut e = Emitter { b: &mut b, cc };
-        e.call_addr(rt.reacquire, &[i64t], &[], &[ts]);
+        e.call(rt, Builtin::reacquire, &[ts]);
     }
     emit_release_temps(&mut b, cc, rt, temps, temp_args.len());
 
     let result = {
         let mut e = Emitter { b: &mut b, cc };
         match shape.ret {
-            RetShape::Void => e.call_addr(rt.box_none, &[], &[i64t], &[])[0],
+            RetShape::Void => e.call(rt, Builtin::box_none, &[])[0],
             RetShape::Int { size, signed } => {
                 let s = Scalar::Int { size, signed };
                 let raw = e.b.ins().load(s.ir_type(), TRUSTED(), ret_addr, 0);
@@ -580,20 +399,20 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                     _ if signed => e.b.ins().sextend(i64t, raw),
                     _ => e.b.ins().uextend(i64t, raw),
                 };
-                let f = if signed { rt.long_from_i64 } else { rt.long_from_u64 };
-                e.call_addr(f, &[i64t], &[i64t], &[wide])[0]
+                let f = if signed { Builtin::long_from_i64 } else { Builtin::long_from_u64 };
+                e.call(rt, f, &[wide])[0]
             }
             RetShape::Bool => {
                 let raw = e.b.ins().load(types::I8, TRUSTED(), ret_addr, 0);
                 let wide = e.b.ins().uextend(i64t, raw);
-                e.call_addr(rt.bool_from_long, &[i64t], &[i64t], &[wide])[0]
+                e.call(rt, Builtin::bool_from_long, &[wide])[0]
             }
             RetShape::Float(s) => {
                 let raw = e.b.ins().load(s.ir_type(), TRUSTED(), ret_addr, 0);
                 let d = if s == Scalar::F32 { e.b.ins().fpromote(types::F64, raw) } else { raw };
-                e.call_addr(rt.float_from_double, &[types::F64], &[i64t], &[d])[0]
+                e.call(rt, Builtin::float_from_double, &[d])[0]
             }
-            RetShape::Generic(_) => e.call_addr(rt.box_result, &[i64t, i64t], &[i64t], &[this, ret_addr])[0],
+            RetShape::Generic(_) => e.call(rt, Builtin::box_result, &[this, ret_addr])[0],
         }
     };
     b.ins().return_(&[result]);
@@ -622,7 +441,7 @@ fn emit_release_temps<A: Extern>(
         b.ins().brif(obj, has, &[], done, &[]);
         b.switch_to_block(has);
         let mut e = Emitter { b, cc };
-        e.call_addr(rt.release_temp, &[types::I64], &[], &[obj]);
+        e.call(rt, Builtin::release_temp, &[obj]);
         b.ins().jump(done, &[]);
         b.switch_to_block(done);
     }
@@ -630,225 +449,23 @@ fn emit_release_temps<A: Extern>(
 
 /// The trampoline of `shape` as a Cranelift function for `isa`, reaching the helpers
 /// through `rt`, and calling through `stub` (the address of `stubs::stub_bytes` of the
-/// plan's stub) when the plan needs one. `compile` is the host path; this is also what
-/// emits trampolines into an object file for another target.
-pub fn build<A: Extern>(shape: &Shape, rt: &Runtime<A>, isa: &dyn TargetIsa, stub: Option<A>) -> Result<Function, String> {
+/// plan's stub) when the plan needs one. `trampoline_cache::compile` is the host path;
+/// this is also what emits trampolines into an object file for another target.
+pub fn build<A: Extern>(
+    shape: &Shape,
+    rt: &Runtime<A>,
+    isa: &dyn TargetIsa,
+    stub: Option<A>,
+) -> Result<Function, CompileError> {
+    let internal = |m: &str| Err(CompileError::Internal(format!("trampoline: {m}")));
     if shape.plan.stub.is_some() != stub.is_some() {
-        return Err("trampoline: a stub address is needed exactly when the plan has a stub".into());
+        return internal("a stub address is needed exactly when the plan has a stub");
     }
-    if crate::types::target::Target::from_triple(isa.triple())?.arch != shape.plan.arch {
-        return Err("trampoline: the call plan was lowered for another architecture".into());
+    let target = crate::types::target::Target::from_triple(isa.triple()).map_err(CompileError::Unsupported)?;
+    if target.arch != shape.plan.arch {
+        return internal("the call plan was lowered for another architecture");
     }
     let mut func = Function::with_name_signature(UserFuncName::user(0, 0), entry_signature(isa.default_call_conv()));
     build_function(&mut func, shape, rt, isa, stub);
     Ok(func)
-}
-
-/// Compiles the trampoline of `shape` into executable memory.
-pub fn compile(shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
-    let isa = isa();
-    let stub_addr = match &shape.plan.stub {
-        Some(k) => Some(stub_address(k)?),
-        None => None,
-    };
-    let func = build(shape, rt, &**isa, stub_addr)?;
-    let mut ctx = Context::for_function(func);
-    let code = ctx
-        .compile(&**isa, &mut ControlPlane::default())
-        .map_err(|e| format!("trampoline compilation failed: {:?}", e.inner))?;
-    if !code.buffer.relocs().is_empty() {
-        return Err("trampoline code needs relocations".into());
-    }
-    execmem::install(code.code_buffer())
-}
-
-/// Compiled trampolines by shape. Entries are never removed: a shape's code is shared by
-/// every function of that shape, so memory is bounded by the number of distinct shapes.
-pub struct ShapeCache {
-    map: Mutex<Option<HashMap<Shape, usize>>>,
-}
-
-impl ShapeCache {
-    pub const fn new() -> ShapeCache {
-        ShapeCache { map: Mutex::new(None) }
-    }
-
-    /// The trampoline of `shape` if it was compiled already.
-    pub fn get(&self, shape: &Shape) -> Option<*const u8> {
-        let guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().and_then(|m| m.get(shape)).map(|&p| p as *const u8)
-    }
-
-    pub fn get_or_compile(&self, shape: &Shape, rt: &Runtime) -> Result<*const u8, String> {
-        let mut guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let map = guard.get_or_insert_with(HashMap::new);
-        if let Some(&p) = map.get(shape) {
-            return Ok(p as *const u8);
-        }
-        let p = compile(shape, rt)?;
-        map.insert(shape.clone(), p as usize);
-        Ok(p)
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |m| m.len())
-    }
-}
-
-pub static SHAPES: ShapeCache = ShapeCache::new();
-
-#[cfg(test)]
-mod tests {
-    //! Trampolines run against fake objects and helpers: no Python needed. A fake int has
-    //! CPython 3.11's small-int layout (type at 8, ob_size at 16, digit at 24).
-    use super::*;
-    use crate::types::model::{Prim, TypeTable};
-    use crate::types::target::Target;
-    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::SeqCst};
-
-    #[repr(C)]
-    struct FakeInt {
-        refcnt: i64,
-        ty: usize,
-        ob_size: i64,
-        digit: u32,
-    }
-
-    #[repr(C)]
-    struct FakeSelf {
-        head: [u64; 2],
-        target: usize,
-    }
-
-    static LONG_TYPE: u8 = 0;
-    static FLOAT_TYPE: u8 = 0;
-    static OTHER_TYPE: u8 = 0;
-    static BOXED: AtomicI64 = AtomicI64::new(0);
-    static CONVERTED: AtomicUsize = AtomicUsize::new(0);
-    static ARITY: AtomicI64 = AtomicI64::new(-1);
-    static GIL: AtomicI64 = AtomicI64::new(0);
-    static RESULT_TOKEN: u8 = 0;
-
-    extern "C" fn arity_error(_this: usize, nargs: i64) -> usize {
-        ARITY.store(nargs, SeqCst);
-        0
-    }
-    extern "C" fn convert_arg(_this: usize, _idx: usize, _obj: usize, dst: *mut i32, _temp: usize) -> i32 {
-        CONVERTED.fetch_add(1, SeqCst);
-        unsafe { *dst = 1000 };
-        0
-    }
-    extern "C" fn convert_vararg(_: usize, _: usize, _: usize, _: usize) -> i32 {
-        -1
-    }
-    extern "C" fn release() -> usize {
-        GIL.fetch_add(1, SeqCst);
-        0x1234
-    }
-    extern "C" fn reacquire(ts: usize) {
-        assert_eq!(ts, 0x1234);
-        GIL.fetch_add(10, SeqCst);
-    }
-    extern "C" fn unused() -> usize {
-        0
-    }
-    extern "C" fn long_from(v: i64) -> usize {
-        BOXED.store(v, SeqCst);
-        &RESULT_TOKEN as *const u8 as usize
-    }
-    extern "C" fn add(a: i32, b: i32) -> i32 {
-        a + b
-    }
-
-    fn rt() -> Runtime {
-        Runtime {
-            target_offset: 16,
-            arity_error: arity_error as *const () as usize,
-            convert_arg: convert_arg as *const () as usize,
-            convert_vararg: convert_vararg as *const () as usize,
-            release: release as *const () as usize,
-            reacquire: reacquire as *const () as usize,
-            box_result: unused as *const () as usize,
-            box_none: unused as *const () as usize,
-            release_temp: unused as *const () as usize,
-            long_from_i64: long_from as *const () as usize,
-            long_from_u64: long_from as *const () as usize,
-            float_from_double: unused as *const () as usize,
-            bool_from_long: unused as *const () as usize,
-            long_type: &LONG_TYPE as *const u8 as usize,
-            float_type: &FLOAT_TYPE as *const u8 as usize,
-            cdata_type: unused as *const () as usize,
-            cdata_ctype_offset: 16,
-            cdata_addr_offset: 24,
-            arg_ctypes_offset: 24,
-            array_data: unused as *const () as usize,
-            void_ptr_ctype: 1,
-            small_int_list: unused as *const () as usize,
-            bytes_type: unused as *const () as usize,
-            bytes_data_offset: 32,
-            inline_small_ints: true,
-            memcpy: unused as *const () as usize,
-        }
-    }
-
-    fn int_int_to_int(release_gil: bool) -> Shape {
-        let mut t = TypeTable::new(Target::host());
-        let int = t.prim(Prim::Int);
-        let f = t.func_ptr(vec![int.clone(), int.clone()], &int, false);
-        let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
-        let a = ArgShape { scalar: Scalar::Int { size: 4, signed: true }, conv: Conv::Int };
-        Shape {
-            args: vec![a, a],
-            ret: RetShape::Int { size: 4, signed: true },
-            release_gil,
-            plan: crate::abi::lower(sig, &Target::host()).unwrap(),
-        }
-    }
-    use crate::types::model::Kind;
-
-    fn small(v: i64) -> FakeInt {
-        FakeInt { refcnt: 1, ty: &LONG_TYPE as *const u8 as usize, ob_size: v.signum(), digit: v.unsigned_abs() as u32 }
-    }
-
-    type Entry = unsafe extern "C" fn(*const FakeSelf, *const *const FakeInt, i64) -> usize;
-
-    #[test]
-    fn trampoline_converts_calls_and_boxes() {
-        let code = compile(&int_int_to_int(true), &rt()).unwrap();
-        let entry: Entry = unsafe { std::mem::transmute(code) };
-        let me = FakeSelf { head: [0; 2], target: add as *const () as usize };
-        let (a, b) = (small(-7), small(12));
-        let args = [&a as *const FakeInt, &b as *const FakeInt];
-        let before = GIL.load(SeqCst);
-        let r = unsafe { entry(&me, args.as_ptr(), 2) };
-        assert_eq!(r, &RESULT_TOKEN as *const u8 as usize);
-        assert_eq!(BOXED.load(SeqCst), 5);
-        assert_eq!(GIL.load(SeqCst) - before, 11, "released once and re-acquired once");
-
-        // An object of another type goes through the converter helper.
-        let other = FakeInt { refcnt: 1, ty: &OTHER_TYPE as *const u8 as usize, ob_size: 1, digit: 1 };
-        let args = [&other as *const FakeInt, &b as *const FakeInt];
-        let n = CONVERTED.load(SeqCst);
-        unsafe { entry(&me, args.as_ptr(), 2) };
-        assert_eq!(CONVERTED.load(SeqCst), n + 1);
-        assert_eq!(BOXED.load(SeqCst), 1012);
-
-        // Wrong count: the arity helper's result (NULL) is returned.
-        assert_eq!(unsafe { entry(&me, args.as_ptr(), 3) }, 0);
-        assert_eq!(ARITY.load(SeqCst), 3);
-    }
-
-    #[test]
-    fn shapes_are_cached() {
-        let cache = ShapeCache::new();
-        let s = int_int_to_int(false);
-        assert!(cache.get(&s).is_none());
-        let p1 = cache.get_or_compile(&s, &rt()).unwrap();
-        let p2 = cache.get_or_compile(&int_int_to_int(false), &rt()).unwrap();
-        assert_eq!(p1, p2);
-        assert_eq!(cache.len(), 1);
-        let p3 = cache.get_or_compile(&int_int_to_int(true), &rt()).unwrap();
-        assert_ne!(p1, p3);
-        assert_eq!(cache.len(), 2);
-    }
 }

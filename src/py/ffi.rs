@@ -1,14 +1,16 @@
 //! The `FFI` class's methods: a facade, each method a thin call into the module that does
-//! the job (`ops/*`, `errno.rs`). The class itself and the state it holds are in
+//! the job (`ops/*`, `errno.rs`, `lib_object`, `callback::api`). The class itself and the state it holds are in
 //! `state.rs`. `jitffi.FFI` (Python) subclasses it for the slow paths written in Python.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use super::buffer::CBuffer;
+use super::callback::api;
 use super::cdata::CData;
 use super::ctype::CType;
 use super::errno;
+use super::lib_object::{self, Lib};
 use super::ops::allocator::{self, Allocator};
 use super::ops::{cast, declare, memory, new, owning, string, types};
 use super::state::{builtin, FfiShared};
@@ -169,4 +171,70 @@ impl FFI {
     const RTLD_NOLOAD: i32 = libc::RTLD_NOLOAD;
     #[classattr]
     const RTLD_DEEPBIND: i32 = libc::RTLD_DEEPBIND;
+
+    // Libraries: `lib_object` (the public `dlopen`/`dlclose` are the Python subclass's;
+    // python/jitffi/_lib.py does the glue around these).
+    /// `_dlopen(name, flags=0, release_gil=True, path=None)`: the lib state for `name`
+    /// (see `lib_object::dlopen`). `release_gil=False` is jitffi's opt-out for tiny hot
+    /// functions: calls keep the GIL and do not save/restore errno (`ffi.errno` is then
+    /// not updated by those calls).
+    #[pyo3(signature = (name, flags = 0, release_gil = true, path = None))]
+    fn _dlopen(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>, flags: i32, release_gil: bool, path: Option<&str>) -> PyResult<Lib> {
+        let shared = slf.get().shared().clone();
+        lib_object::dlopen(shared, slf.clone().into_any().unbind(), name, flags, release_gil, path)
+    }
+
+    /// Closes the lib's handle (see `lib_object::dlclose`).
+    fn _dlclose(&self, lib: &Bound<'_, PyAny>) -> PyResult<()> {
+        lib_object::dlclose(lib)
+    }
+
+    /// Whether any global variable is declared.
+    fn _declares_globals(&self) -> bool {
+        lib_object::declares_globals(self.shared())
+    }
+
+    // Callbacks: `callback::api`.
+    /// `ffi.callback(cdecl, python_callable=None, error=None, onerror=None)`; without
+    /// `python_callable`, a decorator.
+    #[pyo3(signature = (cdecl, python_callable=None, error=None, onerror=None))]
+    fn callback(
+        slf: &Bound<'_, Self>,
+        cdecl: &Bound<'_, PyAny>,
+        python_callable: Option<&Bound<'_, PyAny>>,
+        error: Option<&Bound<'_, PyAny>>,
+        onerror: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        api::ffi_callback(slf.py(), slf.as_any(), &slf.get().shared, cdecl, python_callable, error, onerror)
+    }
+
+    /// `@ffi.def_extern(name=None, error=None, onerror=None)`: binds the decorated
+    /// function to an `extern "Python"` declaration (ABI mode too, unlike cffi).
+    #[pyo3(signature = (name=None, error=None, onerror=None))]
+    fn def_extern(
+        slf: &Bound<'_, Self>,
+        name: Option<String>,
+        error: Option<&Bound<'_, PyAny>>,
+        onerror: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        api::ffi_def_extern(slf.py(), slf.as_any(), name.as_deref(), error, onerror)
+    }
+
+    /// What the `def_extern` decorator calls: binds `func` (named `name`, else its
+    /// `__name__`).
+    #[pyo3(signature = (func, name=None, error=None, onerror=None))]
+    fn _def_extern_bind(
+        slf: &Bound<'_, Self>,
+        func: &Bound<'_, PyAny>,
+        name: Option<String>,
+        error: Option<&Bound<'_, PyAny>>,
+        onerror: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        api::def_extern_bind(slf.py(), slf.as_any(), &slf.get().shared, func, name.as_deref(), error, onerror)
+    }
+
+    /// What the `extern "Python"` table calls at a name's first use: a new cdata.
+    fn _extern_python_new(slf: &Bound<'_, Self>, name: &str) -> PyResult<Py<CData>> {
+        api::new_extern_python_cdata(slf.py(), &slf.get().shared, name)
+    }
 }

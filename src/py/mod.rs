@@ -21,7 +21,6 @@
 use pyo3::prelude::*;
 
 pub mod buffer;
-pub mod call_glue;
 pub mod callback;
 pub mod cdata;
 pub mod cdata_access;
@@ -33,7 +32,6 @@ pub mod ctype;
 pub mod errno;
 pub mod errors;
 pub mod ffi;
-mod ffi_lib_methods;
 pub mod function;
 pub mod gil;
 pub mod handles;
@@ -58,6 +56,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FFI_DEFAULT_ABI", ctype::FFI_DEFAULT_ABI)?;
     m.add("FFI_CDECL", ctype::FFI_DEFAULT_ABI)?;
     function::register(m)?;
+    lib_object::register(m)?;
     callback::register(m)?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Glue between call trampolines and THE conversion layer (`super::convert`): which
+//! Glue between call trampolines and THE conversion layer (`py::convert`): which
 //! converter an argument of a given C type goes through, the temporaries of pointer
 //! arguments, cffi's rules for the variadic part, and result boxing. No conversion rule
 //! lives here; this only dispatches.
@@ -8,19 +8,21 @@ use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use super::cdata::CData;
-pub use super::convert::KeepAlive;
-use super::convert;
-use super::state::FfiRef;
+use super::super::cdata::CData;
+use super::super::convert;
+pub use super::super::convert::KeepAlive;
+use super::layout::small_int;
+pub use super::object::CallContext;
 use crate::jit::trampoline::Scalar;
 use crate::types::model::{Kind, PrimClass, TypeRef};
 
-/// Per-callable state the conversions need: the FFI owning the types.
-pub type CallContext = FfiRef;
-
 /// Writes argument `index` (C type `ty`) from `obj` into `dst`. Returns the temporaries
 /// (boxed) to drop after the call, if the conversion made any.
-pub fn write_argument(
+///
+/// # Safety
+/// `dst` is the argument's cell: writable, aligned, at least 16 bytes and the C type's
+/// size.
+pub unsafe fn write_argument(
     py: Python<'_>,
     ctx: &CallContext,
     ty: &TypeRef,
@@ -33,6 +35,7 @@ pub fn write_argument(
             // object needs no extra reference.
             if obj.is_instance_of::<CData>() {
                 let p = convert::pointer_from_cdata(ty, obj)?;
+                // SAFETY: `dst` is the argument's cell (contract).
                 unsafe { convert::store_ptr(dst, p) };
                 return Ok(None);
             }
@@ -40,24 +43,29 @@ pub fn write_argument(
                 if matches!(&item.kind, Kind::Prim(p) if p.size == 1 && p.class != PrimClass::Bool)
                     || matches!(item.kind, Kind::Void)
                 {
+                    // SAFETY: `dst` is the argument's cell (contract).
                     unsafe { convert::store_ptr(dst, b.as_bytes().as_ptr() as usize) };
                     return Ok(None);
                 }
             }
             if let Some(buf) = numbers_to_array(item, obj)? {
+                // SAFETY: `dst` is the argument's cell (contract).
                 unsafe { convert::store_ptr(dst, buf.0 as usize) };
                 return Ok(Some(Temp::Buffer(buf)));
             }
             let mut keep = Box::new(KeepAlive::new());
+            // SAFETY: `dst` is the cell (contract); `keep` outlives the call and holds what the pointer needs.
             let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
+            // SAFETY: `dst` is the argument's cell (contract).
             unsafe { convert::store_ptr(dst, p) };
             Ok(Some(Temp::Keep(keep)))
         }
         Kind::FuncPtr(_) if !obj.is_instance_of::<CData>() => {
             // A function taken from a lib (a builtin function object, not a cdata) passed
             // where a function pointer is expected: its C address, if the types agree.
-            match super::function::function_address(obj) {
+            match super::object::function_address(obj) {
                 Some((addr, fty)) if convert::same_type(&fty, ty) => {
+                    // SAFETY: `dst` is the argument's cell (contract).
                     unsafe { convert::store_ptr(dst, addr) };
                     Ok(None)
                 }
@@ -68,7 +76,9 @@ pub fn write_argument(
                 ))),
                 None => {
                     let mut keep = Box::new(KeepAlive::new());
+                    // SAFETY: `dst` is the cell (contract); `keep` outlives the call and holds what the pointer needs.
                     let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
+                    // SAFETY: `dst` is the argument's cell (contract).
                     unsafe { convert::store_ptr(dst, p) };
                     Ok(Some(Temp::Keep(keep)))
                 }
@@ -76,12 +86,15 @@ pub fn write_argument(
         }
         Kind::FuncPtr(_) | Kind::Array(..) => {
             let mut keep = Box::new(KeepAlive::new());
+            // SAFETY: `dst` is the cell (contract); `keep` outlives the call and holds what the pointer needs.
             let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
+            // SAFETY: `dst` is the argument's cell (contract).
             unsafe { convert::store_ptr(dst, p) };
             Ok(Some(Temp::Keep(keep)))
         }
         Kind::Record(_) => write_record_argument(py, ctx, ty, obj, dst),
         _ => {
+            // SAFETY: `dst` is the argument's cell (contract).
             unsafe { convert::write_value(py, ctx, ty, obj, dst)? };
             Ok(None)
         }
@@ -110,6 +123,7 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
     for i in 0..n {
         // Borrowed: the fast paths below run no Python code. The list may still shrink
         // while a slow-path item converts (`__index__`), so each access is bounds-checked.
+        // SAFETY: the list or tuple is alive (borrowed by `obj`) and `i` is within its current size.
         let o = unsafe {
             match (&list, &tuple) {
                 (Some(l), _) => {
@@ -122,9 +136,11 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
                 _ => unreachable!(),
             }
         };
+        // SAFETY: `i < n`: within the `size * n` bytes of the buffer.
         let d = unsafe { buf.0.add(i * size) };
         // Exact ints and floats in range: stored directly. Anything else (other types,
         // out of range, big ints) goes through the converter, which raises cffi's error.
+        // SAFETY: `o` is a live item (see above), `d` within the buffer.
         unsafe {
             match kind {
                 PrimClass::SignedInt | PrimClass::UnsignedInt if pyffi::PyLong_CheckExact(o) != 0 => {
@@ -136,7 +152,8 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
                     }
                     let mut overflow = 0;
                     let v = pyffi::PyLong_AsLongLongAndOverflow(o, &mut overflow);
-                    if overflow == 0 && !(v == -1 && !pyffi::PyErr_Occurred().is_null()) && (v as i128) >= lo && (v as i128) <= hi {
+                    let failed = v == -1 && !pyffi::PyErr_Occurred().is_null();
+                    if overflow == 0 && !failed && (v as i128) >= lo && (v as i128) <= hi {
                         convert::store_u64(d, size, v as u64);
                         continue;
                     }
@@ -162,28 +179,6 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
     Ok(Some(buf))
 }
 
-/// CPython 3.11's ints of at most one 30-bit digit, read without a call (the layout
-/// changed in 3.12: there the caller's general path is used).
-#[inline]
-pub(crate) unsafe fn small_int(o: *mut pyffi::PyObject) -> Option<i128> {
-    static IS_311: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let is_311 = *IS_311.get_or_init(|| Python::attach(|py| {
-        let v = py.version_info();
-        v.major == 3 && v.minor == 11
-    }));
-    if !is_311 {
-        return None;
-    }
-    unsafe {
-        let size = *((o as *const u8).add(16) as *const isize);
-        if !(-1..=1).contains(&size) {
-            return None;
-        }
-        let digit = *((o as *const u8).add(24) as *const u32);
-        Some(size as i128 * digit as i128)
-    }
-}
-
 pub(crate) fn int_range(size: usize, signed: bool) -> (i128, i128) {
     let bits = 8 * size as u32;
     if signed {
@@ -206,6 +201,7 @@ impl Drop for BufferCache {
     fn drop(&mut self) {
         let p = self.0.replace(std::ptr::null_mut());
         if !p.is_null() {
+            // SAFETY: the buffer was malloc'ed here and is freed once (taken out of its owner).
             unsafe { libc::free(p as *mut libc::c_void) }
         }
     }
@@ -219,12 +215,15 @@ impl Buffer {
     fn new(size: usize) -> PyResult<Buffer> {
         if size <= SMALL_BUFFER {
             let cached = BUFFER_CACHE.try_with(|c| c.0.replace(std::ptr::null_mut())).unwrap_or(std::ptr::null_mut());
+            // SAFETY: plain allocation; null is checked below.
             let p = if cached.is_null() { unsafe { libc::malloc(SMALL_BUFFER) as *mut u8 } } else { cached };
             if !p.is_null() {
+                // SAFETY: `p` has `SMALL_BUFFER >= size` bytes.
                 unsafe { std::ptr::write_bytes(p, 0, size) };
                 return Ok(Buffer(p, true));
             }
         } else {
+            // SAFETY: plain allocation; null is checked below.
             let p = unsafe { libc::calloc(1, size) } as *mut u8;
             if !p.is_null() {
                 return Ok(Buffer(p, false));
@@ -252,6 +251,7 @@ impl Drop for Buffer {
                 return;
             }
         }
+        // SAFETY: the buffer was malloc'ed here and is freed once (taken out of its owner).
         unsafe { libc::free(p as *mut libc::c_void) }
     }
 }
@@ -280,6 +280,8 @@ impl Temp {
     /// # Safety
     /// `p` must come from `into_raw`, once.
     pub unsafe fn from_raw(p: *mut std::ffi::c_void) -> Temp {
+        // SAFETY: `p` came from `into_raw` (contract): tagged, a buffer pointer; else a
+        // leaked `Box<KeepAlive>`.
         unsafe {
             if p as usize & 1 == 1 {
                 Temp::Buffer(Buffer((p as usize & !3) as *mut u8, p as usize & 2 != 0))
@@ -291,8 +293,12 @@ impl Temp {
 }
 
 /// A struct/union argument passed by value (`ty` is a record type), written to `dst`.
+///
+/// # Safety
+/// `dst` is the argument's cell: writable, aligned, at least 16 bytes and the C type's
+/// size.
 #[inline(never)]
-pub fn write_record_argument(
+pub unsafe fn write_record_argument(
     py: Python<'_>,
     ctx: &CallContext,
     ty: &TypeRef,
@@ -305,6 +311,7 @@ pub fn write_record_argument(
             if let Kind::Record(r) = &ty.kind {
                 if let Some(Ok(l)) = r.layout.get() {
                     let src = cd.get().data_addr(py)?;
+                    // SAFETY: `src` is the live cdata's data of this record type, `dst` a cell of its size.
                     unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst, l.size) };
                     return Ok(None);
                 }
@@ -315,10 +322,12 @@ pub fn write_record_argument(
         // leaves out must read as zero, as in `ffi.new`.
         Err(_) => {
             if let Some(size) = ty.size() {
+                // SAFETY: `dst` is the argument's cell (contract).
                 unsafe { std::ptr::write_bytes(dst, 0, size) };
             }
         }
     }
+    // SAFETY: `dst` is the argument's cell (contract).
     unsafe { convert::write_value(py, ctx, ty, obj, dst)? };
     Ok(None)
 }
@@ -369,10 +378,16 @@ pub fn vararg_scalar(_py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bo
 }
 
 /// Writes a variadic-part cdata argument, promoted as `vararg_scalar` said.
-pub fn write_vararg(py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bound<'_, PyAny>, dst: *mut u8) -> PyResult<()> {
+///
+/// # Safety
+/// `dst` is the argument's cell: writable, aligned, at least 16 bytes and the C type's
+/// size.
+pub unsafe fn write_vararg(py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bound<'_, PyAny>, dst: *mut u8) -> PyResult<()> {
     let cd = obj.cast::<CData>().map_err(|_| not_cdata(index, obj))?;
     let c = cd.get();
     let ty = c.ty().clone();
+    // SAFETY: `dst` is the argument's cell (contract); sources are the live cdata's data
+    // of the type matched.
     unsafe {
         match &ty.kind {
             Kind::Pointer(_) | Kind::FuncPtr(_) => convert::store_ptr(dst, c.addr),
@@ -399,11 +414,16 @@ pub fn write_vararg(py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Boun
 }
 
 /// Boxes a result the trampoline does not box inline (char, wide chars, pointers).
-pub fn read_result(py: Python<'_>, ctx: &CallContext, ty: &TypeRef, src: *const u8) -> PyResult<Py<PyAny>> {
+///
+/// # Safety
+/// `src` holds a value of C type `ty`.
+pub unsafe fn read_result(py: Python<'_>, ctx: &CallContext, ty: &TypeRef, src: *const u8) -> PyResult<Py<PyAny>> {
     match &ty.kind {
         Kind::Pointer(_) | Kind::FuncPtr(_) => {
+            // SAFETY: `src` holds a value of type `ty` (contract).
             convert::cdata_from_pointer(py, ctx, ty, unsafe { convert::load_ptr(src) })
         }
+        // SAFETY: `src` holds a value of type `ty` (contract).
         _ => unsafe { convert::new_owned_copy(py, ctx, ty, src) },
     }
 }
