@@ -26,8 +26,12 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let path = std::env::args().skip(1).find(|a| a.ends_with(".h")).unwrap_or_else(|| "/tmp/h.h".to_string());
-    let header = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (write it with bench_cdef.py --write-header)"));
+    let path = std::env::args()
+        .skip(1)
+        .find(|a| a.ends_with(".h"))
+        .unwrap_or_else(|| "/tmp/h.h".to_string());
+    let header = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (write it with bench_cdef.py --write-header)"));
     // `--loop N`: only run the whole cdef N times (for perf record / callgrind).
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--loop") {

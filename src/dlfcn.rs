@@ -64,12 +64,16 @@ impl LibHandle {
         // SAFETY: the caller vouches for the library's initialisers (see above); the name
         // has no NUL byte, so libloading passes it whole.
         match unsafe { Library::open(path, flags) } {
-            Ok(lib) => Ok(LibHandle { lib: ManuallyDrop::new(lib), owned: true }),
+            Ok(lib) => Ok(LibHandle {
+                lib: ManuallyDrop::new(lib),
+                owned: true,
+            }),
             Err(libloading::Error::DlOpenUnknown) => Err(DlError::OpenUnreported),
             Err(e @ libloading::Error::DlOpen { .. }) => Err(DlError::Open(e.to_string())),
-            Err(libloading::Error::CreateCString { .. } | libloading::Error::CreateCStringWithTrailing { .. }) => {
-                Err(DlError::NulInLibraryName)
-            }
+            Err(
+                libloading::Error::CreateCString { .. }
+                | libloading::Error::CreateCStringWithTrailing { .. },
+            ) => Err(DlError::NulInLibraryName),
             Err(e) => Err(DlError::Open(e.to_string())),
         }
     }
@@ -83,7 +87,10 @@ impl LibHandle {
         // SAFETY: `raw` is a dlopen handle (the caller's contract); the `ManuallyDrop`
         // and `owned: false` make sure we never dlclose it.
         let lib = unsafe { Library::from_raw(raw) };
-        LibHandle { lib: ManuallyDrop::new(lib), owned: false }
+        LibHandle {
+            lib: ManuallyDrop::new(lib),
+            owned: false,
+        }
     }
 
     /// The address of `name` in the library (`dlsym`).
@@ -103,9 +110,10 @@ impl LibHandle {
                 }
             }
             Err(libloading::Error::DlSymUnknown) => Err(DlError::NullSymbol),
-            Err(libloading::Error::CreateCString { .. } | libloading::Error::CreateCStringWithTrailing { .. }) => {
-                Err(DlError::NulInSymbolName)
-            }
+            Err(
+                libloading::Error::CreateCString { .. }
+                | libloading::Error::CreateCStringWithTrailing { .. },
+            ) => Err(DlError::NulInSymbolName),
             Err(e) => Err(DlError::Symbol(e.to_string())),
         }
     }
@@ -132,14 +140,19 @@ mod tests {
     #[test]
     fn finds_libc_symbols_in_the_process() {
         let h = process();
-        assert_eq!(h.symbol("strlen").unwrap(), libc::strlen as *const () as usize);
+        assert_eq!(
+            h.symbol("strlen").unwrap(),
+            libc::strlen as *const () as usize
+        );
     }
 
     #[test]
     fn missing_symbol_reports_dlerror_text() {
         let h = process();
         match h.symbol("surely_no_such_symbol_xyz") {
-            Err(DlError::Symbol(text)) => assert!(text.contains("surely_no_such_symbol_xyz"), "{text}"),
+            Err(DlError::Symbol(text)) => {
+                assert!(text.contains("surely_no_such_symbol_xyz"), "{text}")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -147,16 +160,26 @@ mod tests {
     #[test]
     fn missing_library_reports_dlerror_text() {
         // SAFETY: nothing is loaded: the file does not exist.
-        let e = unsafe { LibHandle::open(Some("/nonexistent/libnothing.so"), libc::RTLD_NOW) }.err().unwrap();
-        assert!(matches!(&e, DlError::Open(t) if t.contains("libnothing")), "{e:?}");
+        let e = unsafe { LibHandle::open(Some("/nonexistent/libnothing.so"), libc::RTLD_NOW) }
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, DlError::Open(t) if t.contains("libnothing")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn nul_bytes_are_refused_with_the_old_messages() {
         // SAFETY: refused before dlopen is called.
-        let e = unsafe { LibHandle::open(Some("libm.so.6\0"), libc::RTLD_NOW) }.err().unwrap();
+        let e = unsafe { LibHandle::open(Some("libm.so.6\0"), libc::RTLD_NOW) }
+            .err()
+            .unwrap();
         assert_eq!(e.to_string(), "library name contains a NUL byte");
-        assert_eq!(process().symbol("strlen\0").unwrap_err().to_string(), "name contains a NUL byte");
+        assert_eq!(
+            process().symbol("strlen\0").unwrap_err().to_string(),
+            "name contains a NUL byte"
+        );
     }
 
     #[test]

@@ -27,7 +27,12 @@ const QEMU: &str = "qemu-aarch64";
 const SYSROOT: &str = "/usr/aarch64-linux-gnu";
 
 fn require_tool(name: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().map(|o| o.status.success()).unwrap_or(false);
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     assert!(
         found,
         "`{name}` is missing: the aarch64 ABI tests need the cross toolchain and qemu \
@@ -43,11 +48,18 @@ fn workdir() -> PathBuf {
 
 fn aarch64_isa() -> OwnedTargetIsa {
     let mut fb = settings::builder();
-    fb.set("opt_level", &std::env::var("JITFFI_TEST_OPT").unwrap_or("none".into())).unwrap();
+    fb.set(
+        "opt_level",
+        &std::env::var("JITFFI_TEST_OPT").unwrap_or("none".into()),
+    )
+    .unwrap();
     fb.set("is_pic", "false").unwrap();
     fb.set("enable_verifier", "true").unwrap();
     let triple = target_lexicon::Triple::from_str("aarch64-unknown-linux-gnu").unwrap();
-    isa::lookup(triple).unwrap().finish(settings::Flags::new(fb)).unwrap()
+    isa::lookup(triple)
+        .unwrap()
+        .finish(settings::Flags::new(fb))
+        .unwrap()
 }
 
 fn val_c(v: &Val) -> String {
@@ -76,11 +88,22 @@ fn harness(lib: &Library, thunks: &[bool]) -> String {
         if *has_thunk {
             let _ = writeln!(c, "void jthunk_{n}(void);");
         }
-        let decls: String =
-            f.args.iter().enumerate().map(|(i, a)| format!("{t} *a{i} = slot({i}, sizeof({t})); ", t = val_c(a))).collect();
+        let decls: String = f
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{t} *a{i} = slot({i}, sizeof({t})); ", t = val_c(a)))
+            .collect();
         let ptrs: Vec<String> = (0..f.args.len()).map(|i| format!("a{i}")).collect();
-        let rsize = f.ret.as_ref().map_or("0".to_string(), |r| format!("sizeof({})", val_c(r)));
-        let parr = if ptrs.is_empty() { "0".to_string() } else { ptrs.join(", ") };
+        let rsize = f
+            .ret
+            .as_ref()
+            .map_or("0".to_string(), |r| format!("sizeof({})", val_c(r)));
+        let parr = if ptrs.is_empty() {
+            "0".to_string()
+        } else {
+            ptrs.join(", ")
+        };
         let _ = writeln!(
             c,
             "static int test_{n}(int *ncb) {{ int bad = 0; for (uint64_t seed = 1; seed <= 3; seed++) {{ {decls}\
@@ -112,15 +135,23 @@ fn harness(lib: &Library, thunks: &[bool]) -> String {
 
 fn build_object(lib: &Library) -> (Vec<u8>, Vec<bool>) {
     let isa = aarch64_isa();
-    let mut m = ObjectModule::new(ObjectBuilder::new(isa.clone(), "jitffi_abi", default_libcall_names()).unwrap());
+    let mut m = ObjectModule::new(
+        ObjectBuilder::new(isa.clone(), "jitffi_abi", default_libcall_names()).unwrap(),
+    );
     let mut thunks = Vec::new();
     for f in &lib.funcs {
         assert!(f.plan.stub.is_none(), "{}: aarch64 needs no stubs", f.name);
         define_jcall(&mut m, &isa, &format!("jcall_{}", f.name), &f.plan, None);
         let has = !f.variadic;
         if has {
-            define_thunk(&mut m, &isa, &format!("jthunk_{}", f.name), &f.plan, &format!("impl_{}", f.name))
-                .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+            define_thunk(
+                &mut m,
+                &isa,
+                &format!("jthunk_{}", f.name),
+                &f.plan,
+                &format!("impl_{}", f.name),
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", f.name));
         }
         thunks.push(has);
     }
@@ -149,8 +180,16 @@ fn generated_library_under_qemu() {
         .arg(dir.join("jit.o"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{CC} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let run = Command::new(QEMU).args(["-L", SYSROOT]).arg(&exe).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{CC} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(QEMU)
+        .args(["-L", SYSROOT])
+        .arg(&exe)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     eprintln!(
         "{}\nsret results {}, by-reference arguments in {} functions, HFA-in-v-register arguments in {} functions",

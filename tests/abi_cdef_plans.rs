@@ -21,14 +21,29 @@ const DECLS: &str = "
 
 fn plan(target: Target, packed: bool, decls: &str, fty: &str) -> CallPlan {
     let mut ns = Namespace::new(target);
-    ns.cdef(decls, &CdefOptions { packed, ..Default::default() }).unwrap();
+    ns.cdef(
+        decls,
+        &CdefOptions {
+            packed,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let t = ns.parse_type(fty).unwrap();
-    let Kind::FuncPtr(sig) = &t.kind else { panic!("{fty} is not a function pointer") };
+    let Kind::FuncPtr(sig) = &t.kind else {
+        panic!("{fty} is not a function pointer")
+    };
     lower(sig, &target).unwrap()
 }
 
 fn p(offset: u32, size: u32, ty: cranelift_codegen::ir::Type, loc: Loc) -> Part {
-    Part { offset, size, ty, loc, ext: Ext::None }
+    Part {
+        offset,
+        size,
+        ty,
+        loc,
+        ext: Ext::None,
+    }
 }
 
 fn parts(pl: &CallPlan, i: usize) -> Vec<Part> {
@@ -41,8 +56,16 @@ fn parts(pl: &CallPlan, i: usize) -> Vec<Part> {
 #[test]
 fn x86_64_plans_of_parsed_types() {
     let t = Target::X86_64_LINUX;
-    let pl = plan(t, false, DECLS, "struct anon(*)(struct anon, struct bits, union un, struct mat, struct en)");
-    assert_eq!(parts(&pl, 0), vec![p(0, 8, F64, Loc::Vec(0)), p(8, 4, F32, Loc::Vec(1))]);
+    let pl = plan(
+        t,
+        false,
+        DECLS,
+        "struct anon(*)(struct anon, struct bits, union un, struct mat, struct en)",
+    );
+    assert_eq!(
+        parts(&pl, 0),
+        vec![p(0, 8, F64, Loc::Vec(0)), p(8, 4, F32, Loc::Vec(1))]
+    );
     // `int :0` moves c to the next int unit: 8 bytes, one INTEGER eightbyte.
     assert_eq!(pl.args[1].size, 8);
     assert_eq!(parts(&pl, 1), vec![p(0, 8, I64, Loc::Gpr(0))]);
@@ -50,25 +73,66 @@ fn x86_64_plans_of_parsed_types() {
     assert_eq!(parts(&pl, 3).len(), 4);
     assert!(parts(&pl, 3).iter().all(|x| matches!(x.loc, Loc::Stack(_))));
     assert_eq!(parts(&pl, 4), vec![p(0, 8, I64, Loc::Gpr(2))]);
-    assert_eq!(pl.ret, RetPass::Parts(vec![p(0, 8, F64, Loc::Vec(0)), p(8, 4, F32, Loc::Vec(1))]));
+    assert_eq!(
+        pl.ret,
+        RetPass::Parts(vec![p(0, 8, F64, Loc::Vec(0)), p(8, 4, F32, Loc::Vec(1))])
+    );
     // packed: the double is unaligned, so memory class.
-    let pl = plan(t, true, "struct pk { char c; double d; };", "struct pk(*)(struct pk)");
-    assert_eq!(parts(&pl, 0), vec![p(0, 8, I64, Loc::Stack(0)), p(8, 1, I8, Loc::Stack(8))]);
+    let pl = plan(
+        t,
+        true,
+        "struct pk { char c; double d; };",
+        "struct pk(*)(struct pk)",
+    );
+    assert_eq!(
+        parts(&pl, 0),
+        vec![p(0, 8, I64, Loc::Stack(0)), p(8, 1, I8, Loc::Stack(8))]
+    );
     assert_eq!(pl.ret, RetPass::Sret);
 }
 
 #[test]
 fn aarch64_plans_of_parsed_types() {
     let t = Target::AARCH64_LINUX;
-    let pl = plan(t, false, DECLS, "struct two(*)(struct anon, struct bits, union un, struct mat, struct en)");
-    assert_eq!(parts(&pl, 0), vec![p(0, 4, F32, Loc::Vec(0)), p(4, 4, F32, Loc::Vec(1)), p(8, 4, F32, Loc::Vec(2))]);
+    let pl = plan(
+        t,
+        false,
+        DECLS,
+        "struct two(*)(struct anon, struct bits, union un, struct mat, struct en)",
+    );
+    assert_eq!(
+        parts(&pl, 0),
+        vec![
+            p(0, 4, F32, Loc::Vec(0)),
+            p(4, 4, F32, Loc::Vec(1)),
+            p(8, 4, F32, Loc::Vec(2))
+        ]
+    );
     assert_eq!(parts(&pl, 1), vec![p(0, pl.args[1].size, I64, Loc::Gpr(0))]);
     assert_eq!(parts(&pl, 2), vec![p(0, 8, I64, Loc::Gpr(1))]);
     // 8 floats: too many members for an HFA, 32 bytes: by reference
-    assert_eq!(pl.args[3].pass, ArgPass::ByRef { ptr: Loc::Gpr(2), size: 32, align: 4 });
+    assert_eq!(
+        pl.args[3].pass,
+        ArgPass::ByRef {
+            ptr: Loc::Gpr(2),
+            size: 32,
+            align: 4
+        }
+    );
     assert_eq!(parts(&pl, 4), vec![p(0, 8, I64, Loc::Gpr(3))]);
-    assert_eq!(pl.ret, RetPass::Parts(vec![p(0, 8, I64, Loc::Gpr(0)), p(8, 8, I64, Loc::Gpr(1))]));
+    assert_eq!(
+        pl.ret,
+        RetPass::Parts(vec![p(0, 8, I64, Loc::Gpr(0)), p(8, 8, I64, Loc::Gpr(1))])
+    );
     // packed: 9 bytes in two x registers, the tail read as one byte.
-    let pl = plan(t, true, "struct pk { char c; double d; };", "struct pk(*)(struct pk)");
-    assert_eq!(parts(&pl, 0), vec![p(0, 8, I64, Loc::Gpr(0)), p(8, 1, I8, Loc::Gpr(1))]);
+    let pl = plan(
+        t,
+        true,
+        "struct pk { char c; double d; };",
+        "struct pk(*)(struct pk)",
+    );
+    assert_eq!(
+        parts(&pl, 0),
+        vec![p(0, 8, I64, Loc::Gpr(0)), p(8, 1, I8, Loc::Gpr(1))]
+    );
 }

@@ -34,8 +34,17 @@ fn compile_so(src: &str, name: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     let so = dir.join(format!("lib{name}.so"));
     std::fs::write(&c, src).unwrap();
-    let out = Command::new("cc").args(["-shared", "-fPIC", "-O1", "-w", "-o"]).arg(&so).arg(&c).output().expect("cc");
-    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-w", "-o"])
+        .arg(&so)
+        .arg(&c)
+        .output()
+        .expect("cc");
+    assert!(
+        out.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     so
 }
 
@@ -43,21 +52,30 @@ fn host_isa() -> OwnedTargetIsa {
     let mut fb = settings::builder();
     // JITFFI_TEST_OPT=speed / JITFFI_TEST_REGALLOC=single_pass run the same checks on the
     // code the calls helper may choose to generate.
-    fb.set("opt_level", &std::env::var("JITFFI_TEST_OPT").unwrap_or("none".into())).unwrap();
+    fb.set(
+        "opt_level",
+        &std::env::var("JITFFI_TEST_OPT").unwrap_or("none".into()),
+    )
+    .unwrap();
     if let Ok(r) = std::env::var("JITFFI_TEST_REGALLOC") {
         fb.set("regalloc_algorithm", &r).unwrap();
     }
     fb.set("is_pic", "false").unwrap();
     fb.set("use_colocated_libcalls", "false").unwrap();
     fb.set("enable_verifier", "true").unwrap();
-    cranelift_native::builder().unwrap().finish(settings::Flags::new(fb)).unwrap()
+    cranelift_native::builder()
+        .unwrap()
+        .finish(settings::Flags::new(fb))
+        .unwrap()
 }
 
 fn jit_module(isa: &OwnedTargetIsa, lib: &Arc<libloading::Library>) -> JITModule {
     let mut jb = JITBuilder::with_isa(isa.clone(), default_libcall_names());
     let lib = lib.clone();
     jb.symbol_lookup_fn(Box::new(move |name| unsafe {
-        lib.get::<unsafe extern "C" fn()>(name.as_bytes()).ok().map(|f| *f as *const u8)
+        lib.get::<unsafe extern "C" fn()>(name.as_bytes())
+            .ok()
+            .map(|f| *f as *const u8)
     }));
     JITModule::new(jb)
 }
@@ -84,7 +102,14 @@ impl Guarded {
             ) as *mut u8;
             assert!(base as isize != -1);
             for i in 0..n {
-                assert_eq!(libc::mprotect(base.add((2 * i + 1) * page) as *mut _, page, libc::PROT_NONE), 0);
+                assert_eq!(
+                    libc::mprotect(
+                        base.add((2 * i + 1) * page) as *mut _,
+                        page,
+                        libc::PROT_NONE
+                    ),
+                    0
+                );
             }
             Guarded { base, page, n }
         }
@@ -93,7 +118,9 @@ impl Guarded {
     fn place(&self, i: usize, size: u32) -> *mut u8 {
         assert!(i < self.n);
         unsafe {
-            let p = self.base.add((2 * i + 1) * self.page - size.max(1) as usize);
+            let p = self
+                .base
+                .add((2 * i + 1) * self.page - size.max(1) as usize);
             std::ptr::write_bytes(p, 0xa5, size.max(1) as usize);
             p
         }
@@ -103,10 +130,20 @@ impl Guarded {
 /// Copies machine code to fresh executable memory (leaked: test lifetime).
 fn exec_bytes(code: &[u8]) -> *const u8 {
     unsafe {
-        let p = libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) as *mut u8;
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        ) as *mut u8;
         assert!(p as isize != -1);
         std::ptr::copy_nonoverlapping(code.as_ptr(), p, code.len());
-        assert_eq!(libc::mprotect(p as *mut _, 4096, libc::PROT_READ | libc::PROT_EXEC), 0);
+        assert_eq!(
+            libc::mprotect(p as *mut _, 4096, libc::PROT_READ | libc::PROT_EXEC),
+            0
+        );
         p
     }
 }
@@ -118,14 +155,29 @@ type RetHashFn = unsafe extern "C" fn(*const u8) -> u64;
 type JCall = unsafe extern "C" fn(*const u8, *const *mut u8, *mut u8);
 
 fn sym<T: Copy>(lib: &libloading::Library, name: &str) -> T {
-    unsafe { *lib.get::<T>(name.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}")) }
+    unsafe {
+        *lib.get::<T>(name.as_bytes())
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
 }
 
 fn run_library(lib_desc: &Library, so: &PathBuf) -> (usize, usize, Vec<String>) {
     let lib = Arc::new(unsafe { libloading::Library::new(so) }.unwrap());
     let table: *const u64 = unsafe { *lib.get::<*const u64>(b"layout_table").unwrap() };
-    let entries: usize = lib_desc.shapes.iter().map(|s| 2 + s.fields.iter().filter(|f| !matches!(f, abi_common::Ft::Bits(..))).count()).sum();
-    check_layouts(lib_desc, unsafe { std::slice::from_raw_parts(table, entries) });
+    let entries: usize = lib_desc
+        .shapes
+        .iter()
+        .map(|s| {
+            2 + s
+                .fields
+                .iter()
+                .filter(|f| !matches!(f, abi_common::Ft::Bits(..)))
+                .count()
+        })
+        .sum();
+    check_layouts(lib_desc, unsafe {
+        std::slice::from_raw_parts(table, entries)
+    });
 
     let isa = host_isa();
     let mut m = jit_module(&isa, &lib);
@@ -136,7 +188,16 @@ fn run_library(lib_desc: &Library, so: &PathBuf) -> (usize, usize, Vec<String>) 
         let thunk = if f.variadic {
             None
         } else {
-            Some(define_thunk(&mut m, &isa, &format!("jthunk_{}", f.name), &f.plan, &format!("impl_{}", f.name)).unwrap())
+            Some(
+                define_thunk(
+                    &mut m,
+                    &isa,
+                    &format!("jthunk_{}", f.name),
+                    &f.plan,
+                    &format!("impl_{}", f.name),
+                )
+                .unwrap(),
+            )
         };
         built.push((jcall, thunk));
     }
@@ -153,7 +214,13 @@ fn run_library(lib_desc: &Library, so: &PathBuf) -> (usize, usize, Vec<String>) 
         let callee: unsafe extern "C" fn() = sym(&lib, &f.callee);
         let jcall: JCall = unsafe { std::mem::transmute(m.get_finalized_function(*jcall)) };
         for seed in 1..=SEEDS {
-            let mut argv: Vec<*mut u8> = f.plan.args.iter().enumerate().map(|(i, a)| guard.place(i, a.size)).collect();
+            let mut argv: Vec<*mut u8> = f
+                .plan
+                .args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| guard.place(i, a.size))
+                .collect();
             let ret = guard.place(31, f.plan.ret_size);
             unsafe {
                 args_fn(argv.as_mut_ptr(), seed);
@@ -161,7 +228,10 @@ fn run_library(lib_desc: &Library, so: &PathBuf) -> (usize, usize, Vec<String>) 
                 let want = check_fn(seed);
                 let got = rethash(ret);
                 if got != want {
-                    failures.push(format!("call {n} seed {seed}: got {got:#x}, want {want:#x}; plan {:?}", f.plan));
+                    failures.push(format!(
+                        "call {n} seed {seed}: got {got:#x}, want {want:#x}; plan {:?}",
+                        f.plan
+                    ));
                 }
             }
             calls += 1;
@@ -174,7 +244,10 @@ fn run_library(lib_desc: &Library, so: &PathBuf) -> (usize, usize, Vec<String>) 
                 let got = unsafe { via(entry, seed) };
                 let want = unsafe { check_fn(seed) };
                 if got != want {
-                    failures.push(format!("callback {n} seed {seed}: got {got:#x}, want {want:#x}; plan {:?}", f.plan));
+                    failures.push(format!(
+                        "callback {n} seed {seed}: got {got:#x}, want {want:#x}; plan {:?}",
+                        f.plan
+                    ));
                 }
                 callbacks += 1;
             }
@@ -192,7 +265,8 @@ fn generated_library_calls_and_callbacks() {
     assert!(nfun >= 300);
     let so = compile_so(&lib.c_source, "abigen");
     let (calls, callbacks, failures) = run_library(&lib, &so);
-    let kinds = |pred: &dyn Fn(&abi_common::Func) -> bool| lib.funcs.iter().filter(|f| pred(f)).count();
+    let kinds =
+        |pred: &dyn Fn(&abi_common::Func) -> bool| lib.funcs.iter().filter(|f| pred(f)).count();
     eprintln!(
         "x86_64: {} functions ({} variadic calls), {} shapes; {calls} calls and {callbacks} callbacks run; \
          sret results {}, x87 results {}, stack-passed aggregates in {} functions",
@@ -203,7 +277,17 @@ fn generated_library_calls_and_callbacks() {
         kinds(&|f| f.plan.ret == RetPass::X87),
         kinds(&|f| f.plan.stack_parts().next().is_some()),
     );
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 /// libc's snprintf through the `%al` stub, with ints, doubles, pointers and strings,
@@ -213,7 +297,12 @@ fn variadic_snprintf_from_libc() {
     let mut t = TypeTable::new(Target::X86_64_LINUX);
     let ch = t.prim(Prim::Char);
     let s = t.pointer(&ch);
-    let (int, size, dbl, long) = (t.prim(Prim::Int), t.prim(Prim::Size), t.prim(Prim::Double), t.prim(Prim::Long));
+    let (int, size, dbl, long) = (
+        t.prim(Prim::Int),
+        t.prim(Prim::Size),
+        t.prim(Prim::Double),
+        t.prim(Prim::Long),
+    );
     let mut args = vec![s.clone(), size.clone(), s.clone()];
     let mut vals: Vec<Vec<u8>> = Vec::new();
     let mut buf = vec![0u8; 512];
@@ -239,7 +328,9 @@ fn variadic_snprintf_from_libc() {
         vals.push((100 + k as i32).to_ne_bytes().to_vec());
     }
     let fty = t.func_ptr(args, &int, true);
-    let Kind::FuncPtr(sig) = &fty.kind else { unreachable!() };
+    let Kind::FuncPtr(sig) = &fty.kind else {
+        unreachable!()
+    };
     let plan = lower(sig, &Target::X86_64_LINUX).unwrap();
     assert!(matches!(plan.stub, Some(StubKind::Variadic { al: 8, .. })));
     assert!(plan.stack_size > 0);
@@ -255,7 +346,10 @@ fn variadic_snprintf_from_libc() {
     let mut ret = [0u8; 8];
     unsafe { jcall(snprintf as *const u8, argv.as_mut_ptr(), ret.as_mut_ptr()) };
     let n = i32::from_ne_bytes(ret[..4].try_into().unwrap());
-    let text = std::ffi::CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap();
+    let text = std::ffi::CStr::from_bytes_until_nul(&buf)
+        .unwrap()
+        .to_str()
+        .unwrap();
     let want = "-42|3.250|hello|-1234567890123|0.5|1.5|2.5|3.5|4.5|5.5|6.5|7.5|100|101|102|103";
     assert_eq!(text, want);
     assert_eq!(n as usize, want.len());
@@ -289,19 +383,25 @@ fn whole_scalars_as_values_both_directions() {
     use cranelift_codegen::Context;
     use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
     use cranelift_module::{Linkage, Module};
-    use jitffi::jit::native_call::{c_signature, emit_call, emit_return_scalar, incoming_scalar, scalar_arg_type, CArg};
+    use jitffi::jit::native_call::{
+        c_signature, emit_call, emit_return_scalar, incoming_scalar, scalar_arg_type, CArg,
+    };
 
     let so = compile_so(SCALAR_C, "scalars");
     let lib = Arc::new(unsafe { libloading::Library::new(&so) }.unwrap());
     let mut t = TypeTable::new(Target::X86_64_LINUX);
     let p = |t: &mut TypeTable, x: Prim| t.prim(x);
     use Prim::*;
-    let order = [SChar, UChar, Short, UShort, Int, UInt, Long, ULong, Double, Float, SChar, UShort, Int, Long,
-        Double, Float, Double, Float, Double, Float, Double, Float, UChar, Short];
+    let order = [
+        SChar, UChar, Short, UShort, Int, UInt, Long, ULong, Double, Float, SChar, UShort, Int,
+        Long, Double, Float, Double, Float, Double, Float, Double, Float, UChar, Short,
+    ];
     let args: Vec<_> = order.iter().map(|x| p(&mut t, *x)).collect();
     let i64t = p(&mut t, Long);
     let fty = t.func_ptr(args, &i64t, false);
-    let Kind::FuncPtr(sig) = &fty.kind else { unreachable!() };
+    let Kind::FuncPtr(sig) = &fty.kind else {
+        unreachable!()
+    };
     let plan = lower(sig, &Target::X86_64_LINUX).unwrap();
     assert!(plan.stack_size > 0);
     let isa = host_isa();
@@ -322,7 +422,22 @@ fn whole_scalars_as_values_both_directions() {
         b.append_block_params_for_function_params(e);
         b.switch_to_block(e);
         let callee = b.block_params(e)[0];
-        let ints: [i64; 14] = [-5, 250, -300, 65000, -70000, 4000000000, -5000000000000, 7, -128, 65535, -1, 9, 255, -32768];
+        let ints: [i64; 14] = [
+            -5,
+            250,
+            -300,
+            65000,
+            -70000,
+            4000000000,
+            -5000000000000,
+            7,
+            -128,
+            65535,
+            -1,
+            9,
+            255,
+            -32768,
+        ];
         let flts = [1.5, 2.5, 10.25, 11.75, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0];
         let (mut ii, mut fi) = (0, 0);
         let mut cargs = Vec::new();
@@ -370,7 +485,13 @@ fn whole_scalars_as_values_both_directions() {
                 fsum = b.ins().fadd(fsum, w);
             } else {
                 let signed = prim.info(&Target::X86_64_LINUX).signed;
-                let w = if ty == types::I64 { v } else if signed { b.ins().sextend(types::I64, v) } else { b.ins().uextend(types::I64, v) };
+                let w = if ty == types::I64 {
+                    v
+                } else if signed {
+                    b.ins().sextend(types::I64, v)
+                } else {
+                    b.ins().uextend(types::I64, v)
+                };
                 isum = b.ins().iadd(isum, w);
             }
         }
@@ -386,7 +507,8 @@ fn whole_scalars_as_values_both_directions() {
     let sum14: unsafe extern "C" fn() = sym(&lib, "sum14");
     let call_sum14: unsafe extern "C" fn(*const u8) -> i64 = sym(&lib, "call_sum14");
     let want = unsafe { call_sum14(sum14 as *const u8) };
-    let caller_fn: unsafe extern "C" fn(*const u8) -> i64 = unsafe { std::mem::transmute(m.get_finalized_function(caller)) };
+    let caller_fn: unsafe extern "C" fn(*const u8) -> i64 =
+        unsafe { std::mem::transmute(m.get_finalized_function(caller)) };
     assert_eq!(unsafe { caller_fn(sum14 as *const u8) }, want);
     assert_eq!(unsafe { call_sum14(m.get_finalized_function(thunk)) }, want);
     std::mem::forget(m);

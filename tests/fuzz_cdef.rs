@@ -12,12 +12,91 @@ use proptest::prelude::*;
 static RAN: AtomicUsize = AtomicUsize::new(0);
 
 const TOKENS: &[&str] = &[
-    "int", "char", "unsigned", "signed", "long", "short", "void", "double", "float", "_Bool", "struct", "union",
-    "enum", "typedef", "const", "volatile", "restrict", "extern", "static", "\"Python\"", "\"C\"", "...", "*", "(", ")",
-    "[", "]", "{", "}", ";", ",", ":", "=", "+", "-", "~", "<<", ">>", "&", "|", "^", "/", "%", "!", "?", "0", "1",
-    "42", "0x7f", "017", "'a'", "'\\n'", "1.5", "x", "y", "s", "t", "foo", "size_t", "FILE", "int8_t", "sizeof",
-    "#define", "#include", "# 3 \"f.h\"", "\n", "\\\n", "/*", "*/", "//", "__attribute__", "@", "é", "\t", "A", "B",
-    "_Complex", "long double", "__restrict", "(*)", "[5]", "[...]", "[]", "(void)", "(int, ...)",
+    "int",
+    "char",
+    "unsigned",
+    "signed",
+    "long",
+    "short",
+    "void",
+    "double",
+    "float",
+    "_Bool",
+    "struct",
+    "union",
+    "enum",
+    "typedef",
+    "const",
+    "volatile",
+    "restrict",
+    "extern",
+    "static",
+    "\"Python\"",
+    "\"C\"",
+    "...",
+    "*",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ";",
+    ",",
+    ":",
+    "=",
+    "+",
+    "-",
+    "~",
+    "<<",
+    ">>",
+    "&",
+    "|",
+    "^",
+    "/",
+    "%",
+    "!",
+    "?",
+    "0",
+    "1",
+    "42",
+    "0x7f",
+    "017",
+    "'a'",
+    "'\\n'",
+    "1.5",
+    "x",
+    "y",
+    "s",
+    "t",
+    "foo",
+    "size_t",
+    "FILE",
+    "int8_t",
+    "sizeof",
+    "#define",
+    "#include",
+    "# 3 \"f.h\"",
+    "\n",
+    "\\\n",
+    "/*",
+    "*/",
+    "//",
+    "__attribute__",
+    "@",
+    "é",
+    "\t",
+    "A",
+    "B",
+    "_Complex",
+    "long double",
+    "__restrict",
+    "(*)",
+    "[5]",
+    "[...]",
+    "[]",
+    "(void)",
+    "(int, ...)",
 ];
 
 const SEEDS: &[&str] = &[
@@ -41,9 +120,17 @@ fn run(src: &str) {
     for target in [Target::X86_64_LINUX, Target::AARCH64_LINUX] {
         let mut ns = Namespace::new(target);
         let packed = src.len() % 3 == 0;
-        let opts = CdefOptions { override_: src.len() % 2 == 0, packed, pack: None };
+        let opts = CdefOptions {
+            override_: src.len() % 2 == 0,
+            packed,
+            pack: None,
+        };
         if let Err(e) = ns.cdef(src, &opts) {
-            assert!(e.kind != ErrorKind::Internal && !e.message.contains("internal error"), "panic on {src:?}: {}", e.message);
+            assert!(
+                e.kind != ErrorKind::Internal && !e.message.contains("internal error"),
+                "panic on {src:?}: {}",
+                e.message
+            );
         }
         // The same text as a type string, and some types against what was declared.
         for t in [src, "struct s", "s_t *", "int(*)[5]", "fn_t *"] {
@@ -60,7 +147,11 @@ fn run(src: &str) {
             let _ = ty.size();
         }
     }
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?} on {src:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?} on {src:?}",
+        start.elapsed()
+    );
     RAN.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -69,8 +160,11 @@ fn token_soup() -> impl Strategy<Value = String> {
 }
 
 fn mutated_seed() -> impl Strategy<Value = String> {
-    (prop::sample::select(SEEDS), prop::collection::vec((any::<u16>(), 0u8..4, prop::sample::select(TOKENS)), 1..6)).prop_map(
-        |(seed, edits)| {
+    (
+        prop::sample::select(SEEDS),
+        prop::collection::vec((any::<u16>(), 0u8..4, prop::sample::select(TOKENS)), 1..6),
+    )
+        .prop_map(|(seed, edits)| {
             let mut s: Vec<char> = seed.chars().collect();
             for (at, op, tok) in edits {
                 if s.is_empty() {
@@ -98,8 +192,7 @@ fn mutated_seed() -> impl Strategy<Value = String> {
                 }
             }
             s.into_iter().collect()
-        },
-    )
+        })
 }
 
 proptest! {
@@ -137,7 +230,12 @@ fn pathological_inputs() {
         "#".to_string(),
         "\\".to_string(),
         "int f(int (*(*(*(*(*(*(*(*(*(*x)))))))))));".to_string(),
-        format!("typedef int t0; {}", (1..2000).map(|i| format!("typedef t{} t{i};", i - 1)).collect::<String>()),
+        format!(
+            "typedef int t0; {}",
+            (1..2000)
+                .map(|i| format!("typedef t{} t{i};", i - 1))
+                .collect::<String>()
+        ),
     ];
     for c in &cases {
         run(c);
@@ -147,5 +245,8 @@ fn pathological_inputs() {
 #[test]
 fn zz_report_count() {
     // Printed so the number of fuzz inputs shows in the test log (run with --nocapture).
-    eprintln!("fuzz inputs run so far in this process: {}", RAN.load(Ordering::Relaxed));
+    eprintln!(
+        "fuzz inputs run so far in this process: {}",
+        RAN.load(Ordering::Relaxed)
+    );
 }

@@ -61,18 +61,52 @@ struct Member {
 }
 
 const SCALARS: &[(&str, bool)] = &[
-    ("char", false), ("signed char", false), ("unsigned char", false), ("short", false),
-    ("unsigned short", false), ("int", false), ("unsigned int", false), ("long", false),
-    ("unsigned long", false), ("long long", false), ("unsigned long long", false), ("float", false),
-    ("double", false), ("long double", false), ("_Bool", true), ("void *", false), ("char *", false),
-    ("int8_t", false), ("uint16_t", false), ("int32_t", false), ("uint64_t", false), ("size_t", false),
-    ("wchar_t", false), ("enum small_e", false), ("enum big_e", false), ("double _Complex", false),
-    ("float _Complex", false), ("int (*)(int)", false),
+    ("char", false),
+    ("signed char", false),
+    ("unsigned char", false),
+    ("short", false),
+    ("unsigned short", false),
+    ("int", false),
+    ("unsigned int", false),
+    ("long", false),
+    ("unsigned long", false),
+    ("long long", false),
+    ("unsigned long long", false),
+    ("float", false),
+    ("double", false),
+    ("long double", false),
+    ("_Bool", true),
+    ("void *", false),
+    ("char *", false),
+    ("int8_t", false),
+    ("uint16_t", false),
+    ("int32_t", false),
+    ("uint64_t", false),
+    ("size_t", false),
+    ("wchar_t", false),
+    ("enum small_e", false),
+    ("enum big_e", false),
+    ("double _Complex", false),
+    ("float _Complex", false),
+    ("int (*)(int)", false),
 ];
 const BITFIELD_TYPES: &[(&str, u32)] = &[
-    ("int", 32), ("unsigned int", 32), ("signed int", 32), ("char", 8), ("unsigned char", 8), ("signed char", 8),
-    ("short", 16), ("unsigned short", 16), ("long", 64), ("unsigned long", 64), ("long long", 64),
-    ("unsigned long long", 64), ("_Bool", 1), ("enum small_e", 32), ("uint8_t", 8), ("int64_t", 64),
+    ("int", 32),
+    ("unsigned int", 32),
+    ("signed int", 32),
+    ("char", 8),
+    ("unsigned char", 8),
+    ("signed char", 8),
+    ("short", 16),
+    ("unsigned short", 16),
+    ("long", 64),
+    ("unsigned long", 64),
+    ("long long", 64),
+    ("unsigned long long", 64),
+    ("_Bool", 1),
+    ("enum small_e", 32),
+    ("uint8_t", 8),
+    ("int64_t", 64),
 ];
 
 struct Gen {
@@ -120,7 +154,13 @@ impl Gen {
                 let d = self.field_decl(ty, &fname, "");
                 writeln!(cd, "  {d};").unwrap();
                 writeln!(c, "  {d};").unwrap();
-                members.push(Member { name: fname, bitfield: false, is_bool: false, unit_bits: 0, _array: false });
+                members.push(Member {
+                    name: fname,
+                    bitfield: false,
+                    is_bool: false,
+                    unit_bits: 0,
+                    _array: false,
+                });
             } else if roll < 40 {
                 let (ty, _) = *self.rng.pick(SCALARS);
                 let dims = if self.rng.below(3) == 0 {
@@ -131,10 +171,20 @@ impl Gen {
                 let d = self.field_decl(ty, &fname, &dims);
                 writeln!(cd, "  {d};").unwrap();
                 writeln!(c, "  {d};").unwrap();
-                members.push(Member { name: fname, bitfield: false, is_bool: false, unit_bits: 0, _array: true });
+                members.push(Member {
+                    name: fname,
+                    bitfield: false,
+                    is_bool: false,
+                    unit_bits: 0,
+                    _array: true,
+                });
             } else if roll < 75 {
                 let (ty, bits) = *self.rng.pick(BITFIELD_TYPES);
-                let w = if self.rng.below(8) == 0 { 0 } else { 1 + self.rng.below(bits as u64) };
+                let w = if self.rng.below(8) == 0 {
+                    0
+                } else {
+                    1 + self.rng.below(bits as u64)
+                };
                 let unnamed = w == 0 || self.rng.below(6) == 0;
                 if unnamed {
                     writeln!(cd, "  {ty} :{w};").unwrap();
@@ -143,17 +193,33 @@ impl Gen {
                     writeln!(cd, "  {ty} {fname}:{w};").unwrap();
                     writeln!(c, "  {ty} {fname}:{w};").unwrap();
                     let unit_bits = if ty == "_Bool" { 8 } else { bits.max(8) };
-                    members.push(Member { name: fname, bitfield: true, is_bool: ty == "_Bool", unit_bits, _array: false });
+                    members.push(Member {
+                        name: fname,
+                        bitfield: true,
+                        is_bool: ty == "_Bool",
+                        unit_bits,
+                        _array: false,
+                    });
                 }
             } else if roll < 85 && !self.done.is_empty() {
                 let r = self.rng.pick(&self.done).clone();
                 let d = format!("{r} {fname}");
                 writeln!(cd, "  {d};").unwrap();
                 writeln!(c, "  {d};").unwrap();
-                members.push(Member { name: fname, bitfield: false, is_bool: false, unit_bits: 0, _array: false });
+                members.push(Member {
+                    name: fname,
+                    bitfield: false,
+                    is_bool: false,
+                    unit_bits: 0,
+                    _array: false,
+                });
             } else if roll < 95 && depth < 2 {
                 // Anonymous nested struct/union: its fields are flattened into ours.
-                let kw = if self.rng.below(2) == 0 { "struct" } else { "union" };
+                let kw = if self.rng.below(2) == 0 {
+                    "struct"
+                } else {
+                    "union"
+                };
                 let (icd, ic, imembers) = self.body(depth + 1, top_name);
                 let attr = self.attr();
                 writeln!(cd, "  {kw} {{\n{icd}  }};").unwrap();
@@ -164,11 +230,23 @@ impl Gen {
                 let (ty, _) = *self.rng.pick(&SCALARS[..14]);
                 writeln!(cd, "  {ty} {fname}[];").unwrap();
                 writeln!(c, "  {ty} {fname}[];").unwrap();
-                members.push(Member { name: fname, bitfield: false, is_bool: false, unit_bits: 0, _array: true });
+                members.push(Member {
+                    name: fname,
+                    bitfield: false,
+                    is_bool: false,
+                    unit_bits: 0,
+                    _array: true,
+                });
             } else {
                 writeln!(cd, "  int {fname};").unwrap();
                 writeln!(c, "  int {fname};").unwrap();
-                members.push(Member { name: fname, bitfield: false, is_bool: false, unit_bits: 0, _array: false });
+                members.push(Member {
+                    name: fname,
+                    bitfield: false,
+                    is_bool: false,
+                    unit_bits: 0,
+                    _array: false,
+                });
             }
         }
         // Field names must be unique in the flattened record: prefix with the depth path.
@@ -180,7 +258,12 @@ impl Gen {
         self.counter += 1;
         let is_union = self.rng.below(5) == 0;
         let kw = if is_union { "union" } else { "struct" };
-        let name = format!("{}_{}{}", self.prefix, if is_union { "u" } else { "s" }, self.counter);
+        let name = format!(
+            "{}_{}{}",
+            self.prefix,
+            if is_union { "u" } else { "s" },
+            self.counter
+        );
         let (cd, c, members) = self.body(0, &name);
         let (cd, c, members) = uniquify(&cd, &c, members, &name);
         // A flexible array member is only valid last in a struct with another member.
@@ -211,7 +294,11 @@ fn uniquify(cd: &str, c: &str, members: Vec<Member>, _name: &str) -> (String, St
         let mut rest = text;
         while let Some(p) = find_field(rest) {
             out.push_str(&rest[..p]);
-            let end = p + 1 + rest[p + 1..].find(|ch: char| !ch.is_ascii_digit()).unwrap_or(rest.len() - p - 1);
+            let end = p
+                + 1
+                + rest[p + 1..]
+                    .find(|ch: char| !ch.is_ascii_digit())
+                    .unwrap_or(rest.len() - p - 1);
             *k += 1;
             write!(out, "m{k}").unwrap();
             rest = &rest[end..];
@@ -226,7 +313,11 @@ fn uniquify(cd: &str, c: &str, members: Vec<Member>, _name: &str) -> (String, St
     let mut rest = cd;
     let mut idx = 0;
     while let Some(p) = find_field(rest) {
-        let end = p + 1 + rest[p + 1..].find(|ch: char| !ch.is_ascii_digit()).unwrap_or(rest.len() - p - 1);
+        let end = p
+            + 1
+            + rest[p + 1..]
+                .find(|ch: char| !ch.is_ascii_digit())
+                .unwrap_or(rest.len() - p - 1);
         idx += 1;
         names.push((rest[p..end].to_string(), format!("m{idx}")));
         rest = &rest[end..];
@@ -259,7 +350,8 @@ fn find_field(s: &str) -> Option<usize> {
     })
 }
 
-const PRELUDE_CDEF: &str = "enum small_e { SE_A, SE_B = 100 };\nenum big_e { BE_A = -1, BE_B = 0x100000000 };\n";
+const PRELUDE_CDEF: &str =
+    "enum small_e { SE_A, SE_B = 100 };\nenum big_e { BE_A = -1, BE_B = 0x100000000 };\n";
 
 const HAND_PICKED: &str = r#"
 struct h_basic { char a; int b; char c; };
@@ -298,7 +390,15 @@ struct h_ptrs { char c; void *p; char d; };
 
 fn generate(seed: u64) -> Vec<Group> {
     let mut groups = Vec::new();
-    let packings = [Packing::Natural, Packing::Natural, Packing::Packed, Packing::Pack(1), Packing::Pack(2), Packing::Pack(4), Packing::Pack(8)];
+    let packings = [
+        Packing::Natural,
+        Packing::Natural,
+        Packing::Packed,
+        Packing::Pack(1),
+        Packing::Pack(2),
+        Packing::Pack(4),
+        Packing::Pack(8),
+    ];
     for (gi, packing) in packings.iter().enumerate() {
         let mut g = Gen {
             rng: Rng(seed ^ (gi as u64 + 1).wrapping_mul(0x9E3779B97F4A7C15)),
@@ -329,7 +429,12 @@ fn generate(seed: u64) -> Vec<Group> {
             Packing::Pack(n) => format!("#pragma pack({n})\n{}#pragma pack()\n", g.out_c),
             _ => g.out_c.clone(),
         };
-        groups.push(Group { packing: *packing, records: g.records, cdef: g.out_cdef, c });
+        groups.push(Group {
+            packing: *packing,
+            records: g.records,
+            cdef: g.out_cdef,
+            c,
+        });
     }
     groups
 }
@@ -340,7 +445,12 @@ fn hand_members(body: &str) -> Vec<Member> {
     let flat = body.replace(['{', '}'], ";");
     for decl in flat.split(';') {
         let d = decl.trim();
-        if d.is_empty() || d == "union" || d == "struct" || d.ends_with("union") || d.ends_with("struct") {
+        if d.is_empty()
+            || d == "union"
+            || d == "struct"
+            || d.ends_with("union")
+            || d.ends_with("struct")
+        {
             continue;
         }
         let (main, bitfield) = match d.split_once(':') {
@@ -352,16 +462,30 @@ fn hand_members(body: &str) -> Vec<Member> {
         let head = &main[..cut];
         let head = if let Some(p) = head.find("(*") {
             let inner = &head[p + 2..];
-            &inner[..inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len())]
+            &inner[..inner
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(inner.len())]
         } else {
             head
         };
-        let name = head.rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
+        let name = head
+            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or("");
         let words: Vec<&str> = main.split_whitespace().collect();
-        if name.is_empty() || (bitfield && words.len() < 2) || ["int", "char", "long", "short", "_Bool"].contains(&name) {
+        if name.is_empty()
+            || (bitfield && words.len() < 2)
+            || ["int", "char", "long", "short", "_Bool"].contains(&name)
+        {
             continue; // unnamed bitfield
         }
-        out.push(Member { name: name.to_string(), bitfield, is_bool: main.starts_with("_Bool"), unit_bits: 0, _array: main.contains('[') });
+        out.push(Member {
+            name: name.to_string(),
+            bitfield,
+            is_bool: main.starts_with("_Bool"),
+            unit_bits: 0,
+            _array: main.contains('['),
+        });
     }
     out
 }
@@ -383,7 +507,11 @@ fn c_program(groups: &[Group]) -> String {
     p.push_str("int main(void) {\n");
     for g in groups {
         for (rec, members) in &g.records {
-            writeln!(p, "  printf(\"S {rec} %zu %zu\\n\", sizeof({rec}), _Alignof({rec}));").unwrap();
+            writeln!(
+                p,
+                "  printf(\"S {rec} %zu %zu\\n\", sizeof({rec}), _Alignof({rec}));"
+            )
+            .unwrap();
             for m in members {
                 if m.bitfield {
                     let v = if m.is_bool { "1" } else { "-1" };
@@ -394,7 +522,12 @@ fn c_program(groups: &[Group]) -> String {
                     )
                     .unwrap();
                 } else {
-                    writeln!(p, "  printf(\"F {rec} {f} %zu\\n\", offsetof({rec}, {f}));", f = m.name).unwrap();
+                    writeln!(
+                        p,
+                        "  printf(\"F {rec} {f} %zu\\n\", offsetof({rec}, {f}));",
+                        f = m.name
+                    )
+                    .unwrap();
                 }
             }
         }
@@ -404,7 +537,8 @@ fn c_program(groups: &[Group]) -> String {
 }
 
 fn run_gcc(program: &str, compiler: &str, runner: &[&str], tag: &str) -> Result<String, String> {
-    let dir: PathBuf = std::env::temp_dir().join(format!("jitffi_layout_{}_{tag}", std::process::id()));
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("jitffi_layout_{}_{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let src = dir.join("layout.c");
     let exe = dir.join("layout");
@@ -416,7 +550,10 @@ fn run_gcc(program: &str, compiler: &str, runner: &[&str], tag: &str) -> Result<
         .output()
         .map_err(|e| format!("cannot run {compiler}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{compiler} failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{compiler} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let mut cmd = if runner.is_empty() {
         Command::new(&exe)
@@ -425,9 +562,14 @@ fn run_gcc(program: &str, compiler: &str, runner: &[&str], tag: &str) -> Result<
         c.args(&runner[1..]).arg(&exe);
         c
     };
-    let out = cmd.output().map_err(|e| format!("cannot run the layout program: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run the layout program: {e}"))?;
     if !out.status.success() {
-        return Err(format!("layout program failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "layout program failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -435,7 +577,10 @@ fn run_gcc(program: &str, compiler: &str, runner: &[&str], tag: &str) -> Result<
 
 fn field_of(ty: &TypeRef, name: &str) -> Option<(usize, i32, i32)> {
     let l = ty.record_layout()?;
-    l.fields.iter().find(|f| f.name == name).map(|f| (f.offset, f.bitshift, f.bitsize))
+    l.fields
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| (f.offset, f.bitshift, f.bitsize))
 }
 
 fn compare(groups: &[Group], target: Target, gcc_output: &str) -> (usize, usize, Vec<String>) {
@@ -444,10 +589,17 @@ fn compare(groups: &[Group], target: Target, gcc_output: &str) -> (usize, usize,
     for g in groups {
         let opts = match g.packing {
             Packing::Natural => CdefOptions::default(),
-            Packing::Packed => CdefOptions { packed: true, ..Default::default() },
-            Packing::Pack(n) => CdefOptions { pack: Some(n), ..Default::default() },
+            Packing::Packed => CdefOptions {
+                packed: true,
+                ..Default::default()
+            },
+            Packing::Pack(n) => CdefOptions {
+                pack: Some(n),
+                ..Default::default()
+            },
         };
-        ns.cdef(&g.cdef, &opts).unwrap_or_else(|e| panic!("cdef failed: {e}\n{}", g.cdef));
+        ns.cdef(&g.cdef, &opts)
+            .unwrap_or_else(|e| panic!("cdef failed: {e}\n{}", g.cdef));
     }
     let mut types: HashMap<String, TypeRef> = HashMap::new();
     let mut mismatches = Vec::new();
@@ -456,7 +608,10 @@ fn compare(groups: &[Group], target: Target, gcc_output: &str) -> (usize, usize,
     let unit_bits: HashMap<(String, String), u32> = groups
         .iter()
         .flat_map(|g| g.records.iter())
-        .flat_map(|(rec, ms)| ms.iter().map(move |m| ((rec.clone(), m.name.clone()), m.unit_bits)))
+        .flat_map(|(rec, ms)| {
+            ms.iter()
+                .map(move |m| ((rec.clone(), m.name.clone()), m.unit_bits))
+        })
         .collect();
     // gcc's bit placement of every bitfield, to judge refusals.
     let gcc_bits: HashMap<(String, String), (i64, i64)> = gcc_output
@@ -464,7 +619,10 @@ fn compare(groups: &[Group], target: Target, gcc_output: &str) -> (usize, usize,
         .filter(|l| l.starts_with("B "))
         .map(|l| {
             let p: Vec<&str> = l.split_whitespace().collect();
-            ((format!("{} {}", p[1], p[2]), p[3].to_string()), (p[4].parse().unwrap(), p[5].parse().unwrap()))
+            (
+                (format!("{} {}", p[1], p[2]), p[3].to_string()),
+                (p[4].parse().unwrap(), p[5].parse().unwrap()),
+            )
         })
         .collect();
     let mut refused: Vec<String> = Vec::new();
@@ -476,12 +634,18 @@ fn compare(groups: &[Group], target: Target, gcc_output: &str) -> (usize, usize,
         if rec == skip_record {
             continue;
         }
-        let ty = types.entry(rec.clone()).or_insert_with(|| ns.parse_type(&rec).unwrap()).clone();
+        let ty = types
+            .entry(rec.clone())
+            .or_insert_with(|| ns.parse_type(&rec).unwrap())
+            .clone();
         checks += 1;
         match parts[0] {
             "S" => {
                 records += 1;
-                let want = (parts[3].parse::<usize>().unwrap(), parts[4].parse::<usize>().unwrap());
+                let want = (
+                    parts[3].parse::<usize>().unwrap(),
+                    parts[4].parse::<usize>().unwrap(),
+                );
                 let Kind::Record(r) = &ty.kind else { panic!() };
                 let got = match r.layout.get() {
                     Some(Ok(l)) => Ok((l.size, l.align)),
@@ -492,7 +656,11 @@ fn compare(groups: &[Group], target: Target, gcc_output: &str) -> (usize, usize,
                     // Like cffi, jitffi refuses packed bitfields that gcc lets straddle
                     // more bytes than their declared type has: accepted only when gcc's
                     // placement really does that.
-                    if let Some(rest) = e.split("field '").nth(1).and_then(|r| r.split("' to reuse some bits").next()) {
+                    if let Some(rest) = e
+                        .split("field '")
+                        .nth(1)
+                        .and_then(|r| r.split("' to reuse some bits").next())
+                    {
                         let (owner, field) = rest.rsplit_once('.').unwrap();
                         let own = owner == rec || owner.contains('$');
                         // Propagated from a by-value member refused earlier, or a field of
@@ -502,7 +670,8 @@ fn compare(groups: &[Group], target: Target, gcc_output: &str) -> (usize, usize,
                             || (own
                                 && match gcc_bits.get(&(rec.clone(), field.to_string())) {
                                     Some((first, width)) => {
-                                        let unit = unit_bits[&(rec.clone(), field.to_string())] as i64;
+                                        let unit =
+                                            unit_bits[&(rec.clone(), field.to_string())] as i64;
                                         first % 8 + width > unit
                                     }
                                     None => false,
@@ -523,21 +692,31 @@ fn compare(groups: &[Group], target: Target, gcc_output: &str) -> (usize, usize,
                 let want: usize = parts[4].parse().unwrap();
                 let got = field_of(&ty, parts[3]);
                 if got.map(|g| g.0) != Some(want) || got.map(|g| g.1) != Some(-1) {
-                    mismatches.push(format!("{rec}.{}: offset gcc {want}, jitffi {got:?}", parts[3]));
+                    mismatches.push(format!(
+                        "{rec}.{}: offset gcc {want}, jitffi {got:?}",
+                        parts[3]
+                    ));
                 }
             }
             "B" => {
                 let first: i64 = parts[4].parse().unwrap();
                 let count: i64 = parts[5].parse().unwrap();
-                let got = field_of(&ty, parts[3]).map(|(o, s, n)| (o as i64 * 8 + s as i64, n as i64));
+                let got =
+                    field_of(&ty, parts[3]).map(|(o, s, n)| (o as i64 * 8 + s as i64, n as i64));
                 if got != Some((first, count)) {
-                    mismatches.push(format!("{rec}.{}: bits gcc (first {first}, width {count}), jitffi {got:?}", parts[3]));
+                    mismatches.push(format!(
+                        "{rec}.{}: bits gcc (first {first}, width {count}), jitffi {got:?}",
+                        parts[3]
+                    ));
                 }
             }
             _ => panic!("bad line {line}"),
         }
     }
-    eprintln!("{} packed records refused like cffi does (bitfield straddling its type's size)", refused.len());
+    eprintln!(
+        "{} packed records refused like cffi does (bitfield straddling its type's size)",
+        refused.len()
+    );
     let records = records - refused.len();
     (records, checks, mismatches)
 }
@@ -547,10 +726,18 @@ fn check_target(target: Target, compiler: &str, runner: &[&str], tag: &str) {
     let program = c_program(&groups);
     let out = run_gcc(&program, compiler, runner, tag).unwrap_or_else(|e| panic!("{e}"));
     let (records, checks, mismatches) = compare(&groups, target, &out);
-    eprintln!("{tag}: {records} records, {checks} checks against gcc, {} mismatches", mismatches.len());
+    eprintln!(
+        "{tag}: {records} records, {checks} checks against gcc, {} mismatches",
+        mismatches.len()
+    );
     assert!(records >= 200, "only {records} records were fully compared");
     if !mismatches.is_empty() {
-        let mut shown = mismatches.iter().take(40).cloned().collect::<Vec<_>>().join("\n");
+        let mut shown = mismatches
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
         for g in &groups {
             for m in mismatches.iter().take(3) {
                 let rec = m.split(|c| c == ':' || c == '.').next().unwrap();
@@ -558,11 +745,20 @@ fn check_target(target: Target, compiler: &str, runner: &[&str], tag: &str) {
                 if let Some(p) = g.cdef.find(&format!(" {name} {{")) {
                     let end = g.cdef[p..].find("\n};").map_or(g.cdef.len(), |e| p + e + 3);
                     let start = g.cdef[..p].rfind('\n').map_or(0, |s| s + 1);
-                    write!(shown, "\n--- {:?}:\n{}", g.packing_name(), &g.cdef[start..end]).unwrap();
+                    write!(
+                        shown,
+                        "\n--- {:?}:\n{}",
+                        g.packing_name(),
+                        &g.cdef[start..end]
+                    )
+                    .unwrap();
                 }
             }
         }
-        panic!("{} layout mismatches with gcc on {tag}:\n{shown}", mismatches.len());
+        panic!(
+            "{} layout mismatches with gcc on {tag}:\n{shown}",
+            mismatches.len()
+        );
     }
 }
 
@@ -577,7 +773,10 @@ impl Group {
 }
 
 fn tool_exists(name: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {name}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -597,6 +796,10 @@ fn layouts_match_gcc_aarch64() {
              gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user) to check aarch64 layouts"
         );
     }
-    check_target(Target::AARCH64_LINUX, "aarch64-linux-gnu-gcc", &["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"], "aarch64");
+    check_target(
+        Target::AARCH64_LINUX,
+        "aarch64-linux-gnu-gcc",
+        &["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"],
+        "aarch64",
+    );
 }
-

@@ -67,7 +67,10 @@ fn strip_comments_and_literals(src: &str) -> String {
                     i += 1;
                 }
             }
-        } else if c == b'r' && (b.get(i + 1) == Some(&b'"') || b.get(i + 1) == Some(&b'#')) && !prev_is_ident(b, i) {
+        } else if c == b'r'
+            && (b.get(i + 1) == Some(&b'"') || b.get(i + 1) == Some(&b'#'))
+            && !prev_is_ident(b, i)
+        {
             // raw string r"..." / r#"..."#
             let mut j = i + 1;
             let mut hashes = 0;
@@ -85,7 +88,14 @@ fn strip_comments_and_literals(src: &str) -> String {
                 if j >= b.len() {
                     break;
                 }
-                if b[j] == b'"' && b[j + 1..].iter().take(hashes).filter(|&&h| h == b'#').count() == hashes {
+                if b[j] == b'"'
+                    && b[j + 1..]
+                        .iter()
+                        .take(hashes)
+                        .filter(|&&h| h == b'#')
+                        .count()
+                        == hashes
+                {
                     j += 1 + hashes;
                     break;
                 }
@@ -111,7 +121,10 @@ fn strip_comments_and_literals(src: &str) -> String {
         } else if c == b'\'' {
             // A char literal ('a', '\n', '\u{..}') or a lifetime ('a): blank only literals.
             let end = if b.get(i + 1) == Some(&b'\\') {
-                b[i + 2..].iter().position(|&x| x == b'\'').map(|p| i + 2 + p)
+                b[i + 2..]
+                    .iter()
+                    .position(|&x| x == b'\'')
+                    .map(|p| i + 2 + p)
             } else if b.get(i + 2) == Some(&b'\'') {
                 Some(i + 2)
             } else {
@@ -242,7 +255,16 @@ fn load_modules(src: &Path) -> BTreeMap<ModPath, Module> {
             children.insert(name);
             todo.push((p, child_file, is_test || test));
         }
-        mods.insert(path, Module { file, is_test, code, children, reexports: BTreeMap::new() });
+        mods.insert(
+            path,
+            Module {
+                file,
+                is_test,
+                code,
+                children,
+                reexports: BTreeMap::new(),
+            },
+        );
     }
     // Re-exports need every module's children known first.
     let paths: Vec<ModPath> = mods.keys().cloned().collect();
@@ -287,9 +309,23 @@ fn use_statements(code: &str) -> Vec<(UseStmt, usize)> {
             None => break,
         };
         let before = code[..at].trim_end();
-        let is_pub = before.ends_with("pub") || before.ends_with(')') && before.rsplit("pub").next().is_some_and(|r| r.starts_with('('));
+        let is_pub = before.ends_with("pub")
+            || before.ends_with(')')
+                && before
+                    .rsplit("pub")
+                    .next()
+                    .is_some_and(|r| r.starts_with('('));
         let line = code[..at].matches('\n').count() + 1;
-        v.push((UseStmt { is_pub, tree: code[i..end].split_whitespace().collect::<Vec<_>>().join(" ") }, line));
+        v.push((
+            UseStmt {
+                is_pub,
+                tree: code[i..end]
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            },
+            line,
+        ));
         i = end + 1;
     }
     v
@@ -304,7 +340,13 @@ fn expand_use_tree(tree: &str) -> Vec<(Vec<String>, Option<String>)> {
         }
         if let Some(open) = t.find('{') {
             let mut p = prefix.to_vec();
-            p.extend(t[..open].split("::").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
+            p.extend(
+                t[..open]
+                    .split("::")
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
             let inner = &t[open + 1..t.rfind('}').unwrap_or(t.len())];
             let mut depth = 0;
             let mut start = 0;
@@ -374,7 +416,11 @@ fn resolve(mods: &BTreeMap<ModPath, Module>, path: &ModPath) -> ModPath {
     for _ in 0..32 {
         let mut cur: ModPath = vec![];
         let mut k = 0;
-        while k < path.len() && mods.get(&cur).is_some_and(|m| m.children.contains(&path[k])) {
+        while k < path.len()
+            && mods
+                .get(&cur)
+                .is_some_and(|m| m.children.contains(&path[k]))
+        {
             cur.push(path[k].clone());
             k += 1;
         }
@@ -423,10 +469,16 @@ fn qualified_paths(code: &str) -> Vec<(Vec<String>, usize)> {
             }
             let mut j = at;
             let mb = m.as_bytes();
-            while j < mb.len() && (is_ident_byte(mb[j]) || (mb[j] == b':' && mb.get(j + 1) == Some(&b':'))) {
+            while j < mb.len()
+                && (is_ident_byte(mb[j]) || (mb[j] == b':' && mb.get(j + 1) == Some(&b':')))
+            {
                 j += if mb[j] == b':' { 2 } else { 1 };
             }
-            let segs: Vec<String> = m[at..j].split("::").filter(|s| !s.is_empty()).map(str::to_string).collect();
+            let segs: Vec<String> = m[at..j]
+                .split("::")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
             v.push((segs, m[..at].matches('\n').count() + 1));
             from = j.max(from);
         }
@@ -450,7 +502,12 @@ fn edges(mods: &BTreeMap<ModPath, Module>) -> Vec<Edge> {
         for (segs, line) in found {
             if let Some(abs) = absolutize(mods, p, &segs) {
                 let to = resolve(mods, &abs);
-                out.push(Edge { from: p.clone(), to, file: m.file.clone(), line });
+                out.push(Edge {
+                    from: p.clone(),
+                    to,
+                    file: m.file.clone(),
+                    line,
+                });
             }
         }
     }
@@ -468,8 +525,20 @@ fn find_cycles(src: &Path) -> Vec<String> {
             continue; // parent <-> own descendant
         }
         let (a, b) = (e.from[common].clone(), e.to[common].clone());
-        let seen = format!("{}:{} ({} uses {})", e.file.display(), e.line, e.from.join("::"), e.to.join("::"));
-        levels.entry(e.from[..common].to_vec()).or_default().entry(a).or_default().entry(b).or_insert(seen);
+        let seen = format!(
+            "{}:{} ({} uses {})",
+            e.file.display(),
+            e.line,
+            e.from.join("::"),
+            e.to.join("::")
+        );
+        levels
+            .entry(e.from[..common].to_vec())
+            .or_default()
+            .entry(a)
+            .or_default()
+            .entry(b)
+            .or_insert(seen);
     }
     let mut msgs = Vec::new();
     for (level, g) in &levels {
@@ -485,8 +554,16 @@ fn find_cycles(src: &Path) -> Vec<String> {
                     }
                 }
             }
-            let lvl = if level.is_empty() { "crate".to_string() } else { level.join("::") };
-            msgs.push(format!("cycle under {lvl}: {{{}}}\n{}", scc.iter().cloned().collect::<Vec<_>>().join(", "), why.join("\n")));
+            let lvl = if level.is_empty() {
+                "crate".to_string()
+            } else {
+                level.join("::")
+            };
+            msgs.push(format!(
+                "cycle under {lvl}: {{{}}}\n{}",
+                scc.iter().cloned().collect::<Vec<_>>().join(", "),
+                why.join("\n")
+            ));
         }
     }
     msgs
@@ -494,11 +571,24 @@ fn find_cycles(src: &Path) -> Vec<String> {
 
 fn strongly_connected(g: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<BTreeSet<String>> {
     // Kosaraju on a small graph.
-    let nodes: BTreeSet<String> = g.keys().chain(g.values().flat_map(|m| m.keys())).cloned().collect();
-    let succ = |n: &String| g.get(n).map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let nodes: BTreeSet<String> = g
+        .keys()
+        .chain(g.values().flat_map(|m| m.keys()))
+        .cloned()
+        .collect();
+    let succ = |n: &String| {
+        g.get(n)
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
     let mut order = Vec::new();
     let mut seen = BTreeSet::new();
-    fn dfs<F: Fn(&String) -> Vec<String>>(n: &String, succ: &F, seen: &mut BTreeSet<String>, order: &mut Vec<String>) {
+    fn dfs<F: Fn(&String) -> Vec<String>>(
+        n: &String,
+        succ: &F,
+        seen: &mut BTreeSet<String>,
+        order: &mut Vec<String>,
+    ) {
         if !seen.insert(n.clone()) {
             return;
         }
@@ -543,10 +633,17 @@ fn oversized_files(src: &Path) -> Vec<String> {
         let text = fs::read_to_string(&m.file).unwrap();
         let stripped = strip_comments_and_literals(&text);
         let kept = blank_cfg_test_items(&stripped);
-        let test_lines = stripped.lines().zip(kept.lines()).filter(|(a, b)| !a.trim().is_empty() && b.trim().is_empty()).count();
+        let test_lines = stripped
+            .lines()
+            .zip(kept.lines())
+            .filter(|(a, b)| !a.trim().is_empty() && b.trim().is_empty())
+            .count();
         let n = text.lines().count() - test_lines;
         if n > MAX_LINES {
-            v.push(format!("{}: {n} lines (limit {MAX_LINES})", m.file.display()));
+            v.push(format!(
+                "{}: {n} lines (limit {MAX_LINES})",
+                m.file.display()
+            ));
         }
     }
     v
@@ -559,7 +656,11 @@ fn crate_src() -> PathBuf {
 #[test]
 fn no_import_cycles_between_sibling_modules() {
     let cycles = find_cycles(&crate_src());
-    assert!(cycles.is_empty(), "import cycles in src/:\n{}", cycles.join("\n"));
+    assert!(
+        cycles.is_empty(),
+        "import cycles in src/:\n{}",
+        cycles.join("\n")
+    );
 }
 
 #[test]
@@ -572,7 +673,13 @@ fn no_source_file_over_the_line_limit() {
 fn every_module_of_the_crate_is_found() {
     // The walk must reach the modules it polices; a broken `mod` reader would pass vacuously.
     let mods = load_modules(&crate_src());
-    for m in [&["cdef"][..], &["types", "model"], &["abi"], &["jit"], &["py"]] {
+    for m in [
+        &["cdef"][..],
+        &["types", "model"],
+        &["abi"],
+        &["jit"],
+        &["py"],
+    ] {
         let p: ModPath = m.iter().map(|s| s.to_string()).collect();
         assert!(mods.contains_key(&p), "module {} not found", p.join("::"));
     }
@@ -592,19 +699,29 @@ fn checker_finds_cycles_through_reexports_and_ignores_parent_child_uses() {
     // p/mod.rs re-exports from its children and uses them: parent -> child, not an edge.
     w("p/mod.rs", "pub mod a;\npub mod b;\npub mod q;\npub use a::A;\npub use self::b::B;\nfn f() { let _ = a::A; }\n");
     // a -> b through the parent's re-export of B.
-    w("p/a.rs", "use super::B;\nuse crate::low::L;\npub struct A;\nfn g(_: B, _: L) {}\n");
+    w(
+        "p/a.rs",
+        "use super::B;\nuse crate::low::L;\npub struct A;\nfn g(_: B, _: L) {}\n",
+    );
     // b -> q, q -> a written as a qualified path: the cycle is a -> b -> q -> a.
     w("p/b.rs", "pub struct B;\nfn h() { let _ = super::q::Q; }\n");
     w("p/q/mod.rs", "pub struct Q;\nfn k() { let _ = crate::p::A; }\n#[cfg(test)]\nmod tests { use crate::low::L; }\n");
     let cycles = find_cycles(&src);
     assert_eq!(cycles.len(), 1, "{cycles:?}");
-    assert!(cycles[0].starts_with("cycle under p: {a, b, q}"), "{}", cycles[0]);
+    assert!(
+        cycles[0].starts_with("cycle under p: {a, b, q}"),
+        "{}",
+        cycles[0]
+    );
     assert!(oversized_files(&src).is_empty());
     // Breaking one edge removes the cycle; the parent's own uses never made one.
     w("p/q/mod.rs", "pub struct Q;\n");
     assert!(find_cycles(&src).is_empty());
     // A child using the crate root's items, and the root using a grandchild: no edge either.
-    w("p/b.rs", &format!("pub struct B;\n{}", "// filler\n".repeat(MAX_LINES)));
+    w(
+        "p/b.rs",
+        &format!("pub struct B;\n{}", "// filler\n".repeat(MAX_LINES)),
+    );
     assert_eq!(oversized_files(&src).len(), 1);
     let _ = fs::remove_dir_all(&dir);
 }

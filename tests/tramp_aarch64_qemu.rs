@@ -27,7 +27,9 @@ use std::process::Command;
 use std::str::FromStr;
 
 use cranelift_codegen::ir::immediates::Imm64;
-use cranelift_codegen::ir::{ExternalName, GlobalValueData, InstBuilder, Signature, Type, UserExternalName, Value};
+use cranelift_codegen::ir::{
+    ExternalName, GlobalValueData, InstBuilder, Signature, Type, UserExternalName, Value,
+};
 use cranelift_codegen::isa::{self, OwnedTargetIsa};
 use cranelift_codegen::Context;
 use cranelift_frontend::FunctionBuilder;
@@ -36,9 +38,9 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use jitffi::abi::test_layout::{field, record};
 use jitffi::abi::{lower, RetPass};
+use jitffi::jit::builtins::{Builtin, Builtins};
 use jitffi::jit::callback_thunk::build_thunk;
 use jitffi::jit::entry_pool::{stub_code_aarch64, ClosureReg};
-use jitffi::jit::builtins::{Builtin, Builtins};
 use jitffi::jit::isa::{flags, OptLevel};
 use jitffi::jit::trampoline::{self, ArgShape, Extern, Fallback, Inline, Runtime, Scalar, Shape};
 use jitffi::py::function::layout::object_layout;
@@ -52,7 +54,12 @@ const SYSROOT: &str = "/usr/aarch64-linux-gnu";
 const PAGE: usize = 4096;
 
 fn require_tool(name: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().map(|o| o.status.success()).unwrap_or(false);
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     assert!(
         found,
         "`{name}` is missing: the aarch64 trampoline tests need the cross toolchain and qemu \
@@ -74,7 +81,9 @@ impl Extern for Sym {
             Sym::Func(f) => (0, f.as_u32()),
             Sym::Data(d) => (1, d.as_u32()),
         };
-        let name = b.func.declare_imported_user_function(UserExternalName::new(namespace, index));
+        let name = b
+            .func
+            .declare_imported_user_function(UserExternalName::new(namespace, index));
         let gv = b.create_global_value(GlobalValueData::Symbol {
             name: ExternalName::user(name),
             offset: Imm64::new(0),
@@ -106,7 +115,8 @@ fn runtime(m: &mut ObjectModule) -> Runtime<Sym> {
         };
         Sym::Func(m.declare_function(&name, Linkage::Import, &sig).unwrap())
     });
-    let mut data = |name: &str| Sym::Data(m.declare_data(name, Linkage::Import, false, false).unwrap());
+    let mut data =
+        |name: &str| Sym::Data(m.declare_data(name, Linkage::Import, false, false).unwrap());
     Runtime {
         fns,
         // What production reads from CPython's headers; the fake has the same layout.
@@ -155,7 +165,11 @@ const CTYPES: &[(&str, &str)] = &[
 ];
 
 fn kind_of(c: &str) -> &'static str {
-    CTYPES.iter().find(|(n, _)| *n == c).unwrap_or_else(|| panic!("unknown C type {c}")).1
+    CTYPES
+        .iter()
+        .find(|(n, _)| *n == c)
+        .unwrap_or_else(|| panic!("unknown C type {c}"))
+        .1
 }
 
 struct Types {
@@ -164,7 +178,9 @@ struct Types {
 
 impl Types {
     fn new() -> Types {
-        Types { t: TypeTable::new(Target::AARCH64_LINUX) }
+        Types {
+            t: TypeTable::new(Target::AARCH64_LINUX),
+        }
     }
 
     fn get(&mut self, c: &str) -> TypeRef {
@@ -195,21 +211,45 @@ impl Types {
             }
             "pt" => {
                 let d = self.get("double");
-                record(&mut self.t, "struct pt", false, false, vec![field("x", &d), field("y", &d)])
+                record(
+                    &mut self.t,
+                    "struct pt",
+                    false,
+                    false,
+                    vec![field("x", &d), field("y", &d)],
+                )
             }
             "big" => {
                 let l = self.get("long");
-                record(&mut self.t, "struct big", false, false, vec![field("a", &l), field("b", &l), field("c", &l)])
+                record(
+                    &mut self.t,
+                    "struct big",
+                    false,
+                    false,
+                    vec![field("a", &l), field("b", &l), field("c", &l)],
+                )
             }
             "huge" => {
                 let l = self.get("long");
                 let a = self.t.array(&l, Some(40));
-                record(&mut self.t, "struct huge", false, false, vec![field("v", &a)])
+                record(
+                    &mut self.t,
+                    "struct huge",
+                    false,
+                    false,
+                    vec![field("v", &a)],
+                )
             }
             // 16-byte aligned and not homogeneous: an even register pair on aarch64.
             "ldu" => {
                 let (ld, l) = (self.get("long double"), self.get("long"));
-                record(&mut self.t, "union ldu", true, false, vec![field("ld", &ld), field("l", &l)])
+                record(
+                    &mut self.t,
+                    "union ldu",
+                    true,
+                    false,
+                    vec![field("ld", &ld), field("l", &l)],
+                )
             }
             p if p.ends_with(" *") => {
                 let item = self.get(&p[..p.len() - 2]);
@@ -231,15 +271,40 @@ struct Call {
     release_gil: bool,
 }
 
-const fn call(name: &'static str, ret: &'static str, args: &'static [&'static str], release_gil: bool) -> Call {
-    Call { name, target: name, ret, args, varargs: &[], release_gil }
+const fn call(
+    name: &'static str,
+    ret: &'static str,
+    args: &'static [&'static str],
+    release_gil: bool,
+) -> Call {
+    Call {
+        name,
+        target: name,
+        ret,
+        args,
+        varargs: &[],
+        release_gil,
+    }
 }
 
 const INTS9: &[&str] = &["int"; 9];
 
 const CALLS: &[Call] = &[
     call("add_i", "int", &["int", "int"], false),
-    call("mix_ints", "long", &["signed char", "unsigned char", "short", "unsigned short", "unsigned int", "long", "unsigned long"], true),
+    call(
+        "mix_ints",
+        "long",
+        &[
+            "signed char",
+            "unsigned char",
+            "short",
+            "unsigned short",
+            "unsigned int",
+            "long",
+            "unsigned long",
+        ],
+        true,
+    ),
     call("ret_schar", "signed char", &["int"], false),
     call("ret_uchar", "unsigned char", &["int"], false),
     call("ret_short", "short", &["int"], true),
@@ -270,14 +335,47 @@ const CALLS: &[Call] = &[
     call("huge_sum", "long", &["huge", "int"], false),
     call("pt_make", "pt", &["double", "double"], false),
     call("gap_sum", "long", &["int", "ldu", "long"], true),
-    Call { name: "vsum_ild", target: "vsum", ret: "long", args: &["char *"], varargs: &["int", "long", "double"], release_gil: false },
-    Call { name: "vsum_dd", target: "vsum", ret: "long", args: &["char *"], varargs: &["double", "double"], release_gil: true },
+    Call {
+        name: "vsum_ild",
+        target: "vsum",
+        ret: "long",
+        args: &["char *"],
+        varargs: &["int", "long", "double"],
+        release_gil: false,
+    },
+    Call {
+        name: "vsum_dd",
+        target: "vsum",
+        ret: "long",
+        args: &["char *"],
+        varargs: &["double", "double"],
+        release_gil: true,
+    },
     call(
         "many",
         "double",
         &[
-            "int", "int", "int", "int", "int", "int", "int", "int", "int", "double", "double", "double", "double", "double",
-            "double", "double", "double", "double", "float", "pt", "unsigned char *",
+            "int",
+            "int",
+            "int",
+            "int",
+            "int",
+            "int",
+            "int",
+            "int",
+            "int",
+            "double",
+            "double",
+            "double",
+            "double",
+            "double",
+            "double",
+            "double",
+            "double",
+            "double",
+            "float",
+            "pt",
+            "unsigned char *",
         ],
         false,
     ),
@@ -293,58 +391,134 @@ struct Callback {
 }
 
 const CALLBACKS: &[Callback] = &[
-    Callback { name: "cb_ints", ret: "long", args: &["int", "long", "signed char", "unsigned short"] },
-    Callback { name: "cb_dbl", ret: "double", args: &["double", "float", "double"] },
-    Callback { name: "cb_mixed", ret: "double", args: &["int", "double", "long", "float", "unsigned char"] },
-    Callback { name: "cb_uchar", ret: "unsigned char", args: &["unsigned char", "short"] },
-    Callback { name: "cb_pt", ret: "pt", args: &["pt", "double"] },
-    Callback { name: "cb_big", ret: "big", args: &["big", "long"] },
-    Callback { name: "cb_huge", ret: "long", args: &["huge", "int"] },
-    Callback { name: "cb_void", ret: "void", args: &["int *", "int"] },
+    Callback {
+        name: "cb_ints",
+        ret: "long",
+        args: &["int", "long", "signed char", "unsigned short"],
+    },
+    Callback {
+        name: "cb_dbl",
+        ret: "double",
+        args: &["double", "float", "double"],
+    },
+    Callback {
+        name: "cb_mixed",
+        ret: "double",
+        args: &["int", "double", "long", "float", "unsigned char"],
+    },
+    Callback {
+        name: "cb_uchar",
+        ret: "unsigned char",
+        args: &["unsigned char", "short"],
+    },
+    Callback {
+        name: "cb_pt",
+        ret: "pt",
+        args: &["pt", "double"],
+    },
+    Callback {
+        name: "cb_big",
+        ret: "big",
+        args: &["big", "long"],
+    },
+    Callback {
+        name: "cb_huge",
+        ret: "long",
+        args: &["huge", "int"],
+    },
+    Callback {
+        name: "cb_void",
+        ret: "void",
+        args: &["int *", "int"],
+    },
     // x1 skipped by the even-register rule: the closure takes that filler register.
-    Callback { name: "cb_gap", ret: "long", args: &["int", "ldu", "long"] },
-    Callback { name: "cb_8l", ret: "long", args: &["long"; 8] },
-    Callback { name: "cb_regs_full", ret: "float", args: &["float", "float", "float", "float", "float", "float", "float", "float", "long", "long", "long", "long", "long", "long", "long", "long"] },
+    Callback {
+        name: "cb_gap",
+        ret: "long",
+        args: &["int", "ldu", "long"],
+    },
+    Callback {
+        name: "cb_8l",
+        ret: "long",
+        args: &["long"; 8],
+    },
+    Callback {
+        name: "cb_regs_full",
+        ret: "float",
+        args: &[
+            "float", "float", "float", "float", "float", "float", "float", "float", "long", "long",
+            "long", "long", "long", "long", "long", "long",
+        ],
+    },
     Callback {
         name: "cb_stack",
         ret: "long",
-        args: &["long", "long", "long", "long", "long", "long", "long", "long", "long", "double", "double", "double", "double", "double", "double", "double", "double", "double"],
+        args: &[
+            "long", "long", "long", "long", "long", "long", "long", "long", "long", "double",
+            "double", "double", "double", "double", "double", "double", "double", "double",
+        ],
     },
 ];
 
 /// ISA configurations, as `jit::isa` sets them up for the host (with the verifier on).
-const CONFIGS: &[(&str, OptLevel)] = &[("speed", OptLevel::Speed), ("fast-compile", OptLevel::FastCompile)];
+const CONFIGS: &[(&str, OptLevel)] = &[
+    ("speed", OptLevel::Speed),
+    ("fast-compile", OptLevel::FastCompile),
+];
 
 fn aarch64_isa(opt: OptLevel) -> OwnedTargetIsa {
     let triple = target_lexicon::Triple::from_str("aarch64-unknown-linux-gnu").unwrap();
-    isa::lookup(triple).unwrap().finish(flags(opt, true)).unwrap()
+    isa::lookup(triple)
+        .unwrap()
+        .finish(flags(opt, true))
+        .unwrap()
 }
 
 /// The scalar a variadic cdata argument of C type `c` travels as (promoted).
 fn vararg_scalar(c: &str) -> Scalar {
     match c {
-        "int" => Scalar::Int { size: 4, signed: true },
-        "long" => Scalar::Int { size: 8, signed: true },
+        "int" => Scalar::Int {
+            size: 4,
+            signed: true,
+        },
+        "long" => Scalar::Int {
+            size: 8,
+            signed: true,
+        },
         "double" => Scalar::F64,
         _ => panic!("vararg {c}"),
     }
 }
 
 fn shape_of(ty: &mut Types, c: &Call) -> Shape {
-    let mut shapes: Vec<ArgShape> = c.args.iter().map(|a| arg_shape(&ty.get(a)).unwrap()).collect();
+    let mut shapes: Vec<ArgShape> = c
+        .args
+        .iter()
+        .map(|a| arg_shape(&ty.get(a)).unwrap())
+        .collect();
     shapes.extend(c.varargs.iter().map(|a| ArgShape::vararg(vararg_scalar(a))));
     let args: Vec<TypeRef> = c.args.iter().chain(c.varargs).map(|a| ty.get(a)).collect();
     let ret = ty.get(c.ret);
     let f = ty.t.func_ptr(args, &ret, !c.varargs.is_empty());
-    let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
+    let Kind::FuncPtr(sig) = &f.kind else {
+        unreachable!()
+    };
     let plan = lower(sig, &Target::AARCH64_LINUX).unwrap();
-    Shape { args: shapes, ret: ret_shape(&ret).unwrap(), release_gil: c.release_gil, plan }
+    Shape {
+        args: shapes,
+        ret: ret_shape(&ret).unwrap(),
+        release_gil: c.release_gil,
+        plan,
+    }
 }
 
 /// Every inline path and fallback the calls exercise must be present (so a change in
 /// the C-type mapping cannot silently drop coverage).
 fn check_coverage(shapes: &[Shape]) {
-    let args: Vec<(Inline, Fallback)> = shapes.iter().flat_map(|s| s.args.iter().map(|a| (a.inline, a.fallback))).collect();
+    let args: Vec<(Inline, Fallback)> = shapes
+        .iter()
+        .flat_map(|s| s.args.iter().map(|a| (a.inline, a.fallback)))
+        .collect();
     let has = |p: &dyn Fn(&(Inline, Fallback)) -> bool| args.iter().any(p);
     assert!(has(&|c| *c == (Inline::SmallInt, Fallback::Convert)));
     assert!(has(&|c| *c == (Inline::Float, Fallback::Convert)));
@@ -352,10 +526,34 @@ fn check_coverage(shapes: &[Shape]) {
     assert!(has(&|c| *c == (Inline::None, Fallback::ConvertWithTemp)));
     assert!(has(&|c| *c == (Inline::CopyBytes, Fallback::Convert)));
     assert!(has(&|c| *c == (Inline::None, Fallback::Vararg)));
-    assert!(has(&|c| matches!(c.0, Inline::Address { buffer: true, int_list: Some(_) })));
-    assert!(has(&|c| matches!(c.0, Inline::Address { buffer: true, int_list: None })));
-    assert!(has(&|c| matches!(c.0, Inline::Address { buffer: false, int_list: Some(_) })));
-    assert!(has(&|c| matches!(c.0, Inline::Address { buffer: false, int_list: None })));
+    assert!(has(&|c| matches!(
+        c.0,
+        Inline::Address {
+            buffer: true,
+            int_list: Some(_)
+        }
+    )));
+    assert!(has(&|c| matches!(
+        c.0,
+        Inline::Address {
+            buffer: true,
+            int_list: None
+        }
+    )));
+    assert!(has(&|c| matches!(
+        c.0,
+        Inline::Address {
+            buffer: false,
+            int_list: Some(_)
+        }
+    )));
+    assert!(has(&|c| matches!(
+        c.0,
+        Inline::Address {
+            buffer: false,
+            int_list: None
+        }
+    )));
     assert!(shapes.iter().any(|s| s.plan.ret == RetPass::Sret));
     assert!(shapes.iter().any(|s| s.plan.stack_size > 0));
 }
@@ -374,38 +572,78 @@ fn build_all(dir: &Path) -> Built {
     let mut objects = Vec::new();
     for (k, (cfg, opt)) in CONFIGS.iter().enumerate() {
         let isa = aarch64_isa(*opt);
-        let mut m = ObjectModule::new(ObjectBuilder::new(isa.clone(), format!("jitffi_tramp_{k}"), default_libcall_names()).unwrap());
+        let mut m = ObjectModule::new(
+            ObjectBuilder::new(
+                isa.clone(),
+                format!("jitffi_tramp_{k}"),
+                default_libcall_names(),
+            )
+            .unwrap(),
+        );
         let rt = runtime(&mut m);
         for (c, shape) in CALLS.iter().zip(&shapes) {
             assert!(shape.plan.stub.is_none(), "aarch64 plans need no stubs");
             let func = trampoline::build(shape, &rt, &*isa, None).unwrap();
-            let id = m.declare_function(&format!("t{k}_{}", c.name), Linkage::Export, &func.signature).unwrap();
+            let id = m
+                .declare_function(
+                    &format!("t{k}_{}", c.name),
+                    Linkage::Export,
+                    &func.signature,
+                )
+                .unwrap();
             let mut ctx = Context::for_function(func);
-            m.define_function(id, &mut ctx).unwrap_or_else(|e| panic!("{cfg} {}: {e:?}", c.name));
+            m.define_function(id, &mut ctx)
+                .unwrap_or_else(|e| panic!("{cfg} {}: {e:?}", c.name));
         }
-        let dispatch = m.declare_function("jitffi_dispatch", Linkage::Import, &Signature::new(isa.default_call_conv())).unwrap();
+        let dispatch = m
+            .declare_function(
+                "jitffi_dispatch",
+                Linkage::Import,
+                &Signature::new(isa.default_call_conv()),
+            )
+            .unwrap();
         layouts.clear();
         for cb in CALLBACKS {
             let args: Vec<TypeRef> = cb.args.iter().map(|a| ty.get(a)).collect();
             let ret = ty.get(cb.ret);
             let f = ty.t.func_ptr(args, &ret, false);
-            let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
+            let Kind::FuncPtr(sig) = &f.kind else {
+                unreachable!()
+            };
             let plan = lower(sig, &Target::AARCH64_LINUX).unwrap();
             let (func, layout) = build_thunk(&plan, &*isa, Sym::Func(dispatch), None).unwrap();
-            let id = m.declare_function(&format!("cb{k}_{}", cb.name), Linkage::Export, &func.signature).unwrap();
+            let id = m
+                .declare_function(
+                    &format!("cb{k}_{}", cb.name),
+                    Linkage::Export,
+                    &func.signature,
+                )
+                .unwrap();
             let mut ctx = Context::for_function(func);
-            m.define_function(id, &mut ctx).unwrap_or_else(|e| panic!("{cfg} {}: {e:?}", cb.name));
+            m.define_function(id, &mut ctx)
+                .unwrap_or_else(|e| panic!("{cfg} {}: {e:?}", cb.name));
             layouts.push(layout);
         }
         let obj = dir.join(format!("jit{k}.o"));
         std::fs::write(&obj, m.finish().emit().unwrap()).unwrap();
         objects.push(obj);
     }
-    let regs: BTreeSet<String> = layouts.iter().map(|l| format!("{:?}", l.closure_reg)).collect();
-    assert!(regs.len() >= 4, "closure registers of several kinds: {regs:?}");
+    let regs: BTreeSet<String> = layouts
+        .iter()
+        .map(|l| format!("{:?}", l.closure_reg))
+        .collect();
+    assert!(
+        regs.len() >= 4,
+        "closure registers of several kinds: {regs:?}"
+    );
     assert!(layouts.iter().any(|l| l.closure_reg == ClosureReg::Stack));
-    assert!(layouts.iter().any(|l| matches!(l.closure_reg, ClosureReg::Float(_))));
-    assert!(layouts.iter().any(|l| l.closure_reg == ClosureReg::Int(1)), "a filler register holds the closure");
+    assert!(layouts
+        .iter()
+        .any(|l| matches!(l.closure_reg, ClosureReg::Float(_))));
+    assert!(
+        layouts.iter().any(|l| l.closure_reg == ClosureReg::Int(1)),
+        "a filler register holds the closure"
+    );
 
     // The generated header: layout constants, prototypes, descriptors, symbol tables.
     let mut h = String::new();
@@ -421,24 +659,48 @@ fn build_all(dir: &Path) -> Built {
     ] {
         let _ = writeln!(h, "#define {n} {v}");
     }
-    let _ = writeln!(h, "#define NCONFIG {}\n#define NCALLS {}\n#define NCB {}", CONFIGS.len(), CALLS.len(), CALLBACKS.len());
+    let _ = writeln!(
+        h,
+        "#define NCONFIG {}\n#define NCALLS {}\n#define NCB {}",
+        CONFIGS.len(),
+        CALLS.len(),
+        CALLBACKS.len()
+    );
     let cfg_names: Vec<String> = CONFIGS.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-    let _ = writeln!(h, "static const char *const config_names[NCONFIG] = {{{}}};", cfg_names.join(", "));
+    let _ = writeln!(
+        h,
+        "static const char *const config_names[NCONFIG] = {{{}}};",
+        cfg_names.join(", ")
+    );
     let mut seen = BTreeSet::new();
-    let param = |a: &str| if a == "int[4]" { "int[4]".to_string() } else { a.to_string() };
+    let param = |a: &str| {
+        if a == "int[4]" {
+            "int[4]".to_string()
+        } else {
+            a.to_string()
+        }
+    };
     for c in CALLS {
         if seen.insert(c.target) {
             let mut ps: Vec<String> = c.args.iter().map(|a| param(a)).collect();
             if !c.varargs.is_empty() {
                 ps.push("...".into());
             }
-            let ps = if ps.is_empty() { "void".to_string() } else { ps.join(", ") };
+            let ps = if ps.is_empty() {
+                "void".to_string()
+            } else {
+                ps.join(", ")
+            };
             let _ = writeln!(h, "{} {}({ps});", c.ret, c.target);
         }
     }
     for k in 0..CONFIGS.len() {
         for c in CALLS {
-            let _ = writeln!(h, "PyObject *t{k}_{}(PyObject *, PyObject *const *, Py_ssize_t);", c.name);
+            let _ = writeln!(
+                h,
+                "PyObject *t{k}_{}(PyObject *, PyObject *const *, Py_ssize_t);",
+                c.name
+            );
         }
         for cb in CALLBACKS {
             let _ = writeln!(h, "void cb{k}_{}(void);", cb.name);
@@ -454,7 +716,11 @@ fn build_all(dir: &Path) -> Built {
             c.target,
             kinds.len(),
             c.args.len(),
-            if kinds.is_empty() { "0".to_string() } else { kinds.join(", ") },
+            if kinds.is_empty() {
+                "0".to_string()
+            } else {
+                kinds.join(", ")
+            },
             kind_of(c.ret),
             c.release_gil as i32
         );
@@ -474,7 +740,10 @@ fn build_all(dir: &Path) -> Built {
     }
     let _ = writeln!(h, "static const CbDesc cbdescs[NCB] = {{");
     for (cb, l) in CALLBACKS.iter().zip(&layouts) {
-        let stub: Vec<String> = stub_code_aarch64(l.closure_reg, PAGE).iter().map(|b| format!("0x{b:02x}")).collect();
+        let stub: Vec<String> = stub_code_aarch64(l.closure_reg, PAGE)
+            .iter()
+            .map(|b| format!("0x{b:02x}"))
+            .collect();
         let offs: Vec<String> = l.arg_offsets.iter().map(|o| o.to_string()).collect();
         let _ = writeln!(
             h,
@@ -492,15 +761,24 @@ fn build_all(dir: &Path) -> Built {
     let _ = writeln!(h, "}};");
     let _ = writeln!(h, "static void *const thunks[NCONFIG][NCB] = {{");
     for k in 0..CONFIGS.len() {
-        let names: Vec<String> = CALLBACKS.iter().map(|cb| format!("(void *)cb{k}_{}", cb.name)).collect();
+        let names: Vec<String> = CALLBACKS
+            .iter()
+            .map(|cb| format!("(void *)cb{k}_{}", cb.name))
+            .collect();
         let _ = writeln!(h, "  {{{}}},", names.join(", "));
     }
     let _ = writeln!(h, "}};");
-    Built { objects, header: h, shapes: shapes.len() }
+    Built {
+        objects,
+        header: h,
+        shapes: shapes.len(),
+    }
 }
 
 fn harness_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("tramp_aarch64")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("tramp_aarch64")
 }
 
 fn run(exe: &Path, arg: Option<&str>) -> (bool, String) {
@@ -510,7 +788,11 @@ fn run(exe: &Path, arg: Option<&str>) -> (bool, String) {
         cmd.arg(a);
     }
     let out = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -524,7 +806,14 @@ fn trampolines_and_callback_thunks_under_qemu() {
     std::fs::write(dir.join("gen.h"), &built.header).unwrap();
     let exe = dir.join("harness");
     let out = Command::new(CC)
-        .args(["-O1", "-g", "-static", "-Wall", "-Wno-unused-function", "-I"])
+        .args([
+            "-O1",
+            "-g",
+            "-static",
+            "-Wall",
+            "-Wno-unused-function",
+            "-I",
+        ])
         .arg(&dir)
         .arg("-o")
         .arg(&exe)
@@ -532,10 +821,18 @@ fn trampolines_and_callback_thunks_under_qemu() {
         .args(&built.objects)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{CC} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{CC} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let (ok, text) = run(&exe, None);
-    eprintln!("{} trampoline shapes per ISA configuration\n{}", built.shapes, text.lines().last().unwrap_or(""));
+    eprintln!(
+        "{} trampoline shapes per ISA configuration\n{}",
+        built.shapes,
+        text.lines().last().unwrap_or("")
+    );
     assert!(ok, "harness under qemu failed:\n{text}");
     let summary = text.lines().last().unwrap_or("");
     assert!(summary.contains(" 0 failures"), "{text}");
@@ -545,15 +842,23 @@ fn trampolines_and_callback_thunks_under_qemu() {
     // (the harness checks that each trampoline returned a result at least once per
     // configuration)
     assert!(calls >= 100 * CONFIGS.len(), "{summary}");
-    assert!(callbacks >= 3 * CALLBACKS.len() * CONFIGS.len(), "{summary}");
+    assert!(
+        callbacks >= 3 * CALLBACKS.len() * CONFIGS.len(),
+        "{summary}"
+    );
 
     // The checks can fail: a run with one deliberately wrong expectation must report it.
     let (ok, text) = run(&exe, Some("--wrong-expectation"));
-    assert!(!ok && text.contains("FAIL") && text.contains(" 1 failures"), "a wrong expectation went unnoticed:\n{text}");
+    assert!(
+        !ok && text.contains("FAIL") && text.contains(" 1 failures"),
+        "a wrong expectation went unnoticed:\n{text}"
+    );
 }
 
 fn number_before(s: &str, what: &str) -> usize {
     let end = s.find(what).unwrap_or_else(|| panic!("`{what}` in {s}"));
-    let start = s[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    let start = s[..end]
+        .rfind(|c: char| !c.is_ascii_digit())
+        .map_or(0, |i| i + 1);
     s[start..end].parse().unwrap()
 }

@@ -23,9 +23,17 @@ fn leaf_float_type(l: Leaf) -> Option<(Type, u32)> {
 fn hfa(ty: &TypeNode, size: u32) -> Result<Option<(Type, u32, u32)>, LowerError> {
     let mut leaves = Vec::new();
     flatten(ty, 0, &mut leaves)?;
-    let Some(first) = leaves.first() else { return Ok(None) };
-    let Some((fty, esize)) = leaf_float_type(first.leaf) else { return Ok(None) };
-    if leaves.iter().any(|l| l.leaf != first.leaf || !l.offset.is_multiple_of(esize)) || !size.is_multiple_of(esize) {
+    let Some(first) = leaves.first() else {
+        return Ok(None);
+    };
+    let Some((fty, esize)) = leaf_float_type(first.leaf) else {
+        return Ok(None);
+    };
+    if leaves
+        .iter()
+        .any(|l| l.leaf != first.leaf || !l.offset.is_multiple_of(esize))
+        || !size.is_multiple_of(esize)
+    {
         return Ok(None);
     }
     let count = size / esize;
@@ -56,7 +64,13 @@ impl State {
     fn memory_parts(&mut self, size: u32, align: u32) -> Vec<Part> {
         let base = self.stack_slot(size, align);
         chunks(size)
-            .map(|(off, sz)| Part { offset: off, size: sz, ty: int_type_for(sz), loc: Loc::Stack(base + off), ext: Ext::None })
+            .map(|(off, sz)| Part {
+                offset: off,
+                size: sz,
+                ty: int_type_for(sz),
+                loc: Loc::Stack(base + off),
+                ext: Ext::None,
+            })
             .collect()
     }
 
@@ -67,7 +81,13 @@ impl State {
         } else {
             Loc::Stack(self.stack_slot(8, 8))
         };
-        Part { offset: 0, size, ty, loc, ext }
+        Part {
+            offset: 0,
+            size,
+            ty,
+            loc,
+            ext,
+        }
     }
 
     fn vreg_or_stack(&mut self, ty: Type, size: u32) -> Part {
@@ -77,14 +97,24 @@ impl State {
         } else {
             Loc::Stack(self.stack_slot(size, size))
         };
-        Part { offset: 0, size, ty, loc, ext: Ext::None }
+        Part {
+            offset: 0,
+            size,
+            ty,
+            loc,
+            ext: Ext::None,
+        }
     }
 }
 
 fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
     let (size, align) = arg_size_align(ty)?;
     let pass = match scalar_of(ty) {
-        Some(Scalar::Int { size, signed }) => ArgPass::Parts(vec![st.gpr_or_stack(int_type_for(size), size, int_ext(size, signed))]),
+        Some(Scalar::Int { size, signed }) => ArgPass::Parts(vec![st.gpr_or_stack(
+            int_type_for(size),
+            size,
+            int_ext(size, signed),
+        )]),
         Some(Scalar::Float) => ArgPass::Parts(vec![st.vreg_or_stack(types::F32, 4)]),
         Some(Scalar::Double) => ArgPass::Parts(vec![st.vreg_or_stack(types::F64, 8)]),
         Some(Scalar::LongDouble) => ArgPass::Parts(vec![st.vreg_or_stack(types::F128, 16)]),
@@ -94,7 +124,13 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
             } else if let Some((fty, esize, count)) = hfa(ty, size)? {
                 if st.nsrn as u32 + count <= VREGS as u32 {
                     let parts = (0..count)
-                        .map(|k| Part { offset: k * esize, size: esize, ty: fty, loc: Loc::Vec(st.nsrn + k as u8), ext: Ext::None })
+                        .map(|k| Part {
+                            offset: k * esize,
+                            size: esize,
+                            ty: fty,
+                            loc: Loc::Vec(st.nsrn + k as u8),
+                            ext: Ext::None,
+                        })
                         .collect();
                     st.nsrn += count as u8;
                     ArgPass::Parts(parts)
@@ -107,7 +143,11 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
             } else if size > 16 {
                 // B.4: the caller's copy, passed by address.
                 let p = st.gpr_or_stack(types::I64, 8, Ext::None);
-                ArgPass::ByRef { ptr: p.loc, size, align }
+                ArgPass::ByRef {
+                    ptr: p.loc,
+                    size,
+                    align,
+                }
             } else {
                 let n = size.div_ceil(8) as u8;
                 if align == 16 && st.ngrn % 2 == 1 {
@@ -116,7 +156,13 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
                 if st.ngrn + n <= GPRS {
                     let parts = chunks(size)
                         .enumerate()
-                        .map(|(k, (off, sz))| Part { offset: off, size: sz, ty: int_type_for(sz), loc: Loc::Gpr(st.ngrn + k as u8), ext: Ext::None })
+                        .map(|(k, (off, sz))| Part {
+                            offset: off,
+                            size: sz,
+                            ty: int_type_for(sz),
+                            loc: Loc::Gpr(st.ngrn + k as u8),
+                            ext: Ext::None,
+                        })
                         .collect();
                     st.ngrn += n;
                     ArgPass::Parts(parts)
@@ -138,9 +184,19 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
         return Err(LowerError::ArrayResult);
     }
     let (size, align) = size_align(ty)?;
-    let one = |ty: Type, loc: Loc, ext: Ext| RetPass::Parts(vec![Part { offset: 0, size, ty, loc, ext }]);
+    let one = |ty: Type, loc: Loc, ext: Ext| {
+        RetPass::Parts(vec![Part {
+            offset: 0,
+            size,
+            ty,
+            loc,
+            ext,
+        }])
+    };
     let ret = match scalar_of(ty) {
-        Some(Scalar::Int { size, signed }) => one(int_type_for(size), Loc::Gpr(0), int_ext(size, signed)),
+        Some(Scalar::Int { size, signed }) => {
+            one(int_type_for(size), Loc::Gpr(0), int_ext(size, signed))
+        }
         Some(Scalar::Float) => one(types::F32, Loc::Vec(0), Ext::None),
         Some(Scalar::Double) => one(types::F64, Loc::Vec(0), Ext::None),
         Some(Scalar::LongDouble) => one(types::F128, Loc::Vec(0), Ext::None),
@@ -150,7 +206,13 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
             } else if let Some((fty, esize, count)) = hfa(ty, size)? {
                 RetPass::Parts(
                     (0..count)
-                        .map(|k| Part { offset: k * esize, size: esize, ty: fty, loc: Loc::Vec(k as u8), ext: Ext::None })
+                        .map(|k| Part {
+                            offset: k * esize,
+                            size: esize,
+                            ty: fty,
+                            loc: Loc::Vec(k as u8),
+                            ext: Ext::None,
+                        })
                         .collect(),
                 )
             } else if size > 16 {
@@ -159,7 +221,13 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
                 RetPass::Parts(
                     chunks(size)
                         .enumerate()
-                        .map(|(k, (off, sz))| Part { offset: off, size: sz, ty: int_type_for(sz), loc: Loc::Gpr(k as u8), ext: Ext::None })
+                        .map(|(k, (off, sz))| Part {
+                            offset: off,
+                            size: sz,
+                            ty: int_type_for(sz),
+                            loc: Loc::Gpr(k as u8),
+                            ext: Ext::None,
+                        })
                         .collect(),
                 )
             }
@@ -171,10 +239,20 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
 pub(super) fn lower(sig: &FuncSig) -> Result<CallPlan, LowerError> {
     let (ret, ret_size, ret_align) = lower_ret(&sig.result)?;
     // The result pointer travels in x8, which is not an argument register.
-    let mut st = State { ngrn: 0, nsrn: 0, nsaa: 0 };
-    let args = sig.args.iter().map(|a| lower_arg(&mut st, a)).collect::<Result<Vec<_>, _>>()?;
+    let mut st = State {
+        ngrn: 0,
+        nsrn: 0,
+        nsaa: 0,
+    };
+    let args = sig
+        .args
+        .iter()
+        .map(|a| lower_arg(&mut st, a))
+        .collect::<Result<Vec<_>, _>>()?;
     // Linux passes variadic arguments exactly like named ones (Apple would not).
-    let variadic = sig.variadic.then_some(VariadicInfo { vector_regs: st.nsrn });
+    let variadic = sig.variadic.then_some(VariadicInfo {
+        vector_regs: st.nsrn,
+    });
     Ok(CallPlan {
         arch: Arch::Aarch64,
         args,

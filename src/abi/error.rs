@@ -44,7 +44,9 @@ impl LowerError {
             LowerError::PartialLayout { cname } => {
                 format!("'{cname}' has a partial layout ('...'), only known in API mode")
             }
-            LowerError::UnknownSize { cname } => format!("'{cname}' has no known size: cannot pass it by value"),
+            LowerError::UnknownSize { cname } => {
+                format!("'{cname}' has no known size: cannot pass it by value")
+            }
             LowerError::VoidMember => "void field".to_string(),
             LowerError::VoidArgument => "'void' argument".to_string(),
             LowerError::ArrayResult => "a function cannot return an array".to_string(),

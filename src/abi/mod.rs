@@ -134,10 +134,17 @@ pub struct CallPlan {
 impl CallPlan {
     /// Every stack-located part of the arguments, with its argument index.
     pub fn stack_parts(&self) -> impl Iterator<Item = (usize, &Part)> {
-        self.args.iter().enumerate().flat_map(|(i, a)| match &a.pass {
-            ArgPass::Parts(ps) => ps.iter().filter(|p| matches!(p.loc, Loc::Stack(_))).map(move |p| (i, p)).collect::<Vec<_>>(),
-            ArgPass::ByRef { .. } => Vec::new(),
-        })
+        self.args
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| match &a.pass {
+                ArgPass::Parts(ps) => ps
+                    .iter()
+                    .filter(|p| matches!(p.loc, Loc::Stack(_)))
+                    .map(move |p| (i, p))
+                    .collect::<Vec<_>>(),
+                ArgPass::ByRef { .. } => Vec::new(),
+            })
     }
 }
 
@@ -179,7 +186,9 @@ pub(crate) fn size_align(ty: &TypeNode) -> Result<(u32, u32), LowerError> {
         match r.layout.get() {
             None => return Err(LowerError::Opaque { cname: ty.cname() }),
             Some(Err(e)) => return Err(LowerError::Layout(e.clone())),
-            Some(Ok(l)) if l.partial => return Err(LowerError::PartialLayout { cname: ty.cname() }),
+            Some(Ok(l)) if l.partial => {
+                return Err(LowerError::PartialLayout { cname: ty.cname() })
+            }
             Some(Ok(_)) => {}
         }
     }
@@ -194,18 +203,30 @@ pub(crate) fn size_align(ty: &TypeNode) -> Result<(u32, u32), LowerError> {
 /// unit's offset.
 pub(crate) fn flatten(ty: &TypeNode, base: u32, out: &mut Vec<LeafAt>) -> Result<(), LowerError> {
     let push = |out: &mut Vec<LeafAt>, off: u32, leaf: Leaf, align: u32| {
-        out.push(LeafAt { offset: off, leaf, unaligned: align > 1 && !off.is_multiple_of(align) });
+        out.push(LeafAt {
+            offset: off,
+            leaf,
+            unaligned: align > 1 && !off.is_multiple_of(align),
+        });
     };
     match &ty.kind {
         Kind::Void => return Err(LowerError::VoidMember),
         Kind::Prim(p) => match p.class {
             PrimClass::Float => {
-                let leaf = if p.size == 4 { Leaf::Float } else { Leaf::Double };
+                let leaf = if p.size == 4 {
+                    Leaf::Float
+                } else {
+                    Leaf::Double
+                };
                 push(out, base, leaf, p.align as u32)
             }
             PrimClass::LongDouble => push(out, base, Leaf::LongDouble, 16),
             PrimClass::Complex => {
-                let (leaf, half) = if p.size == 8 { (Leaf::Float, 4) } else { (Leaf::Double, 8) };
+                let (leaf, half) = if p.size == 8 {
+                    (Leaf::Float, 4)
+                } else {
+                    (Leaf::Double, 8)
+                };
                 push(out, base, leaf, half);
                 push(out, base + half, leaf, half);
             }
@@ -224,7 +245,9 @@ pub(crate) fn flatten(ty: &TypeNode, base: u32, out: &mut Vec<LeafAt>) -> Result
         }
         Kind::Array(_, None) => {}
         Kind::Record(_) => {
-            let layout = ty.record_layout().ok_or_else(|| LowerError::OpaqueMember { cname: ty.cname() })?;
+            let layout = ty
+                .record_layout()
+                .ok_or_else(|| LowerError::OpaqueMember { cname: ty.cname() })?;
             for f in &layout.fields {
                 flatten(&f.ty, base + f.offset as u32, out)?;
             }
@@ -246,7 +269,10 @@ pub fn int_type_for(size: u32) -> Type {
 
 /// Scalar (non-aggregate) info of an argument or result type.
 pub(crate) enum Scalar {
-    Int { size: u32, signed: bool },
+    Int {
+        size: u32,
+        signed: bool,
+    },
     Float,
     Double,
     LongDouble,
@@ -257,17 +283,32 @@ pub(crate) enum Scalar {
 pub(crate) fn scalar_of(ty: &TypeNode) -> Option<Scalar> {
     match &ty.kind {
         Kind::Prim(p) => Some(match p.class {
-            PrimClass::Float => if p.size == 4 { Scalar::Float } else { Scalar::Double },
+            PrimClass::Float => {
+                if p.size == 4 {
+                    Scalar::Float
+                } else {
+                    Scalar::Double
+                }
+            }
             PrimClass::LongDouble => Scalar::LongDouble,
             PrimClass::Complex => Scalar::Complex,
-            _ => Scalar::Int { size: p.size as u32, signed: p.signed },
+            _ => Scalar::Int {
+                size: p.size as u32,
+                signed: p.signed,
+            },
         }),
         Kind::Enum(e) => {
             let i = e.underlying_info();
-            Some(Scalar::Int { size: i.size as u32, signed: i.signed })
+            Some(Scalar::Int {
+                size: i.size as u32,
+                signed: i.signed,
+            })
         }
         // Array parameters decay to pointers: the argument memory holds the pointer.
-        Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Array(..) => Some(Scalar::Int { size: 8, signed: false }),
+        Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Array(..) => Some(Scalar::Int {
+            size: 8,
+            signed: false,
+        }),
         _ => None,
     }
 }

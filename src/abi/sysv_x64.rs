@@ -59,7 +59,10 @@ fn classify(ty: &TypeNode, size: u32) -> Result<Vec<Class>, LowerError> {
         }
     }
     let memory = classes.contains(&Class::Memory)
-        || classes.iter().enumerate().any(|(i, c)| *c == Class::X87Up && (i == 0 || classes[i - 1] != Class::X87));
+        || classes
+            .iter()
+            .enumerate()
+            .any(|(i, c)| *c == Class::X87Up && (i == 0 || classes[i - 1] != Class::X87));
     if memory {
         return Ok(vec![Class::Memory]);
     }
@@ -84,7 +87,13 @@ impl State {
     fn memory_parts(&mut self, size: u32, align: u32) -> Vec<Part> {
         let base = self.stack_slot(size, align);
         chunks(size)
-            .map(|(off, sz)| Part { offset: off, size: sz, ty: int_type_for(sz), loc: Loc::Stack(base + off), ext: Ext::None })
+            .map(|(off, sz)| Part {
+                offset: off,
+                size: sz,
+                ty: int_type_for(sz),
+                loc: Loc::Stack(base + off),
+                ext: Ext::None,
+            })
             .collect()
     }
 }
@@ -126,17 +135,28 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
         } else {
             Loc::Stack(st.stack_slot(8, 8))
         };
-        vec![Part { offset: 0, size, ty, loc, ext }]
+        vec![Part {
+            offset: 0,
+            size,
+            ty,
+            loc,
+            ext,
+        }]
     };
     let parts = match scalar_of(ty) {
-        Some(Scalar::Int { size, signed }) => single(st, int_type_for(size), true, int_ext(size, signed), size),
+        Some(Scalar::Int { size, signed }) => {
+            single(st, int_type_for(size), true, int_ext(size, signed), size)
+        }
         Some(Scalar::Float) => single(st, types::F32, false, Ext::None, 4),
         Some(Scalar::Double) => single(st, types::F64, false, Ext::None, 8),
         Some(Scalar::LongDouble) => st.memory_parts(16, 16),
         _ => {
             let classes = classify(ty, size)?;
             // X87 classes are passed in memory (they only matter for results).
-            if classes.iter().any(|c| matches!(c, Class::Memory | Class::X87 | Class::X87Up)) {
+            if classes
+                .iter()
+                .any(|c| matches!(c, Class::Memory | Class::X87 | Class::X87Up))
+            {
                 st.memory_parts(size, align)
             } else {
                 let ebs = eightbyte_parts(&classes, size);
@@ -156,14 +176,24 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
                                 st.vreg += 1;
                                 (sse_type(sz), Loc::Vec(st.vreg - 1))
                             };
-                            Part { offset: off, size: sz, ty, loc, ext: Ext::None }
+                            Part {
+                                offset: off,
+                                size: sz,
+                                ty,
+                                loc,
+                                ext: Ext::None,
+                            }
                         })
                         .collect()
                 }
             }
         }
     };
-    Ok(ArgPlan { size, align, pass: ArgPass::Parts(parts) })
+    Ok(ArgPlan {
+        size,
+        align,
+        pass: ArgPass::Parts(parts),
+    })
 }
 
 fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
@@ -174,9 +204,19 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
         return Err(LowerError::ArrayResult);
     }
     let (size, align) = size_align(ty)?;
-    let one = |ty: Type, loc: Loc, ext: Ext| RetPass::Parts(vec![Part { offset: 0, size, ty, loc, ext }]);
+    let one = |ty: Type, loc: Loc, ext: Ext| {
+        RetPass::Parts(vec![Part {
+            offset: 0,
+            size,
+            ty,
+            loc,
+            ext,
+        }])
+    };
     let ret = match scalar_of(ty) {
-        Some(Scalar::Int { size, signed }) => one(int_type_for(size), Loc::Gpr(0), int_ext(size, signed)),
+        Some(Scalar::Int { size, signed }) => {
+            one(int_type_for(size), Loc::Gpr(0), int_ext(size, signed))
+        }
         Some(Scalar::Float) => one(types::F32, Loc::Vec(0), Ext::None),
         Some(Scalar::Double) => one(types::F64, Loc::Vec(0), Ext::None),
         Some(Scalar::LongDouble) => RetPass::X87,
@@ -201,7 +241,13 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
                                 vi += 1;
                                 (sse_type(sz), Loc::Vec(vi - 1))
                             };
-                            Part { offset: off, size: sz, ty, loc, ext: Ext::None }
+                            Part {
+                                offset: off,
+                                size: sz,
+                                ty,
+                                loc,
+                                ext: Ext::None,
+                            }
                         })
                         .collect(),
                 )
@@ -213,15 +259,31 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
 
 pub(super) fn lower(sig: &FuncSig) -> Result<CallPlan, LowerError> {
     let (ret, ret_size, ret_align) = lower_ret(&sig.result)?;
-    let mut st = State { gpr: 0, vreg: 0, stack: 0 };
+    let mut st = State {
+        gpr: 0,
+        vreg: 0,
+        stack: 0,
+    };
     if ret == RetPass::Sret {
         st.gpr = 1;
     }
-    let args = sig.args.iter().map(|a| lower_arg(&mut st, a)).collect::<Result<Vec<_>, _>>()?;
-    let variadic = sig.variadic.then_some(VariadicInfo { vector_regs: st.vreg });
+    let args = sig
+        .args
+        .iter()
+        .map(|a| lower_arg(&mut st, a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let variadic = sig.variadic.then_some(VariadicInfo {
+        vector_regs: st.vreg,
+    });
     let stub = match (&ret, variadic) {
-        (RetPass::X87, v) => Some(StubKind::X87Return { al: v.map(|v| v.vector_regs), stack_size: st.stack }),
-        (_, Some(v)) => Some(StubKind::Variadic { al: v.vector_regs, stack_size: st.stack }),
+        (RetPass::X87, v) => Some(StubKind::X87Return {
+            al: v.map(|v| v.vector_regs),
+            stack_size: st.stack,
+        }),
+        (_, Some(v)) => Some(StubKind::Variadic {
+            al: v.vector_regs,
+            stack_size: st.stack,
+        }),
         _ => None,
     };
     Ok(CallPlan {

@@ -12,16 +12,30 @@ pub struct FieldSpec {
 }
 
 pub fn field(name: &str, ty: &TypeRef) -> FieldSpec {
-    FieldSpec { name: name.to_string(), ty: ty.clone(), bits: None }
+    FieldSpec {
+        name: name.to_string(),
+        ty: ty.clone(),
+        bits: None,
+    }
 }
 
 pub fn bitfield(name: &str, ty: &TypeRef, bits: u32) -> FieldSpec {
-    FieldSpec { name: name.to_string(), ty: ty.clone(), bits: Some(bits) }
+    FieldSpec {
+        name: name.to_string(),
+        ty: ty.clone(),
+        bits: Some(bits),
+    }
 }
 
 /// A complete struct (or union) named `cname` with `fields`; `packed` gives every field
 /// alignment 1 (gcc's `__attribute__((packed))`).
-pub fn record(t: &mut TypeTable, cname: &str, is_union: bool, packed: bool, fields: Vec<FieldSpec>) -> TypeRef {
+pub fn record(
+    t: &mut TypeTable,
+    cname: &str,
+    is_union: bool,
+    packed: bool,
+    fields: Vec<FieldSpec>,
+) -> TypeRef {
     let ty = t.new_record(is_union, None, cname.to_string());
     let mut out = Vec::new();
     let mut bitpos: usize = 0;
@@ -56,12 +70,26 @@ pub fn record(t: &mut TypeTable, cname: &str, is_union: bool, packed: bool, fiel
                 (off, shift as i32, bits as i32)
             }
         };
-        out.push(Field { name: f.name, ty: f.ty, offset, bitshift, bitsize, flags: 0 });
+        out.push(Field {
+            name: f.name,
+            ty: f.ty,
+            offset,
+            bitshift,
+            bitsize,
+            flags: 0,
+        });
     }
     let size = size.div_ceil(align) * align;
     if let crate::types::model::Kind::Record(r) = &ty.kind {
         r.layout
-            .set(Ok(RecordLayout { size, align, fields: out, has_flexible_array: false, partial: false, packed }))
+            .set(Ok(RecordLayout {
+                size,
+                align,
+                fields: out,
+                has_flexible_array: false,
+                partial: false,
+                packed,
+            }))
             .expect("fresh record");
     }
     ty

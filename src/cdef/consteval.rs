@@ -21,7 +21,10 @@ pub struct EvalError {
 }
 
 fn fail<T>(pair: &Pair<Rule>, message: impl Into<String>) -> Result<T, EvalError> {
-    Err(EvalError { offset: pair.as_span().start(), message: message.into() })
+    Err(EvalError {
+        offset: pair.as_span().start(),
+        message: message.into(),
+    })
 }
 
 /// Evaluates `expr` (any rule of the expression grammar); `lookup` gives the value of an
@@ -99,16 +102,25 @@ fn precedence(op: Rule) -> u8 {
 /// `a op b op c ...` (the grammar gives the flat list): operator precedence by the
 /// shunting-yard method. Operands are evaluated left to right and every operator is
 /// applied as soon as its right operand is complete, the order a tree walk would take.
-fn eval_binary_chain<'i>(pair: Pair<'i, Rule>, lookup: &dyn Fn(&str) -> Option<i128>) -> Result<Value, EvalError> {
+fn eval_binary_chain<'i>(
+    pair: Pair<'i, Rule>,
+    lookup: &dyn Fn(&str) -> Option<i128>,
+) -> Result<Value, EvalError> {
     let mut inner = pair.into_inner();
     let first = inner.next().unwrap();
-    let Some(mut op) = inner.next() else { return eval(first, lookup) };
+    let Some(mut op) = inner.next() else {
+        return eval(first, lookup);
+    };
     // (value, offset where the operand starts)
-    let mut values: Vec<(Value, usize)> = vec![(eval(first.clone(), lookup)?, first.as_span().start())];
+    let mut values: Vec<(Value, usize)> =
+        vec![(eval(first.clone(), lookup)?, first.as_span().start())];
     let mut ops: Vec<Pair<'i, Rule>> = Vec::new();
     loop {
         let rhs = inner.next().unwrap();
-        while ops.last().is_some_and(|top| precedence(top.as_rule()) >= precedence(op.as_rule())) {
+        while ops
+            .last()
+            .is_some_and(|top| precedence(top.as_rule()) >= precedence(op.as_rule()))
+        {
             reduce(&mut values, &mut ops)?;
         }
         ops.push(op);
@@ -136,7 +148,10 @@ fn binary(op: &Pair<Rule>, a: Value, b: Value, rhs_at: usize) -> Result<Value, E
     let (Value::Int(x), Value::Int(y)) = (a, b) else {
         return match op.as_str() {
             "+" | "-" | "*" | "/" => Ok(Value::Float),
-            _ => fail(op, format!("unsupported expression: '{}' needs integers", op.as_str())),
+            _ => fail(
+                op,
+                format!("unsupported expression: '{}' needs integers", op.as_str()),
+            ),
         };
     };
     let overflow = || fail(op, "constant expression overflows");
@@ -146,7 +161,10 @@ fn binary(op: &Pair<Rule>, a: Value, b: Value, rhs_at: usize) -> Result<Value, E
         "*" => x.checked_mul(y),
         // C truncates toward zero, as Rust does.
         "/" | "%" if y == 0 => {
-            return Err(EvalError { offset: rhs_at, message: "division by zero in constant expression".into() })
+            return Err(EvalError {
+                offset: rhs_at,
+                message: "division by zero in constant expression".into(),
+            })
         }
         "/" => x.checked_div(y),
         "%" => x.checked_rem(y),
@@ -179,7 +197,11 @@ pub fn char_value(lit: &str) -> Option<i128> {
     let mut chars = body.chars();
     let first = chars.next()?;
     if first != '\\' {
-        return if chars.next().is_none() { Some(first as i128) } else { None };
+        return if chars.next().is_none() {
+            Some(first as i128)
+        } else {
+            None
+        };
     }
     let rest: String = chars.collect();
     let simple = match rest.as_str() {
@@ -204,7 +226,10 @@ pub fn char_value(lit: &str) -> Option<i128> {
         return u8::from_str_radix(hex, 16).ok().map(|v| v as i128);
     }
     if !rest.is_empty() && rest.len() <= 3 && rest.chars().all(|c| c.is_digit(8)) {
-        return u16::from_str_radix(&rest, 8).ok().filter(|v| *v < 256).map(|v| v as i128);
+        return u16::from_str_radix(&rest, 8)
+            .ok()
+            .filter(|v| *v < 256)
+            .map(|v| v as i128);
     }
     None
 }

@@ -78,17 +78,31 @@ pub struct CdefError {
 
 impl CdefError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> CdefError {
-        CdefError { kind, message: message.into(), location: None, detail: None, reason_start: 0 }
+        CdefError {
+            kind,
+            message: message.into(),
+            location: None,
+            detail: None,
+            reason_start: 0,
+        }
     }
 
     /// `file:line:col: reason`.
-    pub(crate) fn at(kind: ErrorKind, location: SourceLocation, reason: impl AsRef<str>) -> CdefError {
+    pub(crate) fn at(
+        kind: ErrorKind,
+        location: SourceLocation,
+        reason: impl AsRef<str>,
+    ) -> CdefError {
         CdefError::located(kind, String::new(), location, reason.as_ref())
     }
 
     /// `cannot parse "LINE"` then `file:line:col: reason` on the next line, `LINE` being
     /// the location's `source_line`.
-    pub(crate) fn cannot_parse(kind: ErrorKind, location: SourceLocation, reason: impl AsRef<str>) -> CdefError {
+    pub(crate) fn cannot_parse(
+        kind: ErrorKind,
+        location: SourceLocation,
+        reason: impl AsRef<str>,
+    ) -> CdefError {
         let head = format!("cannot parse \"{}\"\n", location.source_line);
         CdefError::located(kind, head, location, reason.as_ref())
     }
@@ -98,7 +112,13 @@ impl CdefError {
         message.push_str(&location.prefix());
         let reason_start = message.len();
         message.push_str(reason);
-        CdefError { kind, message, location: Some(Box::new(location)), detail: None, reason_start }
+        CdefError {
+            kind,
+            message,
+            location: Some(Box::new(location)),
+            detail: None,
+            reason_start,
+        }
     }
 
     pub(crate) fn with_detail(mut self, detail: ErrorDetail) -> CdefError {
@@ -122,12 +142,21 @@ impl CdefError {
     /// without it; others unchanged. Type strings have no file: their messages name the
     /// type instead.
     pub(crate) fn without_location(self) -> CdefError {
-        let starts_with_location = self.location.as_ref().is_some_and(|l| l.prefix().len() == self.reason_start);
+        let starts_with_location = self
+            .location
+            .as_ref()
+            .is_some_and(|l| l.prefix().len() == self.reason_start);
         if !starts_with_location {
             return self;
         }
         let message = self.reason().to_string();
-        CdefError { kind: self.kind, message, location: None, detail: self.detail, reason_start: 0 }
+        CdefError {
+            kind: self.kind,
+            message,
+            location: None,
+            detail: self.detail,
+            reason_start: 0,
+        }
     }
 
     /// The error for a panic caught while running `what`.
@@ -137,7 +166,10 @@ impl CdefError {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
-        CdefError::new(ErrorKind::Internal, format!("internal error in {what} (please report): {msg}"))
+        CdefError::new(
+            ErrorKind::Internal,
+            format!("internal error in {what} (please report): {msg}"),
+        )
     }
 }
 

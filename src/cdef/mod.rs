@@ -166,7 +166,10 @@ impl Namespace {
             }
         }
         if opts.packed && opts.pack.is_some_and(|p| p != 1) {
-            return Err(CdefError::new(ErrorKind::Value, "'packed' should be False if 'pack' is given"));
+            return Err(CdefError::new(
+                ErrorKind::Value,
+                "'packed' should be False if 'pack' is given",
+            ));
         }
         let result = catch_unwind(AssertUnwindSafe(|| resolve::run_cdef(self, source, opts)));
         let result = result.unwrap_or_else(|payload| Err(CdefError::from_panic(payload, "cdef")));
@@ -206,7 +209,11 @@ impl Namespace {
         for (name, f) in &other.unknown_num_typedefs {
             self.unknown_num_typedefs.insert(name.clone(), *f);
         }
-        for (map_name, src) in [("struct", &other.decls.structs), ("union", &other.decls.unions), ("enum", &other.decls.enums)] {
+        for (map_name, src) in [
+            ("struct", &other.decls.structs),
+            ("union", &other.decls.unions),
+            ("enum", &other.decls.enums),
+        ] {
             for (tag, ty) in src {
                 let mine = self.adopt(ty, &mut memo);
                 let dst = match map_name {
@@ -218,14 +225,17 @@ impl Namespace {
             }
         }
         for name in &other.decls.order {
-            let Some(d) = other.decls.names.get(name) else { continue };
+            let Some(d) = other.decls.names.get(name) else {
+                continue;
+            };
             let mine = match d {
-                Decl::IntConstant { value, ty } => {
-                    Decl::IntConstant { value: *value, ty: ty.as_ref().map(|t| self.adopt(t, &mut memo)) }
-                }
-                Decl::UnknownConstant { ty } => {
-                    Decl::UnknownConstant { ty: ty.as_ref().map(|t| self.adopt(t, &mut memo)) }
-                }
+                Decl::IntConstant { value, ty } => Decl::IntConstant {
+                    value: *value,
+                    ty: ty.as_ref().map(|t| self.adopt(t, &mut memo)),
+                },
+                Decl::UnknownConstant { ty } => Decl::UnknownConstant {
+                    ty: ty.as_ref().map(|t| self.adopt(t, &mut memo)),
+                },
                 _ => continue,
             };
             if !self.decls.names.contains_key(name) {
@@ -288,7 +298,10 @@ impl Namespace {
         for id in &order {
             self.finish_record(*id, &mut visiting);
         }
-        self.pending_order = order.into_iter().filter(|id| self.pending.contains_key(id)).collect();
+        self.pending_order = order
+            .into_iter()
+            .filter(|id| self.pending.contains_key(id))
+            .collect();
     }
 
     fn finish_record(&mut self, id: u32, visiting: &mut HashSet<u32>) {
@@ -298,7 +311,11 @@ impl Namespace {
         if !visiting.insert(id) {
             return;
         }
-        let deps: Vec<u32> = self.pending[&id].members.iter().filter_map(|m| by_value_record(&m.ty)).collect();
+        let deps: Vec<u32> = self.pending[&id]
+            .members
+            .iter()
+            .filter_map(|m| by_value_record(&m.ty))
+            .collect();
         for dep in deps {
             if dep != id {
                 self.finish_record(dep, visiting);
@@ -306,8 +323,13 @@ impl Namespace {
         }
         visiting.remove(&id);
         let body = &self.pending[&id];
-        let Kind::Record(rec) = &body.node.kind else { unreachable!("pending bodies are records") };
-        let self_contained = body.members.iter().any(|m| by_value_record(&m.ty) == Some(id));
+        let Kind::Record(rec) = &body.node.kind else {
+            unreachable!("pending bodies are records")
+        };
+        let self_contained = body
+            .members
+            .iter()
+            .any(|m| by_value_record(&m.ty) == Some(id));
         let waiting = body.members.iter().any(|m| match by_value_record(&m.ty) {
             Some(dep) => dep != id && self.pending.contains_key(&dep),
             None => false,
@@ -354,8 +376,19 @@ fn is_opaque_record(ty: &TypeRef) -> bool {
 /// Canonical primitive for a run of built-in type keywords, order-insensitive
 /// (`long unsigned int` = `unsigned long`).
 pub(crate) fn prim_from_keywords(words: &[&str]) -> Result<Option<Prim>, String> {
-    let (mut unsigned, mut signed, mut short, mut long, mut int, mut char_, mut float, mut double, mut void, mut boolean, mut complex) =
-        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    let (
+        mut unsigned,
+        mut signed,
+        mut short,
+        mut long,
+        mut int,
+        mut char_,
+        mut float,
+        mut double,
+        mut void,
+        mut boolean,
+        mut complex,
+    ) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     for w in words {
         match *w {
             "unsigned" => unsigned += 1,
@@ -374,14 +407,24 @@ pub(crate) fn prim_from_keywords(words: &[&str]) -> Result<Option<Prim>, String>
     }
     let bad = || Err(format!("Unsupported type: '{}'", words.join(" ")));
     let sign = unsigned + signed;
-    if unsigned > 1 || signed > 1 || (unsigned == 1 && signed == 1) || int > 1 || short > 1 || long > 2 {
+    if unsigned > 1
+        || signed > 1
+        || (unsigned == 1 && signed == 1)
+        || int > 1
+        || short > 1
+        || long > 2
+    {
         return bad();
     }
     if void > 0 {
         return if words.len() == 1 { Ok(None) } else { bad() };
     }
     if boolean > 0 {
-        return if words.len() == 1 { Ok(Some(Prim::Bool)) } else { bad() };
+        return if words.len() == 1 {
+            Ok(Some(Prim::Bool))
+        } else {
+            bad()
+        };
     }
     if float > 0 || double > 0 {
         if sign > 0 || short > 0 || int > 0 || char_ > 0 || float + double > 1 || complex > 1 {
@@ -416,10 +459,34 @@ pub(crate) fn prim_from_keywords(words: &[&str]) -> Result<Option<Prim>, String>
     }
     let u = unsigned > 0;
     Ok(Some(match (short, long) {
-        (1, _) => if u { Prim::UShort } else { Prim::Short },
-        (_, 1) => if u { Prim::ULong } else { Prim::Long },
-        (_, 2) => if u { Prim::ULongLong } else { Prim::LongLong },
-        _ => if u { Prim::UInt } else { Prim::Int },
+        (1, _) => {
+            if u {
+                Prim::UShort
+            } else {
+                Prim::Short
+            }
+        }
+        (_, 1) => {
+            if u {
+                Prim::ULong
+            } else {
+                Prim::Long
+            }
+        }
+        (_, 2) => {
+            if u {
+                Prim::ULongLong
+            } else {
+                Prim::LongLong
+            }
+        }
+        _ => {
+            if u {
+                Prim::UInt
+            } else {
+                Prim::Int
+            }
+        }
     }))
 }
 
@@ -431,7 +498,10 @@ mod tests;
 #[doc(hidden)]
 pub fn parse_only(source: &str) -> Result<usize, CdefError> {
     let pre = preprocess::preprocess(source)?;
-    let pos = preprocess::Positions { source, markers: &pre.markers };
+    let pos = preprocess::Positions {
+        source,
+        markers: &pre.markers,
+    };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
     // What `cdef` parses for a text given to an empty namespace: the raw-piece parse,
     // pieces checked as the resolver meets them (not measured here).

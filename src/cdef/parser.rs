@@ -58,7 +58,12 @@ pub fn parse_split(text: &str) -> Option<Pair<'_, Rule>> {
     }
     let tree = parse(Rule::cdef, text).ok()?;
     let mut seen: rustc_hash::FxHashSet<&str> = Default::default();
-    for list in tree.clone().into_inner().flatten().filter(|p| p.as_rule() == Rule::raw_params) {
+    for list in tree
+        .clone()
+        .into_inner()
+        .flatten()
+        .filter(|p| p.as_rule() == Rule::raw_params)
+    {
         let mut pieces = list.into_inner().peekable();
         while let Some(piece) = pieces.next() {
             let text = piece.as_str();
@@ -120,7 +125,9 @@ fn describe(rule: &Rule) -> Option<&'static str> {
         empty_decl => "';'",
         declarator => "a declarator",
         params | param => "a parameter",
-        varargs | dots_type | int_dots | member_dots | enum_dots | value_dots | array_dots => "'...'",
+        varargs | dots_type | int_dots | member_dots | enum_dots | value_dots | array_dots => {
+            "'...'"
+        }
         enumerator => "an enumerator",
         member => "a member",
         EOI => "end of input",
@@ -152,7 +159,17 @@ pub fn syntax_error(err: &pest::error::Error<Rule>, pos: &Positions, text: &str)
         .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .map_or(0, |p| p + 1);
     let prev_word = &before[prev_word_start..];
-    let at = if matches!(prev_word, "__restrict" | "__restrict__" | "__attribute__" | "__declspec" | "__asm__" | "__asm" | "__thread" | "_Thread_local") {
+    let at = if matches!(
+        prev_word,
+        "__restrict"
+            | "__restrict__"
+            | "__attribute__"
+            | "__declspec"
+            | "__asm__"
+            | "__asm"
+            | "__thread"
+            | "_Thread_local"
+    ) {
         prev_word_start
     } else {
         at
@@ -221,4 +238,3 @@ fn expected_list(positives: &[Rule]) -> String {
         }
     }
 }
-

@@ -45,7 +45,10 @@ impl Positions<'_> {
             None => (DEFAULT_FILE.to_string(), 1, 0),
         };
         let line = base_line + bytes[from..offset].iter().filter(|&&b| b == b'\n').count();
-        let line_start = bytes[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let line_start = bytes[..offset]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
         let col = self.source[line_start..offset].chars().count() + 1;
         (file, line, col)
     }
@@ -54,8 +57,14 @@ impl Positions<'_> {
     pub fn line_text(&self, offset: usize) -> &str {
         let offset = offset.min(self.source.len());
         let bytes = self.source.as_bytes();
-        let start = bytes[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        let end = bytes[offset..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| offset + p);
+        let start = bytes[..offset]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let end = bytes[offset..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |p| offset + p);
         self.source[start..end].trim()
     }
 }
@@ -165,14 +174,21 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
                 out[i] = b' ';
                 i += 1;
             }
-            b'\\' if i + 1 < n && (src[i + 1] == b'\n' || (src[i + 1] == b'\r' && i + 2 < n && src[i + 2] == b'\n')) => {
+            b'\\'
+                if i + 1 < n
+                    && (src[i + 1] == b'\n'
+                        || (src[i + 1] == b'\r' && i + 2 < n && src[i + 2] == b'\n')) =>
+            {
                 let len = if src[i + 1] == b'\n' { 2 } else { 3 };
                 // A continuation does not start a new logical line.
                 blank(&mut out, i, i + len);
                 i += len;
             }
             b'/' if i + 1 < n && src[i + 1] == b'/' => {
-                let end = src[i..].iter().position(|&b| b == b'\n').map_or(n, |p| i + p);
+                let end = src[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(n, |p| i + p);
                 blank(&mut out, i, end);
                 i = end;
             }
@@ -180,8 +196,15 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
                 let end = match source[i + 2..].find("*/") {
                     Some(p) => i + 2 + p + 2,
                     None => {
-                        let pos = Positions { source, markers: &markers };
-                        return Err(CdefError::at(ErrorKind::CDef, pos.location(i), "unterminated comment"));
+                        let pos = Positions {
+                            source,
+                            markers: &markers,
+                        };
+                        return Err(CdefError::at(
+                            ErrorKind::CDef,
+                            pos.location(i),
+                            "unterminated comment",
+                        ));
                     }
                 };
                 blank(&mut out, i, end);
@@ -228,7 +251,14 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
                 blank(&mut out, start, end);
                 let next_line = (end + 1).min(n);
                 let line = strip_comments(&logical);
-                handle_directive(source, start, next_line, line.trim(), &mut defines, &mut markers)?;
+                handle_directive(
+                    source,
+                    start,
+                    next_line,
+                    line.trim(),
+                    &mut defines,
+                    &mut markers,
+                )?;
                 i = end;
             }
             _ => {
@@ -243,7 +273,11 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
     }
     // Only ASCII bytes were replaced by ASCII spaces, so this stays valid UTF-8.
     let text = String::from_utf8(out).expect("blanking keeps UTF-8 valid");
-    Ok(Preprocessed { text, defines, markers })
+    Ok(Preprocessed {
+        text,
+        defines,
+        markers,
+    })
 }
 
 fn handle_directive(
@@ -255,7 +289,9 @@ fn handle_directive(
     markers: &mut Vec<LineMarker>,
 ) -> Result<(), CdefError> {
     let body = line[1..].trim_start();
-    let word_end = body.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(body.len());
+    let word_end = body
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(body.len());
     let word = &body[..word_end];
     let rest = body[word_end..].trim();
     let err = |msg: String| {
@@ -274,7 +310,9 @@ fn handle_directive(
         let mut parts = spec.splitn(2, char::is_whitespace);
         let num = parts.next().unwrap_or("");
         let Ok(lineno) = num.parse::<usize>() else {
-            return Err(err(format!("invalid line directive: expected a line number, got '{num}'")));
+            return Err(err(format!(
+                "invalid line directive: expected a line number, got '{num}'"
+            )));
         };
         let file_part = parts.next().unwrap_or("").trim();
         let file = if let Some(quoted) = file_part.strip_prefix('"') {
@@ -283,9 +321,15 @@ fn handle_directive(
                 None => return Err(err("invalid line directive: unterminated file name".into())),
             }
         } else {
-            markers.last().map_or(DEFAULT_FILE.to_string(), |m| m.file.clone())
+            markers
+                .last()
+                .map_or(DEFAULT_FILE.to_string(), |m| m.file.clone())
         };
-        markers.push(LineMarker { offset: next_line, file, line: lineno });
+        markers.push(LineMarker {
+            offset: next_line,
+            file,
+            line: lineno,
+        });
         return Ok(());
     }
     match word {
@@ -344,9 +388,13 @@ impl Positions<'_> {
 
 pub fn token_text(text: &str, offset: usize) -> &str {
     let rest = &text[offset.min(text.len())..];
-    let Some(first) = rest.chars().next() else { return "" };
+    let Some(first) = rest.chars().next() else {
+        return "";
+    };
     if first.is_ascii_alphanumeric() || first == '_' || first == '$' {
-        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(rest.len());
         &rest[..end]
     } else {
         &rest[..first.len_utf8()]
@@ -399,7 +447,10 @@ mod tests {
     fn line_markers_rename_positions() {
         let src = "int a;\n# 41 \"foo.h\"\nint b;\nint c @;";
         let p = preprocess(src).unwrap();
-        let pos = Positions { source: src, markers: &p.markers };
+        let pos = Positions {
+            source: src,
+            markers: &p.markers,
+        };
         let at = src.find('@').unwrap();
         assert_eq!(pos.locate(at), ("foo.h".to_string(), 42, 7));
     }

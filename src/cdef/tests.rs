@@ -12,7 +12,8 @@ fn ns() -> Namespace {
 
 fn cdef(src: &str) -> Namespace {
     let mut n = ns();
-    n.cdef(src, &CdefOptions::default()).unwrap_or_else(|e| panic!("cdef failed: {e}"));
+    n.cdef(src, &CdefOptions::default())
+        .unwrap_or_else(|e| panic!("cdef failed: {e}"));
     n
 }
 
@@ -25,7 +26,9 @@ fn cdef_err(src: &str) -> CdefError {
 }
 
 fn cname(n: &mut Namespace, t: &str) -> String {
-    n.parse_type(t).unwrap_or_else(|e| panic!("parse_type({t:?}): {e}")).cname()
+    n.parse_type(t)
+        .unwrap_or_else(|e| panic!("parse_type({t:?}): {e}"))
+        .cname()
 }
 
 fn func(n: &Namespace, name: &str) -> String {
@@ -48,8 +51,13 @@ fn size(n: &mut Namespace, t: &str) -> Option<usize> {
 
 fn fields(n: &mut Namespace, t: &str) -> Vec<(String, usize, i32, i32)> {
     let ty = n.parse_type(t).unwrap();
-    let l = ty.record_layout().unwrap_or_else(|| panic!("{t} has no layout"));
-    l.fields.iter().map(|f| (f.name.clone(), f.offset, f.bitshift, f.bitsize)).collect()
+    let l = ty
+        .record_layout()
+        .unwrap_or_else(|| panic!("{t} has no layout"));
+    l.fields
+        .iter()
+        .map(|f| (f.name.clone(), f.offset, f.bitshift, f.bitsize))
+        .collect()
 }
 
 #[test]
@@ -66,7 +74,9 @@ fn function_declarations() {
 fn varargs() {
     let n = cdef("int printf(const char *, ...);");
     assert_eq!(func(&n, "printf"), "int(*)(char *, ...)");
-    let Kind::FuncPtr(sig) = &n.decls.names["printf"].clone().fn_type().kind else { panic!() };
+    let Kind::FuncPtr(sig) = &n.decls.names["printf"].clone().fn_type().kind else {
+        panic!()
+    };
     assert!(sig.variadic);
 }
 
@@ -95,13 +105,19 @@ fn function_pointers_everywhere() {
     assert_eq!(f.iter().map(|x| x.1).collect::<Vec<_>>(), [0, 8, 16]);
     assert_eq!(size(&mut n, "struct s"), Some(40));
     let t = n.parse_type("struct s").unwrap();
-    assert_eq!(t.record_layout().unwrap().fields[2].ty.cname(), "void(*[3])(void)");
+    assert_eq!(
+        t.record_layout().unwrap().fields[2].ty.cname(),
+        "void(*[3])(void)"
+    );
 }
 
 #[test]
 fn params_decay() {
     let n = cdef("int f(int a[5], int g(int), int (*h)[3], char m[][4]);");
-    assert_eq!(func(&n, "f"), "int(*)(int *, int(*)(int), int(*)[3], char(*)[4])");
+    assert_eq!(
+        func(&n, "f"),
+        "int(*)(int *, int(*)(int), int(*)[3], char(*)[4])"
+    );
 }
 
 #[test]
@@ -124,8 +140,19 @@ fn anonymous_record_names_follow_cffi() {
     let mut n = cdef("enum { A }; struct s { struct { int a; } x; struct { int b; } y; union { int q; }; }; struct t { struct { int a; } x; };");
     let s = n.parse_type("struct s").unwrap();
     let l = s.record_layout().unwrap();
-    let names: Vec<(String, String)> = l.fields.iter().map(|f| (f.name.clone(), f.ty.cname())).collect();
-    assert_eq!(names, [("x".into(), "struct $2".into()), ("y".into(), "struct $3".into()), ("q".into(), "int".into())]);
+    let names: Vec<(String, String)> = l
+        .fields
+        .iter()
+        .map(|f| (f.name.clone(), f.ty.cname()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("x".into(), "struct $2".into()),
+            ("y".into(), "struct $3".into()),
+            ("q".into(), "int".into())
+        ]
+    );
     let t = n.parse_type("struct t").unwrap();
     assert_eq!(t.record_layout().unwrap().fields[0].ty.cname(), "struct $5");
     assert_eq!(cname(&mut n, "struct s *"), "struct s *");
@@ -133,14 +160,22 @@ fn anonymous_record_names_follow_cffi() {
 
 #[test]
 fn structs_unions_opaque_and_completed_later() {
-    let mut n = cdef("struct s; union u; typedef struct s s_t; struct node { int v; struct node *next; };");
+    let mut n =
+        cdef("struct s; union u; typedef struct s s_t; struct node { int v; struct node *next; };");
     assert_eq!(size(&mut n, "struct s"), None);
     assert_eq!(size(&mut n, "s_t *"), Some(8));
     assert_eq!(size(&mut n, "struct node"), Some(16));
-    n.cdef("struct s { char c; double d; }; union u { char c; int i; short s[3]; };", &CdefOptions::default()).unwrap();
+    n.cdef(
+        "struct s { char c; double d; }; union u { char c; int i; short s[3]; };",
+        &CdefOptions::default(),
+    )
+    .unwrap();
     assert_eq!(size(&mut n, "s_t"), Some(16));
     assert_eq!(size(&mut n, "union u"), Some(8));
-    assert!(Arc::ptr_eq(&n.parse_type("s_t").unwrap(), &n.parse_type("struct s").unwrap()));
+    assert!(Arc::ptr_eq(
+        &n.parse_type("s_t").unwrap(),
+        &n.parse_type("struct s").unwrap()
+    ));
     let (_, s, u) = n.list_types();
     assert_eq!(s, ["node", "s"]);
     assert_eq!(u, ["u"]);
@@ -152,7 +187,8 @@ fn by_value_member_completed_later_in_same_or_next_cdef() {
     assert_eq!(size(&mut n, "struct a"), Some(16));
     let mut n = cdef("struct a { struct b x; };");
     assert_eq!(size(&mut n, "struct a"), None);
-    n.cdef("struct b { int y; };", &CdefOptions::default()).unwrap();
+    n.cdef("struct b { int y; };", &CdefOptions::default())
+        .unwrap();
     assert_eq!(size(&mut n, "struct a"), Some(4));
 }
 
@@ -162,7 +198,13 @@ fn anonymous_members_flattened() {
     let f = fields(&mut n, "struct s");
     assert_eq!(
         f,
-        [("a".into(), 0, -1, -1), ("b".into(), 4, -1, -1), ("c".into(), 4, -1, -1), ("d".into(), 8, -1, -1), ("e".into(), 9, -1, -1)]
+        [
+            ("a".into(), 0, -1, -1),
+            ("b".into(), 4, -1, -1),
+            ("c".into(), 4, -1, -1),
+            ("d".into(), 8, -1, -1),
+            ("e".into(), 9, -1, -1)
+        ]
     );
     assert_eq!(size(&mut n, "struct s"), Some(12));
 }
@@ -178,7 +220,8 @@ fn nested_named_definitions() {
 
 #[test]
 fn bitfields() {
-    let mut n = cdef("struct s { int a:3; int :0; unsigned b:5; int :2; char c:4; long long d:40; };");
+    let mut n =
+        cdef("struct s { int a:3; int :0; unsigned b:5; int :2; char c:4; long long d:40; };");
     let f = fields(&mut n, "struct s");
     assert_eq!(f[0], ("a".into(), 0, 0, 3));
     assert_eq!(f[1], ("b".into(), 4, 0, 5));
@@ -193,7 +236,10 @@ fn invalid_bitfields_fail_at_use() {
     let s = n.parse_type("struct s").unwrap();
     let Kind::Record(r) = &s.kind else { panic!() };
     let err = r.layout.get().unwrap().as_ref().unwrap_err();
-    assert_eq!(err, "field 'struct s.y' declared as 'float' cannot be a bit field");
+    assert_eq!(
+        err,
+        "field 'struct s.y' declared as 'float' cannot be a bit field"
+    );
     let t = n.parse_type("struct t").unwrap();
     let Kind::Record(r) = &t.kind else { panic!() };
     assert_eq!(
@@ -207,7 +253,19 @@ fn enums() {
     let mut n = cdef(
         "enum e { A, B = 5, C, D = B + 10, E = -3, F = 'a', G = 010, H = 0x10, I = 1 << 3 | 2, J = ~0, K = (1+2)*3 };",
     );
-    for (k, v) in [("A", 0), ("B", 5), ("C", 6), ("D", 15), ("E", -3), ("F", 97), ("G", 8), ("H", 16), ("I", 10), ("J", -1), ("K", 9)] {
+    for (k, v) in [
+        ("A", 0),
+        ("B", 5),
+        ("C", 6),
+        ("D", 15),
+        ("E", -3),
+        ("F", 97),
+        ("G", 8),
+        ("H", 16),
+        ("I", 10),
+        ("J", -1),
+        ("K", 9),
+    ] {
         assert_eq!(constant(&n, k), v, "{k}");
     }
     let t = n.parse_type("enum e").unwrap();
@@ -273,16 +331,35 @@ fn opaque_typedef() {
 #[test]
 fn defines() {
     let n = cdef("#define A 42\n#define B 0x1F\n#define C 017\n#define D -5\n#define E 10UL\n#define F 3L // c\n#define G ...\n  #  define H 1 /* c */\n");
-    for (k, v) in [("A", 42), ("B", 31), ("C", 15), ("D", -5), ("E", 10), ("F", 3), ("H", 1)] {
+    for (k, v) in [
+        ("A", 42),
+        ("B", 31),
+        ("C", 15),
+        ("D", -5),
+        ("E", 10),
+        ("F", 3),
+        ("H", 1),
+    ] {
         assert_eq!(constant(&n, k), v, "{k}");
     }
-    assert!(matches!(n.decls.names["G"], Decl::UnknownConstant { ty: None }));
+    assert!(matches!(
+        n.decls.names["G"],
+        Decl::UnknownConstant { ty: None }
+    ));
     let e = cdef_err("#define X 1+2\n");
     assert_eq!(e.kind, ErrorKind::CDef);
     assert!(e.message.starts_with("only supports one of the following syntax:\n  #define X ...     (literally dot-dot-dot)"), "{}", e.message);
-    assert!(e.message.ends_with("got:\n  #define X 1+2"), "{}", e.message);
-    assert!(cdef_err("#define X(a) a\n").message.contains("only supports one of the following syntax"));
-    assert!(cdef_err("#define X\n").message.contains("only supports one of the following syntax"));
+    assert!(
+        e.message.ends_with("got:\n  #define X 1+2"),
+        "{}",
+        e.message
+    );
+    assert!(cdef_err("#define X(a) a\n")
+        .message
+        .contains("only supports one of the following syntax"));
+    assert!(cdef_err("#define X\n")
+        .message
+        .contains("only supports one of the following syntax"));
 }
 
 #[test]
@@ -293,8 +370,12 @@ fn static_const_and_globals() {
     );
     assert_eq!(constant(&n, "N"), 8);
     assert_eq!(constant(&n, "C"), 120);
-    assert!(matches!(&n.decls.names["M"], Decl::UnknownConstant { ty: Some(t) } if t.cname() == "int"));
-    assert!(matches!(&n.decls.names["D"], Decl::UnknownConstant { ty: Some(t) } if t.cname() == "double"));
+    assert!(
+        matches!(&n.decls.names["M"], Decl::UnknownConstant { ty: Some(t) } if t.cname() == "int")
+    );
+    assert!(
+        matches!(&n.decls.names["D"], Decl::UnknownConstant { ty: Some(t) } if t.cname() == "double")
+    );
     let var = |k: &str| match &n.decls.names[k] {
         Decl::Variable { ty, is_const } => (ty.cname(), *is_const),
         d => panic!("{d:?}"),
@@ -320,36 +401,75 @@ fn qualifiers_comments_continuations() {
 fn builtin_type_spellings_normalize() {
     let mut n = ns();
     for (t, want) in [
-        ("long int", "long"), ("unsigned", "unsigned int"), ("signed", "int"), ("short int", "short"),
-        ("long long int", "long long"), ("unsigned long int", "unsigned long"), ("bool", "_Bool"),
-        ("_Bool", "_Bool"), ("signed char", "signed char"), ("unsigned short int", "unsigned short"),
-        ("signed long long", "long long"), ("long unsigned", "unsigned long"), ("long double", "long double"),
-        ("char16_t", "char16_t"), ("size_t *", "size_t *"), ("double _Complex", "double _Complex"),
-        ("int8_t", "int8_t"), ("uint_fast32_t", "uint_fast32_t"), ("FILE *", "FILE *"),
+        ("long int", "long"),
+        ("unsigned", "unsigned int"),
+        ("signed", "int"),
+        ("short int", "short"),
+        ("long long int", "long long"),
+        ("unsigned long int", "unsigned long"),
+        ("bool", "_Bool"),
+        ("_Bool", "_Bool"),
+        ("signed char", "signed char"),
+        ("unsigned short int", "unsigned short"),
+        ("signed long long", "long long"),
+        ("long unsigned", "unsigned long"),
+        ("long double", "long double"),
+        ("char16_t", "char16_t"),
+        ("size_t *", "size_t *"),
+        ("double _Complex", "double _Complex"),
+        ("int8_t", "int8_t"),
+        ("uint_fast32_t", "uint_fast32_t"),
+        ("FILE *", "FILE *"),
     ] {
         assert_eq!(cname(&mut n, t), want, "{t}");
     }
-    assert!(Arc::ptr_eq(&n.parse_type("long int").unwrap(), &n.parse_type("long").unwrap()));
-    assert!(Arc::ptr_eq(&n.parse_type("int *").unwrap(), &n.parse_type("int*").unwrap()));
-    assert_eq!(n.parse_type("long double _Complex").unwrap_err().kind, ErrorKind::FFI);
+    assert!(Arc::ptr_eq(
+        &n.parse_type("long int").unwrap(),
+        &n.parse_type("long").unwrap()
+    ));
+    assert!(Arc::ptr_eq(
+        &n.parse_type("int *").unwrap(),
+        &n.parse_type("int*").unwrap()
+    ));
+    assert_eq!(
+        n.parse_type("long double _Complex").unwrap_err().kind,
+        ErrorKind::FFI
+    );
 }
 
 #[test]
 fn type_strings() {
     let mut n = cdef("struct s { int a; }; typedef int fn_t(int);");
     for (t, want) in [
-        ("int(*)[5]", "int(*)[5]"), ("char *[]", "char *[]"), ("void(*)(int, ...)", "void(*)(int, ...)"),
-        ("struct s *", "struct s *"), ("struct q *", "struct q *"), ("union u*", "union u *"),
-        ("enum e*", "enum e *"), ("int(*(*)(long))[3]", "int(*(*)(long))[3]"), ("fn_t *", "int(*)(int)"),
-        ("int(**)(void)", "int(* *)(void)"), ("int f", "int"), ("int[]", "int[]"),
+        ("int(*)[5]", "int(*)[5]"),
+        ("char *[]", "char *[]"),
+        ("void(*)(int, ...)", "void(*)(int, ...)"),
+        ("struct s *", "struct s *"),
+        ("struct q *", "struct q *"),
+        ("union u*", "union u *"),
+        ("enum e*", "enum e *"),
+        ("int(*(*)(long))[3]", "int(*(*)(long))[3]"),
+        ("fn_t *", "int(*)(int)"),
+        ("int(**)(void)", "int(* *)(void)"),
+        ("int f", "int"),
+        ("int[]", "int[]"),
     ] {
         assert_eq!(cname(&mut n, t), want, "{t}");
     }
     // `(int8_t)` after a type is a parameter list, not a parenthesized name.
-    for t in ["int(int)", "fn_t", "void(void)", "int8_t(int8_t)", "int(size_t)"] {
+    for t in [
+        "int(int)",
+        "fn_t",
+        "void(void)",
+        "int8_t(int8_t)",
+        "int(size_t)",
+    ] {
         let e = n.parse_type(t).unwrap_err();
         assert_eq!(e.kind, ErrorKind::CDef);
-        assert_eq!(e.message, format!("the type '{t}' is a function type, not a pointer-to-function type"));
+        assert_eq!(
+            e.message,
+            format!("the type '{t}' is a function type, not a pointer-to-function type")
+        );
     }
     let e = n.parse_type("foo").unwrap_err();
     assert_eq!(e.kind, ErrorKind::CDef);
@@ -363,9 +483,18 @@ fn type_strings() {
 fn line_directives_in_errors() {
     let e = cdef_err("# 5 \"foo.h\"\nint x; int y @;");
     assert_eq!(e.kind, ErrorKind::CDef);
-    assert!(e.message.contains("foo.h:5:14: illegal character '@'"), "{}", e.message);
+    assert!(
+        e.message.contains("foo.h:5:14: illegal character '@'"),
+        "{}",
+        e.message
+    );
     let e = cdef_err("#line 12 \"a.h\"\nint f(foo);");
-    assert!(e.message.starts_with("a.h:12:7: f arg 1: unknown type 'foo'"), "{}", e.message);
+    assert!(
+        e.message
+            .starts_with("a.h:12:7: f arg 1: unknown type 'foo'"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -379,13 +508,27 @@ fn api_mode_forms_are_kept() {
     let s = n.parse_type("struct s").unwrap();
     assert!(s.record_layout().unwrap().partial);
     assert_eq!(s.size(), None);
-    assert!(n.parse_type("struct t").unwrap().record_layout().unwrap().partial);
-    let Kind::Enum(e) = &n.parse_type("enum e").unwrap().kind else { panic!() };
+    assert!(
+        n.parse_type("struct t")
+            .unwrap()
+            .record_layout()
+            .unwrap()
+            .partial
+    );
+    let Kind::Enum(e) = &n.parse_type("enum e").unwrap().kind else {
+        panic!()
+    };
     assert!(e.partial);
     assert!(matches!(n.decls.names["X"], Decl::UnknownConstant { .. }));
     assert_eq!(constant(&n, "Y"), 2);
-    assert_eq!(n.parse_type("i_t").unwrap_err().kind, ErrorKind::NotImplemented);
-    assert_eq!(n.parse_type("f_t *").unwrap_err().kind, ErrorKind::NotImplemented);
+    assert_eq!(
+        n.parse_type("i_t").unwrap_err().kind,
+        ErrorKind::NotImplemented
+    );
+    assert_eq!(
+        n.parse_type("f_t *").unwrap_err().kind,
+        ErrorKind::NotImplemented
+    );
     assert_eq!(n.list_types().0, ["f_t", "i_t"]);
     for k in ["cb", "cb2", "cb3", "cb4"] {
         assert!(matches!(n.decls.names[k], Decl::ExternPython(_)), "{k}");
@@ -397,37 +540,87 @@ fn api_mode_forms_are_kept() {
 #[test]
 fn options_packed_and_pack() {
     let mut n = ns();
-    let opts = CdefOptions { packed: true, ..Default::default() };
-    n.cdef("struct p { char a; int b; short c; };", &opts).unwrap();
-    assert_eq!(fields(&mut n, "struct p").iter().map(|f| f.1).collect::<Vec<_>>(), [0, 1, 5]);
+    let opts = CdefOptions {
+        packed: true,
+        ..Default::default()
+    };
+    n.cdef("struct p { char a; int b; short c; };", &opts)
+        .unwrap();
+    assert_eq!(
+        fields(&mut n, "struct p")
+            .iter()
+            .map(|f| f.1)
+            .collect::<Vec<_>>(),
+        [0, 1, 5]
+    );
     assert_eq!(size(&mut n, "struct p"), Some(7));
-    let opts = CdefOptions { pack: Some(2), ..Default::default() };
-    n.cdef("struct q { char a; int b; double c; };", &opts).unwrap();
-    assert_eq!(fields(&mut n, "struct q").iter().map(|f| f.1).collect::<Vec<_>>(), [0, 2, 6]);
+    let opts = CdefOptions {
+        pack: Some(2),
+        ..Default::default()
+    };
+    n.cdef("struct q { char a; int b; double c; };", &opts)
+        .unwrap();
+    assert_eq!(
+        fields(&mut n, "struct q")
+            .iter()
+            .map(|f| f.1)
+            .collect::<Vec<_>>(),
+        [0, 2, 6]
+    );
     assert_eq!(size(&mut n, "struct q"), Some(14));
-    let e = n.cdef("", &CdefOptions { pack: Some(3), ..Default::default() }).unwrap_err();
+    let e = n
+        .cdef(
+            "",
+            &CdefOptions {
+                pack: Some(3),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Value);
 }
 
 #[test]
 fn redeclarations() {
     let mut n = cdef("typedef int t; typedef int t; int f(int); int f(int x); int x; extern int x;\n#define X 1\n#define X 1\n");
-    let e = n.cdef("typedef long t;", &CdefOptions::default()).unwrap_err();
+    let e = n
+        .cdef("typedef long t;", &CdefOptions::default())
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::FFI);
-    assert_eq!(e.message, "multiple declarations of typedef t (for interactive usage, try cdef(xx, override=True))");
+    assert_eq!(
+        e.message,
+        "multiple declarations of typedef t (for interactive usage, try cdef(xx, override=True))"
+    );
     let e = n.cdef("long f(int);", &CdefOptions::default()).unwrap_err();
-    assert_eq!(e.message, "multiple declarations of function f (for interactive usage, try cdef(xx, override=True))");
+    assert_eq!(
+        e.message,
+        "multiple declarations of function f (for interactive usage, try cdef(xx, override=True))"
+    );
     let e = n.cdef("long x;", &CdefOptions::default()).unwrap_err();
-    assert_eq!(e.message, "multiple declarations of variable x (for interactive usage, try cdef(xx, override=True))");
-    let e = n.cdef("enum { A }; enum { A = 1 };", &CdefOptions::default()).unwrap_err();
-    assert_eq!((e.kind, e.message.as_str()), (ErrorKind::FFI, "multiple declarations of constant: A"));
-    let ov = CdefOptions { override_: true, ..Default::default() };
+    assert_eq!(
+        e.message,
+        "multiple declarations of variable x (for interactive usage, try cdef(xx, override=True))"
+    );
+    let e = n
+        .cdef("enum { A }; enum { A = 1 };", &CdefOptions::default())
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (ErrorKind::FFI, "multiple declarations of constant: A")
+    );
+    let ov = CdefOptions {
+        override_: true,
+        ..Default::default()
+    };
     n.cdef("typedef long t; long f(int);", &ov).unwrap();
     assert_eq!(cname(&mut n, "t"), "long");
     assert_eq!(func(&n, "f"), "long(*)(int)");
     let e = cdef_err("struct s { int a; }; struct s { int a; };");
     assert_eq!(e.kind, ErrorKind::CDef);
-    assert_eq!(e.message, "<cdef source string>:1:22: duplicate declaration of struct s");
+    assert_eq!(
+        e.message,
+        "<cdef source string>:1:22: duplicate declaration of struct s"
+    );
     let e = cdef_err("enum e { A }; enum e { A };");
     assert_eq!(e.kind, ErrorKind::NotImplemented);
     // An explicit typedef of a standard name wins.
@@ -441,7 +634,9 @@ fn function_typedef() {
     let mut n = cdef("typedef int fn_t(int); fn_t *p; fn_t f2; struct s { fn_t *cb; };");
     assert_eq!(cname(&mut n, "fn_t *"), "int(*)(int)");
     assert_eq!(func(&n, "f2"), "int(*)(int)");
-    assert!(matches!(&n.decls.names["p"], Decl::Variable { ty, .. } if ty.cname() == "int(*)(int)"));
+    assert!(
+        matches!(&n.decls.names["p"], Decl::Variable { ty, .. } if ty.cname() == "int(*)(int)")
+    );
     assert_eq!(n.list_types().0, ["fn_t"]);
 }
 
@@ -455,7 +650,11 @@ fn include_copies_types_and_constants() {
     assert_eq!(constant(&b, "A"), 3);
     assert_eq!(constant(&b, "N"), 9);
     assert!(!b.decls.names.contains_key("f") && !b.decls.names.contains_key("v"));
-    b.cdef("struct t { struct s inner; pt_t *p; };", &CdefOptions::default()).unwrap();
+    b.cdef(
+        "struct t { struct s inner; pt_t *p; };",
+        &CdefOptions::default(),
+    )
+    .unwrap();
     assert_eq!(size(&mut b, "struct t"), Some(24));
     assert_eq!(cname(&mut b, "pt_t *"), "pt_t *");
     let _ = a.parse_type("struct s").unwrap();
@@ -470,9 +669,16 @@ fn error_unknown_type_names() {
         "<cdef source string>:1:7: f arg 1: unknown type 'foo' (if you meant to use the old C syntax of giving untyped arguments, it is not supported)"
     );
     let e = cdef_err("int f(a, b);");
-    assert!(e.message.contains("f arg 1: unknown type 'a'"), "{}", e.message);
+    assert!(
+        e.message.contains("f arg 1: unknown type 'a'"),
+        "{}",
+        e.message
+    );
     let e = cdef_err("\nfoo x;");
-    assert_eq!(e.message, "<cdef source string>:2:1: unknown type name 'foo'");
+    assert_eq!(
+        e.message,
+        "<cdef source string>:2:1: unknown type name 'foo'"
+    );
 }
 
 #[test]
@@ -480,34 +686,72 @@ fn error_directives_and_bodies() {
     let e = cdef_err("#include <stdio.h>\n");
     assert_eq!(e.kind, ErrorKind::CDef);
     assert!(e.message.starts_with("cannot parse \"#include <stdio.h>\"\n<cdef source string>:1:1: #include is not supported"), "{}", e.message);
-    for src in ["#ifdef X\n#endif\n", "#if 0\n#endif\n", "#undef X\n", "#error x\n"] {
+    for src in [
+        "#ifdef X\n#endif\n",
+        "#if 0\n#endif\n",
+        "#undef X\n",
+        "#error x\n",
+    ] {
         let e = cdef_err(src);
         assert_eq!(e.kind, ErrorKind::CDef);
-        assert!(e.message.contains("not supported in cdef()"), "{}", e.message);
+        assert!(
+            e.message.contains("not supported in cdef()"),
+            "{}",
+            e.message
+        );
     }
     cdef("#pragma once\nint x;");
     let e = cdef_err("int f(int x) { return x; }");
     assert_eq!(e.kind, ErrorKind::CDef);
-    assert!(e.message.starts_with("<cdef source string>:1:1: function definitions are not supported"), "{}", e.message);
+    assert!(
+        e.message
+            .starts_with("<cdef source string>:1:1: function definitions are not supported"),
+        "{}",
+        e.message
+    );
     let e = cdef_err("int f(void) __attribute__((x));");
-    assert!(e.message.contains("1:13: __attribute__ and __declspec are not supported"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("1:13: __attribute__ and __declspec are not supported"),
+        "{}",
+        e.message
+    );
     let e = cdef_err("int * __restrict z;");
-    assert!(e.message.contains("'__restrict' is not supported"), "{}", e.message);
+    assert!(
+        e.message.contains("'__restrict' is not supported"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
 fn error_syntax_positions() {
     let e = cdef_err("int x");
     assert_eq!(e.kind, ErrorKind::CDef);
-    assert!(e.message.contains("<cdef source string>:1:6: unexpected end of input"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("<cdef source string>:1:6: unexpected end of input"),
+        "{}",
+        e.message
+    );
     let e = cdef_err("\n\nint x; int y @;");
-    assert_eq!(e.message, "cannot parse \"int x; int y @;\"\n<cdef source string>:3:14: illegal character '@'");
+    assert_eq!(
+        e.message,
+        "cannot parse \"int x; int y @;\"\n<cdef source string>:3:14: illegal character '@'"
+    );
     let e = cdef_err("int x;\n  int ;;");
-    assert!(e.message.starts_with("<cdef source string>:2:3: Invalid declaration"), "{}", e.message);
+    assert!(
+        e.message
+            .starts_with("<cdef source string>:2:3: Invalid declaration"),
+        "{}",
+        e.message
+    );
     let e = cdef_err("struct s { int a };");
     assert!(e.message.contains("1:18: unexpected '}'"), "{}", e.message);
     let e = cdef_err("int f(...);");
-    assert!(e.message.contains("a function with only '(...)' as argument is not correct C"));
+    assert!(e
+        .message
+        .contains("a function with only '(...)' as argument is not correct C"));
     let e = cdef_err("/* unterminated");
     assert!(e.message.contains("unterminated comment"));
     let e = cdef_err("struct s { int; };");
@@ -517,18 +761,36 @@ fn error_syntax_positions() {
 
 #[test]
 fn error_unsupported_expressions() {
-    for src in ["int a[sizeof(int)];", "struct s { int a[sizeof(int)]; };", "enum e { A = (int)3 };", "int a[N];", "enum e { A = !0 };", "enum e { A = 1 / 0 };"] {
+    for src in [
+        "int a[sizeof(int)];",
+        "struct s { int a[sizeof(int)]; };",
+        "enum e { A = (int)3 };",
+        "int a[N];",
+        "enum e { A = !0 };",
+        "enum e { A = 1 / 0 };",
+    ] {
         let e = cdef_err(src);
         assert_eq!(e.kind, ErrorKind::FFI, "{src}: {}", e.message);
     }
-    assert!(cdef_err("int a[sizeof(int)];").message.contains("unsupported expression"));
-    assert!(cdef_err("int a[N];").message.contains("unsupported expression"));
+    assert!(cdef_err("int a[sizeof(int)];")
+        .message
+        .contains("unsupported expression"));
+    assert!(cdef_err("int a[N];")
+        .message
+        .contains("unsupported expression"));
 }
 
 #[test]
 fn char_literals() {
     let n = cdef(r"enum e { A = '\n', B = '\x41', C = '\101', D = '\0', E = '\\', F = '\'' };");
-    for (k, v) in [("A", 10), ("B", 65), ("C", 65), ("D", 0), ("E", 92), ("F", 39)] {
+    for (k, v) in [
+        ("A", 10),
+        ("B", 65),
+        ("C", 65),
+        ("D", 0),
+        ("E", 92),
+        ("F", 39),
+    ] {
         assert_eq!(constant(&n, k), v);
     }
 }
@@ -538,7 +800,9 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let src = format!("int a[{}1{}];", "(".repeat(5000), ")".repeat(5000));
     assert_eq!(cdef_err(&src).kind, ErrorKind::CDef);
     let mut n = ns();
-    assert!(n.parse_type(&format!("int{}*{}", "(".repeat(3000), ")".repeat(3000))).is_err());
+    assert!(n
+        .parse_type(&format!("int{}*{}", "(".repeat(3000), ")".repeat(3000)))
+        .is_err());
     // Within the limit it works.
     let src = format!("int a[{}1{}];", "(".repeat(50), ")".repeat(50));
     cdef(&src);
@@ -550,7 +814,11 @@ fn aarch64_target_types() {
     let t = n.parse_type("char").unwrap();
     let Kind::Prim(p) = &t.kind else { panic!() };
     assert!(!p.signed);
-    n.cdef("struct s { char c; long double d; };", &CdefOptions::default()).unwrap();
+    n.cdef(
+        "struct s { char c; long double d; };",
+        &CdefOptions::default(),
+    )
+    .unwrap();
     assert_eq!(size(&mut n, "struct s"), Some(32));
 }
 
@@ -576,7 +844,11 @@ fn nesting_of_every_construct_is_bounded() {
             // casts inside parentheses
             format!("int a[{}1{}];", rep("((int)", d), rep(")", d)),
             // struct/union bodies
-            format!("struct s {{ {} int x; {} }};", rep("struct { union {", d / 2), rep("} u; } v;", d / 2)),
+            format!(
+                "struct s {{ {} int x; {} }};",
+                rep("struct { union {", d / 2),
+                rep("} u; } v;", d / 2)
+            ),
             // function bodies (refused, but parsed)
             format!("int f(void) {}{};", rep("{", d), rep("}", d)),
             // parenthesized declarators
@@ -590,12 +862,21 @@ fn nesting_of_every_construct_is_bounded() {
         ]
     };
     let run = move || {
-        for d in [crate::cdef::parser::MAX_NESTING - 1, crate::cdef::parser::MAX_NESTING, 100_000] {
+        for d in [
+            crate::cdef::parser::MAX_NESTING - 1,
+            crate::cdef::parser::MAX_NESTING,
+            100_000,
+        ] {
             for src in inputs(d) {
                 let mut n = ns();
                 let r = n.cdef(&src, &CdefOptions::default());
                 if let Err(e) = &r {
-                    assert!(!e.message.contains("internal error"), "{}: {}", &src[..60.min(src.len())], e.message);
+                    assert!(
+                        !e.message.contains("internal error"),
+                        "{}: {}",
+                        &src[..60.min(src.len())],
+                        e.message
+                    );
                 }
                 if d > crate::cdef::parser::MAX_NESTING {
                     assert!(r.is_err(), "nesting of {d} accepted: {}", &src[..60]);
@@ -609,7 +890,12 @@ fn nesting_of_every_construct_is_bounded() {
                 let mut n = ns();
                 let r = n.parse_type(&t);
                 if let Err(e) = &r {
-                    assert!(!e.message.contains("internal error"), "{}: {}", &t[..60], e.message);
+                    assert!(
+                        !e.message.contains("internal error"),
+                        "{}: {}",
+                        &t[..60],
+                        e.message
+                    );
                 }
             }
         }
@@ -622,12 +908,30 @@ fn nesting_of_every_construct_is_bounded() {
             format!("int a[{}1];", rep("(int)", 50_000)),
             format!("int a[{}1];", rep("(int)!sizeof -", 20_000)),
         ] {
-            let e = ns().cdef(&src, &CdefOptions::default()).expect_err(&src[..40]);
-            assert!(e.message.contains("unsupported expression"), "{}: {}", &src[..40], e.message);
+            let e = ns()
+                .cdef(&src, &CdefOptions::default())
+                .expect_err(&src[..40]);
+            assert!(
+                e.message.contains("unsupported expression"),
+                "{}: {}",
+                &src[..40],
+                e.message
+            );
         }
-        assert_eq!(constant(&cdef(&format!("enum e {{ A = {}1 }};", rep("- ~", 50_000))), "A"), 50_001);
+        assert_eq!(
+            constant(
+                &cdef(&format!("enum e {{ A = {}1 }};", rep("- ~", 50_000))),
+                "A"
+            ),
+            50_001
+        );
     };
-    std::thread::Builder::new().stack_size(2 << 20).spawn(run).unwrap().join().unwrap();
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap();
 }
 
 /// The grammar gives binary operators as a flat list; C precedence and left
@@ -642,7 +946,11 @@ fn binary_operator_precedence_as_gcc() {
         assert_eq!(constant(&n, k), v, "{k}");
     }
     let e = cdef_err("enum e { A = 1 + 6 / (2 - 2) };");
-    assert!(e.message.contains(":1:22: division by zero"), "{}", e.message);
+    assert!(
+        e.message.contains(":1:22: division by zero"),
+        "{}",
+        e.message
+    );
 }
 
 /// Everything a cdef left behind, as text: declarations in order with their types,
@@ -658,8 +966,10 @@ fn cdef_summary_after(before: &str, src: &str) -> String {
     if !before.is_empty() {
         n.cdef(before, &CdefOptions::default()).unwrap();
     }
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| resolve::run_cdef(&mut n, src, &CdefOptions::default())))
-        .unwrap_or_else(|_| Err(CdefError::new(ErrorKind::CDef, "panic")));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        resolve::run_cdef(&mut n, src, &CdefOptions::default())
+    }))
+    .unwrap_or_else(|_| Err(CdefError::new(ErrorKind::CDef, "panic")));
     n.finish_pending();
     let mut out = format!("{:?}\n", r.map_err(|e| (e.kind, e.message)));
     for name in &n.decls.order {
@@ -667,12 +977,19 @@ fn cdef_summary_after(before: &str, src: &str) -> String {
         let desc = match d {
             Decl::Function(t) | Decl::ExternPython(t) => t.cname(),
             Decl::Variable { ty, is_const } => format!("{} {is_const}", ty.cname()),
-            Decl::IntConstant { value, ty } => format!("{value} {:?}", ty.as_ref().map(|t| t.cname())),
+            Decl::IntConstant { value, ty } => {
+                format!("{value} {:?}", ty.as_ref().map(|t| t.cname()))
+            }
             Decl::UnknownConstant { ty } => format!("? {:?}", ty.as_ref().map(|t| t.cname())),
         };
         out += &format!("{name}: {desc}\n");
     }
-    let mut typedefs: Vec<_> = n.decls.typedefs.iter().map(|(k, v)| format!("typedef {k}: {}", v.cname())).collect();
+    let mut typedefs: Vec<_> = n
+        .decls
+        .typedefs
+        .iter()
+        .map(|(k, v)| format!("typedef {k}: {}", v.cname()))
+        .collect();
     typedefs.sort();
     let mut records: Vec<_> = n
         .decls
@@ -693,7 +1010,11 @@ fn cdef_summary_after(before: &str, src: &str) -> String {
 fn long_texts_resolve_exactly_as_inline_parse() {
     let mut big = String::new();
     for i in 0..60 {
-        big += &format!("struct s{i} {{ int a; char b[{}]; struct s{} *next; double (*f)(int, char *); }};\n", i % 7 + 1, i.max(1) - 1);
+        big += &format!(
+            "struct s{i} {{ int a; char b[{}]; struct s{} *next; double (*f)(int, char *); }};\n",
+            i % 7 + 1,
+            i.max(1) - 1
+        );
         if i % 3 == 0 {
             big += &format!("typedef struct s{i} s{i}_t;\n#define K{i} {i}\n");
         }
@@ -721,15 +1042,34 @@ fn long_texts_resolve_exactly_as_inline_parse() {
         let fast = cdef_summary(src);
         assert_eq!(fast, cdef_summary_inline("", src), "case {i}");
         let before = "int pre_existing; struct s0;";
-        assert_eq!(cdef_summary_after(before, src), cdef_summary_inline(before, src), "case {i} after other declarations");
+        assert_eq!(
+            cdef_summary_after(before, src),
+            cdef_summary_inline(before, src),
+            "case {i} after other declarations"
+        );
         assert!(!fast.contains("panic"), "case {i}: {fast}");
     }
     // Small texts of every mix of items.
-    let pieces = ["int a;", "struct p { int x; };", "typedef int t;", "t f(t, ...);", "static const int K = 'k';", "enum { X = 1 };", ";"];
+    let pieces = [
+        "int a;",
+        "struct p { int x; };",
+        "typedef int t;",
+        "t f(t, ...);",
+        "static const int K = 'k';",
+        "enum { X = 1 };",
+        ";",
+    ];
     for n in 1..40 {
-        let src: String = (0..n).map(|k| pieces[(k * 7 + n) % pieces.len()]).collect::<Vec<_>>().join(" ");
+        let src: String = (0..n)
+            .map(|k| pieces[(k * 7 + n) % pieces.len()])
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(cdef_summary(&src), cdef_summary_inline("", &src), "{src}");
-        assert_eq!(cdef_summary_after("long g;", &src), cdef_summary_inline("long g;", &src), "{src}");
+        assert_eq!(
+            cdef_summary_after("long g;", &src),
+            cdef_summary_inline("long g;", &src),
+            "{src}"
+        );
     }
 }
 
@@ -742,9 +1082,16 @@ fn undone_resolve_leaves_a_usable_namespace() {
     let file = n.parse_type("FILE").unwrap();
     let void = n.parse_type("void").unwrap();
     assert!(n.is_empty());
-    let head: String = (0..200).map(|i| format!("struct h{i} {{ int a{i}; }}; int f{i}(struct h{i} *);\n")).collect();
+    let head: String = (0..200)
+        .map(|i| format!("struct h{i} {{ int a{i}; }}; int f{i}(struct h{i} *);\n"))
+        .collect();
     let undos = resolve::UNDOS.with(|u| u.get());
-    let e = n.cdef(&format!("{head} int broken(int x y);"), &CdefOptions::default()).unwrap_err();
+    let e = n
+        .cdef(
+            &format!("{head} int broken(int x y);"),
+            &CdefOptions::default(),
+        )
+        .unwrap_err();
     assert_eq!(resolve::UNDOS.with(|u| u.get()), undos + 1);
     assert!(e.message.contains("cannot parse"), "{}", e.message);
     assert!(n.is_empty());
@@ -759,7 +1106,11 @@ fn undone_resolve_leaves_a_usable_namespace() {
 fn qualifiers_alone_are_a_syntax_error() {
     for src in ["const;", "const volatile;", "static *p;"] {
         let e = cdef_err(src);
-        assert!(e.message.starts_with("cannot parse"), "{src}: {}", e.message);
+        assert!(
+            e.message.starts_with("cannot parse"),
+            "{src}: {}",
+            e.message
+        );
     }
 }
 
@@ -833,7 +1184,10 @@ fn raw_parameter_pieces_resolve_as_inline_parameters() {
             let split = cdef_summary_after(before, d);
             let inline = cdef_summary_inline(before, d);
             assert_eq!(split, inline, "{d}");
-            assert!(!split.contains("internal error") && !split.contains("panic"), "{d}: {split}");
+            assert!(
+                !split.contains("internal error") && !split.contains("panic"),
+                "{d}: {split}"
+            );
         }
     }
     // The same piece in many prototypes, in a long text.
@@ -854,9 +1208,17 @@ fn raw_parameter_pieces_resolve_as_inline_parameters() {
     assert_eq!(resolve::UNDOS.with(|u| u.get()), undos + 1);
     let const_char_p = n.parse_type("const char *").unwrap();
     for name in ["g0", "g399", "q"] {
-        let Some(Decl::Function(f)) = n.decls.names.get(name) else { panic!("{name}") };
-        let Kind::FuncPtr(sig) = &f.kind else { panic!() };
-        let arg = sig.args.iter().find(|a| a.cname() == const_char_p.cname()).unwrap_or_else(|| panic!("{name}: {}", f.cname()));
+        let Some(Decl::Function(f)) = n.decls.names.get(name) else {
+            panic!("{name}")
+        };
+        let Kind::FuncPtr(sig) = &f.kind else {
+            panic!()
+        };
+        let arg = sig
+            .args
+            .iter()
+            .find(|a| a.cname() == const_char_p.cname())
+            .unwrap_or_else(|| panic!("{name}: {}", f.cname()));
         assert!(Arc::ptr_eq(arg, &const_char_p), "{name}");
     }
 }
@@ -866,17 +1228,32 @@ fn raw_parameter_pieces_resolve_as_inline_parameters() {
 #[test]
 fn raw_parameter_pieces_follow_redefinitions() {
     let mut n = ns();
-    let opts = CdefOptions { override_: true, ..Default::default() };
-    n.cdef("typedef int t; int f(t *); typedef long t; int g(t *);", &opts).unwrap();
+    let opts = CdefOptions {
+        override_: true,
+        ..Default::default()
+    };
+    n.cdef(
+        "typedef int t; int f(t *); typedef long t; int g(t *);",
+        &opts,
+    )
+    .unwrap();
     assert_eq!(func(&n, "f"), "int(*)(int *)");
     assert_eq!(func(&n, "g"), "int(*)(long *)");
     // The same for specifiers reused by text (a return type).
-    n.cdef("typedef int r; r h(void); typedef long r; r k(void);", &opts).unwrap();
+    n.cdef(
+        "typedef int r; r h(void); typedef long r; r k(void);",
+        &opts,
+    )
+    .unwrap();
     assert_eq!(func(&n, "h"), "int(*)(void)");
     assert_eq!(func(&n, "k"), "long(*)(void)");
     // And identical pieces give the one interned node.
     let n = cdef("int f(const char *s, int); int g(const char *s, int);");
-    let (Some(Decl::Function(f)), Some(Decl::Function(g))) = (n.decls.names.get("f"), n.decls.names.get("g")) else { panic!() };
+    let (Some(Decl::Function(f)), Some(Decl::Function(g))) =
+        (n.decls.names.get("f"), n.decls.names.get("g"))
+    else {
+        panic!()
+    };
     assert!(Arc::ptr_eq(f, g));
 }
 
@@ -886,11 +1263,37 @@ fn raw_parameter_pieces_follow_redefinitions() {
 #[test]
 fn raw_parameter_pieces_agree_on_generated_texts() {
     let pieces = [
-        "int", "char *", "const char *s", "void *", "void", "...", "unsigned long n", "t",
-        "t *p", "struct s *", "struct s", "int (*cb)(int, void *)", "double d[4]", "int a[N]",
-        "enum e *", "long double", "float _Complex", "int x y", "", "const", "struct",
-        "int (*)(", "int [", "'a'", "\"s\"", "struct { int a; } v", "int b[N + 1]",
-        "unknown_t", "short int", "int const * const", "char (*(*f)(int))[3]",
+        "int",
+        "char *",
+        "const char *s",
+        "void *",
+        "void",
+        "...",
+        "unsigned long n",
+        "t",
+        "t *p",
+        "struct s *",
+        "struct s",
+        "int (*cb)(int, void *)",
+        "double d[4]",
+        "int a[N]",
+        "enum e *",
+        "long double",
+        "float _Complex",
+        "int x y",
+        "",
+        "const",
+        "struct",
+        "int (*)(",
+        "int [",
+        "'a'",
+        "\"s\"",
+        "struct { int a; } v",
+        "int b[N + 1]",
+        "unknown_t",
+        "short int",
+        "int const * const",
+        "char (*(*f)(int))[3]",
     ];
     let mut seed: u64 = 0x2545F4914F6CDD1D;
     let mut next = |n: usize| {
@@ -932,38 +1335,69 @@ fn raw_parameter_pieces_agree_on_generated_texts() {
 fn errors_carry_their_location() {
     let e = cdef_err("int a;\n  int f(int x y);");
     let loc = e.location.as_deref().expect("a syntax error has a place");
-    assert_eq!((loc.file.as_str(), loc.line, loc.column), (preprocess::DEFAULT_FILE, 2, 15));
-    assert_eq!((loc.source_line.as_str(), loc.token.as_str()), ("int f(int x y);", "y"));
+    assert_eq!(
+        (loc.file.as_str(), loc.line, loc.column),
+        (preprocess::DEFAULT_FILE, 2, 15)
+    );
+    assert_eq!(
+        (loc.source_line.as_str(), loc.token.as_str()),
+        ("int f(int x y);", "y")
+    );
     assert_eq!(loc.offset, "int a;\n  int f(int x ".len());
-    assert_eq!(e.message, format!("cannot parse \"int f(int x y);\"\n{}{}", loc.prefix(), e.reason()));
+    assert_eq!(
+        e.message,
+        format!(
+            "cannot parse \"int f(int x y);\"\n{}{}",
+            loc.prefix(),
+            e.reason()
+        )
+    );
     assert!(e.reason().starts_with("unexpected 'y'"), "{}", e.reason());
 
     // Resolve errors, with the file and line a line marker gives.
     let e = cdef_err("# 5 \"foo.h\"\nstruct s { int a; };\nstruct s { int b; };");
     let loc = e.location.as_deref().unwrap();
-    assert_eq!((loc.file.as_str(), loc.line, loc.column, loc.token.as_str()), ("foo.h", 6, 1, "struct"));
+    assert_eq!(
+        (loc.file.as_str(), loc.line, loc.column, loc.token.as_str()),
+        ("foo.h", 6, 1, "struct")
+    );
     assert_eq!(e.message, "foo.h:6:1: duplicate declaration of struct s");
     assert_eq!(e.reason(), "duplicate declaration of struct s");
     assert_eq!(e.detail, None);
 
     let e = cdef_err("int a;\nunknown_t x;");
-    assert_eq!(e.detail, Some(ErrorDetail::UnknownTypeName("unknown_t".into())));
+    assert_eq!(
+        e.detail,
+        Some(ErrorDetail::UnknownTypeName("unknown_t".into()))
+    );
     let loc = e.location.as_deref().unwrap();
-    assert_eq!((loc.line, loc.column, loc.token.as_str()), (2, 1, "unknown_t"));
+    assert_eq!(
+        (loc.line, loc.column, loc.token.as_str()),
+        (2, 1, "unknown_t")
+    );
     assert_eq!(e.reason(), "unknown type name 'unknown_t'");
 
     // In a parameter piece parsed on its own, the position is still the whole text's.
     let e = cdef_err("int g(int);\nint f(int, foo_t *p);");
     let loc = e.location.as_deref().unwrap();
     assert_eq!((loc.line, loc.column, loc.token.as_str()), (2, 12, "foo_t"));
-    assert!(e.reason().starts_with("f arg 2: unknown type 'foo_t'"), "{}", e.reason());
+    assert!(
+        e.reason().starts_with("f arg 2: unknown type 'foo_t'"),
+        "{}",
+        e.reason()
+    );
     assert_eq!(e.detail, None);
 
     // Directives quote the directive as read.
     let e = cdef_err("int a;\n#include <x.h> /* c */\n");
     let loc = e.location.as_deref().unwrap();
-    assert_eq!((loc.line, loc.column, loc.source_line.as_str()), (2, 1, "#include <x.h>"));
-    assert!(e.message.starts_with("cannot parse \"#include <x.h>\"\n<cdef source string>:2:1: #include is not supported"));
+    assert_eq!(
+        (loc.line, loc.column, loc.source_line.as_str()),
+        (2, 1, "#include <x.h>")
+    );
+    assert!(e.message.starts_with(
+        "cannot parse \"#include <x.h>\"\n<cdef source string>:2:1: #include is not supported"
+    ));
 
     // Errors without a place.
     let e = cdef_err("int a; long a;");

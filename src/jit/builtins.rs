@@ -98,20 +98,38 @@ impl Ty {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __jitffi_builtin_ty {
-    (ptr) => { $crate::jit::builtins::Ty::I64 };
-    (isize) => { $crate::jit::builtins::Ty::I64 };
-    (usize) => { $crate::jit::builtins::Ty::I64 };
-    (i64) => { $crate::jit::builtins::Ty::I64 };
-    (u64) => { $crate::jit::builtins::Ty::I64 };
-    (i32) => { $crate::jit::builtins::Ty::I32 };
-    (f64) => { $crate::jit::builtins::Ty::F64 };
+    (ptr) => {
+        $crate::jit::builtins::Ty::I64
+    };
+    (isize) => {
+        $crate::jit::builtins::Ty::I64
+    };
+    (usize) => {
+        $crate::jit::builtins::Ty::I64
+    };
+    (i64) => {
+        $crate::jit::builtins::Ty::I64
+    };
+    (u64) => {
+        $crate::jit::builtins::Ty::I64
+    };
+    (i32) => {
+        $crate::jit::builtins::Ty::I32
+    };
+    (f64) => {
+        $crate::jit::builtins::Ty::F64
+    };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __jitffi_builtin_ret {
-    (void) => { None };
-    ($t:ident) => { Some($crate::__jitffi_builtin_ty!($t)) };
+    (void) => {
+        None
+    };
+    ($t:ident) => {
+        Some($crate::__jitffi_builtin_ty!($t))
+    };
 }
 
 /// The Rust type of a vocabulary type in an `extern "C"` wrapper.
@@ -217,8 +235,10 @@ impl Builtin {
     /// The Cranelift signature of a call to `self` with convention `cc`.
     pub fn signature(self, cc: CallConv) -> Signature {
         let mut sig = Signature::new(cc);
-        sig.params.extend(self.params().iter().map(|t| AbiParam::new(t.ir())));
-        sig.returns.extend(self.result().map(|t| AbiParam::new(t.ir())));
+        sig.params
+            .extend(self.params().iter().map(|t| AbiParam::new(t.ir())));
+        sig.returns
+            .extend(self.result().map(|t| AbiParam::new(t.ir())));
         sig
     }
 }
@@ -406,11 +426,19 @@ mod tests {
         let s = Builtin::convert_arg.signature(CallConv::SystemV);
         assert_eq!(s.params.len(), 5);
         assert!(s.params.iter().all(|p| p.value_type == types::I64));
-        assert_eq!(s.returns.iter().map(|p| p.value_type).collect::<Vec<_>>(), vec![types::I32]);
-        assert!(Builtin::reacquire.signature(CallConv::SystemV).returns.is_empty());
+        assert_eq!(
+            s.returns.iter().map(|p| p.value_type).collect::<Vec<_>>(),
+            vec![types::I32]
+        );
+        assert!(Builtin::reacquire
+            .signature(CallConv::SystemV)
+            .returns
+            .is_empty());
         assert_eq!(Builtin::float_from_double.params(), &[Ty::F64]);
         let names: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
-        assert!(names.contains(&"memcpy") && !Builtin::memcpy.is_rust() && Builtin::box_none.is_rust());
+        assert!(
+            names.contains(&"memcpy") && !Builtin::memcpy.is_rust() && Builtin::box_none.is_rust()
+        );
         let d = Builtin::dispatch.signature(CallConv::SystemV);
         assert_eq!((d.params.len(), d.returns.len()), (3, 0));
         let b = Builtins::from_fn(|f| f.name().len());

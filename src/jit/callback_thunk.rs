@@ -18,16 +18,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{
-    self, types, AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, Type, Value,
+    self, types, AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind,
+    Type, Value,
 };
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
+use super::builtins::{Builtin, Extern};
 use super::entry_pool::ClosureReg;
 use super::error::CompileError;
 use super::native_call::{self, Slot};
-use super::builtins::{Builtin, Extern};
 use crate::abi::{CallPlan, RetPass};
 use crate::types::target::Arch;
 
@@ -86,7 +87,12 @@ pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thu
         return Ok(t.clone());
     }
     let thunk = Arc::new(compile_thunk(plan, dispatcher)?);
-    Ok(cache.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(thunk).clone())
+    Ok(cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_insert(thunk)
+        .clone())
 }
 
 /// `fld tword [rdi]; ret`: leaves an x87 `long double` result in st(0). Cranelift never
@@ -94,12 +100,16 @@ pub fn thunk_for_plan(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Arc<Thu
 #[cfg(target_arch = "x86_64")]
 fn x87_load_helper() -> Result<usize, CompileError> {
     static HELPER: OnceLock<Result<usize, CompileError>> = OnceLock::new();
-    HELPER.get_or_init(|| install_code(&[0xDB, 0x2F, 0xC3]).map(|p| p as usize)).clone()
+    HELPER
+        .get_or_init(|| install_code(&[0xDB, 0x2F, 0xC3]).map(|p| p as usize))
+        .clone()
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 fn x87_load_helper() -> Result<usize, CompileError> {
-    Err(CompileError::Internal("x87 results exist only on x86_64".into()))
+    Err(CompileError::Internal(
+        "x87 results exist only on x86_64".into(),
+    ))
 }
 
 /// Where the closure pointer travels in the thunk's signature.
@@ -116,7 +126,10 @@ enum ClosureParam {
 
 /// Chooses the closure register: a filler register of the lowered signature, else the
 /// next free integer register, else a filler or free vector register.
-fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, ClosureReg), CompileError> {
+fn place_closure(
+    plan: &CallPlan,
+    params: &[AbiParam],
+) -> Result<(ClosureParam, ClosureReg), CompileError> {
     let (ngpr, nvec) = match plan.arch {
         Arch::X86_64 => (6, 8),
         Arch::Aarch64 => (8, 8),
@@ -124,9 +137,17 @@ fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, 
     // param_slots lists: [aarch64 sret], integer registers in order, vector registers in
     // order, stack pieces; with stack pieces present every register is listed.
     let start = usize::from(plan.arch == Arch::Aarch64 && plan.ret == RetPass::Sret);
-    let gpr_len = params[start..].iter().take_while(|p| p.value_type.is_int()).count().min(ngpr);
+    let gpr_len = params[start..]
+        .iter()
+        .take_while(|p| p.value_type.is_int())
+        .count()
+        .min(ngpr);
     let vec_start = start + gpr_len;
-    let vec_len = params[vec_start..].iter().take_while(|p| !p.value_type.is_int()).count().min(nvec);
+    let vec_len = params[vec_start..]
+        .iter()
+        .take_while(|p| !p.value_type.is_int())
+        .count()
+        .min(nvec);
     let slots = native_call::param_slots(plan, false);
     let is_filler = |i: usize, ty: Type| slots[i].0 == Slot::Filler(ty);
     if let Some(k) = (0..gpr_len).find(|&k| is_filler(start + k, types::I64)) {
@@ -137,7 +158,10 @@ fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, 
         return Ok((ClosureParam::Append, ClosureReg::Int(gpr_len as u8)));
     }
     if let Some(k) = (0..vec_len).find(|&k| is_filler(vec_start + k, types::F64)) {
-        return Ok((ClosureParam::Replace(vec_start + k), ClosureReg::Float(k as u8)));
+        return Ok((
+            ClosureParam::Replace(vec_start + k),
+            ClosureReg::Float(k as u8),
+        ));
     }
     if vec_len < nvec && !any_stack {
         return Ok((ClosureParam::Append, ClosureReg::Float(vec_len as u8)));
@@ -147,12 +171,27 @@ fn place_closure(plan: &CallPlan, params: &[AbiParam]) -> Result<(ClosureParam, 
 
 fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, CompileError> {
     let isa = super::isa::thunks();
-    let x87_helper = if plan.ret == RetPass::X87 { Some(x87_load_helper()?) } else { None };
+    let x87_helper = if plan.ret == RetPass::X87 {
+        Some(x87_load_helper()?)
+    } else {
+        None
+    };
     let (func, layout) = build_thunk(plan, &**isa, dispatcher as usize, x87_helper)?;
     let code = compile_function(func)?;
     let code = install_code(&code)?;
-    let ThunkLayout { closure_reg, arg_offsets, args_size, result_size } = layout;
-    Ok(Thunk { code, closure_reg, arg_offsets, args_size, result_size })
+    let ThunkLayout {
+        closure_reg,
+        arg_offsets,
+        args_size,
+        result_size,
+    } = layout;
+    Ok(Thunk {
+        code,
+        closure_reg,
+        arg_offsets,
+        args_size,
+        result_size,
+    })
 }
 
 /// The thunk of `plan` as a Cranelift function for `isa`, calling `dispatcher`
@@ -165,19 +204,27 @@ pub fn build_thunk<A: Extern>(
     x87_helper: Option<A>,
 ) -> Result<(ir::Function, ThunkLayout), CompileError> {
     let ptr_ty = isa.pointer_type();
-    let target = crate::types::target::Target::from_triple(isa.triple()).map_err(CompileError::Unsupported)?;
+    let target = crate::types::target::Target::from_triple(isa.triple())
+        .map_err(CompileError::Unsupported)?;
     if target.arch != plan.arch {
-        return Err(CompileError::Internal("callback thunk: the call plan was lowered for another architecture".into()));
+        return Err(CompileError::Internal(
+            "callback thunk: the call plan was lowered for another architecture".into(),
+        ));
     }
     if plan.variadic.is_some() {
-        return Err(CompileError::Unsupported("variadic callbacks are not supported".into()));
+        return Err(CompileError::Unsupported(
+            "variadic callbacks are not supported".into(),
+        ));
     }
     let x87 = plan.ret == RetPass::X87;
     let mut sig = if x87 {
         // Cranelift cannot return in st(0): the thunk returns nothing and leaves the
         // value on the x87 stack through `x87_load_helper`.
         let mut s = Signature::new(isa.default_call_conv());
-        s.params = native_call::param_slots(plan, false).into_iter().map(|(_, p)| p).collect();
+        s.params = native_call::param_slots(plan, false)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
         s
     } else {
         native_call::c_signature(plan, isa)?
@@ -211,9 +258,19 @@ pub fn build_thunk<A: Extern>(
         off += a.size;
     }
     let args_size = align_up(off.max(8), 16);
-    let result_size = if plan.ret == RetPass::Void { 0 } else { plan.ret_size };
+    let result_size = if plan.ret == RetPass::Void {
+        0
+    } else {
+        plan.ret_size
+    };
     let result_buf = align_up(result_size.max(16), 16);
-    let max_align = plan.args.iter().map(|a| a.align).chain([plan.ret_align, 16]).max().unwrap_or(16);
+    let max_align = plan
+        .args
+        .iter()
+        .map(|a| a.align)
+        .chain([plan.ret_align, 16])
+        .max()
+        .unwrap_or(16);
 
     let mut func = ir::Function::with_name_signature(ir::UserFuncName::default(), sig);
     let mut fctx = FunctionBuilderContext::new();
@@ -225,8 +282,16 @@ pub fn build_thunk<A: Extern>(
         b.seal_block(block);
         let mut params = b.block_params(block).to_vec();
         let align_shift = max_align.trailing_zeros() as u8;
-        let args_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, args_size, align_shift));
-        let res_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, result_buf, align_shift));
+        let args_slot = b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            args_size,
+            align_shift,
+        ));
+        let res_slot = b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            result_buf,
+            align_shift,
+        ));
         let closure_raw = params[closure_index];
         let closure = match closure_reg {
             ClosureReg::Int(_) | ClosureReg::Stack => closure_raw,
@@ -241,8 +306,10 @@ pub fn build_thunk<A: Extern>(
             }
             ClosureParam::Replace(_) => {}
         }
-        let arg_ptrs: Vec<Value> =
-            arg_offsets.iter().map(|&o| b.ins().stack_addr(ptr_ty, args_slot, o as i32)).collect();
+        let arg_ptrs: Vec<Value> = arg_offsets
+            .iter()
+            .map(|&o| b.ins().stack_addr(ptr_ty, args_slot, o as i32))
+            .collect();
         native_call::emit_store_incoming(&mut b, plan, &params, &arg_ptrs);
         let args_ptr = b.ins().stack_addr(ptr_ty, args_slot, 0);
         // A hidden result pointer is written directly.
@@ -252,13 +319,16 @@ pub fn build_thunk<A: Extern>(
         };
         let dsig_ref = b.import_signature(Builtin::dispatch.signature(isa.default_call_conv()));
         let target = dispatcher.address(&mut b, ptr_ty);
-        b.ins().call_indirect(dsig_ref, target, &[closure, args_ptr, res_ptr]);
+        b.ins()
+            .call_indirect(dsig_ref, target, &[closure, args_ptr, res_ptr]);
         if x87 {
             let mut hsig = Signature::new(isa.default_call_conv());
             hsig.params.push(AbiParam::new(ptr_ty));
             let hsig_ref = b.import_signature(hsig);
             let helper = x87_helper
-                .ok_or_else(|| CompileError::Internal("an x87 result needs the x87 load helper".into()))?
+                .ok_or_else(|| {
+                    CompileError::Internal("an x87 result needs the x87 load helper".into())
+                })?
                 .address(&mut b, ptr_ty);
             b.ins().call_indirect(hsig_ref, helper, &[res_ptr]);
             b.ins().return_(&[]);
@@ -267,7 +337,15 @@ pub fn build_thunk<A: Extern>(
         }
         b.finalize(isa.frontend_config());
     }
-    Ok((func, ThunkLayout { closure_reg, arg_offsets, args_size, result_size }))
+    Ok((
+        func,
+        ThunkLayout {
+            closure_reg,
+            arg_offsets,
+            args_size,
+            result_size,
+        },
+    ))
 }
 
 /// Compiles a function with every address baked in as a constant, into position-
@@ -277,13 +355,16 @@ pub fn compile_function(func: ir::Function) -> Result<Vec<u8>, CompileError> {
     let mut ctx = Context::for_function(func);
     let compiled = ctx
         .compile(&**isa, &mut ControlPlane::default())
-        .map_err(|e| CompileError::Internal(format!("callback thunk compilation failed: {:?}", e.inner)))?;
+        .map_err(|e| {
+            CompileError::Internal(format!("callback thunk compilation failed: {:?}", e.inner))
+        })?;
     if !compiled.buffer.relocs().is_empty() {
-        return Err(CompileError::Internal("callback thunk needs relocations".into()));
+        return Err(CompileError::Internal(
+            "callback thunk needs relocations".into(),
+        ));
     }
     Ok(compiled.code_buffer().to_vec())
 }
-
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
@@ -343,8 +424,20 @@ mod tests {
             'l' => l,
             'd' => d,
             'f' => t.prim(Prim::Float),
-            'p' => record(t, "struct pt", false, false, vec![field("x", &d), field("y", &d)]),
-            't' => record(t, "struct three", false, false, vec![field("a", &l), field("b", &l), field("c", &l)]),
+            'p' => record(
+                t,
+                "struct pt",
+                false,
+                false,
+                vec![field("x", &d), field("y", &d)],
+            ),
+            't' => record(
+                t,
+                "struct three",
+                false,
+                false,
+                vec![field("a", &l), field("b", &l), field("c", &l)],
+            ),
             _ => unreachable!(),
         }
     }
@@ -353,14 +446,27 @@ mod tests {
     fn make(kinds: &str) -> (entry_pool::EntrySlot, Box<Sum>, Arc<Thunk>) {
         let mut t = TypeTable::new(Target::X86_64_LINUX);
         let kinds: Vec<char> = kinds.chars().collect();
-        let args: Vec<TypeRef> = kinds[..kinds.len() - 1].iter().map(|&k| ty_of(&mut t, k)).collect();
+        let args: Vec<TypeRef> = kinds[..kinds.len() - 1]
+            .iter()
+            .map(|&k| ty_of(&mut t, k))
+            .collect();
         let ret = ty_of(&mut t, *kinds.last().unwrap());
         let f = t.func_ptr(args, &ret, false);
-        let crate::types::model::Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
+        let crate::types::model::Kind::FuncPtr(sig) = &f.kind else {
+            unreachable!()
+        };
         let plan = crate::abi::lower(sig, &Target::X86_64_LINUX).unwrap();
         let thunk = thunk_for_plan(&plan, sum_dispatch).unwrap();
-        let c = Box::new(Sum { kinds, offsets: thunk.arg_offsets.clone() });
-        let slot = entry_pool::alloc(thunk.closure_reg, &*c as *const Sum as *const (), thunk.code).unwrap();
+        let c = Box::new(Sum {
+            kinds,
+            offsets: thunk.arg_offsets.clone(),
+        });
+        let slot = entry_pool::alloc(
+            thunk.closure_reg,
+            &*c as *const Sum as *const (),
+            thunk.code,
+        )
+        .unwrap();
         (slot, c, thunk)
     }
 
@@ -373,7 +479,10 @@ mod tests {
         assert_eq!(f(-5, 100.0, -128), -33);
         assert_eq!(f(i32::MAX, 0.0, 127), i32::MAX as i64 + 127);
         let (_s2, _c2, thunk2) = make("idbl");
-        assert!(Arc::ptr_eq(&thunk, &thunk2), "a known shape compiles nothing");
+        assert!(
+            Arc::ptr_eq(&thunk, &thunk2),
+            "a known shape compiles nothing"
+        );
     }
 
     #[test]
@@ -381,7 +490,8 @@ mod tests {
         let (slot, _c, thunk) = make("llllllfff");
         assert_eq!(thunk.closure_reg, ClosureReg::Float(2));
         // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
-        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f32, f32) -> f32 = unsafe { std::mem::transmute(slot.code_ptr()) };
+        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f32, f32) -> f32 =
+            unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 0.5, 0.25), 21.75);
     }
 
@@ -390,7 +500,8 @@ mod tests {
         let (slot, _c, thunk) = make("lllllllldl");
         assert_eq!(thunk.closure_reg, ClosureReg::Float(1));
         // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
-        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, i64, i64, f64) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
+        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, i64, i64, f64) -> i64 =
+            unsafe { std::mem::transmute(slot.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4, 5, 6, 7, 80, 0.5), 108);
     }
 
@@ -401,12 +512,23 @@ mod tests {
         let mut t = TypeTable::new(Target::AARCH64_LINUX);
         let l = t.prim(Prim::Long);
         let d = t.prim(Prim::Double);
-        let big = record(&mut t, "struct big", false, false, vec![field("a", &l), field("b", &l), field("c", &l)]);
+        let big = record(
+            &mut t,
+            "struct big",
+            false,
+            false,
+            vec![field("a", &l), field("b", &l), field("c", &l)],
+        );
         let place = |t: &mut TypeTable, args: Vec<TypeRef>, ret: &TypeRef| {
             let f = t.func_ptr(args, ret, false);
-            let crate::types::model::Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
+            let crate::types::model::Kind::FuncPtr(sig) = &f.kind else {
+                unreachable!()
+            };
             let plan = crate::abi::lower(sig, &Target::AARCH64_LINUX).unwrap();
-            let params: Vec<AbiParam> = native_call::param_slots(&plan, false).into_iter().map(|(_, p)| p).collect();
+            let params: Vec<AbiParam> = native_call::param_slots(&plan, false)
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
             place_closure(&plan, &params).unwrap().1
         };
         assert_eq!(place(&mut t, vec![l.clone(); 7], &l), ClosureReg::Int(7));
@@ -425,17 +547,54 @@ mod tests {
         assert_eq!(thunk.closure_reg, ClosureReg::Stack);
         #[allow(clippy::type_complexity)]
         // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
-        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f64, f64, f64, f64, f64, f64, f64, f64, i64, Pt, f64) -> i64 =
-            unsafe { std::mem::transmute(slot.code_ptr()) };
+        let f: extern "C" fn(
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+            i64,
+            Pt,
+            f64,
+        ) -> i64 = unsafe { std::mem::transmute(slot.code_ptr()) };
         let p = Pt { x: 0.5, y: 0.25 };
-        assert_eq!(f(1, 2, 3, 4, 5, 6, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 100, p, 1000.25), 21 + 36 + 100 + 1001);
+        assert_eq!(
+            f(1, 2, 3, 4, 5, 6, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 100, p, 1000.25),
+            21 + 36 + 100 + 1001
+        );
         // Exactly every register, nothing on the stack.
         let (slot, _c, thunk) = make("lllllldddddddddd");
         assert_eq!(thunk.closure_reg, ClosureReg::Stack);
         // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
-        let f: extern "C" fn(i64, i64, i64, i64, i64, i64, f64, f64, f64, f64, f64, f64, f64, f64) -> f64 =
-            unsafe { std::mem::transmute(slot.code_ptr()) };
-        assert_eq!(f(1, 2, 3, 4, 5, 6, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.5), 57.5);
+        let f: extern "C" fn(
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+        ) -> f64 = unsafe { std::mem::transmute(slot.code_ptr()) };
+        assert_eq!(
+            f(1, 2, 3, 4, 5, 6, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.5),
+            57.5
+        );
     }
 
     #[repr(C)]
@@ -457,10 +616,20 @@ mod tests {
         let (slot, _c, _t) = make("ippp");
         // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i32, Pt, Pt) -> Pt = unsafe { std::mem::transmute(slot.code_ptr()) };
-        assert_eq!(f(1, Pt { x: 2.0, y: 3.0 }, Pt { x: 4.0, y: 5.5 }), Pt { x: 15.5, y: -15.5 });
+        assert_eq!(
+            f(1, Pt { x: 2.0, y: 3.0 }, Pt { x: 4.0, y: 5.5 }),
+            Pt { x: 15.5, y: -15.5 }
+        );
         let (slot, _c, _t) = make("lpt");
         // SAFETY: the entry stub of a thunk compiled for exactly this C signature.
         let f: extern "C" fn(i64, Pt) -> Three = unsafe { std::mem::transmute(slot.code_ptr()) };
-        assert_eq!(f(10, Pt { x: 1.0, y: 1.0 }), Three { a: 12, b: 24, c: 36 });
+        assert_eq!(
+            f(10, Pt { x: 1.0, y: 1.0 }),
+            Three {
+                a: 12,
+                b: 24,
+                c: 36
+            }
+        );
     }
 }

@@ -64,13 +64,21 @@ impl ClosureReg {
 const POOLS: usize = ClosureReg::INT_REGS as usize + ClosureReg::FLOAT_REGS as usize + 1;
 
 fn slot_size(reg: ClosureReg) -> usize {
-    if reg == ClosureReg::Stack { STACK_SLOT_SIZE } else { SLOT_SIZE }
+    if reg == ClosureReg::Stack {
+        STACK_SLOT_SIZE
+    } else {
+        SLOT_SIZE
+    }
 }
 
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n <= 0 { 4096 } else { n as usize }
+    if n <= 0 {
+        4096
+    } else {
+        n as usize
+    }
 }
 
 /// The machine code of one stub. `data_distance` is how far ahead of the stub its data
@@ -143,16 +151,26 @@ pub fn stub_code_aarch64(reg: ClosureReg, data_distance: usize) -> Vec<u8> {
     let words: Vec<u32> = match reg {
         ClosureReg::Stack => vec![
             adr,
-            0xF940_0000 | (16 << 5) | 17,                       // ldr x17, [x16]
+            0xF940_0000 | (16 << 5) | 17, // ldr x17, [x16]
             load_thunk,
             0xA980_0000 | (0x7E << 15) | (30 << 10) | (31 << 5) | 17, // stp x17, x30, [sp, #-16]!
-            0xD63F_0000 | (16 << 5),                            // blr x16
-            0xA8C0_0000 | (2 << 15) | (30 << 10) | (31 << 5) | 17, // ldp x17, x30, [sp], #16
-            0xD65F_03C0,                                        // ret
-            0xD503_201F,                                        // nop
+            0xD63F_0000 | (16 << 5),                                  // blr x16
+            0xA8C0_0000 | (2 << 15) | (30 << 10) | (31 << 5) | 17,    // ldp x17, x30, [sp], #16
+            0xD65F_03C0,                                              // ret
+            0xD503_201F,                                              // nop
         ],
-        ClosureReg::Int(n) => vec![adr, 0xF940_0000 | (16 << 5) | n as u32, load_thunk, 0xD61F_0000 | (16 << 5)],
-        ClosureReg::Float(n) => vec![adr, 0xFD40_0000 | (16 << 5) | n as u32, load_thunk, 0xD61F_0000 | (16 << 5)],
+        ClosureReg::Int(n) => vec![
+            adr,
+            0xF940_0000 | (16 << 5) | n as u32,
+            load_thunk,
+            0xD61F_0000 | (16 << 5),
+        ],
+        ClosureReg::Float(n) => vec![
+            adr,
+            0xFD40_0000 | (16 << 5) | n as u32,
+            load_thunk,
+            0xD61F_0000 | (16 << 5),
+        ],
     };
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
@@ -220,7 +238,10 @@ struct Pools {
     pages: Vec<usize>,
 }
 
-static POOL: Mutex<Pools> = Mutex::new(Pools { free: Vec::new(), pages: Vec::new() });
+static POOL: Mutex<Pools> = Mutex::new(Pools {
+    free: Vec::new(),
+    pages: Vec::new(),
+});
 
 /// Maps one page pair for `reg` and returns its stub addresses.
 fn map_page_pair(reg: ClosureReg) -> Result<Vec<usize>, String> {
@@ -237,7 +258,10 @@ fn map_page_pair(reg: ClosureReg) -> Result<Vec<usize>, String> {
         )
     };
     if base == libc::MAP_FAILED {
-        return Err(format!("mmap of callback stub pages failed: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "mmap of callback stub pages failed: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     let base = base as *mut u8;
     let stub = stub_code(reg, page);
@@ -251,8 +275,16 @@ fn map_page_pair(reg: ClosureReg) -> Result<Vec<usize>, String> {
             *data = [0, dead_callback as *const u8 as usize];
         }
         #[cfg(target_arch = "aarch64")]
-        __clear_cache(base as *mut libc::c_char, base.add(page) as *mut libc::c_char);
-        if libc::mprotect(base as *mut libc::c_void, page, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+        __clear_cache(
+            base as *mut libc::c_char,
+            base.add(page) as *mut libc::c_char,
+        );
+        if libc::mprotect(
+            base as *mut libc::c_void,
+            page,
+            libc::PROT_READ | libc::PROT_EXEC,
+        ) != 0
+        {
             let err = std::io::Error::last_os_error();
             libc::munmap(base as *mut libc::c_void, 2 * page);
             return Err(format!("mprotect of callback stub page failed: {err}"));
@@ -282,7 +314,10 @@ pub fn alloc(reg: ClosureReg, closure: *const (), thunk: *const u8) -> Result<En
         }
         pools.free[idx].pop().expect("fresh page has slots")
     };
-    let slot = EntrySlot { code: code as *const u8, reg };
+    let slot = EntrySlot {
+        code: code as *const u8,
+        reg,
+    };
     slot.set(closure, thunk);
     Ok(slot)
 }
@@ -305,7 +340,12 @@ mod aarch64_tests {
         let dir = std::env::temp_dir().join(format!("jitffi_a64_stub_{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let page = 4096usize;
-        let hex = |b: Vec<u8>| b.iter().map(|x| format!("0x{x:02x}")).collect::<Vec<_>>().join(",");
+        let hex = |b: Vec<u8>| {
+            b.iter()
+                .map(|x| format!("0x{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let int2 = hex(stub_code_aarch64(ClosureReg::Int(2), page));
         let flt1 = hex(stub_code_aarch64(ClosureReg::Float(1), page));
         let stk = hex(stub_code_aarch64(ClosureReg::Stack, page));
@@ -359,7 +399,11 @@ int main(void) {{
             .arg(&exe)
             .output()
             .expect("qemu-aarch64 (CI installs qemu-user)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "37 4.5 10943");
     }
 }
@@ -387,7 +431,16 @@ mod tests {
         let cl = unsafe { &*(c.to_bits() as *const Closure) };
         a * cl.k as f64
     }
-    extern "C" fn target_mixed(a: i64, b: i64, c: i64, d: i64, e: i64, f: i64, x: f64, cl: f64) -> f64 {
+    extern "C" fn target_mixed(
+        a: i64,
+        b: i64,
+        c: i64,
+        d: i64,
+        e: i64,
+        f: i64,
+        x: f64,
+        cl: f64,
+    ) -> f64 {
         // SAFETY: the stub passed the address of a live `Closure` in this register.
         let cl = unsafe { &*(cl.to_bits() as *const Closure) };
         (a + b + c + d + e + f) as f64 + x + cl.k as f64
@@ -397,8 +450,18 @@ mod tests {
     fn stubs_pass_their_closure_in_the_chosen_register() {
         let c1 = Box::new(Closure { k: 7 });
         let c2 = Box::new(Closure { k: 9 });
-        let s1 = alloc(ClosureReg::Int(0), &*c1 as *const Closure as *const (), target_int0 as *const u8).unwrap();
-        let s2 = alloc(ClosureReg::Int(0), &*c2 as *const Closure as *const (), target_int0 as *const u8).unwrap();
+        let s1 = alloc(
+            ClosureReg::Int(0),
+            &*c1 as *const Closure as *const (),
+            target_int0 as *const u8,
+        )
+        .unwrap();
+        let s2 = alloc(
+            ClosureReg::Int(0),
+            &*c2 as *const Closure as *const (),
+            target_int0 as *const u8,
+        )
+        .unwrap();
         assert_ne!(s1.code_ptr(), s2.code_ptr());
         // SAFETY: a stub in front of a function with exactly this signature.
         let f1: extern "C" fn() -> i64 = unsafe { std::mem::transmute(s1.code_ptr()) };
@@ -407,24 +470,46 @@ mod tests {
         assert_eq!(f1(), 7000);
         assert_eq!(f2(), 9000);
 
-        let s3 = alloc(ClosureReg::Int(2), &*c1 as *const Closure as *const (), target_int2 as *const u8).unwrap();
+        let s3 = alloc(
+            ClosureReg::Int(2),
+            &*c1 as *const Closure as *const (),
+            target_int2 as *const u8,
+        )
+        .unwrap();
         // SAFETY: a stub in front of a function with exactly this signature.
         let f3: extern "C" fn(i64, i64) -> i64 = unsafe { std::mem::transmute(s3.code_ptr()) };
         assert_eq!(f3(100, 20), 127);
 
-        let s4 = alloc(ClosureReg::Int(5), &*c2 as *const Closure as *const (), target_int5 as *const u8).unwrap();
+        let s4 = alloc(
+            ClosureReg::Int(5),
+            &*c2 as *const Closure as *const (),
+            target_int5 as *const u8,
+        )
+        .unwrap();
         // SAFETY: a stub in front of a function with exactly this signature.
-        let f4: extern "C" fn(i64, i64, i64, i64, i64) -> i64 = unsafe { std::mem::transmute(s4.code_ptr()) };
+        let f4: extern "C" fn(i64, i64, i64, i64, i64) -> i64 =
+            unsafe { std::mem::transmute(s4.code_ptr()) };
         assert_eq!(f4(1, 2, 3, 4, 5), 24);
 
-        let s5 = alloc(ClosureReg::Float(1), &*c2 as *const Closure as *const (), target_float1 as *const u8).unwrap();
+        let s5 = alloc(
+            ClosureReg::Float(1),
+            &*c2 as *const Closure as *const (),
+            target_float1 as *const u8,
+        )
+        .unwrap();
         // SAFETY: a stub in front of a function with exactly this signature.
         let f5: extern "C" fn(f64) -> f64 = unsafe { std::mem::transmute(s5.code_ptr()) };
         assert_eq!(f5(1.5), 13.5);
 
-        let s6 = alloc(ClosureReg::Float(1), &*c1 as *const Closure as *const (), target_mixed as *const u8).unwrap();
+        let s6 = alloc(
+            ClosureReg::Float(1),
+            &*c1 as *const Closure as *const (),
+            target_mixed as *const u8,
+        )
+        .unwrap();
         // SAFETY: a stub in front of a function with exactly this signature.
-        let f6: extern "C" fn(i64, i64, i64, i64, i64, i64, f64) -> f64 = unsafe { std::mem::transmute(s6.code_ptr()) };
+        let f6: extern "C" fn(i64, i64, i64, i64, i64, i64, f64) -> f64 =
+            unsafe { std::mem::transmute(s6.code_ptr()) };
         assert_eq!(f6(1, 2, 3, 4, 5, 6, 0.5), 28.5);
     }
 
@@ -446,7 +531,9 @@ mod tests {
             drop(s);
         }
         assert_eq!(mapped_page_pairs(reg), before);
-        let many: Vec<_> = (0..1000).map(|_| alloc(reg, cp, target_int0 as *const u8).unwrap()).collect();
+        let many: Vec<_> = (0..1000)
+            .map(|_| alloc(reg, cp, target_int0 as *const u8).unwrap())
+            .collect();
         let mut addrs: Vec<_> = many.iter().map(|s| s.code_ptr() as usize).collect();
         addrs.sort();
         addrs.dedup();
@@ -459,9 +546,15 @@ mod tests {
         extern "C" fn target_int4(a: i64, b: i64, c: i64, d: i64, cl: &Closure) -> i64 {
             a + b + c + d + cl.k
         }
-        let s = alloc(ClosureReg::Int(4), &*c as *const Closure as *const (), target_int4 as *const u8).unwrap();
+        let s = alloc(
+            ClosureReg::Int(4),
+            &*c as *const Closure as *const (),
+            target_int4 as *const u8,
+        )
+        .unwrap();
         // SAFETY: a stub in front of a function with exactly this signature.
-        let f: extern "C" fn(i64, i64, i64, i64) -> i64 = unsafe { std::mem::transmute(s.code_ptr()) };
+        let f: extern "C" fn(i64, i64, i64, i64) -> i64 =
+            unsafe { std::mem::transmute(s.code_ptr()) };
         assert_eq!(f(1, 2, 3, 4), 13);
         drop(s);
         assert_eq!(f(1, 2, 3, 4), 0);

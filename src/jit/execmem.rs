@@ -39,7 +39,10 @@ fn map_chunk() -> Result<Chunk, String> {
         let name = b"jitffi-code\0";
         let fd = libc::memfd_create(name.as_ptr() as *const libc::c_char, libc::MFD_CLOEXEC);
         if fd < 0 {
-            return Err(format!("memfd_create failed: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "memfd_create failed: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         let fail = |what: &str| {
             let e = std::io::Error::last_os_error();
@@ -73,7 +76,11 @@ fn map_chunk() -> Result<Chunk, String> {
             return fail("mmap (rx)");
         }
         libc::close(fd);
-        Ok(Chunk { rw: rw as *mut u8, rx: rx as *const u8, used: 0 })
+        Ok(Chunk {
+            rw: rw as *mut u8,
+            rx: rx as *const u8,
+            used: 0,
+        })
     }
 }
 
@@ -91,7 +98,10 @@ fn flush_icache(_start: *const u8, _len: usize) {}
 
 impl ExecArena {
     pub const fn new() -> ExecArena {
-        ExecArena { chunks: Vec::new(), total: 0 }
+        ExecArena {
+            chunks: Vec::new(),
+            total: 0,
+        }
     }
 
     /// Copies `code` (position-independent, relocation-free) into executable memory and
@@ -102,7 +112,9 @@ impl ExecArena {
             return Err("generated code larger than a code chunk".into());
         }
         if self.total + len > MAX_TOTAL {
-            return Err(format!("jitffi executable memory limit ({MAX_TOTAL} bytes) reached"));
+            return Err(format!(
+                "jitffi executable memory limit ({MAX_TOTAL} bytes) reached"
+            ));
         }
         let need_new = match self.chunks.last() {
             Some(c) => c.used + len > CHUNK_SIZE,
@@ -175,7 +187,10 @@ impl Default for ExecArena {
 pub static ARENA: Mutex<ExecArena> = Mutex::new(ExecArena::new());
 
 pub fn install(code: &[u8]) -> Result<*const u8, String> {
-    ARENA.lock().unwrap_or_else(|e| e.into_inner()).install(code)
+    ARENA
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .install(code)
 }
 
 pub fn bytes_used() -> usize {

@@ -39,7 +39,10 @@ impl OptLevel {
 /// into object files with these).
 pub fn flags(opt: OptLevel, verify: bool) -> settings::Flags {
     let mut b = settings::builder();
-    let mut set = |k: &str, v: &str| b.set(k, v).unwrap_or_else(|e| panic!("cranelift setting {k}={v}: {e}"));
+    let mut set = |k: &str, v: &str| {
+        b.set(k, v)
+            .unwrap_or_else(|e| panic!("cranelift setting {k}={v}: {e}"))
+    };
     match opt {
         OptLevel::Speed => set("opt_level", "speed"),
         OptLevel::FastCompile => {

@@ -1,4 +1,6 @@
 //! Cranelift code generation: call trampolines and callback thunks.
+// Every unsafe block says why it holds.
+#![deny(clippy::undocumented_unsafe_blocks)]
 pub mod builtins;
 pub mod callback_thunk;
 pub mod entry_pool;

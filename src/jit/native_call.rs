@@ -14,7 +14,8 @@
 //! from narrower loads, so nothing is read or written past the end of a value.
 
 use cranelift_codegen::ir::{
-    types, AbiParam, ArgumentPurpose, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, Type, Value,
+    types, AbiParam, ArgumentPurpose, InstBuilder, MemFlagsData, Signature, StackSlotData,
+    StackSlotKind, Type, Value,
 };
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::FunctionBuilder;
@@ -27,9 +28,14 @@ use crate::types::target::Arch;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
     /// Piece `part` of argument `arg`.
-    Part { arg: usize, part: usize },
+    Part {
+        arg: usize,
+        part: usize,
+    },
     /// Address of the caller's copy of argument `arg` (`ArgPass::ByRef`).
-    ByRef { arg: usize },
+    ByRef {
+        arg: usize,
+    },
     /// The hidden result pointer.
     Sret,
     /// Occupies a register or stack slot the plan leaves unused; its value is ignored.
@@ -73,14 +79,24 @@ pub enum Side {
 /// The Cranelift parameters of `plan`, in order: `with_stub` for a call (`Side::Caller`),
 /// otherwise for a thunk called directly (`Side::Callee`).
 pub fn param_slots(plan: &CallPlan, with_stub: bool) -> Vec<(Slot, AbiParam)> {
-    param_slots_for(plan, if with_stub { Side::Caller } else { Side::Callee })
+    param_slots_for(
+        plan,
+        if with_stub {
+            Side::Caller
+        } else {
+            Side::Callee
+        },
+    )
 }
 
 /// The Cranelift parameters of `plan`, in order, for `side`.
 pub fn param_slots_for(plan: &CallPlan, side: Side) -> Vec<(Slot, AbiParam)> {
     let with_stub = side == Side::Caller;
     let x87_entry = side == Side::CalleeX87Entry;
-    assert!(!x87_entry || plan.ret == RetPass::X87, "x87 entry only for x87 results");
+    assert!(
+        !x87_entry || plan.ret == RetPass::X87,
+        "x87 entry only for x87 results"
+    );
     let (ngpr, nvec) = arg_regs(plan.arch);
     let mut gprs: Vec<Option<(Slot, AbiParam)>> = vec![None; ngpr];
     let mut vecs: Vec<Option<(Slot, AbiParam)>> = vec![None; nvec];
@@ -102,21 +118,33 @@ pub fn param_slots_for(plan: &CallPlan, side: Side) -> Vec<(Slot, AbiParam)> {
         match &a.pass {
             ArgPass::Parts(parts) => {
                 for (j, p) in parts.iter().enumerate() {
-                    place(p.loc, Slot::Part { arg: i, part: j }, abi_param(p.ty, p.ext));
+                    place(
+                        p.loc,
+                        Slot::Part { arg: i, part: j },
+                        abi_param(p.ty, p.ext),
+                    );
                 }
             }
-            ArgPass::ByRef { ptr, .. } => place(*ptr, Slot::ByRef { arg: i }, AbiParam::new(types::I64)),
+            ArgPass::ByRef { ptr, .. } => {
+                place(*ptr, Slot::ByRef { arg: i }, AbiParam::new(types::I64))
+            }
         }
     }
     let stub_extra: &[Slot] = match (with_stub, plan.stub) {
         (true, Some(StubKind::Variadic { .. })) => &[Slot::StubTarget],
-        (true, Some(StubKind::X87Return { .. })) => &[Slot::StubTarget, Slot::StubResult, Slot::StubScratch],
+        (true, Some(StubKind::X87Return { .. })) => {
+            &[Slot::StubTarget, Slot::StubResult, Slot::StubScratch]
+        }
         _ => &[],
     };
     let any_stack = !stack.is_empty() || !stub_extra.is_empty() || x87_entry;
     let mut out = special;
     for (regs, filler) in [(&gprs, types::I64), (&vecs, types::F64)] {
-        let used = if any_stack { regs.len() } else { regs.iter().rposition(|r| r.is_some()).map_or(0, |i| i + 1) };
+        let used = if any_stack {
+            regs.len()
+        } else {
+            regs.iter().rposition(|r| r.is_some()).map_or(0, |i| i + 1)
+        };
         for r in &regs[..used] {
             out.push(r.unwrap_or((Slot::Filler(filler), AbiParam::new(filler))));
         }
@@ -124,17 +152,18 @@ pub fn param_slots_for(plan: &CallPlan, side: Side) -> Vec<(Slot, AbiParam)> {
     stack.sort_by_key(|s| s.0);
     // Replays Cranelift's stack assignment: each slot max(size, 8) bytes, naturally aligned.
     let mut cur = 0u32;
-    let mut push_stack = |out: &mut Vec<(Slot, AbiParam)>, off: u32, slot: Slot, param: AbiParam| {
-        let sz = param.value_type.bytes().max(8);
-        while align_to(cur, sz) < off {
-            out.push((Slot::Filler(types::I64), AbiParam::new(types::I64)));
-            cur = align_to(cur, 8) + 8;
-        }
-        cur = align_to(cur, sz);
-        assert_eq!(cur, off, "stack piece out of Cranelift's order");
-        cur += sz;
-        out.push((slot, param));
-    };
+    let mut push_stack =
+        |out: &mut Vec<(Slot, AbiParam)>, off: u32, slot: Slot, param: AbiParam| {
+            let sz = param.value_type.bytes().max(8);
+            while align_to(cur, sz) < off {
+                out.push((Slot::Filler(types::I64), AbiParam::new(types::I64)));
+                cur = align_to(cur, 8) + 8;
+            }
+            cur = align_to(cur, sz);
+            assert_eq!(cur, off, "stack piece out of Cranelift's order");
+            cur += sz;
+            out.push((slot, param));
+        };
     // Behind the x87 entry stub the C caller's stack arguments are 16 bytes further.
     let shift = if x87_entry { 16 } else { 0 };
     for (off, slot, param) in stack {
@@ -142,7 +171,12 @@ pub fn param_slots_for(plan: &CallPlan, side: Side) -> Vec<(Slot, AbiParam)> {
     }
     let extra_at = align_to(plan.stack_size, 8);
     for (k, s) in stub_extra.iter().enumerate() {
-        push_stack(&mut out, extra_at + 8 * k as u32, *s, AbiParam::new(types::I64));
+        push_stack(
+            &mut out,
+            extra_at + 8 * k as u32,
+            *s,
+            AbiParam::new(types::I64),
+        );
     }
     out
 }
@@ -165,8 +199,14 @@ fn ret_parts(plan: &CallPlan) -> Vec<Part> {
 
 fn signature(plan: &CallPlan, isa: &dyn TargetIsa, side: Side) -> Signature {
     let mut sig = Signature::new(isa.default_call_conv());
-    sig.params = param_slots_for(plan, side).into_iter().map(|(_, p)| p).collect();
-    sig.returns = ret_parts(plan).iter().map(|p| abi_param(p.ty, p.ext)).collect();
+    sig.params = param_slots_for(plan, side)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    sig.returns = ret_parts(plan)
+        .iter()
+        .map(|p| abi_param(p.ty, p.ext))
+        .collect();
     if side == Side::CalleeX87Entry {
         sig.returns = vec![AbiParam::new(types::I64), AbiParam::new(types::I64)];
     }
@@ -178,10 +218,14 @@ fn signature(plan: &CallPlan, isa: &dyn TargetIsa, side: Side) -> Signature {
 /// `c_signature_x87_entry`).
 pub fn c_signature(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, CompileError> {
     if plan.variadic.is_some() {
-        return Err(CompileError::Unsupported("variadic callbacks are not supported".into()));
+        return Err(CompileError::Unsupported(
+            "variadic callbacks are not supported".into(),
+        ));
     }
     if plan.ret == RetPass::X87 {
-        return Err(CompileError::Unsupported("x87 'long double' result: use c_signature_x87_entry".into()));
+        return Err(CompileError::Unsupported(
+            "x87 'long double' result: use c_signature_x87_entry".into(),
+        ));
     }
     Ok(signature(plan, isa, Side::Callee))
 }
@@ -189,9 +233,14 @@ pub fn c_signature(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, Co
 /// For an x87 result (x86_64 `long double`): the signature of a thunk that C reaches
 /// through `stubs::x87_callback_entry(thunk_address)`. `emit_store_incoming` and
 /// `emit_return_from_memory` recognize its parameters.
-pub fn c_signature_x87_entry(plan: &CallPlan, isa: &dyn TargetIsa) -> Result<Signature, CompileError> {
+pub fn c_signature_x87_entry(
+    plan: &CallPlan,
+    isa: &dyn TargetIsa,
+) -> Result<Signature, CompileError> {
     if plan.variadic.is_some() {
-        return Err(CompileError::Unsupported("variadic callbacks are not supported".into()));
+        return Err(CompileError::Unsupported(
+            "variadic callbacks are not supported".into(),
+        ));
     }
     if plan.ret != RetPass::X87 {
         return Err(CompileError::Internal("not an x87 result".into()));
@@ -235,7 +284,9 @@ pub fn load_part(b: &mut FunctionBuilder, base: Value, part: &Part) -> Value {
     for w in [8u32, 4, 2, 1] {
         while part.size - pos >= w && w < ity.bytes() {
             let piece_ty = Type::int((w * 8) as u16).unwrap();
-            let mut v = b.ins().load(piece_ty, flags(), base, (part.offset + pos) as i32);
+            let mut v = b
+                .ins()
+                .load(piece_ty, flags(), base, (part.offset + pos) as i32);
             if piece_ty != ity {
                 v = b.ins().uextend(ity, v);
             }
@@ -264,7 +315,11 @@ pub fn store_part(b: &mut FunctionBuilder, base: Value, part: &Part, v: Value) {
         return;
     }
     let ity = int_of(part.ty);
-    let v = if part.ty.is_float() { b.ins().bitcast(ity, MemFlagsData::new(), v) } else { v };
+    let v = if part.ty.is_float() {
+        b.ins().bitcast(ity, MemFlagsData::new(), v)
+    } else {
+        v
+    };
     let mut pos = 0u32;
     for w in [4u32, 2, 1] {
         while part.size - pos >= w {
@@ -287,7 +342,13 @@ pub fn copy_bytes(b: &mut FunctionBuilder, dst: Value, src: Value, size: u32) {
     let mut off = 0;
     while off < size {
         let sz = (size - off).min(8);
-        let p = Part { offset: off, size: sz, ty: int_type_for(sz), loc: Loc::Gpr(0), ext: Ext::None };
+        let p = Part {
+            offset: off,
+            size: sz,
+            ty: int_type_for(sz),
+            loc: Loc::Gpr(0),
+            ext: Ext::None,
+        };
         let v = load_part(b, src, &p);
         store_part(b, dst, &p, v);
         off += sz;
@@ -316,7 +377,11 @@ pub enum CArg {
 /// pointers, float, double, aarch64 long double), so it may be given as `CArg::Scalar`.
 pub fn scalar_arg_type(plan: &CallPlan, i: usize) -> Option<Type> {
     match &plan.args[i].pass {
-        ArgPass::Parts(ps) if ps.len() == 1 && ps[0].offset == 0 && ps[0].size == ps[0].ty.bytes() => Some(ps[0].ty),
+        ArgPass::Parts(ps)
+            if ps.len() == 1 && ps[0].offset == 0 && ps[0].size == ps[0].ty.bytes() =>
+        {
+            Some(ps[0].ty)
+        }
         _ => None,
     }
 }
@@ -325,7 +390,11 @@ pub fn scalar_arg_type(plan: &CallPlan, i: usize) -> Option<Type> {
 /// `emit_call` without result memory returns it as a value.
 pub fn scalar_ret_type(plan: &CallPlan) -> Option<Type> {
     match &plan.ret {
-        RetPass::Parts(ps) if ps.len() == 1 && ps[0].offset == 0 && ps[0].size == ps[0].ty.bytes() => Some(ps[0].ty),
+        RetPass::Parts(ps)
+            if ps.len() == 1 && ps[0].offset == 0 && ps[0].size == ps[0].ty.bytes() =>
+        {
+            Some(ps[0].ty)
+        }
         _ => None,
     }
 }
@@ -356,18 +425,27 @@ pub fn emit_call(
     for (slot, param) in &slots {
         let v = match *slot {
             Slot::Part { arg, part } => {
-                let ArgPass::Parts(ps) = &plan.args[arg].pass else { unreachable!() };
+                let ArgPass::Parts(ps) = &plan.args[arg].pass else {
+                    unreachable!()
+                };
                 match args[arg] {
                     CArg::Memory(p) => load_part(b, p, &ps[part]),
                     CArg::Scalar(v) => {
-                        assert!(scalar_arg_type(plan, arg).is_some(), "argument {arg} is not a whole scalar");
+                        assert!(
+                            scalar_arg_type(plan, arg).is_some(),
+                            "argument {arg} is not a whole scalar"
+                        );
                         v
                     }
                 }
             }
             Slot::ByRef { arg } => {
-                let ArgPass::ByRef { size, align, .. } = plan.args[arg].pass else { unreachable!() };
-                let CArg::Memory(src) = args[arg] else { panic!("argument {arg} must be in memory") };
+                let ArgPass::ByRef { size, align, .. } = plan.args[arg].pass else {
+                    unreachable!()
+                };
+                let CArg::Memory(src) = args[arg] else {
+                    panic!("argument {arg} must be in memory")
+                };
                 // The callee may modify its copy: never hand it the caller's memory.
                 let ss = b.create_sized_stack_slot(StackSlotData::new(
                     StackSlotKind::ExplicitSlot,
@@ -388,7 +466,11 @@ pub fn emit_call(
     }
     let sig = signature(plan, isa, Side::Caller);
     let sigref = b.import_signature(sig);
-    let target = if plan.stub.is_some() { stub.expect("plan needs a stub: pass its address") } else { callee };
+    let target = if plan.stub.is_some() {
+        stub.expect("plan needs a stub: pass its address")
+    } else {
+        callee
+    };
     let call = b.ins().call_indirect(sigref, target, &vals);
     let results = b.inst_results(call).to_vec();
     let rparts = ret_parts(plan);
@@ -401,7 +483,8 @@ pub fn emit_call(
         }
         None => {
             assert!(
-                rparts.is_empty() && matches!(plan.ret, RetPass::Void) || scalar_ret_type(plan).is_some(),
+                rparts.is_empty() && matches!(plan.ret, RetPass::Void)
+                    || scalar_ret_type(plan).is_some(),
                 "this result needs result memory"
             );
             results
@@ -441,24 +524,36 @@ pub fn incoming_scalar(plan: &CallPlan, params: &[Value], i: usize) -> Option<Va
 
 /// Returns from a callback thunk with a whole-scalar result value (`scalar_ret_type`).
 pub fn emit_return_scalar(b: &mut FunctionBuilder, plan: &CallPlan, v: Value) {
-    assert!(scalar_ret_type(plan).is_some(), "result is not a whole scalar");
+    assert!(
+        scalar_ret_type(plan).is_some(),
+        "result is not a whole scalar"
+    );
     b.ins().return_(&[v]);
 }
 
 /// In a callback thunk whose entry block has `c_signature`'s parameters `params`, stores
 /// each incoming C argument's bytes to memory at `arg_ptrs[i]` (by-reference arguments
 /// are copied from the caller's copy).
-pub fn emit_store_incoming(b: &mut FunctionBuilder, plan: &CallPlan, params: &[Value], arg_ptrs: &[Value]) {
+pub fn emit_store_incoming(
+    b: &mut FunctionBuilder,
+    plan: &CallPlan,
+    params: &[Value],
+    arg_ptrs: &[Value],
+) {
     let slots = callee_slots(plan, params.len());
     assert_eq!(slots.len(), params.len(), "params must follow c_signature");
     for ((slot, _), &v) in slots.iter().zip(params) {
         match *slot {
             Slot::Part { arg, part } => {
-                let ArgPass::Parts(ps) = &plan.args[arg].pass else { unreachable!() };
+                let ArgPass::Parts(ps) = &plan.args[arg].pass else {
+                    unreachable!()
+                };
                 store_part(b, arg_ptrs[arg], &ps[part], v);
             }
             Slot::ByRef { arg } => {
-                let ArgPass::ByRef { size, .. } = plan.args[arg].pass else { unreachable!() };
+                let ArgPass::ByRef { size, .. } = plan.args[arg].pass else {
+                    unreachable!()
+                };
                 copy_bytes(b, arg_ptrs[arg], v, size);
             }
             _ => {}
@@ -469,13 +564,22 @@ pub fn emit_store_incoming(b: &mut FunctionBuilder, plan: &CallPlan, params: &[V
 /// The incoming hidden result pointer among `params` (when `plan.ret` is `Sret`): the
 /// thunk may write the result there directly instead of copying.
 pub fn incoming_sret(plan: &CallPlan, params: &[Value]) -> Option<Value> {
-    callee_slots(plan, params.len()).iter().zip(params).find(|((s, _), _)| *s == Slot::Sret).map(|(_, v)| *v)
+    callee_slots(plan, params.len())
+        .iter()
+        .zip(params)
+        .find(|((s, _), _)| *s == Slot::Sret)
+        .map(|(_, v)| *v)
 }
 
 /// Returns from a callback thunk with the C result whose bytes are at `ret_ptr` (ignored
 /// for void). For a hidden-pointer result the bytes are copied to the caller's memory
 /// (skipped when `ret_ptr` already is that pointer).
-pub fn emit_return_from_memory(b: &mut FunctionBuilder, plan: &CallPlan, params: &[Value], ret_ptr: Value) {
+pub fn emit_return_from_memory(
+    b: &mut FunctionBuilder,
+    plan: &CallPlan,
+    params: &[Value],
+    ret_ptr: Value,
+) {
     match &plan.ret {
         RetPass::Void => {
             b.ins().return_(&[]);
@@ -488,7 +592,10 @@ pub fn emit_return_from_memory(b: &mut FunctionBuilder, plan: &CallPlan, params:
             b.ins().return_(&[]);
         }
         RetPass::Parts(_) => {
-            let vals: Vec<Value> = ret_parts(plan).iter().map(|p| load_part(b, ret_ptr, p)).collect();
+            let vals: Vec<Value> = ret_parts(plan)
+                .iter()
+                .map(|p| load_part(b, ret_ptr, p))
+                .collect();
             b.ins().return_(&vals);
         }
         RetPass::X87 => {
@@ -508,11 +615,22 @@ mod tests {
     use crate::types::model::{Kind, Prim, TypeRef, TypeTable};
     use crate::types::target::Target;
 
-    fn slots(t: &mut TypeTable, args: &[&TypeRef], ret: &TypeRef, variadic: bool, side: Side) -> (CallPlan, Vec<Slot>) {
+    fn slots(
+        t: &mut TypeTable,
+        args: &[&TypeRef],
+        ret: &TypeRef,
+        variadic: bool,
+        side: Side,
+    ) -> (CallPlan, Vec<Slot>) {
         let f = t.func_ptr(args.iter().map(|a| (*a).clone()).collect(), ret, variadic);
-        let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
+        let Kind::FuncPtr(sig) = &f.kind else {
+            unreachable!()
+        };
         let plan = lower(sig, &t.target).unwrap();
-        let s = param_slots_for(&plan, side).into_iter().map(|(s, _)| s).collect();
+        let s = param_slots_for(&plan, side)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         (plan, s)
     }
 
@@ -526,10 +644,23 @@ mod tests {
     fn all_or_nothing_keeps_the_skipped_register_filled() {
         let mut t = TypeTable::new(Target::X86_64_LINUX);
         let l = t.prim(Prim::Long);
-        let ll = record(&mut t, "struct ll", false, false, vec![field("a", &l), field("b", &l)]);
+        let ll = record(
+            &mut t,
+            "struct ll",
+            false,
+            false,
+            vec![field("a", &l), field("b", &l)],
+        );
         let (_, s) = slots(&mut t, &[&l, &l, &l, &l, &l, &ll], &l, false, Side::Caller);
         // r9 unused by the plan: a filler, so the struct's halves land on the stack.
-        let mut want = vec![part(0, 0), part(1, 0), part(2, 0), part(3, 0), part(4, 0), I64];
+        let mut want = vec![
+            part(0, 0),
+            part(1, 0),
+            part(2, 0),
+            part(3, 0),
+            part(4, 0),
+            I64,
+        ];
         want.extend([F64; 8]);
         want.extend([part(5, 0), part(5, 1)]);
         assert_eq!(s, want);
@@ -546,9 +677,25 @@ mod tests {
     #[test]
     fn aarch64_even_register_gap_and_sret_in_x8() {
         let mut t = TypeTable::new(Target::AARCH64_LINUX);
-        let (i, l, ld) = (t.prim(Prim::Int), t.prim(Prim::Long), t.prim(Prim::LongDouble));
-        let u = record(&mut t, "union u", true, false, vec![field("ld", &ld), field("l", &l)]);
-        let big = record(&mut t, "struct big", false, false, vec![field("a", &l), field("b", &l), field("c", &l)]);
+        let (i, l, ld) = (
+            t.prim(Prim::Int),
+            t.prim(Prim::Long),
+            t.prim(Prim::LongDouble),
+        );
+        let u = record(
+            &mut t,
+            "union u",
+            true,
+            false,
+            vec![field("ld", &ld), field("l", &l)],
+        );
+        let big = record(
+            &mut t,
+            "struct big",
+            false,
+            false,
+            vec![field("a", &l), field("b", &l), field("c", &l)],
+        );
         let (_, s) = slots(&mut t, &[&i, &u], &big, false, Side::Caller);
         assert_eq!(s, vec![Slot::Sret, part(0, 0), I64, part(1, 0), part(1, 1)]);
     }
@@ -562,9 +709,23 @@ mod tests {
         assert_eq!(plan.stack_size, 32);
         let tail: Vec<Slot> = s[14..].to_vec();
         // int at 0, filler at 8, long double at 16..32, then the stub's three slots.
-        assert_eq!(tail, vec![part(6, 0), I64, part(7, 0), part(7, 1), Slot::StubTarget, Slot::StubResult, Slot::StubScratch]);
+        assert_eq!(
+            tail,
+            vec![
+                part(6, 0),
+                I64,
+                part(7, 0),
+                part(7, 1),
+                Slot::StubTarget,
+                Slot::StubResult,
+                Slot::StubScratch
+            ]
+        );
         // As a callee behind the x87 entry stub: everything 16 bytes further.
         let (_, s) = slots(&mut t, &args, &ld, false, Side::CalleeX87Entry);
-        assert_eq!(s[14..].to_vec(), vec![I64, I64, part(6, 0), I64, part(7, 0), part(7, 1)]);
+        assert_eq!(
+            s[14..].to_vec(),
+            vec![I64, I64, part(6, 0), I64, part(7, 0), part(7, 1)]
+        );
     }
 }

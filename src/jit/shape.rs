@@ -10,7 +10,10 @@ use crate::abi::CallPlan;
 /// narrower than a register, how the ABI extends it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scalar {
-    Int { size: u8, signed: bool },
+    Int {
+        size: u8,
+        signed: bool,
+    },
     F32,
     F64,
     /// A value only ever handled in memory by the trampoline (long double, complex): the
@@ -57,7 +60,10 @@ pub enum Inline {
     /// address from `array_data`. Otherwise, with `int_list`, an exact list of ints
     /// stored by `small_int_list` into a stack buffer of that item type; with `buffer`,
     /// an object of type `bytes_type`: the address of its characters.
-    Address { int_list: Option<Scalar>, buffer: bool },
+    Address {
+        int_list: Option<Scalar>,
+        buffer: bool,
+    },
     /// An object of type `cdata_type` whose ctype is the parameter's own: the
     /// `Scalar::Bytes` its data address (from `array_data`) points to, copied.
     CopyBytes,
@@ -84,7 +90,11 @@ pub struct ArgShape {
 impl ArgShape {
     /// An argument of the variadic part travelling as `scalar`.
     pub fn vararg(scalar: Scalar) -> ArgShape {
-        ArgShape { scalar, inline: Inline::None, fallback: Fallback::Vararg }
+        ArgShape {
+            scalar,
+            inline: Inline::None,
+            fallback: Fallback::Vararg,
+        }
     }
 
     /// The conversion may leave a temporary to release after the call.
@@ -97,7 +107,10 @@ impl ArgShape {
 pub enum RetShape {
     Void,
     /// Boxed as int (`PyLong_FromLongLong`/`PyLong_FromUnsignedLongLong`).
-    Int { size: u8, signed: bool },
+    Int {
+        size: u8,
+        signed: bool,
+    },
     Bool,
     /// Boxed as float.
     Float(Scalar),

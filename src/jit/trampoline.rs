@@ -19,8 +19,8 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, StackSlotData,
-    StackSlotKind, UserFuncName, Value,
+    types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind,
+    UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -126,7 +126,13 @@ fn is_address<A: Extern>(b: &mut FunctionBuilder, value: Value, addr: A) -> Valu
     b.ins().icmp(IntCC::Equal, value, a)
 }
 
-fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>, isa: &dyn TargetIsa, stub_addr: Option<A>) {
+fn build_function<A: Extern>(
+    func: &mut Function,
+    shape: &Shape,
+    rt: &Runtime<A>,
+    isa: &dyn TargetIsa,
+    stub_addr: Option<A>,
+) {
     let cc = isa.default_call_conv();
     let mut fctx = FunctionBuilderContext::new();
     let mut b = FunctionBuilder::new(func, &mut fctx);
@@ -146,9 +152,9 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
         4,
     ));
     let ret_size = shape.plan.ret_size.max(16);
-    let ret_slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ret_size, 4));
-    let temp_args: Vec<usize> =
-        (0..n).filter(|&i| shape.args[i].may_need_temp()).collect();
+    let ret_slot =
+        b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ret_size, 4));
+    let temp_args: Vec<usize> = (0..n).filter(|&i| shape.args[i].may_need_temp()).collect();
     let temps = if temp_args.is_empty() {
         None
     } else {
@@ -192,7 +198,9 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
         let slow = b.create_block();
         match a.inline {
             Inline::SmallInt if rt.inline_small_ints => {
-                let Scalar::Int { size, signed } = a.scalar else { unreachable!() };
+                let Scalar::Int { size, signed } = a.scalar else {
+                    unreachable!()
+                };
                 let ty = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_type);
                 let is_long = is_address(&mut b, ty, rt.long_type);
                 let check_size = b.create_block();
@@ -200,7 +208,9 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 b.switch_to_block(check_size);
                 let ob_size = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_size);
                 let biased = b.ins().iadd_imm_s(ob_size, 1);
-                let small = b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, biased, 2);
+                let small = b
+                    .ins()
+                    .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, biased, 2);
                 let have_small = b.create_block();
                 b.ins().brif(small, have_small, &[], slow, &[]);
                 b.switch_to_block(have_small);
@@ -208,9 +218,11 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 let value = b.ins().imul(ob_size, digit);
                 // One 30-bit digit always fits a signed 32-bit or wider integer.
                 let (lo, hi) = int_bounds(size, signed);
-                let needs_check = !(signed && size >= 4) ;
+                let needs_check = !(signed && size >= 4);
                 if needs_check {
-                    let in_lo = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, value, lo);
+                    let in_lo = b
+                        .ins()
+                        .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, value, lo);
                     let in_hi = b.ins().icmp_imm_s(IntCC::SignedLessThanOrEqual, value, hi);
                     let inr = b.ins().band(in_lo, in_hi);
                     let store = b.create_block();
@@ -226,8 +238,14 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 let fast = b.create_block();
                 b.ins().brif(is_float, fast, &[], slow, &[]);
                 b.switch_to_block(fast);
-                let v = b.ins().load(types::F64, TRUSTED(), obj, rt.objects.float_value);
-                let v = if a.scalar == Scalar::F32 { b.ins().fdemote(types::F32, v) } else { v };
+                let v = b
+                    .ins()
+                    .load(types::F64, TRUSTED(), obj, rt.objects.float_value);
+                let v = if a.scalar == Scalar::F32 {
+                    b.ins().fdemote(types::F32, v)
+                } else {
+                    v
+                };
                 b.ins().store(TRUSTED(), v, dst, 0);
                 b.ins().jump(next, &[]);
             }
@@ -305,7 +323,9 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 }
             }
             Inline::CopyBytes => {
-                let Scalar::Bytes(size) = a.scalar else { unreachable!() };
+                let Scalar::Bytes(size) = a.scalar else {
+                    unreachable!()
+                };
                 let ty = b.ins().load(i64t, TRUSTED(), obj, rt.objects.ob_type);
                 let is_cdata = is_address(&mut b, ty, rt.cdata_type);
                 let cdata = b.create_block();
@@ -332,7 +352,12 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                 if size <= 256 {
                     let fl = MemFlagsData::new();
                     let mut off = 0usize;
-                    for (w, t) in [(8usize, i64t), (4, types::I32), (2, types::I16), (1, types::I8)] {
+                    for (w, t) in [
+                        (8usize, i64t),
+                        (4, types::I32),
+                        (2, types::I16),
+                        (1, types::I8),
+                    ] {
                         while size - off >= w {
                             let v = b.ins().load(t, fl, src, off as i32);
                             b.ins().store(fl, v, dst, off as i32);
@@ -380,7 +405,15 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
         None
     };
     let stub = stub_addr.map(|a| a.address(&mut b, i64t));
-    native_call::emit_call_from_memory(&mut b, isa, &shape.plan, callee, stub, &cell_addrs, Some(ret_addr));
+    native_call::emit_call_from_memory(
+        &mut b,
+        isa,
+        &shape.plan,
+        callee,
+        stub,
+        &cell_addrs,
+        Some(ret_addr),
+    );
     if let Some(ts) = tstate {
         let mut e = Emitter { b: &mut b, cc };
         e.call(rt, Builtin::reacquire, &[ts]);
@@ -399,7 +432,11 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
                     _ if signed => e.b.ins().sextend(i64t, raw),
                     _ => e.b.ins().uextend(i64t, raw),
                 };
-                let f = if signed { Builtin::long_from_i64 } else { Builtin::long_from_u64 };
+                let f = if signed {
+                    Builtin::long_from_i64
+                } else {
+                    Builtin::long_from_u64
+                };
                 e.call(rt, f, &[wide])[0]
             }
             RetShape::Bool => {
@@ -409,7 +446,11 @@ fn build_function<A: Extern>(func: &mut Function, shape: &Shape, rt: &Runtime<A>
             }
             RetShape::Float(s) => {
                 let raw = e.b.ins().load(s.ir_type(), TRUSTED(), ret_addr, 0);
-                let d = if s == Scalar::F32 { e.b.ins().fpromote(types::F64, raw) } else { raw };
+                let d = if s == Scalar::F32 {
+                    e.b.ins().fpromote(types::F64, raw)
+                } else {
+                    raw
+                };
                 e.call(rt, Builtin::float_from_double, &[d])[0]
             }
             RetShape::Generic(_) => e.call(rt, Builtin::box_result, &[this, ret_addr])[0],
@@ -435,7 +476,9 @@ fn emit_release_temps<A: Extern>(
 ) {
     let Some(t) = temps else { return };
     for k in 0..count {
-        let obj = b.ins().stack_load(types::I64, types::I64, t, (8 * k) as i32);
+        let obj = b
+            .ins()
+            .stack_load(types::I64, types::I64, t, (8 * k) as i32);
         let has = b.create_block();
         let done = b.create_block();
         b.ins().brif(obj, has, &[], done, &[]);
@@ -461,11 +504,15 @@ pub fn build<A: Extern>(
     if shape.plan.stub.is_some() != stub.is_some() {
         return internal("a stub address is needed exactly when the plan has a stub");
     }
-    let target = crate::types::target::Target::from_triple(isa.triple()).map_err(CompileError::Unsupported)?;
+    let target = crate::types::target::Target::from_triple(isa.triple())
+        .map_err(CompileError::Unsupported)?;
     if target.arch != shape.plan.arch {
         return internal("the call plan was lowered for another architecture");
     }
-    let mut func = Function::with_name_signature(UserFuncName::user(0, 0), entry_signature(isa.default_call_conv()));
+    let mut func = Function::with_name_signature(
+        UserFuncName::user(0, 0),
+        entry_signature(isa.default_call_conv()),
+    );
     build_function(&mut func, shape, rt, isa, stub);
     Ok(func)
 }

@@ -34,9 +34,13 @@ pub fn compile(shape: &Shape, rt: &Runtime) -> Result<*const u8, CompileError> {
     let mut ctx = Context::for_function(func);
     let code = ctx
         .compile(&**isa, &mut ControlPlane::default())
-        .map_err(|e| CompileError::Internal(format!("trampoline compilation failed: {:?}", e.inner)))?;
+        .map_err(|e| {
+            CompileError::Internal(format!("trampoline compilation failed: {:?}", e.inner))
+        })?;
     if !code.buffer.relocs().is_empty() {
-        return Err(CompileError::Internal("trampoline code needs relocations".into()));
+        return Err(CompileError::Internal(
+            "trampoline code needs relocations".into(),
+        ));
     }
     execmem::install(code.code_buffer()).map_err(CompileError::Memory)
 }
@@ -49,13 +53,18 @@ pub struct ShapeCache {
 
 impl ShapeCache {
     pub const fn new() -> ShapeCache {
-        ShapeCache { map: Mutex::new(None) }
+        ShapeCache {
+            map: Mutex::new(None),
+        }
     }
 
     /// The trampoline of `shape` if it was compiled already.
     pub fn get(&self, shape: &Shape) -> Option<*const u8> {
         let guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().and_then(|m| m.get(shape)).map(|&p| p as *const u8)
+        guard
+            .as_ref()
+            .and_then(|m| m.get(shape))
+            .map(|&p| p as *const u8)
     }
 
     pub fn get_or_compile(&self, shape: &Shape, rt: &Runtime) -> Result<*const u8, CompileError> {
@@ -70,7 +79,11 @@ impl ShapeCache {
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |m| m.len())
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |m| m.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -124,7 +137,13 @@ mod tests {
         ARITY.store(nargs, SeqCst);
         0
     }
-    extern "C" fn convert_arg(_this: usize, _idx: usize, _obj: usize, dst: *mut i32, _temp: usize) -> i32 {
+    extern "C" fn convert_arg(
+        _this: usize,
+        _idx: usize,
+        _obj: usize,
+        dst: *mut i32,
+        _temp: usize,
+    ) -> i32 {
         CONVERTED.fetch_add(1, SeqCst);
         // SAFETY: the trampoline passes its cell for the argument, at least 16 writable
         // bytes.
@@ -167,7 +186,13 @@ mod tests {
         Runtime {
             fns,
             // CPython 3.11's layout, which the fake int follows.
-            objects: ObjectLayout { ob_type: 8, ob_size: 16, long_digit: 24, float_value: 16, bytes_data: 32 },
+            objects: ObjectLayout {
+                ob_type: 8,
+                ob_size: 16,
+                long_digit: 24,
+                float_value: 16,
+                bytes_data: 32,
+            },
             target_offset: 16,
             arg_ctypes_offset: 24,
             long_type: &LONG_TYPE as *const u8 as usize,
@@ -185,11 +210,23 @@ mod tests {
         let mut t = TypeTable::new(Target::host());
         let int = t.prim(Prim::Int);
         let f = t.func_ptr(vec![int.clone(), int.clone()], &int, false);
-        let Kind::FuncPtr(sig) = &f.kind else { unreachable!() };
-        let a = ArgShape { scalar: Scalar::Int { size: 4, signed: true }, inline: Inline::SmallInt, fallback: Fallback::Convert };
+        let Kind::FuncPtr(sig) = &f.kind else {
+            unreachable!()
+        };
+        let a = ArgShape {
+            scalar: Scalar::Int {
+                size: 4,
+                signed: true,
+            },
+            inline: Inline::SmallInt,
+            fallback: Fallback::Convert,
+        };
         Shape {
             args: vec![a, a],
-            ret: RetShape::Int { size: 4, signed: true },
+            ret: RetShape::Int {
+                size: 4,
+                signed: true,
+            },
             release_gil,
             plan: crate::abi::lower(sig, &Target::host()).unwrap(),
         }
@@ -197,7 +234,12 @@ mod tests {
     use crate::types::model::Kind;
 
     fn small(v: i64) -> FakeInt {
-        FakeInt { refcnt: 1, ty: &LONG_TYPE as *const u8 as usize, ob_size: v.signum(), digit: v.unsigned_abs() as u32 }
+        FakeInt {
+            refcnt: 1,
+            ty: &LONG_TYPE as *const u8 as usize,
+            ob_size: v.signum(),
+            digit: v.unsigned_abs() as u32,
+        }
     }
 
     type Entry = unsafe extern "C" fn(*const FakeSelf, *const *const FakeInt, i64) -> usize;
@@ -207,7 +249,10 @@ mod tests {
         let code = compile(&int_int_to_int(true), &rt()).unwrap();
         // SAFETY: the code is a trampoline: `METH_FASTCALL` signature.
         let entry: Entry = unsafe { std::mem::transmute(code) };
-        let me = FakeSelf { head: [0; 2], target: add as *const () as usize };
+        let me = FakeSelf {
+            head: [0; 2],
+            target: add as *const () as usize,
+        };
         let (a, b) = (small(-7), small(12));
         let args = [&a as *const FakeInt, &b as *const FakeInt];
         let before = GIL.load(SeqCst);
@@ -215,10 +260,19 @@ mod tests {
         let r = unsafe { entry(&me, args.as_ptr(), 2) };
         assert_eq!(r, &RESULT_TOKEN as *const u8 as usize);
         assert_eq!(BOXED.load(SeqCst), 5);
-        assert_eq!(GIL.load(SeqCst) - before, 11, "released once and re-acquired once");
+        assert_eq!(
+            GIL.load(SeqCst) - before,
+            11,
+            "released once and re-acquired once"
+        );
 
         // An object of another type goes through the converter helper.
-        let other = FakeInt { refcnt: 1, ty: &OTHER_TYPE as *const u8 as usize, ob_size: 1, digit: 1 };
+        let other = FakeInt {
+            refcnt: 1,
+            ty: &OTHER_TYPE as *const u8 as usize,
+            ob_size: 1,
+            digit: 1,
+        };
         let args = [&other as *const FakeInt, &b as *const FakeInt];
         let n = CONVERTED.load(SeqCst);
         // SAFETY: `me` and `args` are valid fakes of the layout the trampoline reads.

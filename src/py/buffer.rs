@@ -50,7 +50,9 @@ impl CBuffer {
     fn range(&self, slice: &Bound<'_, PySlice>) -> PyResult<(usize, usize)> {
         let ind = slice.indices(self.size as isize)?;
         if ind.step != 1 {
-            return Err(PyValueError::new_err("buffer doesn't support slicing with step != 1"));
+            return Err(PyValueError::new_err(
+                "buffer doesn't support slicing with step != 1",
+            ));
         }
         let (a, b) = (ind.start.max(0) as usize, ind.stop.max(0) as usize);
         Ok((a, b.max(a)))
@@ -62,19 +64,35 @@ impl CBuffer {
     #[new]
     #[pyo3(signature = (cdata, size=-1))]
     fn py_new(py: Python<'_>, cdata: &Bound<'_, PyAny>, size: isize) -> PyResult<CBuffer> {
-        let cd = cdata
-            .cast::<CData>()
-            .map_err(|_| PyTypeError::new_err(format!("expected a cdata object, got {}", cdata.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+        let cd = cdata.cast::<CData>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "expected a cdata object, got {}",
+                cdata
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
         let c = cd.get();
         let ty = c.ty();
         let (addr, dflt) = match &ty.kind {
             Kind::Array(item, _) => (c.data_addr(py)?, c.length * item.size().unwrap_or(0)),
             Kind::Pointer(item) => (c.data_addr(py)?, item.size().unwrap_or(0)),
             Kind::Record(_) => (c.data_addr(py)?, ty.size().unwrap_or(0).max(c.alloc_size)),
-            _ => return Err(PyTypeError::new_err(format!("expected a pointer or array cdata, got '{}'", ty.cname()))),
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "expected a pointer or array cdata, got '{}'",
+                    ty.cname()
+                )))
+            }
         };
         let size = if size < 0 { dflt } else { size as usize };
-        Ok(CBuffer { cdata: cd.clone().unbind(), addr, size })
+        Ok(CBuffer {
+            cdata: cd.clone().unbind(),
+            addr,
+            size,
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -98,10 +116,17 @@ impl CBuffer {
         if i < 0 || i as usize >= self.size {
             return Err(PyIndexError::new_err("buffer index out of range"));
         }
-        Ok(PyBytes::new(py, &b[i as usize..i as usize + 1]).into_any().unbind())
+        Ok(PyBytes::new(py, &b[i as usize..i as usize + 1])
+            .into_any()
+            .unbind())
     }
 
-    fn __setitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         self.check(py)?;
         let (a, e) = if let Ok(s) = key.cast::<PySlice>() {
             self.range(s)?
@@ -127,7 +152,9 @@ impl CBuffer {
             pb.to_vec(py)?
         };
         if src.len() != e - a {
-            return Err(PyValueError::new_err("right operand length must match slice length"));
+            return Err(PyValueError::new_err(
+                "right operand length must match slice length",
+            ));
         }
         // SAFETY: `check` passed and `a..e` lies within the buffer's `size` bytes; `src` is
         // our own copy of the value, so it cannot overlap.
@@ -135,7 +162,12 @@ impl CBuffer {
         Ok(())
     }
 
-    fn __richcmp__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+    fn __richcmp__(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
         let mine = PyBytes::new(py, self.bytes(py)?);
         let theirs = if let Ok(o) = other.cast::<CBuffer>() {
             PyBytes::new(py, o.get().bytes(py)?).into_any()
@@ -152,13 +184,24 @@ impl CBuffer {
 
     /// # Safety
     /// Called by CPython with a valid (or null) `view`.
-    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
         let me = slf.get();
         me.check(slf.py())?;
         if view.is_null() {
             return Err(PyBufferError::new_err("NULL view"));
         }
-        let rc = ffi::PyBuffer_FillInfo(view, slf.as_ptr(), me.addr as *mut _, me.size as isize, 0, flags);
+        let rc = ffi::PyBuffer_FillInfo(
+            view,
+            slf.as_ptr(),
+            me.addr as *mut _,
+            me.size as isize,
+            0,
+            flags,
+        );
         if rc != 0 {
             return Err(PyErr::fetch(slf.py()));
         }
@@ -218,13 +261,23 @@ unsafe extern "C" fn buffer_vectorcall(
             let d = pyo3::types::PyDict::new(py);
             let names = Bound::from_borrowed_ptr(py, kwnames);
             for (j, name) in names.try_iter()?.enumerate() {
-                d.set_item(name?, Bound::from_borrowed_ptr(py, *args.add(nargs as usize + j)))?;
+                d.set_item(
+                    name?,
+                    Bound::from_borrowed_ptr(py, *args.add(nargs as usize + j)),
+                )?;
             }
             Some(d)
         };
         let call = (*ffi::Py_TYPE(callable)).tp_call;
         match call {
-            Some(c) => Ok(c(callable, tuple.as_ptr(), kwargs.as_ref().map(|d| d.as_ptr()).unwrap_or(std::ptr::null_mut()))),
+            Some(c) => Ok(c(
+                callable,
+                tuple.as_ptr(),
+                kwargs
+                    .as_ref()
+                    .map(|d| d.as_ptr())
+                    .unwrap_or(std::ptr::null_mut()),
+            )),
             None => Err(PyTypeError::new_err("buffer type is not callable")),
         }
     })
@@ -234,13 +287,17 @@ static RAW: std::sync::OnceLock<RawType<CBuffer>> = std::sync::OnceLock::new();
 static ORIG_SUBSCRIPT: std::sync::OnceLock<Option<ffi::binaryfunc>> = std::sync::OnceLock::new();
 
 fn alloc_buffer(py: Python<'_>, b: CBuffer) -> PyResult<*mut ffi::PyObject> {
-    let Some(l) = RAW.get() else { return Ok(Py::new(py, b)?.into_ptr()) };
+    let Some(l) = RAW.get() else {
+        return Ok(Py::new(py, b)?.into_ptr());
+    };
     // SAFETY: `l` is the buffer type's raw layout and the GIL is held (`py`); the memory
     // is initialized by `init` right after a successful `alloc`.
     unsafe {
         let obj = l.alloc(l.basic_size());
         if obj.is_null() {
-            return Err(pyo3::exceptions::PyMemoryError::new_err("cannot allocate a buffer object"));
+            return Err(pyo3::exceptions::PyMemoryError::new_err(
+                "cannot allocate a buffer object",
+            ));
         }
         Ok(l.init(obj, b))
     }
@@ -258,19 +315,32 @@ unsafe extern "C" fn buffer_dealloc(obj: *mut ffi::PyObject) {
 }
 
 /// `buf[:]`: the bytes, directly; anything else goes to the pyo3 slot.
-unsafe extern "C" fn buffer_subscript(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> *mut ffi::PyObject {
+unsafe extern "C" fn buffer_subscript(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     if ffi::PySlice_Check(key) != 0 && is_full_slice(key) {
         return slot(std::ptr::null_mut(), |py| {
             let me = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<CBuffer>();
             let me = me.get();
             me.check(py)?;
-            let p = if me.size == 0 { std::ptr::null() } else { me.addr as *const std::os::raw::c_char };
-            Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(p, me.size as ffi::Py_ssize_t)).map(|b| b.into_ptr())
+            let p = if me.size == 0 {
+                std::ptr::null()
+            } else {
+                me.addr as *const std::os::raw::c_char
+            };
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyBytes_FromStringAndSize(p, me.size as ffi::Py_ssize_t),
+            )
+            .map(|b| b.into_ptr())
         });
     }
     match ORIG_SUBSCRIPT.get().copied().flatten() {
         Some(f) => f(slf, key),
-        None => slot(std::ptr::null_mut(), |_| Err(PyTypeError::new_err("buffer is not subscriptable"))),
+        None => slot(std::ptr::null_mut(), |_| {
+            Err(PyTypeError::new_err("buffer is not subscriptable"))
+        }),
     }
 }
 
@@ -289,7 +359,17 @@ pub fn install_fast_new(py: Python<'_>) {
         if let Ok(null) = CData::new_pointer(py, b.ctype_of(py, &t), 0) {
             // SAFETY: no buffer exists yet (module init); CBuffer has no `__traverse__`
             // (it references only its cdata); `buffer_dealloc` uses this layout.
-            if let Some(raw) = unsafe { RawType::install(py, CBuffer { cdata: null, addr: 0, size: 0 }, buffer_dealloc) } {
+            if let Some(raw) = unsafe {
+                RawType::install(
+                    py,
+                    CBuffer {
+                        cdata: null,
+                        addr: 0,
+                        size: 0,
+                    },
+                    buffer_dealloc,
+                )
+            } {
                 let _ = RAW.set(raw);
                 // SAFETY: as above; `m` is the type's own mapping table.
                 unsafe {

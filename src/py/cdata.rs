@@ -52,18 +52,30 @@ pub enum Owner {
     /// a small `ffi.new` is one allocation; they go away with the object.
     Inline,
     /// Memory from a `new_allocator` alloc function; `free(alloc_result)` on release.
-    Allocator { free: Option<Py<PyAny>>, alloc_result: Py<PyAny> },
+    Allocator {
+        free: Option<Py<PyAny>>,
+        alloc_result: Py<PyAny>,
+    },
     /// `ffi.gc(orig, destructor)`: calls `destructor(orig)` once.
-    Gc { orig: Py<PyAny>, destructor: Option<Py<PyAny>> },
+    Gc {
+        orig: Py<PyAny>,
+        destructor: Option<Py<PyAny>>,
+    },
     /// `ffi.from_buffer`: the locked buffer of a Python object.
-    Buffer { view: BufferView, type_name: Box<str> },
+    Buffer {
+        view: BufferView,
+        type_name: Box<str>,
+    },
     /// `ffi.new_handle(obj)`: `addr` is a token of the handle registry mapping back to obj.
     Handle,
     /// Released (`ffi.release`, `with`): what it owned is gone; any access raises.
     Released,
     /// Owners defined elsewhere (callbacks): dropped on release; `repr` text for cffi's
     /// "<cdata 'T' calling ...>" style.
-    Custom { payload: Box<dyn std::any::Any + Send + Sync>, repr: Box<String> },
+    Custom {
+        payload: Box<dyn std::any::Any + Send + Sync>,
+        repr: Box<String>,
+    },
 }
 
 /// A locked `Py_buffer` (released with the GIL held, by `release_now`).
@@ -102,7 +114,11 @@ pub struct CData {
 }
 
 /// Calls function-pointer cdata; installed by the calls module (`set_call_hook`).
-pub type CallHook = for<'py> fn(&Bound<'py, CData>, &Bound<'py, PyTuple>, Option<&Bound<'py, PyDict>>) -> PyResult<Py<PyAny>>;
+pub type CallHook = for<'py> fn(
+    &Bound<'py, CData>,
+    &Bound<'py, PyTuple>,
+    Option<&Bound<'py, PyDict>>,
+) -> PyResult<Py<PyAny>>;
 static CALL_HOOK: OnceLock<CallHook> = OnceLock::new();
 
 /// Lets the calls module make function-pointer cdata callable.
@@ -131,11 +147,15 @@ pub fn custom_target_hook() -> Option<CustomTargetHook> {
 }
 
 fn released_err(cname: &str) -> PyErr {
-    PyValueError::new_err(format!("cdata '{cname}' has been released (ffi.release() or 'with')"))
+    PyValueError::new_err(format!(
+        "cdata '{cname}' has been released (ffi.release() or 'with')"
+    ))
 }
 
 pub fn null_err(cname: &str) -> PyErr {
-    PyRuntimeError::new_err(format!("cannot dereference a NULL or invalid pointer (cdata '{cname}')"))
+    PyRuntimeError::new_err(format!(
+        "cannot dereference a NULL or invalid pointer (cdata '{cname}')"
+    ))
 }
 
 /// Addresses in the first page are never mapped: dereferencing them is a NULL access.
@@ -152,8 +172,24 @@ pub fn invalid_addr(a: usize) -> bool {
 impl CData {
     /// The value of a new cdata (the constructors in `cdata_alloc.rs` put it in an object).
     #[inline(always)]
-    pub(super) fn build(ctype: Py<CType>, addr: usize, length: usize, alloc_size: usize, flags: u32, value: [u64; 2], owner: Owner) -> CData {
-        CData { ctype, addr, length, alloc_size, flags, value, state: GilCell::new(CState { owner }) }
+    pub(super) fn build(
+        ctype: Py<CType>,
+        addr: usize,
+        length: usize,
+        alloc_size: usize,
+        flags: u32,
+        value: [u64; 2],
+        owner: Owner,
+    ) -> CData {
+        CData {
+            ctype,
+            addr,
+            length,
+            alloc_size,
+            flags,
+            value,
+            state: GilCell::new(CState { owner }),
+        }
     }
 
     #[inline]
@@ -213,7 +249,12 @@ impl CData {
     pub fn owns_memory(&self, py: Python<'_>) -> bool {
         matches!(
             self.state.borrow(py).owner,
-            Owner::Malloc | Owner::Inline | Owner::Allocator { .. } | Owner::Gc { .. } | Owner::Buffer { .. } | Owner::Custom { .. }
+            Owner::Malloc
+                | Owner::Inline
+                | Owner::Allocator { .. }
+                | Owner::Gc { .. }
+                | Owner::Buffer { .. }
+                | Owner::Custom { .. }
         )
     }
 
@@ -260,13 +301,23 @@ impl CData {
             match &self.ty().kind {
                 Kind::Prim(pi) => match pi.class {
                     PrimClass::SignedInt => Some(load_i64(p, pi.size) as i128),
-                    PrimClass::UnsignedInt | PrimClass::Bool | PrimClass::WideChar => Some(load_u64(p, pi.size) as i128),
-                    PrimClass::Char => Some(if pi.signed { *(p as *const i8) as i128 } else { *p as i128 }),
+                    PrimClass::UnsignedInt | PrimClass::Bool | PrimClass::WideChar => {
+                        Some(load_u64(p, pi.size) as i128)
+                    }
+                    PrimClass::Char => Some(if pi.signed {
+                        *(p as *const i8) as i128
+                    } else {
+                        *p as i128
+                    }),
                     _ => None,
                 },
                 Kind::Enum(e) => {
                     let pi = e.underlying_info();
-                    Some(if pi.signed { load_i64(p, pi.size) as i128 } else { load_u64(p, pi.size) as i128 })
+                    Some(if pi.signed {
+                        load_i64(p, pi.size) as i128
+                    } else {
+                        load_u64(p, pi.size) as i128
+                    })
                 }
                 _ => None,
             }
@@ -279,7 +330,10 @@ impl CData {
             Kind::Prim(pi) => match pi.class {
                 // SAFETY: the 16 value bytes hold a float or double.
                 PrimClass::Float => Some(unsafe { load_f64(self.value_ptr(), pi.size) }),
-                PrimClass::LongDouble => Some(longdouble::to_f64(&self.ctype.get().ffi.target, self.value_bytes())),
+                PrimClass::LongDouble => Some(longdouble::to_f64(
+                    &self.ctype.get().ffi.target,
+                    self.value_bytes(),
+                )),
                 _ => None,
             },
             _ => None,
@@ -381,7 +435,9 @@ pub fn calloc(size: usize) -> PyResult<*mut u8> {
     // SAFETY: callers hold the GIL (see above), as `PyMem_Calloc` requires.
     let p = unsafe { ffi::PyMem_Calloc(1, size.max(1)) } as *mut u8;
     if p.is_null() {
-        return Err(pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {size} bytes")));
+        return Err(pyo3::exceptions::PyMemoryError::new_err(format!(
+            "cannot allocate {size} bytes"
+        )));
     }
     Ok(p)
 }

@@ -9,7 +9,9 @@ use pyo3::prelude::*;
 use pyo3::types::PySlice;
 
 use super::cdata::{invalid_addr, null_err, CData, F_OWNING_VIEW, F_SLICED};
-use super::convert::{read_bitfield, read_prim, read_with_ctype, same_type, write_bitfield, write_prim, write_sized};
+use super::convert::{
+    read_bitfield, read_prim, read_with_ctype, same_type, write_bitfield, write_prim, write_sized,
+};
 use super::ctype::{CField, CType};
 use crate::types::model::{Kind, PrimClass, PrimInfo, TypeRef};
 
@@ -17,14 +19,20 @@ impl CData {
     /// Fast path of `item_addr` for arrays/pointers of primitives: (address, item type,
     /// its PrimInfo), or None when the items are not primitives.
     #[inline(always)]
-    pub(super) fn prim_item_addr<'a>(&'a self, py: Python<'_>, i: isize) -> PyResult<Option<(usize, &'a TypeRef, &'a PrimInfo)>> {
+    pub(super) fn prim_item_addr<'a>(
+        &'a self,
+        py: Python<'_>,
+        i: isize,
+    ) -> PyResult<Option<(usize, &'a TypeRef, &'a PrimInfo)>> {
         let ty = self.ty();
         let (item, is_array) = match &ty.kind {
             Kind::Array(item, _) => (item, true),
             Kind::Pointer(item) => (item, false),
             _ => return Ok(None),
         };
-        let Kind::Prim(pi) = &item.kind else { return Ok(None) };
+        let Kind::Prim(pi) = &item.kind else {
+            return Ok(None);
+        };
         self.check_alive(py)?;
         if is_array {
             if i < 0 || i as usize >= self.length || invalid_addr(self.addr) {
@@ -41,7 +49,11 @@ impl CData {
 
     /// Address and CType of item `i` (arrays bounds-checked, pointers NULL-checked).
     #[inline]
-    pub(super) fn item_addr<'a>(&'a self, py: Python<'_>, i: isize) -> PyResult<(usize, &'a Py<CType>)> {
+    pub(super) fn item_addr<'a>(
+        &'a self,
+        py: Python<'_>,
+        i: isize,
+    ) -> PyResult<(usize, &'a Py<CType>)> {
         let ct = self.ctype.get();
         match &ct.ty.kind {
             Kind::Array(item, _) => {
@@ -61,7 +73,9 @@ impl CData {
                     return Err(null_err(&ct.ty.cname()));
                 }
                 let isz = item.size().unwrap_or(0);
-                let ict = ct.item_ctype(py).ok_or_else(|| PyTypeError::new_err("array without item type"))?;
+                let ict = ct
+                    .item_ctype(py)
+                    .ok_or_else(|| PyTypeError::new_err("array without item type"))?;
                 Ok((self.addr + i as usize * isz, ict))
             }
             Kind::Pointer(item) => {
@@ -79,10 +93,15 @@ impl CData {
                 if invalid_addr(self.addr) || invalid_addr(a) {
                     return Err(null_err(&ct.ty.cname()));
                 }
-                let ict = ct.item_ctype(py).ok_or_else(|| PyTypeError::new_err("pointer without item type"))?;
+                let ict = ct
+                    .item_ctype(py)
+                    .ok_or_else(|| PyTypeError::new_err("pointer without item type"))?;
                 Ok((a, ict))
             }
-            _ => Err(PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed", ct.ty.cname()))),
+            _ => Err(PyTypeError::new_err(format!(
+                "cdata of type '{}' cannot be indexed",
+                ct.ty.cname()
+            ))),
         }
     }
 
@@ -93,7 +112,9 @@ impl CData {
         let ct = self.ctype.get();
         match &ct.ty.kind {
             Kind::Record(_) => Some((ct, false)),
-            Kind::Pointer(item) if matches!(item.kind, Kind::Record(_)) => ct.item_ctype(py).map(|i| (i.get(), true)),
+            Kind::Pointer(item) if matches!(item.kind, Kind::Record(_)) => {
+                ct.item_ctype(py).map(|i| (i.get(), true))
+            }
             _ => None,
         }
     }
@@ -108,7 +129,12 @@ impl CData {
         Ok(self.addr)
     }
 
-    pub(super) fn lookup_field<'py>(&self, py: Python<'py>, rec: &CType, name: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, CField>>> {
+    pub(super) fn lookup_field<'py>(
+        &self,
+        py: Python<'py>,
+        rec: &CType,
+        name: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, CField>>> {
         let Some(table) = rec.field_table(py) else {
             return Err(PyAttributeError::new_err(format!(
                 "cdata '{}' points to an opaque type: cannot read fields",
@@ -122,13 +148,18 @@ impl CData {
             return Ok(None);
         }
         // SAFETY: the field table holds only CField objects.
-        Ok(Some(unsafe { Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>() }))
+        Ok(Some(unsafe {
+            Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>()
+        }))
     }
 
     pub(super) fn no_field(&self, name: &Bound<'_, PyAny>) -> PyErr {
-        PyAttributeError::new_err(format!("cdata '{}' has no field '{}'", self.ty().cname(), name))
+        PyAttributeError::new_err(format!(
+            "cdata '{}' has no field '{}'",
+            self.ty().cname(),
+            name
+        ))
     }
-
 
     pub(super) fn slice_bounds(&self, slice: &Bound<'_, PySlice>) -> PyResult<(usize, usize)> {
         let s = slice.as_ptr() as *mut ffi::PySliceObject;
@@ -144,7 +175,9 @@ impl CData {
             if o == none {
                 return match dflt {
                     Some(d) => Ok(d as isize),
-                    None => Err(PyIndexError::new_err(format!("slice {what} must be specified"))),
+                    None => Err(PyIndexError::new_err(format!(
+                        "slice {what} must be specified"
+                    ))),
                 };
             }
             // SAFETY: `o` is a field of the live slice object, borrowed for the extract.
@@ -160,43 +193,77 @@ impl CData {
             return Err(PyIndexError::new_err("slice start > stop"));
         }
         if is_array && stop as usize > self.length {
-            return Err(PyIndexError::new_err(format!("index too large (expected {} <= {})", stop, self.length)));
+            return Err(PyIndexError::new_err(format!(
+                "index too large (expected {} <= {})",
+                stop, self.length
+            )));
         }
         Ok((start as usize, stop as usize))
     }
 
-    pub(super) fn get_slice(slf: &Bound<'_, CData>, slice: &Bound<'_, PySlice>) -> PyResult<Py<PyAny>> {
+    pub(super) fn get_slice(
+        slf: &Bound<'_, CData>,
+        slice: &Bound<'_, PySlice>,
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let me = slf.get();
         let (a, b) = me.slice_bounds(slice)?;
         let ct = me.ctype.get();
         let item = match &ct.ty.kind {
             Kind::Array(i, _) | Kind::Pointer(i) => i.clone(),
-            _ => return Err(PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed", ct.ty.cname()))),
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "cdata of type '{}' cannot be indexed",
+                    ct.ty.cname()
+                )))
+            }
         };
         me.check_alive(py)?;
         if invalid_addr(me.addr) {
             return Err(null_err(&ct.ty.cname()));
         }
-        let isz = item.size().ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
-        let arr_ct = ct.open_array_ctype(py).ok_or_else(|| PyTypeError::new_err("cannot slice"))?;
-        Ok(CData::new_view(py, arr_ct, me.addr.wrapping_add(a.wrapping_mul(isz)), b - a, CData::keeper_for(slf), F_SLICED)?.into_any())
+        let isz = item
+            .size()
+            .ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
+        let arr_ct = ct
+            .open_array_ctype(py)
+            .ok_or_else(|| PyTypeError::new_err("cannot slice"))?;
+        Ok(CData::new_view(
+            py,
+            arr_ct,
+            me.addr.wrapping_add(a.wrapping_mul(isz)),
+            b - a,
+            CData::keeper_for(slf),
+            F_SLICED,
+        )?
+        .into_any())
     }
 
-    pub(super) fn set_slice(slf: &Bound<'_, CData>, slice: &Bound<'_, PySlice>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(super) fn set_slice(
+        slf: &Bound<'_, CData>,
+        slice: &Bound<'_, PySlice>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let py = slf.py();
         let me = slf.get();
         let (a, b) = me.slice_bounds(slice)?;
         let ct = me.ctype.get();
         let item = match &ct.ty.kind {
             Kind::Array(i, _) | Kind::Pointer(i) => i.clone(),
-            _ => return Err(PyTypeError::new_err(format!("cdata of type '{}' cannot be indexed", ct.ty.cname()))),
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "cdata of type '{}' cannot be indexed",
+                    ct.ty.cname()
+                )))
+            }
         };
         me.check_alive(py)?;
         if invalid_addr(me.addr) {
             return Err(null_err(&ct.ty.cname()));
         }
-        let isz = item.size().ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
+        let isz = item
+            .size()
+            .ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
         let n = b - a;
         let dst = me.addr.wrapping_add(a.wrapping_mul(isz)) as *mut u8;
         if invalid_addr(dst as usize) {
@@ -207,7 +274,10 @@ impl CData {
             if let Kind::Array(si, _) = &c.ty().kind {
                 if same_type(si, &item) {
                     if c.length != n {
-                        return Err(PyValueError::new_err(format!("need {} values to unpack, got {}", n, c.length)));
+                        return Err(PyValueError::new_err(format!(
+                            "need {} values to unpack, got {}",
+                            n, c.length
+                        )));
                     }
                     let src = c.data_addr(py)?;
                     if invalid_addr(src) {
@@ -225,7 +295,11 @@ impl CData {
             if matches!(&item.kind, Kind::Prim(pi) if pi.class == PrimClass::Char) {
                 let s = bytes.as_bytes();
                 if s.len() != n {
-                    return Err(PyValueError::new_err(format!("need {} values to unpack, got {}", n, s.len())));
+                    return Err(PyValueError::new_err(format!(
+                        "need {} values to unpack, got {}",
+                        n,
+                        s.len()
+                    )));
                 }
                 // SAFETY: `dst` holds `n` bytes (as above) and `s` has `n` bytes (checked); a
                 // Python bytes object never overlaps C memory given to a cdata.
@@ -235,7 +309,11 @@ impl CData {
         }
         let items: Vec<Bound<'_, PyAny>> = value.try_iter()?.collect::<PyResult<_>>()?;
         if items.len() != n {
-            return Err(PyValueError::new_err(format!("need {} values to unpack, got {}", n, items.len())));
+            return Err(PyValueError::new_err(format!(
+                "need {} values to unpack, got {}",
+                n,
+                items.len()
+            )));
         }
         for (i, x) in items.iter().enumerate() {
             // SAFETY: item `i < n` of the checked destination range.
@@ -251,13 +329,27 @@ impl CData {
         let ct = me.ctype.get();
         let (item, res_ct) = match &ct.ty.kind {
             Kind::Pointer(i) => (i, me.ctype.clone_ref(py)),
-            Kind::Array(i, _) => (i, ct.decayed_ctype(py).ok_or_else(|| PyTypeError::new_err("cannot decay"))?),
-            _ => return Err(PyTypeError::new_err(format!("cannot add a cdata '{}' and a number", ct.ty.cname()))),
+            Kind::Array(i, _) => (
+                i,
+                ct.decayed_ctype(py)
+                    .ok_or_else(|| PyTypeError::new_err("cannot decay"))?,
+            ),
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "cannot add a cdata '{}' and a number",
+                    ct.ty.cname()
+                )))
+            }
         };
         let isz = match (&item.kind, item.size()) {
             (Kind::Void, _) => 1,
             (_, Some(s)) => s,
-            _ => return Err(PyTypeError::new_err(format!("ctype '{}' points to items of unknown size", ct.ty.cname()))),
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "ctype '{}' points to items of unknown size",
+                    ct.ty.cname()
+                )))
+            }
         };
         me.check_alive(py)?;
         let a = me.addr.wrapping_add((n as usize).wrapping_mul(isz));
@@ -281,16 +373,33 @@ impl CData {
             // SAFETY: `addr` is item `i`, checked by `item_addr` (bounds or invalid addresses).
             return unsafe { read_prim(py, &ic.ffi, &ic.ty, pi, addr as *const u8) };
         }
-        let keeper = if matches!(ic.ty.kind, Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Enum(_)) { None } else { CData::keeper_for(slf) };
-        if matches!(ic.ty.kind, Kind::Record(_)) && matches!(me.ty().kind, Kind::Pointer(_)) && i == 0 && me.owns_memory(py) {
-            return Ok(CData::new_view(py, ict.clone_ref(py), addr, 0, keeper, F_OWNING_VIEW)?.into_any());
+        let keeper = if matches!(
+            ic.ty.kind,
+            Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Enum(_)
+        ) {
+            None
+        } else {
+            CData::keeper_for(slf)
+        };
+        if matches!(ic.ty.kind, Kind::Record(_))
+            && matches!(me.ty().kind, Kind::Pointer(_))
+            && i == 0
+            && me.owns_memory(py)
+        {
+            return Ok(
+                CData::new_view(py, ict.clone_ref(py), addr, 0, keeper, F_OWNING_VIEW)?.into_any(),
+            );
         }
         // SAFETY: as above: `addr` holds one item of type `ic`.
         unsafe { read_with_ctype(py, ic, ict, addr as *const u8, keeper) }
     }
 
     #[inline]
-    pub(super) fn read_field(slf: &Bound<'_, CData>, rec_through_ptr: bool, f: &CField) -> PyResult<Py<PyAny>> {
+    pub(super) fn read_field(
+        slf: &Bound<'_, CData>,
+        rec_through_ptr: bool,
+        f: &CField,
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let me = slf.get();
         let base = me.field_base(py, rec_through_ptr)?;
@@ -308,25 +417,47 @@ impl CData {
         }
         if f.flexible {
             let Kind::Array(item, _) = &f.ty.kind else {
-                return Err(PyTypeError::new_err("flexible array member without array type"));
+                return Err(PyTypeError::new_err(
+                    "flexible array member without array type",
+                ));
             };
             let item = item.clone();
             let isz = item.size().unwrap_or(1).max(1);
             let vs = me.var_size(py);
             if vs > 0 && vs >= f.offset {
                 let n = (vs - f.offset) / isz;
-                return Ok(CData::new_view(py, f.ctype.clone_ref(py), addr, n, CData::keeper_for(slf), F_SLICED)?.into_any());
+                return Ok(CData::new_view(
+                    py,
+                    f.ctype.clone_ref(py),
+                    addr,
+                    n,
+                    CData::keeper_for(slf),
+                    F_SLICED,
+                )?
+                .into_any());
             }
             let pct = fct.ffi.ctype_of(py, &fct.ffi.pointer_to(&item));
             return Ok(CData::new_pointer(py, pct, addr)?.into_any());
         }
-        let keeper = if matches!(fct.ty.kind, Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Enum(_)) { None } else { CData::keeper_for(slf) };
+        let keeper = if matches!(
+            fct.ty.kind,
+            Kind::Pointer(_) | Kind::FuncPtr(_) | Kind::Enum(_)
+        ) {
+            None
+        } else {
+            CData::keeper_for(slf)
+        };
         // SAFETY: as above: `addr` holds the field's value.
         unsafe { read_with_ctype(py, fct, &f.ctype, addr as *const u8, keeper) }
     }
 
     #[inline]
-    pub(super) fn write_field(slf: &Bound<'_, CData>, rec_through_ptr: bool, f: &CField, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(super) fn write_field(
+        slf: &Bound<'_, CData>,
+        rec_through_ptr: bool,
+        f: &CField,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let py = slf.py();
         let me = slf.get();
         let base = me.field_base(py, rec_through_ptr)?;
@@ -342,7 +473,11 @@ impl CData {
             return unsafe { write_prim(value, &f.ty, pi, addr) };
         }
         let vs = me.var_size(py);
-        let avail = if vs > f.offset { vs - f.offset } else { f.ty.size().unwrap_or(usize::MAX) };
+        let avail = if vs > f.offset {
+            vs - f.offset
+        } else {
+            f.ty.size().unwrap_or(usize::MAX)
+        };
         // SAFETY: `avail` bounds what is written: the bytes the object spans past the field, or the
         // field's size.
         unsafe { write_sized(&f.ty, value, addr, avail) }

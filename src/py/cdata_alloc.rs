@@ -39,7 +39,14 @@ impl CData {
     /// A non-owning view of an array (`length` items) or struct/union at `addr` (or a
     /// pointer into it), keeping `keeper` alive.
     #[inline]
-    pub fn new_view(py: Python<'_>, ct: Py<CType>, addr: usize, length: usize, keeper: Option<Keeper>, flags: u32) -> PyResult<Py<CData>> {
+    pub fn new_view(
+        py: Python<'_>,
+        ct: Py<CType>,
+        addr: usize,
+        length: usize,
+        keeper: Option<Keeper>,
+        flags: u32,
+    ) -> PyResult<Py<CData>> {
         let owner = match keeper {
             Some(k) => Owner::View(k),
             None => Owner::None,
@@ -48,23 +55,45 @@ impl CData {
     }
 
     /// An owning cdata over memory that `owner` releases.
-    pub fn new_owning(py: Python<'_>, ct: Py<CType>, addr: usize, length: usize, alloc_size: usize, owner: Owner) -> PyResult<Py<CData>> {
-        alloc_cdata(py, Self::build(ct, addr, length, alloc_size, 0, [0; 2], owner))
+    pub fn new_owning(
+        py: Python<'_>,
+        ct: Py<CType>,
+        addr: usize,
+        length: usize,
+        alloc_size: usize,
+        owner: Owner,
+    ) -> PyResult<Py<CData>> {
+        alloc_cdata(
+            py,
+            Self::build(ct, addr, length, alloc_size, 0, [0; 2], owner),
+        )
     }
 
     /// An owning array/struct cdata over `size` zeroed bytes (`ffi.new`): inline in the
     /// object (one allocation) while the whole stays a pymalloc block, else a separate
     /// `calloc` block (which `ffi.release` gives back at once).
     #[inline]
-    pub fn new_owned_zeroed(py: Python<'_>, ct: Py<CType>, size: usize, length: usize) -> PyResult<Py<CData>> {
+    pub fn new_owned_zeroed(
+        py: Python<'_>,
+        ct: Py<CType>,
+        size: usize,
+        length: usize,
+    ) -> PyResult<Py<CData>> {
         if size <= INLINE_MAX {
             if let Some(l) = RAW.get().filter(|l| l.inline_offset() + size <= INLINE_MAX) {
                 // SAFETY: `l` is the CData type's raw layout and the GIL is held (`py`).
-                return unsafe { alloc_inline(py, l, size, |addr| Self::build(ct, addr, length, size, 0, [0; 2], Owner::Inline)) };
+                return unsafe {
+                    alloc_inline(py, l, size, |addr| {
+                        Self::build(ct, addr, length, size, 0, [0; 2], Owner::Inline)
+                    })
+                };
             }
         }
         let mem = calloc(size)?;
-        alloc_cdata(py, Self::build(ct, mem as usize, length, size, 0, [0; 2], Owner::Malloc))
+        alloc_cdata(
+            py,
+            Self::build(ct, mem as usize, length, size, 0, [0; 2], Owner::Malloc),
+        )
     }
 
     /// An owning struct/union cdata with `size` zeroed bytes (by-value results).
@@ -92,13 +121,20 @@ fn alloc_cdata(py: Python<'_>, cd: CData) -> PyResult<Py<CData>> {
 /// # Safety
 /// `l` is the raw layout of the CData type; the GIL is held.
 #[inline(always)]
-unsafe fn alloc_inline(py: Python<'_>, l: &RawType<CData>, extra: usize, make: impl FnOnce(usize) -> CData) -> PyResult<Py<CData>> {
+unsafe fn alloc_inline(
+    py: Python<'_>,
+    l: &RawType<CData>,
+    extra: usize,
+    make: impl FnOnce(usize) -> CData,
+) -> PyResult<Py<CData>> {
     // Small blocks are zeroed with two stores rather than a memset call.
     let small = extra > 0 && extra <= 16;
     let off = l.inline_offset();
     let obj = l.alloc(off + if small { 16 } else { extra });
     if obj.is_null() {
-        return Err(pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {extra} bytes")));
+        return Err(pyo3::exceptions::PyMemoryError::new_err(format!(
+            "cannot allocate {extra} bytes"
+        )));
     }
     let data = obj.add(off);
     if small {
@@ -108,7 +144,9 @@ unsafe fn alloc_inline(py: Python<'_>, l: &RawType<CData>, extra: usize, make: i
         std::ptr::write_bytes(data, 0, extra);
     }
     let o = l.init(obj, make(data as usize));
-    Ok(Bound::from_owned_ptr(py, o).cast_into_unchecked::<CData>().unbind())
+    Ok(Bound::from_owned_ptr(py, o)
+        .cast_into_unchecked::<CData>()
+        .unbind())
 }
 
 /// tp_dealloc of CData in raw mode. Plain-memory owners (none, inline, PyMem block, view

@@ -7,7 +7,9 @@ use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyDict, PySlice, PyTuple};
 
-use super::cdata::{call_hook, custom_target_hook, invalid_addr, CData, Owner, F_OWNING_VIEW, F_SLICED};
+use super::cdata::{
+    call_hook, custom_target_hook, invalid_addr, CData, Owner, F_OWNING_VIEW, F_SLICED,
+};
 use super::convert;
 use super::ctype::CField;
 use super::gil::GilCopy;
@@ -21,7 +23,9 @@ impl CData {
         if let Kind::Prim(pi) = &self.ty().kind {
             if matches!(pi.class, PrimClass::Char | PrimClass::WideChar) {
                 // SAFETY: the 16 value bytes hold the character.
-                let v = unsafe { convert::read_prim(py, &self.ctype.get().ffi, self.ty(), pi, self.value_ptr())? };
+                let v = unsafe {
+                    convert::read_prim(py, &self.ctype.get().ffi, self.ty(), pi, self.value_ptr())?
+                };
                 return Ok(Some(v));
             }
         }
@@ -36,7 +40,13 @@ impl CData {
                 let p = self.value_ptr();
                 let h = pi.size / 2;
                 // SAFETY: the 16 value bytes hold both halves of the complex value.
-                return Ok(Some(unsafe { convert::complex_to_py(py, convert::load_f64(p, h), convert::load_f64(p.add(h), h))? }));
+                return Ok(Some(unsafe {
+                    convert::complex_to_py(
+                        py,
+                        convert::load_f64(p, h),
+                        convert::load_f64(p.add(h), h),
+                    )?
+                }));
             }
         }
         Ok(None)
@@ -49,10 +59,14 @@ impl CData {
         match &ty.kind {
             Kind::Prim(pi) => {
                 let text = match pi.class {
-                    PrimClass::LongDouble => longdouble::format_e(self.float_value().unwrap_or(0.0)),
+                    PrimClass::LongDouble => {
+                        longdouble::format_e(self.float_value().unwrap_or(0.0))
+                    }
                     _ => {
                         // SAFETY: the 16 value bytes hold the primitive.
-                        let v = unsafe { convert::read_prim(py, &self.ctype.get().ffi, ty, pi, self.value_ptr())? };
+                        let v = unsafe {
+                            convert::read_prim(py, &self.ctype.get().ffi, ty, pi, self.value_ptr())?
+                        };
                         v.bind(py).repr()?.to_string()
                     }
                 };
@@ -78,18 +92,30 @@ impl CData {
                     let st = self.state.borrow(py);
                     match &st.owner {
                         Owner::Released => Shown::Text(format!("<cdata '{cname}' released>")),
-                        Owner::Malloc | Owner::Inline | Owner::Allocator { .. } => Shown::Text(owning(self.alloc_size)),
-                        Owner::Buffer { type_name, .. } => Shown::Text(if matches!(ty.kind, Kind::Pointer(_)) {
-                            format!("<cdata '{cname}' buffer from '{type_name}' object>")
-                        } else {
-                            format!("<cdata '{cname}' buffer len {} from '{type_name}' object>", self.length)
-                        }),
+                        Owner::Malloc | Owner::Inline | Owner::Allocator { .. } => {
+                            Shown::Text(owning(self.alloc_size))
+                        }
+                        Owner::Buffer { type_name, .. } => {
+                            Shown::Text(if matches!(ty.kind, Kind::Pointer(_)) {
+                                format!("<cdata '{cname}' buffer from '{type_name}' object>")
+                            } else {
+                                format!(
+                                    "<cdata '{cname}' buffer len {} from '{type_name}' object>",
+                                    self.length
+                                )
+                            })
+                        }
                         Owner::Handle => Shown::HandleTo(handles::lookup(py, self.addr)),
-                        Owner::Custom { repr, payload } => match custom_target_hook().filter(|_| repr.is_empty()).and_then(|h| h(py, &**payload)) {
+                        Owner::Custom { repr, payload } => match custom_target_hook()
+                            .filter(|_| repr.is_empty())
+                            .and_then(|h| h(py, &**payload))
+                        {
                             Some(obj) => Shown::Calling(obj),
                             None => Shown::Text(format!("<cdata '{cname}' {repr}>")),
                         },
-                        Owner::View(k) if self.flags & F_OWNING_VIEW != 0 => Shown::Text(owning(k.get().alloc_size)),
+                        Owner::View(k) if self.flags & F_OWNING_VIEW != 0 => {
+                            Shown::Text(owning(k.get().alloc_size))
+                        }
                         _ => Shown::Address,
                     }
                 };
@@ -102,12 +128,19 @@ impl CData {
                         };
                         Ok(format!("<cdata '{cname}' handle to {r}>"))
                     }
-                    Shown::Calling(obj) => Ok(format!("<cdata '{cname}' calling {}>", obj.bind(py).repr()?)),
+                    Shown::Calling(obj) => Ok(format!(
+                        "<cdata '{cname}' calling {}>",
+                        obj.bind(py).repr()?
+                    )),
                     Shown::Address => {
                         if self.flags & F_SLICED != 0 {
                             return Ok(format!("<cdata '{cname}' sliced length {}>", self.length));
                         }
-                        let shown = if matches!(ty.kind, Kind::Record(_)) { format!("{cname} &") } else { cname.clone() };
+                        let shown = if matches!(ty.kind, Kind::Record(_)) {
+                            format!("{cname} &")
+                        } else {
+                            cname.clone()
+                        };
                         if self.addr == 0 {
                             Ok(format!("<cdata '{shown}' NULL>"))
                         } else {
@@ -158,14 +191,21 @@ impl CData {
                 let p = unsafe { table.find(name.as_ptr()) };
                 if !p.is_null() {
                     // SAFETY: the table only holds CField objects.
-                    let f = unsafe { Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>() };
+                    let f =
+                        unsafe { Bound::from_borrowed_ptr(py, p).cast_into_unchecked::<CField>() };
                     return CData::read_field(slf, through_ptr, f.get());
                 }
             }
         }
         // SAFETY: both objects are live (borrowed for the call) and the GIL is held; the
         // result is a new reference or null with the exception set.
-        unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyObject_GenericGetAttr(slf.as_ptr(), name.as_ptr())) }.map(|b| b.unbind())
+        unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyObject_GenericGetAttr(slf.as_ptr(), name.as_ptr()),
+            )
+        }
+        .map(|b| b.unbind())
     }
 
     /// Called by pyo3 when `__getattribute__` raised AttributeError: cffi's message.
@@ -181,10 +221,18 @@ impl CData {
             }
             return Err(me.no_field(name));
         }
-        Err(PyAttributeError::new_err(format!("cdata '{}' has no attribute '{}'", me.ty().cname(), name)))
+        Err(PyAttributeError::new_err(format!(
+            "cdata '{}' has no attribute '{}'",
+            me.ty().cname(),
+            name
+        )))
     }
 
-    fn __setattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn __setattr__(
+        slf: &Bound<'_, Self>,
+        name: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let py = slf.py();
         let me = slf.get();
         if let Some((rec, through_ptr)) = me.record_target(py) {
@@ -193,11 +241,19 @@ impl CData {
             }
             return Err(me.no_field(name));
         }
-        Err(PyAttributeError::new_err(format!("cdata '{}' has no attribute '{}'", me.ty().cname(), name)))
+        Err(PyAttributeError::new_err(format!(
+            "cdata '{}' has no attribute '{}'",
+            me.ty().cname(),
+            name
+        )))
     }
 
     fn __delattr__(&self, name: &Bound<'_, PyAny>) -> PyResult<()> {
-        Err(PyAttributeError::new_err(format!("cannot delete attribute '{}' of cdata '{}'", name, self.ty().cname())))
+        Err(PyAttributeError::new_err(format!(
+            "cannot delete attribute '{}' of cdata '{}'",
+            name,
+            self.ty().cname()
+        )))
     }
 
     fn __getitem__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
@@ -221,7 +277,11 @@ impl CData {
         CData::read_item(slf, i)
     }
 
-    fn __setitem__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn __setitem__(
+        slf: &Bound<'_, Self>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let py = slf.py();
         if let Ok(s) = key.cast::<PySlice>() {
             return CData::set_slice(slf, s, value);
@@ -243,15 +303,27 @@ impl CData {
     fn __len__(&self) -> PyResult<usize> {
         match self.ty().kind {
             Kind::Array(..) => Ok(self.length),
-            _ => Err(PyTypeError::new_err(format!("cdata of type '{}' has no len()", self.ty().cname()))),
+            _ => Err(PyTypeError::new_err(format!(
+                "cdata of type '{}' has no len()",
+                self.ty().cname()
+            ))),
         }
     }
 
     fn __iter__(slf: &Bound<'_, Self>) -> PyResult<Py<CDataIter>> {
         let me = slf.get();
         match me.ty().kind {
-            Kind::Array(..) => Py::new(slf.py(), CDataIter { arr: slf.clone().unbind(), idx: GilCopy::new(0) }),
-            _ => Err(PyTypeError::new_err(format!("cdata '{}' does not support iteration", me.ty().cname()))),
+            Kind::Array(..) => Py::new(
+                slf.py(),
+                CDataIter {
+                    arr: slf.clone().unbind(),
+                    idx: GilCopy::new(0),
+                },
+            ),
+            _ => Err(PyTypeError::new_err(format!(
+                "cdata '{}' does not support iteration",
+                me.ty().cname()
+            ))),
         }
     }
 
@@ -276,16 +348,24 @@ impl CData {
         if let Some(f) = self.float_value() {
             // SAFETY: the GIL is held (`py`); the result is a new reference or null with
             // the exception set.
-            return unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromDouble(f)).map(Bound::unbind) };
+            return unsafe {
+                Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromDouble(f)).map(Bound::unbind)
+            };
         }
-        Err(PyTypeError::new_err(format!("int() not supported on cdata '{}'", self.ty().cname())))
+        Err(PyTypeError::new_err(format!(
+            "int() not supported on cdata '{}'",
+            self.ty().cname()
+        )))
     }
 
     fn __float__(&self) -> PyResult<f64> {
         if let Some(f) = self.float_value() {
             return Ok(f);
         }
-        Err(PyTypeError::new_err(format!("float() not supported on cdata '{}'", self.ty().cname())))
+        Err(PyTypeError::new_err(format!(
+            "float() not supported on cdata '{}'",
+            self.ty().cname()
+        )))
     }
 
     fn __complex__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -297,18 +377,34 @@ impl CData {
         if let Some(f) = self.float_value() {
             return convert::complex_to_py(py, f, 0.0);
         }
-        Err(PyTypeError::new_err(format!("complex() not supported on cdata '{}'", self.ty().cname())))
+        Err(PyTypeError::new_err(format!(
+            "complex() not supported on cdata '{}'",
+            self.ty().cname()
+        )))
     }
 
-    fn __richcmp__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+    fn __richcmp__(
+        slf: &Bound<'_, Self>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let me = slf.get();
         if me.is_primitive() {
             let is_ld = |c: &CData| matches!(&c.ty().kind, Kind::Prim(pi) if pi.class == PrimClass::LongDouble);
-            if is_ld(me) || other.cast::<CData>().map(|o| is_ld(o.get())).unwrap_or(false) {
-                return Err(pyo3::exceptions::PyNotImplementedError::new_err("cannot use <cdata 'long double'> in a comparison"));
+            if is_ld(me)
+                || other
+                    .cast::<CData>()
+                    .map(|o| is_ld(o.get()))
+                    .unwrap_or(false)
+            {
+                return Err(pyo3::exceptions::PyNotImplementedError::new_err(
+                    "cannot use <cdata 'long double'> in a comparison",
+                ));
             }
-            let Some(a) = me.as_number(py)? else { return Ok(py.NotImplemented()) };
+            let Some(a) = me.as_number(py)? else {
+                return Ok(py.NotImplemented());
+            };
             let b = match other.cast::<CData>() {
                 Ok(o) => {
                     let o = o.get();
@@ -324,7 +420,9 @@ impl CData {
             };
             return Ok(a.bind(py).rich_compare(b, op)?.unbind());
         }
-        let Ok(o) = other.cast::<CData>() else { return Ok(py.NotImplemented()) };
+        let Ok(o) = other.cast::<CData>() else {
+            return Ok(py.NotImplemented());
+        };
         let o = o.get();
         if o.is_primitive() {
             return Ok(py.NotImplemented());
@@ -356,7 +454,10 @@ impl CData {
             return Ok(slf.py().NotImplemented());
         }
         if slf.get().is_primitive() {
-            return Err(PyTypeError::new_err(format!("cannot add a cdata '{}' and a number", slf.get().ty().cname())));
+            return Err(PyTypeError::new_err(format!(
+                "cannot add a cdata '{}' and a number",
+                slf.get().ty().cname()
+            )));
         }
         CData::ptr_add(slf, other.extract()?)
     }
@@ -374,9 +475,16 @@ impl CData {
         // SAFETY: `other` is a live object and the GIL is held.
         if unsafe { ffi::PyLong_Check(other.as_ptr()) } != 0 {
             let n: isize = other.extract()?;
-            return CData::ptr_add(slf, n.checked_neg().ok_or_else(|| pyo3::exceptions::PyOverflowError::new_err("offset too large"))?);
+            return CData::ptr_add(
+                slf,
+                n.checked_neg().ok_or_else(|| {
+                    pyo3::exceptions::PyOverflowError::new_err("offset too large")
+                })?,
+            );
         }
-        let Ok(o) = other.cast::<CData>() else { return Ok(py.NotImplemented()) };
+        let Ok(o) = other.cast::<CData>() else {
+            return Ok(py.NotImplemented());
+        };
         let o = o.get();
         let item_of = |t: &TypeRef| match &t.kind {
             Kind::Pointer(i) | Kind::Array(i, _) => Some(i.clone()),
@@ -397,10 +505,17 @@ impl CData {
     }
 
     #[pyo3(signature = (*args, **kwargs))]
-    fn __call__(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+    fn __call__(
+        slf: &Bound<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
         let me = slf.get();
         if !matches!(me.ty().kind, Kind::FuncPtr(_)) {
-            return Err(PyTypeError::new_err(format!("cdata '{}' is not callable", me.ty().cname())));
+            return Err(PyTypeError::new_err(format!(
+                "cdata '{}' is not callable",
+                me.ty().cname()
+            )));
         }
         if invalid_addr(me.addr) {
             return Err(PyRuntimeError::new_err(format!(
@@ -411,7 +526,9 @@ impl CData {
         }
         match call_hook() {
             Some(h) => h(slf, args, kwargs),
-            None => Err(pyo3::exceptions::PyNotImplementedError::new_err("calling C functions is not available in this build")),
+            None => Err(pyo3::exceptions::PyNotImplementedError::new_err(
+                "calling C functions is not available in this build",
+            )),
         }
     }
 
@@ -436,6 +553,9 @@ impl CData {
     }
 
     fn __reduce__(&self) -> PyResult<()> {
-        Err(PyTypeError::new_err(format!("cannot pickle cdata '{}'", self.ty().cname())))
+        Err(PyTypeError::new_err(format!(
+            "cannot pickle cdata '{}'",
+            self.ty().cname()
+        )))
     }
 }

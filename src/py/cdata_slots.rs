@@ -55,7 +55,10 @@ unsafe fn small_index(key: *mut ffi::PyObject) -> Option<isize> {
     Some(i)
 }
 
-unsafe extern "C" fn fast_getattro(slf: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject {
+unsafe extern "C" fn fast_getattro(
+    slf: *mut ffi::PyObject,
+    name: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     slot(std::ptr::null_mut(), |py| {
         let b = this(py, slf);
         let me = b.get();
@@ -75,7 +78,11 @@ unsafe extern "C" fn fast_getattro(slf: *mut ffi::PyObject, name: *mut ffi::PyOb
     })
 }
 
-unsafe extern "C" fn fast_setattro(slf: *mut ffi::PyObject, name: *mut ffi::PyObject, value: *mut ffi::PyObject) -> c_int {
+unsafe extern "C" fn fast_setattro(
+    slf: *mut ffi::PyObject,
+    name: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+) -> c_int {
     slot(-1, |py| {
         if !value.is_null() {
             let b = this(py, slf);
@@ -98,7 +105,10 @@ unsafe extern "C" fn fast_setattro(slf: *mut ffi::PyObject, name: *mut ffi::PyOb
     })
 }
 
-unsafe extern "C" fn fast_subscript(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> *mut ffi::PyObject {
+unsafe extern "C" fn fast_subscript(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     slot(std::ptr::null_mut(), |py| {
         if let Some(i) = small_index(key) {
             return CData::read_item(&this(py, slf), i).map(|v| v.into_ptr());
@@ -110,7 +120,11 @@ unsafe extern "C" fn fast_subscript(slf: *mut ffi::PyObject, key: *mut ffi::PyOb
     })
 }
 
-unsafe extern "C" fn fast_ass_subscript(slf: *mut ffi::PyObject, key: *mut ffi::PyObject, value: *mut ffi::PyObject) -> c_int {
+unsafe extern "C" fn fast_ass_subscript(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+) -> c_int {
     slot(-1, |py| {
         if !value.is_null() {
             if let Some(i) = small_index(key) {

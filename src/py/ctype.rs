@@ -101,7 +101,12 @@ impl CField {
         self.flags
     }
     fn __repr__(&self) -> String {
-        format!("<CField '{}' of type '{}' at offset {}>", self.name, self.ty.cname(), self.offset)
+        format!(
+            "<CField '{}' of type '{}' at offset {}>",
+            self.name,
+            self.ty.cname(),
+            self.offset
+        )
     }
 }
 
@@ -112,7 +117,8 @@ impl FfiShared {
         let obj = match self.type_object(py, id) {
             Some(o) => o,
             None => {
-                let ct = Py::new(py, CType::new(ty.clone(), self.clone())).expect("allocating a CType");
+                let ct =
+                    Py::new(py, CType::new(ty.clone(), self.clone())).expect("allocating a CType");
                 self.keep_type_object(py, id, ct.into_any())
             }
         };
@@ -122,7 +128,10 @@ impl FfiShared {
     }
 
     /// Parses a C type string (cached per string).
-    pub fn parse_ctype<'py>(self: &Arc<Self>, text: &Bound<'py, PyString>) -> PyResult<Bound<'py, CType>> {
+    pub fn parse_ctype<'py>(
+        self: &Arc<Self>,
+        text: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, CType>> {
         let py = text.py();
         let cache = self.type_cache.bind(py);
         if let Some(hit) = cache.get_item(text)? {
@@ -142,7 +151,15 @@ impl FfiShared {
 
 impl CType {
     pub fn new(ty: TypeRef, ffi: FfiRef) -> CType {
-        CType { ty, ffi, item: OnceLock::new(), fields: OnceLock::new(), decay: OnceLock::new(), open_array: OnceLock::new(), fixed_new: OnceLock::new() }
+        CType {
+            ty,
+            ffi,
+            item: OnceLock::new(),
+            fields: OnceLock::new(),
+            decay: OnceLock::new(),
+            open_array: OnceLock::new(),
+            fixed_new: OnceLock::new(),
+        }
     }
 
     pub fn cname(&self) -> String {
@@ -174,7 +191,9 @@ impl CType {
         let mut interned = Vec::with_capacity(layout.fields.len());
         let nfields = layout.fields.len();
         for (i, f) in layout.fields.iter().enumerate() {
-            let flexible = i + 1 == nfields && layout.has_flexible_array && matches!(f.ty.kind, Kind::Array(_, None));
+            let flexible = i + 1 == nfields
+                && layout.has_flexible_array
+                && matches!(f.ty.kind, Kind::Array(_, None));
             let cf = Py::new(
                 py,
                 CField {
@@ -195,7 +214,11 @@ impl CType {
             let _ = by_name.set_item(key, cf.clone_ref(py));
             list.push(cf);
         }
-        let _ = self.fields.set(Arc::new(FieldTable { by_name: by_name.unbind(), list, interned }));
+        let _ = self.fields.set(Arc::new(FieldTable {
+            by_name: by_name.unbind(),
+            list,
+            interned,
+        }));
         self.fields.get()
     }
 
@@ -214,7 +237,12 @@ impl CType {
                 }
                 (size, 0)
             }
-            Kind::Array(item, Some(n)) => (item.size()?.checked_mul(*n).filter(|b| *b <= isize::MAX as usize)?, *n),
+            Kind::Array(item, Some(n)) => (
+                item.size()?
+                    .checked_mul(*n)
+                    .filter(|b| *b <= isize::MAX as usize)?,
+                *n,
+            ),
             _ => return None,
         };
         let _ = self.fixed_new.set(v);
@@ -225,11 +253,12 @@ impl CType {
     pub fn decayed_ctype(&self, py: Python<'_>) -> Option<Py<CType>> {
         match &self.ty.kind {
             Kind::Array(item, _) => Some(
-                self.decay.get_or_init(|| {
-                    let t = self.ffi.pointer_to(item);
-                    self.ffi.ctype_of(py, &t)
-                })
-                .clone_ref(py),
+                self.decay
+                    .get_or_init(|| {
+                        let t = self.ffi.pointer_to(item);
+                        self.ffi.ctype_of(py, &t)
+                    })
+                    .clone_ref(py),
             ),
             _ => None,
         }
@@ -284,11 +313,21 @@ impl CType {
         if !matches!(self.ty.kind, Kind::Record(_)) {
             return Err(self.no_attr("fields"));
         }
-        let Some(t) = self.field_table(py) else { return Ok(None) };
+        let Some(t) = self.field_table(py) else {
+            return Ok(None);
+        };
         let items: Vec<Bound<'_, PyTuple>> = t
             .list
             .iter()
-            .map(|f| PyTuple::new(py, [f.get().name.clone().into_pyobject(py).unwrap().into_any(), f.clone_ref(py).into_bound(py).into_any()]))
+            .map(|f| {
+                PyTuple::new(
+                    py,
+                    [
+                        f.get().name.clone().into_pyobject(py).unwrap().into_any(),
+                        f.clone_ref(py).into_bound(py).into_any(),
+                    ],
+                )
+            })
             .collect::<PyResult<_>>()?;
         Ok(Some(PyList::new(py, items)?.unbind()))
     }

@@ -2,15 +2,37 @@
 //! the one exception a caught Rust panic becomes.
 use std::any::Any;
 
-use pyo3::exceptions::{PyException, PyNotImplementedError, PySystemError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyException, PyNotImplementedError, PySystemError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 
 use crate::cdef::{CdefError, ErrorKind};
 
-pyo3::create_exception!(jitffi, CDefError, PyException, "Invalid or unsupported C declarations.");
-pyo3::create_exception!(jitffi, FFIError, PyException, "Semantic error in declarations.");
-pyo3::create_exception!(jitffi, VerificationError, PyException, "Compile/verify failure or API-mode-only feature.");
-pyo3::create_exception!(jitffi, VerificationMissing, PyException, "Layout only known to a C compiler.");
+pyo3::create_exception!(
+    jitffi,
+    CDefError,
+    PyException,
+    "Invalid or unsupported C declarations."
+);
+pyo3::create_exception!(
+    jitffi,
+    FFIError,
+    PyException,
+    "Semantic error in declarations."
+);
+pyo3::create_exception!(
+    jitffi,
+    VerificationError,
+    PyException,
+    "Compile/verify failure or API-mode-only feature."
+);
+pyo3::create_exception!(
+    jitffi,
+    VerificationMissing,
+    PyException,
+    "Layout only known to a C compiler."
+);
 pyo3::create_exception!(
     jitffi,
     InternalError,
@@ -23,7 +45,9 @@ pub fn cdef_err(e: CdefError) -> PyErr {
     match e.kind {
         ErrorKind::CDef => CDefError::new_err(e.message),
         // A panic caught inside the parser or resolver.
-        ErrorKind::Internal => InternalError::new_err(format!("jitffi internal error: {}", e.message)),
+        ErrorKind::Internal => {
+            InternalError::new_err(format!("jitffi internal error: {}", e.message))
+        }
         ErrorKind::FFI => FFIError::new_err(e.message),
         ErrorKind::Value => PyValueError::new_err(e.message),
         ErrorKind::Type => PyTypeError::new_err(e.message),
@@ -96,7 +120,10 @@ mod tests {
             assert!(e.is_instance_of::<PySystemError>(py));
             assert_eq!(e.value(py).to_string(), "jitffi internal error: boom 1");
             let payload = std::panic::catch_unwind(|| panic!("static text")).unwrap_err();
-            assert_eq!(internal_error(payload).value(py).to_string(), "jitffi internal error: static text");
+            assert_eq!(
+                internal_error(payload).value(py).to_string(),
+                "jitffi internal error: static text"
+            );
         });
     }
 }

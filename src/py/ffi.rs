@@ -27,12 +27,25 @@ pub use super::state::FFI;
 impl FFI {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
-    fn py_new(py: Python<'_>, _args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> FFI {
-        FFI { shared: FfiShared::new(py) }
+    fn py_new(
+        py: Python<'_>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> FFI {
+        FFI {
+            shared: FfiShared::new(py),
+        }
     }
 
     #[pyo3(signature = (csource, r#override=false, packed=false, pack=None))]
-    fn cdef(&self, py: Python<'_>, csource: &Bound<'_, PyAny>, r#override: bool, packed: bool, pack: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn cdef(
+        &self,
+        py: Python<'_>,
+        csource: &Bound<'_, PyAny>,
+        r#override: bool,
+        packed: bool,
+        pack: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         declare::cdef(py, &self.shared, csource, r#override, packed, pack)
     }
 
@@ -58,7 +71,12 @@ impl FFI {
     }
 
     #[pyo3(signature = (cdecl, *fields_or_indexes))]
-    fn offsetof(&self, py: Python<'_>, cdecl: &Bound<'_, PyAny>, fields_or_indexes: &Bound<'_, PyTuple>) -> PyResult<usize> {
+    fn offsetof(
+        &self,
+        py: Python<'_>,
+        cdecl: &Bound<'_, PyAny>,
+        fields_or_indexes: &Bound<'_, PyTuple>,
+    ) -> PyResult<usize> {
         types::offsetof(py, &self.shared, cdecl, fields_or_indexes)
     }
 
@@ -68,45 +86,94 @@ impl FFI {
     }
 
     #[pyo3(signature = (cdecl, init=None))]
-    fn new(&self, py: Python<'_>, cdecl: &Bound<'_, PyAny>, init: Option<&Bound<'_, PyAny>>) -> PyResult<Py<CData>> {
+    fn new(
+        &self,
+        py: Python<'_>,
+        cdecl: &Bound<'_, PyAny>,
+        init: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<CData>> {
         new::new_cdata(py, &types::resolve_ctype(&self.shared, cdecl)?, init, None)
     }
 
     #[pyo3(signature = (alloc=None, free=None, should_clear_after_alloc=true))]
-    fn new_allocator(&self, alloc: Option<Py<PyAny>>, free: Option<Py<PyAny>>, should_clear_after_alloc: bool, py: Python<'_>) -> PyResult<Allocator> {
+    fn new_allocator(
+        &self,
+        alloc: Option<Py<PyAny>>,
+        free: Option<Py<PyAny>>,
+        should_clear_after_alloc: bool,
+        py: Python<'_>,
+    ) -> PyResult<Allocator> {
         allocator::new_allocator(py, &self.shared, alloc, free, should_clear_after_alloc)
     }
 
-    fn cast(&self, py: Python<'_>, cdecl: &Bound<'_, PyAny>, source: &Bound<'_, PyAny>) -> PyResult<Py<CData>> {
+    fn cast(
+        &self,
+        py: Python<'_>,
+        cdecl: &Bound<'_, PyAny>,
+        source: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<CData>> {
         cast::cast_value(py, &types::resolve_ctype(&self.shared, cdecl)?, source)
     }
 
     #[pyo3(signature = (cdata, maxlen=-1))]
-    fn string(&self, py: Python<'_>, cdata: &Bound<'_, PyAny>, maxlen: isize) -> PyResult<Py<PyAny>> {
+    fn string(
+        &self,
+        py: Python<'_>,
+        cdata: &Bound<'_, PyAny>,
+        maxlen: isize,
+    ) -> PyResult<Py<PyAny>> {
         string::string_of(py, cdata, maxlen)
     }
 
-    fn unpack(&self, py: Python<'_>, cdata: &Bound<'_, PyAny>, length: isize) -> PyResult<Py<PyAny>> {
+    fn unpack(
+        &self,
+        py: Python<'_>,
+        cdata: &Bound<'_, PyAny>,
+        length: isize,
+    ) -> PyResult<Py<PyAny>> {
         string::unpack_of(py, cdata, length)
     }
 
     #[pyo3(signature = (cdecl, python_buffer=None, require_writable=false))]
-    fn from_buffer(&self, py: Python<'_>, cdecl: &Bound<'_, PyAny>, python_buffer: Option<&Bound<'_, PyAny>>, require_writable: bool) -> PyResult<Py<CData>> {
+    fn from_buffer(
+        &self,
+        py: Python<'_>,
+        cdecl: &Bound<'_, PyAny>,
+        python_buffer: Option<&Bound<'_, PyAny>>,
+        require_writable: bool,
+    ) -> PyResult<Py<CData>> {
         memory::from_buffer(py, &self.shared, cdecl, python_buffer, require_writable)
     }
 
-    fn memmove(&self, py: Python<'_>, dest: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>, n: isize) -> PyResult<()> {
+    fn memmove(
+        &self,
+        py: Python<'_>,
+        dest: &Bound<'_, PyAny>,
+        src: &Bound<'_, PyAny>,
+        n: isize,
+    ) -> PyResult<()> {
         memory::memmove(py, dest, src, n)
     }
 
     #[pyo3(signature = (cdata, destructor, size=0))]
-    fn gc(&self, py: Python<'_>, cdata: &Bound<'_, PyAny>, destructor: &Bound<'_, PyAny>, size: isize) -> PyResult<Py<PyAny>> {
+    fn gc(
+        &self,
+        py: Python<'_>,
+        cdata: &Bound<'_, PyAny>,
+        destructor: &Bound<'_, PyAny>,
+        size: isize,
+    ) -> PyResult<Py<PyAny>> {
         let _ = size; // cffi's memory-pressure hint: nothing to do with it here
         owning::gc(py, cdata, destructor)
     }
 
     #[pyo3(signature = (cdata, *fields_or_indexes))]
-    fn addressof(&self, py: Python<'_>, cdata: &Bound<'_, PyAny>, fields_or_indexes: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    fn addressof(
+        &self,
+        py: Python<'_>,
+        cdata: &Bound<'_, PyAny>,
+        fields_or_indexes: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
         owning::addressof(py, &self.shared, cdata, fields_or_indexes)
     }
 
@@ -179,9 +246,22 @@ impl FFI {
     /// functions: calls keep the GIL and do not save/restore errno (`ffi.errno` is then
     /// not updated by those calls).
     #[pyo3(signature = (name, flags = 0, release_gil = true, path = None))]
-    fn _dlopen(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>, flags: i32, release_gil: bool, path: Option<&str>) -> PyResult<Lib> {
+    fn _dlopen(
+        slf: &Bound<'_, Self>,
+        name: &Bound<'_, PyAny>,
+        flags: i32,
+        release_gil: bool,
+        path: Option<&str>,
+    ) -> PyResult<Lib> {
         let shared = slf.get().shared().clone();
-        lib_object::dlopen(shared, slf.clone().into_any().unbind(), name, flags, release_gil, path)
+        lib_object::dlopen(
+            shared,
+            slf.clone().into_any().unbind(),
+            name,
+            flags,
+            release_gil,
+            path,
+        )
     }
 
     /// Closes the lib's handle (see `lib_object::dlclose`).
@@ -205,7 +285,15 @@ impl FFI {
         error: Option<&Bound<'_, PyAny>>,
         onerror: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        api::ffi_callback(slf.py(), slf.as_any(), &slf.get().shared, cdecl, python_callable, error, onerror)
+        api::ffi_callback(
+            slf.py(),
+            slf.as_any(),
+            &slf.get().shared,
+            cdecl,
+            python_callable,
+            error,
+            onerror,
+        )
     }
 
     /// `@ffi.def_extern(name=None, error=None, onerror=None)`: binds the decorated
@@ -230,7 +318,15 @@ impl FFI {
         error: Option<&Bound<'_, PyAny>>,
         onerror: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        api::def_extern_bind(slf.py(), slf.as_any(), &slf.get().shared, func, name.as_deref(), error, onerror)
+        api::def_extern_bind(
+            slf.py(),
+            slf.as_any(),
+            &slf.get().shared,
+            func,
+            name.as_deref(),
+            error,
+            onerror,
+        )
     }
 
     /// What the `extern "Python"` table calls at a name's first use: a new cdata.

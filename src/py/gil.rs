@@ -54,7 +54,10 @@ fn borrow_conflict() -> ! {
 
 impl<T> GilCell<T> {
     pub const fn new(v: T) -> Self {
-        GilCell { flag: Cell::new(0), value: UnsafeCell::new(v) }
+        GilCell {
+            flag: Cell::new(0),
+            value: UnsafeCell::new(v),
+        }
     }
 
     /// Exclusive access through `&mut self` (no GIL needed: nobody else can see it).
@@ -70,7 +73,10 @@ impl<T> GilCell<T> {
             borrow_conflict();
         }
         self.flag.set(n + 1);
-        GilRef { cell: self, _not_send: PhantomData }
+        GilRef {
+            cell: self,
+            _not_send: PhantomData,
+        }
     }
 
     /// A mutable borrow; panics while the value is borrowed at all.
@@ -89,7 +95,10 @@ impl<T> GilCell<T> {
             return Err(BorrowError);
         }
         self.flag.set(WRITING);
-        Ok(GilRefMut { cell: self, _not_send: PhantomData })
+        Ok(GilRefMut {
+            cell: self,
+            _not_send: PhantomData,
+        })
     }
 
     /// Runs `f` with a shared borrow.

@@ -15,15 +15,23 @@ pub fn register(py: Python<'_>, obj: Py<PyAny>) -> PyResult<usize> {
     // SAFETY: the GIL is held (`py`), as `PyMem_Calloc` requires.
     let token = unsafe { pyo3::ffi::PyMem_Calloc(1, 1) } as usize;
     if token == 0 {
-        return Err(pyo3::exceptions::PyMemoryError::new_err("cannot allocate 1 bytes"));
+        return Err(pyo3::exceptions::PyMemoryError::new_err(
+            "cannot allocate 1 bytes",
+        ));
     }
-    HANDLES.with_mut(py, |h| h.get_or_insert_with(HashMap::new).insert(token, obj));
+    HANDLES.with_mut(py, |h| {
+        h.get_or_insert_with(HashMap::new).insert(token, obj)
+    });
     Ok(token)
 }
 
 /// The object kept under `token`, if it is a live handle.
 pub fn lookup(py: Python<'_>, token: usize) -> Option<Py<PyAny>> {
-    HANDLES.with(py, |h| h.as_ref().and_then(|m| m.get(&token)).map(|o| o.clone_ref(py)))
+    HANDLES.with(py, |h| {
+        h.as_ref()
+            .and_then(|m| m.get(&token))
+            .map(|o| o.clone_ref(py))
+    })
 }
 
 /// Ends the handle `token` (from `register`): frees the token and gives the object back

@@ -19,7 +19,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::{PyAttributeError, PyNotImplementedError, PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyAttributeError, PyNotImplementedError, PyOSError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule, PyString};
 
@@ -27,8 +29,8 @@ use super::cdata::CData;
 use super::convert;
 use super::function::{self, FunctionSpec};
 use super::state::FfiRef;
-pub use crate::dlfcn::LibHandle;
 use crate::dlfcn::DlError;
+pub use crate::dlfcn::LibHandle;
 use crate::types::decls::Decl;
 use crate::types::model::Kind;
 
@@ -54,7 +56,9 @@ impl Lib {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .ok_or_else(|| PyValueError::new_err(format!("library '{}' has been closed", self.name)))
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("library '{}' has been closed", self.name))
+            })
     }
 
     fn lookup(&self, name: &str) -> Option<Decl> {
@@ -70,7 +74,10 @@ impl Lib {
 
     fn symbol(&self, name: &str, what: &str) -> PyResult<usize> {
         self.handle()?.symbol(name).map_err(|e| {
-            PyAttributeError::new_err(format!("{what} '{name}' not found in library '{}': {e}", self.name))
+            PyAttributeError::new_err(format!(
+                "{what} '{name}' not found in library '{}': {e}",
+                self.name
+            ))
         })
     }
 
@@ -85,10 +92,16 @@ impl Lib {
     pub fn address_of(&self, name: &str) -> PyResult<(usize, Decl)> {
         match self.lookup(name) {
             Some(d @ (Decl::Function(_) | Decl::Variable { .. })) => {
-                let what = if matches!(d, Decl::Function(_)) { "function" } else { "variable" };
+                let what = if matches!(d, Decl::Function(_)) {
+                    "function"
+                } else {
+                    "variable"
+                };
                 Ok((self.symbol(name, what)?, d))
             }
-            Some(_) => Err(PyAttributeError::new_err(format!("'{name}' is not a function or global variable"))),
+            Some(_) => Err(PyAttributeError::new_err(format!(
+                "'{name}' is not a function or global variable"
+            ))),
             None => Err(self.no_such(name)),
         }
     }
@@ -137,7 +150,14 @@ impl Lib {
                 this.cache(py, name, &v)?;
                 Ok(v)
             }
-            Decl::ExternPython(fty) => Ok(crate::py::callback::extern_python_cdata(py, this.ffi_obj.bind(py), &this.ffi, n, &fty)?.into_any()),
+            Decl::ExternPython(fty) => Ok(crate::py::callback::extern_python_cdata(
+                py,
+                this.ffi_obj.bind(py),
+                &this.ffi,
+                n,
+                &fty,
+            )?
+            .into_any()),
             Decl::UnknownConstant { .. } => Err(PyNotImplementedError::new_err(format!(
                 "'{n}': the value of this constant is only known to a C compiler (API mode); \
                  in ABI mode only integer constants are available"
@@ -157,7 +177,13 @@ impl Lib {
     fn _sync(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.borrow();
-        let Some(dict) = this.dict.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|d| d.clone_ref(py)) else {
+        let Some(dict) = this
+            .dict
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|d| d.clone_ref(py))
+        else {
             return Ok(());
         };
         let d = dict.bind(py);
@@ -165,7 +191,12 @@ impl Lib {
         if d.contains(hook)? {
             return Ok(());
         }
-        let Some(handle) = this.handle.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+        let Some(handle) = this
+            .handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
             return Ok(());
         };
         let mut needs_hook = false;
@@ -174,7 +205,9 @@ impl Lib {
             let ns = this.ffi.lock_ns();
             for name in &ns.decls.order {
                 match ns.decls.names.get(name) {
-                    Some(d @ (Decl::Function(_) | Decl::IntConstant { .. })) => pending.push((name.clone(), d.clone())),
+                    Some(d @ (Decl::Function(_) | Decl::IntConstant { .. })) => {
+                        pending.push((name.clone(), d.clone()))
+                    }
                     Some(_) => {
                         needs_hook = true;
                         break;
@@ -195,7 +228,9 @@ impl Lib {
                             needs_hook = true;
                             break;
                         }
-                        let Ok(addr) = handle.symbol(&name) else { continue };
+                        let Ok(addr) = handle.symbol(&name) else {
+                            continue;
+                        };
                         let spec = FunctionSpec {
                             name: &name,
                             fn_type: &fty,
@@ -221,19 +256,28 @@ impl Lib {
 
     /// `lib.name = value` on a lib whose ffi declares global variables (the `__setattr__`
     /// of jitffi's module subclass for such libs).
-    fn _setattr(&self, py: Python<'_>, name: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn _setattr(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyString>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let n = name.to_str()?;
         match self.lookup(n) {
             Some(Decl::Variable { ty, is_const }) => {
                 if is_const {
-                    return Err(PyAttributeError::new_err(format!("cannot write to the constant global '{n}'")));
+                    return Err(PyAttributeError::new_err(format!(
+                        "cannot write to the constant global '{n}'"
+                    )));
                 }
                 let addr = self.symbol(n, "variable")?;
                 // SAFETY: dlsym found the variable `n` at `addr`, declared with type `ty`:
                 // the library's own storage for a `ty`, mapped while the handle is open.
                 unsafe { convert::write_value(py, &self.ffi, &ty, value, addr as *mut u8) }
             }
-            Some(_) => Err(PyAttributeError::new_err(format!("cannot assign to '{n}': not a global variable"))),
+            Some(_) => Err(PyAttributeError::new_err(format!(
+                "cannot assign to '{n}': not a global variable"
+            ))),
             None => Err(PyAttributeError::new_err(format!(
                 "cffi library '{}' has no global variable named '{n}'",
                 self.name
@@ -248,7 +292,10 @@ impl Lib {
             let this = slf.borrow();
             let mut dict = this.dict.lock().unwrap_or_else(|e| e.into_inner());
             if dict.is_some() {
-                return Err(PyValueError::new_err(format!("library '{}' already has its module", this.name)));
+                return Err(PyValueError::new_err(format!(
+                    "library '{}' already has its module",
+                    this.name
+                )));
             }
             *dict = Some(namespace.clone().unbind());
         }
@@ -302,16 +349,31 @@ impl Lib {
 /// The state of a lib module (exact module or jitffi's subclass for libs with globals).
 pub fn lib_state<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, Lib>> {
     let module = obj.cast::<PyModule>().ok()?;
-    let loader = module.dict().get_item(pyo3::intern!(obj.py(), "__loader__")).ok()??;
+    let loader = module
+        .dict()
+        .get_item(pyo3::intern!(obj.py(), "__loader__"))
+        .ok()??;
     loader.cast_into::<Lib>().ok()
 }
 
-fn read_global(py: Python<'_>, slf: &Bound<'_, Lib>, ty: &crate::types::model::TypeRef, addr: usize) -> PyResult<Py<PyAny>> {
+fn read_global(
+    py: Python<'_>,
+    slf: &Bound<'_, Lib>,
+    ty: &crate::types::model::TypeRef,
+    addr: usize,
+) -> PyResult<Py<PyAny>> {
     let this = slf.borrow();
     match &ty.kind {
         // Arrays and structs: non-owning cdata over the library's memory.
-        Kind::Array(_, n) => Ok(CData::new_view(py, this.ffi.ctype_of(py, ty), addr, n.unwrap_or(0), None, 0)?.into_any()),
-        Kind::Record(_) => Ok(CData::new_view(py, this.ffi.ctype_of(py, ty), addr, 0, None, 0)?.into_any()),
+        Kind::Array(_, n) => {
+            Ok(
+                CData::new_view(py, this.ffi.ctype_of(py, ty), addr, n.unwrap_or(0), None, 0)?
+                    .into_any(),
+            )
+        }
+        Kind::Record(_) => {
+            Ok(CData::new_view(py, this.ffi.ctype_of(py, ty), addr, 0, None, 0)?.into_any())
+        }
         // SAFETY: `addr` is where dlsym found a global declared with type `ty`: storage
         // for a `ty`, mapped while the library is open.
         _ => unsafe { convert::read_value(py, &this.ffi, ty, addr as *const u8) },
@@ -323,7 +385,14 @@ fn read_global(py: Python<'_>, slf: &Bound<'_, Lib>, ty: &crate::types::model::T
 pub fn addressof_lib(py: Python<'_>, lib: &Bound<'_, Lib>, name: &str) -> PyResult<Py<PyAny>> {
     let this = lib.borrow();
     if let Some(Decl::ExternPython(fty)) = this.lookup(name) {
-        return Ok(crate::py::callback::extern_python_cdata(py, this.ffi_obj.bind(py), &this.ffi, name, &fty)?.into_any());
+        return Ok(crate::py::callback::extern_python_cdata(
+            py,
+            this.ffi_obj.bind(py),
+            &this.ffi,
+            name,
+            &fty,
+        )?
+        .into_any());
     }
     let (addr, decl) = this.address_of(name)?;
     match decl {
@@ -384,7 +453,14 @@ pub fn dlopen(
             name.get_type().name()?
         )));
     };
-    Ok(Lib { ffi, ffi_obj, handle: Mutex::new(Some(Arc::new(handle))), name: shown, release_gil, dict: Mutex::new(None) })
+    Ok(Lib {
+        ffi,
+        ffi_obj,
+        handle: Mutex::new(Some(Arc::new(handle))),
+        name: shown,
+        release_gil,
+        dict: Mutex::new(None),
+    })
 }
 
 fn open_error(file: &str, e: &DlError) -> PyErr {
@@ -398,13 +474,19 @@ pub fn dlclose(lib: &Bound<'_, PyAny>) -> PyResult<()> {
     let state = lib_state(lib).ok_or_else(|| {
         PyTypeError::new_err(format!(
             "dlclose() expects a library object, not {}",
-            lib.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            lib.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })?;
     let this = state.borrow();
     let old = this.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
     if old.is_none() {
-        return Err(PyValueError::new_err(format!("library '{}' is already closed", this.name)));
+        return Err(PyValueError::new_err(format!(
+            "library '{}' is already closed",
+            this.name
+        )));
     }
     Ok(())
 }
@@ -412,7 +494,11 @@ pub fn dlclose(lib: &Bound<'_, PyAny>) -> PyResult<()> {
 /// Whether the ffi declares any global variable (the Python layer then gives its libs a
 /// `__setattr__`).
 pub fn declares_globals(ffi: &FfiRef) -> bool {
-    ffi.lock_ns().decls.names.values().any(|d| matches!(d, Decl::Variable { .. }))
+    ffi.lock_ns()
+        .decls
+        .names
+        .values()
+        .any(|d| matches!(d, Decl::Variable { .. }))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

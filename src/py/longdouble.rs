@@ -65,7 +65,11 @@ pub fn x87_to_f64(b: &[u8; 16]) -> f64 {
     let sign = if se & 0x8000 != 0 { -1.0 } else { 1.0 };
     let exp = (se & 0x7fff) as i32;
     if exp == 0x7fff {
-        return if mant << 1 == 0 { sign * f64::INFINITY } else { f64::NAN };
+        return if mant << 1 == 0 {
+            sign * f64::INFINITY
+        } else {
+            f64::NAN
+        };
     }
     if mant == 0 {
         return sign * 0.0;
@@ -98,13 +102,21 @@ pub fn f128_to_f64(b: &[u8; 16]) -> f64 {
     let exp = ((bits >> 112) & 0x7fff) as i32;
     let frac = bits & ((1u128 << 112) - 1);
     if exp == 0x7fff {
-        return if frac == 0 { sign * f64::INFINITY } else { f64::NAN };
+        return if frac == 0 {
+            sign * f64::INFINITY
+        } else {
+            f64::NAN
+        };
     }
     if exp == 0 && frac == 0 {
         return sign * 0.0;
     }
     // top 64 bits of the 113-bit significand, with a sticky bit for correct rounding
-    let (lead, e) = if exp == 0 { (0u128, -16382) } else { (1u128, exp - 16383) };
+    let (lead, e) = if exp == 0 {
+        (0u128, -16382)
+    } else {
+        (1u128, exp - 16383)
+    };
     let sig = (lead << 112) | frac;
     let top = (sig >> 49) as u64;
     let sticky = (sig & ((1u128 << 49) - 1) != 0) as u64;
@@ -152,7 +164,20 @@ mod tests {
 
     #[test]
     fn roundtrips() {
-        for v in [0.0, -0.0, 1.0, -2.5, 1e300, 1e-300, 5e-324, f64::MAX, f64::MIN_POSITIVE, 0.1, f64::INFINITY, -f64::INFINITY] {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -2.5,
+            1e300,
+            1e-300,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            0.1,
+            f64::INFINITY,
+            -f64::INFINITY,
+        ] {
             assert_eq!(x87_to_f64(&f64_to_x87(v)).to_bits(), v.to_bits(), "{v}");
             assert_eq!(f128_to_f64(&f64_to_f128(v)).to_bits(), v.to_bits(), "{v}");
         }

@@ -18,6 +18,8 @@
 //!   `ffi::`): `ffi.errno`;
 //! - `errors::internal_error`: the exception a caught panic becomes;
 //! - `rawtype`: raw types and the bodies of raw slots.
+// Every unsafe block says why it holds.
+#![deny(clippy::undocumented_unsafe_blocks)]
 use pyo3::prelude::*;
 
 pub mod buffer;

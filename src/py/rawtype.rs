@@ -64,8 +64,14 @@ impl<T: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync> RawType<T>
         let o = probe.as_ptr();
         let value_off = (probe.get() as *const T as usize).wrapping_sub(o as usize);
         // SAFETY: `o` is a live object (held by `probe`), and `tp` a live type object.
-        let (probe_tp, basic, itemsize, weak_off) =
-            unsafe { (ffi::Py_TYPE(o), (*tp).tp_basicsize as usize, (*tp).tp_itemsize, (*tp).tp_weaklistoffset) };
+        let (probe_tp, basic, itemsize, weak_off) = unsafe {
+            (
+                ffi::Py_TYPE(o),
+                (*tp).tp_basicsize as usize,
+                (*tp).tp_itemsize,
+                (*tp).tp_weaklistoffset,
+            )
+        };
         drop(probe); // pyo3's dealloc, still installed
         if probe_tp != tp || itemsize != 0 || value_off + std::mem::size_of::<T>() > basic {
             return None;
@@ -84,7 +90,13 @@ impl<T: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync> RawType<T>
             (*tp).tp_dealloc = Some(dealloc);
             ffi::PyType_Modified(tp);
         }
-        Some(RawType { tp, value_off, weak_off: weak_off as usize, basic, _value: PhantomData })
+        Some(RawType {
+            tp,
+            value_off,
+            weak_off: weak_off as usize,
+            basic,
+            _value: PhantomData,
+        })
     }
 }
 
@@ -153,7 +165,9 @@ impl<T> RawType<T> {
         // SAFETY: the weakref list pointer lies inside the object (checked at install);
         // `PyObject_ClearWeakRefs` is what a dealloc calls when that list is not empty.
         unsafe {
-            if self.weak_off != 0 && !(*((obj as *mut u8).add(self.weak_off) as *mut *mut ffi::PyObject)).is_null() {
+            if self.weak_off != 0
+                && !(*((obj as *mut u8).add(self.weak_off) as *mut *mut ffi::PyObject)).is_null()
+            {
                 ffi::PyObject_ClearWeakRefs(obj);
             }
         }
@@ -195,8 +209,10 @@ pub unsafe fn slot<R>(fail: R, body: impl FnOnce(Python<'_>) -> PyResult<R>) -> 
 /// # Safety
 /// `value` points to a live value that nothing uses afterwards; the GIL is held.
 pub unsafe fn drop_attached<T>(value: *mut T) {
-    // SAFETY: the value is live and dropped exactly once here (caller).
-    let r = catch_unwind(AssertUnwindSafe(|| Python::attach(|_| unsafe { std::ptr::drop_in_place(value) })));
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the value is live and dropped exactly once here (caller).
+        Python::attach(|_| unsafe { std::ptr::drop_in_place(value) })
+    }));
     if let Err(payload) = r {
         // SAFETY: the GIL is held (caller).
         let py = unsafe { Python::assume_attached() };
@@ -207,9 +223,21 @@ pub unsafe fn drop_attached<T>(value: *mut T) {
 /// A heap type made from a C-level spec, for objects defined by a `#[repr(C)]` struct
 /// that starts with `ffi::PyObject` (no pyclass behind them). `slots` are
 /// `(Py_tp_*, function)` pairs; the type lives for the process.
-pub fn new_spec_type(py: Python<'_>, name: &'static CStr, basicsize: usize, flags: u64, slots: &[(c_int, *mut c_void)]) -> PyResult<*mut ffi::PyTypeObject> {
-    let mut table: Vec<ffi::PyType_Slot> = slots.iter().map(|&(slot, pfunc)| ffi::PyType_Slot { slot, pfunc }).collect();
-    table.push(ffi::PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() });
+pub fn new_spec_type(
+    py: Python<'_>,
+    name: &'static CStr,
+    basicsize: usize,
+    flags: u64,
+    slots: &[(c_int, *mut c_void)],
+) -> PyResult<*mut ffi::PyTypeObject> {
+    let mut table: Vec<ffi::PyType_Slot> = slots
+        .iter()
+        .map(|&(slot, pfunc)| ffi::PyType_Slot { slot, pfunc })
+        .collect();
+    table.push(ffi::PyType_Slot {
+        slot: 0,
+        pfunc: std::ptr::null_mut(),
+    });
     // Kept for the process like the type: no need to know which parts CPython copies.
     let table = Box::leak(table.into_boxed_slice());
     let mut spec = ffi::PyType_Spec {
@@ -243,7 +271,8 @@ mod tests {
             // SAFETY: as above.
             let r = unsafe { slot(-1, |_| Err(pyo3::exceptions::PyValueError::new_err("bad"))) };
             assert_eq!(r, -1);
-            assert!(PyErr::take(py).is_some_and(|e| e.is_instance_of::<pyo3::exceptions::PyValueError>(py)));
+            assert!(PyErr::take(py)
+                .is_some_and(|e| e.is_instance_of::<pyo3::exceptions::PyValueError>(py)));
             // SAFETY: as above.
             let r = unsafe { slot(-1, |_| -> PyResult<i32> { panic!("in a slot") }) };
             assert_eq!(r, -1);

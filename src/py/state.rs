@@ -59,7 +59,9 @@ impl FfiShared {
     /// The object kept for type node `id` (a CType: see `ctype_of`).
     #[inline]
     pub(super) fn type_object(&self, py: Python<'_>, id: usize) -> Option<Py<PyAny>> {
-        self.type_objects.with(py, |v| v.get(id).and_then(|o| o.as_ref().map(|o| o.clone_ref(py))))
+        self.type_objects.with(py, |v| {
+            v.get(id).and_then(|o| o.as_ref().map(|o| o.clone_ref(py)))
+        })
     }
 
     /// Keeps `obj` for type node `id` unless one is kept already; returns the one kept.
@@ -119,7 +121,12 @@ impl FfiShared {
     ///
     /// # Safety
     /// Both are valid objects (`key` an exact str, `ct` a CType); the GIL is held.
-    pub unsafe fn remember_last_type(&self, py: Python<'_>, key: *mut pyo3::ffi::PyObject, ct: *mut pyo3::ffi::PyObject) {
+    pub unsafe fn remember_last_type(
+        &self,
+        py: Python<'_>,
+        key: *mut pyo3::ffi::PyObject,
+        ct: *mut pyo3::ffi::PyObject,
+    ) {
         // SAFETY: both are valid objects and the GIL is held (caller).
         unsafe {
             pyo3::ffi::Py_INCREF(key);

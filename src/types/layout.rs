@@ -33,9 +33,11 @@ fn bitfield_capable(ty: &TypeRef) -> Option<u64> {
         Kind::Prim(p) => {
             use super::model::PrimClass::*;
             match p.class {
-                SignedInt | UnsignedInt | Char | Bool | WideChar => {
-                    Some(if p.class == Bool { 1 } else { p.size as u64 * 8 })
-                }
+                SignedInt | UnsignedInt | Char | Bool | WideChar => Some(if p.class == Bool {
+                    1
+                } else {
+                    p.size as u64 * 8
+                }),
                 _ => None,
             }
         }
@@ -57,7 +59,11 @@ pub fn layout_record(
     // AAPCS64 (gcc's TARGET_ALIGN_ANON_BITFIELD): unnamed bitfields, `:0` included,
     // raise the record's alignment like named ones; on x86_64 they never do.
     let anon_bitfields_align = target.arch == Arch::Aarch64;
-    let max_align: u64 = if packing.packed { 1 } else { packing.pack.map_or(u64::MAX, |p| p as u64) };
+    let max_align: u64 = if packing.packed {
+        1
+    } else {
+        packing.pack.map_or(u64::MAX, |p| p as u64)
+    };
     let mut pos: u64 = 0; // bits
     let mut size_bits: u64 = 0; // for unions: the largest member
     let mut align: u64 = 1;
@@ -86,7 +92,9 @@ pub fn layout_record(
         }
         let is_flexible = matches!(m.ty.kind, Kind::Array(_, None));
         let (size, natural_align) = if is_flexible {
-            let Kind::Array(item, _) = &m.ty.kind else { unreachable!() };
+            let Kind::Array(item, _) = &m.ty.kind else {
+                unreachable!()
+            };
             match (item.size(), item.align()) {
                 (Some(_), Some(a)) => (0u64, a as u64),
                 _ => {
@@ -125,7 +133,11 @@ pub fn layout_record(
 
         match m.bits {
             None => {
-                let offset_bits = if is_union { 0 } else { round_up(pos, falign * 8) };
+                let offset_bits = if is_union {
+                    0
+                } else {
+                    round_up(pos, falign * 8)
+                };
                 align = align.max(falign);
                 let offset = (offset_bits / 8) as usize;
                 push_member(&mut fields, m, offset, -1, -1);
@@ -228,7 +240,13 @@ pub fn layout_record(
 
 /// Adds a member: named ones as they are, anonymous struct/union members by flattening
 /// their fields in at `offset`.
-fn push_member(fields: &mut Vec<Field>, m: &MemberSpec, offset: usize, bitshift: i32, bitsize: i32) {
+fn push_member(
+    fields: &mut Vec<Field>,
+    m: &MemberSpec,
+    offset: usize,
+    bitshift: i32,
+    bitsize: i32,
+) {
     match &m.name {
         Some(name) => fields.push(Field {
             name: name.clone(),

@@ -19,13 +19,57 @@ pub type TypeRef = Arc<TypeNode>;
 /// `int` even where they have the same representation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Prim {
-    Char, SChar, UChar, Short, UShort, Int, UInt, Long, ULong, LongLong, ULongLong,
-    Bool, Float, Double, LongDouble, FloatComplex, DoubleComplex,
-    WChar, Char16, Char32,
-    Int8, UInt8, Int16, UInt16, Int32, UInt32, Int64, UInt64,
-    IntLeast8, UIntLeast8, IntLeast16, UIntLeast16, IntLeast32, UIntLeast32, IntLeast64, UIntLeast64,
-    IntFast8, UIntFast8, IntFast16, UIntFast16, IntFast32, UIntFast32, IntFast64, UIntFast64,
-    IntPtr, UIntPtr, IntMax, UIntMax, PtrDiff, Size, SSize,
+    Char,
+    SChar,
+    UChar,
+    Short,
+    UShort,
+    Int,
+    UInt,
+    Long,
+    ULong,
+    LongLong,
+    ULongLong,
+    Bool,
+    Float,
+    Double,
+    LongDouble,
+    FloatComplex,
+    DoubleComplex,
+    WChar,
+    Char16,
+    Char32,
+    Int8,
+    UInt8,
+    Int16,
+    UInt16,
+    Int32,
+    UInt32,
+    Int64,
+    UInt64,
+    IntLeast8,
+    UIntLeast8,
+    IntLeast16,
+    UIntLeast16,
+    IntLeast32,
+    UIntLeast32,
+    IntLeast64,
+    UIntLeast64,
+    IntFast8,
+    UIntFast8,
+    IntFast16,
+    UIntFast16,
+    IntFast32,
+    UIntFast32,
+    IntFast64,
+    UIntFast64,
+    IntPtr,
+    UIntPtr,
+    IntMax,
+    UIntMax,
+    PtrDiff,
+    Size,
+    SSize,
 }
 
 /// How values of a primitive convert to and from Python.
@@ -45,15 +89,56 @@ pub enum PrimClass {
 
 impl Prim {
     pub const ALL: &'static [Prim] = &[
-        Prim::Char, Prim::SChar, Prim::UChar, Prim::Short, Prim::UShort, Prim::Int, Prim::UInt,
-        Prim::Long, Prim::ULong, Prim::LongLong, Prim::ULongLong, Prim::Bool, Prim::Float,
-        Prim::Double, Prim::LongDouble, Prim::FloatComplex, Prim::DoubleComplex, Prim::WChar,
-        Prim::Char16, Prim::Char32, Prim::Int8, Prim::UInt8, Prim::Int16, Prim::UInt16,
-        Prim::Int32, Prim::UInt32, Prim::Int64, Prim::UInt64, Prim::IntLeast8, Prim::UIntLeast8,
-        Prim::IntLeast16, Prim::UIntLeast16, Prim::IntLeast32, Prim::UIntLeast32,
-        Prim::IntLeast64, Prim::UIntLeast64, Prim::IntFast8, Prim::UIntFast8, Prim::IntFast16,
-        Prim::UIntFast16, Prim::IntFast32, Prim::UIntFast32, Prim::IntFast64, Prim::UIntFast64,
-        Prim::IntPtr, Prim::UIntPtr, Prim::IntMax, Prim::UIntMax, Prim::PtrDiff, Prim::Size,
+        Prim::Char,
+        Prim::SChar,
+        Prim::UChar,
+        Prim::Short,
+        Prim::UShort,
+        Prim::Int,
+        Prim::UInt,
+        Prim::Long,
+        Prim::ULong,
+        Prim::LongLong,
+        Prim::ULongLong,
+        Prim::Bool,
+        Prim::Float,
+        Prim::Double,
+        Prim::LongDouble,
+        Prim::FloatComplex,
+        Prim::DoubleComplex,
+        Prim::WChar,
+        Prim::Char16,
+        Prim::Char32,
+        Prim::Int8,
+        Prim::UInt8,
+        Prim::Int16,
+        Prim::UInt16,
+        Prim::Int32,
+        Prim::UInt32,
+        Prim::Int64,
+        Prim::UInt64,
+        Prim::IntLeast8,
+        Prim::UIntLeast8,
+        Prim::IntLeast16,
+        Prim::UIntLeast16,
+        Prim::IntLeast32,
+        Prim::UIntLeast32,
+        Prim::IntLeast64,
+        Prim::UIntLeast64,
+        Prim::IntFast8,
+        Prim::UIntFast8,
+        Prim::IntFast16,
+        Prim::UIntFast16,
+        Prim::IntFast32,
+        Prim::UIntFast32,
+        Prim::IntFast64,
+        Prim::UIntFast64,
+        Prim::IntPtr,
+        Prim::UIntPtr,
+        Prim::IntMax,
+        Prim::UIntMax,
+        Prim::PtrDiff,
+        Prim::Size,
         Prim::SSize,
     ];
 
@@ -61,25 +146,57 @@ impl Prim {
     pub fn name(self) -> &'static str {
         use Prim::*;
         match self {
-            Char => "char", SChar => "signed char", UChar => "unsigned char",
-            Short => "short", UShort => "unsigned short", Int => "int", UInt => "unsigned int",
-            Long => "long", ULong => "unsigned long", LongLong => "long long",
-            ULongLong => "unsigned long long", Bool => "_Bool", Float => "float",
-            Double => "double", LongDouble => "long double",
-            FloatComplex => "float _Complex", DoubleComplex => "double _Complex",
-            WChar => "wchar_t", Char16 => "char16_t", Char32 => "char32_t",
-            Int8 => "int8_t", UInt8 => "uint8_t", Int16 => "int16_t", UInt16 => "uint16_t",
-            Int32 => "int32_t", UInt32 => "uint32_t", Int64 => "int64_t", UInt64 => "uint64_t",
-            IntLeast8 => "int_least8_t", UIntLeast8 => "uint_least8_t",
-            IntLeast16 => "int_least16_t", UIntLeast16 => "uint_least16_t",
-            IntLeast32 => "int_least32_t", UIntLeast32 => "uint_least32_t",
-            IntLeast64 => "int_least64_t", UIntLeast64 => "uint_least64_t",
-            IntFast8 => "int_fast8_t", UIntFast8 => "uint_fast8_t",
-            IntFast16 => "int_fast16_t", UIntFast16 => "uint_fast16_t",
-            IntFast32 => "int_fast32_t", UIntFast32 => "uint_fast32_t",
-            IntFast64 => "int_fast64_t", UIntFast64 => "uint_fast64_t",
-            IntPtr => "intptr_t", UIntPtr => "uintptr_t", IntMax => "intmax_t",
-            UIntMax => "uintmax_t", PtrDiff => "ptrdiff_t", Size => "size_t", SSize => "ssize_t",
+            Char => "char",
+            SChar => "signed char",
+            UChar => "unsigned char",
+            Short => "short",
+            UShort => "unsigned short",
+            Int => "int",
+            UInt => "unsigned int",
+            Long => "long",
+            ULong => "unsigned long",
+            LongLong => "long long",
+            ULongLong => "unsigned long long",
+            Bool => "_Bool",
+            Float => "float",
+            Double => "double",
+            LongDouble => "long double",
+            FloatComplex => "float _Complex",
+            DoubleComplex => "double _Complex",
+            WChar => "wchar_t",
+            Char16 => "char16_t",
+            Char32 => "char32_t",
+            Int8 => "int8_t",
+            UInt8 => "uint8_t",
+            Int16 => "int16_t",
+            UInt16 => "uint16_t",
+            Int32 => "int32_t",
+            UInt32 => "uint32_t",
+            Int64 => "int64_t",
+            UInt64 => "uint64_t",
+            IntLeast8 => "int_least8_t",
+            UIntLeast8 => "uint_least8_t",
+            IntLeast16 => "int_least16_t",
+            UIntLeast16 => "uint_least16_t",
+            IntLeast32 => "int_least32_t",
+            UIntLeast32 => "uint_least32_t",
+            IntLeast64 => "int_least64_t",
+            UIntLeast64 => "uint_least64_t",
+            IntFast8 => "int_fast8_t",
+            UIntFast8 => "uint_fast8_t",
+            IntFast16 => "int_fast16_t",
+            UIntFast16 => "uint_fast16_t",
+            IntFast32 => "int_fast32_t",
+            UIntFast32 => "uint_fast32_t",
+            IntFast64 => "int_fast64_t",
+            UIntFast64 => "uint_fast64_t",
+            IntPtr => "intptr_t",
+            UIntPtr => "uintptr_t",
+            IntMax => "intmax_t",
+            UIntMax => "uintmax_t",
+            PtrDiff => "ptrdiff_t",
+            Size => "size_t",
+            SSize => "ssize_t",
         }
     }
 
@@ -121,7 +238,13 @@ impl Prim {
             WChar => target.wchar_signed,
             _ => class == C::SignedInt,
         };
-        PrimInfo { prim: self, size, align, class, signed }
+        PrimInfo {
+            prim: self,
+            size,
+            align,
+            class,
+            signed,
+        }
     }
 
     /// Looks a built-in type up by its canonical name (after the parser normalized
@@ -248,7 +371,13 @@ impl TypeNode {
             Kind::Prim(_) => "primitive",
             Kind::Pointer(_) => "pointer",
             Kind::Array(..) => "array",
-            Kind::Record(r) => if r.is_union { "union" } else { "struct" },
+            Kind::Record(r) => {
+                if r.is_union {
+                    "union"
+                } else {
+                    "struct"
+                }
+            }
             Kind::Enum(_) => "enum",
             Kind::FuncPtr(_) => "function",
         }
@@ -310,7 +439,9 @@ impl EnumDef {
 /// `template` with its (first) `&` replaced by the concatenation of `parts`, built in one
 /// allocation (cdef of a big header builds thousands of these).
 fn fill_template(template: &str, parts: &[&str]) -> String {
-    let Some((before, after)) = template.split_once('&') else { return template.to_string() };
+    let Some((before, after)) = template.split_once('&') else {
+        return template.to_string();
+    };
     let len = before.len() + after.len() + parts.iter().map(|p| p.len()).sum::<usize>();
     let mut out = String::with_capacity(len);
     out.push_str(before);
@@ -348,7 +479,13 @@ pub struct TypeTable {
 
 impl TypeTable {
     pub fn new(target: Target) -> TypeTable {
-        TypeTable { target, nodes: Vec::new(), index: HashMap::default(), next_record: 0, next_enum: 0 }
+        TypeTable {
+            target,
+            nodes: Vec::new(),
+            index: HashMap::default(),
+            next_record: 0,
+            next_enum: 0,
+        }
     }
 
     /// Forgets every node from the `len`th on (a cdef undoing what it declared).
@@ -375,7 +512,11 @@ impl TypeTable {
         }
         let (kind, cname_template) = make();
         let id = self.nodes.len() as u32;
-        let node = Arc::new(TypeNode { id, kind, cname_template });
+        let node = Arc::new(TypeNode {
+            id,
+            kind,
+            cname_template,
+        });
         self.nodes.push(node.clone());
         self.index.insert(key, id);
         node
@@ -387,7 +528,9 @@ impl TypeTable {
 
     pub fn prim(&mut self, p: Prim) -> TypeRef {
         let info = p.info(&self.target);
-        self.intern(Key::Prim(p), || (Kind::Prim(info), format!("{}&", p.name())))
+        self.intern(Key::Prim(p), || {
+            (Kind::Prim(info), format!("{}&", p.name()))
+        })
     }
 
     pub fn pointer(&mut self, item: &TypeRef) -> TypeRef {
@@ -416,16 +559,34 @@ impl TypeTable {
     }
 
     pub fn func_ptr(&mut self, args: Vec<TypeRef>, result: &TypeRef, variadic: bool) -> TypeRef {
-        let key = Key::FuncPtr(args.iter().map(|a| a.id).collect(), result.id, variadic, CallConv::Default);
+        let key = Key::FuncPtr(
+            args.iter().map(|a| a.id).collect(),
+            result.id,
+            variadic,
+            CallConv::Default,
+        );
         let result2 = result.clone();
         self.intern(key, || {
             // One allocation: `result-prefix(*&)(arg, arg, ...)result-suffix`, each
             // argument's cname being its template without the `&`.
             let Some((before, after)) = result2.cname_template.split_once('&') else {
                 let tmpl = result2.cname_template.clone();
-                return (Kind::FuncPtr(FuncSig { args, result: result2, variadic, abi: CallConv::Default }), tmpl);
+                return (
+                    Kind::FuncPtr(FuncSig {
+                        args,
+                        result: result2,
+                        variadic,
+                        abi: CallConv::Default,
+                    }),
+                    tmpl,
+                );
             };
-            let params_len: usize = args.iter().map(|a| a.cname_template.len() + 1).sum::<usize>() + 2 * args.len() + 5;
+            let params_len: usize = args
+                .iter()
+                .map(|a| a.cname_template.len() + 1)
+                .sum::<usize>()
+                + 2 * args.len()
+                + 5;
             let mut tmpl = String::with_capacity(before.len() + after.len() + params_len + 6);
             tmpl.push_str(before);
             tmpl.push_str("(*&)(");
@@ -433,7 +594,10 @@ impl TypeTable {
                 if i > 0 {
                     tmpl.push_str(", ");
                 }
-                let (b, e) = a.cname_template.split_once('&').unwrap_or((&a.cname_template, ""));
+                let (b, e) = a
+                    .cname_template
+                    .split_once('&')
+                    .unwrap_or((&a.cname_template, ""));
                 tmpl.push_str(b);
                 tmpl.push_str(e);
             }
@@ -444,7 +608,15 @@ impl TypeTable {
             }
             tmpl.push(')');
             tmpl.push_str(after);
-            (Kind::FuncPtr(FuncSig { args, result: result2, variadic, abi: CallConv::Default }), tmpl)
+            (
+                Kind::FuncPtr(FuncSig {
+                    args,
+                    result: result2,
+                    variadic,
+                    abi: CallConv::Default,
+                }),
+                tmpl,
+            )
         })
     }
 
@@ -452,7 +624,13 @@ impl TypeTable {
     pub fn new_record(&mut self, is_union: bool, tag: Option<String>, cname: String) -> TypeRef {
         let id = NEXT_RECORD_ID.fetch_add(1, Ordering::Relaxed);
         self.next_record += 1;
-        let rec = Arc::new(Record { id, is_union, cname: cname.clone(), tag, layout: OnceLock::new() });
+        let rec = Arc::new(Record {
+            id,
+            is_union,
+            cname: cname.clone(),
+            tag,
+            layout: OnceLock::new(),
+        });
         self.intern(Key::Record(id), || (Kind::Record(rec), format!("{cname}&")))
     }
 
@@ -466,7 +644,14 @@ impl TypeTable {
     ) -> TypeRef {
         let id = NEXT_ENUM_ID.fetch_add(1, Ordering::Relaxed);
         self.next_enum += 1;
-        let def = Arc::new(EnumDef { id, cname: cname.clone(), tag, items, underlying, partial });
+        let def = Arc::new(EnumDef {
+            id,
+            cname: cname.clone(),
+            tag,
+            items,
+            underlying,
+            partial,
+        });
         self.intern(Key::Enum(id), || (Kind::Enum(def), format!("{cname}&")))
     }
 
@@ -513,7 +698,10 @@ mod tests {
         assert_eq!(t.array(&a5, Some(2)).cname(), "int[2][5]");
         let v = t.void();
         assert_eq!(t.func_ptr(vec![], &v, false).cname(), "void(*)(void)");
-        assert_eq!(t.func_ptr(vec![int.clone()], &int, true).cname(), "int(*)(int, ...)");
+        assert_eq!(
+            t.func_ptr(vec![int.clone()], &int, true).cname(),
+            "int(*)(int, ...)"
+        );
         assert!(Arc::ptr_eq(&t.pointer(&int), &p));
     }
 

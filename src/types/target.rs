@@ -20,8 +20,16 @@ pub struct Target {
 }
 
 impl Target {
-    pub const X86_64_LINUX: Target = Target { arch: Arch::X86_64, char_signed: true, wchar_signed: true };
-    pub const AARCH64_LINUX: Target = Target { arch: Arch::Aarch64, char_signed: false, wchar_signed: false };
+    pub const X86_64_LINUX: Target = Target {
+        arch: Arch::X86_64,
+        char_signed: true,
+        wchar_signed: true,
+    };
+    pub const AARCH64_LINUX: Target = Target {
+        arch: Arch::Aarch64,
+        char_signed: false,
+        wchar_signed: false,
+    };
 
     pub fn from_triple(triple: &Triple) -> Result<Target, String> {
         match triple.architecture {

@@ -13,7 +13,9 @@
 
 use std::fmt::Write;
 
-use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind};
+use cranelift_codegen::ir::{
+    AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind,
+};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -21,7 +23,10 @@ use cranelift_module::{FuncId, Linkage, Module};
 
 use jitffi::abi::test_layout::{bitfield, field, record, FieldSpec};
 use jitffi::abi::{lower, CallPlan};
-use jitffi::jit::native_call::{c_signature, c_signature_x87_entry, emit_call_from_memory, needs_x87_entry, emit_return_from_memory, emit_store_incoming};
+use jitffi::jit::native_call::{
+    c_signature, c_signature_x87_entry, emit_call_from_memory, emit_return_from_memory,
+    emit_store_incoming, needs_x87_entry,
+};
 use jitffi::jit::stubs::stub_bytes;
 use jitffi::types::model::{Kind, Prim, TypeRef, TypeTable};
 use jitffi::types::target::Target;
@@ -174,7 +179,17 @@ pub struct Library {
     pub target: Target,
 }
 
-const INT_SCALARS: &[Sc] = &[Sc::SChar, Sc::UChar, Sc::Short, Sc::UShort, Sc::Int, Sc::UInt, Sc::Long, Sc::ULong, Sc::Ptr];
+const INT_SCALARS: &[Sc] = &[
+    Sc::SChar,
+    Sc::UChar,
+    Sc::Short,
+    Sc::UShort,
+    Sc::Int,
+    Sc::UInt,
+    Sc::Long,
+    Sc::ULong,
+    Sc::Ptr,
+];
 
 fn random_scalar(rng: &mut Rng, exotic: bool) -> Sc {
     if exotic && rng.chance(6) {
@@ -218,38 +233,70 @@ fn gen_shape(rng: &mut Rng, t: &mut TypeTable, shapes: &[Shape], k: usize) -> Op
     let fields: Vec<Ft> = match rng.below(12) {
         0 | 1 => {
             // homogeneous float/double aggregates, sometimes as an array
-            let s = if rng.chance(50) { Sc::Float } else { Sc::Double };
+            let s = if rng.chance(50) {
+                Sc::Float
+            } else {
+                Sc::Double
+            };
             let n = 1 + rng.below(4);
-            if rng.chance(30) { vec![Ft::Arr(s, n)] } else { vec![Ft::S(s); n] }
+            if rng.chance(30) {
+                vec![Ft::Arr(s, n)]
+            } else {
+                vec![Ft::S(s); n]
+            }
         }
         2 => {
             // odd sizes: 1..16 bytes of chars, or shorts
-            if rng.chance(60) { vec![Ft::Arr(Sc::UChar, 1 + rng.below(16))] } else { vec![Ft::Arr(Sc::Short, 1 + rng.below(7))] }
+            if rng.chance(60) {
+                vec![Ft::Arr(Sc::UChar, 1 + rng.below(16))]
+            } else {
+                vec![Ft::Arr(Sc::Short, 1 + rng.below(7))]
+            }
         }
         3 => {
             is_union = true;
-            (0..2 + rng.below(2)).map(|_| random_field(rng, shapes)).collect()
+            (0..2 + rng.below(2))
+                .map(|_| random_field(rng, shapes))
+                .collect()
         }
         4 => {
             packed = true;
-            (0..2 + rng.below(4)).map(|_| random_field(rng, shapes)).collect()
+            (0..2 + rng.below(4))
+                .map(|_| random_field(rng, shapes))
+                .collect()
         }
         5 => {
             let mut v: Vec<Ft> = (0..1 + rng.below(4))
-                .map(|_| Ft::Bits(if rng.chance(50) { Sc::Int } else { Sc::UInt }, 1 + rng.below(15) as u32))
+                .map(|_| {
+                    Ft::Bits(
+                        if rng.chance(50) { Sc::Int } else { Sc::UInt },
+                        1 + rng.below(15) as u32,
+                    )
+                })
                 .collect();
             if rng.chance(50) {
                 v.insert(rng.below(v.len() + 1), Ft::S(random_scalar(rng, false)));
             }
             v
         }
-        _ => (0..1 + rng.below(6)).map(|_| random_field(rng, shapes)).collect(),
+        _ => (0..1 + rng.below(6))
+            .map(|_| random_field(rng, shapes))
+            .collect(),
     };
     let shape = build_shape(t, shapes, k, is_union, packed, fields);
-    (1..=64).contains(&shape.ty.size().unwrap()).then_some(shape)
+    (1..=64)
+        .contains(&shape.ty.size().unwrap())
+        .then_some(shape)
 }
 
-fn build_shape(t: &mut TypeTable, shapes: &[Shape], k: usize, is_union: bool, packed: bool, fields: Vec<Ft>) -> Shape {
+fn build_shape(
+    t: &mut TypeTable,
+    shapes: &[Shape],
+    k: usize,
+    is_union: bool,
+    packed: bool,
+    fields: Vec<Ft>,
+) -> Shape {
     let specs: Vec<FieldSpec> = fields
         .iter()
         .enumerate()
@@ -263,7 +310,12 @@ fn build_shape(t: &mut TypeTable, shapes: &[Shape], k: usize, is_union: bool, pa
         .collect();
     let cname = format!("{} s{k}", if is_union { "union" } else { "struct" });
     let ty = record(t, &cname, is_union, packed, specs);
-    Shape { is_union, packed, fields, ty }
+    Shape {
+        is_union,
+        packed,
+        fields,
+        ty,
+    }
 }
 
 /// Shapes every run must contain, whatever the random ones turn out to be.
@@ -288,7 +340,16 @@ fn special_shapes() -> Vec<(bool, bool, Vec<Ft>)> {
         (false, false, vec![Ft::Arr(Float, 5)]),
         (true, false, vec![Ft::S(Float), Ft::Arr(Float, 2)]),
         (true, false, vec![Ft::S(Double), Ft::S(Long)]),
-        (false, false, vec![Ft::Bits(Int, 3), Ft::Bits(UInt, 5), Ft::S(SChar), Ft::Bits(Int, 12)]),
+        (
+            false,
+            false,
+            vec![
+                Ft::Bits(Int, 3),
+                Ft::Bits(UInt, 5),
+                Ft::S(SChar),
+                Ft::Bits(Int, 12),
+            ],
+        ),
         (false, false, vec![]), // empty struct (GNU C)
     ]
 }
@@ -379,7 +440,13 @@ long double vld(const char *fmt, ...) {
 
 /// Generates the library: `nshapes` aggregate shapes and `nfuncs` functions over them plus
 /// `nvariadic` calls of the variadic `vfmt`, everything derived from `seed`.
-pub fn generate(target: Target, seed: u64, nshapes: usize, nfuncs: usize, nvariadic: usize) -> Library {
+pub fn generate(
+    target: Target,
+    seed: u64,
+    nshapes: usize,
+    nfuncs: usize,
+    nvariadic: usize,
+) -> Library {
     let mut rng = Rng::new(seed);
     let mut t = TypeTable::new(target);
     let mut shapes: Vec<Shape> = Vec::new();
@@ -399,7 +466,11 @@ pub fn generate(target: Target, seed: u64, nshapes: usize, nfuncs: usize, nvaria
     // Types, makers and hashers.
     for (k, s) in shapes.iter().enumerate() {
         let kw = if s.is_union { "union" } else { "struct" };
-        let attr = if s.packed { "__attribute__((packed)) " } else { "" };
+        let attr = if s.packed {
+            "__attribute__((packed)) "
+        } else {
+            ""
+        };
         let _ = write!(c, "typedef {kw} {attr}s{k} {{");
         for (i, f) in s.fields.iter().enumerate() {
             let _ = match f {
@@ -410,12 +481,22 @@ pub fn generate(target: Target, seed: u64, nshapes: usize, nfuncs: usize, nvaria
             };
         }
         let _ = writeln!(c, " }} t{k};");
-        let members: Vec<(usize, &Ft)> = if s.is_union { vec![(0, &s.fields[0])] } else { s.fields.iter().enumerate().collect() };
-        let _ = writeln!(c, "static void make_t{k}(t{k} *p, uint64_t seed) {{ uint64_t s = seed;");
+        let members: Vec<(usize, &Ft)> = if s.is_union {
+            vec![(0, &s.fields[0])]
+        } else {
+            s.fields.iter().enumerate().collect()
+        };
+        let _ = writeln!(
+            c,
+            "static void make_t{k}(t{k} *p, uint64_t seed) {{ uint64_t s = seed;"
+        );
         for (i, f) in &members {
             fill_ft(&mut c, &format!("p->f{i}"), f);
         }
-        let _ = writeln!(c, "}}\nstatic uint64_t hash_t{k}(uint64_t h, const t{k} *p) {{");
+        let _ = writeln!(
+            c,
+            "}}\nstatic uint64_t hash_t{k}(uint64_t h, const t{k} *p) {{"
+        );
         for (i, f) in &members {
             hash_ft(&mut c, &format!("p->f{i}"), f);
         }
@@ -443,22 +524,67 @@ pub fn generate(target: Target, seed: u64, nshapes: usize, nfuncs: usize, nvaria
         let lists = [
             vec![v.clone()],
             vec![Val::S(Int), v.clone(), Val::S(Int)],
-            vec![Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), v.clone(), Val::S(Int)],
-            vec![Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), Val::S(Long), v.clone(), Val::S(Long)],
-            [vec![Val::S(Double); 7], vec![v.clone(), Val::S(Float), v.clone()]].concat(),
-            [vec![Val::S(Long); 9], vec![Val::S(Double); 9], vec![v.clone(), Val::S(Int), v.clone()]].concat(),
+            vec![
+                Val::S(Long),
+                Val::S(Long),
+                Val::S(Long),
+                Val::S(Long),
+                Val::S(Long),
+                v.clone(),
+                Val::S(Int),
+            ],
+            vec![
+                Val::S(Long),
+                Val::S(Long),
+                Val::S(Long),
+                Val::S(Long),
+                Val::S(Long),
+                Val::S(Long),
+                Val::S(Long),
+                v.clone(),
+                Val::S(Long),
+            ],
+            [
+                vec![Val::S(Double); 7],
+                vec![v.clone(), Val::S(Float), v.clone()],
+            ]
+            .concat(),
+            [
+                vec![Val::S(Long); 9],
+                vec![Val::S(Double); 9],
+                vec![v.clone(), Val::S(Int), v.clone()],
+            ]
+            .concat(),
         ];
         for (i, args) in lists.into_iter().enumerate() {
-            let ret = if i % 2 == 0 { Some(v.clone()) } else { Some(Val::S(ULong)) };
+            let ret = if i % 2 == 0 {
+                Some(v.clone())
+            } else {
+                Some(Val::S(ULong))
+            };
             let name = format!("x{k}_{i}");
-            funcs.push(make_func(&mut t, &shapes, name.clone(), name, args, ret, false));
+            funcs.push(make_func(
+                &mut t,
+                &shapes,
+                name.clone(),
+                name,
+                args,
+                ret,
+                false,
+            ));
         }
     }
     for j in 0..nfuncs {
         let mut args: Vec<Val> = Vec::new();
         let nmain = 1 + rng.below(4);
         let mut main: Vec<Val> = (0..nmain)
-            .map(|_| if rng.chance(65) { Val::Rec(rng.below(shapes.len())) } else { Val::S(random_scalar(&mut rng, true)) })
+            .map(|_| {
+                if rng.chance(65) {
+                    Val::Rec(rng.below(shapes.len()))
+                } else {
+                    Val::S(random_scalar(&mut rng, true))
+                }
+            })
             .collect();
         // Use up registers first, in some functions.
         let (nint, nflt) = match rng.below(6) {
@@ -472,12 +598,20 @@ pub fn generate(target: Target, seed: u64, nshapes: usize, nfuncs: usize, nvaria
             args.push(Val::S(INT_SCALARS[rng.below(INT_SCALARS.len())]));
         }
         for _ in 0..nflt {
-            let s = if rng.chance(50) { Sc::Double } else { Sc::Float };
+            let s = if rng.chance(50) {
+                Sc::Double
+            } else {
+                Sc::Float
+            };
             args.insert(rng.below(args.len() + 1), Val::S(s));
         }
         // aggregates both among and after the register fillers
         while let Some(v) = main.pop() {
-            let at = if rng.chance(60) { args.len() } else { rng.below(args.len() + 1) };
+            let at = if rng.chance(60) {
+                args.len()
+            } else {
+                rng.below(args.len() + 1)
+            };
             args.insert(at, v);
         }
         let ret = match rng.below(10) {
@@ -487,47 +621,103 @@ pub fn generate(target: Target, seed: u64, nshapes: usize, nfuncs: usize, nvaria
             _ => None,
         };
         let name = format!("f{j}");
-        funcs.push(make_func(&mut t, &shapes, name.clone(), name, args, ret, false));
+        funcs.push(make_func(
+            &mut t,
+            &shapes,
+            name.clone(),
+            name,
+            args,
+            ret,
+            false,
+        ));
     }
     for j in 0..nvariadic {
         let n = 1 + rng.below(14);
         let mut args = vec![Val::S(Sc::Ptr)];
         for _ in 0..n {
-            args.push(Val::S([Sc::Int, Sc::Long, Sc::Double, Sc::Ptr][rng.below(4)]));
+            args.push(Val::S(
+                [Sc::Int, Sc::Long, Sc::Double, Sc::Ptr][rng.below(4)],
+            ));
         }
         if j % 8 == 7 {
-            funcs.push(make_func(&mut t, &shapes, format!("v{j}"), "vld".into(), args, Some(Val::S(Sc::LongDouble)), true));
+            funcs.push(make_func(
+                &mut t,
+                &shapes,
+                format!("v{j}"),
+                "vld".into(),
+                args,
+                Some(Val::S(Sc::LongDouble)),
+                true,
+            ));
         } else {
-            funcs.push(make_func(&mut t, &shapes, format!("v{j}"), "vfmt".into(), args, Some(Val::S(Sc::ULong)), true));
+            funcs.push(make_func(
+                &mut t,
+                &shapes,
+                format!("v{j}"),
+                "vfmt".into(),
+                args,
+                Some(Val::S(Sc::ULong)),
+                true,
+            ));
         }
     }
     for f in &funcs {
         emit_func_c(&mut c, f);
     }
-    Library { shapes, funcs, c_source: c, target }
+    Library {
+        shapes,
+        funcs,
+        c_source: c,
+        target,
+    }
 }
 
-fn make_func(t: &mut TypeTable, shapes: &[Shape], name: String, callee: String, args: Vec<Val>, ret: Option<Val>, variadic: bool) -> Func {
+fn make_func(
+    t: &mut TypeTable,
+    shapes: &[Shape],
+    name: String,
+    callee: String,
+    args: Vec<Val>,
+    ret: Option<Val>,
+    variadic: bool,
+) -> Func {
     let arg_tys: Vec<TypeRef> = args.iter().map(|a| val_type(a, t, shapes)).collect();
     let ret_ty = match &ret {
         Some(v) => val_type(v, t, shapes),
         None => t.void(),
     };
     let fty = t.func_ptr(arg_tys, &ret_ty, variadic);
-    let Kind::FuncPtr(sig) = &fty.kind else { unreachable!() };
+    let Kind::FuncPtr(sig) = &fty.kind else {
+        unreachable!()
+    };
     let plan = lower(sig, &t.target).unwrap_or_else(|e| panic!("{name}: {e}"));
-    Func { name, callee, args, ret, variadic, plan }
+    Func {
+        name,
+        callee,
+        args,
+        ret,
+        variadic,
+        plan,
+    }
 }
 
 fn emit_func_c(c: &mut String, f: &Func) {
     let n = &f.name;
     let rty = f.ret.as_ref().map_or("void".to_string(), val_c);
-    let params: Vec<String> = f.args.iter().enumerate().map(|(i, a)| format!("{} a{i}", val_c(a))).collect();
+    let params: Vec<String> = f
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{} a{i}", val_c(a)))
+        .collect();
     let names: Vec<String> = (0..f.args.len()).map(|i| format!("a{i}")).collect();
     let ptrs: Vec<String> = (0..f.args.len()).map(|i| format!("&a{i}")).collect();
     let decls: String = params.iter().map(|p| format!("{p}; ")).collect();
     // args_fN: argument memory from a seed.
-    let _ = writeln!(c, "void args_{n}(void **p, uint64_t seed) {{ uint64_t s = seed;");
+    let _ = writeln!(
+        c,
+        "void args_{n}(void **p, uint64_t seed) {{ uint64_t s = seed;"
+    );
     for (i, a) in f.args.iter().enumerate() {
         match a {
             Val::Rec(k) => {
@@ -543,10 +733,19 @@ fn emit_func_c(c: &mut String, f: &Func) {
                         _ => 'p',
                     })
                     .collect();
-                let _ = writeln!(c, "{{ {} v = (void *)\"{fmt}\"; memcpy(p[0], &v, sizeof v); }}", sc.c());
+                let _ = writeln!(
+                    c,
+                    "{{ {} v = (void *)\"{fmt}\"; memcpy(p[0], &v, sizeof v); }}",
+                    sc.c()
+                );
             }
             Val::S(sc) => {
-                let _ = writeln!(c, "{{ {} v; {} memcpy(p[{i}], &v, sizeof v); }}", sc.c(), sc.fill("v"));
+                let _ = writeln!(
+                    c,
+                    "{{ {} v; {} memcpy(p[{i}], &v, sizeof v); }}",
+                    sc.c(),
+                    sc.fill("v")
+                );
             }
         }
     }
@@ -568,14 +767,22 @@ fn emit_func_c(c: &mut String, f: &Func) {
     let call_args = names.join(", ");
     if !f.variadic {
         // impl_fN: the function's behaviour, on arguments in memory.
-        let _ = writeln!(c, "void impl_{n}(void **p, void *ret) {{ uint64_t h = 0x1234; (void)p;");
+        let _ = writeln!(
+            c,
+            "void impl_{n}(void **p, void *ret) {{ uint64_t h = 0x1234; (void)p;"
+        );
         for (i, a) in f.args.iter().enumerate() {
             match a {
                 Val::Rec(k) => {
                     let _ = writeln!(c, "h = hash_t{k}(h, (const t{k} *)p[{i}]);");
                 }
                 Val::S(sc) => {
-                    let _ = writeln!(c, "{{ {} v; memcpy(&v, p[{i}], sizeof v); {} }}", sc.c(), sc.hash("v"));
+                    let _ = writeln!(
+                        c,
+                        "{{ {} v; memcpy(&v, p[{i}], sizeof v); {} }}",
+                        sc.c(),
+                        sc.hash("v")
+                    );
                 }
             }
         }
@@ -587,15 +794,31 @@ fn emit_func_c(c: &mut String, f: &Func) {
                 let _ = writeln!(c, "make_t{k}((t{k} *)ret, h);");
             }
             Some(Val::S(sc)) => {
-                let _ = writeln!(c, "{{ uint64_t s = h; {} v; {} memcpy(ret, &v, sizeof v); }}", sc.c(), sc.fill("v"));
+                let _ = writeln!(
+                    c,
+                    "{{ uint64_t s = h; {} v; {} memcpy(ret, &v, sizeof v); }}",
+                    sc.c(),
+                    sc.fill("v")
+                );
             }
         }
         let _ = writeln!(c, "}}");
-        let pl = if params.is_empty() { "void".to_string() } else { params.join(", ") };
-        let parr = if ptrs.is_empty() { "0".to_string() } else { ptrs.join(", ") };
+        let pl = if params.is_empty() {
+            "void".to_string()
+        } else {
+            params.join(", ")
+        };
+        let parr = if ptrs.is_empty() {
+            "0".to_string()
+        } else {
+            ptrs.join(", ")
+        };
         match &f.ret {
             None => {
-                let _ = writeln!(c, "void {n}({pl}) {{ void *p[] = {{{parr}}}; impl_{n}(p, 0); }}");
+                let _ = writeln!(
+                    c,
+                    "void {n}({pl}) {{ void *p[] = {{{parr}}}; impl_{n}(p, 0); }}"
+                );
             }
             Some(_) => {
                 let _ = writeln!(c, "{rty} {n}({pl}) {{ void *p[] = {{{parr}}}; {rty} r; impl_{n}(p, &r); return r; }}");
@@ -611,7 +834,11 @@ fn emit_func_c(c: &mut String, f: &Func) {
     } else {
         format!("{rty} (*)({})", ptypes.join(", "))
     };
-    let parr = if ptrs.is_empty() { "0".to_string() } else { ptrs.join(", ") };
+    let parr = if ptrs.is_empty() {
+        "0".to_string()
+    } else {
+        ptrs.join(", ")
+    };
     for (fname, target) in [("check", f.callee.clone()), ("via", format!("(({fptr})g)"))] {
         let gparam = if fname == "via" { "void *g, " } else { "" };
         let _ = writeln!(c, "uint64_t {fname}_{n}({gparam}uint64_t seed) {{ {decls}void *p[] = {{{parr}}}; args_{n}(p, seed);");
@@ -620,7 +847,10 @@ fn emit_func_c(c: &mut String, f: &Func) {
                 let _ = writeln!(c, "{target}({call_args}); return rethash_{n}(0); }}");
             }
             Some(_) => {
-                let _ = writeln!(c, "{rty} r = {target}({call_args}); return rethash_{n}(&r); }}");
+                let _ = writeln!(
+                    c,
+                    "{rty} r = {target}({call_args}); return rethash_{n}(&r); }}"
+                );
             }
         }
     }
@@ -636,7 +866,10 @@ pub fn check_layouts(lib: &Library, table: &[u64]) {
         i += 2;
         for (fi, f) in s.fields.iter().enumerate() {
             if !matches!(f, Ft::Bits(..)) {
-                assert_eq!(table[i], l.fields[fi].offset as u64, "offsetof(t{k}, f{fi})");
+                assert_eq!(
+                    table[i], l.fields[fi].offset as u64,
+                    "offsetof(t{k}, f{fi})"
+                );
                 i += 1;
             }
         }
@@ -646,7 +879,13 @@ pub fn check_layouts(lib: &Library, table: &[u64]) {
 /// `jcall_<name>(callee, argv, ret)`: calls `callee` per `plan` with the arguments at
 /// `argv[i]`, writing the result to `ret`. `stub` is the function holding the plan's
 /// stub bytes, if it needs one.
-pub fn define_jcall<M: Module>(m: &mut M, isa: &OwnedTargetIsa, name: &str, plan: &CallPlan, stub: Option<FuncId>) -> FuncId {
+pub fn define_jcall<M: Module>(
+    m: &mut M,
+    isa: &OwnedTargetIsa,
+    name: &str,
+    plan: &CallPlan,
+    stub: Option<FuncId>,
+) -> FuncId {
     let isa = isa.clone();
     let ptr = isa.pointer_type();
     let mut sig = Signature::new(isa.default_call_conv());
@@ -664,8 +903,12 @@ pub fn define_jcall<M: Module>(m: &mut M, isa: &OwnedTargetIsa, name: &str, plan
             let p = b.block_params(entry);
             (p[0], p[1], p[2])
         };
-        let arg_ptrs: Vec<_> =
-            (0..plan.args.len()).map(|i| b.ins().load(ptr, MemFlagsData::trusted(), argv, (8 * i) as i32)).collect();
+        let arg_ptrs: Vec<_> = (0..plan.args.len())
+            .map(|i| {
+                b.ins()
+                    .load(ptr, MemFlagsData::trusted(), argv, (8 * i) as i32)
+            })
+            .collect();
         let stub_addr = stub.map(|s| {
             let fr = m.declare_func_in_func(s, b.func);
             b.ins().func_addr(ptr, fr)
@@ -675,7 +918,8 @@ pub fn define_jcall<M: Module>(m: &mut M, isa: &OwnedTargetIsa, name: &str, plan
         b.seal_all_blocks();
         b.finalize(isa.frontend_config());
     }
-    m.define_function(id, &mut ctx).unwrap_or_else(|e| panic!("{name}: {e:?}\n{}", ctx.func.display()));
+    m.define_function(id, &mut ctx)
+        .unwrap_or_else(|e| panic!("{name}: {e:?}\n{}", ctx.func.display()));
     id
 }
 
@@ -684,20 +928,33 @@ pub fn define_stub<M: Module>(m: &mut M, name: &str, plan: &CallPlan) -> Option<
     let kind = plan.stub?;
     let sig = Signature::new(m.isa().default_call_conv());
     let id = m.declare_function(name, Linkage::Local, &sig).unwrap();
-    m.define_function_bytes(id, 16, &stub_bytes(&kind), &[]).unwrap();
+    m.define_function_bytes(id, 16, &stub_bytes(&kind), &[])
+        .unwrap();
     Some(id)
 }
 
 /// `jthunk_<name>`: a function with the C signature of the plan that stores its arguments
 /// to memory, lets `impl_fn(void **argv, void *ret)` compute the result, and returns it.
-pub fn define_thunk<M: Module>(m: &mut M, isa: &OwnedTargetIsa, name: &str, plan: &CallPlan, impl_name: &str) -> Result<FuncId, String> {
+pub fn define_thunk<M: Module>(
+    m: &mut M,
+    isa: &OwnedTargetIsa,
+    name: &str,
+    plan: &CallPlan,
+    impl_name: &str,
+) -> Result<FuncId, String> {
     let isa = isa.clone();
     let ptr = isa.pointer_type();
     // An x86_64 x87 result: the thunk sits behind `stubs::x87_callback_entry`.
-    let csig = if needs_x87_entry(plan) { c_signature_x87_entry(plan, &*isa)? } else { c_signature(plan, &*isa)? };
+    let csig = if needs_x87_entry(plan) {
+        c_signature_x87_entry(plan, &*isa)?
+    } else {
+        c_signature(plan, &*isa)?
+    };
     let mut isig = Signature::new(isa.default_call_conv());
     isig.params = vec![AbiParam::new(ptr); 2];
-    let impl_id = m.declare_function(impl_name, Linkage::Import, &isig).unwrap();
+    let impl_id = m
+        .declare_function(impl_name, Linkage::Import, &isig)
+        .unwrap();
     let id = m.declare_function(name, Linkage::Export, &csig).unwrap();
     let mut ctx = Context::new();
     ctx.func.signature = csig;
@@ -709,13 +966,18 @@ pub fn define_thunk<M: Module>(m: &mut M, isa: &OwnedTargetIsa, name: &str, plan
         b.switch_to_block(entry);
         let params = b.block_params(entry).to_vec();
         let slot = |b: &mut FunctionBuilder, size: u32| {
-            let ss = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size.max(16), 4));
+            let ss = b.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                size.max(16),
+                4,
+            ));
             b.ins().stack_addr(ptr, ss, 0)
         };
         let arg_ptrs: Vec<_> = plan.args.iter().map(|a| slot(&mut b, a.size)).collect();
         let argv = slot(&mut b, 8 * plan.args.len() as u32);
         for (i, p) in arg_ptrs.iter().enumerate() {
-            b.ins().store(MemFlagsData::trusted(), *p, argv, (8 * i) as i32);
+            b.ins()
+                .store(MemFlagsData::trusted(), *p, argv, (8 * i) as i32);
         }
         let ret = slot(&mut b, plan.ret_size);
         emit_store_incoming(&mut b, plan, &params, &arg_ptrs);
@@ -725,7 +987,7 @@ pub fn define_thunk<M: Module>(m: &mut M, isa: &OwnedTargetIsa, name: &str, plan
         b.seal_all_blocks();
         b.finalize(isa.frontend_config());
     }
-    m.define_function(id, &mut ctx).unwrap_or_else(|e| panic!("{name}: {e:?}\n{}", ctx.func.display()));
+    m.define_function(id, &mut ctx)
+        .unwrap_or_else(|e| panic!("{name}: {e:?}\n{}", ctx.func.display()));
     Ok(id)
 }
-

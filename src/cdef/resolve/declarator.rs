@@ -13,13 +13,22 @@ const MAX_DERIVATIONS: usize = 256;
 impl<'a> Resolver<'a> {
     /// Applies a declarator to `base`: `*` → pointer, `[n]` → array, `(..)` → function,
     /// inside out as C reads them.
-    pub(super) fn declarator<'i>(&mut self, base: Ty, pair: Pair<'i, Rule>) -> Result<Declared<'i>, CdefError> {
+    pub(super) fn declarator<'i>(
+        &mut self,
+        base: Ty,
+        pair: Pair<'i, Rule>,
+    ) -> Result<Declared<'i>, CdefError> {
         self.declarator_c(base, pair, false)
     }
 
     /// `base_const`: the specifiers said `const` (a `const int x` global is read-only,
     /// a `const char *p` one is not).
-    pub(super) fn declarator_c<'i>(&mut self, base: Ty, pair: Pair<'i, Rule>, base_const: bool) -> Result<Declared<'i>, CdefError> {
+    pub(super) fn declarator_c<'i>(
+        &mut self,
+        base: Ty,
+        pair: Pair<'i, Rule>,
+        base_const: bool,
+    ) -> Result<Declared<'i>, CdefError> {
         let mut ty = base;
         let mut name = None;
         let mut nested = None;
@@ -34,7 +43,9 @@ impl<'a> Resolver<'a> {
             return Err(self.error(
                 ErrorKind::CDef,
                 start,
-                format!("declarator with more than {MAX_DERIVATIONS} pointer/array/function levels"),
+                format!(
+                    "declarator with more than {MAX_DERIVATIONS} pointer/array/function levels"
+                ),
             ));
         }
         for p in inner {
@@ -57,10 +68,18 @@ impl<'a> Resolver<'a> {
             match s.as_rule() {
                 Rule::array_suffix => {
                     if ty.func {
-                        return Err(self.error(ErrorKind::CDef, at, "array of functions is not valid C (use an array of function pointers)"));
+                        return Err(self.error(
+                            ErrorKind::CDef,
+                            at,
+                            "array of functions is not valid C (use an array of function pointers)",
+                        ));
                     }
                     if matches!(ty.node.kind, Kind::Void) {
-                        return Err(self.error(ErrorKind::CDef, at, "array of void is not valid C"));
+                        return Err(self.error(
+                            ErrorKind::CDef,
+                            at,
+                            "array of void is not valid C",
+                        ));
                     }
                     let len = match s.into_inner().find(|p| p.as_rule() != Rule::qual) {
                         None => None,
@@ -71,10 +90,18 @@ impl<'a> Resolver<'a> {
                         Some(p) => {
                             let v = self.eval_int(p)?;
                             if v < 0 {
-                                return Err(self.error(ErrorKind::FFI, at, format!("negative array length {v}")));
+                                return Err(self.error(
+                                    ErrorKind::FFI,
+                                    at,
+                                    format!("negative array length {v}"),
+                                ));
                             }
                             if v > (isize::MAX as i128) {
-                                return Err(self.error(ErrorKind::FFI, at, format!("array length {v} is too large")));
+                                return Err(self.error(
+                                    ErrorKind::FFI,
+                                    at,
+                                    format!("array length {v} is too large"),
+                                ));
                             }
                             Some(v as usize)
                         }
@@ -83,31 +110,53 @@ impl<'a> Resolver<'a> {
                 }
                 Rule::param_suffix => {
                     if ty.func {
-                        return Err(self.error(ErrorKind::CDef, at, "a function cannot return a function (return a function pointer)"));
+                        return Err(self.error(
+                            ErrorKind::CDef,
+                            at,
+                            "a function cannot return a function (return a function pointer)",
+                        ));
                     }
                     if matches!(ty.node.kind, Kind::Array(..)) {
-                        return Err(self.error(ErrorKind::CDef, at, "a function cannot return an array"));
+                        return Err(self.error(
+                            ErrorKind::CDef,
+                            at,
+                            "a function cannot return an array",
+                        ));
                     }
                     let fname = name.map(|(n, _)| n).unwrap_or_default();
                     let (args, variadic) = self.params(s, fname)?;
-                    ty = Ty { node: self.ns.table.func_ptr(args, &ty.node, variadic), func: true };
+                    ty = Ty {
+                        node: self.ns.table.func_ptr(args, &ty.node, variadic),
+                        func: true,
+                    };
                 }
                 _ => {}
             }
         }
         if let Some(n) = nested {
             let at = n.as_span().start();
-            let inner = n.into_inner().find(|p| p.as_rule() == Rule::declarator).unwrap();
+            let inner = n
+                .into_inner()
+                .find(|p| p.as_rule() == Rule::declarator)
+                .unwrap();
             if let Some(param) = self.lone_type_name(&inner) {
                 // `T(U)` with `U` a type name: C reads `(U)` as a parameter list, not
                 // as a parenthesized declarator named `U` (the grammar cannot know type
                 // names).
                 let param = self.typedef_name(&param)?;
                 if ty.func {
-                    return Err(self.error(ErrorKind::CDef, at, "a function cannot return a function (return a function pointer)"));
+                    return Err(self.error(
+                        ErrorKind::CDef,
+                        at,
+                        "a function cannot return a function (return a function pointer)",
+                    ));
                 }
                 if matches!(ty.node.kind, Kind::Array(..)) {
-                    return Err(self.error(ErrorKind::CDef, at, "a function cannot return an array"));
+                    return Err(self.error(
+                        ErrorKind::CDef,
+                        at,
+                        "a function cannot return an array",
+                    ));
                 }
                 let args = if param.func {
                     vec![param.node]
@@ -122,18 +171,35 @@ impl<'a> Resolver<'a> {
                     }
                 };
                 let node = self.ns.table.func_ptr(args, &ty.node, false);
-                return Ok(Declared { ty: Ty { node, func: true }, name: None, is_const, empty: false });
+                return Ok(Declared {
+                    ty: Ty { node, func: true },
+                    name: None,
+                    is_const,
+                    empty: false,
+                });
             }
             let d = self.declarator_c(ty, inner, is_const)?;
-            return Ok(Declared { ty: d.ty, name: d.name, is_const: d.is_const, empty: false });
+            return Ok(Declared {
+                ty: d.ty,
+                name: d.name,
+                is_const: d.is_const,
+                empty: false,
+            });
         }
-        Ok(Declared { ty, name, is_const, empty })
+        Ok(Declared {
+            ty,
+            name,
+            is_const,
+            empty,
+        })
     }
 
     /// The `name` of a declarator made of only that name, if it names a type.
     pub(super) fn lone_type_name<'i>(&self, decl: &Pair<'i, Rule>) -> Option<Pair<'i, Rule>> {
         let mut parts = decl.clone().into_inner();
-        let (Some(only), None) = (parts.next(), parts.next()) else { return None };
+        let (Some(only), None) = (parts.next(), parts.next()) else {
+            return None;
+        };
         if only.as_rule() != Rule::name {
             return None;
         }
@@ -154,7 +220,11 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    pub(super) fn params(&mut self, suffix: Pair<Rule>, fname: &str) -> Result<(Vec<TypeRef>, bool), CdefError> {
+    pub(super) fn params(
+        &mut self,
+        suffix: Pair<Rule>,
+        fname: &str,
+    ) -> Result<(Vec<TypeRef>, bool), CdefError> {
         let at = suffix.as_span().start();
         let Some(params) = suffix.into_inner().next() else {
             // `f()` means `f(void)`.
@@ -180,12 +250,20 @@ impl<'a> Resolver<'a> {
         let mut args = Vec::with_capacity(count);
         for (i, p) in list.into_iter().take(count).enumerate() {
             let p_at = p.as_span().start();
-            let param = if raw { self.raw_param(p, fname, i + 1)? } else { self.param(p, fname, i + 1)? };
+            let param = if raw {
+                self.raw_param(p, fname, i + 1)?
+            } else {
+                self.param(p, fname, i + 1)?
+            };
             if param.is_void {
                 if count == 1 && param.empty {
                     return Ok((Vec::new(), false));
                 }
-                return Err(self.error(ErrorKind::CDef, p_at, format!("{fname}: 'void' must be the only parameter")));
+                return Err(self.error(
+                    ErrorKind::CDef,
+                    p_at,
+                    format!("{fname}: 'void' must be the only parameter"),
+                ));
             }
             args.push(param.node);
         }
@@ -193,7 +271,12 @@ impl<'a> Resolver<'a> {
     }
 
     /// A `param` of the tree.
-    pub(super) fn param(&mut self, p: Pair<Rule>, fname: &str, argno: usize) -> Result<Param, CdefError> {
+    pub(super) fn param(
+        &mut self,
+        p: Pair<Rule>,
+        fname: &str,
+        argno: usize,
+    ) -> Result<Param, CdefError> {
         let p_at = p.as_span().start();
         let mut inner = p.into_inner();
         let specs_pair = inner.next().unwrap();
@@ -214,12 +297,24 @@ impl<'a> Resolver<'a> {
         } else {
             ty.node
         };
-        Ok(Param { node, is_void, empty: declared.empty })
+        Ok(Param {
+            node,
+            is_void,
+            empty: declared.empty,
+        })
     }
 
     /// An unknown type name in a parameter list gets cffi's K&R hint.
-    pub(super) fn unknown_param_type(&self, e: CdefError, fname: &str, argno: usize, at: usize) -> CdefError {
-        let Some(ErrorDetail::UnknownTypeName(name)) = &e.detail else { return e };
+    pub(super) fn unknown_param_type(
+        &self,
+        e: CdefError,
+        fname: &str,
+        argno: usize,
+        at: usize,
+    ) -> CdefError {
+        let Some(ErrorDetail::UnknownTypeName(name)) = &e.detail else {
+            return e;
+        };
         let func = if fname.is_empty() { "function" } else { fname };
         self.error(
             ErrorKind::CDef,

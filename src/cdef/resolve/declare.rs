@@ -23,7 +23,12 @@ impl<'a> Resolver<'a> {
     }
 
     /// Adds `name` to the lib namespace; redeclaring it identically is fine.
-    pub(super) fn declare_name(&mut self, name: &str, decl: Decl, offset: usize) -> Result<(), CdefError> {
+    pub(super) fn declare_name(
+        &mut self,
+        name: &str,
+        decl: Decl,
+        offset: usize,
+    ) -> Result<(), CdefError> {
         if let Some(old) = self.ns.decls.names.get(name) {
             if same_decl(old, &decl) {
                 return Ok(());
@@ -47,9 +52,15 @@ impl<'a> Resolver<'a> {
         Ok(())
     }
 
-    pub(super) fn declare_typedef(&mut self, name: &str, ty: Ty, offset: usize) -> Result<(), CdefError> {
+    pub(super) fn declare_typedef(
+        &mut self,
+        name: &str,
+        ty: Ty,
+        offset: usize,
+    ) -> Result<(), CdefError> {
         let _ = offset;
-        let conflict = |old: &TypeRef, old_func: bool| !(Arc::ptr_eq(old, &ty.node) && old_func == ty.func);
+        let conflict =
+            |old: &TypeRef, old_func: bool| !(Arc::ptr_eq(old, &ty.node) && old_func == ty.func);
         let existing = self
             .ns
             .decls
@@ -84,7 +95,11 @@ impl<'a> Resolver<'a> {
         Ok(())
     }
 
-    pub(super) fn declaration(&mut self, pair: Pair<Rule>, mut extern_python: bool) -> Result<(), CdefError> {
+    pub(super) fn declaration(
+        &mut self,
+        pair: Pair<Rule>,
+        mut extern_python: bool,
+    ) -> Result<(), CdefError> {
         let start = pair.as_span().start();
         let mut inner = pair.into_inner().peekable();
         if inner.peek().map(|p| p.as_rule()) == Some(Rule::extern_lang) {
@@ -96,7 +111,10 @@ impl<'a> Resolver<'a> {
 
         // The text test avoids walking the specifiers twice for nearly every declaration.
         let is_typedef_decl = specs_pair.as_str().contains("typedef")
-            && specs_pair.clone().into_inner().any(|q| q.as_rule() == Rule::qual && q.as_str().trim_end() == "typedef");
+            && specs_pair
+                .clone()
+                .into_inner()
+                .any(|q| q.as_rule() == Rule::qual && q.as_str().trim_end() == "typedef");
         // `typedef struct { .. } name;` names the anonymous struct after the typedef.
         let mut typedef_hint = None;
         if is_typedef_decl {
@@ -109,7 +127,14 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        let specs = self.decl_specs(specs_pair, if is_typedef_decl { typedef_hint.as_deref() } else { None })?;
+        let specs = self.decl_specs(
+            specs_pair,
+            if is_typedef_decl {
+                typedef_hint.as_deref()
+            } else {
+                None
+            },
+        )?;
 
         let only_empty = init_decls.is_empty()
             || (init_decls.len() == 1 && init_decls[0].0.clone().into_inner().next().is_none());
@@ -117,17 +142,29 @@ impl<'a> Resolver<'a> {
             if specs.declares_tag && !specs.is_typedef {
                 return Ok(());
             }
-            return Err(self.error(ErrorKind::CDef, start, "Invalid declaration: nothing is declared (missing a name?)"));
+            return Err(self.error(
+                ErrorKind::CDef,
+                start,
+                "Invalid declaration: nothing is declared (missing a name?)",
+            ));
         }
         for (decl, initializer) in init_decls {
             let init_start = decl.as_span().start();
             let declared = self.declarator_c(specs.base.clone(), decl, specs.is_const)?;
             let Some((name, name_at)) = declared.name.map(|(n, at)| (n.to_string(), at)) else {
-                return Err(self.error(ErrorKind::CDef, init_start, "Invalid declaration: a name is missing"));
+                return Err(self.error(
+                    ErrorKind::CDef,
+                    init_start,
+                    "Invalid declaration: a name is missing",
+                ));
             };
             if specs.is_typedef {
                 if let Some(is_float) = specs.unknown_num {
-                    if declared.empty || declared.name.is_some() && !declared.ty.func && Arc::ptr_eq(&declared.ty.node, &specs.base.node) {
+                    if declared.empty
+                        || declared.name.is_some()
+                            && !declared.ty.func
+                            && Arc::ptr_eq(&declared.ty.node, &specs.base.node)
+                    {
                         self.ns.unknown_num_typedefs.insert(name, is_float);
                         continue;
                     }
@@ -141,18 +178,34 @@ impl<'a> Resolver<'a> {
                 continue;
             }
             if specs.unknown_num.is_some() {
-                return Err(self.error(ErrorKind::CDef, start, "'int...' and 'float...' are only valid in a typedef"));
+                return Err(self.error(
+                    ErrorKind::CDef,
+                    start,
+                    "'int...' and 'float...' are only valid in a typedef",
+                ));
             }
             if declared.ty.func {
-                let decl = if extern_python { Decl::ExternPython(declared.ty.node) } else { Decl::Function(declared.ty.node) };
+                let decl = if extern_python {
+                    Decl::ExternPython(declared.ty.node)
+                } else {
+                    Decl::Function(declared.ty.node)
+                };
                 self.declare_name(&name, decl, name_at)?;
                 continue;
             }
             if extern_python {
-                return Err(self.error(ErrorKind::CDef, name_at, format!("extern \"Python\": '{name}' must be a function")));
+                return Err(self.error(
+                    ErrorKind::CDef,
+                    name_at,
+                    format!("extern \"Python\": '{name}' must be a function"),
+                ));
             }
             if matches!(declared.ty.node.kind, Kind::Void) {
-                return Err(self.error(ErrorKind::CDef, name_at, format!("variable '{name}' declared as void")));
+                return Err(self.error(
+                    ErrorKind::CDef,
+                    name_at,
+                    format!("variable '{name}' declared as void"),
+                ));
             }
             let ty = declared.ty.node;
             let is_const = declared.is_const;
@@ -161,7 +214,10 @@ impl<'a> Resolver<'a> {
                 Some(init) if is_const || specs.is_static => {
                     let value = self.eval(init)?;
                     match value {
-                        Value::Int(v) if integer => Decl::IntConstant { value: v, ty: Some(ty) },
+                        Value::Int(v) if integer => Decl::IntConstant {
+                            value: v,
+                            ty: Some(ty),
+                        },
                         _ => Decl::UnknownConstant { ty: Some(ty) },
                     }
                 }
@@ -186,7 +242,11 @@ impl<'a> Resolver<'a> {
         let at = pair.as_span().start();
         match self.eval(pair)? {
             Value::Int(v) => Ok(v),
-            Value::Float => Err(self.error(ErrorKind::FFI, at, "unsupported expression: expected an integer constant")),
+            Value::Float => Err(self.error(
+                ErrorKind::FFI,
+                at,
+                "unsupported expression: expected an integer constant",
+            )),
         }
     }
 
@@ -197,7 +257,10 @@ impl<'a> Resolver<'a> {
                 _ => false,
             };
             if !same_value && !self.opts.override_ {
-                return Err(CdefError::new(ErrorKind::FFI, format!("multiple declarations of constant: {name}")));
+                return Err(CdefError::new(
+                    ErrorKind::FFI,
+                    format!("multiple declarations of constant: {name}"),
+                ));
             }
         } else {
             self.ns.decls.order.push(name.to_string());
@@ -205,12 +268,14 @@ impl<'a> Resolver<'a> {
         self.ns.decls.names.insert(name.to_string(), decl);
         Ok(())
     }
-
 }
 
 /// The declarators of a declaration or member, each with the `extra` pair that follows
 /// it if any (its initializer or bitfield width): the grammar puts no pair around the two.
-pub(super) fn declarators_with<'i>(pairs: impl Iterator<Item = Pair<'i, Rule>>, extra: Rule) -> Vec<(Pair<'i, Rule>, Option<Pair<'i, Rule>>)> {
+pub(super) fn declarators_with<'i>(
+    pairs: impl Iterator<Item = Pair<'i, Rule>>,
+    extra: Rule,
+) -> Vec<(Pair<'i, Rule>, Option<Pair<'i, Rule>>)> {
     let mut out: Vec<(Pair<'i, Rule>, Option<Pair<'i, Rule>>)> = Vec::new();
     for p in pairs {
         if p.as_rule() == extra {
@@ -242,11 +307,23 @@ fn same_decl(a: &Decl, b: &Decl) -> bool {
         _ => false,
     };
     match (a, b) {
-        (Decl::Function(x), Decl::Function(y)) | (Decl::ExternPython(x), Decl::ExternPython(y)) => Arc::ptr_eq(x, y),
-        (Decl::Variable { ty: x, is_const: cx }, Decl::Variable { ty: y, is_const: cy }) => Arc::ptr_eq(x, y) && cx == cy,
-        (Decl::IntConstant { value: x, ty: tx }, Decl::IntConstant { value: y, ty: ty_ }) => x == y && same_ty(tx, ty_),
+        (Decl::Function(x), Decl::Function(y)) | (Decl::ExternPython(x), Decl::ExternPython(y)) => {
+            Arc::ptr_eq(x, y)
+        }
+        (
+            Decl::Variable {
+                ty: x,
+                is_const: cx,
+            },
+            Decl::Variable {
+                ty: y,
+                is_const: cy,
+            },
+        ) => Arc::ptr_eq(x, y) && cx == cy,
+        (Decl::IntConstant { value: x, ty: tx }, Decl::IntConstant { value: y, ty: ty_ }) => {
+            x == y && same_ty(tx, ty_)
+        }
         (Decl::UnknownConstant { ty: x }, Decl::UnknownConstant { ty: y }) => same_ty(x, y),
         _ => false,
     }
 }
-

@@ -88,7 +88,10 @@ type DefineIter<'d> = std::iter::Peekable<std::slice::Iter<'d, preprocess::Defin
 
 pub fn run_cdef(ns: &mut Namespace, source: &str, opts: &CdefOptions) -> Result<(), CdefError> {
     let pre = preprocess::preprocess(source)?;
-    let pos = Positions { source, markers: &pre.markers };
+    let pos = Positions {
+        source,
+        markers: &pre.markers,
+    };
     parser::check_nesting(&pre.text, &pos, "declaration")?;
     let mut r = Resolver::new(ns, pos, opts.clone());
     let mut defines = pre.defines.iter().peekable();
@@ -110,15 +113,29 @@ pub fn run_cdef(ns: &mut Namespace, source: &str, opts: &CdefOptions) -> Result<
 }
 
 pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefError> {
-    let pos = Positions { source: text, markers: &[] };
+    let pos = Positions {
+        source: text,
+        markers: &[],
+    };
     let type_error = |msg: String| CdefError::new(ErrorKind::CDef, msg);
     if text.contains(['#', '\n']) && text.trim_start().starts_with('#') {
-        return Err(type_error(format!("cannot parse type '{text}': directives are not types")));
+        return Err(type_error(format!(
+            "cannot parse type '{text}': directives are not types"
+        )));
     }
-    parser::check_nesting(text, &pos, "type").map_err(|e| type_error(format!("in type '{text}': {}", e.message)))?;
+    parser::check_nesting(text, &pos, "type")
+        .map_err(|e| type_error(format!("in type '{text}': {}", e.message)))?;
     // The grammar only knows ' ' as whitespace; same byte offsets.
-    let normalized: String =
-        text.chars().map(|c| if matches!(c, '\t' | '\r' | '\n' | '\x0b' | '\x0c') { ' ' } else { c }).collect();
+    let normalized: String = text
+        .chars()
+        .map(|c| {
+            if matches!(c, '\t' | '\r' | '\n' | '\x0b' | '\x0c') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
     let tree = parser::parse(Rule::type_string, &normalized).map_err(|e| {
         let at = match e.location {
             pest::error::InputLocation::Pos(p) => p,
@@ -128,23 +145,36 @@ pub fn run_type_string(ns: &mut Namespace, text: &str) -> Result<TypeRef, CdefEr
         if at == 0 && text.trim().is_empty() {
             type_error("cannot parse an empty type".into())
         } else {
-            let ident = text[at.min(text.len())..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+            let ident = text[at.min(text.len())..]
+                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
             let hint = if ident { " (unknown identifier)" } else { "" };
-            type_error(format!("cannot parse type '{text}': unexpected {tok} at column {}{hint}", at + 1))
+            type_error(format!(
+                "cannot parse type '{text}': unexpected {tok} at column {}{hint}",
+                at + 1
+            ))
         }
     })?;
     let mut r = Resolver::new(ns, pos, CdefOptions::default());
     let mut inner = tree.into_inner();
     let specs_pair = inner.next().unwrap();
     let decl = inner.next().unwrap();
-    let specs = r.decl_specs(specs_pair, None).map_err(|e| strip_location(unknown_identifier(e), text))?;
+    let specs = r
+        .decl_specs(specs_pair, None)
+        .map_err(|e| strip_location(unknown_identifier(e), text))?;
     if let Some(is_float) = specs.unknown_num {
         let kind = if is_float { "float" } else { "integer" };
-        return Err(CdefError::new(ErrorKind::NotImplemented, format!("{kind} type in '{text}' can only be used after compilation")));
+        return Err(CdefError::new(
+            ErrorKind::NotImplemented,
+            format!("{kind} type in '{text}' can only be used after compilation"),
+        ));
     }
-    let declared = r.declarator(specs.base, decl).map_err(|e| strip_location(e, text))?;
+    let declared = r
+        .declarator(specs.base, decl)
+        .map_err(|e| strip_location(e, text))?;
     if declared.ty.func {
-        let e = type_error(format!("the type '{text}' is a function type, not a pointer-to-function type"));
+        let e = type_error(format!(
+            "the type '{text}' is a function type, not a pointer-to-function type"
+        ));
         return Err(e.with_detail(ErrorDetail::FunctionType));
     }
     Ok(declared.ty.node)
@@ -172,7 +202,14 @@ fn strip_location(e: CdefError, text: &str) -> CdefError {
 
 impl<'a> Resolver<'a> {
     fn new(ns: &'a mut Namespace, pos: Positions<'a>, opts: CdefOptions) -> Resolver<'a> {
-        Resolver { ns, pos, opts, saw_dots_array: false, base: 0, reused: reuse::Reused::default() }
+        Resolver {
+            ns,
+            pos,
+            opts,
+            saw_dots_array: false,
+            base: 0,
+            reused: reuse::Reused::default(),
+        }
     }
 
     /// Resolves the top-level items of a parse of `cdef`, in order, with the `#define`s
@@ -223,10 +260,14 @@ impl<'a> Resolver<'a> {
         if parser::FORCE_INLINE.with(|f| f.get()) {
             return Ok(false);
         }
-        let Ok(tree) = parser::parse(Rule::cdef, text) else { return Ok(false) };
+        let Ok(tree) = parser::parse(Rule::cdef, text) else {
+            return Ok(false);
+        };
         match self.items(tree, defines) {
             Ok(()) => return Ok(true),
-            Err(e) if !self.reused.bad_piece && parser::parse_split(text).is_some() => return Err(e),
+            Err(e) if !self.reused.bad_piece && parser::parse_split(text).is_some() => {
+                return Err(e)
+            }
             Err(_) => {}
         }
         self.undo();
@@ -238,7 +279,11 @@ impl<'a> Resolver<'a> {
     }
 
     fn extern_language(&self, lang: &Pair<Rule>) -> Result<bool, CdefError> {
-        let s = if lang.as_rule() == Rule::extern_lang { lang.clone().into_inner().next().unwrap() } else { lang.clone() };
+        let s = if lang.as_rule() == Rule::extern_lang {
+            lang.clone().into_inner().next().unwrap()
+        } else {
+            lang.clone()
+        };
         match s.as_str() {
             "\"Python\"" | "\"Python+C\"" | "\"C+Python\"" => Ok(true),
             "\"C\"" => Ok(false),

@@ -52,7 +52,11 @@ impl<'a> Resolver<'a> {
 
     /// The specifiers of `pair`: those of an identical earlier text when they can only
     /// mean the same (`reusable`), else resolved.
-    pub(super) fn decl_specs(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<Specs, CdefError> {
+    pub(super) fn decl_specs(
+        &mut self,
+        pair: Pair<Rule>,
+        typedef_hint: Option<&str>,
+    ) -> Result<Specs, CdefError> {
         let text = pair.as_str();
         // The check first: a struct body is not hashed only to be resolved anyway.
         let reusable = self.reusable(text);
@@ -70,7 +74,12 @@ impl<'a> Resolver<'a> {
 
     /// A `param_raw` piece: the type of an identical earlier piece, or the piece parsed
     /// on its own.
-    pub(super) fn raw_param(&mut self, piece: Pair<Rule>, fname: &str, argno: usize) -> Result<Param, CdefError> {
+    pub(super) fn raw_param(
+        &mut self,
+        piece: Pair<Rule>,
+        fname: &str,
+        argno: usize,
+    ) -> Result<Param, CdefError> {
         let text = piece.as_str();
         if let Some(p) = self.reused.params.get(text) {
             return Ok(p.clone());
@@ -79,7 +88,11 @@ impl<'a> Resolver<'a> {
         if text.starts_with("...") {
             // `...` before the last parameter, or `... x`: not a parameter list.
             self.reused.bad_piece = true;
-            return Err(self.error(ErrorKind::CDef, piece_at, "'...' must be the last parameter"));
+            return Err(self.error(
+                ErrorKind::CDef,
+                piece_at,
+                "'...' must be the last parameter",
+            ));
         }
         let tree = match parser::parse(Rule::param_alone, text) {
             Ok(tree) => tree,
@@ -87,7 +100,11 @@ impl<'a> Resolver<'a> {
                 // Only unchecked texts get here; their caller parses the text again for
                 // the exact error.
                 self.reused.bad_piece = true;
-                return Err(self.error(ErrorKind::CDef, piece_at, format!("cannot parse parameter '{}': {e}", text.trim_end())));
+                return Err(self.error(
+                    ErrorKind::CDef,
+                    piece_at,
+                    format!("cannot parse parameter '{}': {e}", text.trim_end()),
+                ));
             }
         };
         let param_pair = tree.into_inner().next().unwrap();

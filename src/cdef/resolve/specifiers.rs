@@ -13,7 +13,11 @@ use crate::types::layout::{MemberSpec, Packing};
 use crate::types::model::{Kind, Prim, TypeRef};
 
 impl<'a> Resolver<'a> {
-    pub(super) fn resolve_decl_specs(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<Specs, CdefError> {
+    pub(super) fn resolve_decl_specs(
+        &mut self,
+        pair: Pair<Rule>,
+        typedef_hint: Option<&str>,
+    ) -> Result<Specs, CdefError> {
         let mut specs = Specs {
             base: Ty::plain(self.ns.void()),
             is_typedef: false,
@@ -58,7 +62,11 @@ impl<'a> Resolver<'a> {
                         }
                     }
                     if nwords > words.len() {
-                        return Err(self.error(ErrorKind::FFI, p.as_span().start(), format!("Unsupported type: '{}'", p.as_str().trim_end())));
+                        return Err(self.error(
+                            ErrorKind::FFI,
+                            p.as_span().start(),
+                            format!("Unsupported type: '{}'", p.as_str().trim_end()),
+                        ));
                     }
                     let prim = prim_from_keywords(&words[..nwords])
                         .map_err(|m| self.error(ErrorKind::FFI, p.as_span().start(), m))?;
@@ -67,7 +75,8 @@ impl<'a> Resolver<'a> {
                         None => self.ns.void(),
                     });
                     if dots {
-                        let is_float = matches!(prim, Some(Prim::Float | Prim::Double | Prim::LongDouble));
+                        let is_float =
+                            matches!(prim, Some(Prim::Float | Prim::Double | Prim::LongDouble));
                         specs.unknown_num = Some(is_float);
                     }
                 }
@@ -107,7 +116,10 @@ impl<'a> Resolver<'a> {
             return Ok(Ty::plain(t.clone()));
         }
         if let Some(t) = self.ns.fn_typedefs.get(name) {
-            return Ok(Ty { node: t.clone(), func: true });
+            return Ok(Ty {
+                node: t.clone(),
+                func: true,
+            });
         }
         if let Some(is_float) = self.ns.unknown_num_typedefs.get(name) {
             let kind = if *is_float { "float" } else { "integer" };
@@ -125,14 +137,22 @@ impl<'a> Resolver<'a> {
         }
         let at = p.as_span().start();
         if self.ns.decls.names.contains_key(name) {
-            return Err(self.error(ErrorKind::CDef, at, format!("'{name}' is not a type but a declared name")));
+            return Err(self.error(
+                ErrorKind::CDef,
+                at,
+                format!("'{name}' is not a type but a declared name"),
+            ));
         }
         let e = self.error(ErrorKind::CDef, at, format!("unknown type name '{name}'"));
         Err(e.with_detail(ErrorDetail::UnknownTypeName(name.into())))
     }
 
     /// Returns the record's node and whether it is an anonymous definition.
-    pub(super) fn struct_spec(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<(TypeRef, bool), CdefError> {
+    pub(super) fn struct_spec(
+        &mut self,
+        pair: Pair<Rule>,
+        typedef_hint: Option<&str>,
+    ) -> Result<(TypeRef, bool), CdefError> {
         let start = pair.as_span().start();
         let mut inner = pair.into_inner();
         let kw = inner.next().unwrap().as_str().trim_end();
@@ -148,12 +168,24 @@ impl<'a> Resolver<'a> {
         }
         let node = match tag {
             Some(tag) => {
-                let map = if is_union { &self.ns.decls.unions } else { &self.ns.decls.structs };
+                let map = if is_union {
+                    &self.ns.decls.unions
+                } else {
+                    &self.ns.decls.structs
+                };
                 match map.get(tag) {
                     Some(n) => n.clone(),
                     None => {
-                        let n = self.ns.table.new_record(is_union, Some(tag.to_string()), format!("{kw} {tag}"));
-                        let map = if is_union { &mut self.ns.decls.unions } else { &mut self.ns.decls.structs };
+                        let n = self.ns.table.new_record(
+                            is_union,
+                            Some(tag.to_string()),
+                            format!("{kw} {tag}"),
+                        );
+                        let map = if is_union {
+                            &mut self.ns.decls.unions
+                        } else {
+                            &mut self.ns.decls.structs
+                        };
                         map.insert(tag.to_string(), n.clone());
                         n
                     }
@@ -168,19 +200,40 @@ impl<'a> Resolver<'a> {
             }
         };
         if let Some(body) = body {
-            let Kind::Record(rec) = &node.kind else { unreachable!() };
+            let Kind::Record(rec) = &node.kind else {
+                unreachable!()
+            };
             if !self.ns.has_body.insert(rec.id) {
-                return Err(self.error(ErrorKind::CDef, start, format!("duplicate declaration of {}", rec.cname)));
+                return Err(self.error(
+                    ErrorKind::CDef,
+                    start,
+                    format!("duplicate declaration of {}", rec.cname),
+                ));
             }
             let (members, partial) = self.members(body, &rec.cname)?;
-            let packing = Packing { packed: self.opts.packed, pack: self.opts.pack };
-            self.ns.pending.insert(rec.id, PendingBody { node: node.clone(), members, partial, packing });
+            let packing = Packing {
+                packed: self.opts.packed,
+                pack: self.opts.pack,
+            };
+            self.ns.pending.insert(
+                rec.id,
+                PendingBody {
+                    node: node.clone(),
+                    members,
+                    partial,
+                    packing,
+                },
+            );
             self.ns.pending_order.push(rec.id);
         }
         Ok((node, tag.is_none()))
     }
 
-    pub(super) fn members(&mut self, body: Pair<Rule>, owner: &str) -> Result<(Vec<MemberSpec>, bool), CdefError> {
+    pub(super) fn members(
+        &mut self,
+        body: Pair<Rule>,
+        owner: &str,
+    ) -> Result<(Vec<MemberSpec>, bool), CdefError> {
         let mut members = Vec::new();
         let mut partial = false;
         let saved_dots = std::mem::replace(&mut self.saw_dots_array, false);
@@ -213,29 +266,53 @@ impl<'a> Resolver<'a> {
                 }
                 if declared.empty && bits.is_none() {
                     if specs.anonymous_record {
-                        members.push(MemberSpec { name: None, ty: declared.ty.node, bits: None });
+                        members.push(MemberSpec {
+                            name: None,
+                            ty: declared.ty.node,
+                            bits: None,
+                        });
                         continue;
                     }
                     if specs.declares_tag {
                         continue;
                     }
-                    return Err(self.error(ErrorKind::FFI, m_start, "bad or unsupported type declaration"));
+                    return Err(self.error(
+                        ErrorKind::FFI,
+                        m_start,
+                        "bad or unsupported type declaration",
+                    ));
                 }
                 let name = declared.name.map(|(n, _)| n.to_string());
                 if name.is_none() && bits.is_none() {
-                    return Err(self.error(ErrorKind::FFI, md_start, "bad or unsupported type declaration: a field needs a name"));
+                    return Err(self.error(
+                        ErrorKind::FFI,
+                        md_start,
+                        "bad or unsupported type declaration: a field needs a name",
+                    ));
                 }
                 if let (Some(n), true) = (&name, matches!(declared.ty.node.kind, Kind::Void)) {
-                    return Err(self.error(ErrorKind::CDef, md_start, format!("field '{owner}.{n}' declared as void")));
+                    return Err(self.error(
+                        ErrorKind::CDef,
+                        md_start,
+                        format!("field '{owner}.{n}' declared as void"),
+                    ));
                 }
-                members.push(MemberSpec { name, ty: declared.ty.node, bits });
+                members.push(MemberSpec {
+                    name,
+                    ty: declared.ty.node,
+                    bits,
+                });
             }
         }
         partial |= std::mem::replace(&mut self.saw_dots_array, saved_dots);
         Ok((members, partial))
     }
 
-    pub(super) fn enum_spec(&mut self, pair: Pair<Rule>, typedef_hint: Option<&str>) -> Result<TypeRef, CdefError> {
+    pub(super) fn enum_spec(
+        &mut self,
+        pair: Pair<Rule>,
+        typedef_hint: Option<&str>,
+    ) -> Result<TypeRef, CdefError> {
         let start = pair.as_span().start();
         let mut tag = None;
         let mut body = None;
@@ -253,7 +330,13 @@ impl<'a> Resolver<'a> {
             }
             // A forward-declared enum: cffi guesses `unsigned int`.
             let tag = tag.unwrap();
-            let n = self.ns.table.new_enum(Some(tag.to_string()), format!("enum {tag}"), Vec::new(), Prim::UInt, false);
+            let n = self.ns.table.new_enum(
+                Some(tag.to_string()),
+                format!("enum {tag}"),
+                Vec::new(),
+                Prim::UInt,
+                false,
+            );
             self.ns.decls.enums.insert(tag.to_string(), n);
             return Ok(self.ns.decls.enums[tag].clone());
         };
@@ -289,15 +372,26 @@ impl<'a> Resolver<'a> {
                             let names = &self.ns.decls.names;
                             let local = &items;
                             let lookup = |n: &str| {
-                                local.iter().rev().find(|(k, _)| k == n).map(|(_, v)| *v).or_else(|| match names.get(n) {
-                                    Some(Decl::IntConstant { value, .. }) => Some(*value),
-                                    _ => None,
-                                })
+                                local
+                                    .iter()
+                                    .rev()
+                                    .find(|(k, _)| k == n)
+                                    .map(|(_, v)| *v)
+                                    .or_else(|| match names.get(n) {
+                                        Some(Decl::IntConstant { value, .. }) => Some(*value),
+                                        _ => None,
+                                    })
                             };
-                            match consteval::eval(v, &lookup).map_err(|e| self.error(ErrorKind::FFI, e.offset, e.message))? {
+                            match consteval::eval(v, &lookup)
+                                .map_err(|e| self.error(ErrorKind::FFI, e.offset, e.message))?
+                            {
                                 Value::Int(x) => x,
                                 Value::Float => {
-                                    return Err(self.error(ErrorKind::FFI, name_at, "unsupported expression: enum values must be integers"))
+                                    return Err(self.error(
+                                        ErrorKind::FFI,
+                                        name_at,
+                                        "unsupported expression: enum values must be integers",
+                                    ))
                                 }
                             }
                         }
@@ -317,16 +411,30 @@ impl<'a> Resolver<'a> {
             (None, Some(h)) => h.to_string(),
             (None, None) => self.anonymous_name("enum"),
         };
-        let node = self.ns.table.new_enum(tag.map(str::to_string), cname, items.clone(), underlying, partial);
+        let node = self.ns.table.new_enum(
+            tag.map(str::to_string),
+            cname,
+            items.clone(),
+            underlying,
+            partial,
+        );
         if let Some(t) = tag {
             self.ns.decls.enums.insert(t.to_string(), node.clone());
         }
         for (name, value) in items {
-            let decl = Decl::IntConstant { value, ty: Some(node.clone()) };
+            let decl = Decl::IntConstant {
+                value,
+                ty: Some(node.clone()),
+            };
             self.declare_enumerator(&name, decl)?;
         }
         for (name, _) in unknown {
-            self.declare_enumerator(&name, Decl::UnknownConstant { ty: Some(node.clone()) })?;
+            self.declare_enumerator(
+                &name,
+                Decl::UnknownConstant {
+                    ty: Some(node.clone()),
+                },
+            )?;
         }
         Ok(node)
     }

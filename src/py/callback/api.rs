@@ -72,7 +72,10 @@ fn callback_ctype<'py>(shared: &FfiRef, cdecl: &Bound<'py, PyAny>) -> PyResult<B
         )));
     };
     if !matches!(ct.get().ty.kind, Kind::FuncPtr(_)) {
-        return Err(PyTypeError::new_err(format!("expected a function ctype, got '{}'", ct.get().ty.cname())));
+        return Err(PyTypeError::new_err(format!(
+            "expected a function ctype, got '{}'",
+            ct.get().ty.cname()
+        )));
     }
     Ok(ct)
 }
@@ -113,15 +116,23 @@ fn make_callback_cdata(
     let core = new_callback(py, shared, &ty, callable.clone().unbind(), error, onerror)?;
     let addr = core.code_ptr() as usize;
     // Empty repr: printed through `callback_target` when asked for.
-    let owner = Owner::Custom { payload: Box::new(CallbackHandle(Some(core))), repr: String::new().into() };
+    let owner = Owner::Custom {
+        payload: Box::new(CallbackHandle(Some(core))),
+        repr: String::new().into(),
+    };
     Ok(CData::new_owning(py, ct.clone().unbind(), addr, 0, 0, owner)?.into_any())
 }
 
 /// What a callback cdata calls, for its repr.
-pub(super) fn callback_target(py: Python<'_>, payload: &(dyn std::any::Any + Send + Sync)) -> Option<Py<PyAny>> {
-    payload.downcast_ref::<CallbackHandle>()?.core().callable(py)
+pub(super) fn callback_target(
+    py: Python<'_>,
+    payload: &(dyn std::any::Any + Send + Sync),
+) -> Option<Py<PyAny>> {
+    payload
+        .downcast_ref::<CallbackHandle>()?
+        .core()
+        .callable(py)
 }
-
 
 /// The C function pointer of `extern "Python"` function `name` of type `fty` (a cdata,
 /// the same object every time, so C may keep the address across `def_extern` calls).
@@ -137,7 +148,9 @@ pub fn extern_python_cdata(
 ) -> PyResult<Py<CData>> {
     // `shared` and `fty` are the FFI's and the declaration's: `new_extern_python_cdata`
     // finds them again from `ffi_obj` and `name`.
-    let cd = python_glue(py)?.getattr(pyo3::intern!(py, "extern_python"))?.call1((ffi_obj, name))?;
+    let cd = python_glue(py)?
+        .getattr(pyo3::intern!(py, "extern_python"))?
+        .call1((ffi_obj, name))?;
     Ok(cd.cast_into::<CData>()?.unbind())
 }
 
@@ -145,7 +158,9 @@ pub fn extern_python_cdata(
 pub fn new_extern_python_cdata(py: Python<'_>, shared: &FfiRef, name: &str) -> PyResult<Py<CData>> {
     let decl = shared.lock_ns().decls.names.get(name).cloned();
     let Some(Decl::ExternPython(fty)) = decl else {
-        return Err(FFIError::new_err(format!("no 'extern \"Python\"' function named '{name}'")));
+        return Err(FFIError::new_err(format!(
+            "no 'extern \"Python\"' function named '{name}'"
+        )));
     };
     let core = new_extern_core(py, shared, &fty, name)?;
     let addr = core.code_ptr() as usize;
@@ -171,7 +186,9 @@ pub fn def_extern_bind(
         None => func.getattr("__name__")?.extract()?,
     };
     if !func.is_callable() {
-        return Err(PyTypeError::new_err("the 'python_callable' argument is not callable"));
+        return Err(PyTypeError::new_err(
+            "the 'python_callable' argument is not callable",
+        ));
     }
     let decl = shared.lock_ns().decls.names.get(&name).cloned();
     let Some(Decl::ExternPython(fty)) = decl else {
@@ -182,8 +199,13 @@ pub fn def_extern_bind(
     let cd = extern_python_cdata(py, ffi_obj, shared, &name, &fty)?;
     let cd = cd.bind(py).get();
     let st = cd.state.get(py);
-    let Owner::Custom { payload, .. } = &st.owner else { unreachable!("extern cdata own their core") };
-    let core = payload.downcast_ref::<CallbackHandle>().expect("extern cdata hold a callback").core();
+    let Owner::Custom { payload, .. } = &st.owner else {
+        unreachable!("extern cdata own their core")
+    };
+    let core = payload
+        .downcast_ref::<CallbackHandle>()
+        .expect("extern cdata hold a callback")
+        .core();
     let onerror = onerror.filter(|o| !o.is_none()).map(|o| o.clone().unbind());
     bind_extern(py, core, func.clone().unbind(), error, onerror)
 }
@@ -191,7 +213,9 @@ pub fn def_extern_bind(
 /// `jitffi._callbacks`, where the decorator forms live.
 fn python_glue(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-    MODULE.get_or_try_init(py, || py.import("jitffi._callbacks").map(Bound::unbind)).map(|m| m.bind(py))
+    MODULE
+        .get_or_try_init(py, || py.import("jitffi._callbacks").map(Bound::unbind))
+        .map(|m| m.bind(py))
 }
 
 fn check_onerror_arg(py: Python<'_>, onerror: Option<&Bound<'_, PyAny>>) -> PyResult<()> {

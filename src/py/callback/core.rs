@@ -50,7 +50,10 @@ unsafe impl Send for BindingCell {}
 
 impl BindingCell {
     pub(super) fn new(b: Binding) -> BindingCell {
-        BindingCell { borrowed: Cell::new(false), data: UnsafeCell::new(b) }
+        BindingCell {
+            borrowed: Cell::new(false),
+            data: UnsafeCell::new(b),
+        }
     }
 
     /// Runs `f` on the binding. Panics on a re-entrant borrow (a bug: callers never run
@@ -63,7 +66,10 @@ impl BindingCell {
                 self.0.set(false);
             }
         }
-        assert!(!self.borrowed.replace(true), "re-entrant access to a callback binding");
+        assert!(
+            !self.borrowed.replace(true),
+            "re-entrant access to a callback binding"
+        );
         let _release = Release(&self.borrowed);
         // SAFETY: the flag was clear, so this is the only borrow (see `Sync` above); it
         // ends with `f`.
@@ -85,7 +91,9 @@ impl CallbackHandle {
 
 impl Drop for CallbackHandle {
     fn drop(&mut self) {
-        let Some(mut core) = self.0.take() else { return };
+        let Some(mut core) = self.0.take() else {
+            return;
+        };
         // SAFETY: cdata (the owners of handles) are freed with the GIL held.
         let py = unsafe { Python::assume_attached() };
         let busy = core.binding.with(py, |b| {
@@ -114,7 +122,9 @@ pub(super) enum Fast {
 impl Fast {
     pub(super) fn of(ty: &TypeRef) -> Fast {
         match &ty.kind {
-            Kind::Prim(i) if matches!(i.class, PrimClass::SignedInt | PrimClass::UnsignedInt) => Fast::Int(*i),
+            Kind::Prim(i) if matches!(i.class, PrimClass::SignedInt | PrimClass::UnsignedInt) => {
+                Fast::Int(*i)
+            }
             Kind::Prim(i) if i.class == PrimClass::Float => Fast::Float(i.size),
             _ => Fast::Generic,
         }
@@ -150,7 +160,8 @@ impl CallbackCore {
     }
 
     pub fn callable(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.binding.with(py, |b| b.callable.as_ref().map(|c| c.clone_ref(py)))
+        self.binding
+            .with(py, |b| b.callable.as_ref().map(|c| c.clone_ref(py)))
     }
 }
 
@@ -178,8 +189,13 @@ mod tests {
             });
             cell.with(py, |b| b.in_flight += 1);
             assert_eq!(cell.with(py, |b| b.in_flight), 1);
-            let nested = std::panic::catch_unwind(AssertUnwindSafe(|| cell.with(py, |_| cell.with(py, |b| b.in_flight))));
-            assert!(nested.is_err(), "a second borrow inside the first must not alias");
+            let nested = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                cell.with(py, |_| cell.with(py, |b| b.in_flight))
+            }));
+            assert!(
+                nested.is_err(),
+                "a second borrow inside the first must not alias"
+            );
             // The flag was reset by the unwinding first borrow.
             assert_eq!(cell.with(py, |b| b.in_flight), 1);
         });

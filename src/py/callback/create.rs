@@ -23,7 +23,11 @@ fn unsupported(fptr: &TypeNode, why: &str) -> PyErr {
     PyNotImplementedError::new_err(format!(
         "{}: callback with unsupported argument or return type or with '...'{}",
         fptr.cname(),
-        if why.is_empty() { String::new() } else { format!(" ({why})") }
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({why})")
+        }
     ))
 }
 
@@ -40,7 +44,12 @@ pub fn shape_for(fptr: &TypeRef) -> PyResult<Arc<Shape>> {
     }
     let sig: &FuncSig = match &fptr.kind {
         Kind::FuncPtr(sig) => sig,
-        _ => return Err(PyTypeError::new_err(format!("expected a function ctype, got '{}'", fptr.cname()))),
+        _ => {
+            return Err(PyTypeError::new_err(format!(
+                "expected a function ctype, got '{}'",
+                fptr.cname()
+            )))
+        }
     };
     if sig.variadic {
         return Err(unsupported(fptr, ""));
@@ -49,20 +58,35 @@ pub fn shape_for(fptr: &TypeRef) -> PyResult<Arc<Shape>> {
         LoweringError::Unsupported(m) => unsupported(fptr, &m),
         LoweringError::Invalid(m) => PyTypeError::new_err(m),
     })?;
-    let thunk = callback_thunk::thunk_for_plan(&plan, super::dispatch::dispatch).map_err(|e| match e {
-        CompileError::Unsupported(m) => unsupported(fptr, &m),
-        e => PyTypeError::new_err(e.to_string()),
-    })?;
-    let args = sig.args.iter().zip(&thunk.arg_offsets).map(|(t, off)| (*off as usize, t.clone(), Fast::of(t))).collect();
+    let thunk =
+        callback_thunk::thunk_for_plan(&plan, super::dispatch::dispatch).map_err(|e| match e {
+            CompileError::Unsupported(m) => unsupported(fptr, &m),
+            e => PyTypeError::new_err(e.to_string()),
+        })?;
+    let args = sig
+        .args
+        .iter()
+        .zip(&thunk.arg_offsets)
+        .map(|(t, off)| (*off as usize, t.clone(), Fast::of(t)))
+        .collect();
     let result = match sig.result.kind {
         Kind::Void => None,
         _ => Some(sig.result.clone()),
     };
     let result_fast = result.as_ref().map_or(Fast::Generic, Fast::of);
     let result_size = thunk.result_size as usize;
-    let shape = Arc::new(Shape { args, result, result_fast, result_size, thunk });
+    let shape = Arc::new(Shape {
+        args,
+        result,
+        result_fast,
+        result_size,
+        thunk,
+    });
     // The cache keeps the node alive, so its address is never reused for another type.
-    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (fptr.clone(), shape.clone()));
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, (fptr.clone(), shape.clone()));
     Ok(shape)
 }
 
@@ -110,11 +134,27 @@ fn new_core(
     check_onerror(py, onerror.as_ref().map(|o| o.bind(py)))?;
     let shape = shape_for(fptr)?;
     let error_result = error_bytes(py, ffi, &shape.result, shape.result_size, error)?;
-    let binding = BindingCell::new(Binding { callable, onerror, error_result, in_flight: 0, orphaned: false });
-    let mut core = Box::new(CallbackCore { binding, ffi: ffi.clone(), shape, extern_name, slot: None });
+    let binding = BindingCell::new(Binding {
+        callable,
+        onerror,
+        error_result,
+        in_flight: 0,
+        orphaned: false,
+    });
+    let mut core = Box::new(CallbackCore {
+        binding,
+        ffi: ffi.clone(),
+        shape,
+        extern_name,
+        slot: None,
+    });
     let core_ptr = &*core as *const CallbackCore as *const ();
-    let slot = entry_pool::alloc(core.shape.thunk.closure_reg, core_ptr, core.shape.thunk.code)
-        .map_err(PyMemoryError::new_err)?;
+    let slot = entry_pool::alloc(
+        core.shape.thunk.closure_reg,
+        core_ptr,
+        core.shape.thunk.code,
+    )
+    .map_err(PyMemoryError::new_err)?;
     core.slot = Some(slot);
     Ok(core)
 }
@@ -128,10 +168,19 @@ pub fn bind_extern(
     onerror: Option<Py<PyAny>>,
 ) -> PyResult<()> {
     check_onerror(py, onerror.as_ref().map(|o| o.bind(py)))?;
-    let error_result = error_bytes(py, &core.ffi, &core.shape.result, core.shape.result_size, error)?;
+    let error_result = error_bytes(
+        py,
+        &core.ffi,
+        &core.shape.result,
+        core.shape.result_size,
+        error,
+    )?;
     let old = core.binding.with(py, |b| {
         b.error_result = error_result;
-        (b.callable.replace(callable), std::mem::replace(&mut b.onerror, onerror))
+        (
+            b.callable.replace(callable),
+            std::mem::replace(&mut b.onerror, onerror),
+        )
     });
     // Dropped outside the borrow: a `__del__` may run Python code.
     drop(old);
@@ -139,7 +188,12 @@ pub fn bind_extern(
 }
 
 /// The core of a not yet bound `extern "Python"` function named `name`.
-pub fn new_extern_core(py: Python<'_>, ffi: &FfiRef, fptr: &TypeRef, name: &str) -> PyResult<Box<CallbackCore>> {
+pub fn new_extern_core(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    fptr: &TypeRef,
+    name: &str,
+) -> PyResult<Box<CallbackCore>> {
     new_core(py, ffi, fptr, None, None, None, Some(name.to_string()))
 }
 
@@ -154,7 +208,9 @@ pub fn new_callback(
     onerror: Option<Py<PyAny>>,
 ) -> PyResult<Box<CallbackCore>> {
     if !callable.bind(py).is_callable() {
-        return Err(PyTypeError::new_err("the 'python_callable' argument is not callable"));
+        return Err(PyTypeError::new_err(
+            "the 'python_callable' argument is not callable",
+        ));
     }
     new_core(py, ffi, fptr, Some(callable), error, onerror, None)
 }

@@ -71,7 +71,9 @@ unsafe fn dispatch_held(closure: *const (), args: *mut u8, result: *mut u8) {
         b.callable.as_ref().map(|c| c.bind(py).clone())
     });
     // SAFETY: `dispatch`'s contract.
-    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { invoke(py, core, callable, args, result) }));
+    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
+        invoke(py, core, callable, args, result)
+    }));
     if let Err(payload) = outcome {
         let _ = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: `result` has room for the result (contract).
@@ -175,11 +177,19 @@ unsafe fn invoke(
     let written = match &shape.result {
         Some(rt) => write_result(py, &core.ffi, rt, shape.result_fast, result, &ret),
         None if ret.is_none() => Ok(()),
-        None => Err(PyTypeError::new_err("callback with the return type 'void' must return None")),
+        None => Err(PyTypeError::new_err(
+            "callback with the return type 'void' must return None",
+        )),
     };
     if let Err(e) = written {
         e.restore(py);
-        fail(py, core, &callable, result, ", trying to convert the result back to C");
+        fail(
+            py,
+            core,
+            &callable,
+            result,
+            ", trying to convert the result back to C",
+        );
     }
 }
 
@@ -188,10 +198,18 @@ unsafe fn invoke(
 ///
 /// # Safety
 /// `result` has room for the callback's result; the GIL is held.
-unsafe fn fail(py: Python<'_>, core: &CallbackCore, callable: &Bound<'_, PyAny>, result: *mut u8, extra: &str) {
+unsafe fn fail(
+    py: Python<'_>,
+    core: &CallbackCore,
+    callable: &Bound<'_, PyAny>,
+    result: *mut u8,
+    extra: &str,
+) {
     // SAFETY: per the contract.
     unsafe { put_error_result(py, core, result) };
-    let onerror = core.binding.with(py, |b| b.onerror.as_ref().map(|o| o.bind(py).clone()));
+    let onerror = core
+        .binding
+        .with(py, |b| b.onerror.as_ref().map(|o| o.bind(py).clone()));
     let Some(onerror) = onerror else {
         report_unraisable(py, callable, extra);
         return;
@@ -199,7 +217,10 @@ unsafe fn fail(py: Python<'_>, core: &CallbackCore, callable: &Bound<'_, PyAny>,
     let err = PyErr::fetch(py);
     let exc_type = err.get_type(py);
     let value = err.value(py).clone();
-    let tb = err.traceback(py).map(|t| t.into_any()).unwrap_or_else(|| py.None().into_bound(py));
+    let tb = err
+        .traceback(py)
+        .map(|t| t.into_any())
+        .unwrap_or_else(|| py.None().into_bound(py));
     let second = match onerror.call1((exc_type, value, tb)) {
         Ok(r) if r.is_none() => None,
         Ok(r) => match &core.shape.result {
@@ -222,7 +243,10 @@ unsafe fn fail(py: Python<'_>, core: &CallbackCore, callable: &Bound<'_, PyAny>,
 /// Reports the current exception as cffi does: "Exception ignored from cffi callback
 /// <repr of the callable><extra>".
 fn report_unraisable(py: Python<'_>, callable: &Bound<'_, PyAny>, extra: &str) {
-    let name = callable.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<callable>".to_string());
+    let name = callable
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "<callable>".to_string());
     write_unraisable_msg(py, &format!("from cffi callback {name}{extra}"));
 }
 
@@ -233,13 +257,23 @@ fn write_unraisable_msg(py: Python<'_>, msg: &str) {
     unsafe { _PyErr_WriteUnraisableMsg(msg.as_ptr(), ptr::null_mut()) };
 }
 
-
-unsafe fn read_value(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, p: *const u8) -> PyResult<Py<PyAny>> {
+unsafe fn read_value(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    ty: &TypeRef,
+    p: *const u8,
+) -> PyResult<Py<PyAny>> {
     convert::new_owned_copy(py, ffi, ty, p)
 }
 
 #[inline]
-unsafe fn read_arg(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, fast: Fast, p: *const u8) -> PyResult<Py<PyAny>> {
+unsafe fn read_arg(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    ty: &TypeRef,
+    fast: Fast,
+    p: *const u8,
+) -> PyResult<Py<PyAny>> {
     match fast {
         Fast::Int(i) if i.signed => convert::i64_to_py(py, convert::load_i64(p, i.size)),
         Fast::Int(i) => convert::u64_to_py(py, convert::load_u64(p, i.size)),
@@ -249,7 +283,14 @@ unsafe fn read_arg(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, fast: Fast, p: *c
 }
 
 #[inline]
-unsafe fn write_result(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, fast: Fast, p: *mut u8, v: &Bound<'_, PyAny>) -> PyResult<()> {
+unsafe fn write_result(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    ty: &TypeRef,
+    fast: Fast,
+    p: *mut u8,
+    v: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     match fast {
         Fast::Int(i) if ffi::PyLong_CheckExact(v.as_ptr()) != 0 => {
             if let Ok(bits) = convert::py_to_int_bits(v, &i, "") {
@@ -266,6 +307,12 @@ unsafe fn write_result(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, fast: Fast, p
     write_value(py, ffi, ty, p, v)
 }
 
-unsafe fn write_value(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, p: *mut u8, v: &Bound<'_, PyAny>) -> PyResult<()> {
+unsafe fn write_value(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    ty: &TypeRef,
+    p: *mut u8,
+    v: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     convert::write_value(py, ffi, ty, v, p)
 }

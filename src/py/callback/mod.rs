@@ -50,9 +50,18 @@ mod tests {
         });
         let core = Python::attach(|py| {
             let g = PyDict::new(py);
-            py.run(c"def f(a, b):\n    return a * 2 + int(b)\n", Some(&g), None).unwrap();
+            py.run(c"def f(a, b):\n    return a * 2 + int(b)\n", Some(&g), None)
+                .unwrap();
             let f = g.get_item("f").unwrap().unwrap().unbind();
-            new_callback(py, &shared, &fptr, f, Some(&(-1i32).into_pyobject(py).unwrap().into_any()), None).unwrap()
+            new_callback(
+                py,
+                &shared,
+                &fptr,
+                f,
+                Some(&(-1i32).into_pyobject(py).unwrap().into_any()),
+                None,
+            )
+            .unwrap()
         });
         // SAFETY: the entry point of a callback of exactly this C type.
         let cfn: extern "C" fn(i32, f64) -> i32 = unsafe { std::mem::transmute(core.code_ptr()) };

@@ -13,7 +13,10 @@ fn bitfield_info(ty: &TypeRef) -> PyResult<PrimInfo> {
     match &ty.kind {
         Kind::Prim(pi) => Ok(*pi),
         Kind::Enum(e) => Ok(e.underlying_info()),
-        _ => Err(PyTypeError::new_err(format!("bitfield of non-integer type '{}'", ty.cname()))),
+        _ => Err(PyTypeError::new_err(format!(
+            "bitfield of non-integer type '{}'",
+            ty.cname()
+        ))),
     }
 }
 
@@ -21,7 +24,13 @@ fn bitfield_info(ty: &TypeRef) -> PyResult<PrimInfo> {
 ///
 /// # Safety
 /// `unit` must be valid for the field type's size.
-pub unsafe fn write_bitfield(ty: &TypeRef, shift: i32, bits: i32, obj: &Bound<'_, PyAny>, unit: *mut u8) -> PyResult<()> {
+pub unsafe fn write_bitfield(
+    ty: &TypeRef,
+    shift: i32,
+    bits: i32,
+    obj: &Bound<'_, PyAny>,
+    unit: *mut u8,
+) -> PyResult<()> {
     let info = bitfield_info(ty)?;
     if ffi::PyLong_Check(obj.as_ptr()) == 0 && !obj.is_instance_of::<CData>() {
         // like int.__index__: floats and others raise "... cannot be interpreted as an integer"
@@ -66,7 +75,13 @@ fn bit_span(shift: i32, bits: i32) -> (usize, usize) {
 ///
 /// # Safety
 /// `unit` must be valid for the field type's size.
-pub unsafe fn read_bitfield(py: Python<'_>, ty: &TypeRef, shift: i32, bits: i32, unit: *const u8) -> PyResult<Py<PyAny>> {
+pub unsafe fn read_bitfield(
+    py: Python<'_>,
+    ty: &TypeRef,
+    shift: i32,
+    bits: i32,
+    unit: *const u8,
+) -> PyResult<Py<PyAny>> {
     let info = bitfield_info(ty)?;
     let (raw_off, nbytes) = bit_span(shift, bits);
     let local_shift = shift - (raw_off as i32) * 8;

@@ -33,7 +33,10 @@ impl KeepAlive {
     pub fn alloc(&mut self, size: usize) -> *mut u8 {
         let v = vec![0u64; size.div_ceil(8).max(1)];
         self.buffers.push(v);
-        self.buffers.last_mut().map(|v| v.as_mut_ptr() as *mut u8).unwrap_or(std::ptr::null_mut())
+        self.buffers
+            .last_mut()
+            .map(|v| v.as_mut_ptr() as *mut u8)
+            .unwrap_or(std::ptr::null_mut())
     }
     pub fn keep(&mut self, obj: Py<PyAny>) {
         self.objects.push(obj);
@@ -48,7 +51,13 @@ impl KeepAlive {
 ///
 /// # Safety
 /// The returned pointer is only valid while `keep` and `obj` are alive.
-pub unsafe fn py_to_pointer_arg(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, obj: &Bound<'_, PyAny>, keep: &mut KeepAlive) -> PyResult<usize> {
+pub unsafe fn py_to_pointer_arg(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    ty: &TypeRef,
+    obj: &Bound<'_, PyAny>,
+    keep: &mut KeepAlive,
+) -> PyResult<usize> {
     let _ = ffi;
     if obj.is_instance_of::<CData>() {
         return pointer_from_cdata(ty, obj);
@@ -89,7 +98,12 @@ pub unsafe fn py_to_pointer_arg(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, obj:
 
 /// A non-owning pointer cdata of type `ty` (pointer or function pointer) with value `addr`
 /// (what a call returning a pointer gives).
-pub fn cdata_from_pointer(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, addr: usize) -> PyResult<Py<PyAny>> {
+pub fn cdata_from_pointer(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    ty: &TypeRef,
+    addr: usize,
+) -> PyResult<Py<PyAny>> {
     let ct = ffi.ctype_of(py, ty);
     Ok(CData::new_pointer(py, ct, addr)?.into_any())
 }
@@ -99,10 +113,17 @@ pub fn cdata_from_pointer(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, addr: usiz
 ///
 /// # Safety
 /// `src` must be valid for `ty`'s size.
-pub unsafe fn new_owned_copy(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, src: *const u8) -> PyResult<Py<PyAny>> {
+pub unsafe fn new_owned_copy(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    ty: &TypeRef,
+    src: *const u8,
+) -> PyResult<Py<PyAny>> {
     match &ty.kind {
         Kind::Record(_) => {
-            let size = ty.size().ok_or_else(|| PyTypeError::new_err(format!("'{}' has an unknown size", ty.cname())))?;
+            let size = ty.size().ok_or_else(|| {
+                PyTypeError::new_err(format!("'{}' has an unknown size", ty.cname()))
+            })?;
             let ct = ffi.ctype_of(py, ty);
             let cd = CData::new_owned_struct(py, ct, size)?;
             let dst = cd.get().addr as *mut u8;

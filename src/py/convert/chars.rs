@@ -52,7 +52,11 @@ pub fn decode_wide(py: Python<'_>, units: &[u32], size: usize) -> PyResult<Py<Py
     let mut cps: Vec<u32> = Vec::with_capacity(units.len());
     while i < units.len() {
         let u = units[i];
-        if size == 2 && (0xD800..0xDC00).contains(&u) && i + 1 < units.len() && (0xDC00..0xE000).contains(&units[i + 1]) {
+        if size == 2
+            && (0xD800..0xDC00).contains(&u)
+            && i + 1 < units.len()
+            && (0xDC00..0xE000).contains(&units[i + 1])
+        {
             cps.push(0x10000 + ((u - 0xD800) << 10) + (units[i + 1] - 0xDC00));
             i += 2;
         } else {
@@ -62,7 +66,9 @@ pub fn decode_wide(py: Python<'_>, units: &[u32], size: usize) -> PyResult<Py<Py
     }
     for &c in &cps {
         if c > 0x10FFFF {
-            return Err(PyValueError::new_err(format!("character U+{c:x} is out of range")));
+            return Err(PyValueError::new_err(format!(
+                "character U+{c:x} is out of range"
+            )));
         }
     }
     // Lone surrogates are valid in Python str but not in Rust String: build via ffi.
@@ -77,7 +83,11 @@ pub fn decode_wide(py: Python<'_>, units: &[u32], size: usize) -> PyResult<Py<Py
     unsafe {
         Bound::from_owned_ptr_or_err(
             py,
-            ffi::PyUnicode_FromKindAndData(ffi::PyUnicode_4BYTE_KIND as c_int, cps.as_ptr() as *const _, cps.len() as ffi::Py_ssize_t),
+            ffi::PyUnicode_FromKindAndData(
+                ffi::PyUnicode_4BYTE_KIND as c_int,
+                cps.as_ptr() as *const _,
+                cps.len() as ffi::Py_ssize_t,
+            ),
         )
         .map(Bound::unbind)
     }

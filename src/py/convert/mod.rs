@@ -32,8 +32,12 @@ pub use self::chars::{decode_wide, encode_wide, is_byte_item};
 pub use self::pointer::{pointer_from_cdata, same_type};
 pub use self::prim::{long_double_bytes, read_prim, write_prim};
 pub use self::scalar::{
-    bool_to_py, char_to_py, complex_to_py, describe, f64_to_py, i64_to_py, py_to_bool, py_to_char, py_to_complex, py_to_f64, py_to_i64,
-    py_to_i64_named, py_to_int_bits, py_to_u64, py_to_u64_named, py_to_wchar, u64_to_py, wchar_to_py,
+    bool_to_py, char_to_py, complex_to_py, describe, f64_to_py, i64_to_py, py_to_bool, py_to_char,
+    py_to_complex, py_to_f64, py_to_i64, py_to_i64_named, py_to_int_bits, py_to_u64,
+    py_to_u64_named, py_to_wchar, u64_to_py, wchar_to_py,
 };
-pub use self::value::{array_init_type_error, read_value, read_with_ctype, write_array, write_field, write_sized, write_value};
+pub use self::value::{
+    array_init_type_error, read_value, read_with_ctype, write_array, write_field, write_sized,
+    write_value,
+};
 pub use crate::py::mem::{load_f64, load_i64, load_ptr, load_u64, store_f64, store_ptr, store_u64};

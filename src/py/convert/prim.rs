@@ -5,8 +5,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::scalar::{
-    bool_to_py, char_to_py, complex_to_py, f64_to_py, i64_to_py, py_to_bool, py_to_char, py_to_complex, py_to_f64, py_to_i64_named,
-    py_to_u64_named, py_to_wchar, u64_to_py, wchar_to_py,
+    bool_to_py, char_to_py, complex_to_py, f64_to_py, i64_to_py, py_to_bool, py_to_char,
+    py_to_complex, py_to_f64, py_to_i64_named, py_to_u64_named, py_to_wchar, u64_to_py,
+    wchar_to_py,
 };
 use crate::py::cdata::CData;
 use crate::py::longdouble;
@@ -18,7 +19,12 @@ use crate::types::model::{Kind, PrimClass, PrimInfo, TypeRef};
 ///
 /// # Safety
 /// `dst` must be valid for `info.size` bytes.
-pub unsafe fn write_prim(obj: &Bound<'_, PyAny>, ty: &TypeRef, info: &PrimInfo, dst: *mut u8) -> PyResult<()> {
+pub unsafe fn write_prim(
+    obj: &Bound<'_, PyAny>,
+    ty: &TypeRef,
+    info: &PrimInfo,
+    dst: *mut u8,
+) -> PyResult<()> {
     match info.class {
         PrimClass::SignedInt | PrimClass::UnsignedInt => {
             let name = || ty.cname();
@@ -37,7 +43,9 @@ pub unsafe fn write_prim(obj: &Bound<'_, PyAny>, ty: &TypeRef, info: &PrimInfo, 
                 _ => py_to_char(obj, &ty.cname())?,
             }
         }
-        PrimClass::WideChar => store_u64(dst, info.size, py_to_wchar(obj, info, &ty.cname())? as u64),
+        PrimClass::WideChar => {
+            store_u64(dst, info.size, py_to_wchar(obj, info, &ty.cname())? as u64)
+        }
         PrimClass::Complex => {
             let (re, im) = py_to_complex(obj)?;
             let half = info.size / 2;
@@ -64,7 +72,10 @@ pub fn long_double_bytes(obj: &Bound<'_, PyAny>, ty: &TypeRef) -> PyResult<[u8; 
     }
     let v = py_to_f64(obj)?;
     let _ = ty;
-    Ok(longdouble::from_f64(&crate::types::target::Target::host(), v))
+    Ok(longdouble::from_f64(
+        &crate::types::target::Target::host(),
+        v,
+    ))
 }
 
 /// Reads primitive `info` at `src` as a Python value (`long double` → a cdata, as cffi).
@@ -72,7 +83,13 @@ pub fn long_double_bytes(obj: &Bound<'_, PyAny>, ty: &TypeRef) -> PyResult<[u8; 
 /// # Safety
 /// `src` must be valid for `info.size` bytes.
 #[inline]
-pub unsafe fn read_prim(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, info: &PrimInfo, src: *const u8) -> PyResult<Py<PyAny>> {
+pub unsafe fn read_prim(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    ty: &TypeRef,
+    info: &PrimInfo,
+    src: *const u8,
+) -> PyResult<Py<PyAny>> {
     match info.class {
         PrimClass::SignedInt => i64_to_py(py, load_i64(src, info.size)),
         PrimClass::UnsignedInt => u64_to_py(py, load_u64(src, info.size)),

@@ -25,7 +25,9 @@ pub fn i64_to_py(py: Python<'_>, v: i64) -> PyResult<Py<PyAny>> {
 #[inline]
 pub fn u64_to_py(py: Python<'_>, v: u64) -> PyResult<Py<PyAny>> {
     // SAFETY: the GIL is held (`py`); a null result is turned into the raised error.
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromUnsignedLongLong(v)).map(Bound::unbind) }
+    unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromUnsignedLongLong(v)).map(Bound::unbind)
+    }
 }
 
 #[inline]
@@ -36,28 +38,43 @@ pub fn f64_to_py(py: Python<'_>, v: f64) -> PyResult<Py<PyAny>> {
 
 #[inline]
 pub fn bool_to_py(py: Python<'_>, v: bool) -> Py<PyAny> {
-    pyo3::types::PyBool::new(py, v).to_owned().into_any().unbind()
+    pyo3::types::PyBool::new(py, v)
+        .to_owned()
+        .into_any()
+        .unbind()
 }
 
 /// `char` → bytes of length 1.
 #[inline]
 pub fn char_to_py(py: Python<'_>, v: u8) -> PyResult<Py<PyAny>> {
     // SAFETY: `v` lives for the call, which copies its one byte; the GIL is held (`py`).
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(&v as *const u8 as *const _, 1)).map(Bound::unbind) }
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyBytes_FromStringAndSize(&v as *const u8 as *const _, 1),
+        )
+        .map(Bound::unbind)
+    }
 }
 
 /// wchar_t/char16_t/char32_t code unit → str of length 1.
 pub fn wchar_to_py(py: Python<'_>, v: u32) -> PyResult<Py<PyAny>> {
     if v > 0x10FFFF {
-        return Err(PyValueError::new_err(format!("character U+{v:x} is out of range")));
+        return Err(PyValueError::new_err(format!(
+            "character U+{v:x} is out of range"
+        )));
     }
     // SAFETY: `v` is a valid code point (checked above); the GIL is held (`py`).
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_FromOrdinal(v as c_int)).map(Bound::unbind) }
+    unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_FromOrdinal(v as c_int)).map(Bound::unbind)
+    }
 }
 
 pub fn complex_to_py(py: Python<'_>, re: f64, im: f64) -> PyResult<Py<PyAny>> {
     // SAFETY: the GIL is held (`py`); a null result is turned into the raised error.
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyComplex_FromDoubles(re, im)).map(Bound::unbind) }
+    unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyComplex_FromDoubles(re, im)).map(Bound::unbind)
+    }
 }
 
 // Scalar converters (Python object → C value).
@@ -70,7 +87,10 @@ pub(super) enum IntVal {
 }
 
 pub(super) fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// Reads an int from a Python int, an integer-like primitive cdata, or an `__index__`
@@ -138,7 +158,11 @@ pub fn py_to_u64(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &str) -> P
 
 /// `py_to_i64` with the type name computed only for the error message.
 #[inline]
-pub fn py_to_i64_named(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &dyn Fn() -> String) -> PyResult<i64> {
+pub fn py_to_i64_named(
+    obj: &Bound<'_, PyAny>,
+    info: &PrimInfo,
+    ctype_name: &dyn Fn() -> String,
+) -> PyResult<i64> {
     // fast path: an exact small int
     // SAFETY: `p` is a live object (borrowed from `obj`) and the GIL is held; errors are checked
     // with `PyErr_Occurred`.
@@ -174,14 +198,24 @@ pub fn py_to_i64_named(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &dyn
 
 /// `py_to_u64` with the type name computed only for the error message.
 #[inline]
-pub fn py_to_u64_named(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &dyn Fn() -> String) -> PyResult<u64> {
+pub fn py_to_u64_named(
+    obj: &Bound<'_, PyAny>,
+    info: &PrimInfo,
+    ctype_name: &dyn Fn() -> String,
+) -> PyResult<u64> {
     let v = match int_value(obj)? {
         IntVal::Small(v) => v,
-        IntVal::BigNeg => return Err(PyOverflowError::new_err("can't convert negative number to unsigned")),
+        IntVal::BigNeg => {
+            return Err(PyOverflowError::new_err(
+                "can't convert negative number to unsigned",
+            ))
+        }
         IntVal::BigPos => return Err(PyOverflowError::new_err("int too big to convert")),
     };
     if v < 0 {
-        return Err(PyOverflowError::new_err("can't convert negative number to unsigned"));
+        return Err(PyOverflowError::new_err(
+            "can't convert negative number to unsigned",
+        ));
     }
     if v > u64::MAX as i128 {
         return Err(PyOverflowError::new_err("int too big to convert"));
@@ -228,8 +262,12 @@ pub fn py_to_bool(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     match int_value(obj)? {
         IntVal::Small(0) => Ok(false),
         IntVal::Small(1) => Ok(true),
-        IntVal::Small(v) if v < 0 => Err(PyOverflowError::new_err("can't convert negative number to unsigned")),
-        IntVal::BigNeg => Err(PyOverflowError::new_err("can't convert negative number to unsigned")),
+        IntVal::Small(v) if v < 0 => Err(PyOverflowError::new_err(
+            "can't convert negative number to unsigned",
+        )),
+        IntVal::BigNeg => Err(PyOverflowError::new_err(
+            "can't convert negative number to unsigned",
+        )),
         IntVal::BigPos => Err(PyOverflowError::new_err("int too big to convert")),
         _ => Err(does_not_fit(obj, "_Bool")),
     }
@@ -278,7 +316,12 @@ pub fn py_to_wchar(obj: &Bound<'_, PyAny>, info: &PrimInfo, ctype_name: &str) ->
         }
         if n == 2 && info.size == 4 {
             // SAFETY: indexes 0 and 1 of a str of length 2.
-            let (a, b) = unsafe { (ffi::PyUnicode_ReadChar(s.as_ptr(), 0), ffi::PyUnicode_ReadChar(s.as_ptr(), 1)) };
+            let (a, b) = unsafe {
+                (
+                    ffi::PyUnicode_ReadChar(s.as_ptr(), 0),
+                    ffi::PyUnicode_ReadChar(s.as_ptr(), 1),
+                )
+            };
             if (0xD800..0xDC00).contains(&a) && (0xDC00..0xE000).contains(&b) {
                 return Ok(0x10000 + ((a - 0xD800) << 10) + (b - 0xDC00));
             }
@@ -316,7 +359,6 @@ pub fn py_to_complex(obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
         Ok((c.real, c.imag))
     }
 }
-
 
 /// "int", or "cdata 'int *'" for cdata (as in cffi's messages).
 pub fn describe(obj: &Bound<'_, PyAny>) -> String {

@@ -24,7 +24,12 @@ use crate::types::model::{Kind, PrimClass, RecordLayout, TypeRef};
 ///
 /// # Safety
 /// `src` must be valid for `ty`'s size.
-pub unsafe fn read_value(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, src: *const u8) -> PyResult<Py<PyAny>> {
+pub unsafe fn read_value(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    ty: &TypeRef,
+    src: *const u8,
+) -> PyResult<Py<PyAny>> {
     match &ty.kind {
         Kind::Prim(info) => read_prim(py, ffi, ty, info, src),
         _ => {
@@ -57,10 +62,19 @@ pub unsafe fn read_with_ctype(
                 u64_to_py(py, load_u64(src, info.size))
             }
         }
-        Kind::Pointer(_) | Kind::FuncPtr(_) => Ok(CData::new_pointer(py, ct_obj.clone_ref(py), load_ptr(src))?.into_any()),
-        Kind::Record(_) => Ok(CData::new_view(py, ct_obj.clone_ref(py), src as usize, 0, keeper, 0)?.into_any()),
-        Kind::Array(_, Some(n)) => Ok(CData::new_view(py, ct_obj.clone_ref(py), src as usize, *n, keeper, 0)?.into_any()),
-        Kind::Array(_, None) => Err(PyTypeError::new_err(format!("cannot read a value of type '{}'", ct.ty.cname()))),
+        Kind::Pointer(_) | Kind::FuncPtr(_) => {
+            Ok(CData::new_pointer(py, ct_obj.clone_ref(py), load_ptr(src))?.into_any())
+        }
+        Kind::Record(_) => {
+            Ok(CData::new_view(py, ct_obj.clone_ref(py), src as usize, 0, keeper, 0)?.into_any())
+        }
+        Kind::Array(_, Some(n)) => {
+            Ok(CData::new_view(py, ct_obj.clone_ref(py), src as usize, *n, keeper, 0)?.into_any())
+        }
+        Kind::Array(_, None) => Err(PyTypeError::new_err(format!(
+            "cannot read a value of type '{}'",
+            ct.ty.cname()
+        ))),
         Kind::Void => Err(PyTypeError::new_err("cannot read a value of type 'void'")),
     }
 }
@@ -72,7 +86,13 @@ pub unsafe fn read_with_ctype(
 ///
 /// # Safety
 /// `dst` must be valid for `ty`'s size.
-pub unsafe fn write_value(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, obj: &Bound<'_, PyAny>, dst: *mut u8) -> PyResult<()> {
+pub unsafe fn write_value(
+    py: Python<'_>,
+    ffi: &FfiRef,
+    ty: &TypeRef,
+    obj: &Bound<'_, PyAny>,
+    dst: *mut u8,
+) -> PyResult<()> {
     let _ = (py, ffi);
     write_sized(ty, obj, dst, usize::MAX)
 }
@@ -82,13 +102,22 @@ pub unsafe fn write_value(py: Python<'_>, ffi: &FfiRef, ty: &TypeRef, obj: &Boun
 ///
 /// # Safety
 /// `dst` must be valid for `avail` bytes, or for `ty`'s size when that is smaller.
-pub unsafe fn write_sized(ty: &TypeRef, obj: &Bound<'_, PyAny>, dst: *mut u8, avail: usize) -> PyResult<()> {
+pub unsafe fn write_sized(
+    ty: &TypeRef,
+    obj: &Bound<'_, PyAny>,
+    dst: *mut u8,
+    avail: usize,
+) -> PyResult<()> {
     match &ty.kind {
         Kind::Prim(info) => write_prim(obj, ty, info, dst),
         Kind::Enum(e) => {
             let info = e.underlying_info();
             let name = || ty.cname();
-            let bits = if info.signed { py_to_i64_named(obj, &info, &name)? as u64 } else { py_to_u64_named(obj, &info, &name)? };
+            let bits = if info.signed {
+                py_to_i64_named(obj, &info, &name)? as u64
+            } else {
+                py_to_u64_named(obj, &info, &name)?
+            };
             store_u64(dst, info.size, bits);
             Ok(())
         }
@@ -116,11 +145,21 @@ pub unsafe fn write_sized(ty: &TypeRef, obj: &Bound<'_, PyAny>, dst: *mut u8, av
 ///
 /// # Safety
 /// `dst` must be valid for `n` items.
-pub unsafe fn write_array(arr_ty: &TypeRef, item: &TypeRef, n: usize, obj: &Bound<'_, PyAny>, dst: *mut u8) -> PyResult<()> {
+pub unsafe fn write_array(
+    arr_ty: &TypeRef,
+    item: &TypeRef,
+    n: usize,
+    obj: &Bound<'_, PyAny>,
+    dst: *mut u8,
+) -> PyResult<()> {
     let isz = item.size().unwrap_or(0);
     if let Ok(l) = obj.cast::<PyList>() {
         if l.len() > n {
-            return Err(PyIndexError::new_err(format!("too many initializers for '{}' (got {})", arr_ty.cname(), l.len())));
+            return Err(PyIndexError::new_err(format!(
+                "too many initializers for '{}' (got {})",
+                arr_ty.cname(),
+                l.len()
+            )));
         }
         for (i, x) in l.iter().enumerate() {
             write_sized(item, &x, dst.add(i * isz), isz)?;
@@ -129,7 +168,11 @@ pub unsafe fn write_array(arr_ty: &TypeRef, item: &TypeRef, n: usize, obj: &Boun
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
         if t.len() > n {
-            return Err(PyIndexError::new_err(format!("too many initializers for '{}' (got {})", arr_ty.cname(), t.len())));
+            return Err(PyIndexError::new_err(format!(
+                "too many initializers for '{}' (got {})",
+                arr_ty.cname(),
+                t.len()
+            )));
         }
         for (i, x) in t.iter().enumerate() {
             write_sized(item, &x, dst.add(i * isz), isz)?;
@@ -148,7 +191,9 @@ pub unsafe fn write_array(arr_ty: &TypeRef, item: &TypeRef, n: usize, obj: &Boun
                 )));
             }
             if is_bool && s.iter().any(|&c| c > 1) {
-                return Err(PyValueError::new_err("an array of _Bool can only contain \\x00 or \\x01"));
+                return Err(PyValueError::new_err(
+                    "an array of _Bool can only contain \\x00 or \\x01",
+                ));
             }
             std::ptr::copy_nonoverlapping(s.as_ptr(), dst, s.len());
             if s.len() < n {
@@ -201,16 +246,28 @@ pub fn array_init_type_error(arr_ty: &TypeRef, item: &TypeRef, obj: &Bound<'_, P
     } else {
         "a list or tuple"
     };
-    PyTypeError::new_err(format!("initializer for ctype '{}' must be {what}, not {}", arr_ty.cname(), describe(obj)))
+    PyTypeError::new_err(format!(
+        "initializer for ctype '{}' must be {what}, not {}",
+        arr_ty.cname(),
+        describe(obj)
+    ))
 }
 
 /// Struct/union from list/tuple (positional), dict (by name) or a same-type cdata (copy).
 ///
 /// # Safety
 /// `dst` must be valid for the record's size (or `avail` bytes, if larger).
-unsafe fn write_record(ty: &TypeRef, obj: &Bound<'_, PyAny>, dst: *mut u8, avail: usize) -> PyResult<()> {
+unsafe fn write_record(
+    ty: &TypeRef,
+    obj: &Bound<'_, PyAny>,
+    dst: *mut u8,
+    avail: usize,
+) -> PyResult<()> {
     let Some(layout) = ty.record_layout() else {
-        return Err(PyTypeError::new_err(format!("'{}' is opaque or has an unknown layout", ty.cname())));
+        return Err(PyTypeError::new_err(format!(
+            "'{}' is opaque or has an unknown layout",
+            ty.cname()
+        )));
     };
     if layout.partial {
         return Err(VerificationMissing::new_err(format!(
@@ -240,7 +297,11 @@ unsafe fn write_record(ty: &TypeRef, obj: &Bound<'_, PyAny>, dst: *mut u8, avail
     if let Some(items) = items {
         let max = if is_union { 1 } else { layout.fields.len() };
         if items.len() > max {
-            return Err(PyValueError::new_err(format!("too many initializers for '{}' (got {})", ty.cname(), items.len())));
+            return Err(PyValueError::new_err(format!(
+                "too many initializers for '{}' (got {})",
+                ty.cname(),
+                items.len()
+            )));
         }
         for (f, x) in layout.fields.iter().zip(items.iter()) {
             write_field(layout, f, x, dst, avail)?;
@@ -251,7 +312,11 @@ unsafe fn write_record(ty: &TypeRef, obj: &Bound<'_, PyAny>, dst: *mut u8, avail
         for (k, v) in d.iter() {
             let name: String = match k.cast::<PyString>() {
                 Ok(s) => s.to_str()?.to_string(),
-                Err(_) => return Err(PyTypeError::new_err("struct initializer dict keys must be str")),
+                Err(_) => {
+                    return Err(PyTypeError::new_err(
+                        "struct initializer dict keys must be str",
+                    ))
+                }
             };
             let Some(f) = layout.fields.iter().find(|f| f.name == name) else {
                 return Err(pyo3::exceptions::PyKeyError::new_err(name));

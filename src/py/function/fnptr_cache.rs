@@ -57,7 +57,12 @@ pub fn call_function_pointer(
             if map.len() > MAX_SITES {
                 map.clear();
             }
-            map.insert(key, CallSite { obj: func.clone_ref(py) });
+            map.insert(
+                key,
+                CallSite {
+                    obj: func.clone_ref(py),
+                },
+            );
             func
         }
     };
@@ -80,12 +85,17 @@ pub(super) fn call_cdata<'py>(
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
     if kwargs.is_some_and(|k| !k.is_empty()) {
-        return Err(PyTypeError::new_err("C functions take no keyword arguments"));
+        return Err(PyTypeError::new_err(
+            "C functions take no keyword arguments",
+        ));
     }
     let py = cd.py();
     let c = cd.get();
     if c.addr == 0 {
-        return Err(PyRuntimeError::new_err(format!("cannot call NULL function pointer '{}'", c.ty().cname())));
+        return Err(PyRuntimeError::new_err(format!(
+            "cannot call NULL function pointer '{}'",
+            c.ty().cname()
+        )));
     }
     let ffi = c.ctype.get().ffi.clone();
     let argv: Vec<Bound<'py, PyAny>> = args.iter().collect();

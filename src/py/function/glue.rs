@@ -105,7 +105,9 @@ pub unsafe fn write_argument(
 /// array is filled through the scalar converters directly (the general array writer
 /// re-dispatches on the item type for every element). `None`: not this case.
 fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<Buffer>> {
-    let Kind::Prim(info) = &item.kind else { return Ok(None) };
+    let Kind::Prim(info) = &item.kind else {
+        return Ok(None);
+    };
     let kind = match info.class {
         PrimClass::SignedInt | PrimClass::UnsignedInt | PrimClass::Float => info.class,
         _ => return Ok(None),
@@ -143,7 +145,9 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
         // SAFETY: `o` is a live item (see above), `d` within the buffer.
         unsafe {
             match kind {
-                PrimClass::SignedInt | PrimClass::UnsignedInt if pyffi::PyLong_CheckExact(o) != 0 => {
+                PrimClass::SignedInt | PrimClass::UnsignedInt
+                    if pyffi::PyLong_CheckExact(o) != 0 =>
+                {
                     if let Some(v) = small_int(o) {
                         if v >= lo && v <= hi {
                             convert::store_u64(d, size, v as u64);
@@ -170,8 +174,12 @@ fn numbers_to_array(item: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<Option<B
             let x = Bound::from_borrowed_ptr(obj.py(), o);
             let name = name.get_or_insert_with(|| item.cname());
             match kind {
-                PrimClass::SignedInt => convert::store_u64(d, size, convert::py_to_i64(&x, info, name)? as u64),
-                PrimClass::UnsignedInt => convert::store_u64(d, size, convert::py_to_u64(&x, info, name)?),
+                PrimClass::SignedInt => {
+                    convert::store_u64(d, size, convert::py_to_i64(&x, info, name)? as u64)
+                }
+                PrimClass::UnsignedInt => {
+                    convert::store_u64(d, size, convert::py_to_u64(&x, info, name)?)
+                }
                 _ => convert::store_f64(d, size, convert::py_to_f64(&x)?),
             }
         }
@@ -214,9 +222,15 @@ thread_local! {
 impl Buffer {
     fn new(size: usize) -> PyResult<Buffer> {
         if size <= SMALL_BUFFER {
-            let cached = BUFFER_CACHE.try_with(|c| c.0.replace(std::ptr::null_mut())).unwrap_or(std::ptr::null_mut());
-            // SAFETY: plain allocation; null is checked below.
-            let p = if cached.is_null() { unsafe { libc::malloc(SMALL_BUFFER) as *mut u8 } } else { cached };
+            let cached = BUFFER_CACHE
+                .try_with(|c| c.0.replace(std::ptr::null_mut()))
+                .unwrap_or(std::ptr::null_mut());
+            let p = if cached.is_null() {
+                // SAFETY: plain allocation; null is checked below.
+                unsafe { libc::malloc(SMALL_BUFFER) as *mut u8 }
+            } else {
+                cached
+            };
             if !p.is_null() {
                 // SAFETY: `p` has `SMALL_BUFFER >= size` bytes.
                 unsafe { std::ptr::write_bytes(p, 0, size) };
@@ -229,7 +243,9 @@ impl Buffer {
                 return Ok(Buffer(p, false));
             }
         }
-        Err(pyo3::exceptions::PyMemoryError::new_err("out of memory for a temporary array"))
+        Err(pyo3::exceptions::PyMemoryError::new_err(
+            "out of memory for a temporary array",
+        ))
     }
 }
 
@@ -336,20 +352,34 @@ fn not_cdata(index: usize, obj: &Bound<'_, PyAny>) -> PyErr {
     PyTypeError::new_err(format!(
         "argument {} passed in the variadic part needs to be a cdata object (got {})",
         index + 1,
-        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        obj.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
     ))
 }
 
 /// The register class of an argument of the variadic part after C's default argument
 /// promotions (small integers → int, float → double). cffi accepts only cdata there.
-pub fn vararg_scalar(_py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bound<'_, PyAny>) -> PyResult<Scalar> {
+pub fn vararg_scalar(
+    _py: Python<'_>,
+    _ctx: &CallContext,
+    index: usize,
+    obj: &Bound<'_, PyAny>,
+) -> PyResult<Scalar> {
     let cd = obj.cast::<CData>().map_err(|_| not_cdata(index, obj))?;
     let ty = cd.get().ty().clone();
     let int = |size: usize, signed: bool| {
         if size < 4 {
-            Scalar::Int { size: 4, signed: true }
+            Scalar::Int {
+                size: 4,
+                signed: true,
+            }
         } else {
-            Scalar::Int { size: size as u8, signed }
+            Scalar::Int {
+                size: size as u8,
+                signed,
+            }
         }
     };
     Ok(match &ty.kind {
@@ -367,7 +397,10 @@ pub fn vararg_scalar(_py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bo
             let u = e.underlying_info();
             int(u.size, u.signed)
         }
-        Kind::Pointer(_) | Kind::Array(..) | Kind::FuncPtr(_) => Scalar::Int { size: 8, signed: false },
+        Kind::Pointer(_) | Kind::Array(..) | Kind::FuncPtr(_) => Scalar::Int {
+            size: 8,
+            signed: false,
+        },
         _ => {
             return Err(PyNotImplementedError::new_err(format!(
                 "cdata '{}' passed by value in the variadic part is not supported",
@@ -382,7 +415,13 @@ pub fn vararg_scalar(_py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bo
 /// # Safety
 /// `dst` is the argument's cell: writable, aligned, at least 16 bytes and the C type's
 /// size.
-pub unsafe fn write_vararg(py: Python<'_>, _ctx: &CallContext, index: usize, obj: &Bound<'_, PyAny>, dst: *mut u8) -> PyResult<()> {
+pub unsafe fn write_vararg(
+    py: Python<'_>,
+    _ctx: &CallContext,
+    index: usize,
+    obj: &Bound<'_, PyAny>,
+    dst: *mut u8,
+) -> PyResult<()> {
     let cd = obj.cast::<CData>().map_err(|_| not_cdata(index, obj))?;
     let c = cd.get();
     let ty = c.ty().clone();
@@ -398,16 +437,29 @@ pub unsafe fn write_vararg(py: Python<'_>, _ctx: &CallContext, index: usize, obj
             }
             Kind::Prim(p) => {
                 let src = c.data_addr(py)? as *const u8;
-                let v = if p.signed { convert::load_i64(src, p.size) as u64 } else { convert::load_u64(src, p.size) };
+                let v = if p.signed {
+                    convert::load_i64(src, p.size) as u64
+                } else {
+                    convert::load_u64(src, p.size)
+                };
                 convert::store_u64(dst, 8, v);
             }
             Kind::Enum(e) => {
                 let u = e.underlying_info();
                 let src = c.data_addr(py)? as *const u8;
-                let v = if u.signed { convert::load_i64(src, u.size) as u64 } else { convert::load_u64(src, u.size) };
+                let v = if u.signed {
+                    convert::load_i64(src, u.size) as u64
+                } else {
+                    convert::load_u64(src, u.size)
+                };
                 convert::store_u64(dst, 8, v);
             }
-            _ => return Err(PyNotImplementedError::new_err(format!("cdata '{}' in the variadic part", ty.cname()))),
+            _ => {
+                return Err(PyNotImplementedError::new_err(format!(
+                    "cdata '{}' in the variadic part",
+                    ty.cname()
+                )))
+            }
         }
     }
     Ok(())
@@ -417,7 +469,12 @@ pub unsafe fn write_vararg(py: Python<'_>, _ctx: &CallContext, index: usize, obj
 ///
 /// # Safety
 /// `src` holds a value of C type `ty`.
-pub unsafe fn read_result(py: Python<'_>, ctx: &CallContext, ty: &TypeRef, src: *const u8) -> PyResult<Py<PyAny>> {
+pub unsafe fn read_result(
+    py: Python<'_>,
+    ctx: &CallContext,
+    ty: &TypeRef,
+    src: *const u8,
+) -> PyResult<Py<PyAny>> {
     match &ty.kind {
         Kind::Pointer(_) | Kind::FuncPtr(_) => {
             // SAFETY: `src` holds a value of type `ty` (contract).

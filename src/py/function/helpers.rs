@@ -83,7 +83,13 @@ pub unsafe fn convert_arg(
 /// only on the two types; the value passed is a pointer cdata's address, or an array's
 /// data address (taken by `array_data`, which keeps the check that the array's memory
 /// was not released).
-fn remember_pointer_ctype(py: Python<'_>, info: &FuncInfo, index: usize, ty: &TypeRef, obj: &Bound<'_, PyAny>) {
+fn remember_pointer_ctype(
+    py: Python<'_>,
+    info: &FuncInfo,
+    index: usize,
+    ty: &TypeRef,
+    obj: &Bound<'_, PyAny>,
+) {
     if !matches!(ty.kind, Kind::Pointer(_)) {
         return;
     }
@@ -94,7 +100,9 @@ fn remember_pointer_ctype(py: Python<'_>, info: &FuncInfo, index: usize, ty: &Ty
         Kind::Array(..) => 1,
         _ => return,
     };
-    let Some(slot) = info.arg_ctype_ptrs.get(3 * index + 1 + which) else { return };
+    let Some(slot) = info.arg_ctype_ptrs.get(3 * index + 1 + which) else {
+        return;
+    };
     let ct = c.ctype.clone_ref(py);
     slot.set(ct.as_ptr() as usize);
     if let Some(r) = info.ic_refs.borrow_mut().get_mut(2 * index + which) {
@@ -109,7 +117,9 @@ pub unsafe fn array_data(obj: *mut ffi::PyObject, dst: *mut u8) -> PyResult<c_in
     let py = unsafe { Python::assume_attached() };
     // SAFETY: `obj` is a live argument of the call (table contract).
     let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
-    let cd = obj.cast::<CData>().map_err(|_| PySystemError::new_err("array cache: not a cdata"))?;
+    let cd = obj
+        .cast::<CData>()
+        .map_err(|_| PySystemError::new_err("array cache: not a cdata"))?;
     let addr = cd.get().data_addr(py)?;
     // SAFETY: `dst` is a cell of at least pointer size.
     unsafe { convert::store_ptr(dst, addr) };
@@ -119,7 +129,12 @@ pub unsafe fn array_data(obj: *mut ffi::PyObject, dst: *mut u8) -> PyResult<c_in
 /// An exact list of exact ints, all in range for the item type and fitting
 /// `trampoline::LIST_BUF` bytes: written into `buf` (1). Anything else: 0, with nothing
 /// raised (the general converter then handles it and raises cffi's errors).
-pub unsafe fn small_int_list(obj: *mut ffi::PyObject, buf: *mut u8, size: usize, signed: usize) -> c_int {
+pub unsafe fn small_int_list(
+    obj: *mut ffi::PyObject,
+    buf: *mut u8,
+    size: usize,
+    signed: usize,
+) -> c_int {
     // SAFETY: GIL held, `obj` a live object, `buf` `LIST_BUF` writable bytes (table
     // contract); list items are borrowed while no Python code runs.
     unsafe {

@@ -27,8 +27,8 @@ mod helpers;
 pub mod layout;
 pub mod object;
 mod runtime;
-pub mod shape;
 pub mod setup;
+pub mod shape;
 mod variadic;
 
 pub use fnptr_cache::call_function_pointer;

@@ -107,10 +107,13 @@ pub(super) fn func_type() -> *mut ffi::PyTypeObject {
             py,
             c"_jitffi.CFunctionData",
             std::mem::size_of::<FuncObject>(),
-            (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_GC) as u64,
+            ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_GC,
             &[
                 (ffi::Py_tp_dealloc, func_dealloc as *const () as *mut c_void),
-                (ffi::Py_tp_traverse, func_traverse as *const () as *mut c_void),
+                (
+                    ffi::Py_tp_traverse,
+                    func_traverse as *const () as *mut c_void,
+                ),
                 (ffi::Py_tp_clear, func_clear as *const () as *mut c_void),
             ],
         )
@@ -120,7 +123,11 @@ pub(super) fn func_type() -> *mut ffi::PyTypeObject {
 }
 
 /// `tp_traverse`: the keepalive references.
-unsafe extern "C" fn func_traverse(obj: *mut ffi::PyObject, visit: ffi::visitproc, arg: *mut c_void) -> c_int {
+unsafe extern "C" fn func_traverse(
+    obj: *mut ffi::PyObject,
+    visit: ffi::visitproc,
+    arg: *mut c_void,
+) -> c_int {
     // SAFETY: CPython calls this on a live object of `func_type()`; `info` and `lazy`
     // are null or point to the boxes the object owns.
     unsafe {
@@ -193,7 +200,11 @@ unsafe extern "C" fn func_dealloc(obj: *mut ffi::PyObject) {
 }
 
 /// Allocates the `self` object of a lazy function (GIL held).
-pub(super) fn alloc(py: Python<'_>, address: usize, lazy: Box<LazyFunc>) -> PyResult<*mut FuncObject> {
+pub(super) fn alloc(
+    py: Python<'_>,
+    address: usize,
+    lazy: Box<LazyFunc>,
+) -> PyResult<*mut FuncObject> {
     // SAFETY: the GIL is held; the fresh object is fully initialized before anything
     // else sees it (the generic allocator zeroed it).
     unsafe {
@@ -256,10 +267,14 @@ pub fn function_address(obj: &Bound<'_, PyAny>) -> Option<(usize, TypeRef)> {
 /// cdata cffi would have given (`<cdata 'int(*)(int, int)' 0x...>`), `None` if `obj` is
 /// not such a function.
 pub fn lib_function_cdata(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-    let Some(f) = self_of(obj) else { return Ok(None) };
+    let Some(f) = self_of(obj) else {
+        return Ok(None);
+    };
     // SAFETY: as in `function_address`.
     let (address, fn_type, ctx) = unsafe { parts(f) };
-    Ok(Some(super::super::convert::cdata_from_pointer(py, ctx, fn_type, address)?))
+    Ok(Some(super::super::convert::cdata_from_pointer(
+        py, ctx, fn_type, address,
+    )?))
 }
 
 /// The `FuncInfo` of a built function object.

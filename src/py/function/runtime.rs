@@ -22,24 +22,25 @@ pub(super) fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         // Where a CData object keeps its ctype and address: read off a real one.
-        let (cdata_type, cdata_ctype_offset, cdata_addr_offset, void_ptr_ctype) = Python::attach(|py| {
-            let st = super::super::state::builtin(py);
-            let vp = st.void_ptr_type();
-            // The builtin state keeps its ctype objects for the process lifetime.
-            let void_ptr = st.ctype_of(py, &vp);
-            let void_ptr_addr = void_ptr.as_ptr() as usize;
-            let cd = CData::new_pointer(py, void_ptr, 0).expect("allocating a cdata");
-            let b = cd.bind(py);
-            let base = b.as_ptr() as usize;
-            let c = b.get();
-            (
-                // SAFETY: `b` is a live object.
-                unsafe { ffi::Py_TYPE(b.as_ptr()) } as usize,
-                (&c.ctype as *const _ as usize - base) as i32,
-                (&c.addr as *const _ as usize - base) as i32,
-                void_ptr_addr,
-            )
-        });
+        let (cdata_type, cdata_ctype_offset, cdata_addr_offset, void_ptr_ctype) =
+            Python::attach(|py| {
+                let st = super::super::state::builtin(py);
+                let vp = st.void_ptr_type();
+                // The builtin state keeps its ctype objects for the process lifetime.
+                let void_ptr = st.ctype_of(py, &vp);
+                let void_ptr_addr = void_ptr.as_ptr() as usize;
+                let cd = CData::new_pointer(py, void_ptr, 0).expect("allocating a cdata");
+                let b = cd.bind(py);
+                let base = b.as_ptr() as usize;
+                let c = b.get();
+                (
+                    // SAFETY: `b` is a live object.
+                    unsafe { ffi::Py_TYPE(b.as_ptr()) } as usize,
+                    (&c.ctype as *const _ as usize - base) as i32,
+                    (&c.addr as *const _ as usize - base) as i32,
+                    void_ptr_addr,
+                )
+            });
         Runtime {
             fns: host_builtins(),
             objects: super::layout::object_layout(),
@@ -69,5 +70,7 @@ pub(super) fn compile_shape(shape: &Shape) -> PyResult<Trampoline> {
 /// A shape's trampoline if it was compiled already.
 pub(super) fn cached_shape(shape: &Shape) -> Option<Trampoline> {
     // SAFETY: as in `compile_shape`.
-    trampoline_cache::SHAPES.get(shape).map(|p| unsafe { std::mem::transmute::<*const u8, Trampoline>(p) })
+    trampoline_cache::SHAPES
+        .get(shape)
+        .map(|p| unsafe { std::mem::transmute::<*const u8, Trampoline>(p) })
 }

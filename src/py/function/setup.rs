@@ -42,13 +42,20 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
         let lazy_ptr = (*f).lazy;
         let fn_type = (*lazy_ptr).fn_type.clone();
         let (fixed_shapes, ret) = signature_shapes(&fn_type)?;
-        let Kind::FuncPtr(sig) = &fn_type.kind else { unreachable!("checked by signature_shapes") };
+        let Kind::FuncPtr(sig) = &fn_type.kind else {
+            unreachable!("checked by signature_shapes")
+        };
         let release_gil = (*lazy_ptr).release_gil;
         let shape = if sig.variadic {
             None
         } else {
             let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
-            Some(Shape { args: fixed_shapes.clone(), ret, release_gil, plan })
+            Some(Shape {
+                args: fixed_shapes.clone(),
+                ret,
+                release_gil,
+                plan,
+            })
         };
         (*f).lazy = std::ptr::null_mut();
         let lazy = Box::from_raw(lazy_ptr);
@@ -84,13 +91,18 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             None => jf_variadic_call,
         };
         info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
-        info.arg_ctype_ptrs =
-            info.arg_ctype_objs.iter().flat_map(|c| [Cell::new(c.as_ptr() as usize), Cell::new(0), Cell::new(0)]).collect();
+        info.arg_ctype_ptrs = info
+            .arg_ctype_objs
+            .iter()
+            .flat_map(|c| [Cell::new(c.as_ptr() as usize), Cell::new(0), Cell::new(0)])
+            .collect();
         *info.ic_refs.borrow_mut() = info.args.iter().flat_map(|_| [None, None]).collect();
         let info = Box::into_raw(Box::new(info));
         (*f).info = info;
         (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr() as *const usize;
-        (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: meth };
+        (*f).def.ml_meth = ffi::PyMethodDefPointer {
+            PyCFunctionFast: meth,
+        };
         Ok(&*info)
     }
 }
@@ -100,7 +112,12 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
 pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAny>> {
     let func = make_lazy_function(py, spec)?;
     // SAFETY: `func` is a function just made here: its `self` is a live `FuncObject`.
-    unsafe { materialize(py, ffi::PyCFunction_GetSelf(func.as_ptr()) as *mut FuncObject)? };
+    unsafe {
+        materialize(
+            py,
+            ffi::PyCFunction_GetSelf(func.as_ptr()) as *mut FuncObject,
+        )?
+    };
     Ok(func)
 }
 
@@ -121,7 +138,9 @@ pub fn make_lazy_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py
     unsafe {
         (*f).def = ffi::PyMethodDef {
             ml_name: (*(*f).lazy).name.as_ptr(),
-            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: jf_materialize_and_call },
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunctionFast: jf_materialize_and_call,
+            },
             ml_flags: ffi::METH_FASTCALL,
             ml_doc: std::ptr::null(),
         };

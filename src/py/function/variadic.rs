@@ -27,7 +27,9 @@ pub(super) unsafe extern "C" fn jf_variadic_call(
     let py = unsafe { Python::assume_attached() };
     // SAFETY: as above.
     let info = unsafe { info_of(this) };
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| trampoline_for(py, info, args, nargs)));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        trampoline_for(py, info, args, nargs)
+    }));
     let tramp = match r {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
@@ -66,7 +68,12 @@ fn trampoline_for(
         let obj = unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
         kinds.push(glue::vararg_scalar(py, &info.ctx, i, &obj)?);
     }
-    let cached = info.vararg_cache.borrow().iter().find(|(k, _)| *k == kinds).map(|(_, t)| *t);
+    let cached = info
+        .vararg_cache
+        .borrow()
+        .iter()
+        .find(|(k, _)| *k == kinds)
+        .map(|(_, t)| *t);
     if let Some(t) = cached {
         return Ok(t);
     }
@@ -76,9 +83,19 @@ fn trampoline_for(
         shapes.push(ArgShape::vararg(scalar));
         types.push(scalar_type(scalar));
     }
-    let full = FuncSig { args: types, result: info.result.clone(), variadic: true, abi: CallConv::Default };
+    let full = FuncSig {
+        args: types,
+        result: info.result.clone(),
+        variadic: true,
+        abi: CallConv::Default,
+    };
     let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
-    let shape = Shape { args: shapes, ret: info.ret_shape, release_gil: info.release_gil, plan };
+    let shape = Shape {
+        args: shapes,
+        ret: info.ret_shape,
+        release_gil: info.release_gil,
+        plan,
+    };
     let t = compile_shape(&shape)?;
     let mut cache = info.vararg_cache.borrow_mut();
     if cache.len() >= CACHE_ENTRIES {

@@ -13,7 +13,11 @@ use crate::py::longdouble;
 use crate::types::model::{Kind, PrimClass};
 
 /// `ffi.cast(ct, value)`.
-pub fn cast_value(py: Python<'_>, ct: &Bound<'_, CType>, value: &Bound<'_, PyAny>) -> PyResult<Py<CData>> {
+pub fn cast_value(
+    py: Python<'_>,
+    ct: &Bound<'_, CType>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<Py<CData>> {
     // A function taken from a lib is, for cffi's ABI mode, a function-pointer cdata.
     if let Some(fp) = crate::py::function::lib_function_cdata(py, value)? {
         return cast_value(py, ct, fp.bind(py));
@@ -71,8 +75,11 @@ pub fn cast_value(py: Python<'_>, ct: &Bound<'_, CType>, value: &Bound<'_, PyAny
             let mut bytes = [0u8; 16];
             let dst = bytes.as_mut_ptr();
             match pi.class {
+                PrimClass::SignedInt
+                | PrimClass::UnsignedInt
+                | PrimClass::Char
                 // SAFETY: `dst` is the 16-byte value buffer; primitive sizes are at most 16.
-                PrimClass::SignedInt | PrimClass::UnsignedInt | PrimClass::Char | PrimClass::WideChar => unsafe {
+                | PrimClass::WideChar => unsafe {
                     convert::store_u64(dst, pi.size, int_src(value)?)
                 },
                 PrimClass::Bool => {
@@ -93,7 +100,8 @@ pub fn cast_value(py: Python<'_>, ct: &Bound<'_, CType>, value: &Bound<'_, PyAny
                 }
                 PrimClass::LongDouble => {
                     bytes = if let Ok(cd) = value.cast::<CData>().map(|c| c.get()) {
-                        if matches!(&cd.ty().kind, Kind::Prim(p) if p.class == PrimClass::LongDouble) {
+                        if matches!(&cd.ty().kind, Kind::Prim(p) if p.class == PrimClass::LongDouble)
+                        {
                             *cd.value_bytes()
                         } else {
                             longdouble::from_f64(&c.ffi.target, cast_float_source(value)?)
@@ -139,7 +147,13 @@ pub fn cast_value(py: Python<'_>, ct: &Bound<'_, CType>, value: &Bound<'_, PyAny
                     Kind::Array(..) | Kind::Record(_) => c2.data_addr(py)?,
                     _ => match c2.cast_int_source() {
                         Some(v) => v as u64 as usize,
-                        None => return Err(PyTypeError::new_err(format!("cannot cast {} to '{}'", convert::describe(value), ty.cname()))),
+                        None => {
+                            return Err(PyTypeError::new_err(format!(
+                                "cannot cast {} to '{}'",
+                                convert::describe(value),
+                                ty.cname()
+                            )))
+                        }
                     },
                 }
             // SAFETY: `value` is a live object and the GIL is held.
@@ -157,14 +171,23 @@ pub fn cast_value(py: Python<'_>, ct: &Bound<'_, CType>, value: &Bound<'_, PyAny
                 match &c2.ty().kind {
                     Kind::Array(..) => c2.data_addr(py)?,
                     Kind::Pointer(_) | Kind::FuncPtr(_) => c2.addr,
-                    _ => return Err(PyTypeError::new_err(format!("cannot cast {} to '{}'", convert::describe(value), ty.cname()))),
+                    _ => {
+                        return Err(PyTypeError::new_err(format!(
+                            "cannot cast {} to '{}'",
+                            convert::describe(value),
+                            ty.cname()
+                        )))
+                    }
                 }
             } else {
                 int_src(value)? as usize
             };
             CData::new_view(py, ct.clone().unbind(), addr, len.unwrap_or(0), None, 0)
         }
-        _ => Err(PyTypeError::new_err(format!("cannot cast to ctype '{}'", ty.cname()))),
+        _ => Err(PyTypeError::new_err(format!(
+            "cannot cast to ctype '{}'",
+            ty.cname()
+        ))),
     }
 }
 
@@ -177,7 +200,10 @@ fn cast_float_source(v: &Bound<'_, PyAny>) -> PyResult<f64> {
         if let Some(i) = c.int_value() {
             return Ok(i as f64);
         }
-        return Err(PyTypeError::new_err(format!("cannot cast {} to a float type", convert::describe(v))));
+        return Err(PyTypeError::new_err(format!(
+            "cannot cast {} to a float type",
+            convert::describe(v)
+        )));
     }
     if let Ok(b) = v.cast::<PyBytes>() {
         if b.as_bytes().len() == 1 {

@@ -10,25 +10,43 @@ use crate::py::errors::cdef_err;
 use crate::py::state::{FfiRef, FFI};
 
 /// `ffi.cdef(csource, override, packed, pack)`.
-pub fn cdef(py: Python<'_>, shared: &FfiRef, csource: &Bound<'_, PyAny>, r#override: bool, packed: bool, pack: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    let src = csource
-        .cast::<PyString>()
-        .map_err(|_| PyTypeError::new_err(format!("cdef() argument must be a string, not {}", convert::describe(csource))))?;
+pub fn cdef(
+    py: Python<'_>,
+    shared: &FfiRef,
+    csource: &Bound<'_, PyAny>,
+    r#override: bool,
+    packed: bool,
+    pack: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let src = csource.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "cdef() argument must be a string, not {}",
+            convert::describe(csource)
+        ))
+    })?;
     let pack = match pack {
         None => None,
         Some(p) if p.is_none() => None,
         Some(p) => {
             let n: i64 = p.extract()?;
             if n <= 0 || (n & (n - 1)) != 0 {
-                return Err(PyValueError::new_err(format!("'pack' must be a power of two, not {n}")));
+                return Err(PyValueError::new_err(format!(
+                    "'pack' must be a power of two, not {n}"
+                )));
             }
             Some(n as u32)
         }
     };
     if packed && pack.is_some_and(|p| p != 1) {
-        return Err(PyValueError::new_err("'packed' should be False if 'pack' is given"));
+        return Err(PyValueError::new_err(
+            "'packed' should be False if 'pack' is given",
+        ));
     }
-    let opts = CdefOptions { override_: r#override, packed, pack: if packed { Some(1) } else { pack } };
+    let opts = CdefOptions {
+        override_: r#override,
+        packed,
+        pack: if packed { Some(1) } else { pack },
+    };
     let text = src.to_str()?.to_string();
     let r = {
         let mut ns = shared.lock_ns();
@@ -41,7 +59,10 @@ pub fn cdef(py: Python<'_>, shared: &FfiRef, csource: &Bound<'_, PyAny>, r#overr
 /// `ffi.include(other)`.
 pub fn include(py: Python<'_>, shared: &FfiRef, other: &Bound<'_, PyAny>) -> PyResult<()> {
     let Ok(o) = other.cast::<FFI>() else {
-        return Err(PyTypeError::new_err(format!("ffi.include() expects an argument that is also of type cffi.FFI, not {}", convert::describe(other))));
+        return Err(PyTypeError::new_err(format!(
+            "ffi.include() expects an argument that is also of type cffi.FFI, not {}",
+            convert::describe(other)
+        )));
     };
     let o = o.get();
     if std::sync::Arc::ptr_eq(&o.shared, shared) {

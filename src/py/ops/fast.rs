@@ -31,8 +31,18 @@ static FAST_FALLBACKS: OnceLock<FastFallbacks> = OnceLock::new();
 /// # Safety
 /// The arguments are those CPython passed to a METH_FASTCALL|METH_KEYWORDS method; the
 /// GIL is held.
-unsafe fn call_fallback(f: &Py<PyAny>, slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) };
+unsafe fn call_fallback(
+    f: &Py<PyAny>,
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let nkw = if kwnames.is_null() {
+        0
+    } else {
+        ffi::PyTuple_GET_SIZE(kwnames)
+    };
     let mut v: Vec<*mut ffi::PyObject> = Vec::with_capacity((nargs + nkw + 1) as usize);
     v.push(slf);
     for i in 0..(nargs + nkw) {
@@ -43,7 +53,9 @@ unsafe fn call_fallback(f: &Py<PyAny>, slf: *mut ffi::PyObject, args: *const *mu
 
 /// The fallbacks, or the error of a module not initialized.
 fn fallbacks() -> PyResult<&'static FastFallbacks> {
-    FAST_FALLBACKS.get().ok_or_else(|| PyRuntimeError::new_err("jitffi not initialized"))
+    FAST_FALLBACKS
+        .get()
+        .ok_or_else(|| PyRuntimeError::new_err("jitffi not initialized"))
 }
 
 /// The cached CType for a type-string argument, without parsing (None on a miss).
@@ -51,7 +63,11 @@ fn fallbacks() -> PyResult<&'static FastFallbacks> {
 /// # Safety
 /// `slf` is an FFI object and `cdecl` a live object; the GIL is held.
 #[inline]
-unsafe fn cached_ctype<'py>(py: Python<'py>, slf: *mut ffi::PyObject, cdecl: *mut ffi::PyObject) -> Option<Bound<'py, CType>> {
+unsafe fn cached_ctype<'py>(
+    py: Python<'py>,
+    slf: *mut ffi::PyObject,
+    cdecl: *mut ffi::PyObject,
+) -> Option<Bound<'py, CType>> {
     if ffi::PyUnicode_CheckExact(cdecl) == 0 {
         return None;
     }
@@ -60,7 +76,10 @@ unsafe fn cached_ctype<'py>(py: Python<'py>, slf: *mut ffi::PyObject, cdecl: *mu
     // Same string object as last time (it is held, so the address cannot be reused).
     let (last_key, last_ct) = shared.last_type.get(py);
     if last_key == cdecl as usize {
-        return Some(Bound::from_borrowed_ptr(py, last_ct as *mut ffi::PyObject).cast_into_unchecked::<CType>());
+        return Some(
+            Bound::from_borrowed_ptr(py, last_ct as *mut ffi::PyObject)
+                .cast_into_unchecked::<CType>(),
+        );
     }
     let hit = ffi::PyDict_GetItemWithError(shared.type_cache.as_ptr(), cdecl);
     if hit.is_null() {
@@ -72,11 +91,20 @@ unsafe fn cached_ctype<'py>(py: Python<'py>, slf: *mut ffi::PyObject, cdecl: *mu
     Some(ct)
 }
 
-unsafe extern "C" fn fast_new(slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
+unsafe extern "C" fn fast_new(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     slot(std::ptr::null_mut(), |py| {
         if kwnames.is_null() && (nargs == 1 || nargs == 2) {
             if let Some(ct) = cached_ctype(py, slf, *args) {
-                let init = if nargs == 2 { Some(Bound::from_borrowed_ptr(py, *args.add(1))) } else { None };
+                let init = if nargs == 2 {
+                    Some(Bound::from_borrowed_ptr(py, *args.add(1)))
+                } else {
+                    None
+                };
                 return new_cdata(py, &ct, init.as_ref(), None).map(|c| c.into_ptr());
             }
         }
@@ -84,7 +112,12 @@ unsafe extern "C" fn fast_new(slf: *mut ffi::PyObject, args: *const *mut ffi::Py
     })
 }
 
-unsafe extern "C" fn fast_cast(slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
+unsafe extern "C" fn fast_cast(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     slot(std::ptr::null_mut(), |py| {
         if kwnames.is_null() && nargs == 2 {
             if let Some(ct) = cached_ctype(py, slf, *args) {
@@ -96,7 +129,12 @@ unsafe extern "C" fn fast_cast(slf: *mut ffi::PyObject, args: *const *mut ffi::P
     })
 }
 
-unsafe extern "C" fn fast_string(slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject {
+unsafe extern "C" fn fast_string(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     slot(std::ptr::null_mut(), |py| {
         if kwnames.is_null() && nargs == 1 {
             let v = Bound::from_borrowed_ptr(py, *args);
@@ -104,7 +142,13 @@ unsafe extern "C" fn fast_string(slf: *mut ffi::PyObject, args: *const *mut ffi:
                 return string_of(py, &v, -1).map(|o| o.into_ptr());
             }
         }
-        Ok(call_fallback(&fallbacks()?.string, slf, args, nargs, kwnames))
+        Ok(call_fallback(
+            &fallbacks()?.string,
+            slf,
+            args,
+            nargs,
+            kwnames,
+        ))
     })
 }
 
@@ -120,12 +164,18 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     if FAST_FALLBACKS.set(fallbacks).is_err() {
         return Ok(());
     }
-    let entries: [(&'static CStr, ffi::PyCFunctionFastWithKeywords); 3] = [(c"new", fast_new), (c"cast", fast_cast), (c"string", fast_string)];
+    let entries: [(&'static CStr, ffi::PyCFunctionFastWithKeywords); 3] = [
+        (c"new", fast_new),
+        (c"cast", fast_cast),
+        (c"string", fast_string),
+    ];
     for (name, f) in entries {
         // the method table of a type lives as long as the type: for the process
         let def = Box::leak(Box::new(ffi::PyMethodDef {
             ml_name: name.as_ptr(),
-            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: f },
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunctionFastWithKeywords: f,
+            },
             ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
             ml_doc: std::ptr::null(),
         }));

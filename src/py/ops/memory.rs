@@ -11,10 +11,17 @@ use crate::py::state::FfiRef;
 use crate::types::model::Kind;
 
 /// The buffer of `obj` (locked until released), its address and length.
-fn buffer_ptr(obj: &Bound<'_, PyAny>, writable: bool) -> PyResult<(Box<ffi::Py_buffer>, usize, usize)> {
+fn buffer_ptr(
+    obj: &Bound<'_, PyAny>,
+    writable: bool,
+) -> PyResult<(Box<ffi::Py_buffer>, usize, usize)> {
     // SAFETY: an all-zero `Py_buffer` is the empty state `PyObject_GetBuffer` fills.
     let mut view: Box<ffi::Py_buffer> = Box::new(unsafe { std::mem::zeroed() });
-    let flags = if writable { ffi::PyBUF_WRITABLE } else { ffi::PyBUF_SIMPLE };
+    let flags = if writable {
+        ffi::PyBUF_WRITABLE
+    } else {
+        ffi::PyBUF_SIMPLE
+    };
     // SAFETY: `obj` is a live object, `view` valid for writing; the GIL is held.
     let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *view, flags) };
     if rc != 0 {
@@ -32,13 +39,24 @@ fn release_view(view: &mut ffi::Py_buffer) {
 }
 
 /// `ffi.from_buffer(cdecl, python_buffer, require_writable)`.
-pub fn from_buffer(py: Python<'_>, shared: &FfiRef, cdecl: &Bound<'_, PyAny>, python_buffer: Option<&Bound<'_, PyAny>>, require_writable: bool) -> PyResult<Py<CData>> {
+pub fn from_buffer(
+    py: Python<'_>,
+    shared: &FfiRef,
+    cdecl: &Bound<'_, PyAny>,
+    python_buffer: Option<&Bound<'_, PyAny>>,
+    require_writable: bool,
+) -> PyResult<Py<CData>> {
     let (ct, obj) = match python_buffer {
         Some(b) => (resolve_ctype(shared, cdecl)?, b.clone()),
-        None => (shared.parse_ctype(&PyString::new(py, "char[]"))?, cdecl.clone()),
+        None => (
+            shared.parse_ctype(&PyString::new(py, "char[]"))?,
+            cdecl.clone(),
+        ),
     };
     if obj.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err("from_buffer() cannot return the address of a unicode object"));
+        return Err(PyTypeError::new_err(
+            "from_buffer() cannot return the address of a unicode object",
+        ));
     }
     let c = ct.get();
     let type_name = obj.get_type().name()?.to_string();
@@ -64,14 +82,32 @@ pub fn from_buffer(py: Python<'_>, shared: &FfiRef, cdecl: &Bound<'_, PyAny>, py
         Kind::Pointer(_) => 0,
         _ => {
             release_view(&mut view);
-            return Err(PyTypeError::new_err(format!("expected a pointer or array ctype, got '{}'", c.ty.cname())));
+            return Err(PyTypeError::new_err(format!(
+                "expected a pointer or array ctype, got '{}'",
+                c.ty.cname()
+            )));
         }
     };
-    CData::new_owning(py, ct.clone().unbind(), addr, length, len, Owner::Buffer { view: BufferView(view), type_name: type_name.into() })
+    CData::new_owning(
+        py,
+        ct.clone().unbind(),
+        addr,
+        length,
+        len,
+        Owner::Buffer {
+            view: BufferView(view),
+            type_name: type_name.into(),
+        },
+    )
 }
 
 /// `ffi.memmove(dest, src, n)`.
-pub fn memmove(py: Python<'_>, dest: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>, n: isize) -> PyResult<()> {
+pub fn memmove(
+    py: Python<'_>,
+    dest: &Bound<'_, PyAny>,
+    src: &Bound<'_, PyAny>,
+    n: isize,
+) -> PyResult<()> {
     if n < 0 {
         return Err(PyValueError::new_err("negative size"));
     }
@@ -83,11 +119,17 @@ pub fn memmove(py: Python<'_>, dest: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>, 
                 Kind::Pointer(_) | Kind::Array(..) => {
                     let a = c.data_addr(py)?;
                     if invalid_addr(a) && n > 0 {
-                        return Err(PyRuntimeError::new_err(format!("cannot use memmove() on {}", c.repr_string(py)?)));
+                        return Err(PyRuntimeError::new_err(format!(
+                            "cannot use memmove() on {}",
+                            c.repr_string(py)?
+                        )));
                     }
                     Ok(a)
                 }
-                _ => Err(PyTypeError::new_err(format!("expected a pointer or array cdata, got cdata '{}'", c.ty().cname()))),
+                _ => Err(PyTypeError::new_err(format!(
+                    "expected a pointer or array cdata, got cdata '{}'",
+                    c.ty().cname()
+                ))),
             };
         }
         let (v, a, _) = buffer_ptr(o, writable)?;

@@ -29,10 +29,16 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
             let Some(isz) = item.size() else {
                 if let Some(l) = item.record_layout() {
                     if l.partial {
-                        return Err(VerificationMissing::new_err(format!("'{}' has ... in its declaration", item.cname())));
+                        return Err(VerificationMissing::new_err(format!(
+                            "'{}' has ... in its declaration",
+                            item.cname()
+                        )));
                     }
                 }
-                return Err(PyTypeError::new_err(format!("cannot instantiate ctype '{}' of unknown size", item.cname())));
+                return Err(PyTypeError::new_err(format!(
+                    "cannot instantiate ctype '{}' of unknown size",
+                    item.cname()
+                )));
             };
             let mut size = isz;
             if let (Some(l), Some(init)) = (item.record_layout(), init) {
@@ -41,9 +47,17 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
                         if let Kind::Array(fi, None) = &f.ty.kind {
                             let fisz = fi.size().unwrap_or(1);
                             let v = if let Ok(list) = init.cast::<PyList>() {
-                                if list.len() == l.fields.len() { Some(list.get_item(l.fields.len() - 1)?) } else { None }
+                                if list.len() == l.fields.len() {
+                                    Some(list.get_item(l.fields.len() - 1)?)
+                                } else {
+                                    None
+                                }
                             } else if let Ok(t) = init.cast::<PyTuple>() {
-                                if t.len() == l.fields.len() { Some(t.get_item(l.fields.len() - 1)?) } else { None }
+                                if t.len() == l.fields.len() {
+                                    Some(t.get_item(l.fields.len() - 1)?)
+                                } else {
+                                    None
+                                }
                             } else if let Ok(d) = init.cast::<PyDict>() {
                                 d.get_item(&f.name)?
                             } else {
@@ -55,7 +69,11 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
                                     .checked_mul(fisz)
                                     .and_then(|b| b.checked_add(f.offset))
                                     .filter(|b| *b <= isize::MAX as usize)
-                                    .ok_or_else(|| PyMemoryError::new_err("array size would overflow a ssize_t"))?;
+                                    .ok_or_else(|| {
+                                        PyMemoryError::new_err(
+                                            "array size would overflow a ssize_t",
+                                        )
+                                    })?;
                                 size = size.max(need);
                             }
                         }
@@ -70,7 +88,11 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
                 Some(n) => *n,
                 None => match init {
                     Some(i) => array_len_from_init(ty, item, i)?,
-                    None => return Err(PyTypeError::new_err("expected new array length or list/tuple/str, not NoneType")),
+                    None => {
+                        return Err(PyTypeError::new_err(
+                            "expected new array length or list/tuple/str, not NoneType",
+                        ))
+                    }
                 },
             };
             let size = n
@@ -79,13 +101,20 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
                 .ok_or_else(|| PyMemoryError::new_err("array size would overflow a ssize_t"))?;
             Ok((size, n))
         }
-        _ => Err(PyTypeError::new_err(format!("expected a pointer or array ctype, got '{}'", ty.cname()))),
+        _ => Err(PyTypeError::new_err(format!(
+            "expected a pointer or array ctype, got '{}'",
+            ty.cname()
+        ))),
     }
 }
 
 /// Length of a `T[]` created from `init`: an int, a list/tuple, bytes (+1 for the NUL of a
 /// char array) or str (+1, in code units, for wide-char arrays).
-fn array_len_from_init(arr_ty: &TypeRef, item: &TypeRef, init: &Bound<'_, PyAny>) -> PyResult<usize> {
+fn array_len_from_init(
+    arr_ty: &TypeRef,
+    item: &TypeRef,
+    init: &Bound<'_, PyAny>,
+) -> PyResult<usize> {
     // SAFETY: `init` is a live object and the GIL is held.
     if unsafe { ffi::PyLong_Check(init.as_ptr()) } != 0 {
         let n: i64 = init.extract()?;
@@ -101,7 +130,14 @@ fn array_len_from_init(arr_ty: &TypeRef, item: &TypeRef, init: &Bound<'_, PyAny>
         return Ok(t.len());
     }
     let (is_char, wide) = match &item.kind {
-        Kind::Prim(pi) => (convert::is_byte_item(item), if pi.class == PrimClass::WideChar { Some(pi.size) } else { None }),
+        Kind::Prim(pi) => (
+            convert::is_byte_item(item),
+            if pi.class == PrimClass::WideChar {
+                Some(pi.size)
+            } else {
+                None
+            },
+        ),
         _ => (false, None),
     };
     if let Ok(b) = init.cast::<PyBytes>() {
@@ -117,12 +153,20 @@ fn array_len_from_init(arr_ty: &TypeRef, item: &TypeRef, init: &Bound<'_, PyAny>
     if init.is_instance_of::<PyString>() || init.is_instance_of::<PyBytes>() {
         return Err(convert::array_init_type_error(arr_ty, item, init));
     }
-    Err(PyTypeError::new_err(format!("expected new array length or list/tuple/str, not {}", convert::describe(init))))
+    Err(PyTypeError::new_err(format!(
+        "expected new array length or list/tuple/str, not {}",
+        convert::describe(init)
+    )))
 }
 
 /// `ffi.new` and allocator calls: allocate, wrap in an owning cdata (so an initializer
 /// error frees the memory through the cdata's release), then initialize.
-pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, PyAny>>, alloc: Option<&AllocFns>) -> PyResult<Py<CData>> {
+pub fn new_cdata(
+    py: Python<'_>,
+    ct: &Bound<'_, CType>,
+    init: Option<&Bound<'_, PyAny>>,
+    alloc: Option<&AllocFns>,
+) -> PyResult<Py<CData>> {
     let c = ct.get();
     let init = init.filter(|i| !i.is_none());
     // `new("T[]", n)` with a plain int: zeroed memory, nothing to initialize.
@@ -133,7 +177,11 @@ pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, 
             // SAFETY: as above.
             let n = unsafe { ffi::PyLong_AsSsize_t(i.as_ptr()) };
             if n >= 0 {
-                if let Some(size) = item.size().and_then(|isz| isz.checked_mul(n as usize)).filter(|b| *b <= isize::MAX as usize) {
+                if let Some(size) = item
+                    .size()
+                    .and_then(|isz| isz.checked_mul(n as usize))
+                    .filter(|b| *b <= isize::MAX as usize)
+                {
                     return CData::new_owned_zeroed(py, ct.clone().unbind(), size, n as usize);
                 }
             } else if n == -1 {
@@ -148,14 +196,28 @@ pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, 
     };
     let cd = match alloc {
         Some(a) if a.alloc.is_some() => {
-            let f = a.alloc.as_ref().map(|f| f.bind(py)).ok_or_else(|| PyTypeError::new_err("no alloc"))?;
+            let f = a
+                .alloc
+                .as_ref()
+                .map(|f| f.bind(py))
+                .ok_or_else(|| PyTypeError::new_err("no alloc"))?;
             let res = f.call1((size,))?;
             let addr = match res.cast::<CData>() {
                 Ok(cd) => match cd.get().ty().kind {
                     Kind::Pointer(_) | Kind::Array(..) => cd.get().addr,
-                    _ => return Err(PyTypeError::new_err(format!("alloc() must return a cdata pointer, not {}", convert::describe(&res)))),
+                    _ => {
+                        return Err(PyTypeError::new_err(format!(
+                            "alloc() must return a cdata pointer, not {}",
+                            convert::describe(&res)
+                        )))
+                    }
                 },
-                Err(_) => return Err(PyTypeError::new_err(format!("alloc() must return a cdata pointer, not {}", convert::describe(&res)))),
+                Err(_) => {
+                    return Err(PyTypeError::new_err(format!(
+                        "alloc() must return a cdata pointer, not {}",
+                        convert::describe(&res)
+                    )))
+                }
             };
             if addr == 0 {
                 return Err(PyMemoryError::new_err("alloc() returned NULL"));
@@ -165,7 +227,10 @@ pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, 
                 // its contract with `new_allocator`.
                 unsafe { std::ptr::write_bytes(addr as *mut u8, 0, size) };
             }
-            let owner = Owner::Allocator { free: a.free.as_ref().map(|f| f.clone_ref(py)), alloc_result: res.unbind() };
+            let owner = Owner::Allocator {
+                free: a.free.as_ref().map(|f| f.clone_ref(py)),
+                alloc_result: res.unbind(),
+            };
             CData::new_owning(py, ct.clone().unbind(), addr, length, size, owner)?
         }
         _ => CData::new_owned_zeroed(py, ct.clone().unbind(), size, length)?,
@@ -179,7 +244,9 @@ pub fn new_cdata(py: Python<'_>, ct: &Bound<'_, CType>, init: Option<&Bound<'_, 
             match &c.ty.kind {
                 Kind::Pointer(item) => write_sized(item, init, mem, size),
                 Kind::Array(item, _) => {
-                    if ffi::PyLong_Check(init.as_ptr()) != 0 && matches!(c.ty.kind, Kind::Array(_, None)) {
+                    if ffi::PyLong_Check(init.as_ptr()) != 0
+                        && matches!(c.ty.kind, Kind::Array(_, None))
+                    {
                         Ok(())
                     } else {
                         write_array(&c.ty, item, length, init, mem)

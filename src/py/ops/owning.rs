@@ -13,30 +13,51 @@ use crate::py::state::FfiRef;
 use crate::types::model::Kind;
 
 /// `ffi.gc(cdata, destructor)`.
-pub fn gc(py: Python<'_>, cdata: &Bound<'_, PyAny>, destructor: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+pub fn gc(
+    py: Python<'_>,
+    cdata: &Bound<'_, PyAny>,
+    destructor: &Bound<'_, PyAny>,
+) -> PyResult<Py<PyAny>> {
     let cd = as_cdata(cdata)?;
     let c = cd.get();
     if destructor.is_none() {
         if c.detach_destructor(py)? {
             return Ok(cdata.clone().unbind());
         }
-        return Err(PyTypeError::new_err("Can remove destructor only on a object previously returned by ffi.gc()"));
+        return Err(PyTypeError::new_err(
+            "Can remove destructor only on a object previously returned by ffi.gc()",
+        ));
     }
-    let owner = Owner::Gc { orig: cdata.clone().unbind(), destructor: Some(destructor.clone().unbind()) };
+    let owner = Owner::Gc {
+        orig: cdata.clone().unbind(),
+        destructor: Some(destructor.clone().unbind()),
+    };
     Ok(CData::new_owning(py, c.ctype.clone_ref(py), c.addr, c.length, 0, owner)?.into_any())
 }
 
 /// `ffi.addressof(cdata, *fields_or_indexes)` and `ffi.addressof(lib, name)`.
-pub fn addressof(py: Python<'_>, shared: &FfiRef, cdata: &Bound<'_, PyAny>, fields_or_indexes: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+pub fn addressof(
+    py: Python<'_>,
+    shared: &FfiRef,
+    cdata: &Bound<'_, PyAny>,
+    fields_or_indexes: &Bound<'_, PyTuple>,
+) -> PyResult<Py<PyAny>> {
     let Ok(cd) = cdata.cast::<CData>() else {
         if let Some(lib) = crate::py::lib_object::lib_state(cdata) {
             let name: String = match fields_or_indexes.len() {
                 1 => fields_or_indexes.get_item(0)?.extract()?,
-                n => return Err(PyTypeError::new_err(format!("addressof(lib, name) takes one name, got {n}"))),
+                n => {
+                    return Err(PyTypeError::new_err(format!(
+                        "addressof(lib, name) takes one name, got {n}"
+                    )))
+                }
             };
             return crate::py::lib_object::addressof_lib(py, &lib, &name);
         }
-        return Err(PyTypeError::new_err(format!("expected a cdata struct/union/array object, got {}", convert::describe(cdata))));
+        return Err(PyTypeError::new_err(format!(
+            "expected a cdata struct/union/array object, got {}",
+            convert::describe(cdata)
+        )));
     };
     let c = cd.get();
     if !matches!(c.ty().kind, Kind::Record(_) | Kind::Array(..)) {
@@ -63,16 +84,27 @@ pub fn new_handle(py: Python<'_>, shared: &FfiRef, x: Py<PyAny>) -> PyResult<Py<
 
 /// `ffi.from_handle(x)`.
 pub fn from_handle(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    let cd = x.cast::<CData>().map_err(|_| PyTypeError::new_err("expected a 'cdata' object"))?;
+    let cd = x
+        .cast::<CData>()
+        .map_err(|_| PyTypeError::new_err("expected a 'cdata' object"))?;
     let c = cd.get();
     if !matches!(c.ty().kind, Kind::Pointer(_)) {
-        return Err(PyTypeError::new_err(format!("expected a pointer cdata, got cdata '{}'", c.ty().cname())));
+        return Err(PyTypeError::new_err(format!(
+            "expected a pointer cdata, got cdata '{}'",
+            c.ty().cname()
+        )));
     }
     let addr = c.addr;
     if addr == 0 {
-        return Err(PyRuntimeError::new_err("cannot use from_handle() on NULL pointer"));
+        return Err(PyRuntimeError::new_err(
+            "cannot use from_handle() on NULL pointer",
+        ));
     }
-    handles::lookup(py, addr).ok_or_else(|| PyRuntimeError::new_err(format!("from_handle(): 0x{addr:x} is not a live handle from ffi.new_handle()")))
+    handles::lookup(py, addr).ok_or_else(|| {
+        PyRuntimeError::new_err(format!(
+            "from_handle(): 0x{addr:x} is not a live handle from ffi.new_handle()"
+        ))
+    })
 }
 
 /// `ffi.release(x)`.

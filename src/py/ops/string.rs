@@ -41,12 +41,18 @@ pub fn string_of(py: Python<'_>, obj: &Bound<'_, PyAny>, maxlen: isize) -> PyRes
         }
         Kind::Pointer(item) | Kind::Array(item, _) => {
             let Some((wide, usz)) = char_like(item) else {
-                return Err(PyTypeError::new_err(format!("string(): unexpected cdata '{}' argument", ty.cname())));
+                return Err(PyTypeError::new_err(format!(
+                    "string(): unexpected cdata '{}' argument",
+                    ty.cname()
+                )));
             };
             let base = c.data_addr(py)?;
             let is_array = matches!(ty.kind, Kind::Array(..));
             if invalid_addr(base) {
-                return Err(PyRuntimeError::new_err(format!("cannot use string() on {}", c.repr_string(py)?)));
+                return Err(PyRuntimeError::new_err(format!(
+                    "cannot use string() on {}",
+                    c.repr_string(py)?
+                )));
             }
             // an owning pointer (from `new`) never reads past its allocation
             let mut limit = if is_array {
@@ -66,7 +72,11 @@ pub fn string_of(py: Python<'_>, obj: &Bound<'_, PyAny>, maxlen: isize) -> PyRes
             // NUL that C strings end with (cffi's contract with the caller).
             unsafe {
                 if !wide {
-                    let scan = if limit == usize::MAX { libc::strlen(p as *const libc::c_char) } else { libc::strnlen(p as *const libc::c_char, limit) };
+                    let scan = if limit == usize::MAX {
+                        libc::strlen(p as *const libc::c_char)
+                    } else {
+                        libc::strnlen(p as *const libc::c_char, limit)
+                    };
                     n = scan;
                 } else {
                     while n < limit && load_u64(p.add(n * usz), usz) != 0 {
@@ -74,14 +84,21 @@ pub fn string_of(py: Python<'_>, obj: &Bound<'_, PyAny>, maxlen: isize) -> PyRes
                     }
                 }
                 if !wide {
-                    Ok(PyBytes::new(py, std::slice::from_raw_parts(p, n)).into_any().unbind())
+                    Ok(PyBytes::new(py, std::slice::from_raw_parts(p, n))
+                        .into_any()
+                        .unbind())
                 } else {
-                    let units: Vec<u32> = (0..n).map(|i| load_u64(p.add(i * usz), usz) as u32).collect();
+                    let units: Vec<u32> = (0..n)
+                        .map(|i| load_u64(p.add(i * usz), usz) as u32)
+                        .collect();
                     decode_wide(py, &units, usz)
                 }
             }
         }
-        _ => Err(PyTypeError::new_err(format!("string(): unexpected cdata '{}' argument", ty.cname()))),
+        _ => Err(PyTypeError::new_err(format!(
+            "string(): unexpected cdata '{}' argument",
+            ty.cname()
+        ))),
     }
 }
 
@@ -92,7 +109,12 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
     let ty = c.ty();
     let item = match &ty.kind {
         Kind::Pointer(i) | Kind::Array(i, _) => i.clone(),
-        _ => return Err(PyTypeError::new_err(format!("expected a pointer or array, got '{}'", ty.cname()))),
+        _ => {
+            return Err(PyTypeError::new_err(format!(
+                "expected a pointer or array, got '{}'",
+                ty.cname()
+            )))
+        }
     };
     if length < 0 {
         return Err(PyValueError::new_err("'length' cannot be negative"));
@@ -100,7 +122,10 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
     let n = length as usize;
     let base = c.data_addr(py)?;
     if base == 0 || (invalid_addr(base) && n > 0) {
-        return Err(PyRuntimeError::new_err(format!("cannot use unpack() on {}", c.repr_string(py)?)));
+        return Err(PyRuntimeError::new_err(format!(
+            "cannot use unpack() on {}",
+            c.repr_string(py)?
+        )));
     }
     let p = base as *const u8;
     if let Some((wide, usz)) = char_like(&item) {
@@ -109,9 +134,13 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
             // for `n` items there, which cffi trusts.
             unsafe {
                 if !wide {
-                    return Ok(PyBytes::new(py, std::slice::from_raw_parts(p, n)).into_any().unbind());
+                    return Ok(PyBytes::new(py, std::slice::from_raw_parts(p, n))
+                        .into_any()
+                        .unbind());
                 }
-                let units: Vec<u32> = (0..n).map(|i| load_u64(p.add(i * usz), usz) as u32).collect();
+                let units: Vec<u32> = (0..n)
+                    .map(|i| load_u64(p.add(i * usz), usz) as u32)
+                    .collect();
                 return decode_wide(py, &units, usz);
             }
         }
@@ -122,7 +151,15 @@ pub fn unpack_of(py: Python<'_>, obj: &Bound<'_, PyAny>, length: isize) -> PyRes
     let out = PyList::empty(py);
     for i in 0..n {
         // SAFETY: item `i < n` of the range trusted above.
-        let v = unsafe { convert::read_with_ctype(py, ict.get(), &ict, p.add(i * isz), keeper.as_ref().map(|k| k.clone_ref(py)))? };
+        let v = unsafe {
+            convert::read_with_ctype(
+                py,
+                ict.get(),
+                &ict,
+                p.add(i * isz),
+                keeper.as_ref().map(|k| k.clone_ref(py)),
+            )?
+        };
         out.append(v)?;
     }
     Ok(out.into_any().unbind())

@@ -20,7 +20,10 @@ pub fn resolve_ctype<'py>(shared: &FfiRef, obj: &Bound<'py, PyAny>) -> PyResult<
     if let Ok(ct) = obj.cast::<CType>() {
         return Ok(ct.clone());
     }
-    Err(PyTypeError::new_err(format!("expected a cdecl string or a ctype object, got {}", convert::describe(obj))))
+    Err(PyTypeError::new_err(format!(
+        "expected a cdecl string or a ctype object, got {}",
+        convert::describe(obj)
+    )))
 }
 
 pub fn size_or_err(ty: &TypeRef) -> PyResult<usize> {
@@ -29,19 +32,35 @@ pub fn size_or_err(ty: &TypeRef) -> PyResult<usize> {
     }
     if let Some(l) = ty.record_layout() {
         if l.partial {
-            return Err(VerificationMissing::new_err(format!("'{}' has ... in its declaration: its layout is only known to a C compiler", ty.cname())));
+            return Err(VerificationMissing::new_err(format!(
+                "'{}' has ... in its declaration: its layout is only known to a C compiler",
+                ty.cname()
+            )));
         }
     }
-    Err(PyValueError::new_err(format!("ctype '{}' is of unknown size", ty.cname())))
+    Err(PyValueError::new_err(format!(
+        "ctype '{}' is of unknown size",
+        ty.cname()
+    )))
 }
 
 /// The argument as a cdata, or the TypeError cffi raises.
 pub fn as_cdata<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, CData>> {
-    obj.cast::<CData>().map_err(|_| PyTypeError::new_err(format!("expected a 'cdata' object, got {}", convert::describe(obj))))
+    obj.cast::<CData>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "expected a 'cdata' object, got {}",
+            convert::describe(obj)
+        ))
+    })
 }
 
 /// Which field/index path `offsetof`/`addressof` follow: (final type, byte offset).
-pub fn walk_path(py: Python<'_>, start: &TypeRef, path: &Bound<'_, PyTuple>, allow_ptr_first: bool) -> PyResult<(TypeRef, usize)> {
+pub fn walk_path(
+    py: Python<'_>,
+    start: &TypeRef,
+    path: &Bound<'_, PyTuple>,
+    allow_ptr_first: bool,
+) -> PyResult<(TypeRef, usize)> {
     let _ = py;
     let mut ty = start.clone();
     let mut off = 0usize;
@@ -56,10 +75,16 @@ pub fn walk_path(py: Python<'_>, start: &TypeRef, path: &Bound<'_, PyTuple>, all
                 }
             }
             let Kind::Record(_) = &rec.kind else {
-                return Err(PyTypeError::new_err(format!("expected a struct or union ctype, got '{}'", rec.cname())));
+                return Err(PyTypeError::new_err(format!(
+                    "expected a struct or union ctype, got '{}'",
+                    rec.cname()
+                )));
             };
             let Some(layout) = rec.record_layout() else {
-                return Err(PyTypeError::new_err(format!("struct or union '{}' is opaque", rec.cname())));
+                return Err(PyTypeError::new_err(format!(
+                    "struct or union '{}' is opaque",
+                    rec.cname()
+                )));
             };
             let name = name.to_str()?;
             let Some(f) = layout.fields.iter().find(|f| f.name == name) else {
@@ -71,11 +96,18 @@ pub fn walk_path(py: Python<'_>, start: &TypeRef, path: &Bound<'_, PyTuple>, all
             off += f.offset;
             ty = f.ty.clone();
         } else {
-            let idx: isize = step.extract().map_err(|_| PyTypeError::new_err("expected a field name (str) or an index (int)"))?;
+            let idx: isize = step.extract().map_err(|_| {
+                PyTypeError::new_err("expected a field name (str) or an index (int)")
+            })?;
             let item = match &ty.kind {
                 Kind::Array(item, _) => item.clone(),
                 Kind::Pointer(item) if i == 0 => item.clone(),
-                _ => return Err(PyTypeError::new_err(format!("expected an array or pointer ctype, got '{}'", ty.cname()))),
+                _ => {
+                    return Err(PyTypeError::new_err(format!(
+                        "expected an array or pointer ctype, got '{}'",
+                        ty.cname()
+                    )))
+                }
             };
             let isz = size_or_err(&item)?;
             off = (off as isize).wrapping_add(idx.wrapping_mul(isz as isize)) as usize;
@@ -100,7 +132,10 @@ pub fn typeof_<'py>(shared: &FfiRef, cdecl: &Bound<'py, PyAny>) -> PyResult<Boun
     if let Some((_, fn_type)) = crate::py::function::function_address(cdecl) {
         return Ok(shared.ctype_of(cdecl.py(), &fn_type).into_bound(cdecl.py()));
     }
-    Err(PyTypeError::new_err(format!("{}", cdecl.get_type().repr()?)))
+    Err(PyTypeError::new_err(format!(
+        "{}",
+        cdecl.get_type().repr()?
+    )))
 }
 
 /// `ffi.sizeof(obj)`.
@@ -114,7 +149,11 @@ pub fn sizeof(py: Python<'_>, shared: &FfiRef, obj: &Bound<'_, PyAny>) -> PyResu
                 let vs = if c.alloc_size > 0 {
                     c.alloc_size
                 } else if let Some(k) = c.viewed_owner(py) {
-                    if c.flags & F_OWNING_VIEW != 0 { k.get().alloc_size } else { 0 }
+                    if c.flags & F_OWNING_VIEW != 0 {
+                        k.get().alloc_size
+                    } else {
+                        0
+                    }
                 } else {
                     0
                 };
@@ -137,14 +176,23 @@ pub fn alignof(shared: &FfiRef, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
         Err(_) => resolve_ctype(shared, obj)?,
     };
     let ty = &ct.get().ty;
-    ty.align().ok_or_else(|| PyValueError::new_err(format!("ctype '{}' is of unknown alignment", ty.cname())))
+    ty.align().ok_or_else(|| {
+        PyValueError::new_err(format!("ctype '{}' is of unknown alignment", ty.cname()))
+    })
 }
 
 /// `ffi.offsetof(cdecl, *fields_or_indexes)`.
-pub fn offsetof(py: Python<'_>, shared: &FfiRef, cdecl: &Bound<'_, PyAny>, fields_or_indexes: &Bound<'_, PyTuple>) -> PyResult<usize> {
+pub fn offsetof(
+    py: Python<'_>,
+    shared: &FfiRef,
+    cdecl: &Bound<'_, PyAny>,
+    fields_or_indexes: &Bound<'_, PyTuple>,
+) -> PyResult<usize> {
     let ct = resolve_ctype(shared, cdecl)?;
     if fields_or_indexes.is_empty() {
-        return Err(PyTypeError::new_err("offsetof() expects at least 2 arguments"));
+        return Err(PyTypeError::new_err(
+            "offsetof() expects at least 2 arguments",
+        ));
     }
     Ok(walk_path(py, &ct.get().ty, fields_or_indexes, true)?.1)
 }
