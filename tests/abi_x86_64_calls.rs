@@ -260,7 +260,7 @@ fn run_library(lib_desc: &Library, so: &PathBuf) -> (usize, usize, Vec<String>) 
 
 #[test]
 fn generated_library_calls_and_callbacks() {
-    let lib = generate(Target::X86_64_LINUX, 0x5eed_ab1, 140, 340, 40);
+    let lib = generate(Target::X86_64_LINUX, 0x05ee_dab1, 140, 340, 40);
     let nfun = lib.funcs.iter().filter(|f| !f.variadic).count();
     assert!(nfun >= 300);
     let so = compile_so(&lib.c_source, "abigen");
@@ -323,9 +323,9 @@ fn variadic_snprintf_from_libc() {
         args.push(dbl.clone());
         vals.push((k as f64 + 0.5).to_ne_bytes().to_vec());
     }
-    for k in 0..4 {
+    for k in 0..4i32 {
         args.push(int.clone());
-        vals.push((100 + k as i32).to_ne_bytes().to_vec());
+        vals.push((100 + k).to_ne_bytes().to_vec());
     }
     let fty = t.func_ptr(args, &int, true);
     let Kind::FuncPtr(sig) = &fty.kind else {

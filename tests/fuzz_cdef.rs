@@ -119,9 +119,9 @@ fn run(src: &str) {
     let start = Instant::now();
     for target in [Target::X86_64_LINUX, Target::AARCH64_LINUX] {
         let mut ns = Namespace::new(target);
-        let packed = src.len() % 3 == 0;
+        let packed = src.len().is_multiple_of(3);
         let opts = CdefOptions {
-            override_: src.len() % 2 == 0,
+            override_: src.len().is_multiple_of(2),
             packed,
             pack: None,
         };

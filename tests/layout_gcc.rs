@@ -740,7 +740,7 @@ fn check_target(target: Target, compiler: &str, runner: &[&str], tag: &str) {
             .join("\n");
         for g in &groups {
             for m in mismatches.iter().take(3) {
-                let rec = m.split(|c| c == ':' || c == '.').next().unwrap();
+                let rec = m.split([':', '.']).next().unwrap();
                 let name = rec.split_whitespace().nth(1).unwrap_or("");
                 if let Some(p) = g.cdef.find(&format!(" {name} {{")) {
                     let end = g.cdef[p..].find("\n};").map_or(g.cdef.len(), |e| p + e + 3);
