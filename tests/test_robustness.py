@@ -1,14 +1,21 @@
 """Bad input never crashes the interpreter: a battery of operations on cdata of many
 types with wrong/odd values runs in a subprocess, which must exit normally (every
-failure a Python exception)."""
+failure a Python exception), and no failure may be a caught panic (jitffi.InternalError),
+raised or reported as unraisable."""
 import os
 import subprocess
 import sys
 import textwrap
 
 SCRIPT = textwrap.dedent(r'''
-    import itertools, gc
+    import itertools, gc, sys
     import jitffi
+    internal = []
+    def unraisable(u, _default=sys.unraisablehook):
+        if isinstance(u.exc_value, jitffi.InternalError):
+            internal.append("unraisable: %r" % (u.exc_value,))
+        _default(u)
+    sys.unraisablehook = unraisable
     ffi = jitffi.FFI()
     ffi.cdef("""
         struct pt { int x, y; }; struct bf { int a:3; unsigned b:2; };
@@ -52,11 +59,25 @@ SCRIPT = textwrap.dedent(r'''
                 for op in ops:
                     try:
                         op(c, v)
+                    except jitffi.InternalError as e:
+                        internal.append("%s with %r: %r" % (t, v, e))
                     except Exception:
                         pass
                     n += 1
+    # Malformed declarations are CDefErrors (or other user errors), never a caught panic.
+    for text in ["int f(", "struct { int x; ", "int a[1<<70];", "enum e { A = 1/0 };",
+                 "typedef int (*)(int);", "int f(int x[-1]);", "#define X (", "\x00",
+                 "struct s { int x : 99; };", "int " + "*" * 5000 + "p;", "(" * 10000]:
+        try:
+            jitffi.FFI().cdef(text)
+        except jitffi.InternalError as e:
+            internal.append("cdef %r: %r" % (text[:40], e))
+        except Exception:
+            pass
     gc.collect()
-    print("ok", n)
+    print("ok", n, len(internal))
+    for line in internal[:20]:
+        print(line)
 ''')
 
 
@@ -67,4 +88,6 @@ def test_battery_does_not_crash():
     r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.startswith("ok ")
-    assert int(r.stdout.split()[1]) > 10000
+    words = r.stdout.split()
+    assert int(words[1]) > 10000
+    assert words[2] == "0", "caught panics (InternalError):\n" + r.stdout
