@@ -1,7 +1,7 @@
 //! Python objects: FFI, CType, CData, buffer, and the one Python<->C conversion layer.
 //!
 //! Layers, from the bottom (a module uses only modules listed before it; the call side —
-//! `function`, `call_glue`, `callback`, `lib_object` — sits above `convert`):
+//! `function`, `callback`, `lib_object` — sits above `convert`):
 //! - `errors`, `gil`, `mem`, `longdouble`, `errno`, `rawtype`: no Python objects of ours;
 //! - `state` (per-FFI state, the `FFI` class) → `ctype` (CType, CField, `ctype_of`);
 //! - `handles` → `cdata` (the object, its owner, release) → `cdata_alloc` (constructors,
