@@ -3,8 +3,10 @@ types with wrong/odd values runs in a subprocess, which must exit normally (ever
 failure a Python exception)."""
 import os
 import subprocess
-import sys
 import textwrap
+
+import jitffi
+from conftest import PYTHON
 
 SCRIPT = textwrap.dedent(r'''
     import itertools, gc
@@ -62,9 +64,10 @@ SCRIPT = textwrap.dedent(r'''
 
 def test_battery_does_not_crash():
     env = dict(os.environ)
-    here = os.path.dirname(os.path.abspath(__file__))
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(here), "python"), env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
+    # the jitffi this interpreter imported (the source tree's, or the target's build)
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(jitffi.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([package_dir, env.get("PYTHONPATH", "")])
+    r = subprocess.run(PYTHON + ["-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.startswith("ok ")
     assert int(r.stdout.split()[1]) > 10000

@@ -182,3 +182,10 @@ def test_same_as_cffi(expr):
     expected = _run(cffi, expr)
     got = _run(jitffi, expr)
     assert got == expected
+
+
+def test_abi_constants_same_as_cffi():
+    import _cffi_backend
+    from jitffi import _jitffi
+    for name in ("FFI_DEFAULT_ABI", "FFI_CDECL"):
+        assert getattr(_jitffi, name) == getattr(_cffi_backend, name), name
