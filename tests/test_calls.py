@@ -149,7 +149,8 @@ def test_plain_char_and_wchar_signedness_per_target():
     assert lib.char_as_int(b"\xff") == (-1 if signed else 255)
     assert lib.char_as_int(b"\x7f") == 127
     assert lib.call_char_cb(f.callback("char(void)", lambda: b"\x80")) == (-128 if signed else 128)
-    assert int(f.cast("wchar_t", -1)) == (-1 if signed else 2**32 - 1)
+    assert int(f.cast("wchar_t", -1)) == (-1 if signed else 2**32 - 1)  # as cffi
+    assert int(f.cast("char", 255)) == 255  # as cffi: the byte's value on both
     assert lib.wchar_as_long("\U0010FFFF") == 0x10FFFF
     assert lib.call_wchar_cb(f.callback("wchar_t(void)", lambda: "\u20ac")) == 0x20AC
 
