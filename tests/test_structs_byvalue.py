@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import clib_structs  # noqa: E402
-from conftest import build_clib  # noqa: E402
+from conftest import ARCH, build_clib  # noqa: E402
 
 import jitffi  # noqa: E402
 
@@ -349,6 +349,10 @@ def test_long_double_arithmetic(hffi, hlib):
     assert float(hlib.ld_mul(r, -2)) == -6.75
     third = hlib.ld_third()
     assert float(third) == 1.0 / 3.0
+    # C's 1.0L / 3.0L, byte for byte: x87 extended (10 bytes of 16) on x86_64, IEEE
+    # binary128 on aarch64
+    want = {"x86_64": b"\xab" + b"\xaa" * 7 + b"\xfd\x3f", "aarch64": b"\x55" * 14 + b"\xfd\x3f"}[ARCH]
+    assert bytes(hffi.buffer(hffi.new("long double *", third)))[:len(want)] == want
     # the cdata keeps all of long double's bits through a return and an argument
     assert hlib.ld_resid(third) == hlib.ld_resid_ref()
     assert hlib.ld_resid(1.0 / 3.0) != hlib.ld_resid_ref()
