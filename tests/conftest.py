@@ -3,8 +3,9 @@ libraries with the target's compiler (`build_clib`) for layout/value comparisons
 
 The target is set here and only here. By default it is this machine: `cc`, programs started
 directly. `.ci/aarch64` runs the suite with an aarch64 CPython under qemu-user and sets
-JITFFI_TEST_CC (the cross compiler) and JITFFI_TEST_RUN (the emulator command that starts an
-aarch64 program: without binfmt the kernel cannot start one itself). Expectations that differ
+JITFFI_TEST_CC (the cross compiler), JITFFI_TEST_RUN (the emulator command that starts an
+aarch64 program: without binfmt the kernel cannot start one itself) and JITFFI_TEST_ARCH
+(the machine the run is for, checked). Expectations that differ
 per target test `ARCH`, which is the machine the interpreter runs on (qemu reports the
 emulated one)."""
 import hashlib
@@ -35,6 +36,10 @@ PYTHON = RUN + [sys.executable]
 ARCH = platform.machine()
 if ARCH not in ("x86_64", "aarch64"):
     raise RuntimeError("tests know the expectations of x86_64 and aarch64, not %r" % ARCH)
+# A run meant for one target (JITFFI_TEST_ARCH) must not pass on another unseen.
+if os.environ.get("JITFFI_TEST_ARCH", ARCH) != ARCH:
+    raise RuntimeError("JITFFI_TEST_ARCH=%s, but the interpreter runs on %s"
+                       % (os.environ["JITFFI_TEST_ARCH"], ARCH))
 
 
 def build_clib(name, c_source, extra_args=()):
