@@ -4,6 +4,8 @@ import os
 import subprocess
 import tempfile
 
+from conftest import CC
+
 C_SOURCE = r"""
 #include <stdint.h>
 #include <stddef.h>
@@ -164,7 +166,7 @@ def build(tmpdir=None):
     out = os.path.join(d, "libcbtest.so")
     with open(src, "w") as f:
         f.write(C_SOURCE)
-    subprocess.check_call(["cc", "-O1", "-shared", "-fPIC", "-pthread", "-o", out, src])
+    subprocess.check_call(CC + ["-O1", "-shared", "-fPIC", "-pthread", "-o", out, src])
     _cache["path"] = out
     return out
 

@@ -1,7 +1,10 @@
-"""C library for the call tests, compiled with the system `cc` into a temporary directory."""
+"""C library for the call tests, compiled with the target's C compiler (conftest.CC) into a
+temporary directory."""
 import os
 import subprocess
 import tempfile
+
+from conftest import CC
 
 C_SOURCE = r"""
 #include <stdint.h>
@@ -300,7 +303,7 @@ def build(name, source, extra_args=()):
     so = os.path.join(d, "lib" + name + ".so")
     with open(c, "w") as f:
         f.write(source)
-    subprocess.check_call(["cc", "-O1", "-shared", "-fPIC", "-o", so, c, *extra_args])
+    subprocess.check_call(CC + ["-O1", "-shared", "-fPIC", "-o", so, c, *extra_args])
     _cache[key] = so
     return so
 

@@ -1,7 +1,17 @@
 """Shared test helpers: import jitffi from the working tree, and compile small C
-libraries with the system compiler (`build_clib`) for layout/value comparisons and calls."""
+libraries with the target's compiler (`build_clib`) for layout/value comparisons and calls.
+
+The target is set here and only here. By default it is this machine: `cc`, programs started
+directly. `.ci/aarch64` runs the suite with an aarch64 CPython under qemu-user and sets
+JITFFI_TEST_CC (the cross compiler), JITFFI_TEST_RUN (the emulator command that starts an
+aarch64 program: without binfmt the kernel cannot start one itself) and JITFFI_TEST_ARCH
+(the machine the run is for, checked). Expectations that differ
+per target test `ARCH`, which is the machine the interpreter runs on (qemu reports the
+emulated one)."""
 import hashlib
 import os
+import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -16,9 +26,24 @@ except ImportError:
 
 _BUILD_DIR = tempfile.mkdtemp(prefix="jitffi-clib-")
 
+# The C compiler for the target, as an argument list.
+CC = shlex.split(os.environ.get("JITFFI_TEST_CC", "cc"))
+# What starts a program built for the target (empty: the kernel starts it).
+RUN = shlex.split(os.environ.get("JITFFI_TEST_RUN", ""))
+# The interpreter running these tests, started as a subprocess.
+PYTHON = RUN + [sys.executable]
+# "x86_64" or "aarch64": what the per-target expectations are keyed on.
+ARCH = platform.machine()
+if ARCH not in ("x86_64", "aarch64"):
+    raise RuntimeError("tests know the expectations of x86_64 and aarch64, not %r" % ARCH)
+# A run meant for one target (JITFFI_TEST_ARCH) must not pass on another unseen.
+if os.environ.get("JITFFI_TEST_ARCH", ARCH) != ARCH:
+    raise RuntimeError("JITFFI_TEST_ARCH=%s, but the interpreter runs on %s"
+                       % (os.environ["JITFFI_TEST_ARCH"], ARCH))
+
 
 def build_clib(name, c_source, extra_args=()):
-    """Compiles `c_source` with `cc -shared -fPIC` into a temporary directory and returns
+    """Compiles `c_source` with `CC -shared -fPIC` into a temporary directory and returns
     the path of the shared library (cached per source text within the test session)."""
     digest = hashlib.sha1((c_source + repr(tuple(extra_args))).encode()).hexdigest()[:12]
     so_path = os.path.join(_BUILD_DIR, "lib%s_%s.so" % (name, digest))
@@ -26,10 +51,10 @@ def build_clib(name, c_source, extra_args=()):
         c_path = os.path.join(_BUILD_DIR, "%s_%s.c" % (name, digest))
         with open(c_path, "w") as f:
             f.write(c_source)
-        cmd = ["cc", "-shared", "-fPIC", "-O1", "-o", so_path, c_path] + list(extra_args)
+        cmd = CC + ["-shared", "-fPIC", "-O1", "-o", so_path, c_path] + list(extra_args)
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
-            raise RuntimeError("cc failed:\n%s\n%s" % (" ".join(cmd), r.stderr))
+            raise RuntimeError("the C compiler failed:\n%s\n%s" % (" ".join(cmd), r.stderr))
     return so_path
 
 
@@ -40,8 +65,8 @@ def run_c_program(name, c_source, extra_args=()):
     c_path = exe + ".c"
     with open(c_path, "w") as f:
         f.write(c_source)
-    subprocess.run(["cc", "-O1", "-o", exe, c_path] + list(extra_args), check=True)
-    return subprocess.run([exe], check=True, capture_output=True, text=True).stdout
+    subprocess.run(CC + ["-O1", "-o", exe, c_path] + list(extra_args), check=True)
+    return subprocess.run(RUN + [exe], check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ sys.path.insert(0, __import__("os").path.dirname(__file__))
 import clib_calls  # noqa: E402
 
 import jitffi  # noqa: E402
+from conftest import ARCH, build_clib  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +122,37 @@ def test_wchar(lib):
     assert lib.id_wchar("x") == "x"
     assert lib.id_wchar("\u20ac") == "\u20ac"
     assert lib.id_wchar("\U0001F600") == "\U0001F600"
+
+
+PLAIN_C = r"""
+#include <wchar.h>
+int char_is_signed(void) { return (char)-1 < 0; }
+int wchar_is_signed(void) { return (wchar_t)-1 < 0; }
+int char_as_int(char c) { return c; }
+long wchar_as_long(wchar_t w) { return w; }
+int call_char_cb(char (*cb)(void)) { return cb(); }
+long call_wchar_cb(wchar_t (*cb)(void)) { return cb(); }
+"""
+
+
+def test_plain_char_and_wchar_signedness_per_target():
+    # Linux: plain char and wchar_t are signed on x86_64 and unsigned on aarch64; the byte
+    # and the code unit cross the call unchanged, and C widens them by its own rule.
+    f = jitffi.FFI()
+    f.cdef("""int char_is_signed(void); int wchar_is_signed(void); int char_as_int(char c);
+              long wchar_as_long(wchar_t w); int call_char_cb(char (*cb)(void));
+              long call_wchar_cb(wchar_t (*cb)(void));""")
+    lib = f.dlopen(build_clib("plain_char", PLAIN_C))
+    signed = {"x86_64": True, "aarch64": False}[ARCH]
+    assert lib.char_is_signed() == signed
+    assert lib.wchar_is_signed() == signed
+    assert lib.char_as_int(b"\xff") == (-1 if signed else 255)
+    assert lib.char_as_int(b"\x7f") == 127
+    assert lib.call_char_cb(f.callback("char(void)", lambda: b"\x80")) == (-128 if signed else 128)
+    assert int(f.cast("wchar_t", -1)) == (-1 if signed else 2**32 - 1)  # as cffi
+    assert int(f.cast("char", 255)) == 255  # as cffi: the byte's value on both
+    assert lib.wchar_as_long("\U0010FFFF") == 0x10FFFF
+    assert lib.call_wchar_cb(f.callback("wchar_t(void)", lambda: "\u20ac")) == 0x20AC
 
 
 def test_floats(lib):

@@ -4,8 +4,10 @@ failure a Python exception), and no failure may be a caught panic (jitffi.Intern
 raised or reported as unraisable."""
 import os
 import subprocess
-import sys
 import textwrap
+
+import jitffi
+from conftest import PYTHON
 
 SCRIPT = textwrap.dedent(r'''
     import itertools, gc, sys
@@ -83,9 +85,10 @@ SCRIPT = textwrap.dedent(r'''
 
 def test_battery_does_not_crash():
     env = dict(os.environ)
-    here = os.path.dirname(os.path.abspath(__file__))
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(here), "python"), env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
+    # the jitffi this interpreter imported (the source tree's, or the target's build)
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(jitffi.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([package_dir, env.get("PYTHONPATH", "")])
+    r = subprocess.run(PYTHON + ["-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.startswith("ok ")
     words = r.stdout.split()

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import clib_structs  # noqa: E402
-from conftest import build_clib  # noqa: E402
+from conftest import ARCH, build_clib  # noqa: E402
 
 import jitffi  # noqa: E402
 
@@ -349,6 +349,10 @@ def test_long_double_arithmetic(hffi, hlib):
     assert float(hlib.ld_mul(r, -2)) == -6.75
     third = hlib.ld_third()
     assert float(third) == 1.0 / 3.0
+    # C's 1.0L / 3.0L, byte for byte: x87 extended (10 bytes of 16) on x86_64, IEEE
+    # binary128 on aarch64
+    want = {"x86_64": b"\xab" + b"\xaa" * 7 + b"\xfd\x3f", "aarch64": b"\x55" * 14 + b"\xfd\x3f"}[ARCH]
+    assert bytes(hffi.buffer(hffi.new("long double *", third)))[:len(want)] == want
     # the cdata keeps all of long double's bits through a return and an argument
     assert hlib.ld_resid(third) == hlib.ld_resid_ref()
     assert hlib.ld_resid(1.0 / 3.0) != hlib.ld_resid_ref()
@@ -513,3 +517,45 @@ def test_no_leak_over_many_calls(hlib):
         hlib.pt_norm2({"x": 1.0})
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert after - before < 8 * 1024  # KiB: 200k leaked 24-byte results would be ~10 MB
+
+
+# The same registers read through another prototype show where each target's rules put
+# every part of a struct (a mismatch C itself would not allow, but the ABI fixes the bits).
+PLACEMENT_C = r"""
+float second_float(float a, float b) { (void)a; return b; }
+long first_long(long a) { return a; }
+long second_long(long a, long b) { (void)a; return b; }
+long long_and_double(long a, double d) { return a + (long)d; }
+float call_two_floats(float (*cb)(float, float)) { return cb(1.0f, 2.0f); }
+"""
+
+
+def test_struct_parts_go_where_each_target_puts_them():
+    f = jitffi.FFI()
+    f.cdef("""struct f4 { float a, b, c, d; }; struct dl { double d; long l; };
+              float second_float(struct f4); long first_long(struct dl);
+              long second_long(struct dl); long long_and_double(struct dl);
+              float call_two_floats(float (*cb)(struct f4));""")
+    lib = f.dlopen(build_clib("placement", PLACEMENT_C))
+    s = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}
+    dl = {"d": 1.5, "l": 7}
+    if ARCH == "x86_64":
+        # SysV: each eightbyte takes the next register of its class; two floats share one
+        assert lib.second_float(s) == 3.0              # xmm1 holds c and d
+        assert lib.first_long(dl) == 7                 # d in xmm0, l in rdi
+        assert lib.long_and_double(dl) == 8
+    else:
+        # AAPCS64: a homogeneous float aggregate takes one register per member, any other
+        # composite of at most 16 bytes the next general registers, in memory order
+        assert lib.second_float(s) == 2.0              # s0..s3 hold a..d
+        assert lib.first_long(dl) == struct.unpack("<q", struct.pack("<d", 1.5))[0]  # x0 = d
+        assert lib.second_long(dl) == 7                # x1 = l
+    seen = []
+
+    def cb(p):
+        seen.append((p.a, p.b, p.c))
+        return p.a
+    assert lib.call_two_floats(f.callback("float(struct f4)", cb)) == 1.0
+    # C passed 1.0 and 2.0 in the first two float registers
+    assert seen[0][0] == 1.0
+    assert (seen[0][2] if ARCH == "x86_64" else seen[0][1]) == 2.0

@@ -77,7 +77,9 @@ EXPRS = [
     'int(ffi.cast("int*",5))', 'float(ffi.cast("int",5))', 'int(ffi.cast("double",5.7))', 'int(ffi.cast("double",-5.7))',
     'bool(ffi.cast("int*",0))', 'bool(ffi.cast("int*",1))', 'bool(ffi.cast("int",0))', 'bool(ffi.cast("double",0.5))',
     'int(ffi.cast("char", 65))', 'int(ffi.cast("_Bool", 1))', 'int(ffi.cast("enum e", 5))', 'float(ffi.cast("float", 0.5))',
-    'complex(ffi.cast("int",1))', 'complex(ffi.cast("double _Complex", 1+2j))', 'int(ffi.cast("wchar_t", 66))',
+    'complex(ffi.cast("int",1))', 'complex(ffi.cast("double _Complex", 1+2j))', 'int(ffi.cast("wchar_t", 66))', 'int(ffi.cast("wchar_t", -1))', 'int(ffi.cast("wchar_t", 2**31))', 'int(ffi.cast("char", 255))',
+    'ffi.cast("int", ffi.cast("char", 200))', 'int(ffi.cast("char32_t", -1))', 'ffi.cast("double", ffi.cast("char", 200))',
+    'ffi.new("int*", ffi.cast("char", 200))[0]', 'ffi.cast("long", ffi.cast("wchar_t", -1))', 'ffi.alignof("long double")',
     # arithmetic / comparisons
     'ffi.cast("int*",8)+1', '1+ffi.cast("int*",8)', 'ffi.cast("int*",8)-1', 'ffi.cast("int*",8)-ffi.cast("int*",0)',
     'ffi.cast("int*",8)-ffi.cast("long*",0)', 'ffi.cast("void*",8)+1', 'ffi.cast("struct pt*",8)+1',
@@ -182,3 +184,10 @@ def test_same_as_cffi(expr):
     expected = _run(cffi, expr)
     got = _run(jitffi, expr)
     assert got == expected
+
+
+def test_abi_constants_same_as_cffi():
+    import _cffi_backend
+    from jitffi import _jitffi
+    for name in ("FFI_DEFAULT_ABI", "FFI_CDECL"):
+        assert getattr(_jitffi, name) == getattr(_cffi_backend, name), name

@@ -301,14 +301,12 @@ impl CData {
             match &self.ty().kind {
                 Kind::Prim(pi) => match pi.class {
                     PrimClass::SignedInt => Some(load_i64(p, pi.size) as i128),
-                    PrimClass::UnsignedInt | PrimClass::Bool | PrimClass::WideChar => {
-                        Some(load_u64(p, pi.size) as i128)
-                    }
-                    PrimClass::Char => Some(if pi.signed {
-                        *(p as *const i8) as i128
-                    } else {
-                        *p as i128
-                    }),
+                    PrimClass::UnsignedInt | PrimClass::Bool => Some(load_u64(p, pi.size) as i128),
+                    // as cffi: wchar_t by its C signedness (signed on x86_64), char16_t and
+                    // char32_t unsigned; a char is its byte's value whatever C's `char` is
+                    PrimClass::WideChar if pi.signed => Some(load_i64(p, pi.size) as i128),
+                    PrimClass::WideChar => Some(load_u64(p, pi.size) as i128),
+                    PrimClass::Char => Some(*p as i128),
                     _ => None,
                 },
                 Kind::Enum(e) => {

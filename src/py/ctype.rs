@@ -12,8 +12,9 @@ use super::errors::cdef_err;
 use super::state::{FfiRef, FfiShared};
 use crate::types::model::{Kind, TypeRef};
 
-/// `FFI_DEFAULT_ABI` as `_cffi_backend` reports it on Linux (x86_64 and aarch64).
-pub const FFI_DEFAULT_ABI: i32 = 2;
+/// `FFI_DEFAULT_ABI` as `_cffi_backend` reports it on Linux: libffi's number of the C
+/// convention, FFI_UNIX64 on x86_64 and FFI_SYSV on aarch64.
+pub const FFI_DEFAULT_ABI: i32 = if cfg!(target_arch = "aarch64") { 1 } else { 2 };
 
 #[pyclass(module = "jitffi._jitffi", name = "CType", frozen)]
 pub struct CType {
