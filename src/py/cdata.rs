@@ -108,7 +108,6 @@ pub struct CData {
     pub addr: usize,
     pub length: usize,
     pub alloc_size: usize,
-    pub flags: u32,
     value: [u64; 2],
     pub state: GilCell<CState>,
 }
@@ -170,6 +169,12 @@ pub fn invalid_addr(a: usize) -> bool {
 }
 
 impl CData {
+    /// The `F_*` flags given at construction.
+    #[inline]
+    pub fn flags(&self) -> u32 {
+        self.state.tag()
+    }
+
     /// The value of a new cdata (the constructors in `cdata_alloc.rs` put it in an object).
     #[inline(always)]
     pub(super) fn build(
@@ -186,9 +191,9 @@ impl CData {
             addr,
             length,
             alloc_size,
-            flags,
             value,
-            state: GilCell::new(CState { owner }),
+            // The `F_*` flags ride in the cell's tag word (see `GilCell::tag`).
+            state: GilCell::with_tag(CState { owner }, flags),
         }
     }
 

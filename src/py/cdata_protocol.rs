@@ -113,7 +113,7 @@ impl CData {
                             Some(obj) => Shown::Calling(obj),
                             None => Shown::Text(format!("<cdata '{cname}' {repr}>")),
                         },
-                        Owner::View(k) if self.flags & F_OWNING_VIEW != 0 => {
+                        Owner::View(k) if self.flags() & F_OWNING_VIEW != 0 => {
                             Shown::Text(owning(k.get().alloc_size))
                         }
                         _ => Shown::Address,
@@ -133,7 +133,7 @@ impl CData {
                         obj.bind(py).repr()?
                     )),
                     Shown::Address => {
-                        if self.flags & F_SLICED != 0 {
+                        if self.flags() & F_SLICED != 0 {
                             return Ok(format!("<cdata '{cname}' sliced length {}>", self.length));
                         }
                         let shown = if matches!(ty.kind, Kind::Record(_)) {

@@ -16,11 +16,16 @@ use std::ops::{Deref, DerefMut};
 use pyo3::Python;
 
 /// Borrow state of a [`GilCell`]: the number of shared borrows, or `WRITING`.
-type BorrowFlag = isize;
+type BorrowFlag = i32;
 const WRITING: BorrowFlag = -1;
 
 pub struct GilCell<T> {
     flag: Cell<BorrowFlag>,
+    /// An immutable word beside the flag, in what would otherwise be padding, for the
+    /// owner to use: cdata keep their repr flags here, so a cdata object is no bigger
+    /// than before the cell had a flag (objects with inline bytes must stay within
+    /// pymalloc's small-block limit).
+    tag: u32,
     value: UnsafeCell<T>,
 }
 
@@ -54,10 +59,23 @@ fn borrow_conflict() -> ! {
 
 impl<T> GilCell<T> {
     pub const fn new(v: T) -> Self {
+        Self::with_tag(v, 0)
+    }
+
+    /// A cell carrying `tag` (see [`GilCell::tag`]).
+    pub const fn with_tag(v: T, tag: u32) -> Self {
         GilCell {
             flag: Cell::new(0),
+            tag,
             value: UnsafeCell::new(v),
         }
+    }
+
+    /// The word given to [`GilCell::with_tag`]; readable without a borrow (it never
+    /// changes).
+    #[inline]
+    pub fn tag(&self) -> u32 {
+        self.tag
     }
 
     /// Exclusive access through `&mut self` (no GIL needed: nobody else can see it).
@@ -205,6 +223,15 @@ impl<T: Copy> GilCopy<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_flag_and_the_tag_share_one_word() {
+        // What the cell adds to a value is one word, so cdata objects keep their size.
+        assert_eq!(std::mem::size_of::<GilCell<u64>>(), 16);
+        let c = GilCell::with_tag(5u64, 0xdead_beef);
+        assert_eq!(c.tag(), 0xdead_beef);
+        assert_eq!(GilCell::new(1u8).tag(), 0);
+    }
 
     #[test]
     fn shared_borrows_stack_and_a_mutable_one_is_refused_meanwhile() {

@@ -149,7 +149,7 @@ pub fn sizeof(py: Python<'_>, shared: &FfiRef, obj: &Bound<'_, PyAny>) -> PyResu
                 let vs = if c.alloc_size > 0 {
                     c.alloc_size
                 } else if let Some(k) = c.viewed_owner(py) {
-                    if c.flags & F_OWNING_VIEW != 0 {
+                    if c.flags() & F_OWNING_VIEW != 0 {
                         k.get().alloc_size
                     } else {
                         0
