@@ -9,6 +9,7 @@ extern crate alloc;
 pub mod abi;
 pub mod cdef;
 pub mod jit;
+pub mod ool;
 pub mod py;
 pub mod types;
 
