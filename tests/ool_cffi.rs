@@ -1,0 +1,226 @@
+//! Out-of-line tables against real cffi: the modules cffi writes decode and realize to
+//! the layouts of jitffi's in-line cdef of the same text, and jitffi's encoder writes
+//! the same tables (and the same module text) as cffi.
+
+#[path = "ool_support.rs"]
+mod support;
+
+use std::sync::Arc;
+
+use jitffi::cdef::{CdefOptions, Namespace};
+use jitffi::ool::{self, Realizer, Tables};
+use jitffi::types::decls::{Decl, Declarations};
+use jitffi::types::model::{Kind, TypeRef};
+use jitffi::types::target::Target;
+use support::{run_cffi, CffiResult, CORPUS, REFUSED};
+
+fn describe_type(t: &TypeRef) -> String {
+    let mut s = format!("{} [{}] size={:?} align={:?}", t.cname(), t.kind_name(), t.size(), t.align());
+    if let Some(l) = t.record_layout() {
+        s.push_str(&format!(" flex={} packed={} {{", l.has_flexible_array, l.packed));
+        for f in &l.fields {
+            s.push_str(&format!(" {}:{}@{}/{}:{}", f.name, f.ty.cname(), f.offset, f.bitshift, f.bitsize));
+        }
+        s.push_str(" }");
+    }
+    if let Kind::Enum(e) = &t.kind {
+        s.push_str(&format!(" {:?} {:?}", e.underlying, e.items));
+    }
+    s
+}
+
+/// Every declaration, normalized where the two forms say the same thing differently.
+fn describe(d: &Declarations) -> Vec<String> {
+    let mut out = Vec::new();
+    for (n, t) in &d.typedefs {
+        // The compiled form names the built-in FILE through a typedef, as cffi's does.
+        if n != "FILE" {
+            out.push(format!("typedef {n}: {}", describe_type(t)));
+        }
+    }
+    for (n, t) in &d.structs {
+        out.push(format!("struct {n}: {}", describe_type(t)));
+        if let Some(l) = t.record_layout() {
+            for f in &l.fields {
+                out.push(format!("  field {n}.{}: {}", f.name, describe_type(&f.ty)));
+            }
+        }
+    }
+    for (n, t) in &d.unions {
+        out.push(format!("union {n}: {}", describe_type(t)));
+    }
+    for (n, t) in &d.enums {
+        out.push(format!("enum {n}: {}", describe_type(t)));
+    }
+    for (n, decl) in &d.names {
+        let s = match decl {
+            Decl::Function(t) => format!("function {}", describe_type(t)),
+            Decl::Variable { ty, is_const: true } if !matches!(ty.kind, Kind::Array(..)) => {
+                format!("constant {}", describe_type(ty))
+            }
+            Decl::Variable { ty, .. } => format!("variable {}", describe_type(ty)),
+            Decl::IntConstant { value, ty: Some(t) } if matches!(t.kind, Kind::Enum(_)) => {
+                format!("enumerator {value} of {}", t.cname())
+            }
+            Decl::IntConstant { value, .. } => format!("int {value}"),
+            Decl::UnknownConstant { ty: Some(t) } => format!("constant {}", describe_type(t)),
+            Decl::UnknownConstant { ty: None } => "unknown".to_string(),
+            Decl::ExternPython(t) => format!("extern python {}", t.cname()),
+        };
+        out.push(format!("{n}: {s}"));
+    }
+    out.sort();
+    out
+}
+
+fn inline(text: &str, packed: bool) -> Namespace {
+    let mut ns = Namespace::new(Target::host());
+    ns.cdef(text, &CdefOptions { packed, ..Default::default() }).unwrap_or_else(|e| panic!("cdef {text:?}: {e:?}"));
+    ns
+}
+
+fn realized(tables: &ool::RawTables) -> (Declarations, (Vec<String>, Vec<String>, Vec<String>)) {
+    let module = ool::decode(tables).unwrap_or_else(|e| panic!("decode: {e}"));
+    let mut r = Realizer::new(Arc::new(module), Target::host(), Vec::new());
+    let (d, _fn_typedefs) = r.declarations().unwrap_or_else(|e| panic!("realize: {e}"));
+    let mut lt = r.list_types();
+    lt.0.retain(|n| n != "FILE");
+    (d, lt)
+}
+
+fn inline_list_types(ns: &Namespace) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut lt = ns.list_types();
+    lt.0.retain(|n| n != "FILE");
+    lt
+}
+
+/// Marked in the corpus: qualifiers inside types, which the model drops.
+fn uses_inner_const(text: &str) -> bool {
+    text.contains("const char") || text.contains("const int *") || text.contains("const void")
+}
+
+#[test]
+fn corpus_matches_cffi() {
+    if !support::python_has_cffi() {
+        eprintln!("cffi not installed: skipped");
+        return;
+    }
+    let results = run_cffi(CORPUS);
+    let mut failures = Vec::new();
+    let mut identical = 0;
+    for (i, ((text, packed), res)) in CORPUS.iter().zip(&results).enumerate() {
+        let m = match res {
+            CffiResult::Module(m) => m,
+            CffiResult::Error(c, msg) => panic!("cffi refused corpus[{i}] {text:?}: {c}: {msg}"),
+        };
+        assert_eq!(m.version, 0x2601);
+        assert!(ool::check_version(Some(m.version), m.raw.types.is_empty()).unwrap());
+        let mut ns = inline(text, *packed);
+
+        // (a) cffi's tables realize to the in-line layouts.
+        let (d, lt) = realized(&m.raw);
+        let want = describe(&ns.decls);
+        let got = describe(&d);
+        if want != got {
+            failures.push(format!("corpus[{i}] realize differs:\n  inline: {want:#?}\n  ool:    {got:#?}"));
+        }
+        if lt != inline_list_types(&ns) {
+            failures.push(format!("corpus[{i}] list_types: {lt:?} vs {:?}", inline_list_types(&ns)));
+        }
+
+        // Round trip: jitffi's own tables realize the same way.
+        let mine = match ool::encode(&mut ns) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("corpus[{i}] encode failed: {e}"));
+                continue;
+            }
+        };
+        let (d2, _) = realized(&mine.to_raw());
+        if describe(&d2) != want {
+            failures.push(format!("corpus[{i}] round trip differs:\n  {:#?}\n  {:#?}", describe(&d2), want));
+        }
+
+        // (b) the same tables and the same file as cffi.
+        if uses_inner_const(text) {
+            continue;
+        }
+        let theirs: Tables = ool::decode(&m.raw).unwrap().tables;
+        if mine != theirs {
+            failures.push(format!("corpus[{i}] tables differ:\n  jitffi: {mine:?}\n  cffi:   {theirs:?}"));
+            continue;
+        }
+        assert_eq!(mine.to_raw(), m.raw, "corpus[{i}] raw bytes");
+        let text_out = ool::render_module(&format!("_m{i}"), "_cffi_backend", &mine.to_raw(), &[]);
+        if text_out != m.text {
+            failures.push(format!("corpus[{i}] module text differs:\n{text_out}\nvs\n{}", m.text));
+        } else {
+            identical += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let with_const = CORPUS.iter().filter(|(t, _)| uses_inner_const(t)).count();
+    assert_eq!(identical, CORPUS.len() - with_const);
+    assert!(with_const >= 2);
+}
+
+#[test]
+fn encoder_refuses_what_cffi_refuses() {
+    if !support::python_has_cffi() {
+        return;
+    }
+    let corpus: Vec<(&str, bool)> = REFUSED.iter().map(|t| (*t, false)).collect();
+    for (text, res) in REFUSED.iter().zip(run_cffi(&corpus)) {
+        assert!(matches!(res, CffiResult::Error(..)), "cffi accepted {text:?}");
+        let mut ns = inline(text, false);
+        assert!(ool::encode(&mut ns).is_err(), "jitffi encoded {text:?}");
+    }
+}
+
+#[test]
+fn output_is_deterministic() {
+    let text = CORPUS[0].0;
+    let a = ool::encode(&mut inline(text, false)).unwrap();
+    let b = ool::encode(&mut inline(text, false)).unwrap();
+    assert_eq!(a, b);
+    let ra = ool::render_module("m", "_cffi_backend", &a.to_raw(), &[]);
+    let rb = ool::render_module("m", "_cffi_backend", &b.to_raw(), &[]);
+    assert_eq!(ra, rb);
+}
+
+#[test]
+fn unnamed_bitfields_are_refused_not_miswritten() {
+    // The model keeps no unnamed bitfield, so the members cannot be recovered; writing
+    // them without it would move `b`.
+    let mut ns = inline("struct s { int a : 3; int : 0; int b : 2; };", false);
+    assert!(matches!(ool::encode(&mut ns), Err(ool::EncodeError::Members { .. })));
+}
+
+#[test]
+fn cffi_unnamed_bitfields_realize_like_inline() {
+    if !support::python_has_cffi() {
+        return;
+    }
+    let corpus = [("struct s { int a : 3; int : 0; int b : 2; char c; int : 4; int d : 4; };", false)];
+    let res = run_cffi(&corpus);
+    let CffiResult::Module(m) = &res[0] else { panic!("cffi refused") };
+    let ns = inline(corpus[0].0, false);
+    assert_eq!(describe(&realized(&m.raw).0), describe(&ns.decls));
+}
+
+#[test]
+fn lazy_lookups() {
+    let mut ns = inline(CORPUS[0].0, false);
+    let raw = ool::encode(&mut ns).unwrap().to_raw();
+    let module = Arc::new(ool::decode(&raw).unwrap());
+    let mut r = Realizer::new(module, Target::host(), Vec::new());
+    let (t, func) = r.typename("point_t").unwrap().unwrap();
+    assert!(!func);
+    assert_eq!(t.size(), Some(16));
+    assert_eq!(r.record("value", true).unwrap().unwrap().size(), Some(8));
+    assert!(r.record("value", false).unwrap().is_none());
+    assert!(matches!(r.global("move").unwrap(), Some(Decl::Function(_))));
+    assert!(matches!(r.global("MAX_ITEMS").unwrap(), Some(Decl::IntConstant { value: 128, .. })));
+    assert!(r.global("nope").unwrap().is_none());
+    assert_eq!(r.enum_tag("color").unwrap().unwrap().cname(), "enum color");
+}
