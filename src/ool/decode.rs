@@ -39,6 +39,11 @@ impl Module {
         self.tables.globals.binary_search_by(|e| e.name.as_str().cmp(name)).ok()
     }
 
+    /// Whether slot `i` holds a type (not an array length or a `FUNCTION_END`).
+    pub fn is_type_slot(&self, i: usize) -> bool {
+        self.kinds.get(i) == Some(&SlotKind::Type)
+    }
+
     /// The parameter slots of the `FUNCTION` at `slot` and its `FUNCTION_END` slot.
     pub(crate) fn params(&self, slot: usize) -> (std::ops::Range<usize>, usize) {
         let mut end = slot + 1;

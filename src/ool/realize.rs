@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::decode::Module;
+use super::decode::{Module, SlotKind};
 use super::error::RealizeError;
 use super::tables::*;
 use crate::types::decls::{Decl, Declarations};
@@ -45,7 +45,12 @@ pub struct Realizer {
     /// The enum entry listing each enumerator (by `_globals` index).
     enumerator_owner: HashMap<usize, usize>,
     includes: Vec<Include>,
-    depth: usize,
+    /// Nesting depth of each built slot (structs count as 1).
+    depth: Vec<u32>,
+    /// Structs whose node exists but whose layout is still to compute.
+    pending: Vec<usize>,
+    record_index: HashMap<u32, usize>,
+    failed: HashMap<usize, RealizeError>,
 }
 
 /// The C name and tag the in-line cdef gives the record or enum of a table name.
@@ -88,15 +93,19 @@ impl Realizer {
                 }
             }
         }
+        let (n_slots, n_structs, n_enums) = (t.types.len(), t.struct_unions.len(), t.enums.len());
         Realizer {
-            slots: vec![None; t.types.len()],
-            structs: vec![None; t.struct_unions.len()],
-            enums: vec![None; t.enums.len()],
+            slots: vec![None; n_slots],
+            depth: vec![0; n_slots],
+            structs: vec![None; n_structs],
+            enums: vec![None; n_enums],
             module,
             table: TypeTable::new(target),
             enumerator_owner,
             includes,
-            depth: 0,
+            pending: Vec::new(),
+            record_index: HashMap::default(),
+            failed: HashMap::default(),
         }
     }
 
@@ -105,41 +114,97 @@ impl Realizer {
     }
 
     /// The type of slot `i` (a function type gives its pointer-to-function node and
-    /// `true`).
+    /// `true`). Structs reached on the way are laid out before this returns.
     pub fn slot(&mut self, i: usize) -> Result<(TypeRef, bool), RealizeError> {
-        if let Some(Some(s)) = self.slots.get(i) {
-            return Ok((s.node.clone(), s.func));
-        }
-        if i >= self.slots.len() {
+        if self.module.kinds.get(i) != Some(&SlotKind::Type) {
             return Err(RealizeError::NoSuchName { name: format!("_types[{i}]") });
         }
-        if self.depth >= MAX_DEPTH {
-            return Err(RealizeError::TooDeep { slot: i });
-        }
-        self.depth += 1;
-        let r = self.build_slot(i);
-        self.depth -= 1;
-        let s = r?;
-        self.slots[i] = Some(s.clone());
+        let built = self.build(i);
+        let laid_out = self.drain_layouts();
+        let s = built?;
+        laid_out?;
         Ok((s.node, s.func))
     }
 
     /// A value type: not a function type, not void.
-    fn value_slot(&mut self, i: usize) -> Result<TypeRef, RealizeError> {
-        let (node, func) = self.slot(i)?;
-        if func {
+    fn value_of(s: &SlotType, i: usize) -> Result<TypeRef, RealizeError> {
+        if s.func {
             return Err(RealizeError::FunctionType { slot: i });
         }
-        if matches!(node.kind, Kind::Void) {
+        if matches!(s.node.kind, Kind::Void) {
             return Err(RealizeError::VoidValue { slot: i });
         }
-        Ok(node)
+        Ok(s.node.clone())
     }
 
-    fn build_slot(&mut self, i: usize) -> Result<SlotType, RealizeError> {
+    fn public_value(&mut self, i: usize) -> Result<TypeRef, RealizeError> {
+        let (node, func) = self.slot(i)?;
+        Self::value_of(&SlotType { node, func }, i)
+    }
+
+    fn value_slot(&mut self, i: usize) -> Result<TypeRef, RealizeError> {
+        let s = self.build(i)?;
+        Self::value_of(&s, i)
+    }
+
+    /// The slots slot `i` is built from (structs have none: their fields come later).
+    fn deps(&self, i: usize, out: &mut Vec<usize>) {
+        let t = &self.module.tables;
+        let w = t.types[i];
+        let arg = word_arg(w) as usize;
+        match Op::from_u8(word_op(w)) {
+            Some(Op::Pointer | Op::Array | Op::OpenArray | Op::Noop) => out.push(arg),
+            Some(Op::Typename) => out.push(t.typenames[arg].type_index as usize),
+            Some(Op::Function) => {
+                out.push(arg);
+                out.extend(self.module.params(i).0);
+            }
+            _ => {}
+        }
+    }
+
+    /// Builds slot `i` and what it needs, with an explicit stack (tables may nest
+    /// types deeply; the stack of the calling thread may be small). Structs met on the
+    /// way get their node at once and their layout in `drain_layouts`.
+    fn build(&mut self, i: usize) -> Result<SlotType, RealizeError> {
+        if let Some(s) = &self.slots[i] {
+            return Ok(s.clone());
+        }
+        let mut stack = vec![i];
+        let mut deps = Vec::new();
+        while let Some(&top) = stack.last() {
+            if self.slots[top].is_some() {
+                stack.pop();
+                continue;
+            }
+            deps.clear();
+            self.deps(top, &mut deps);
+            if let Some(&missing) = deps.iter().find(|d| self.slots[**d].is_none()) {
+                // Validation rejected cycles, so this ends; the bound is cffi's.
+                if stack.len() >= MAX_DEPTH {
+                    return Err(RealizeError::TooDeep { slot: missing });
+                }
+                stack.push(missing);
+                continue;
+            }
+            let depth = 1 + deps.iter().map(|d| self.depth[*d]).max().unwrap_or(0);
+            if depth > MAX_DEPTH as u32 {
+                return Err(RealizeError::TooDeep { slot: top });
+            }
+            let s = self.build_one(top)?;
+            self.depth[top] = depth;
+            self.slots[top] = Some(s);
+            stack.pop();
+        }
+        Ok(self.slots[i].clone().expect("built above"))
+    }
+
+    /// Builds slot `i` from its already built dependencies.
+    fn build_one(&mut self, i: usize) -> Result<SlotType, RealizeError> {
         let m = self.module.clone();
         let w = m.tables.types[i];
         let arg = word_arg(w);
+        let dep = |r: &Self, j: usize| r.slots[j].clone().expect("dependencies are built first");
         let plain = |node: TypeRef| Ok(SlotType { node, func: false });
         // Validation has checked every opcode and index used below.
         match Op::from_u8(word_op(w)) {
@@ -148,15 +213,15 @@ impl Realizer {
                 Some(p) => plain(self.table.prim(p)),
             },
             Some(Op::Pointer) => {
-                let (target, func) = self.slot(arg as usize)?;
-                if func {
-                    plain(target)
+                let t = dep(self, arg as usize);
+                if t.func {
+                    plain(t.node)
                 } else {
-                    plain(self.table.pointer(&target))
+                    plain(self.table.pointer(&t.node))
                 }
             }
             Some(Op::Array) => {
-                let item = self.value_slot(arg as usize)?;
+                let item = Self::value_of(&dep(self, arg as usize), arg as usize)?;
                 let len = m.tables.types[i + 1] as usize;
                 if item.size().is_some_and(|s| s.checked_mul(len).is_none_or(|t| t > MAX_SIZE)) {
                     return Err(RealizeError::TooLarge { slot: i });
@@ -164,20 +229,20 @@ impl Realizer {
                 plain(self.table.array(&item, Some(len)))
             }
             Some(Op::OpenArray) => {
-                let item = self.value_slot(arg as usize)?;
+                let item = Self::value_of(&dep(self, arg as usize), arg as usize)?;
                 plain(self.table.array(&item, None))
             }
-            Some(Op::StructUnion) => plain(self.struct_at(arg as usize)?),
+            Some(Op::StructUnion) => plain(self.create_struct(arg as usize)?),
             Some(Op::Enum) => plain(self.enum_at(arg as usize)?),
             Some(Op::Function) => {
-                let (result, rfunc) = self.slot(arg as usize)?;
-                if rfunc {
+                let result = dep(self, arg as usize);
+                if result.func {
                     return Err(RealizeError::FunctionType { slot: arg as usize });
                 }
                 let (params, end) = m.params(i);
                 let mut args = Vec::with_capacity(params.len());
                 for p in params {
-                    let mut t = self.value_slot(p)?;
+                    let mut t = Self::value_of(&dep(self, p), p)?;
                     // Parameters decay, as in a C declaration.
                     if let Kind::Array(item, _) = &t.kind {
                         let item = item.clone();
@@ -188,24 +253,29 @@ impl Realizer {
                 // The stdcall bit only means something on 32-bit Windows; cffi ignores
                 // it elsewhere.
                 let variadic = word_arg(m.tables.types[end]) & END_VARIADIC != 0;
-                Ok(SlotType { node: self.table.func_ptr(args, &result, variadic), func: true })
+                Ok(SlotType { node: self.table.func_ptr(args, &result.node, variadic), func: true })
             }
-            Some(Op::Noop) => {
-                let (node, func) = self.slot(arg as usize)?;
-                Ok(SlotType { node, func })
-            }
-            Some(Op::Typename) => {
-                let ti = m.tables.typenames[arg as usize].type_index as usize;
-                let (node, func) = self.slot(ti)?;
-                Ok(SlotType { node, func })
-            }
+            Some(Op::Noop) => Ok(dep(self, arg as usize)),
+            Some(Op::Typename) => Ok(dep(self, m.tables.typenames[arg as usize].type_index as usize)),
             _ => unreachable!("validated: only type opcodes at type slots"),
         }
     }
 
     /// The record of `_struct_unions[idx]`, laid out (unless opaque).
     pub fn struct_at(&mut self, idx: usize) -> Result<TypeRef, RealizeError> {
-        if let Some(Some(t)) = self.structs.get(idx) {
+        let node = self.create_struct(idx);
+        let laid_out = self.drain_layouts();
+        let node = node?;
+        laid_out?;
+        if let Some(e) = self.failed.get(&idx) {
+            return Err(e.clone());
+        }
+        Ok(node)
+    }
+
+    /// The node of `_struct_unions[idx]`; its layout is queued.
+    fn create_struct(&mut self, idx: usize) -> Result<TypeRef, RealizeError> {
+        if let Some(t) = &self.structs[idx] {
             return Ok(t.clone());
         }
         let m = self.module.clone();
@@ -220,34 +290,81 @@ impl Realizer {
             self.structs[idx] = Some(node.clone());
             return Ok(node);
         }
-        let node = self.table.new_record(e.is_union(), tag, cname.clone());
-        // Cached before the fields: pointers back to this record find it.
+        let node = self.table.new_record(e.is_union(), tag, cname);
+        if let Kind::Record(r) = &node.kind {
+            self.record_index.insert(r.id, idx);
+        }
         self.structs[idx] = Some(node.clone());
-        if e.is_opaque() {
-            return Ok(node);
-        }
-        let Kind::Record(rec) = &node.kind else { unreachable!("new_record gives a record") };
-        if self.depth >= MAX_DEPTH {
-            return Err(RealizeError::TooDeep { slot: e.type_index as usize });
-        }
-        self.depth += 1;
-        let members = self.members(e, &cname);
-        self.depth -= 1;
-        let members = match members {
-            Ok(m) => m,
-            Err(err) => {
-                let _ = rec.layout.set(Err(err.to_string()));
-                return Err(err);
-            }
-        };
-        let packing = Packing { packed: e.flags & F_PACKED != 0, pack: None };
-        let layout = layout_record(&cname, e.is_union(), &members, false, packing, &self.table.target);
-        let failed = layout.as_ref().err().cloned();
-        let _ = rec.layout.set(layout);
-        if let Some(message) = failed {
-            return Err(RealizeError::Layout { name: cname, message });
+        if !e.is_opaque() {
+            self.pending.push(idx);
         }
         Ok(node)
+    }
+
+    /// Lays out every queued struct, by-value members first (explicit stack again).
+    fn drain_layouts(&mut self) -> Result<(), RealizeError> {
+        let mut first_err = None;
+        while let Some(root) = self.pending.pop() {
+            let mut stack = vec![root];
+            while let Some(&idx) = stack.last() {
+                let node = self.structs[idx].clone().expect("queued structs have nodes");
+                let Kind::Record(rec) = &node.kind else { unreachable!("struct entries are records") };
+                if rec.layout.get().is_some() {
+                    stack.pop();
+                    continue;
+                }
+                let m = self.module.clone();
+                let e = &m.tables.struct_unions[idx];
+                let members = match self.members(e, &rec.cname) {
+                    Ok(members) => members,
+                    Err(err) => {
+                        let _ = rec.layout.set(Err(err.to_string()));
+                        self.failed.insert(idx, err.clone());
+                        first_err.get_or_insert(err);
+                        stack.pop();
+                        continue;
+                    }
+                };
+                // Members embedded by value must be laid out first.
+                let waiting = members.iter().find_map(|mspec| {
+                    let mut t = &mspec.ty;
+                    while let Kind::Array(item, _) = &t.kind {
+                        t = item;
+                    }
+                    match &t.kind {
+                        Kind::Record(r) if r.layout.get().is_none() => {
+                            self.record_index.get(&r.id).copied().filter(|j| !m.tables.struct_unions[*j].is_opaque())
+                        }
+                        _ => None,
+                    }
+                });
+                if let Some(j) = waiting {
+                    if stack.contains(&j) || stack.len() > self.structs.len() {
+                        // Validation rejects by-value cycles; this is a guard.
+                        let err = RealizeError::Layout { name: rec.cname.clone(), message: "contains itself by value".into() };
+                        let _ = rec.layout.set(Err(err.to_string()));
+                        first_err.get_or_insert(err);
+                        stack.pop();
+                    } else {
+                        stack.push(j);
+                    }
+                    continue;
+                }
+                let packing = Packing { packed: e.flags & F_PACKED != 0, pack: None };
+                let layout = layout_record(&rec.cname, e.is_union(), &members, false, packing, &self.table.target);
+                if let Err(message) = &layout {
+                    let err = RealizeError::Layout { name: rec.cname.clone(), message: message.clone() };
+                    self.failed.insert(idx, err.clone());
+                    first_err.get_or_insert(err);
+                }
+                let _ = rec.layout.set(layout);
+                stack.pop();
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn members(&mut self, e: &StructEntry, cname: &str) -> Result<Vec<MemberSpec>, RealizeError> {
@@ -364,8 +481,8 @@ impl Realizer {
         let kind = self.module.tables.globals[gi].kind;
         Ok(match kind {
             GlobalKind::Function { slot } => Decl::Function(self.slot(slot as usize)?.0),
-            GlobalKind::Variable { slot } => Decl::Variable { ty: self.value_slot(slot as usize)?, is_const: false },
-            GlobalKind::Constant { slot } => Decl::Variable { ty: self.value_slot(slot as usize)?, is_const: true },
+            GlobalKind::Variable { slot } => Decl::Variable { ty: self.public_value(slot as usize)?, is_const: false },
+            GlobalKind::Constant { slot } => Decl::Variable { ty: self.public_value(slot as usize)?, is_const: true },
             GlobalKind::IntConstant { value } => Decl::IntConstant { value, ty: None },
             GlobalKind::Enumerator { value } => {
                 let owner = self.enumerator_owner[&gi];
