@@ -15,11 +15,27 @@ use jitffi::types::target::Target;
 use support::{run_cffi, CffiResult, CORPUS, REFUSED};
 
 fn describe_type(t: &TypeRef) -> String {
-    let mut s = format!("{} [{}] size={:?} align={:?}", t.cname(), t.kind_name(), t.size(), t.align());
+    let mut s = format!(
+        "{} [{}] size={:?} align={:?}",
+        t.cname(),
+        t.kind_name(),
+        t.size(),
+        t.align()
+    );
     if let Some(l) = t.record_layout() {
-        s.push_str(&format!(" flex={} packed={} {{", l.has_flexible_array, l.packed));
+        s.push_str(&format!(
+            " flex={} packed={} {{",
+            l.has_flexible_array, l.packed
+        ));
         for f in &l.fields {
-            s.push_str(&format!(" {}:{}@{}/{}:{}", f.name, f.ty.cname(), f.offset, f.bitshift, f.bitsize));
+            s.push_str(&format!(
+                " {}:{}@{}/{}:{}",
+                f.name,
+                f.ty.cname(),
+                f.offset,
+                f.bitshift,
+                f.bitsize
+            ));
         }
         s.push_str(" }");
     }
@@ -75,11 +91,20 @@ fn describe(d: &Declarations) -> Vec<String> {
 
 fn inline(text: &str, packed: bool) -> Namespace {
     let mut ns = Namespace::new(Target::host());
-    ns.cdef(text, &CdefOptions { packed, ..Default::default() }).unwrap_or_else(|e| panic!("cdef {text:?}: {e:?}"));
+    ns.cdef(
+        text,
+        &CdefOptions {
+            packed,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("cdef {text:?}: {e:?}"));
     ns
 }
 
-fn realized(tables: &ool::RawTables) -> (Declarations, (Vec<String>, Vec<String>, Vec<String>)) {
+type TypeNames = (Vec<String>, Vec<String>, Vec<String>);
+
+fn realized(tables: &ool::RawTables) -> (Declarations, TypeNames) {
     let module = ool::decode(tables).unwrap_or_else(|e| panic!("decode: {e}"));
     let mut r = Realizer::new(Arc::new(module), Target::host(), Vec::new());
     let (d, _fn_typedefs) = r.declarations().unwrap_or_else(|e| panic!("realize: {e}"));
@@ -88,7 +113,7 @@ fn realized(tables: &ool::RawTables) -> (Declarations, (Vec<String>, Vec<String>
     (d, lt)
 }
 
-fn inline_list_types(ns: &Namespace) -> (Vec<String>, Vec<String>, Vec<String>) {
+fn inline_list_types(ns: &Namespace) -> TypeNames {
     let mut lt = ns.list_types();
     lt.0.retain(|n| n != "FILE");
     lt
@@ -122,10 +147,15 @@ fn corpus_matches_cffi() {
         let want = describe(&ns.decls);
         let got = describe(&d);
         if want != got {
-            failures.push(format!("corpus[{i}] realize differs:\n  inline: {want:#?}\n  ool:    {got:#?}"));
+            failures.push(format!(
+                "corpus[{i}] realize differs:\n  inline: {want:#?}\n  ool:    {got:#?}"
+            ));
         }
         if lt != inline_list_types(&ns) {
-            failures.push(format!("corpus[{i}] list_types: {lt:?} vs {:?}", inline_list_types(&ns)));
+            failures.push(format!(
+                "corpus[{i}] list_types: {lt:?} vs {:?}",
+                inline_list_types(&ns)
+            ));
         }
 
         // Round trip: jitffi's own tables realize the same way.
@@ -138,7 +168,11 @@ fn corpus_matches_cffi() {
         };
         let (d2, _) = realized(&mine.to_raw());
         if describe(&d2) != want {
-            failures.push(format!("corpus[{i}] round trip differs:\n  {:#?}\n  {:#?}", describe(&d2), want));
+            failures.push(format!(
+                "corpus[{i}] round trip differs:\n  {:#?}\n  {:#?}",
+                describe(&d2),
+                want
+            ));
         }
 
         // (b) the same tables and the same file as cffi.
@@ -147,13 +181,18 @@ fn corpus_matches_cffi() {
         }
         let theirs: Tables = ool::decode(&m.raw).unwrap().tables;
         if mine != theirs {
-            failures.push(format!("corpus[{i}] tables differ:\n  jitffi: {mine:?}\n  cffi:   {theirs:?}"));
+            failures.push(format!(
+                "corpus[{i}] tables differ:\n  jitffi: {mine:?}\n  cffi:   {theirs:?}"
+            ));
             continue;
         }
         assert_eq!(mine.to_raw(), m.raw, "corpus[{i}] raw bytes");
         let text_out = ool::render_module(&format!("_m{i}"), "_cffi_backend", &mine.to_raw(), &[]);
         if text_out != m.text {
-            failures.push(format!("corpus[{i}] module text differs:\n{text_out}\nvs\n{}", m.text));
+            failures.push(format!(
+                "corpus[{i}] module text differs:\n{text_out}\nvs\n{}",
+                m.text
+            ));
         } else {
             identical += 1;
         }
@@ -171,7 +210,10 @@ fn encoder_refuses_what_cffi_refuses() {
     }
     let corpus: Vec<(&str, bool)> = REFUSED.iter().map(|t| (*t, false)).collect();
     for (text, res) in REFUSED.iter().zip(run_cffi(&corpus)) {
-        assert!(matches!(res, CffiResult::Error(..)), "cffi accepted {text:?}");
+        assert!(
+            matches!(res, CffiResult::Error(..)),
+            "cffi accepted {text:?}"
+        );
         let mut ns = inline(text, false);
         assert!(ool::encode(&mut ns).is_err(), "jitffi encoded {text:?}");
     }
@@ -193,7 +235,10 @@ fn unnamed_bitfields_are_refused_not_miswritten() {
     // The model keeps no unnamed bitfield, so the members cannot be recovered; writing
     // them without it would move `b`.
     let mut ns = inline("struct s { int a : 3; int : 0; int b : 2; };", false);
-    assert!(matches!(ool::encode(&mut ns), Err(ool::EncodeError::Members { .. })));
+    assert!(matches!(
+        ool::encode(&mut ns),
+        Err(ool::EncodeError::Members { .. })
+    ));
 }
 
 #[test]
@@ -201,9 +246,14 @@ fn cffi_unnamed_bitfields_realize_like_inline() {
     if !support::python_has_cffi() {
         return;
     }
-    let corpus = [("struct s { int a : 3; int : 0; int b : 2; char c; int : 4; int d : 4; };", false)];
+    let corpus = [(
+        "struct s { int a : 3; int : 0; int b : 2; char c; int : 4; int d : 4; };",
+        false,
+    )];
     let res = run_cffi(&corpus);
-    let CffiResult::Module(m) = &res[0] else { panic!("cffi refused") };
+    let CffiResult::Module(m) = &res[0] else {
+        panic!("cffi refused")
+    };
     let ns = inline(corpus[0].0, false);
     assert_eq!(describe(&realized(&m.raw).0), describe(&ns.decls));
 }
@@ -220,7 +270,10 @@ fn lazy_lookups() {
     assert_eq!(r.record("value", true).unwrap().unwrap().size(), Some(8));
     assert!(r.record("value", false).unwrap().is_none());
     assert!(matches!(r.global("move").unwrap(), Some(Decl::Function(_))));
-    assert!(matches!(r.global("MAX_ITEMS").unwrap(), Some(Decl::IntConstant { value: 128, .. })));
+    assert!(matches!(
+        r.global("MAX_ITEMS").unwrap(),
+        Some(Decl::IntConstant { value: 128, .. })
+    ));
     assert!(r.global("nope").unwrap().is_none());
     assert_eq!(r.enum_tag("color").unwrap().unwrap().cname(), "enum color");
 }

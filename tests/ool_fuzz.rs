@@ -9,12 +9,19 @@ use std::sync::Arc;
 
 use jitffi::cdef::{CdefOptions, Namespace};
 use jitffi::ool::tables::{word, Op};
-use jitffi::ool::{self, DecodeError, RawTables, Realizer, RealizeError};
+use jitffi::ool::{self, DecodeError, RawTables, RealizeError, Realizer};
 use jitffi::types::target::Target;
 
 fn encoded(text: &str, packed: bool) -> RawTables {
     let mut ns = Namespace::new(Target::host());
-    ns.cdef(text, &CdefOptions { packed, ..Default::default() }).unwrap();
+    ns.cdef(
+        text,
+        &CdefOptions {
+            packed,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     ool::encode(&mut ns).unwrap().to_raw()
 }
 
@@ -87,7 +94,9 @@ fn mutate_bytes(rng: &mut Rng, b: &mut Vec<u8>) {
         3 if b.len() >= 4 => {
             // A plausible word: a known or unknown opcode with a small index.
             let at = rng.below(b.len() / 4) * 4;
-            let ops = [1u8, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 31, 33, 35, 37, 41, 0, 2, 255];
+            let ops = [
+                1u8, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 31, 33, 35, 37, 41, 0, 2, 255,
+            ];
             let op = ops[rng.below(ops.len())];
             let arg = (rng.below(40) as i32) - 2;
             b[at..at + 4].copy_from_slice(&word_raw(op, arg).to_be_bytes());
@@ -107,11 +116,19 @@ fn word_raw(op: u8, arg: i32) -> u32 {
 fn mutate(rng: &mut Rng, raw: &mut RawTables) {
     for _ in 0..1 + rng.below(3) {
         match rng.below(9) {
-            0 | 1 | 2 => mutate_bytes(rng, &mut raw.types),
+            0..=2 => mutate_bytes(rng, &mut raw.types),
             3 if !raw.globals.is_empty() => {
                 let i = rng.below(raw.globals.len());
                 if rng.below(3) == 0 {
-                    let values = [0i128, -1, 1 << 70, -(1 << 70), u64::MAX as i128, i64::MIN as i128, 1 << 40];
+                    let values = [
+                        0i128,
+                        -1,
+                        1 << 70,
+                        -(1 << 70),
+                        u64::MAX as i128,
+                        i64::MIN as i128,
+                        1 << 40,
+                    ];
                     raw.globals[i].1 = values[rng.below(values.len())];
                 } else {
                     mutate_bytes(rng, &mut raw.globals[i].0);
@@ -173,7 +190,10 @@ fn mutate(rng: &mut Rng, raw: &mut RawTables) {
 
 #[test]
 fn random_corruption_never_panics() {
-    let mut seeds: Vec<RawTables> = support::CORPUS.iter().map(|(t, p)| encoded(t, *p)).collect();
+    let mut seeds: Vec<RawTables> = support::CORPUS
+        .iter()
+        .map(|(t, p)| encoded(t, *p))
+        .collect();
     if support::python_has_cffi() {
         for r in support::run_cffi(support::CORPUS) {
             if let support::CffiResult::Module(m) = r {
@@ -204,7 +224,10 @@ fn every_seed_is_valid() {
 }
 
 fn raw_types(words: &[u32]) -> RawTables {
-    RawTables { types: types(words), ..Default::default() }
+    RawTables {
+        types: types(words),
+        ..Default::default()
+    }
 }
 
 fn decode_err(raw: &RawTables) -> DecodeError {
@@ -214,46 +237,131 @@ fn decode_err(raw: &RawTables) -> DecodeError {
 #[test]
 fn typed_errors() {
     let int = word(Op::Primitive, 7);
-    assert!(matches!(decode_err(&RawTables { types: vec![0, 0, 7], ..Default::default() }), DecodeError::TypesLength { len: 3 }));
-    assert!(matches!(decode_err(&raw_types(&[0x0000_0002])), DecodeError::UnknownOp { slot: 0, op: 2 }));
-    assert!(matches!(decode_err(&raw_types(&[word(Op::Primitive, 52)])), DecodeError::BadPrimitive { .. }));
-    assert!(matches!(decode_err(&raw_types(&[word(Op::Pointer, 5)])), DecodeError::IndexOutOfRange { .. }));
-    assert!(matches!(decode_err(&raw_types(&[word(Op::Pointer, -1)])), DecodeError::IndexOutOfRange { .. }));
-    assert!(matches!(decode_err(&raw_types(&[word(Op::Pointer, 0)])), DecodeError::TypeCycle { .. }));
+    assert!(matches!(
+        decode_err(&RawTables {
+            types: vec![0, 0, 7],
+            ..Default::default()
+        }),
+        DecodeError::TypesLength { len: 3 }
+    ));
+    assert!(matches!(
+        decode_err(&raw_types(&[0x0000_0002])),
+        DecodeError::UnknownOp { slot: 0, op: 2 }
+    ));
+    assert!(matches!(
+        decode_err(&raw_types(&[word(Op::Primitive, 52)])),
+        DecodeError::BadPrimitive { .. }
+    ));
+    assert!(matches!(
+        decode_err(&raw_types(&[word(Op::Pointer, 5)])),
+        DecodeError::IndexOutOfRange { .. }
+    ));
+    assert!(matches!(
+        decode_err(&raw_types(&[word(Op::Pointer, -1)])),
+        DecodeError::IndexOutOfRange { .. }
+    ));
+    assert!(matches!(
+        decode_err(&raw_types(&[word(Op::Pointer, 0)])),
+        DecodeError::TypeCycle { .. }
+    ));
     assert!(matches!(
         decode_err(&raw_types(&[word(Op::Noop, 1), word(Op::Array, 0), 3])),
         DecodeError::TypeCycle { .. }
     ));
-    assert!(matches!(decode_err(&raw_types(&[word(Op::Array, 0)])), DecodeError::Truncated { .. }));
-    assert!(matches!(decode_err(&raw_types(&[int, word(Op::Pointer, 2), int, word(Op::Array, 0), 1 << 31])), DecodeError::ArrayTooLong { .. }));
-    // A pointer at an array's length slot.
-    assert!(matches!(decode_err(&raw_types(&[word(Op::Array, 2), 4, int, word(Op::Pointer, 1)])), DecodeError::NotAType { .. }));
-    assert!(matches!(decode_err(&raw_types(&[word(Op::Function, 1), int])), DecodeError::UnterminatedFunction { .. }));
     assert!(matches!(
-        decode_err(&raw_types(&[word(Op::Function, 2), word(Op::FunctionEnd, 4), int])),
+        decode_err(&raw_types(&[word(Op::Array, 0)])),
+        DecodeError::Truncated { .. }
+    ));
+    assert!(matches!(
+        decode_err(&raw_types(&[
+            int,
+            word(Op::Pointer, 2),
+            int,
+            word(Op::Array, 0),
+            1 << 31
+        ])),
+        DecodeError::ArrayTooLong { .. }
+    ));
+    // A pointer at an array's length slot.
+    assert!(matches!(
+        decode_err(&raw_types(&[
+            word(Op::Array, 2),
+            4,
+            int,
+            word(Op::Pointer, 1)
+        ])),
+        DecodeError::NotAType { .. }
+    ));
+    assert!(matches!(
+        decode_err(&raw_types(&[word(Op::Function, 1), int])),
+        DecodeError::UnterminatedFunction { .. }
+    ));
+    assert!(matches!(
+        decode_err(&raw_types(&[
+            word(Op::Function, 2),
+            word(Op::FunctionEnd, 4),
+            int
+        ])),
         DecodeError::BadFunctionEnd { .. }
     ));
-    assert!(matches!(decode_err(&raw_types(&[word(Op::FunctionEnd, 0)])), DecodeError::MisplacedOp { .. }));
-    assert!(matches!(decode_err(&raw_types(&[word(Op::GlobalVar, 0)])), DecodeError::MisplacedOp { .. }));
-    assert!(matches!(decode_err(&raw_types(&[word(Op::StructUnion, 0)])), DecodeError::IndexOutOfRange { .. }));
+    assert!(matches!(
+        decode_err(&raw_types(&[word(Op::FunctionEnd, 0)])),
+        DecodeError::MisplacedOp { .. }
+    ));
+    assert!(matches!(
+        decode_err(&raw_types(&[word(Op::GlobalVar, 0)])),
+        DecodeError::MisplacedOp { .. }
+    ));
+    assert!(matches!(
+        decode_err(&raw_types(&[word(Op::StructUnion, 0)])),
+        DecodeError::IndexOutOfRange { .. }
+    ));
 
-    let base = encoded("struct s { int a; struct s *n; }; enum e { X, Y }; int f(int); int v;", false);
+    let base = encoded(
+        "struct s { int a; struct s *n; }; enum e { X, Y }; int f(int); int v;",
+        false,
+    );
     let mut raw = base.clone();
     raw.globals.swap(0, 1);
     assert!(matches!(decode_err(&raw), DecodeError::NotSorted { .. }));
     let mut raw = base.clone();
     raw.globals.retain(|(b, _)| &b[4..] != b"X");
-    assert!(matches!(decode_err(&raw), DecodeError::EnumeratorMissing { .. }));
+    assert!(matches!(
+        decode_err(&raw),
+        DecodeError::EnumeratorMissing { .. }
+    ));
     let mut raw = base.clone();
-    let at = raw.globals.iter().position(|(b, _)| &b[4..] > b"Z".as_slice()).unwrap();
-    raw.globals.insert(at, (types(&[word(Op::Enum, -1)]).into_iter().chain(*b"Z").collect(), 0));
-    assert!(matches!(decode_err(&raw), DecodeError::OrphanEnumerator { .. }));
+    let at = raw
+        .globals
+        .iter()
+        .position(|(b, _)| &b[4..] > b"Z".as_slice())
+        .unwrap();
+    raw.globals.insert(
+        at,
+        (
+            types(&[word(Op::Enum, -1)])
+                .into_iter()
+                .chain(*b"Z")
+                .collect(),
+            0,
+        ),
+    );
+    assert!(matches!(
+        decode_err(&raw),
+        DecodeError::OrphanEnumerator { .. }
+    ));
     let mut raw = base.clone();
     raw.globals[0].1 = 1 << 64;
-    assert!(matches!(decode_err(&raw), DecodeError::ValueOutOfRange { .. }));
+    assert!(matches!(
+        decode_err(&raw),
+        DecodeError::ValueOutOfRange { .. }
+    ));
     let mut raw = base.clone();
     raw.struct_unions[0][0][7] |= 0x10;
-    assert!(matches!(decode_err(&raw), DecodeError::FieldsOnOpaque { .. }));
+    assert!(matches!(
+        decode_err(&raw),
+        DecodeError::FieldsOnOpaque { .. }
+    ));
     let mut raw = base.clone();
     raw.struct_unions[0][0][7] = 0x40;
     assert!(matches!(decode_err(&raw), DecodeError::BadFlags { .. }));
@@ -263,7 +371,10 @@ fn typed_errors() {
     let mut raw = base.clone();
     let dup = raw.struct_unions[0][1].clone();
     raw.struct_unions[0].push(dup);
-    assert!(matches!(decode_err(&raw), DecodeError::DuplicateField { .. }));
+    assert!(matches!(
+        decode_err(&raw),
+        DecodeError::DuplicateField { .. }
+    ));
     let mut raw = base.clone();
     let nul = 8 + raw.enums[0][8..].iter().position(|c| *c == 0).unwrap();
     raw.enums[0].remove(nul);
@@ -273,10 +384,16 @@ fn typed_errors() {
     assert!(matches!(decode_err(&raw), DecodeError::BadEnumPrim { .. }));
     let mut raw = base.clone();
     raw.struct_unions[0][0][3] ^= 1;
-    assert!(matches!(decode_err(&raw), DecodeError::WrongTypeIndex { .. }));
+    assert!(matches!(
+        decode_err(&raw),
+        DecodeError::WrongTypeIndex { .. }
+    ));
     let mut raw = base.clone();
     raw.globals[0].0.push(b'-');
-    assert!(matches!(decode_err(&raw), DecodeError::BadName { .. } | DecodeError::NotSorted { .. }));
+    assert!(matches!(
+        decode_err(&raw),
+        DecodeError::BadName { .. } | DecodeError::NotSorted { .. }
+    ));
     let mut raw = base.clone();
     raw.globals[0].0[3] = Op::CpythonBltnV as u8;
     assert!(matches!(decode_err(&raw), DecodeError::BadGlobalOp { .. }));
@@ -284,11 +401,20 @@ fn typed_errors() {
     // struct s { struct s inner; }: by value in itself.
     let mut raw = base.clone();
     let s_slot = u32::from_be_bytes(raw.struct_unions[0][0][..4].try_into().unwrap());
-    raw.struct_unions[0][1] = types(&[word(Op::Noop, s_slot as i32)]).into_iter().chain(*b"a").collect();
+    raw.struct_unions[0][1] = types(&[word(Op::Noop, s_slot as i32)])
+        .into_iter()
+        .chain(*b"a")
+        .collect();
     assert!(matches!(decode_err(&raw), DecodeError::ByValueCycle { .. }));
 
-    assert!(matches!(ool::check_version(Some(0x2500), false), Err(DecodeError::UnknownVersion { .. })));
-    assert!(matches!(ool::check_version(None, false), Err(DecodeError::UnknownVersion { version: None })));
+    assert!(matches!(
+        ool::check_version(Some(0x2500), false),
+        Err(DecodeError::UnknownVersion { .. })
+    ));
+    assert!(matches!(
+        ool::check_version(None, false),
+        Err(DecodeError::UnknownVersion { version: None })
+    ));
     assert_eq!(ool::check_version(None, true), Ok(false));
     assert_eq!(ool::check_version(Some(0x28FF), false), Ok(true));
 }
@@ -299,17 +425,34 @@ fn realize_errors() {
     let void = word(Op::Primitive, 0);
     let realize_slot = |words: &[u32], slot: usize| -> Result<(), RealizeError> {
         let module = Arc::new(ool::decode(&raw_types(words)).unwrap());
-        Realizer::new(module, Target::host(), Vec::new()).slot(slot).map(|_| ())
+        Realizer::new(module, Target::host(), Vec::new())
+            .slot(slot)
+            .map(|_| ())
     };
     // An array of a function type, of void.
     let f = [word(Op::Function, 2), word(Op::FunctionEnd, 0), int];
     let mut w = f.to_vec();
     w.extend([word(Op::Array, 0), 3]);
-    assert!(matches!(realize_slot(&w, 3), Err(RealizeError::FunctionType { .. })));
-    assert!(matches!(realize_slot(&[word(Op::OpenArray, 1), void], 0), Err(RealizeError::VoidValue { .. })));
+    assert!(matches!(
+        realize_slot(&w, 3),
+        Err(RealizeError::FunctionType { .. })
+    ));
+    assert!(matches!(
+        realize_slot(&[word(Op::OpenArray, 1), void], 0),
+        Err(RealizeError::VoidValue { .. })
+    ));
     // Too large: [2**31-1][2**31-1] of int.
-    let w = [word(Op::Array, 2), 0x7FFF_FFFF, word(Op::Array, 4), 0x7FFF_FFFF, int];
-    assert!(matches!(realize_slot(&w, 0), Err(RealizeError::TooLarge { .. })));
+    let w = [
+        word(Op::Array, 2),
+        0x7FFF_FFFF,
+        word(Op::Array, 4),
+        0x7FFF_FFFF,
+        int,
+    ];
+    assert!(matches!(
+        realize_slot(&w, 0),
+        Err(RealizeError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -344,7 +487,11 @@ fn includes_share_records() {
     // Module B refers to A's `struct pt` through an external entry.
     let a_raw = encoded("struct pt { int x, y; }; typedef struct pt pt_t;", false);
     let a = Arc::new(ool::decode(&a_raw).unwrap());
-    let a_real = Arc::new(std::sync::Mutex::new(Realizer::new(a, Target::host(), Vec::new())));
+    let a_real = Arc::new(std::sync::Mutex::new(Realizer::new(
+        a,
+        Target::host(),
+        Vec::new(),
+    )));
     let slot = |op: Op, arg: i32| word(op, arg);
     let b_raw = RawTables {
         types: types(&[slot(Op::Pointer, 1), slot(Op::StructUnion, 0)]),
@@ -360,8 +507,11 @@ fn includes_share_records() {
     let mut b_real = Realizer::new(b.clone(), Target::host(), vec![a_real.clone()]);
     let (ptp, _) = b_real.typename("ptp").unwrap().unwrap();
     let theirs = a_real.lock().unwrap().record("pt", false).unwrap().unwrap();
-    let jitffi::types::model::Kind::Pointer(item) = &ptp.kind else { panic!() };
-    let (jitffi::types::model::Kind::Record(r1), jitffi::types::model::Kind::Record(r2)) = (&item.kind, &theirs.kind)
+    let jitffi::types::model::Kind::Pointer(item) = &ptp.kind else {
+        panic!()
+    };
+    let (jitffi::types::model::Kind::Record(r1), jitffi::types::model::Kind::Record(r2)) =
+        (&item.kind, &theirs.kind)
     else {
         panic!()
     };
@@ -369,5 +519,8 @@ fn includes_share_records() {
     assert_eq!(item.size(), Some(8));
     // Without the include: a clean error.
     let mut alone = Realizer::new(b, Target::host(), Vec::new());
-    assert!(matches!(alone.typename("ptp"), Err(RealizeError::NotInIncludes { .. })));
+    assert!(matches!(
+        alone.typename("ptp"),
+        Err(RealizeError::NotInIncludes { .. })
+    ));
 }

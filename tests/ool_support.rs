@@ -71,7 +71,9 @@ pub enum CffiResult {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
 }
 
 pub fn python_has_cffi() -> bool {
@@ -97,7 +99,12 @@ pub fn run_cffi(corpus: &[(&str, bool)]) -> Vec<CffiResult> {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("python3 runs");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "the cffi script failed");
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -108,7 +115,11 @@ pub fn run_cffi(corpus: &[(&str, bool)]) -> Vec<CffiResult> {
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
         match tag {
             "BEGIN" => {
-                cur = Some(CffiModule { text: String::new(), version: 0, raw: RawTables::default() });
+                cur = Some(CffiModule {
+                    text: String::new(),
+                    version: 0,
+                    raw: RawTables::default(),
+                });
                 err = None;
             }
             "ERROR" => {
@@ -120,7 +131,11 @@ pub fn run_cffi(corpus: &[(&str, bool)]) -> Vec<CffiResult> {
             "TYPES" => cur.as_mut().unwrap().raw.types = unhex(rest),
             "GLOBAL" => {
                 let (b, v) = rest.split_once(' ').unwrap();
-                cur.as_mut().unwrap().raw.globals.push((unhex(b), v.parse().unwrap()));
+                cur.as_mut()
+                    .unwrap()
+                    .raw
+                    .globals
+                    .push((unhex(b), v.parse().unwrap()));
             }
             "STRUCT" => {
                 let items = rest.split(' ').map(unhex).collect();

@@ -60,7 +60,11 @@ fn c_marker(ty: &TypeRef, raw: bool) -> String {
             other => format!("{}&", other.name()),
         },
         Kind::Pointer(item) => {
-            let extra = if matches!(item.kind, Kind::Array(..)) { "(*&)" } else { " *&" };
+            let extra = if matches!(item.kind, Kind::Array(..)) {
+                "(*&)"
+            } else {
+                " *&"
+            };
             c_marker(item, false).replacen('&', extra, 1)
         }
         Kind::Array(item, len) => {
@@ -73,7 +77,11 @@ fn c_marker(ty: &TypeRef, raw: bool) -> String {
         Kind::Record(r) => format!("{}&", r.cname),
         Kind::Enum(e) => format!("{}&", e.cname),
         Kind::FuncPtr(sig) => {
-            let mut args: Vec<String> = sig.args.iter().map(|a| c_marker(a, false).replacen('&', "", 1)).collect();
+            let mut args: Vec<String> = sig
+                .args
+                .iter()
+                .map(|a| c_marker(a, false).replacen('&', "", 1))
+                .collect();
             if sig.variadic {
                 args.push("...".to_string());
             }
@@ -118,9 +126,11 @@ fn enum_table_name(cname: &str, tag: Option<&str>) -> String {
 }
 
 fn is_anonymous_cname(cname: &str) -> bool {
-    ["struct $", "union $"]
-        .iter()
-        .any(|kw| cname.strip_prefix(kw).is_some_and(|r| !r.is_empty() && r.bytes().all(|c| c.is_ascii_digit())))
+    ["struct $", "union $"].iter().any(|kw| {
+        cname
+            .strip_prefix(kw)
+            .is_some_and(|r| !r.is_empty() && r.bytes().all(|c| c.is_ascii_digit()))
+    })
 }
 
 impl Collector {
@@ -160,7 +170,9 @@ impl Collector {
             }
             Kind::Enum(e) => {
                 if e.partial {
-                    return Err(EncodeError::Partial { cname: e.cname.clone() });
+                    return Err(EncodeError::Partial {
+                        cname: e.cname.clone(),
+                    });
                 }
             }
             Kind::Void | Kind::Prim(_) => {}
@@ -170,11 +182,17 @@ impl Collector {
 
     /// The declared members of a record, recovered from its layout.
     fn members_of(&self, ty: &TypeRef) -> Result<Vec<Member>, EncodeError> {
-        let Kind::Record(rec) = &ty.kind else { return Ok(Vec::new()) };
+        let Kind::Record(rec) = &ty.kind else {
+            return Ok(Vec::new());
+        };
         let layout = match rec.layout.get() {
             None => return Ok(Vec::new()),
             Some(Ok(l)) => l,
-            Some(Err(_)) => return Err(EncodeError::Members { cname: rec.cname.clone() }),
+            Some(Err(_)) => {
+                return Err(EncodeError::Members {
+                    cname: rec.cname.clone(),
+                })
+            }
         };
         let fields = &layout.fields;
         let mut out = Vec::new();
@@ -198,32 +216,59 @@ impl Collector {
                 same.then(|| (cand.clone(), k))
             });
             if let Some((cand, k)) = anon {
-                out.push(Member { name: None, ty: cand, bits: None });
+                out.push(Member {
+                    name: None,
+                    ty: cand,
+                    bits: None,
+                });
                 i += k;
                 continue;
             }
             let bits = (f.bitsize >= 0).then_some(f.bitsize as u32);
-            out.push(Member { name: Some(f.name.clone()), ty: f.ty.clone(), bits });
+            out.push(Member {
+                name: Some(f.name.clone()),
+                ty: f.ty.clone(),
+                bits,
+            });
             i += 1;
         }
         // The recovered members must give the same layout again, or they are not what
         // was declared.
         let specs: Vec<MemberSpec> = out
             .iter()
-            .map(|m| MemberSpec { name: m.name.clone(), ty: m.ty.clone(), bits: m.bits.map(i128::from) })
+            .map(|m| MemberSpec {
+                name: m.name.clone(),
+                ty: m.ty.clone(),
+                bits: m.bits.map(i128::from),
+            })
             .collect();
-        let packing = Packing { packed: layout.packed, pack: None };
-        let again = layout_record(&rec.cname, rec.is_union, &specs, layout.partial, packing, &self.target);
+        let packing = Packing {
+            packed: layout.packed,
+            pack: None,
+        };
+        let again = layout_record(
+            &rec.cname,
+            rec.is_union,
+            &specs,
+            layout.partial,
+            packing,
+            &self.target,
+        );
         let same = again.is_ok_and(|l| {
             l.size == layout.size
                 && l.align == layout.align
                 && l.fields.len() == fields.len()
                 && l.fields.iter().zip(fields).all(|(a, b)| {
-                    a.name == b.name && a.offset == b.offset && a.bitshift == b.bitshift && a.bitsize == b.bitsize
+                    a.name == b.name
+                        && a.offset == b.offset
+                        && a.bitshift == b.bitshift
+                        && a.bitsize == b.bitsize
                 })
         });
         if !same {
-            return Err(EncodeError::Members { cname: rec.cname.clone() });
+            return Err(EncodeError::Members {
+                cname: rec.cname.clone(),
+            });
         }
         for m in &out {
             let mut t = &m.ty;
@@ -233,13 +278,15 @@ impl Collector {
             if let Kind::Record(r) = &t.kind {
                 if r.layout.get().is_none() {
                     let field = m.name.clone().unwrap_or_default();
-                    return Err(EncodeError::OpaqueField { cname: rec.cname.clone(), field });
+                    return Err(EncodeError::OpaqueField {
+                        cname: rec.cname.clone(),
+                        field,
+                    });
                 }
             }
         }
         Ok(out)
     }
-
 }
 
 /// The tables cffi's ABI-mode writer produces for what `ns` declared.
@@ -256,7 +303,12 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
         let node = ns.table.get(i as u32).clone();
         if let Kind::Record(r) = &node.kind {
             if r.tag.is_none() && is_anonymous_cname(&r.cname) {
-                let n: u32 = r.cname.rsplit('$').next().and_then(|s| s.parse().ok()).unwrap_or(u32::MAX);
+                let n: u32 = r
+                    .cname
+                    .rsplit('$')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(u32::MAX);
                 c.anonymous.push((n, node.clone()));
             }
         }
@@ -274,18 +326,27 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
         match ns.parse_type(&name) {
             Ok(t) => typedefs.push((name, t, false)),
             Err(e) if matches!(e.detail, Some(ErrorDetail::FunctionType)) => {
-                let t = ns.parse_type(&format!("{name} *")).map_err(|_| EncodeError::UnknownNumType { name: name.clone() })?;
+                let t = ns
+                    .parse_type(&format!("{name} *"))
+                    .map_err(|_| EncodeError::UnknownNumType { name: name.clone() })?;
                 typedefs.push((name, t, true));
             }
-            Err(e) if e.kind == ErrorKind::NotImplemented => return Err(EncodeError::UnknownNumType { name }),
+            Err(e) if e.kind == ErrorKind::NotImplemented => {
+                return Err(EncodeError::UnknownNumType { name })
+            }
             Err(_) => return Err(EncodeError::UnknownNumType { name }),
         }
     }
     for (_, t, raw) in &typedefs {
         c.collect(t, *raw)?;
     }
-    let mut tagged: Vec<(&String, &TypeRef)> =
-        ns.decls.structs.iter().chain(ns.decls.unions.iter()).chain(ns.decls.enums.iter()).collect();
+    let mut tagged: Vec<(&String, &TypeRef)> = ns
+        .decls
+        .structs
+        .iter()
+        .chain(ns.decls.unions.iter())
+        .chain(ns.decls.enums.iter())
+        .collect();
     tagged.sort_by(|a, b| a.0.cmp(b.0));
     for (_, t) in tagged {
         c.collect(t, false)?;
@@ -297,16 +358,31 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
     // Globals refer to slots assigned later: remember the type and fill in the slot.
     let mut pending: Vec<(usize, Key)> = Vec::new();
     for (name, d) in names {
-        let slot_global = |kind: GlobalKind| Global { name: name.clone(), kind };
+        let slot_global = |kind: GlobalKind| Global {
+            name: name.clone(),
+            kind,
+        };
         match d {
             Decl::Function(t) => {
                 c.collect(t, true)?;
-                pending.push((globals.len(), Key { id: t.id, raw: true }));
+                pending.push((
+                    globals.len(),
+                    Key {
+                        id: t.id,
+                        raw: true,
+                    },
+                ));
                 globals.push(slot_global(GlobalKind::Function { slot: 0 }));
             }
             Decl::Variable { ty, is_const } => {
                 c.collect(ty, false)?;
-                pending.push((globals.len(), Key { id: ty.id, raw: false }));
+                pending.push((
+                    globals.len(),
+                    Key {
+                        id: ty.id,
+                        raw: false,
+                    },
+                ));
                 let is_array = matches!(ty.kind, Kind::Array(..));
                 let kind = if *is_const && !is_array {
                     GlobalKind::Constant { slot: 0 }
@@ -328,7 +404,13 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
                 }
                 Some(t) => {
                     c.collect(t, false)?;
-                    pending.push((globals.len(), Key { id: t.id, raw: false }));
+                    pending.push((
+                        globals.len(),
+                        Key {
+                            id: t.id,
+                            raw: false,
+                        },
+                    ));
                     globals.push(slot_global(GlobalKind::Constant { slot: 0 }));
                 }
                 None => return Err(EncodeError::UnknownConstant { name: name.clone() }),
@@ -338,8 +420,11 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
     }
 
     // Slot assignment, in the writer's order.
-    let mut all: Vec<(String, Key)> =
-        c.order.iter().map(|k| (sort_key(&c.nodes[&k.id], k.raw), *k)).collect();
+    let mut all: Vec<(String, Key)> = c
+        .order
+        .iter()
+        .map(|k| (sort_key(&c.nodes[&k.id], k.raw), *k))
+        .collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let mut index: HashMap<Key, usize> = HashMap::default();
     let mut slots: Vec<Option<Key>> = Vec::new();
@@ -349,9 +434,14 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
         }
         index.insert(*k, slots.len());
         slots.push(Some(*k));
-        let Kind::FuncPtr(sig) = &c.nodes[&k.id].kind else { unreachable!("raw keys are functions") };
+        let Kind::FuncPtr(sig) = &c.nodes[&k.id].kind else {
+            unreachable!("raw keys are functions")
+        };
         for a in &sig.args {
-            let ak = Key { id: a.id, raw: false };
+            let ak = Key {
+                id: a.id,
+                raw: false,
+            };
             index.entry(ak).or_insert(slots.len());
             slots.push(None);
         }
@@ -376,15 +466,27 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
     let mut enums: Vec<(String, Key)> = Vec::new();
     for (_, k) in &all {
         match &c.nodes[&k.id].kind {
-            Kind::Record(r) if !k.raw => records.push((record_table_name(&r.cname, r.tag.as_deref()), *k)),
-            Kind::Enum(e) if !k.raw => enums.push((enum_table_name(&e.cname, e.tag.as_deref()), *k)),
+            Kind::Record(r) if !k.raw => {
+                records.push((record_table_name(&r.cname, r.tag.as_deref()), *k))
+            }
+            Kind::Enum(e) if !k.raw => {
+                enums.push((enum_table_name(&e.cname, e.tag.as_deref()), *k))
+            }
             _ => {}
         }
     }
     records.sort_by(|a, b| a.0.cmp(&b.0));
     enums.sort_by(|a, b| a.0.cmp(&b.0));
-    let record_index: HashMap<u32, usize> = records.iter().enumerate().map(|(i, (_, k))| (k.id, i)).collect();
-    let enum_index: HashMap<u32, usize> = enums.iter().enumerate().map(|(i, (_, k))| (k.id, i)).collect();
+    let record_index: HashMap<u32, usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (_, k))| (k.id, i))
+        .collect();
+    let enum_index: HashMap<u32, usize> = enums
+        .iter()
+        .enumerate()
+        .map(|(i, (_, k))| (k.id, i))
+        .collect();
 
     // Emit.
     let mut types = vec![0u32; slots.len()];
@@ -426,7 +528,9 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
     for (gi, k) in pending {
         let s = index[&k] as u32;
         match &mut globals[gi].kind {
-            GlobalKind::Function { slot } | GlobalKind::Variable { slot } | GlobalKind::Constant { slot } => *slot = s,
+            GlobalKind::Function { slot }
+            | GlobalKind::Variable { slot }
+            | GlobalKind::Constant { slot } => *slot = s,
             _ => {}
         }
     }
@@ -435,7 +539,9 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
     let mut struct_unions = Vec::with_capacity(records.len());
     for (name, k) in &records {
         let node = &c.nodes[&k.id];
-        let Kind::Record(rec) = &node.kind else { unreachable!("records are records") };
+        let Kind::Record(rec) = &node.kind else {
+            unreachable!("records are records")
+        };
         let mut flags = if rec.is_union { F_UNION } else { 0 };
         let mut fields = Vec::new();
         match rec.layout.get() {
@@ -458,29 +564,54 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
             }
             _ => flags |= F_OPAQUE,
         }
-        struct_unions.push(StructEntry { name: name.clone(), type_index: index[k] as u32, flags, fields });
+        struct_unions.push(StructEntry {
+            name: name.clone(),
+            type_index: index[k] as u32,
+            flags,
+            fields,
+        });
     }
 
     let mut enum_entries = Vec::with_capacity(enums.len());
     for (name, k) in &enums {
-        let Kind::Enum(e) = &c.nodes[&k.id].kind else { unreachable!("enums are enums") };
+        let Kind::Enum(e) = &c.nodes[&k.id].kind else {
+            unreachable!("enums are enums")
+        };
         let info = e.underlying_info();
         let prim = enum_prim_index(info.size, info.signed).unwrap_or(PRIM_UINT32);
         let enumerators = e.items.iter().map(|(n, _)| n.clone()).collect();
-        enum_entries.push(EnumEntry { name: name.clone(), type_index: index[k] as u32, prim, enumerators });
+        enum_entries.push(EnumEntry {
+            name: name.clone(),
+            type_index: index[k] as u32,
+            prim,
+            enumerators,
+        });
     }
 
     let mut typenames: Vec<TypenameEntry> = typedefs
         .iter()
-        .map(|(name, t, raw)| TypenameEntry { name: name.clone(), type_index: slot_of(t, *raw) as u32 })
+        .map(|(name, t, raw)| TypenameEntry {
+            name: name.clone(),
+            type_index: slot_of(t, *raw) as u32,
+        })
         .collect();
     // cffi names the built-in FILE through a typedef whenever it is used.
     if let Some((_, k)) = records.iter().find(|(n, _)| n == "_IO_FILE") {
         if !typenames.iter().any(|t| t.name == "FILE") {
-            typenames.push(TypenameEntry { name: "FILE".to_string(), type_index: index[k] as u32 });
+            typenames.push(TypenameEntry {
+                name: "FILE".to_string(),
+                type_index: index[k] as u32,
+            });
         }
     }
     typenames.sort_by(|a, b| a.name.cmp(&b.name));
 
-    Ok(Tables { types, globals, struct_unions, enums: enum_entries, typenames, num_includes: 0 })
+    Ok(Tables {
+        types,
+        globals,
+        struct_unions,
+        enums: enum_entries,
+        typenames,
+        num_includes: 0,
+    })
 }

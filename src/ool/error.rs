@@ -7,50 +7,135 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DecodeError {
     /// `_version` missing (with non-empty `_types`) or outside what the reader knows.
-    UnknownVersion { version: Option<i64> },
+    UnknownVersion {
+        version: Option<i64>,
+    },
     /// `_types` is not a whole number of 4-byte words.
-    TypesLength { len: usize },
+    TypesLength {
+        len: usize,
+    },
     /// More slots than a 24-bit argument can index.
-    TooManySlots { len: usize },
-    UnknownOp { slot: usize, op: u8 },
+    TooManySlots {
+        len: usize,
+    },
+    UnknownOp {
+        slot: usize,
+        op: u8,
+    },
     /// An opcode that is valid in cffi but not at this place (API-mode ops, `BITFIELD`
     /// in `_types`, a second `FUNCTION` inside a parameter list...).
-    MisplacedOp { slot: usize, op: &'static str },
-    BadPrimitive { slot: usize, index: i32 },
+    MisplacedOp {
+        slot: usize,
+        op: &'static str,
+    },
+    BadPrimitive {
+        slot: usize,
+        index: i32,
+    },
     /// An index pointing outside its table.
-    IndexOutOfRange { table: &'static str, at: usize, index: i64, len: usize },
+    IndexOutOfRange {
+        table: &'static str,
+        at: usize,
+        index: i64,
+        len: usize,
+    },
     /// An index pointing at a slot that holds no type (an array length, a
     /// `FUNCTION_END`).
-    NotAType { table: &'static str, at: usize, target: usize },
-    BadFunctionEnd { slot: usize, flags: i32 },
-    UnterminatedFunction { slot: usize },
-    ArrayTooLong { slot: usize, length: u32 },
+    NotAType {
+        table: &'static str,
+        at: usize,
+        target: usize,
+    },
+    BadFunctionEnd {
+        slot: usize,
+        flags: i32,
+    },
+    UnterminatedFunction {
+        slot: usize,
+    },
+    ArrayTooLong {
+        slot: usize,
+        length: u32,
+    },
     /// Types that refer to themselves without a struct or union in between.
-    TypeCycle { slot: usize },
+    TypeCycle {
+        slot: usize,
+    },
     /// A struct or union that contains itself by value.
-    ByValueCycle { name: String },
-    Truncated { table: &'static str, index: usize, len: usize },
-    BadName { table: &'static str, index: usize, name: String },
-    NotSorted { table: &'static str, index: usize, name: String },
+    ByValueCycle {
+        name: String,
+    },
+    Truncated {
+        table: &'static str,
+        index: usize,
+        len: usize,
+    },
+    BadName {
+        table: &'static str,
+        index: usize,
+        name: String,
+    },
+    NotSorted {
+        table: &'static str,
+        index: usize,
+        name: String,
+    },
     /// A global whose opcode is not one of a dlopen()ed module's.
-    BadGlobalOp { name: String, op: u8 },
+    BadGlobalOp {
+        name: String,
+        op: u8,
+    },
     /// A `DLOPEN_FUNC` whose slot holds no `FUNCTION`.
-    NotAFunction { name: String, slot: usize },
-    ValueOutOfRange { name: String, value: i128 },
-    BadFlags { name: String, flags: u32 },
+    NotAFunction {
+        name: String,
+        slot: usize,
+    },
+    ValueOutOfRange {
+        name: String,
+        value: i128,
+    },
+    BadFlags {
+        name: String,
+        flags: u32,
+    },
     /// A struct/enum entry whose `type_index` slot does not hold its own index.
-    WrongTypeIndex { table: &'static str, name: String, type_index: u32 },
-    FieldsOnOpaque { name: String },
-    BadFieldOp { owner: String, index: usize, op: u8 },
-    DuplicateField { owner: String, field: String },
-    BadEnumPrim { name: String, prim: i32 },
+    WrongTypeIndex {
+        table: &'static str,
+        name: String,
+        type_index: u32,
+    },
+    FieldsOnOpaque {
+        name: String,
+    },
+    BadFieldOp {
+        owner: String,
+        index: usize,
+        op: u8,
+    },
+    DuplicateField {
+        owner: String,
+        field: String,
+    },
+    BadEnumPrim {
+        name: String,
+        prim: i32,
+    },
     /// An enum entry without the NUL between its name and enumerators.
-    MissingNul { name: String },
-    DuplicateEnumerator { name: String },
+    MissingNul {
+        name: String,
+    },
+    DuplicateEnumerator {
+        name: String,
+    },
     /// An enumerator listed by an enum but absent from `_globals`.
-    EnumeratorMissing { owner: String, name: String },
+    EnumeratorMissing {
+        owner: String,
+        name: String,
+    },
     /// An `ENUM` global no enum lists.
-    OrphanEnumerator { name: String },
+    OrphanEnumerator {
+        name: String,
+    },
 }
 
 impl fmt::Display for DecodeError {
@@ -60,38 +145,84 @@ impl fmt::Display for DecodeError {
             UnknownVersion { version: Some(v) } => write!(f, "unknown version 0x{v:x}"),
             UnknownVersion { version: None } => write!(f, "unknown version -1"),
             TypesLength { len } => write!(f, "_types has {len} bytes, not a multiple of 4"),
-            TooManySlots { len } => write!(f, "_types has {len} slots, more than a table can index"),
+            TooManySlots { len } => {
+                write!(f, "_types has {len} slots, more than a table can index")
+            }
             UnknownOp { slot, op } => write!(f, "_types[{slot}]: unknown op={op}"),
             MisplacedOp { slot, op } => write!(f, "_types[{slot}]: op {op} is not valid here"),
             BadPrimitive { slot, index } => write!(f, "_types[{slot}]: unknown prim={index}"),
-            IndexOutOfRange { table, at, index, len } => {
-                write!(f, "{table}[{at}]: index {index} out of range (table has {len} items)")
+            IndexOutOfRange {
+                table,
+                at,
+                index,
+                len,
+            } => {
+                write!(
+                    f,
+                    "{table}[{at}]: index {index} out of range (table has {len} items)"
+                )
             }
-            NotAType { table, at, target } => write!(f, "{table}[{at}]: _types[{target}] is not a type"),
-            BadFunctionEnd { slot, flags } => write!(f, "_types[{slot}]: abi number {flags} not supported"),
-            UnterminatedFunction { slot } => write!(f, "_types[{slot}]: FUNCTION without FUNCTION_END"),
-            ArrayTooLong { slot, length } => write!(f, "_types[{slot}]: array length {length} too large"),
-            TypeCycle { slot } => write!(f, "_types[{slot}]: type-building recursion too deep or infinite"),
+            NotAType { table, at, target } => {
+                write!(f, "{table}[{at}]: _types[{target}] is not a type")
+            }
+            BadFunctionEnd { slot, flags } => {
+                write!(f, "_types[{slot}]: abi number {flags} not supported")
+            }
+            UnterminatedFunction { slot } => {
+                write!(f, "_types[{slot}]: FUNCTION without FUNCTION_END")
+            }
+            ArrayTooLong { slot, length } => {
+                write!(f, "_types[{slot}]: array length {length} too large")
+            }
+            TypeCycle { slot } => write!(
+                f,
+                "_types[{slot}]: type-building recursion too deep or infinite"
+            ),
             ByValueCycle { name } => write!(f, "'{name}' contains itself by value"),
-            Truncated { table, index, len } => write!(f, "{table}[{index}]: truncated item ({len} bytes)"),
+            Truncated { table, index, len } => {
+                write!(f, "{table}[{index}]: truncated item ({len} bytes)")
+            }
             BadName { table, index, name } => write!(f, "{table}[{index}]: bad name {name:?}"),
             NotSorted { table, index, name } => {
                 write!(f, "{table}[{index}]: '{name}' is out of order or repeated (tables must be sorted)")
             }
-            BadGlobalOp { name, op } => write!(f, "global '{name}': op={op} is not valid in an ABI module"),
-            NotAFunction { name, slot } => write!(f, "function '{name}': _types[{slot}] is not a FUNCTION"),
-            ValueOutOfRange { name, value } => write!(f, "constant '{name}': value {value} does not fit in 64 bits"),
-            BadFlags { name, flags } => write!(f, "struct/union '{name}': bad flags 0x{flags:x}"),
-            WrongTypeIndex { table, name, type_index } => {
-                write!(f, "{table} '{name}': _types[{type_index}] does not refer back to this entry")
+            BadGlobalOp { name, op } => {
+                write!(f, "global '{name}': op={op} is not valid in an ABI module")
             }
-            FieldsOnOpaque { name } => write!(f, "struct/union '{name}' is opaque or external but lists fields"),
+            NotAFunction { name, slot } => {
+                write!(f, "function '{name}': _types[{slot}] is not a FUNCTION")
+            }
+            ValueOutOfRange { name, value } => write!(
+                f,
+                "constant '{name}': value {value} does not fit in 64 bits"
+            ),
+            BadFlags { name, flags } => write!(f, "struct/union '{name}': bad flags 0x{flags:x}"),
+            WrongTypeIndex {
+                table,
+                name,
+                type_index,
+            } => {
+                write!(
+                    f,
+                    "{table} '{name}': _types[{type_index}] does not refer back to this entry"
+                )
+            }
+            FieldsOnOpaque { name } => write!(
+                f,
+                "struct/union '{name}' is opaque or external but lists fields"
+            ),
             BadFieldOp { owner, index, op } => write!(f, "'{owner}' field {index}: field op={op}"),
-            DuplicateField { owner, field } => write!(f, "'{owner}' has two fields named '{field}'"),
-            BadEnumPrim { name, prim } => write!(f, "enum '{name}': prim={prim} is not an integer type"),
+            DuplicateField { owner, field } => {
+                write!(f, "'{owner}' has two fields named '{field}'")
+            }
+            BadEnumPrim { name, prim } => {
+                write!(f, "enum '{name}': prim={prim} is not an integer type")
+            }
             MissingNul { name } => write!(f, "enum '{name}': no NUL between name and enumerators"),
             DuplicateEnumerator { name } => write!(f, "enumerator '{name}' listed twice"),
-            EnumeratorMissing { owner, name } => write!(f, "enum '{owner}': enumerator '{name}' is not in _globals"),
+            EnumeratorMissing { owner, name } => {
+                write!(f, "enum '{owner}': enumerator '{name}' is not in _globals")
+            }
             OrphanEnumerator { name } => write!(f, "enumerator '{name}' belongs to no enum"),
         }
     }
@@ -114,7 +245,11 @@ pub enum RealizeError {
     /// The layout computation refused the struct (the message is the in-line one).
     Layout { name: String, message: String },
     /// An anonymous field whose type is not a struct or union, or a named `:0`.
-    BadField { owner: String, index: usize, why: &'static str },
+    BadField {
+        owner: String,
+        index: usize,
+        why: &'static str,
+    },
     /// An `F_EXTERNAL` entry none of the included modules defines.
     NotInIncludes { cname: String },
     /// Included modules nested too deeply (or including each other).
@@ -128,14 +263,23 @@ impl fmt::Display for RealizeError {
         use RealizeError::*;
         match self {
             FunctionType { slot } => {
-                write!(f, "_types[{slot}] is a function type, not a pointer-to-function type")
+                write!(
+                    f,
+                    "_types[{slot}] is a function type, not a pointer-to-function type"
+                )
             }
             VoidValue { slot } => write!(f, "_types[{slot}]: void used as a value type"),
-            TooDeep { slot } => write!(f, "_types[{slot}]: type-building recursion too deep or infinite"),
+            TooDeep { slot } => write!(
+                f,
+                "_types[{slot}]: type-building recursion too deep or infinite"
+            ),
             TooLarge { slot } => write!(f, "_types[{slot}]: type too large"),
             Layout { name, message } => write!(f, "{name}: {message}"),
             BadField { owner, index, why } => write!(f, "'{owner}' field {index}: {why}"),
-            NotInIncludes { cname } => write!(f, "'{cname}' should come from ffi.include() but was not found"),
+            NotInIncludes { cname } => write!(
+                f,
+                "'{cname}' should come from ffi.include() but was not found"
+            ),
             IncludeDepth { cname } => write!(f, "'{cname}': ffi.include() nested too deeply"),
             NoSuchName { name } => write!(f, "no table entry named '{name}'"),
         }
@@ -170,16 +314,33 @@ impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use EncodeError::*;
         match self {
-            ExternPython { name } => write!(f, "cannot use 'extern \"Python\"' in the ABI mode ('{name}')"),
+            ExternPython { name } => write!(
+                f,
+                "cannot use 'extern \"Python\"' in the ABI mode ('{name}')"
+            ),
             UnknownConstant { name } => {
-                write!(f, "cannot use the syntax '...' in '#define {name} ...' when using the ABI mode")
+                write!(
+                    f,
+                    "cannot use the syntax '...' in '#define {name} ...' when using the ABI mode"
+                )
             }
-            Partial { cname } => write!(f, "'{cname}' has '...' (partial declarations need the API mode)"),
-            UnknownNumType { name } => write!(f, "cannot emit to Python: '{name}' has an unknown size"),
+            Partial { cname } => write!(
+                f,
+                "'{cname}' has '...' (partial declarations need the API mode)"
+            ),
+            UnknownNumType { name } => {
+                write!(f, "cannot emit to Python: '{name}' has an unknown size")
+            }
             ArrayTooLong { length } => write!(f, "cannot emit {length}: limited to 2**31-1"),
-            Members { cname } => write!(f, "'{cname}': its declared members cannot be recovered from its layout"),
+            Members { cname } => write!(
+                f,
+                "'{cname}': its declared members cannot be recovered from its layout"
+            ),
             OpaqueField { cname, field } => {
-                write!(f, "field '{cname}.{field}' is of an opaque type (not declared in cdef())")
+                write!(
+                    f,
+                    "field '{cname}.{field}' is of an opaque type (not declared in cdef())"
+                )
             }
             TooMany => write!(f, "too many types for one module"),
         }

@@ -34,7 +34,12 @@ fn tuple(items: Vec<String>) -> String {
 
 /// The module `module_name`, importing the backend as `backend` (cffi's files say
 /// `_cffi_backend`), with `includes` the module names of the included FFIs in order.
-pub fn render_module(module_name: &str, backend: &str, raw: &RawTables, includes: &[String]) -> String {
+pub fn render_module(
+    module_name: &str,
+    backend: &str,
+    raw: &RawTables,
+    includes: &[String],
+) -> String {
     let mut out = String::new();
     out.push_str("# auto-generated file\n");
     let _ = writeln!(out, "import {backend}");
@@ -69,7 +74,12 @@ pub fn render_module(module_name: &str, backend: &str, raw: &RawTables, includes
                 for (j, b) in entry.iter().enumerate() {
                     let mut s = String::new();
                     // The header has two words; a field one, or two for a bitfield.
-                    let words = if j == 0 || b.get(3) == Some(&(super::tables::Op::Bitfield as u8)) { 2 } else { 1 };
+                    let words = if j == 0 || b.get(3) == Some(&(super::tables::Op::Bitfield as u8))
+                    {
+                        2
+                    } else {
+                        1
+                    };
                     bytes_literal(&mut s, b, words);
                     parts.push(s);
                 }

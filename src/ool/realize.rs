@@ -117,7 +117,9 @@ impl Realizer {
     /// `true`). Structs reached on the way are laid out before this returns.
     pub fn slot(&mut self, i: usize) -> Result<(TypeRef, bool), RealizeError> {
         if self.module.kinds.get(i) != Some(&SlotKind::Type) {
-            return Err(RealizeError::NoSuchName { name: format!("_types[{i}]") });
+            return Err(RealizeError::NoSuchName {
+                name: format!("_types[{i}]"),
+            });
         }
         let built = self.build(i);
         let laid_out = self.drain_layouts();
@@ -223,7 +225,10 @@ impl Realizer {
             Some(Op::Array) => {
                 let item = Self::value_of(&dep(self, arg as usize), arg as usize)?;
                 let len = m.tables.types[i + 1] as usize;
-                if item.size().is_some_and(|s| s.checked_mul(len).is_none_or(|t| t > MAX_SIZE)) {
+                if item
+                    .size()
+                    .is_some_and(|s| s.checked_mul(len).is_none_or(|t| t > MAX_SIZE))
+                {
                     return Err(RealizeError::TooLarge { slot: i });
                 }
                 plain(self.table.array(&item, Some(len)))
@@ -253,10 +258,16 @@ impl Realizer {
                 // The stdcall bit only means something on 32-bit Windows; cffi ignores
                 // it elsewhere.
                 let variadic = word_arg(m.tables.types[end]) & END_VARIADIC != 0;
-                Ok(SlotType { node: self.table.func_ptr(args, &result.node, variadic), func: true })
+                Ok(SlotType {
+                    node: self.table.func_ptr(args, &result.node, variadic),
+                    func: true,
+                })
             }
             Some(Op::Noop) => Ok(dep(self, arg as usize)),
-            Some(Op::Typename) => Ok(dep(self, m.tables.typenames[arg as usize].type_index as usize)),
+            Some(Op::Typename) => Ok(dep(
+                self,
+                m.tables.typenames[arg as usize].type_index as usize,
+            )),
             _ => unreachable!("validated: only type opcodes at type slots"),
         }
     }
@@ -307,8 +318,12 @@ impl Realizer {
         while let Some(root) = self.pending.pop() {
             let mut stack = vec![root];
             while let Some(&idx) = stack.last() {
-                let node = self.structs[idx].clone().expect("queued structs have nodes");
-                let Kind::Record(rec) = &node.kind else { unreachable!("struct entries are records") };
+                let node = self.structs[idx]
+                    .clone()
+                    .expect("queued structs have nodes");
+                let Kind::Record(rec) = &node.kind else {
+                    unreachable!("struct entries are records")
+                };
                 if rec.layout.get().is_some() {
                     stack.pop();
                     continue;
@@ -332,16 +347,21 @@ impl Realizer {
                         t = item;
                     }
                     match &t.kind {
-                        Kind::Record(r) if r.layout.get().is_none() => {
-                            self.record_index.get(&r.id).copied().filter(|j| !m.tables.struct_unions[*j].is_opaque())
-                        }
+                        Kind::Record(r) if r.layout.get().is_none() => self
+                            .record_index
+                            .get(&r.id)
+                            .copied()
+                            .filter(|j| !m.tables.struct_unions[*j].is_opaque()),
                         _ => None,
                     }
                 });
                 if let Some(j) = waiting {
                     if stack.contains(&j) || stack.len() > self.structs.len() {
                         // Validation rejects by-value cycles; this is a guard.
-                        let err = RealizeError::Layout { name: rec.cname.clone(), message: "contains itself by value".into() };
+                        let err = RealizeError::Layout {
+                            name: rec.cname.clone(),
+                            message: "contains itself by value".into(),
+                        };
                         let _ = rec.layout.set(Err(err.to_string()));
                         first_err.get_or_insert(err);
                         stack.pop();
@@ -350,10 +370,23 @@ impl Realizer {
                     }
                     continue;
                 }
-                let packing = Packing { packed: e.flags & F_PACKED != 0, pack: None };
-                let layout = layout_record(&rec.cname, e.is_union(), &members, false, packing, &self.table.target);
+                let packing = Packing {
+                    packed: e.flags & F_PACKED != 0,
+                    pack: None,
+                };
+                let layout = layout_record(
+                    &rec.cname,
+                    e.is_union(),
+                    &members,
+                    false,
+                    packing,
+                    &self.table.target,
+                );
                 if let Err(message) = &layout {
-                    let err = RealizeError::Layout { name: rec.cname.clone(), message: message.clone() };
+                    let err = RealizeError::Layout {
+                        name: rec.cname.clone(),
+                        message: message.clone(),
+                    };
                     self.failed.insert(idx, err.clone());
                     first_err.get_or_insert(err);
                 }
@@ -381,7 +414,9 @@ impl Realizer {
             }
             total = total.saturating_add(ty.size().unwrap_or(0));
             if total > MAX_SIZE {
-                return Err(RealizeError::TooLarge { slot: f.slot as usize });
+                return Err(RealizeError::TooLarge {
+                    slot: f.slot as usize,
+                });
             }
             members.push(MemberSpec {
                 name: (!f.name.is_empty()).then(|| f.name.clone()),
@@ -401,14 +436,20 @@ impl Realizer {
         cname: &str,
     ) -> Result<Option<Arc<Record>>, RealizeError> {
         if depth >= MAX_INCLUDE_DEPTH {
-            return Err(RealizeError::IncludeDepth { cname: cname.to_string() });
+            return Err(RealizeError::IncludeDepth {
+                cname: cname.to_string(),
+            });
         }
         for inc in &self.includes {
             // A module cannot include itself; a lock held further up means it did.
             let Ok(mut other) = inc.try_lock() else {
-                return Err(RealizeError::IncludeDepth { cname: cname.to_string() });
+                return Err(RealizeError::IncludeDepth {
+                    cname: cname.to_string(),
+                });
             };
-            let Some(i) = other.module.struct_index(name) else { continue };
+            let Some(i) = other.module.struct_index(name) else {
+                continue;
+            };
             let e = &other.module.tables.struct_unions[i];
             if e.is_external() {
                 if let Some(r) = other.find_external(name, is_union, depth + 1, cname)? {
@@ -442,14 +483,18 @@ impl Realizer {
             };
             items.push((item.clone(), value));
         }
-        let node = self.table.new_enum(tag, cname, items, enum_underlying(e.prim), false);
+        let node = self
+            .table
+            .new_enum(tag, cname, items, enum_underlying(e.prim), false);
         self.enums[idx] = Some(node.clone());
         Ok(node)
     }
 
     /// A typedef: its type and whether it names a function type.
     pub fn typename(&mut self, name: &str) -> Result<Option<(TypeRef, bool)>, RealizeError> {
-        let Some(i) = self.module.typename_index(name) else { return Ok(None) };
+        let Some(i) = self.module.typename_index(name) else {
+            return Ok(None);
+        };
         let slot = self.module.tables.typenames[i].type_index as usize;
         self.slot(slot).map(Some)
     }
@@ -458,7 +503,9 @@ impl Realizer {
     /// kind).
     pub fn record(&mut self, tag: &str, is_union: bool) -> Result<Option<TypeRef>, RealizeError> {
         match self.module.struct_index(tag) {
-            Some(i) if self.module.tables.struct_unions[i].is_union() == is_union => self.struct_at(i).map(Some),
+            Some(i) if self.module.tables.struct_unions[i].is_union() == is_union => {
+                self.struct_at(i).map(Some)
+            }
             _ => Ok(None),
         }
     }
@@ -473,7 +520,9 @@ impl Realizer {
     /// A `lib` name, as the in-line model declares it. `DLOPEN_CONST` (`static const T
     /// x;`, `const T x;`) is a read-only variable read from the library.
     pub fn global(&mut self, name: &str) -> Result<Option<Decl>, RealizeError> {
-        let Some(gi) = self.module.global_index(name) else { return Ok(None) };
+        let Some(gi) = self.module.global_index(name) else {
+            return Ok(None);
+        };
         self.global_at(gi).map(Some)
     }
 
@@ -481,12 +530,21 @@ impl Realizer {
         let kind = self.module.tables.globals[gi].kind;
         Ok(match kind {
             GlobalKind::Function { slot } => Decl::Function(self.slot(slot as usize)?.0),
-            GlobalKind::Variable { slot } => Decl::Variable { ty: self.public_value(slot as usize)?, is_const: false },
-            GlobalKind::Constant { slot } => Decl::Variable { ty: self.public_value(slot as usize)?, is_const: true },
+            GlobalKind::Variable { slot } => Decl::Variable {
+                ty: self.public_value(slot as usize)?,
+                is_const: false,
+            },
+            GlobalKind::Constant { slot } => Decl::Variable {
+                ty: self.public_value(slot as usize)?,
+                is_const: true,
+            },
             GlobalKind::IntConstant { value } => Decl::IntConstant { value, ty: None },
             GlobalKind::Enumerator { value } => {
                 let owner = self.enumerator_owner[&gi];
-                Decl::IntConstant { value, ty: Some(self.enum_at(owner)?) }
+                Decl::IntConstant {
+                    value,
+                    ty: Some(self.enum_at(owner)?),
+                }
             }
         })
     }
@@ -510,7 +568,11 @@ impl Realizer {
             if e.name.starts_with('$') || e.name == "_IO_FILE" {
                 continue;
             }
-            let map = if e.is_union() { &mut d.unions } else { &mut d.structs };
+            let map = if e.is_union() {
+                &mut d.unions
+            } else {
+                &mut d.structs
+            };
             map.insert(e.name.clone(), node);
         }
         for (i, e) in m.tables.enums.iter().enumerate() {

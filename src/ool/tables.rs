@@ -175,7 +175,10 @@ pub const PRIM_UINT64: i32 = 24;
 
 /// The `PRIM` index of a built-in type.
 pub fn prim_index(p: Prim) -> i32 {
-    PRIMS.iter().position(|q| *q == Some(p)).map_or(-1, |i| i as i32)
+    PRIMS
+        .iter()
+        .position(|q| *q == Some(p))
+        .map_or(-1, |i| i as i32)
 }
 
 /// The fixed-width `PRIM` index cffi writes for an enum's base type of this size and
@@ -400,6 +403,13 @@ impl Tables {
                 b
             })
             .collect();
-        RawTables { types, globals, struct_unions, enums, typenames, num_includes: self.num_includes }
+        RawTables {
+            types,
+            globals,
+            struct_unions,
+            enums,
+            typenames,
+            num_includes: self.num_includes,
+        }
     }
 }
