@@ -277,3 +277,56 @@ fn lazy_lookups() {
     assert!(r.global("nope").unwrap().is_none());
     assert_eq!(r.enum_tag("color").unwrap().unwrap().cname(), "enum color");
 }
+
+#[test]
+fn includes_match_cffi() {
+    if !support::python_has_cffi() {
+        return;
+    }
+    let a_text =
+        "struct pt { int x, y; }; typedef struct pt pt_t; struct op; enum col { R, G = 4 };
+        typedef int myint;\n#define AD 5\nint afunc(int); typedef struct { int q; } anon_t;
+        union un { int i; char c; }; enum { ANON_E = 9 };";
+    let b_text = "struct bb { pt_t p; myint m; enum col c; struct op *o; anon_t an; union un u; };
+        pt_t *get(void); enum own { O1 = 2 };";
+    let res = support::run_cffi_opts(&[(a_text, "-"), (b_text, "include=0")]);
+    let (CffiResult::Module(ma), CffiResult::Module(mb)) = (&res[0], &res[1]) else {
+        panic!("cffi refused the include pair")
+    };
+    let mut a = inline(a_text, false);
+    let mut b = Namespace::new(Target::host());
+    b.include(&a).unwrap();
+    b.cdef(b_text, &CdefOptions::default()).unwrap();
+
+    let ta = ool::encode(&mut a).unwrap();
+    assert_eq!(ta, ool::decode(&ma.raw).unwrap().tables);
+    let tb = ool::encode_with_includes(&mut b, &[&a]).unwrap();
+    assert_eq!(tb, ool::decode(&mb.raw).unwrap().tables);
+    let text = ool::render_module("_m1", "_cffi_backend", &tb.to_raw(), &["_m0".to_string()]);
+    assert_eq!(text, mb.text);
+
+    // Realized with the include: B's records are A's, and B's layouts are the in-line ones.
+    let ra = Arc::new(ool::decode(&ma.raw).unwrap());
+    let ra = Arc::new(std::sync::Mutex::new(Realizer::new(
+        ra,
+        Target::host(),
+        Vec::new(),
+    )));
+    let rb = Arc::new(ool::decode(&mb.raw).unwrap());
+    let mut rb = Realizer::new(rb, Target::host(), vec![ra.clone()]);
+    let bb = rb.record("bb", false).unwrap().unwrap();
+    let want = b.decls.structs["bb"].clone();
+    assert_eq!(describe_type(&bb), describe_type(&want));
+    let (pt_b, _) = rb.typename("pt_t").unwrap().unwrap();
+    let pt_a = ra.lock().unwrap().record("pt", false).unwrap().unwrap();
+    let (Kind::Record(x), Kind::Record(y)) = (&pt_b.kind, &pt_a.kind) else {
+        panic!()
+    };
+    assert!(Arc::ptr_eq(x, y));
+    // Included enums are copied in full, with their enumerators.
+    assert!(matches!(
+        rb.global("G").unwrap(),
+        Some(Decl::IntConstant { value: 4, .. })
+    ));
+    assert!(rb.global("AD").unwrap().is_none());
+}

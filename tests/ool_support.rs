@@ -16,8 +16,11 @@ real_backend = _cffi_backend
 src = sys.stdin.read().split('\n=====CDEF\n')[1:]
 tmp = tempfile.mkdtemp()
 captured = {}
+sys.path.insert(0, tmp)
+ffis = []
 class FakeFFI:
     def __init__(self, name, **kw):
+        captured.clear()
         captured.update(kw)
 fake = types.ModuleType('_cffi_backend')
 fake.FFI = FakeFFI
@@ -26,8 +29,11 @@ for i, item in enumerate(src):
     kw = {}
     if 'packed' in opts: kw['packed'] = True
     print('BEGIN', i)
+    ffi = cffi.FFI()
+    ffis.append(ffi)
     try:
-        ffi = cffi.FFI()
+        if opts.startswith('include='):
+            ffi.include(ffis[int(opts[8:])])
         ffi.cdef(text, **kw)
         ffi.set_source('_m%d' % i, None)
         path = os.path.join(tmp, '_m%d.py' % i)
@@ -55,6 +61,7 @@ for i, item in enumerate(src):
         print('ENUM', e.hex())
     for t in captured.get('_typenames', ()):
         print('TYPENAME', t.hex())
+    print('INCLUDES', len(captured.get('_includes', ())))
     print('END')
 "#;
 
@@ -86,10 +93,21 @@ pub fn python_has_cffi() -> bool {
 
 /// Runs real cffi on each `(cdef, packed)`.
 pub fn run_cffi(corpus: &[(&str, bool)]) -> Vec<CffiResult> {
+    let with_opts: Vec<(&str, &str)> = corpus
+        .iter()
+        .map(|(t, p)| (*t, if *p { "packed" } else { "-" }))
+        .collect();
+    run_cffi_opts(&with_opts)
+}
+
+/// Runs real cffi on each `(cdef, options)`; options are `-`, `packed`, or
+/// `include=K` (the FFI of item K, written first, is included).
+pub fn run_cffi_opts(corpus: &[(&str, &str)]) -> Vec<CffiResult> {
     let mut input = String::new();
-    for (text, packed) in corpus {
+    for (text, opts) in corpus {
         input.push_str("\n=====CDEF\n");
-        input.push_str(if *packed { "packed\n" } else { "-\n" });
+        input.push_str(opts);
+        input.push('\n');
         input.push_str(text);
     }
     let mut child = Command::new("python3")
@@ -143,6 +161,7 @@ pub fn run_cffi(corpus: &[(&str, bool)]) -> Vec<CffiResult> {
             }
             "ENUM" => cur.as_mut().unwrap().raw.enums.push(unhex(rest)),
             "TYPENAME" => cur.as_mut().unwrap().raw.typenames.push(unhex(rest)),
+            "INCLUDES" => cur.as_mut().unwrap().raw.num_includes = rest.parse().unwrap(),
             "END" => {
                 let m = cur.take().unwrap();
                 results.push(match err.take() {

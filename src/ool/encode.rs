@@ -15,7 +15,7 @@
 //! the recovered members do not reproduce, e.g. with unnamed bitfields, is refused
 //! rather than written wrong).
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::error::EncodeError;
 use super::tables::*;
@@ -42,6 +42,8 @@ struct Member {
 
 struct Collector {
     target: Target,
+    /// Ids of the records that come from included namespaces.
+    external: HashSet<u32>,
     nodes: HashMap<u32, TypeRef>,
     seen: HashMap<Key, ()>,
     order: Vec<Key>,
@@ -51,7 +53,9 @@ struct Collector {
 }
 
 /// cffi's C name with the declarator position marked by `&`.
-fn c_marker(ty: &TypeRef, raw: bool) -> String {
+/// `forced`: cffi names a tagged struct, union or enum after the first typedef that
+/// names it directly (`typedef struct pt pt_t;` makes its C name `pt_t`).
+fn c_marker(ty: &TypeRef, raw: bool, forced: &Names) -> String {
     match &ty.kind {
         Kind::Void => "void&".to_string(),
         Kind::Prim(p) => match p.prim {
@@ -65,22 +69,22 @@ fn c_marker(ty: &TypeRef, raw: bool) -> String {
             } else {
                 " *&"
             };
-            c_marker(item, false).replacen('&', extra, 1)
+            c_marker(item, false, forced).replacen('&', extra, 1)
         }
         Kind::Array(item, len) => {
             let brackets = match len {
                 Some(n) => format!("&[{n}]"),
                 None => "&[]".to_string(),
             };
-            c_marker(item, false).replacen('&', &brackets, 1)
+            c_marker(item, false, forced).replacen('&', &brackets, 1)
         }
-        Kind::Record(r) => format!("{}&", r.cname),
-        Kind::Enum(e) => format!("{}&", e.cname),
+        Kind::Record(r) => format!("{}&", forced.get(&ty.id).unwrap_or(&r.cname)),
+        Kind::Enum(e) => format!("{}&", forced.get(&ty.id).unwrap_or(&e.cname)),
         Kind::FuncPtr(sig) => {
             let mut args: Vec<String> = sig
                 .args
                 .iter()
-                .map(|a| c_marker(a, false).replacen('&', "", 1))
+                .map(|a| c_marker(a, false, forced).replacen('&', "", 1))
                 .collect();
             if sig.variadic {
                 args.push("...".to_string());
@@ -90,13 +94,15 @@ fn c_marker(ty: &TypeRef, raw: bool) -> String {
             }
             let pattern = if raw { "(&)(" } else { "(*&)(" };
             let with = format!("{pattern}{})", args.join(", "));
-            c_marker(&sig.result, false).replacen('&', &with, 1)
+            c_marker(&sig.result, false, forced).replacen('&', &with, 1)
         }
     }
 }
 
-fn sort_key(ty: &TypeRef, raw: bool) -> String {
-    format!("<{}>", c_marker(ty, raw).replacen('&', "", 1))
+type Names = HashMap<u32, String>;
+
+fn sort_key(ty: &TypeRef, raw: bool, forced: &Names) -> String {
+    format!("<{}>", c_marker(ty, raw, forced).replacen('&', "", 1))
 }
 
 /// The `_struct_unions` name of a record.
@@ -160,7 +166,11 @@ impl Collector {
                 }
                 self.collect(&sig.result, false)?;
             }
-            Kind::Record(_) => {
+            Kind::Record(r) => {
+                if self.external.contains(&r.id) {
+                    // Laid out by the module that declared it.
+                    return Ok(());
+                }
                 let members = self.members_of(ty)?;
                 let types: Vec<TypeRef> = members.iter().map(|m| m.ty.clone()).collect();
                 self.members.insert(ty.id, members);
@@ -291,8 +301,29 @@ impl Collector {
 
 /// The tables cffi's ABI-mode writer produces for what `ns` declared.
 pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
+    encode_with_includes(ns, &[])
+}
+
+/// The same for a namespace that `include()`d `included` (in that order): their
+/// records become `F_EXTERNAL` entries, their typedefs and enums are copied, their
+/// constants and functions are left to them.
+pub fn encode_with_includes(
+    ns: &mut Namespace,
+    included: &[&Namespace],
+) -> Result<Tables, EncodeError> {
+    let mut external = HashSet::default();
+    let mut included_names = HashSet::default();
+    for inc in included {
+        for i in 0..inc.table.len() {
+            if let Kind::Record(r) = &inc.table.get(i as u32).kind {
+                external.insert(r.id);
+            }
+        }
+        included_names.extend(inc.decls.names.keys().cloned());
+    }
     let mut c = Collector {
         target: ns.target(),
+        external,
         nodes: HashMap::default(),
         seen: HashMap::default(),
         order: Vec::new(),
@@ -352,12 +383,40 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
         c.collect(t, false)?;
     }
 
+    // Which typedef names each tagged type. The model keeps typedefs unordered and does
+    // not tell `typedef struct pt a;` from `typedef pt_t a;`: with several candidates
+    // the first by name is taken, which may differ from cffi's choice (its output then
+    // sorts some slots differently, and reads the same).
+    let mut forced: Names = HashMap::default();
+    for (name, t, raw) in &typedefs {
+        let tagged = match &t.kind {
+            Kind::Record(r) => r.tag.is_some(),
+            Kind::Enum(e) => e.tag.is_some(),
+            _ => false,
+        };
+        if tagged && !raw {
+            let e = forced.entry(t.id).or_insert_with(|| name.clone());
+            if name < e {
+                *e = name.clone();
+            }
+        }
+    }
+
     let mut globals: Vec<Global> = Vec::new();
     let mut names: Vec<(&String, &Decl)> = ns.decls.names.iter().collect();
     names.sort_by(|a, b| a.0.cmp(b.0));
     // Globals refer to slots assigned later: remember the type and fill in the slot.
     let mut pending: Vec<(usize, Key)> = Vec::new();
     for (name, d) in names {
+        if included_names.contains(name) {
+            // An included enum's enumerators are written with the enum (when the enum
+            // itself is, i.e. it is not anonymous); other included names are not.
+            let keep = matches!(d, Decl::IntConstant { ty: Some(t), .. }
+                if matches!(t.kind, Kind::Enum(_)) && c.seen.contains_key(&Key { id: t.id, raw: false }));
+            if !keep {
+                continue;
+            }
+        }
         let slot_global = |kind: GlobalKind| Global {
             name: name.clone(),
             kind,
@@ -423,7 +482,7 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
     let mut all: Vec<(String, Key)> = c
         .order
         .iter()
-        .map(|k| (sort_key(&c.nodes[&k.id], k.raw), *k))
+        .map(|k| (sort_key(&c.nodes[&k.id], k.raw, &forced), *k))
         .collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let mut index: HashMap<Key, usize> = HashMap::default();
@@ -545,6 +604,12 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
         let mut flags = if rec.is_union { F_UNION } else { 0 };
         let mut fields = Vec::new();
         match rec.layout.get() {
+            _ if c.external.contains(&rec.id) => {
+                flags |= F_EXTERNAL;
+                if rec.layout.get().is_none() {
+                    flags |= F_OPAQUE;
+                }
+            }
             Some(Ok(l)) => {
                 let members = &c.members[&k.id];
                 let has_anonymous = members.iter().any(|m| m.name.is_none() && m.bits.is_none());
@@ -612,6 +677,6 @@ pub fn encode(ns: &mut Namespace) -> Result<Tables, EncodeError> {
         struct_unions,
         enums: enum_entries,
         typenames,
-        num_includes: 0,
+        num_includes: included.len(),
     })
 }

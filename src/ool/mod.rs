@@ -17,7 +17,7 @@ pub mod realize;
 pub mod tables;
 
 pub use decode::{check_version, decode, Module};
-pub use encode::encode;
+pub use encode::{encode, encode_with_includes};
 pub use error::{DecodeError, EncodeError, RealizeError};
 pub use pyfmt::render_module;
 pub use realize::{Include, Realizer};
