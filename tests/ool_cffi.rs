@@ -124,6 +124,79 @@ fn uses_inner_const(text: &str) -> bool {
     text.contains("const char") || text.contains("const int *") || text.contains("const void")
 }
 
+/// Checks one cdef against cffi's module for it; true if jitffi wrote the same file.
+fn check_entry(
+    label: &str,
+    text: &str,
+    packed: bool,
+    res: &CffiResult,
+    failures: &mut Vec<String>,
+) -> bool {
+    let m = match res {
+        CffiResult::Module(m) => m,
+        CffiResult::Error(c, msg) => panic!("cffi refused {label} {text:?}: {c}: {msg}"),
+    };
+    assert_eq!(m.version, 0x2601);
+    assert!(ool::check_version(Some(m.version), m.raw.types.is_empty()).unwrap());
+    let mut ns = inline(text, packed);
+
+    // (a) cffi's tables realize to the in-line layouts.
+    let (d, lt) = realized(&m.raw);
+    let want = describe(&ns.decls);
+    let got = describe(&d);
+    if want != got {
+        failures.push(format!(
+            "{label} realize differs:\n  inline: {want:#?}\n  ool:    {got:#?}"
+        ));
+    }
+    if lt != inline_list_types(&ns) {
+        failures.push(format!(
+            "{label} list_types: {lt:?} vs {:?}",
+            inline_list_types(&ns)
+        ));
+    }
+
+    // Round trip: jitffi's own tables realize the same way.
+    let mine = match ool::encode(&mut ns) {
+        Ok(t) => t,
+        Err(e) => {
+            failures.push(format!("{label} encode failed: {e}"));
+            return false;
+        }
+    };
+    let (d2, _) = realized(&mine.to_raw());
+    if describe(&d2) != want {
+        failures.push(format!(
+            "{label} round trip differs:\n  {:#?}\n  {:#?}",
+            describe(&d2),
+            want
+        ));
+    }
+
+    // (b) the same tables and the same file as cffi.
+    if uses_inner_const(text) {
+        return false;
+    }
+    let theirs: Tables = ool::decode(&m.raw).unwrap().tables;
+    if mine != theirs {
+        failures.push(format!(
+            "{label} tables differ:\n  jitffi: {mine:?}\n  cffi:   {theirs:?}"
+        ));
+        return false;
+    }
+    assert_eq!(mine.to_raw(), m.raw, "{label} raw bytes");
+    let name = m.text.split('\'').nth(1).unwrap_or_default();
+    let text_out = ool::render_module(name, "_cffi_backend", &mine.to_raw(), &[]);
+    if text_out != m.text {
+        failures.push(format!(
+            "{label} module text differs:\n{text_out}\nvs\n{}",
+            m.text
+        ));
+        return false;
+    }
+    true
+}
+
 #[test]
 fn corpus_matches_cffi() {
     if !support::python_has_cffi() {
@@ -134,73 +207,39 @@ fn corpus_matches_cffi() {
     let mut failures = Vec::new();
     let mut identical = 0;
     for (i, ((text, packed), res)) in CORPUS.iter().zip(&results).enumerate() {
-        let m = match res {
-            CffiResult::Module(m) => m,
-            CffiResult::Error(c, msg) => panic!("cffi refused corpus[{i}] {text:?}: {c}: {msg}"),
-        };
-        assert_eq!(m.version, 0x2601);
-        assert!(ool::check_version(Some(m.version), m.raw.types.is_empty()).unwrap());
-        let mut ns = inline(text, *packed);
-
-        // (a) cffi's tables realize to the in-line layouts.
-        let (d, lt) = realized(&m.raw);
-        let want = describe(&ns.decls);
-        let got = describe(&d);
-        if want != got {
-            failures.push(format!(
-                "corpus[{i}] realize differs:\n  inline: {want:#?}\n  ool:    {got:#?}"
-            ));
-        }
-        if lt != inline_list_types(&ns) {
-            failures.push(format!(
-                "corpus[{i}] list_types: {lt:?} vs {:?}",
-                inline_list_types(&ns)
-            ));
-        }
-
-        // Round trip: jitffi's own tables realize the same way.
-        let mine = match ool::encode(&mut ns) {
-            Ok(t) => t,
-            Err(e) => {
-                failures.push(format!("corpus[{i}] encode failed: {e}"));
-                continue;
-            }
-        };
-        let (d2, _) = realized(&mine.to_raw());
-        if describe(&d2) != want {
-            failures.push(format!(
-                "corpus[{i}] round trip differs:\n  {:#?}\n  {:#?}",
-                describe(&d2),
-                want
-            ));
-        }
-
-        // (b) the same tables and the same file as cffi.
-        if uses_inner_const(text) {
-            continue;
-        }
-        let theirs: Tables = ool::decode(&m.raw).unwrap().tables;
-        if mine != theirs {
-            failures.push(format!(
-                "corpus[{i}] tables differ:\n  jitffi: {mine:?}\n  cffi:   {theirs:?}"
-            ));
-            continue;
-        }
-        assert_eq!(mine.to_raw(), m.raw, "corpus[{i}] raw bytes");
-        let text_out = ool::render_module(&format!("_m{i}"), "_cffi_backend", &mine.to_raw(), &[]);
-        if text_out != m.text {
-            failures.push(format!(
-                "corpus[{i}] module text differs:\n{text_out}\nvs\n{}",
-                m.text
-            ));
-        } else {
-            identical += 1;
-        }
+        identical += usize::from(check_entry(&format!("corpus[{i}]"), text, *packed, res, &mut failures));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     let with_const = CORPUS.iter().filter(|(t, _)| uses_inner_const(t)).count();
     assert_eq!(identical, CORPUS.len() - with_const);
     assert!(with_const >= 2);
+}
+
+/// The benchmark header (2000 functions, 200 structs), and the same without `const`.
+#[test]
+fn big_header_matches_cffi() {
+    if !support::python_has_cffi() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("jitffi_ool_big_{}.h", std::process::id()));
+    let status = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/bench_cdef.py"))
+        .arg("--write-header")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let header = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let plain = header.replace("const char *", "char *");
+    assert!(!uses_inner_const(&plain) && uses_inner_const(&header));
+    let corpus = [(header.as_str(), false), (plain.as_str(), false)];
+    let results = run_cffi(&corpus);
+    let mut failures = Vec::new();
+    check_entry("big header", &header, false, &results[0], &mut failures);
+    let same = check_entry("big header without const", &plain, false, &results[1], &mut failures);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(same);
 }
 
 #[test]

@@ -229,6 +229,18 @@ pub const CORPUS: &[(&str, bool)] = &[
     ("struct pk { char c; int i; short s; };", true),
     ("int const_fn(const char *s, const void *p); extern const char *const_name;", false),
     ("struct s2 { const char *name; const int *vals; };", false),
+    ("typedef struct { int a; } *foo_p; foo_p mk(void);", false),
+    ("typedef struct tagged { int a; } tagged_t, *tagged_p; tagged_p tp(tagged_t);", false),
+    ("struct fs { int (*fns[4])(int); char *(*pa)[3]; void (*(*nest)(int))(long); };", false),
+    ("typedef enum col2 { C1, C2 } col2_t; col2_t getc2(void); enum col2 *pc2;", false),
+    ("void takes_arr(int a[5], char b[]); void takes_fn(int f(int));", false),
+    ("struct { int x; } anon_var; union { int a; float b; } uvar;", false),
+    ("typedef double vec3[3]; vec3 *vp; void f3(vec3 v); vec3 gv;", false),
+    ("long double ld; typedef long double ld_t; _Bool bb; ld_t fl(ld_t, ...);", false),
+    ("struct e0 { int a; }; typedef struct e0 e0_t; typedef e0_t e0b_t; e0b_t *ge(void);", false),
+    ("int fv(void); int (*fp)(void); int (*fpa[2])(void); void (*sig(int, void (*)(int)))(int);", false),
+    ("struct later; typedef struct later later_t; struct later { later_t *self; int v[2][3]; };", false),
+    ("typedef int (*cmp_t)(void *, void *); void qs(void *, size_t, size_t, cmp_t); cmp_t cmps[3];", false),
 ];
 
 /// Entries real cffi refuses in ABI mode; jitffi's encoder must refuse them too.

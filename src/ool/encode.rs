@@ -63,6 +63,7 @@ fn c_marker(ty: &TypeRef, raw: bool, forced: &Names) -> String {
             Prim::DoubleComplex => "_cffi_double_complex_t&".to_string(),
             other => format!("{}&", other.name()),
         },
+        Kind::Pointer(_) if forced.contains_key(&ty.id) => format!("{}&", forced[&ty.id]),
         Kind::Pointer(item) => {
             let extra = if matches!(item.kind, Kind::Array(..)) {
                 "(*&)"
@@ -394,7 +395,16 @@ pub fn encode_with_includes(
             Kind::Enum(e) => e.tag.is_some(),
             _ => false,
         };
-        if tagged && !raw {
+        // `typedef struct { .. } *foo_p;`: cffi names that pointer type `foo_p`.
+        let named_pointer = match &t.kind {
+            Kind::Pointer(item) => match &item.kind {
+                Kind::Record(r) => r.tag.is_none() && is_anonymous_cname(&r.cname),
+                Kind::Enum(e) => e.tag.is_none() && is_anonymous_cname(&e.cname),
+                _ => false,
+            },
+            _ => false,
+        };
+        if (tagged || named_pointer) && !raw {
             let e = forced.entry(t.id).or_insert_with(|| name.clone());
             if name < e {
                 *e = name.clone();
