@@ -207,7 +207,13 @@ fn corpus_matches_cffi() {
     let mut failures = Vec::new();
     let mut identical = 0;
     for (i, ((text, packed), res)) in CORPUS.iter().zip(&results).enumerate() {
-        identical += usize::from(check_entry(&format!("corpus[{i}]"), text, *packed, res, &mut failures));
+        identical += usize::from(check_entry(
+            &format!("corpus[{i}]"),
+            text,
+            *packed,
+            res,
+            &mut failures,
+        ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     let with_const = CORPUS.iter().filter(|(t, _)| uses_inner_const(t)).count();
@@ -223,7 +229,10 @@ fn big_header_matches_cffi() {
     }
     let path = std::env::temp_dir().join(format!("jitffi_ool_big_{}.h", std::process::id()));
     let status = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/bench_cdef.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/bench_cdef.py"
+        ))
         .arg("--write-header")
         .arg(&path)
         .status()
@@ -237,7 +246,13 @@ fn big_header_matches_cffi() {
     let results = run_cffi(&corpus);
     let mut failures = Vec::new();
     check_entry("big header", &header, false, &results[0], &mut failures);
-    let same = check_entry("big header without const", &plain, false, &results[1], &mut failures);
+    let same = check_entry(
+        "big header without const",
+        &plain,
+        false,
+        &results[1],
+        &mut failures,
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(same);
 }

@@ -240,6 +240,7 @@ pub const CORPUS: &[(&str, bool)] = &[
     ("struct e0 { int a; }; typedef struct e0 e0_t; typedef e0_t e0b_t; e0b_t *ge(void);", false),
     ("int fv(void); int (*fp)(void); int (*fpa[2])(void); void (*sig(int, void (*)(int)))(int);", false),
     ("struct later; typedef struct later later_t; struct later { later_t *self; int v[2][3]; };", false),
+    ("struct lookalike { struct { int a; } s; int a; }; struct { int z; } zz;", false),
     ("typedef int (*cmp_t)(void *, void *); void qs(void *, size_t, size_t, cmp_t); cmp_t cmps[3];", false),
 ];
 

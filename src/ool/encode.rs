@@ -331,8 +331,43 @@ pub fn encode_with_includes(
         members: HashMap::default(),
         anonymous: Vec::new(),
     };
+    // Anonymous records some type or declaration refers to are not anonymous members
+    // (those are only reachable flattened into their parent).
+    let mut referenced: HashSet<u32> = HashSet::default();
+    for i in 0..ns.table.len() {
+        match &ns.table.get(i as u32).kind {
+            Kind::Pointer(item) | Kind::Array(item, _) => {
+                referenced.insert(item.id);
+            }
+            Kind::FuncPtr(sig) => {
+                referenced.extend(sig.args.iter().map(|a| a.id));
+                referenced.insert(sig.result.id);
+            }
+            Kind::Record(r) => {
+                if let Some(Ok(l)) = r.layout.get() {
+                    referenced.extend(l.fields.iter().map(|f| f.ty.id));
+                }
+            }
+            _ => {}
+        }
+    }
+    referenced.extend(ns.decls.typedefs.values().map(|t| t.id));
+    for d in ns.decls.names.values() {
+        match d {
+            Decl::Function(t) | Decl::ExternPython(t) | Decl::Variable { ty: t, .. } => {
+                referenced.insert(t.id);
+            }
+            Decl::IntConstant { ty: Some(t), .. } | Decl::UnknownConstant { ty: Some(t) } => {
+                referenced.insert(t.id);
+            }
+            _ => {}
+        }
+    }
     for i in 0..ns.table.len() {
         let node = ns.table.get(i as u32).clone();
+        if referenced.contains(&node.id) {
+            continue;
+        }
         if let Kind::Record(r) = &node.kind {
             if r.tag.is_none() && is_anonymous_cname(&r.cname) {
                 let n: u32 = r
