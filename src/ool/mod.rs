@@ -7,6 +7,7 @@
 //! - `decode`: bytes to tables, validated completely (`Module`).
 //! - `realize`: a module to the type model, lazily per name (`Realizer`).
 //! - `encode`: a namespace's declarations to the tables cffi would write.
+//! - `typestr`: C type strings (`ffi.typeof("pt_t *")`) against a module, lazily.
 //! - `pyfmt`: the module text, as cffi writes it.
 
 pub mod decode;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod pyfmt;
 pub mod realize;
 pub mod tables;
+pub mod typestr;
 
 pub use decode::{check_version, decode, Module};
 pub use encode::{encode, encode_with_includes};
@@ -22,3 +24,4 @@ pub use error::{DecodeError, EncodeError, RealizeError};
 pub use pyfmt::render_module;
 pub use realize::{Include, Realizer};
 pub use tables::{RawTables, Tables};
+pub use typestr::{parse_type, TypeStrError};

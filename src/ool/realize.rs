@@ -51,6 +51,8 @@ pub struct Realizer {
     pending: Vec<usize>,
     record_index: HashMap<u32, usize>,
     failed: HashMap<usize, RealizeError>,
+    /// The built-in opaque `FILE`, when the module has no entry for it.
+    file: Option<TypeRef>,
 }
 
 /// The C name and tag the in-line cdef gives the record or enum of a table name.
@@ -106,6 +108,7 @@ impl Realizer {
             pending: Vec::new(),
             record_index: HashMap::default(),
             failed: HashMap::default(),
+            file: None,
         }
     }
 
@@ -508,6 +511,19 @@ impl Realizer {
             }
             _ => Ok(None),
         }
+    }
+
+    /// `FILE`: the module's `_IO_FILE` entry, or else one opaque record of its own.
+    pub fn file_type(&mut self) -> Result<TypeRef, RealizeError> {
+        if let Some(i) = self.module.struct_index("_IO_FILE") {
+            return self.struct_at(i);
+        }
+        if let Some(t) = &self.file {
+            return Ok(t.clone());
+        }
+        let t = self.table.new_record(false, None, "FILE".to_string());
+        self.file = Some(t.clone());
+        Ok(t)
     }
 
     pub fn enum_tag(&mut self, tag: &str) -> Result<Option<TypeRef>, RealizeError> {
