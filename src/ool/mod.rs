@@ -6,9 +6,17 @@
 //! - `tables`: the opcode and primitive vocabulary, and the plain-data tables.
 //! - `decode`: bytes to tables, validated completely (`Module`).
 //! - `realize`: a module to the type model, lazily per name (`Realizer`).
-//! - `encode`: a namespace's declarations to the tables cffi would write.
 //! - `typestr`: C type strings (`ffi.typeof("pt_t *")`) against a module, lazily.
+//! - `encode`: a namespace's declarations to the tables cffi would write.
 //! - `pyfmt`: the module text, as cffi writes it.
+//!
+//! Reading a module: `check_version(_version, _types.is_empty())`, then
+//! `decode(&RawTables { .. })` gives a `Module` or a `DecodeError`; a
+//! `Realizer::new(Arc::new(module), target, includes)` then answers `typename`,
+//! `record`, `enum_tag`, `global` and `parse_type` on first use, each building only
+//! what the name needs. `includes` are the `Realizer`s of the modules in `_includes`,
+//! in order. Writing one: `encode` (or `encode_with_includes`) gives `Tables`,
+//! `Tables::to_raw` their bytes, `render_module` the file.
 
 pub mod decode;
 pub mod encode;
@@ -25,3 +33,14 @@ pub use pyfmt::render_module;
 pub use realize::{Include, Realizer};
 pub use tables::{RawTables, Tables};
 pub use typestr::{parse_type, TypeStrError};
+
+#[cfg(test)]
+mod tests {
+    /// Included modules are shared between threads behind a mutex.
+    #[test]
+    fn realizer_is_send() {
+        fn send<T: Send>() {}
+        send::<super::Realizer>();
+        send::<super::Module>();
+    }
+}
