@@ -109,7 +109,9 @@ fn realized(tables: &ool::RawTables) -> (Declarations, TypeNames) {
     let mut r = Realizer::new(Arc::new(module), Target::host(), Vec::new());
     let (d, _fn_typedefs) = r.declarations().unwrap_or_else(|e| panic!("realize: {e}"));
     let mut lt = r.list_types();
+    // The compiled form lists the built-in FILE (as cffi's does); in-line does not.
     lt.0.retain(|n| n != "FILE");
+    lt.1.retain(|n| n != "_IO_FILE");
     (d, lt)
 }
 
@@ -153,6 +155,47 @@ fn check_entry(
         failures.push(format!(
             "{label} list_types: {lt:?} vs {:?}",
             inline_list_types(&ns)
+        ));
+    }
+
+    // The layouts real cffi computes for its module: the same from jitffi's reading.
+    let module = Arc::new(ool::decode(&m.raw).unwrap());
+    let mut r = Realizer::new(module, Target::host(), Vec::new());
+    let mut ours = Vec::new();
+    let (_, structs, unions) = r.list_types();
+    for (kind, names) in [("struct", structs), ("union", unions)] {
+        for n in names {
+            let t = r.record(&n, kind == "union").unwrap().unwrap();
+            match (t.size(), t.align()) {
+                (Some(s), Some(a)) => ours.push(format!("LAYOUT {kind} {n} {s} {a}")),
+                _ => ours.push(format!("LAYOUT {kind} {n} error")),
+            }
+            let layout = t.record_layout().cloned();
+            for f in layout.iter().flat_map(|l| l.fields.iter()) {
+                // cffi reports a flexible array member with bitshift -2.
+                let flexible = matches!(f.ty.kind, Kind::Array(_, None));
+                let shift = if flexible { -2 } else { f.bitshift };
+                ours.push(format!(
+                    "FIELD {kind} {n} {} {} {} {}",
+                    f.name, f.offset, shift, f.bitsize
+                ));
+            }
+        }
+    }
+    let mut theirs_layouts: Vec<String> = m
+        .layouts
+        .iter()
+        .map(|l| l.replacen(" error ", " error", 1))
+        .map(|l| match l.find(" error") {
+            Some(i) => l[..i + 6].to_string(),
+            None => l,
+        })
+        .collect();
+    theirs_layouts.sort();
+    ours.sort();
+    if ours != theirs_layouts {
+        failures.push(format!(
+            "{label} layouts differ from real cffi's:\n  jitffi: {ours:#?}\n  cffi:   {theirs_layouts:#?}"
         ));
     }
 

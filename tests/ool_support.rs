@@ -47,6 +47,8 @@ for i, item in enumerate(src):
     data = open(path, 'rb').read()
     print('TEXT', data.hex())
     captured.clear()
+    for k in [k for k in sys.modules if k.startswith('_m')]:
+        del sys.modules[k]
     sys.modules['_cffi_backend'] = fake
     exec(compile(data, path, 'exec'), {})
     sys.modules['_cffi_backend'] = real_backend
@@ -62,10 +64,33 @@ for i, item in enumerate(src):
     for t in captured.get('_typenames', ()):
         print('TYPENAME', t.hex())
     print('INCLUDES', len(captured.get('_includes', ())))
+    # The layouts real cffi computes when it loads the module it wrote.
+    sys.modules['_cffi_backend'] = real_backend
+    for k in [k for k in sys.modules if k.startswith('_m')]:
+        del sys.modules[k]
+    try:
+        ns = {}
+        exec(compile(data, path, 'exec'), ns)
+        lffi = ns['ffi']
+        _, structs, unions = lffi.list_types()
+        for kind, names in (('struct', structs), ('union', unions)):
+            for n in names:
+                try:
+                    t = lffi.typeof(kind + ' ' + n)
+                    print('LAYOUT', kind, n, lffi.sizeof(t), lffi.alignof(t))
+                    for fname, f in t.fields or ():
+                        print('FIELD', kind, n, fname or '-', f.offset, f.bitshift, f.bitsize)
+                except Exception as e:
+                    print('LAYOUT', kind, n, 'error', type(e).__name__)
+    except Exception as e:
+        print('LOADERROR', type(e).__name__, str(e).replace('\n', ' '))
     print('END')
 "#;
 
 pub struct CffiModule {
+    /// `kind name size align` / `kind name field offset bitshift bitsize` lines, as
+    /// real cffi reports them after loading the module.
+    pub layouts: Vec<String>,
     pub text: String,
     pub version: i64,
     pub raw: RawTables,
@@ -134,6 +159,7 @@ pub fn run_cffi_opts(corpus: &[(&str, &str)]) -> Vec<CffiResult> {
         match tag {
             "BEGIN" => {
                 cur = Some(CffiModule {
+                    layouts: Vec::new(),
                     text: String::new(),
                     version: 0,
                     raw: RawTables::default(),
@@ -161,6 +187,8 @@ pub fn run_cffi_opts(corpus: &[(&str, &str)]) -> Vec<CffiResult> {
             }
             "ENUM" => cur.as_mut().unwrap().raw.enums.push(unhex(rest)),
             "TYPENAME" => cur.as_mut().unwrap().raw.typenames.push(unhex(rest)),
+            "LAYOUT" | "FIELD" => cur.as_mut().unwrap().layouts.push(line.to_string()),
+            "LOADERROR" => panic!("real cffi could not load its own module: {rest}"),
             "INCLUDES" => cur.as_mut().unwrap().raw.num_includes = rest.parse().unwrap(),
             "END" => {
                 let m = cur.take().unwrap();

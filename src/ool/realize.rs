@@ -605,15 +605,16 @@ impl Realizer {
         Ok((d, fn_typedefs))
     }
 
-    /// Sorted typedef, struct and union names, as `ffi.list_types()` gives them (names
-    /// with `$` are cffi's internal ones and hidden).
+    /// Sorted typedef, struct and union names, as cffi's compiled `ffi.list_types()`
+    /// gives them: names with `$` are cffi's internal ones and hidden; `FILE` and
+    /// `_IO_FILE` show when the module uses them.
     pub fn list_types(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
         let t = &self.module.tables;
         let typedefs = t.typenames.iter().map(|e| e.name.clone()).collect();
         let visible = |u: bool| {
             t.struct_unions
                 .iter()
-                .filter(|e| e.is_union() == u && !e.name.starts_with('$') && e.name != "_IO_FILE")
+                .filter(|e| e.is_union() == u && !e.name.starts_with('$'))
                 .map(|e| e.name.clone())
                 .collect()
         };
