@@ -328,10 +328,11 @@ fn output_is_deterministic() {
 }
 
 #[test]
-fn unnamed_bitfields_are_refused_not_miswritten() {
-    // The model keeps no unnamed bitfield, so the members cannot be recovered; writing
-    // them without it would move `b`.
-    let mut ns = inline("struct s { int a : 3; int : 0; int b : 2; };", false);
+fn unrecoverable_members_are_refused_not_miswritten() {
+    // The model keeps no unnamed bitfield; this one has no bitfield next to it to take
+    // the type from, so the members cannot be recovered, and writing them without it
+    // would move `b`.
+    let mut ns = inline("struct s { char a; long : 0; char b; };", false);
     assert!(matches!(
         ool::encode(&mut ns),
         Err(ool::EncodeError::Members { .. })

@@ -269,6 +269,8 @@ pub const CORPUS: &[(&str, bool)] = &[
     ("int fv(void); int (*fp)(void); int (*fpa[2])(void); void (*sig(int, void (*)(int)))(int);", false),
     ("struct later; typedef struct later later_t; struct later { later_t *self; int v[2][3]; };", false),
     ("struct lookalike { struct { int a; } s; int a; }; struct { int z; } zz;", false),
+    ("struct ub { int a : 3; int : 0; int b : 2; char c; int : 4; int d : 4; };", false),
+    ("struct ub2 { int x : 2; int : 3; int y : 2; int : 0; int z : 4; char c; };", false),
     ("typedef int (*cmp_t)(void *, void *); void qs(void *, size_t, size_t, cmp_t); cmp_t cmps[3];", false),
 ];
 

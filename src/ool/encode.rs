@@ -18,10 +18,10 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::error::EncodeError;
+use super::members::{recover, Member};
 use super::tables::*;
 use crate::cdef::{ErrorDetail, ErrorKind, Namespace};
 use crate::types::decls::Decl;
-use crate::types::layout::{layout_record, MemberSpec, Packing};
 use crate::types::model::{Kind, Prim, TypeRef};
 use crate::types::target::Target;
 
@@ -31,13 +31,6 @@ use crate::types::target::Target;
 struct Key {
     id: u32,
     raw: bool,
-}
-
-/// A member as declared: `None` name for anonymous members.
-struct Member {
-    name: Option<String>,
-    ty: TypeRef,
-    bits: Option<u32>,
 }
 
 struct Collector {
@@ -193,110 +186,7 @@ impl Collector {
 
     /// The declared members of a record, recovered from its layout.
     fn members_of(&self, ty: &TypeRef) -> Result<Vec<Member>, EncodeError> {
-        let Kind::Record(rec) = &ty.kind else {
-            return Ok(Vec::new());
-        };
-        let layout = match rec.layout.get() {
-            None => return Ok(Vec::new()),
-            Some(Ok(l)) => l,
-            Some(Err(_)) => {
-                return Err(EncodeError::Members {
-                    cname: rec.cname.clone(),
-                })
-            }
-        };
-        let fields = &layout.fields;
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < fields.len() {
-            let f = &fields[i];
-            let anon = self.anonymous.iter().find_map(|(_, cand)| {
-                let inner = cand.record_layout()?;
-                let k = inner.fields.len();
-                if k == 0 || i + k > fields.len() || cand.id == ty.id {
-                    return None;
-                }
-                let delta = fields[i].offset.checked_sub(inner.fields[0].offset)?;
-                let same = inner.fields.iter().zip(&fields[i..i + k]).all(|(a, b)| {
-                    a.name == b.name
-                        && a.ty.id == b.ty.id
-                        && a.bitshift == b.bitshift
-                        && a.bitsize == b.bitsize
-                        && b.offset.checked_sub(a.offset) == Some(delta)
-                });
-                same.then(|| (cand.clone(), k))
-            });
-            if let Some((cand, k)) = anon {
-                out.push(Member {
-                    name: None,
-                    ty: cand,
-                    bits: None,
-                });
-                i += k;
-                continue;
-            }
-            let bits = (f.bitsize >= 0).then_some(f.bitsize as u32);
-            out.push(Member {
-                name: Some(f.name.clone()),
-                ty: f.ty.clone(),
-                bits,
-            });
-            i += 1;
-        }
-        // The recovered members must give the same layout again, or they are not what
-        // was declared.
-        let specs: Vec<MemberSpec> = out
-            .iter()
-            .map(|m| MemberSpec {
-                name: m.name.clone(),
-                ty: m.ty.clone(),
-                bits: m.bits.map(i128::from),
-            })
-            .collect();
-        let packing = Packing {
-            packed: layout.packed,
-            pack: None,
-        };
-        let again = layout_record(
-            &rec.cname,
-            rec.is_union,
-            &specs,
-            layout.partial,
-            packing,
-            &self.target,
-        );
-        let same = again.is_ok_and(|l| {
-            l.size == layout.size
-                && l.align == layout.align
-                && l.fields.len() == fields.len()
-                && l.fields.iter().zip(fields).all(|(a, b)| {
-                    a.name == b.name
-                        && a.offset == b.offset
-                        && a.bitshift == b.bitshift
-                        && a.bitsize == b.bitsize
-                })
-        });
-        if !same {
-            return Err(EncodeError::Members {
-                cname: rec.cname.clone(),
-            });
-        }
-        for m in &out {
-            let mut t = &m.ty;
-            while let Kind::Array(item, _) = &t.kind {
-                t = item;
-            }
-            if let Kind::Record(r) = &t.kind {
-                if r.layout.get().is_none() {
-                    let field = m.name.clone().unwrap_or_default();
-                    return Err(EncodeError::OpaqueField {
-                        cname: rec.cname.clone(),
-                        field,
-                    });
-                }
-            }
-        }
-        Ok(out)
+        recover(ty, &self.anonymous, &self.target)
     }
 }
 

@@ -7,7 +7,8 @@
 //! - `decode`: bytes to tables, validated completely (`Module`).
 //! - `realize`: a module to the type model, lazily per name (`Realizer`).
 //! - `typestr`: C type strings (`ffi.typeof("pt_t *")`) against a module, lazily.
-//! - `encode`: a namespace's declarations to the tables cffi would write.
+//! - `encode`: a namespace's declarations to the tables cffi would write (`members`
+//!   recovers a struct's declared members from its layout).
 //! - `pyfmt`: the module text, as cffi writes it.
 //!
 //! Reading a module: `check_version(_version, _types.is_empty())`, then
@@ -21,6 +22,7 @@
 pub mod decode;
 pub mod encode;
 pub mod error;
+mod members;
 pub mod pyfmt;
 pub mod realize;
 pub mod tables;
