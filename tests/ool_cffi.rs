@@ -428,3 +428,41 @@ fn includes_match_cffi() {
     ));
     assert!(rb.global("AD").unwrap().is_none());
 }
+
+#[test]
+fn pack_option_like_cffi() {
+    if !support::python_has_cffi() {
+        return;
+    }
+    let text = "struct p { char c; int i; short s; long long l; };";
+    let res = support::run_cffi_opts(&[(text, "pack=1"), (text, "pack=4")]);
+    let CffiResult::Module(m) = &res[0] else {
+        panic!("cffi refused pack=1")
+    };
+    let mut ns = Namespace::new(Target::host());
+    ns.cdef(
+        text,
+        &CdefOptions {
+            pack: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        ool::encode(&mut ns).unwrap(),
+        ool::decode(&m.raw).unwrap().tables
+    );
+    // cffi's writer refuses pack=N for N > 1 (it can only write "packed"); so does
+    // jitffi's, rather than write a layout the reader would compute differently.
+    assert!(matches!(&res[1], CffiResult::Error(c, _) if c == "NotImplementedError"));
+    let mut ns = Namespace::new(Target::host());
+    ns.cdef(
+        text,
+        &CdefOptions {
+            pack: Some(4),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(ool::encode(&mut ns).is_err());
+}

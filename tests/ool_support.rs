@@ -28,6 +28,7 @@ for i, item in enumerate(src):
     opts, text = item.split('\n', 1)
     kw = {}
     if 'packed' in opts: kw['packed'] = True
+    if opts.startswith('pack='): kw['pack'] = int(opts[5:])
     print('BEGIN', i)
     ffi = cffi.FFI()
     ffis.append(ffi)
@@ -126,7 +127,7 @@ pub fn run_cffi(corpus: &[(&str, bool)]) -> Vec<CffiResult> {
 }
 
 /// Runs real cffi on each `(cdef, options)`; options are `-`, `packed`, or
-/// `include=K` (the FFI of item K, written first, is included).
+/// `pack=N`, or `include=K` (the FFI of item K, written first, is included).
 pub fn run_cffi_opts(corpus: &[(&str, &str)]) -> Vec<CffiResult> {
     let mut input = String::new();
     for (text, opts) in corpus {
