@@ -41,17 +41,54 @@ fn exercise(raw: &RawTables) -> Result<(), String> {
             assert!(r.slot(i).is_err());
             continue;
         }
-        if let Err(e) = r.slot(i) {
-            first_err.get_or_insert(e.to_string());
+        match r.slot(i) {
+            Err(e) => {
+                first_err.get_or_insert(e.to_string());
+            }
+            Ok((t, _)) => touch(&t),
         }
     }
     let mut r = Realizer::new(module, Target::host(), Vec::new());
-    if let Err(e) = r.declarations() {
-        first_err.get_or_insert(e.to_string());
+    match r.declarations() {
+        Err(e) => {
+            first_err.get_or_insert(e.to_string());
+        }
+        Ok((d, _)) => {
+            d.typedefs
+                .values()
+                .chain(d.structs.values())
+                .chain(d.unions.values())
+                .for_each(touch);
+        }
+    }
+    for t in [
+        "int",
+        "struct point *",
+        "point_t[3]",
+        "myint",
+        "callback_t",
+        "vec3 *",
+    ] {
+        if let Ok((t, _)) = ool::parse_type(&mut r, t) {
+            touch(&t);
+        }
     }
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Everything a user could ask of a type: its size, alignment, name and fields.
+fn touch(t: &jitffi::types::model::TypeRef) {
+    let _ = (t.size(), t.align(), t.cname());
+    if let Some(l) = t.record_layout() {
+        for f in &l.fields {
+            let _ = (f.ty.size(), f.ty.align(), f.ty.cname());
+        }
+    }
+    if let jitffi::types::model::Kind::Pointer(item) = &t.kind {
+        let _ = (item.size(), item.align());
     }
 }
 
@@ -203,7 +240,7 @@ fn random_corruption_never_panics() {
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut ok, mut err) = (0, 0);
-    for round in 0..6000 {
+    for round in 0..20000 {
         let mut raw = seeds[round % seeds.len()].clone();
         mutate(&mut rng, &mut raw);
         match catch_unwind(AssertUnwindSafe(|| exercise(&raw))) {
@@ -213,7 +250,7 @@ fn random_corruption_never_panics() {
         }
     }
     // Both outcomes occur: the mutations are neither all harmless nor all fatal.
-    assert!(ok > 100 && err > 1000, "ok={ok} err={err}");
+    assert!(ok > 300 && err > 3000, "ok={ok} err={err}");
 }
 
 #[test]
@@ -523,4 +560,47 @@ fn includes_share_records() {
         alone.typename("ptp"),
         Err(RealizeError::NotInIncludes { .. })
     ));
+}
+
+#[test]
+fn sizes_checked_once_structs_are_laid_out() {
+    // struct S { char a[2**31-1]; }; then S[2**31-1] and S[2**31-1][2**31-1]: their
+    // sizes are only known after S's layout, and must still be refused, not overflow.
+    let big = 0x7FFF_FFFF;
+    let words = [
+        word(Op::Primitive, 2),
+        word(Op::Array, 0),
+        big,
+        word(Op::StructUnion, 0),
+        word(Op::Array, 3),
+        big,
+        word(Op::Array, 4),
+        big,
+    ];
+    let mut head = 3u32.to_be_bytes().to_vec();
+    head.extend(0u32.to_be_bytes());
+    head.extend(b"S");
+    let mut field = word(Op::Noop, 1).to_be_bytes().to_vec();
+    field.extend(b"a");
+    let raw = RawTables {
+        types: types(&words),
+        struct_unions: vec![vec![head, field]],
+        ..Default::default()
+    };
+    let module = Arc::new(ool::decode(&raw).unwrap());
+    for first in [6usize, 4] {
+        let mut r = Realizer::new(module.clone(), Target::host(), Vec::new());
+        let got = r.slot(first);
+        assert!(
+            matches!(got, Err(RealizeError::TooLarge { .. })),
+            "{first}: {:?}",
+            got.map(|t| t.0.cname())
+        );
+        // Nothing built afterwards may hand out the oversized types either.
+        assert!(r.slot(6).is_err() && r.slot(4).is_err());
+        // Built on its own, struct S is fine.
+        let mut r = Realizer::new(module.clone(), Target::host(), Vec::new());
+        assert_eq!(r.slot(3).unwrap().0.size(), Some(big as usize));
+        assert!(matches!(r.slot(first), Err(RealizeError::TooLarge { .. })));
+    }
 }

@@ -53,6 +53,12 @@ pub struct Realizer {
     failed: HashMap<usize, RealizeError>,
     /// The built-in opaque `FILE`, when the module has no entry for it.
     file: Option<TypeRef>,
+    /// Sized arrays built while their item's size was unknown (a struct still to lay
+    /// out): checked once the layouts are done.
+    unchecked: Vec<usize>,
+    /// Set when such an array turns out too large: the nodes built with it may already
+    /// be referred to, so nothing more is handed out.
+    poisoned: Option<RealizeError>,
 }
 
 /// The C name and tag the in-line cdef gives the record or enum of a table name.
@@ -67,6 +73,27 @@ fn names_of(kw: &str, name: &str) -> (String, Option<String>) {
         Some(rest) => (rest.to_string(), None),
         None => (format!("{kw} {name}"), Some(name.to_string())),
     }
+}
+
+/// The size of `t` computed without overflow: `Err` if a sized array is larger than
+/// any type may be, `Ok(None)` if unknown (opaque, `T[]`).
+fn checked_size(t: &TypeRef) -> Result<Option<usize>, ()> {
+    let mut lens = Vec::new();
+    let mut base = t;
+    while let Kind::Array(item, len) = &base.kind {
+        lens.push(*len);
+        base = item;
+    }
+    let Some(mut size) = base.size() else {
+        return Ok(None);
+    };
+    for len in lens.iter().rev() {
+        match len {
+            Some(n) => size = size.checked_mul(*n).filter(|s| *s <= MAX_SIZE).ok_or(())?,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(size))
 }
 
 fn enum_underlying(prim: i32) -> Prim {
@@ -109,6 +136,8 @@ impl Realizer {
             record_index: HashMap::default(),
             failed: HashMap::default(),
             file: None,
+            unchecked: Vec::new(),
+            poisoned: None,
         }
     }
 
@@ -124,11 +153,30 @@ impl Realizer {
                 name: format!("_types[{i}]"),
             });
         }
+        if let Some(e) = &self.poisoned {
+            return Err(e.clone());
+        }
         let built = self.build(i);
         let laid_out = self.drain_layouts();
+        self.finish()?;
         let s = built?;
         laid_out?;
         Ok((s.node, s.func))
+    }
+
+    /// Checks the arrays whose size could only be known after the layouts.
+    fn finish(&mut self) -> Result<(), RealizeError> {
+        for i in std::mem::take(&mut self.unchecked) {
+            if let Some(s) = &self.slots[i] {
+                if checked_size(&s.node).is_err() && self.poisoned.is_none() {
+                    self.poisoned = Some(RealizeError::TooLarge { slot: i });
+                }
+            }
+        }
+        match &self.poisoned {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
     }
 
     /// A value type: not a function type, not void.
@@ -228,11 +276,13 @@ impl Realizer {
             Some(Op::Array) => {
                 let item = Self::value_of(&dep(self, arg as usize), arg as usize)?;
                 let len = m.tables.types[i + 1] as usize;
-                if item
-                    .size()
-                    .is_some_and(|s| s.checked_mul(len).is_none_or(|t| t > MAX_SIZE))
-                {
-                    return Err(RealizeError::TooLarge { slot: i });
+                match checked_size(&item) {
+                    Err(()) => return Err(RealizeError::TooLarge { slot: i }),
+                    Ok(Some(s)) if s.checked_mul(len).is_none_or(|t| t > MAX_SIZE) => {
+                        return Err(RealizeError::TooLarge { slot: i })
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => self.unchecked.push(i),
                 }
                 plain(self.table.array(&item, Some(len)))
             }
@@ -277,8 +327,17 @@ impl Realizer {
 
     /// The record of `_struct_unions[idx]`, laid out (unless opaque).
     pub fn struct_at(&mut self, idx: usize) -> Result<TypeRef, RealizeError> {
+        if let Some(e) = &self.poisoned {
+            return Err(e.clone());
+        }
+        if idx >= self.structs.len() {
+            return Err(RealizeError::NoSuchName {
+                name: format!("_struct_unions[{idx}]"),
+            });
+        }
         let node = self.create_struct(idx);
         let laid_out = self.drain_layouts();
+        self.finish()?;
         let node = node?;
         laid_out?;
         if let Some(e) = self.failed.get(&idx) {
@@ -415,7 +474,10 @@ impl Realizer {
                     why: "an unnamed field must be a struct or union",
                 });
             }
-            total = total.saturating_add(ty.size().unwrap_or(0));
+            let size = checked_size(&ty).map_err(|()| RealizeError::TooLarge {
+                slot: f.slot as usize,
+            })?;
+            total = total.saturating_add(size.unwrap_or(0));
             if total > MAX_SIZE {
                 return Err(RealizeError::TooLarge {
                     slot: f.slot as usize,
@@ -474,6 +536,11 @@ impl Realizer {
     pub fn enum_at(&mut self, idx: usize) -> Result<TypeRef, RealizeError> {
         if let Some(Some(t)) = self.enums.get(idx) {
             return Ok(t.clone());
+        }
+        if idx >= self.enums.len() {
+            return Err(RealizeError::NoSuchName {
+                name: format!("_enums[{idx}]"),
+            });
         }
         let m = self.module.clone();
         let e = &m.tables.enums[idx];
