@@ -243,7 +243,10 @@ fn random_corruption_never_panics() {
     for round in 0..20000 {
         let mut raw = seeds[round % seeds.len()].clone();
         mutate(&mut rng, &mut raw);
-        match catch_unwind(AssertUnwindSafe(|| exercise(&raw))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            let _ = ool::render_module("m", "_cffi_backend", &raw, &[]);
+            exercise(&raw)
+        })) {
             Ok(Ok(())) => ok += 1,
             Ok(Err(_)) => err += 1,
             Err(_) => panic!("round {round}: panicked on {raw:?}"),

@@ -84,7 +84,10 @@ pub fn render_module(
                     parts.push(s);
                 }
                 // cffi writes `(header,field,...)`, and `(header,)` without fields.
-                format!("({},{})", parts[0], parts[1..].join(","))
+                match parts.split_first() {
+                    Some((head, fields)) => format!("({head},{})", fields.join(",")),
+                    None => "()".to_string(),
+                }
             })
             .collect();
         let _ = writeln!(out, "    _struct_unions = {},", tuple(items));
