@@ -441,11 +441,11 @@ pub fn validate(tables: Tables) -> Result<Module, DecodeError> {
                 });
             }
             is_type("_struct_unions", i, f.slot as i64)?;
-            if f.bits.is_some_and(|b| b > 0xFFFF) {
-                return Err(DecodeError::BadFieldOp {
+            if let Some(width) = f.bits.filter(|b| *b > 0xFFFF) {
+                return Err(DecodeError::BadBitWidth {
                     owner: s.name.clone(),
                     index: j,
-                    op: Op::Bitfield as u8,
+                    width,
                 });
             }
             if !f.name.is_empty() {

@@ -112,6 +112,12 @@ pub enum DecodeError {
         index: usize,
         op: u8,
     },
+    /// A bitfield wider than any C type.
+    BadBitWidth {
+        owner: String,
+        index: usize,
+        width: u32,
+    },
     DuplicateField {
         owner: String,
         field: String,
@@ -212,6 +218,16 @@ impl fmt::Display for DecodeError {
                 "struct/union '{name}' is opaque or external but lists fields"
             ),
             BadFieldOp { owner, index, op } => write!(f, "'{owner}' field {index}: field op={op}"),
+            BadBitWidth {
+                owner,
+                index,
+                width,
+            } => {
+                write!(
+                    f,
+                    "'{owner}' field {index}: bitfield width {width} too large"
+                )
+            }
             DuplicateField { owner, field } => {
                 write!(f, "'{owner}' has two fields named '{field}'")
             }
