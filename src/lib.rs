@@ -10,6 +10,7 @@ pub mod abi;
 pub mod cdef;
 pub mod dlfcn;
 pub mod jit;
+pub mod ool;
 pub mod py;
 pub mod types;
 
