@@ -84,7 +84,7 @@ def emit_python_code(ffi, filename):
     if ffi._assigned_source[1] is not None:
         raise TypeError("emit_python_code() is only for dlopen()-style "
                         "pure Python modules, not for C extension modules")
-    _write(ffi, filename, False)
+    _write(ffi, filename, True)  # (cffi says what it generates here)
 
 
 def emit_c_code(ffi, filename):

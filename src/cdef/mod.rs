@@ -315,6 +315,16 @@ impl Namespace {
         }
     }
 
+    /// This table's node for `ty`, which may be a node of another table (a field of a
+    /// record shared through `include`); `ty` itself if it is one of this table's.
+    pub fn own_node(&mut self, ty: &TypeRef) -> TypeRef {
+        let id = ty.id as usize;
+        if id < self.table.len() && std::sync::Arc::ptr_eq(self.table.get(ty.id), ty) {
+            return ty.clone();
+        }
+        self.adopt(ty, &mut HashMap::default())
+    }
+
     /// The node of this table for a type of another namespace's table.
     fn adopt(&mut self, ty: &TypeRef, memo: &mut HashMap<u32, TypeRef>) -> TypeRef {
         if let Some(t) = memo.get(&ty.id) {

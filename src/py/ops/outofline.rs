@@ -12,10 +12,10 @@ use pyo3::types::{PyBytes, PyTuple};
 use crate::ool::tables::GlobalKind;
 use crate::ool::{self, Include, RawTables, Realizer};
 use crate::py::convert;
-use crate::types::decls::Declarations;
-use crate::types::model::{TypeRef, TypeTable};
 use crate::py::errors::VerificationError;
 use crate::py::state::FfiRef;
+use crate::types::decls::Declarations;
+use crate::types::model::{TypeRef, TypeTable};
 
 /// What the generated module imports as its backend.
 const BACKEND: &str = "jitffi._cffi_backend";
