@@ -445,11 +445,29 @@ FUZZ_SCRIPT = textwrap.dedent("""
                 t[rng.randrange(len(t))] = rng.randrange(256)
             elif what < 0.8:
                 del t[rng.randrange(len(t) + 1):]
-            else:
+            elif what < 0.85:
                 g = list(k["_globals"])
                 j = rng.randrange(0, len(g), 2)
                 b = bytearray(g[j]); b[rng.randrange(4)] = rng.randrange(256); g[j] = bytes(b)
                 k["_globals"] = tuple(g)
+            elif what < 0.95:
+                su = [list(e) for e in k["_struct_unions"]]
+                e = rng.choice(su)
+                j = rng.randrange(len(e))
+                b = bytearray(e[j])
+                if rng.random() < 0.8:
+                    b[rng.randrange(min(8, len(b)))] = rng.randrange(256)
+                else:
+                    del b[rng.randrange(len(b)):]
+                e[j] = bytes(b)
+                k["_struct_unions"] = tuple(tuple(e) for e in su)
+            else:
+                key = rng.choice(["_enums", "_typenames"])
+                items = list(k[key])
+                j = rng.randrange(len(items))
+                b = bytearray(items[j]); b[rng.randrange(min(8, len(b)))] = rng.randrange(256)
+                items[j] = bytes(b)
+                k[key] = tuple(items)
         k["_types"] = bytes(t)
         try:
             ffi = _cffi_backend.FFI(*args, **k)
@@ -526,3 +544,21 @@ def test_builder_include_needs_set_source(tmp_path):
     ffi = load(tmp_path, "_m_top2")
     assert ffi.sizeof("b_t") == 4
     assert str(ffi.typeof("int(*)(b_t *)")) == "<ctype 'int(*)(b_t *)'>"
+
+
+def test_inline_include_field_types_are_this_ffis():
+    """The fields of a record shared through include() are typed with nodes of the
+    other FFI's table; the including FFI gives them its own CTypes (ids differ)."""
+    a = jitffi.FFI()
+    a.cdef("typedef struct { int x, y; } pt_t; struct box { pt_t a; pt_t *p; int n; };")
+    b = jitffi.FFI()
+    b.cdef("struct q { double z; }; typedef struct q *qq; struct r { qq a; }; "
+           "int f(struct r, qq, qq*); typedef char c3[3];")
+    b.include(a)
+    x = b.new("struct box *")
+    assert repr(x.p) == "<cdata 'pt_t *' NULL>"
+    assert b.typeof(x.a) is b.typeof("pt_t")
+    assert [str(f.type) for _, f in b.typeof("struct box").fields] == \
+        ["<ctype 'pt_t'>", "<ctype 'pt_t *'>", "<ctype 'int'>"]
+    assert str(b.typeof("c3")) == "<ctype 'char[3]'>"
+    assert str(b.typeof("struct q")) == "<ctype 'struct q'>"
