@@ -562,3 +562,19 @@ def test_inline_include_field_types_are_this_ffis():
         ["<ctype 'pt_t'>", "<ctype 'pt_t *'>", "<ctype 'int'>"]
     assert str(b.typeof("c3")) == "<ctype 'char[3]'>"
     assert str(b.typeof("struct q")) == "<ctype 'struct q'>"
+
+
+def test_same_text_as_cffi(tmp_path):
+    """Without inner `const` (which jitffi's type model does not keep, so cffi's extra
+    `const T` slots are not reproduced), jitffi writes cffi's text byte for byte, but
+    for the backend it imports."""
+    cdef = "\n".join(line for line in CDEF.splitlines() if "const" not in line)
+    path, _ = cffi_module(tmp_path, "_m_same", cdef=cdef)
+    with open(path) as f:
+        by_cffi = f.read()
+    ffi = inline_ffi(cdef)
+    ffi.set_source("_m_same", None)
+    out = ffi.compile(tmpdir=str(tmp_path / "j"))
+    with open(out) as f:
+        by_jitffi = f.read()
+    assert by_jitffi == by_cffi.replace("_cffi_backend", "jitffi._cffi_backend")
