@@ -39,6 +39,8 @@ def module_text(ffi):
     module_name = ffi._assigned_source[0]
     included = []
     for other in ffi._included_ffis:
+        if any(other is o for o, _ in included):
+            continue  # included twice: imported once
         try:
             name, source = other._assigned_source[:2]
         except AttributeError:

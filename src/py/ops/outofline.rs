@@ -3,16 +3,17 @@
 //! module passes to `_cffi_backend.FFI(...)` (its own or cffi's). The tables themselves
 //! are `crate::ool`'s.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::{PyImportError, PyTypeError};
+use pyo3::exceptions::{PyImportError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::ool::tables::GlobalKind;
 use crate::ool::{self, Include, RawTables, Realizer};
 use crate::py::convert;
-use crate::py::errors::VerificationError;
+use crate::py::errors::{internal_error, VerificationError};
 use crate::py::state::FfiRef;
 use crate::types::decls::Declarations;
 use crate::types::model::{TypeRef, TypeTable};
@@ -49,12 +50,21 @@ impl OutOfLineModule {
 /// The text of the module `module_name` for what `shared` declared, the included FFIs
 /// being `included` with their module names.
 pub fn emit(shared: &FfiRef, module_name: &str, included: &[(FfiRef, String)]) -> PyResult<String> {
+    // Each namespace is locked once (a second lock of the same one would never return).
+    for (i, (f, _)) in included.iter().enumerate() {
+        if Arc::ptr_eq(f, shared) || included[..i].iter().any(|(g, _)| Arc::ptr_eq(f, g)) {
+            return Err(PyValueError::new_err("an ffi is included more than once"));
+        }
+    }
     let guards: Vec<_> = included.iter().map(|(f, _)| f.lock_ns()).collect();
     let refs: Vec<&crate::cdef::Namespace> = guards.iter().map(|g| &**g).collect();
     let tables = {
         let mut ns = shared.lock_ns();
-        ool::encode_with_includes(&mut ns, &refs)
+        catch_unwind(AssertUnwindSafe(|| {
+            ool::encode_with_includes(&mut ns, &refs)
+        }))
     }
+    .map_err(internal_error)?
     .map_err(|e| VerificationError::new_err(e.to_string()))?;
     let names: Vec<String> = included.iter().map(|(_, n)| n.clone()).collect();
     Ok(ool::render_module(
@@ -199,16 +209,22 @@ pub fn load(
             ..RawTables::default()
         }
     };
-    let module = ool::decode(&raw).map_err(|e| table_err(module_name, e))?;
+    // These tables come from files on disk: a bug the fuzzing missed is an
+    // InternalError, never a panic crossing into Python.
+    let module = catch_unwind(|| ool::decode(&raw))
+        .map_err(internal_error)?
+        .map_err(|e| table_err(module_name, e))?;
     let incs: Vec<Include> = includes.iter().map(|m| m.get().realizer.clone()).collect();
     let mut r = Realizer::new(Arc::new(module), shared.target, incs);
     let mut ns = shared.lock_ns();
     // The realizer builds into the namespace's own table: every node the FFI hands out
     // (field types too) is then a node of that table, which its CType cache is keyed by.
     r.table = std::mem::replace(&mut ns.table, TypeTable::new(shared.target));
-    let realized = realize_all(&mut r);
+    let realized = catch_unwind(AssertUnwindSafe(|| realize_all(&mut r)));
     ns.table = std::mem::replace(&mut r.table, TypeTable::new(shared.target));
-    let (decls, fn_typedefs, file) = realized.map_err(|e| table_err(module_name, e))?;
+    let (decls, fn_typedefs, file) = realized
+        .map_err(internal_error)?
+        .map_err(|e| table_err(module_name, e))?;
     ns.adopt_declarations(&decls, &fn_typedefs, &file);
     drop(ns);
     let list = r.list_types();
