@@ -4,6 +4,7 @@ in-line FFI for the same cdef; modules jitffi writes round-trip, are determinist
 load into real cffi too; malformed tables raise; misuse of the builder gives cffi's
 errors."""
 import importlib
+import io
 import json
 import os
 import random
@@ -128,6 +129,31 @@ def facts(ffi):
     return out
 
 
+def facts_of_listed(ffi):
+    """Sizes, alignments and fields of every type `list_types()` names."""
+    typedefs, structs, unions = ffi.list_types()
+    out = {}
+    for name in typedefs + ["struct " + s for s in structs] + ["union " + u for u in unions]:
+        ct = ffi.typeof(name)
+        entry = [str(ct), ct.kind]
+        try:
+            entry += [ffi.sizeof(ct), ffi.alignof(ct)]
+        except Exception as e:  # opaque, function, T[]
+            # (cffi's compiled FFI raises ffi.error where its in-line one, and jitffi's
+            # FFIs, raise ValueError: "unknown size" either way)
+            assert "size" in str(e)
+            entry.append("no size")
+            continue_fields = False
+        else:
+            continue_fields = True
+        # (cffi's compiled ctype aborts on `.fields` of an opaque struct)
+        if ct.kind in ("struct", "union") and continue_fields:
+            entry.append([(n, f.offset, str(f.type), f.bitsize, f.bitshift)
+                          for n, f in ct.fields])
+        out[name] = entry
+    return out
+
+
 FACTS_SCRIPT = textwrap.dedent("""
     import json, sys, importlib
     sys.path[:0] = sys.argv[1].split(":")
@@ -135,13 +161,13 @@ FACTS_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[3])
     import test_outofline as t
     ffi = importlib.import_module(sys.argv[4]).ffi
-    print(json.dumps(t.facts(ffi)))
+    print(json.dumps(getattr(t, sys.argv[5])(ffi)))
 """)
 
 SHIM = "from jitffi._cffi_backend import *\nfrom jitffi._cffi_backend import __version__\n"
 
 
-def run_facts(tmp_path, name, jitffi_backend):
+def run_facts(tmp_path, name, jitffi_backend, what="facts"):
     """`facts()` of the module `name` in `tmp_path`, read by a new interpreter whose
     `import _cffi_backend` is cffi's or (through a shim directory) jitffi's."""
     paths = [PY_DIR]
@@ -152,7 +178,7 @@ def run_facts(tmp_path, name, jitffi_backend):
             f.write(SHIM)
         paths.insert(0, shim)
     r = subprocess.run(PYTHON + ["-c", FACTS_SCRIPT, ":".join(paths), os.path.dirname(__file__),
-                                 str(tmp_path), name],
+                                 str(tmp_path), name, what],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
@@ -166,6 +192,52 @@ def test_cffi_module_agrees_with_cffi_and_inline(tmp_path):
     inline = json.loads(json.dumps(facts(inline_ffi())))
     # The in-line FFI lists function typedefs the same way; everything else is equal.
     assert inline == by_jitffi
+
+
+# (cdef, cdef options, whether jitffi writes cffi's text for it)
+MORE_CASES = [
+    ("struct p { char a; int b; short c; long long d; }; typedef struct { char x; double y; } q_t;",
+     {"packed": True}, True),
+    ("struct p { char a; int b; short c; long long d; }; struct r { char a; struct p p; };",
+     {"pack": 1}, True),
+    # (cffi also writes the type of the unnamed `int :0`, which the layout does not keep)
+    ("struct bits { unsigned a:1, b:7; int :0; short c:3; long long d:40; char e; };", {}, False),
+    ("struct o; typedef struct o o_t; struct h { o_t *p; struct o *q; };", {}, True),
+    ("struct outer { int k; struct { int a; union { char b; double c; }; }; "
+     "struct inner { short s; } named; int tail[]; };", {}, True),
+]
+
+
+@pytest.mark.parametrize("cdef,opts,same_text", MORE_CASES)
+def test_more_declarations_agree_with_cffi(tmp_path, cdef, opts, same_text):
+    ffi = cffi.FFI()
+    ffi.cdef(cdef, **opts)
+    ffi.set_source("_m_more", None)
+    ffi.emit_python_code(str(tmp_path / "_m_more.py"))
+    by_cffi = run_facts(tmp_path, "_m_more", False, "facts_of_listed")
+    by_jitffi = run_facts(tmp_path, "_m_more", True, "facts_of_listed")
+    assert by_jitffi == by_cffi
+    inline = jitffi.FFI()
+    inline.cdef(cdef, **opts)
+    assert json.loads(json.dumps(facts_of_listed(inline))) == by_jitffi
+    inline.set_source("_m_more", None)
+    text = inline._emit_python_module("_m_more")
+    if same_text:
+        with open(str(tmp_path / "_m_more.py")) as f:
+            assert text == f.read().replace("_cffi_backend", "jitffi._cffi_backend")
+    # what jitffi writes reads back to the same facts
+    with open(str(tmp_path / "_m_more.py"), "w") as f:
+        f.write(text)
+    assert run_facts(tmp_path, "_m_more", False, "facts_of_listed") == by_cffi
+
+
+def test_pack_other_than_1_is_refused():
+    # the tables can only say "packed" (cffi refuses too, with NotImplementedError)
+    ffi = jitffi.FFI()
+    ffi.cdef("struct p { char a; int b; };", pack=2)
+    ffi.set_source("_m_pack2", None)
+    with pytest.raises(jitffi.VerificationError):
+        ffi.emit_python_code(io.StringIO())
 
 
 def test_jitffi_module_agrees_with_cffi(tmp_path):
@@ -251,7 +323,6 @@ def test_jitffi_module_runtime_and_determinism(tmp_path):
     ffi.compile(tmpdir=str(tmp_path / "b"))
     assert os.stat(path).st_mtime_ns == before
     # emit_python_code gives the same text, to a path or a file-like object
-    import io
     buf = io.StringIO()
     ffi.emit_python_code(buf)
     assert buf.getvalue().encode() == texts[0]
