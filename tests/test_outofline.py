@@ -649,3 +649,57 @@ def test_same_text_as_cffi(tmp_path):
     with open(out) as f:
         by_jitffi = f.read()
     assert by_jitffi == by_cffi.replace("_cffi_backend", "jitffi._cffi_backend")
+
+
+def test_cffi_loads_jitffi_modules_with_includes(tmp_path):
+    base = jitffi.FFI()
+    base.cdef("typedef struct { int x, y; } pt_t; enum side { LEFT, RIGHT = 7 };")
+    base.set_source("_m_jbase", None)
+    top = jitffi.FFI()
+    top.include(base)
+    top.cdef("struct seg { pt_t a, b; enum side s; }; int sum_pt(pt_t *p);")
+    top.set_source("_m_jtop", None)
+    for f in (base, top):
+        path = f.compile(tmpdir=str(tmp_path))
+        with open(path) as fh:
+            text = fh.read()
+        with open(path, "w") as fh:
+            fh.write(text.replace("jitffi._cffi_backend", "_cffi_backend"))
+    so = build_clib("ool", C_SOURCE)
+    script = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from _m_jtop import ffi
+        lib = ffi.dlopen(sys.argv[2])
+        s = ffi.new("struct seg *", [[1, 2], [3, 4], 7])
+        print(ffi.sizeof("struct seg"), ffi.offsetof("struct seg", "s"), s.b.y, s.s,
+              lib.sum_pt(ffi.addressof(s.a)))
+    """)
+    r = subprocess.run(PYTHON + ["-c", script, str(tmp_path), so],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["20", "16", "4", "7", "3"]
+    # and jitffi reads them the same way
+    sys.modules.pop("_m_jbase", None)
+    for f in ("_m_jbase.py", "_m_jtop.py"):
+        p = tmp_path / f
+        p.write_text(p.read_text().replace("import _cffi_backend", "import jitffi._cffi_backend")
+                     .replace("= _cffi_backend.FFI", "= jitffi._cffi_backend.FFI"))
+    ffi = load(tmp_path, "_m_jtop")
+    s = ffi.new("struct seg *", [[1, 2], [3, 4], 7])
+    assert (ffi.sizeof("struct seg"), ffi.offsetof("struct seg", "s"), s.b.y, s.s) == (20, 16, 4, 7)
+    assert ffi.dlopen(so).sum_pt(ffi.addressof(s.a)) == 3
+
+
+def test_backend_module_names():
+    import _cffi_backend as real
+    for name in ("FFI", "Lib", "CType", "CField", "buffer", "__version__", "FFI_DEFAULT_ABI",
+                 "FFI_CDECL", "RTLD_LAZY", "RTLD_NOW", "RTLD_GLOBAL", "RTLD_LOCAL",
+                 "RTLD_NODELETE", "RTLD_NOLOAD", "RTLD_DEEPBIND"):
+        assert hasattr(_cffi_backend, name), name
+        if name.startswith("RTLD_") or name.startswith("FFI_") or name == "__version__":
+            assert getattr(_cffi_backend, name) == getattr(real, name), name
+    ffi = _cffi_backend.FFI()
+    assert isinstance(ffi.dlopen(None), _cffi_backend.Lib)
+    assert isinstance(ffi.typeof("int"), _cffi_backend.CType)
+    assert ffi.buffer is _cffi_backend.buffer
