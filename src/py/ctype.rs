@@ -213,12 +213,15 @@ impl CType {
             let flexible = i + 1 == nfields
                 && layout.has_flexible_array
                 && matches!(f.ty.kind, Kind::Array(_, None));
+            // (this FFI's node for the field type: the layout's may be another FFI's)
+            let ctype = self.ffi.ctype_of(py, &f.ty);
+            let ty = ctype.get().ty.clone();
             let cf = Py::new(
                 py,
                 CField {
                     name: f.name.clone(),
-                    ty: f.ty.clone(),
-                    ctype: self.ffi.ctype_of(py, &f.ty),
+                    ty,
+                    ctype,
                     offset: f.offset,
                     bitshift: f.bitshift,
                     bitsize: f.bitsize,
