@@ -6,7 +6,7 @@ VerificationMissing, __version__, __version_info__. Type stubs: __init__.pyi.
 import threading as _threading
 import weakref as _weakref
 
-from . import _jitffi, _lib
+from . import _builder, _jitffi, _lib
 from ._lib import _LibWithGlobals  # noqa: F401  (its home before _lib.py; shown as jitffi._LibWithGlobals)
 # InternalError (a SystemError): a caught Rust panic, a bug in jitffi, never a user error.
 from ._jitffi import (CDefError, FFIError, VerificationError, VerificationMissing,
@@ -30,6 +30,7 @@ class FFI(_jitffi.FFI):
         self._init_once_lock = _threading.Lock()
         self._init_once_cache = {}
         self._libs = _weakref.WeakKeyDictionary()  # lib module -> its state
+        self._included_ffis = []  # what include() gave, for the written module's imports
 
     def cdef(self, csource, override=False, packed=False, pack=None):
         """Parse C declarations (see the README for the accepted language)."""
@@ -39,6 +40,7 @@ class FFI(_jitffi.FFI):
 
     def include(self, ffi_to_include):
         super().include(ffi_to_include)
+        self._included_ffis.append(ffi_to_include)
         if self._libs:
             _lib.sync(self)
 
@@ -80,3 +82,25 @@ class FFI(_jitffi.FFI):
         if getattr(self, "_windows_unicode", None) is not None:
             raise ValueError("set_unicode() can only be called once")
         self._windows_unicode = bool(enabled_flag)
+
+    # The out-of-line ABI mode's build side: _builder.py.
+    def set_source(self, module_name, source, source_extension=".c", **kwds):
+        """`set_source(module_name, None)`: prepares compile() / emit_python_code() to
+        write the module `module_name` (a dotted name writes into packages). jitffi has
+        no API mode: a C source string is a VerificationError."""
+        _builder.set_source(self, module_name, source, source_extension, kwds)
+
+    def emit_python_code(self, filename):
+        """Writes the out-of-line module to `filename` (a path or a file-like object)."""
+        _builder.emit_python_code(self, filename)
+
+    def emit_c_code(self, filename):
+        _builder.emit_c_code(self, filename)
+
+    def distutils_extension(self, tmpdir="build", verbose=True):
+        return _builder.distutils_extension(self, tmpdir, verbose)
+
+    def compile(self, tmpdir=".", verbose=0, target=None, debug=None):
+        """Writes the out-of-line module under `tmpdir` (`pkg._foo` -> tmpdir/pkg/_foo.py)
+        and returns its path; an up-to-date file is left untouched."""
+        return _builder.compile(self, tmpdir, verbose, target, debug)

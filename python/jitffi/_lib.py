@@ -24,10 +24,14 @@ class _LibWithGlobals(_types.ModuleType):
         raise AttributeError("cannot delete attribute %r of a library object" % (name,))
 
 
-def dlopen(ffi, name, flags, release_gil):
+def dlopen(ffi, name, flags, release_gil, find_library=True):
     """`ffi.dlopen()`: the lib module for `name`, registered with `ffi` so that later
-    declarations reach it."""
-    state = _open(ffi, name, flags, release_gil)
+    declarations reach it. Without `find_library` (an out-of-line module's ffi, as in
+    cffi) the name goes to dlopen() as it is."""
+    if find_library:
+        state = _open(ffi, name, flags, release_gil)
+    else:
+        state = ffi._dlopen(name, flags, release_gil)
     # An exact module: any other type, even a module subclass, takes CPython's generic
     # attribute path for `lib.f`.
     lib = _types.ModuleType(state._name)

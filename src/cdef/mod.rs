@@ -249,6 +249,82 @@ impl Namespace {
         Ok(())
     }
 
+    /// Declarations built in another table (an out-of-line module's, `ool::Realizer`),
+    /// every kind of name included, as if this namespace had declared them; `fn_typedefs`
+    /// are the typedefs naming function types, with their pointer-to-function nodes.
+    /// Records are shared with that table, so both agree on every layout. `file` is that
+    /// table's `FILE`, which the name `FILE` then means here too.
+    pub fn adopt_declarations(
+        &mut self,
+        decls: &Declarations,
+        fn_typedefs: &[(String, TypeRef)],
+        file: &TypeRef,
+    ) {
+        let mut memo: HashMap<u32, TypeRef> = HashMap::default();
+        self.file_type = self.adopt(file, &mut memo);
+        let mut typedefs: Vec<(&String, &TypeRef)> = decls.typedefs.iter().collect();
+        typedefs.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, ty) in typedefs {
+            let mine = self.adopt(ty, &mut memo);
+            self.decls.typedefs.insert(name.clone(), mine);
+        }
+        for (name, ty) in fn_typedefs {
+            let mine = self.adopt(ty, &mut memo);
+            self.fn_typedefs.insert(name.clone(), mine);
+        }
+        for (src, is) in [(&decls.structs, 0), (&decls.unions, 1), (&decls.enums, 2)] {
+            let mut entries: Vec<(&String, &TypeRef)> = src.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            for (tag, ty) in entries {
+                let mine = self.adopt(ty, &mut memo);
+                if let Kind::Record(r) = &mine.kind {
+                    self.has_body.insert(r.id);
+                }
+                let dst = match is {
+                    0 => &mut self.decls.structs,
+                    1 => &mut self.decls.unions,
+                    _ => &mut self.decls.enums,
+                };
+                dst.insert(tag.clone(), mine);
+            }
+        }
+        for name in &decls.order {
+            let Some(d) = decls.names.get(name) else {
+                continue;
+            };
+            let mut ad = |t: &TypeRef| self.adopt(t, &mut memo);
+            let mine = match d {
+                Decl::Function(t) => Decl::Function(ad(t)),
+                Decl::Variable { ty, is_const } => Decl::Variable {
+                    ty: ad(ty),
+                    is_const: *is_const,
+                },
+                Decl::IntConstant { value, ty } => Decl::IntConstant {
+                    value: *value,
+                    ty: ty.as_ref().map(ad),
+                },
+                Decl::ExternPython(t) => Decl::ExternPython(ad(t)),
+                Decl::UnknownConstant { ty } => Decl::UnknownConstant {
+                    ty: ty.as_ref().map(ad),
+                },
+            };
+            if !self.decls.names.contains_key(name) {
+                self.decls.order.push(name.clone());
+            }
+            self.decls.names.insert(name.clone(), mine);
+        }
+    }
+
+    /// This table's node for `ty`, which may be a node of another table (a field of a
+    /// record shared through `include`); `ty` itself if it is one of this table's.
+    pub fn own_node(&mut self, ty: &TypeRef) -> TypeRef {
+        let id = ty.id as usize;
+        if id < self.table.len() && std::sync::Arc::ptr_eq(self.table.get(ty.id), ty) {
+            return ty.clone();
+        }
+        self.adopt(ty, &mut HashMap::default())
+    }
+
     /// The node of this table for a type of another namespace's table.
     fn adopt(&mut self, ty: &TypeRef, memo: &mut HashMap<u32, TypeRef>) -> TypeRef {
         if let Some(t) = memo.get(&ty.id) {

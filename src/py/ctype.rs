@@ -91,7 +91,12 @@ impl CField {
     }
     #[getter]
     fn bitshift(&self) -> i32 {
-        self.bitshift
+        // cffi shows a flexible array member with -2 (its "empty array" marker)
+        if self.flexible {
+            -2
+        } else {
+            self.bitshift
+        }
     }
     #[getter]
     fn bitsize(&self) -> i32 {
@@ -118,6 +123,13 @@ impl FfiShared {
         let obj = match self.type_object(py, id) {
             Some(o) => o,
             None => {
+                // Types of records shared with another FFI (`include`, out-of-line
+                // `_includes`) are nodes of that FFI's table, whose ids mean other types
+                // here: their CType is made for this table's node.
+                let own = self.lock_ns().own_node(ty);
+                if !Arc::ptr_eq(&own, ty) {
+                    return self.ctype_of(py, &own);
+                }
                 let ct =
                     Py::new(py, CType::new(ty.clone(), self.clone())).expect("allocating a CType");
                 self.keep_type_object(py, id, ct.into_any())
@@ -125,7 +137,13 @@ impl FfiShared {
         };
         // SAFETY: this module is the only writer of the type objects, and it keeps only
         // CType objects there (above).
-        unsafe { obj.into_bound(py).cast_into_unchecked::<CType>().unbind() }
+        let ct = unsafe { obj.into_bound(py).cast_into_unchecked::<CType>() };
+        if Arc::ptr_eq(&ct.get().ty, ty) {
+            return ct.unbind();
+        }
+        // (the same id in another table, see above)
+        let own = self.lock_ns().own_node(ty);
+        self.ctype_of(py, &own)
     }
 
     /// Parses a C type string (cached per string).
@@ -195,12 +213,15 @@ impl CType {
             let flexible = i + 1 == nfields
                 && layout.has_flexible_array
                 && matches!(f.ty.kind, Kind::Array(_, None));
+            // (this FFI's node for the field type: the layout's may be another FFI's)
+            let ctype = self.ffi.ctype_of(py, &f.ty);
+            let ty = ctype.get().ty.clone();
             let cf = Py::new(
                 py,
                 CField {
                     name: f.name.clone(),
-                    ty: f.ty.clone(),
-                    ctype: self.ffi.ctype_of(py, &f.ty),
+                    ty,
+                    ctype,
                     offset: f.offset,
                     bitshift: f.bitshift,
                     bitsize: f.bitsize,

@@ -12,6 +12,7 @@ use super::ctype::CType;
 use super::errno;
 use super::lib_object::{self, Lib};
 use super::ops::allocator::{self, Allocator};
+use super::ops::outofline::{self, OutOfLineModule};
 use super::ops::{cast, declare, memory, new, owning, string, types};
 use super::state::{builtin, FfiShared};
 
@@ -272,6 +273,52 @@ impl FFI {
     /// Whether any global variable is declared.
     fn _declares_globals(&self) -> bool {
         lib_object::declares_globals(self.shared())
+    }
+
+    // Out-of-line modules: `ops::outofline`.
+    /// The text of the out-of-line module `module_name` for what this FFI declared;
+    /// `included` pairs each FFI it include()d with that FFI's module name.
+    #[pyo3(signature = (module_name, included=Vec::new()))]
+    fn _emit_python_module(
+        &self,
+        module_name: &str,
+        included: Vec<(Bound<'_, FFI>, String)>,
+    ) -> PyResult<String> {
+        let inc: Vec<_> = included
+            .iter()
+            .map(|(f, n)| (f.get().shared().clone(), n.clone()))
+            .collect();
+        outofline::emit(self.shared(), module_name, &inc)
+    }
+
+    /// Fills this new FFI from an out-of-line module's tables (`_cffi_backend.FFI`).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (module_name, version, types, globals, struct_unions, enums, typenames, includes))]
+    fn _load_tables(
+        &self,
+        module_name: &str,
+        version: Option<i64>,
+        types: &Bound<'_, PyAny>,
+        globals: Option<&Bound<'_, PyAny>>,
+        struct_unions: Option<&Bound<'_, PyAny>>,
+        enums: Option<&Bound<'_, PyAny>>,
+        typenames: Option<&Bound<'_, PyAny>>,
+        includes: Vec<Bound<'_, OutOfLineModule>>,
+    ) -> PyResult<OutOfLineModule> {
+        let py = types.py();
+        let r = outofline::load(
+            self.shared(),
+            module_name,
+            version,
+            types,
+            globals,
+            struct_unions,
+            enums,
+            typenames,
+            includes,
+        );
+        self.shared().clear_type_cache(py);
+        r
     }
 
     // Callbacks: `callback::api`.

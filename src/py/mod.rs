@@ -55,6 +55,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<buffer::CBuffer>()?;
     buffer::install_fast_new(m.py());
     m.add_class::<ops::allocator::Allocator>()?;
+    m.add_class::<ops::outofline::OutOfLineModule>()?;
     m.add("FFI_DEFAULT_ABI", ctype::FFI_DEFAULT_ABI)?;
     m.add("FFI_CDECL", ctype::FFI_DEFAULT_ABI)?;
     function::register(m)?;

@@ -7,6 +7,7 @@ pub mod declare;
 pub mod fast;
 pub mod memory;
 pub mod new;
+pub mod outofline;
 pub mod owning;
 pub mod string;
 pub mod types;

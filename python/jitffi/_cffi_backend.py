@@ -1,0 +1,105 @@
+"""jitffi's stand-in for cffi's `_cffi_backend`, the module out-of-line ABI modules
+import: the module `ffi.compile()` writes imports it as `jitffi._cffi_backend`, and one
+that cffi wrote (`import _cffi_backend`) works with it when that name resolves here.
+
+`FFI(module_name, _version=..., _types=b'...', ...)` is the compiled FFI: the tables are
+decoded, checked and realized in Rust (src/py/ops/outofline.rs, src/ool/) into a normal
+jitffi FFI, so every runtime method is the in-line one. A malformed table raises (an
+ImportError, as cffi's reader gives for a wrong version); no FFI is returned then.
+"""
+import types as _types
+
+from . import FFI as _InlineFFI
+from . import _jitffi, _lib
+from ._jitffi import CType, CField, FFIError  # noqa: F401  (part of the module's API)
+
+__version__ = "2.0.0"
+
+buffer = _jitffi.FFI.buffer
+FFI_DEFAULT_ABI = _jitffi.FFI_DEFAULT_ABI
+FFI_CDECL = _jitffi.FFI_CDECL
+RTLD_LAZY = _jitffi.FFI.RTLD_LAZY
+RTLD_NOW = _jitffi.FFI.RTLD_NOW
+RTLD_GLOBAL = _jitffi.FFI.RTLD_GLOBAL
+RTLD_LOCAL = _jitffi.FFI.RTLD_LOCAL
+RTLD_NODELETE = _jitffi.FFI.RTLD_NODELETE
+RTLD_NOLOAD = _jitffi.FFI.RTLD_NOLOAD
+RTLD_DEEPBIND = _jitffi.FFI.RTLD_DEEPBIND
+
+_NO_TABLES = b""
+
+
+class _BuilderOnly:
+    """A method of the builder FFI that a compiled FFI does not have (as in cffi)."""
+
+    def __set_name__(self, owner, name):
+        self._name = name
+
+    def __get__(self, obj, objtype=None):
+        raise AttributeError("'%s' object has no attribute '%s'"
+                             % ((objtype or type(obj)).__name__, self._name))
+
+
+class FFI(_InlineFFI):
+    """The FFI of an out-of-line module: its declarations come from the tables the
+    module passes, not from cdef()."""
+
+    error = FFIError
+
+    def __init__(self, module_name=None, _version=-1, _types=None, _globals=None,
+                 _struct_unions=None, _enums=None, _typenames=None, _includes=None):
+        super().__init__()
+        if _version == -1:
+            _version = None
+        includes = () if _includes is None else tuple(_includes)
+        tables = []
+        for inc in includes:
+            if not isinstance(inc, FFI):
+                raise TypeError("_includes: expected the ffi objects of out-of-line "
+                                "modules, got %r" % (type(inc).__name__,))
+            tables.append(inc._ool)
+        name = "" if module_name is None else str(module_name)
+        self._module_name = name
+        self._ool = self._load_tables(name, _version, _NO_TABLES if _types is None else _types,
+                                      _globals, _struct_unions, _enums, _typenames, tables)
+        self._ool_includes = includes
+        for inc in includes:
+            # Their typedefs, structs, unions, enums and constants (records are shared).
+            _jitffi.FFI.include(self, inc)
+
+    cdef = _BuilderOnly()
+    include = _BuilderOnly()
+    set_source = _BuilderOnly()
+    emit_python_code = _BuilderOnly()
+    emit_c_code = _BuilderOnly()
+    distutils_extension = _BuilderOnly()
+    compile = _BuilderOnly()
+    set_unicode = _BuilderOnly()
+
+    def dlopen(self, name, flags=0, *, release_gil=True):
+        """Opens the library: `name` goes to dlopen() as it is (no find_library), as
+        with cffi's compiled FFI."""
+        return _lib.dlopen(self, name, flags, release_gil, find_library=False)
+
+    def list_types(self):
+        return self._ool.list_types()
+
+    def integer_const(self, name):
+        """The value of the integer constant or enumerator `name`."""
+        for ffi in self._search_order():
+            v = ffi._ool.integer_const(name)
+            if v is not None:
+                return v
+        raise AttributeError("integer constant '%s' not found" % (name,))
+
+    def _search_order(self):
+        yield self
+        for inc in self._ool_includes:
+            yield from inc._search_order()
+
+    def __repr__(self):
+        return "<jitffi._cffi_backend.FFI object for %r>" % (self._module_name,)
+
+
+# What `ffi.dlopen()` gives is a module in jitffi (attribute loads CPython specializes).
+Lib = _types.ModuleType
