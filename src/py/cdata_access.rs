@@ -201,30 +201,42 @@ impl CData {
         Ok((start as usize, stop as usize))
     }
 
+    /// What a slice `[a:b]` of this array or pointer covers: its bounds, the item type
+    /// and the item size (checks that the cdata is alive and its address valid).
+    fn slice_items(
+        &self,
+        py: Python<'_>,
+        slice: &Bound<'_, PySlice>,
+    ) -> PyResult<(usize, usize, TypeRef, usize)> {
+        let (a, b) = self.slice_bounds(slice)?;
+        let ty = &self.ctype.get().ty;
+        let item = match &ty.kind {
+            Kind::Array(i, _) | Kind::Pointer(i) => i.clone(),
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "cdata of type '{}' cannot be indexed",
+                    ty.cname()
+                )))
+            }
+        };
+        self.check_alive(py)?;
+        if invalid_addr(self.addr) {
+            return Err(null_err(&ty.cname()));
+        }
+        let isz = item
+            .size()
+            .ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
+        Ok((a, b, item, isz))
+    }
+
     pub(super) fn get_slice(
         slf: &Bound<'_, CData>,
         slice: &Bound<'_, PySlice>,
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let me = slf.get();
-        let (a, b) = me.slice_bounds(slice)?;
         let ct = me.ctype.get();
-        let item = match &ct.ty.kind {
-            Kind::Array(i, _) | Kind::Pointer(i) => i.clone(),
-            _ => {
-                return Err(PyTypeError::new_err(format!(
-                    "cdata of type '{}' cannot be indexed",
-                    ct.ty.cname()
-                )))
-            }
-        };
-        me.check_alive(py)?;
-        if invalid_addr(me.addr) {
-            return Err(null_err(&ct.ty.cname()));
-        }
-        let isz = item
-            .size()
-            .ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
+        let (a, b, _, isz) = me.slice_items(py, slice)?;
         let arr_ct = ct
             .open_array_ctype(py)
             .ok_or_else(|| PyTypeError::new_err("cannot slice"))?;
@@ -246,24 +258,8 @@ impl CData {
     ) -> PyResult<()> {
         let py = slf.py();
         let me = slf.get();
-        let (a, b) = me.slice_bounds(slice)?;
         let ct = me.ctype.get();
-        let item = match &ct.ty.kind {
-            Kind::Array(i, _) | Kind::Pointer(i) => i.clone(),
-            _ => {
-                return Err(PyTypeError::new_err(format!(
-                    "cdata of type '{}' cannot be indexed",
-                    ct.ty.cname()
-                )))
-            }
-        };
-        me.check_alive(py)?;
-        if invalid_addr(me.addr) {
-            return Err(null_err(&ct.ty.cname()));
-        }
-        let isz = item
-            .size()
-            .ok_or_else(|| PyTypeError::new_err("items of unknown size"))?;
+        let (a, b, item, isz) = me.slice_items(py, slice)?;
         let n = b - a;
         let dst = me.addr.wrapping_add(a.wrapping_mul(isz)) as *mut u8;
         if invalid_addr(dst as usize) {
