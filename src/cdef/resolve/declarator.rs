@@ -109,20 +109,7 @@ impl<'a> Resolver<'a> {
                     ty = Ty::plain(self.ns.table.array(&ty.node, len));
                 }
                 Rule::param_suffix => {
-                    if ty.func {
-                        return Err(self.error(
-                            ErrorKind::CDef,
-                            at,
-                            "a function cannot return a function (return a function pointer)",
-                        ));
-                    }
-                    if matches!(ty.node.kind, Kind::Array(..)) {
-                        return Err(self.error(
-                            ErrorKind::CDef,
-                            at,
-                            "a function cannot return an array",
-                        ));
-                    }
+                    self.check_return_type(&ty, at)?;
                     let fname = name.map(|(n, _)| n).unwrap_or_default();
                     let (args, variadic) = self.params(s, fname)?;
                     ty = Ty {
@@ -144,20 +131,7 @@ impl<'a> Resolver<'a> {
                 // as a parenthesized declarator named `U` (the grammar cannot know type
                 // names).
                 let param = self.typedef_name(&param)?;
-                if ty.func {
-                    return Err(self.error(
-                        ErrorKind::CDef,
-                        at,
-                        "a function cannot return a function (return a function pointer)",
-                    ));
-                }
-                if matches!(ty.node.kind, Kind::Array(..)) {
-                    return Err(self.error(
-                        ErrorKind::CDef,
-                        at,
-                        "a function cannot return an array",
-                    ));
-                }
+                self.check_return_type(&ty, at)?;
                 let args = if param.func {
                     vec![param.node]
                 } else {
@@ -195,6 +169,22 @@ impl<'a> Resolver<'a> {
     }
 
     /// The `name` of a declarator made of only that name, if it names a type.
+    /// C forbids a function returning a function or an array; `at` is where the
+    /// parameter list starts.
+    fn check_return_type(&self, ty: &Ty, at: usize) -> Result<(), CdefError> {
+        if ty.func {
+            return Err(self.error(
+                ErrorKind::CDef,
+                at,
+                "a function cannot return a function (return a function pointer)",
+            ));
+        }
+        if matches!(ty.node.kind, Kind::Array(..)) {
+            return Err(self.error(ErrorKind::CDef, at, "a function cannot return an array"));
+        }
+        Ok(())
+    }
+
     pub(super) fn lone_type_name<'i>(&self, decl: &Pair<'i, Rule>) -> Option<Pair<'i, Rule>> {
         let mut parts = decl.clone().into_inner();
         let (Some(only), None) = (parts.next(), parts.next()) else {
