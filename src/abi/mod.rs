@@ -22,6 +22,7 @@
 
 mod aapcs64;
 mod error;
+pub mod regfile;
 mod sysv_x64;
 #[doc(hidden)]
 pub mod test_layout;

@@ -2,7 +2,8 @@
 //!
 //! Layers, from the bottom (a module uses only modules listed before it; the call side —
 //! `function`, `callback`, `lib_object` — sits above `convert`):
-//! - `errors`, `gil`, `mem`, `longdouble`, `errno`, `rawtype`: no Python objects of ours;
+//! - `errors`, `gil`, `mem`, `longdouble`, `errno`, `rawtype`, `tier` (which call tier
+//!   serves calls and callbacks): no Python objects of ours;
 //! - `state` (per-FFI state, the `FFI` class) → `ctype` (CType, CField, `ctype_of`);
 //! - `handles` → `cdata` (the object, its owner, release) → `cdata_alloc` (constructors,
 //!   raw allocation) → `convert` (THE value conversion layer) → `cdata_access`,
@@ -43,8 +44,10 @@ pub mod mem;
 pub mod ops;
 pub mod rawtype;
 pub mod state;
+pub mod tier;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    tier::check()?;
     errors::register(m)?;
     cdata_slots::install(m.py()); // before FFI: its NULL is the first cdata
     m.add_class::<state::FFI>()?;
