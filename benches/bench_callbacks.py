@@ -26,7 +26,7 @@ import time
 import cffi
 import jitffi
 
-QUICK = "--quick" in sys.argv
+from bench_build import cc, iterations
 
 C_LIB = r"""
 long call_cb_n(int (*cb)(int), int n) {
@@ -103,11 +103,11 @@ def build(tmp):
     lib = os.path.join(tmp, "libcbbench.so")
     src = os.path.join(tmp, "cbbench.c")
     open(src, "w").write(C_LIB)
-    subprocess.check_call(["cc", "-O2", "-shared", "-fPIC", "-o", lib, src])
+    subprocess.check_call([*cc(), "-O2", "-shared", "-fPIC", "-o", lib, src])
     ext_src = os.path.join(tmp, "handcb.c")
     open(ext_src, "w").write(C_EXT)
     ext = os.path.join(tmp, "_handcb" + sysconfig.get_config_var("EXT_SUFFIX"))
-    subprocess.check_call(["cc", "-O2", "-shared", "-fPIC", "-I", sysconfig.get_paths()["include"],
+    subprocess.check_call([*cc(), "-O2", "-shared", "-fPIC", "-I", sysconfig.get_paths()["include"],
                            "-o", ext, ext_src])
     sys.path.insert(0, tmp)
     import _handcb
@@ -127,9 +127,9 @@ def median_ns(fn, inner, repeats):
 def main():
     tmp = tempfile.mkdtemp(prefix="jitffi_cbbench_")
     libpath, hand = build(tmp)
-    N = 20_000 if QUICK else 200_000
-    R = 5 if QUICK else 11
-    SORT_N = 100_000
+    N = iterations(200_000, 20_000, 100)
+    R = iterations(11, 5)
+    SORT_N = iterations(100_000, 100_000, 1000)
 
     def f(i):
         return i
@@ -172,7 +172,7 @@ def main():
 
     rows.append(("round trip call_cb_n/N (ns)", round_trip()))
 
-    M = 20_000 if QUICK else 100_000
+    M = iterations(100_000, 20_000, 100)
 
     def loop(call, cb):
         def run():
@@ -237,7 +237,7 @@ def main():
         libc.qsort(arr, SORT_N, 4, tcmp)
         assert arr[0] == want[0] and arr[-1] == want[-1]
 
-    RS = 3 if QUICK else 5
+    RS = iterations(5, 3)
     rows.append(("qsort 100k ints (ms)", {
         "hand-written": median_ns(hand_sort, 1e6, RS),
         "jitffi": median_ns(jit_sort, 1e6, RS),
@@ -247,7 +247,7 @@ def main():
     }))
 
     # -- creation (and drop) of one callback
-    C = 20_000 if QUICK else 100_000
+    C = iterations(100_000, 20_000, 100)
 
     # Same loop shape for each: one call of the creating function per iteration.
     jcallback = jffi.callback

@@ -9,7 +9,7 @@ Variants:
   jitffi     jitffi default (GIL released, errno saved)
   jit_keep   jitffi with dlopen(..., release_gil=False)
 
-Usage: PYTHONPATH=python python3 benches/bench_calls.py [--quick]
+Usage: PYTHONPATH=python python3 benches/bench_calls.py [--quick | --check]
 Build the extension in release mode first: .ci/dev-build --release
 """
 import ctypes
@@ -21,7 +21,7 @@ import tempfile
 import time
 import timeit
 
-from bench_build import build_c_library, build_cffi_api, sh
+from bench_build import build_c_library, build_cffi_api, cc, iterations, sh
 
 BENCH_C = r"""
 #include <string.h>
@@ -173,7 +173,7 @@ def build_all(tmp):
     inc = sysconfig.get_paths()["include"]
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     for name, defs in (("hw", []), ("hw_gil", ["-DGIL_AND_ERRNO"])):
-        sh("cc", "-O2", "-shared", "-fPIC", *defs, "-I", inc, "-I", tmp, "-o",
+        sh(*cc(), "-O2", "-shared", "-fPIC", *defs, "-I", inc, "-I", tmp, "-o",
            os.path.join(tmp, name + suffix), os.path.join(tmp, "hw.c"),
            "-L", tmp, "-lbench", "-Wl,-rpath," + tmp)
     build_cffi_api(tmp, "_bench_cffi_api", "bench", BENCH_H)
@@ -181,7 +181,6 @@ def build_all(tmp):
 
 
 def main():
-    quick = "--quick" in sys.argv
     tmp = tempfile.mkdtemp(prefix="jitffi-bench-")
     so = build_all(tmp)
 
@@ -252,8 +251,8 @@ def main():
         ("f  (load a global)", "f", "add_i"),
         ("lib.add_i  (load attr)", "M.add_i", "add_i"),
     ]
-    number = 20000 if quick else 200000
-    repeat = 5 if quick else 9
+    number = iterations(200000, 20000)
+    repeat = iterations(9, 5)
     table = {}
     # Variants are measured round-robin (one timing of each per round) so that load from
     # other processes spreads evenly over them; each cell is the median over the rounds.
@@ -266,8 +265,14 @@ def main():
             s = stmt
             if v == "ctypes" and "LIST" in stmt:
                 s = stmt.replace("LIST", "LISTCONV(LIST)")
-            n = number if v not in ("cffi_abi", "ctypes") else number // 4
-            timers[v] = (timeit.Timer(s, globals=env), n)
+            n = number if v not in ("cffi_abi", "ctypes") else max(1, number // 4)
+            timer = timeit.Timer(s, globals=env)
+            timer.src, timer.globals = s, env
+            timers[v] = (timer, n)
+        if stmt.endswith(")"):  # a call, not an attribute load
+            # Every variant computes the same result (else the row compares different work).
+            results = {v: eval(t.src, t.globals) for v, (t, _) in timers.items()}
+            assert all(r == results["hw"] for r in results.values()), (label, results)
         samples = {v: [] for v in order}
         for _ in range(repeat):
             for v in order:
@@ -295,7 +300,7 @@ def main():
     print("any attribute load over a global name `f`: " + ", ".join(
         f"{v} {a[v] - g[v]:+.1f} ns" for v in ("hw", "cffi_api", "cffi_abi", "jitffi", "jit_keep")))
     print()
-    variadic(variants, ctypes_lib=cl, repeat=repeat, number=number // 4)
+    variadic(variants, ctypes_lib=cl, repeat=repeat, number=max(1, number // 4))
     lib_with_a_global(so, variants["jitffi"]["lib"], repeat=repeat, number=number)
     print()
     first_access()
@@ -364,7 +369,7 @@ def first_access(n_funcs=2000):
     with open(c, "w") as f:
         f.write("\n".join(defs))
     so = os.path.join(tmp, "libmany.so")
-    sh("cc", "-O0", "-shared", "-fPIC", "-o", so, c)
+    sh(*cc(), "-O0", "-shared", "-fPIC", "-o", so, c)
     header = "\n".join(decls)
     names = [f"f{i}" for i in range(n_funcs)]
     out = {}

@@ -1,7 +1,9 @@
 """cdata micro-benchmarks: jitffi vs cffi vs ctypes, measured in the same run.
 
 Prints a table of median ns per operation (timeit, several repeats) and the ratio
-jitffi/ctypes and jitffi/cffi. Usage: PYTHONPATH=python python3 benches/bench_cdata.py
+jitffi/ctypes and jitffi/cffi. Before timing, every operation's result is compared
+between jitffi and cffi (and ctypes where it is a plain value).
+Usage: PYTHONPATH=python python3 benches/bench_cdata.py [--quick | --check]
 """
 import ctypes
 import statistics
@@ -10,6 +12,7 @@ import timeit
 
 import cffi
 import jitffi
+from bench_build import iterations
 
 CDEF = "struct pt { int x, y; };"
 
@@ -59,11 +62,44 @@ def measure_interleaved(stmts, number, repeat):
     return [statistics.median(r) / number * 1e9 for r in runs]
 
 
+def value_of(x, ffi):
+    """What an operation produced, comparable across libraries: a cdata's type and
+    contents, or the plain value."""
+    if ffi is not None and isinstance(x, ffi.CData):
+        t = ffi.typeof(x)
+        if t.kind == "pointer":
+            return (t.cname, ffi.sizeof(t.item), bytes(ffi.buffer(x, ffi.sizeof(t.item))))
+        if t.kind == "array":
+            return (t.cname, bytes(ffi.buffer(x)))
+        return (t.cname, int(x))
+    return x
+
+
+def check_results(envs):
+    """Every operation gives the same result in jitffi as in cffi (a benchmark of
+    different work would measure nothing)."""
+    for label, fstmt, cstmt in CASES:
+        got = {}
+        for name in ("jitffi", "cffi"):
+            ns = dict(envs[name])
+            exec("r = " + fstmt if "=" not in fstmt else fstmt, ns)
+            got[name] = value_of(ns.get("r"), ns["ffi"])
+        assert got["jitffi"] == got["cffi"], (label, got)
+        ns = dict(envs["ctypes"])
+        exec("r = " + cstmt if "=" not in cstmt else cstmt, ns)
+        r = ns.get("r")
+        if isinstance(r, (int, bytes)) and not isinstance(got["jitffi"], tuple):
+            assert r == got["jitffi"], (label, r, got["jitffi"])
+    # The writes landed where the reads look.
+    for name in ("jitffi", "cffi"):
+        assert envs[name]["p"].x == 5 and envs[name]["a"][5] == 7, name
+
+
 def main():
-    quick = "--quick" in sys.argv
-    number = 20000 if quick else 100000
-    repeat = 5 if quick else 11
+    number = iterations(100000, 20000)
+    repeat = iterations(11, 5)
     envs = setups()
+    check_results(envs)
     rows = []
     for label, fstmt, cstmt in CASES:
         j, c, t = measure_interleaved(

@@ -91,8 +91,9 @@ def main():
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--repeat", type=int, help="same as --rounds (older name)")
     p.add_argument("--quick", action="store_true", help="3 rounds")
+    p.add_argument("--check", action="store_true", help="1 round: the sanity checks, no timing")
     args = p.parse_args()
-    rounds = 3 if args.quick else (args.repeat or args.rounds)
+    rounds = 1 if args.check else 3 if args.quick else (args.repeat or args.rounds)
     header = make_header()
     if args.write_header:
         with open(args.write_header, "w") as f:

@@ -13,7 +13,7 @@ Variants:
   jitffi     jitffi default (GIL released, errno saved, as cffi)
   jit_keep   jitffi with dlopen(..., release_gil=False)
 
-Usage: PYTHONPATH=python python3 benches/bench_structs.py [--quick]
+Usage: PYTHONPATH=python python3 benches/bench_structs.py [--quick | --check]
 Build the extension in release mode first: .ci/dev-build --release
 """
 import ctypes
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import timeit
 
-from bench_build import build_c_library, build_cffi_api
+from bench_build import build_c_library, build_cffi_api, iterations
 
 BENCH_C = r"""
 struct pt { double x, y; };
@@ -53,7 +53,6 @@ def build_all(tmp):
 
 
 def main():
-    quick = "--quick" in sys.argv
     tmp = tempfile.mkdtemp(prefix="jitffi-bench-structs-")
     so = build_all(tmp)
 
@@ -110,8 +109,8 @@ def main():
         ("big_make(1) 32 bytes", "f(1)", "big_make", order),
         ("noop() (reference)", "f()", "noop", order),
     ]
-    number = 20000 if quick else 50000
-    repeat = 7 if quick else 31
+    number = iterations(50000, 20000)
+    repeat = iterations(31, 7)
     table = {}
     for label, stmt, fname, which in calls:
         # Round robin over the variants, so that the machine's load changes hit all alike.
@@ -119,7 +118,7 @@ def main():
         for v in which:
             env = dict(variants[v])
             env["f"] = getattr(env["lib"], fname)
-            n = number if v not in ("cffi_abi", "ctypes") else number // 4
+            n = number if v not in ("cffi_abi", "ctypes") else max(1, number // 4)
             timers[v] = (timeit.Timer(stmt, globals=env), n)
         samples = {v: [] for v in which}
         for _ in range(repeat):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import jitffi
+from bench_build import CHECK, mode_args, python_cmd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,6 +46,8 @@ def demo_libc_libm():
     arr = ffi.new("int[]", [5, 3, 9, 1, 7, 2])
     libc.qsort(arr, 6, ffi.sizeof("int"), cmp)
     print("qsort with a Python comparator ->", list(arr))
+    assert list(arr) == [1, 2, 3, 5, 7, 9] and libc.strlen(b"hello world") == 11
+    assert ffi.string(buf) == b"pi~ 3 3.142" and libm.pow(2.0, 10.0) == 1024.0
 
 
 def demo_zlib():
@@ -64,6 +67,9 @@ def demo_zlib():
     dlen = ffi.new("unsigned long *", 1024)
     rc = z.compress(dest, dlen, data, len(data))
     print(f"compress rc={rc}: {len(data)} bytes -> {dlen[0]} bytes")
+    import zlib  # Python's own binding of the same library, as the reference
+    assert z.crc32(0, data, len(data)) == zlib.crc32(data)
+    assert rc == 0 and zlib.decompress(ffi.buffer(dest, dlen[0])[:]) == data
 
 
 def demo_sqlite():
@@ -84,6 +90,7 @@ def demo_sqlite():
     db = pdb[0]
     s.sqlite3_exec(db, b"create table t(x); insert into t values (1),(2),(3);", ffi.NULL, ffi.NULL, ffi.NULL)
     print("last_insert_rowid =", s.sqlite3_last_insert_rowid(db))
+    assert s.sqlite3_last_insert_rowid(db) == 3
     s.sqlite3_close(db)
 
 
@@ -115,21 +122,22 @@ def demo_cairo():
     data = c.cairo_image_surface_get_data(surf)
     px = ffi.cast("uint32_t *", data)
     print("cairo", ffi.string(c.cairo_version_string()).decode(), "pixel(0,0) = %#010x, pixel(15,15) = %#010x" % (px[0], px[15 * 16 + 15]))
+    # Premultiplied ARGB32: opaque red inside the filled rectangle, transparent outside.
+    assert (px[0], px[15 * 16 + 15]) == (0xFFFF0000, 0)
     c.cairo_destroy(cr)
     c.cairo_surface_destroy(surf)
 
 
-def run_benches(quick):
+def run_benches():
     for script in ("bench_cdef.py", "bench_cdata.py", "bench_calls.py", "bench_structs.py", "bench_callbacks.py"):
         path = os.path.join(HERE, script)
         if os.path.exists(path):
             section(f"benchmark: {script}")
             sys.stdout.flush()
-            subprocess.run([sys.executable, path] + (["--quick"] if quick else []), check=True)
+            subprocess.run(python_cmd() + [path] + mode_args(), check=True)
 
 
 def main():
-    quick = "--quick" in sys.argv
     # The benches measure the installed package: a source-tree import would measure
     # whatever build was last left there (or fail on a fresh clone).
     print("jitffi", jitffi.__version__, "from", os.path.dirname(jitffi.__file__))
@@ -140,7 +148,7 @@ def main():
         except Exception as e:  # show the other demos too, then fail
             print(f"{demo.__name__} failed: {type(e).__name__}: {e}")
             failed.append(demo.__name__)
-    run_benches(quick)
+    run_benches()
     if failed:
         print("demo FAILED:", ", ".join(failed))
         return 1
