@@ -38,6 +38,9 @@ impl FFI {
         }
     }
 
+    /// Declares the C types, functions, globals and constants in `csource`.
+    /// `override=True` allows redeclaring names; `packed=True` or `pack=n` lays out the
+    /// structs declared here with at most that alignment.
     #[pyo3(signature = (csource, r#override=false, packed=false, pack=None))]
     fn cdef(
         &self,
@@ -50,27 +53,34 @@ impl FFI {
         declare::cdef(py, &self.shared, csource, r#override, packed, pack)
     }
 
+    /// Makes the declarations of another FFI (and its libs' names) visible here.
     fn include(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<()> {
         declare::include(py, &self.shared, other)
     }
 
+    /// The names declared: (typedef names, struct names, union names), each sorted.
     fn list_types(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
         self.shared.lock_ns().list_types()
     }
 
+    /// The ctype of a C type string, of a cdata, or of a C function of a lib.
     #[pyo3(name = "typeof")]
     fn typeof_<'py>(&self, cdecl: &Bound<'py, PyAny>) -> PyResult<Bound<'py, CType>> {
         types::typeof_(&self.shared, cdecl)
     }
 
+    /// Size in bytes of a C type (string or ctype) or of a cdata's value.
     fn sizeof(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
         types::sizeof(py, &self.shared, obj)
     }
 
+    /// Natural alignment in bytes of a C type (string or ctype).
     fn alignof(&self, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
         types::alignof(&self.shared, obj)
     }
 
+    /// Byte offset of a field (or of a chain of fields and array indexes) in a
+    /// struct or union type.
     #[pyo3(signature = (cdecl, *fields_or_indexes))]
     fn offsetof(
         &self,
@@ -81,11 +91,17 @@ impl FFI {
         types::offsetof(py, &self.shared, cdecl, fields_or_indexes)
     }
 
+    /// The C text of a type; `replace_with` is put where a declared name would go
+    /// (`getctype("int[5]", "a")` is 'int a[5]').
     #[pyo3(signature = (cdecl, replace_with=""))]
     fn getctype(&self, cdecl: &Bound<'_, PyAny>, replace_with: &str) -> PyResult<String> {
         types::getctype(&self.shared, cdecl, replace_with)
     }
 
+    /// Allocates a new C object of the pointer or array type `cdecl`, zero-filled and
+    /// initialized from `init`, and returns an owning cdata: the memory is freed when it
+    /// is collected (or at `release`). An array type without a length takes it from
+    /// `init` (an int or a sequence).
     #[pyo3(signature = (cdecl, init=None))]
     fn new(
         &self,
@@ -96,6 +112,9 @@ impl FFI {
         new::new_cdata(py, &types::resolve_ctype(&self.shared, cdecl)?, init, None)
     }
 
+    /// A function like `new` that allocates with `alloc(size)` and frees with
+    /// `free(ptr)` (C functions from a lib, or None for the default), optionally
+    /// without zero-filling.
     #[pyo3(signature = (alloc=None, free=None, should_clear_after_alloc=true))]
     fn new_allocator(
         &self,
@@ -107,6 +126,8 @@ impl FFI {
         allocator::new_allocator(py, &self.shared, alloc, free, should_clear_after_alloc)
     }
 
+    /// A cdata of type `cdecl` from a cdata or a Python number, converted as C
+    /// would (pointers and integers reinterpreted, floats truncated).
     fn cast(
         &self,
         py: Python<'_>,
@@ -116,6 +137,9 @@ impl FFI {
         cast::cast_value(py, &types::resolve_ctype(&self.shared, cdecl)?, source)
     }
 
+    /// The Python value of a cdata: bytes of a char array or pointer up to the first
+    /// NUL (or `maxlen`), str of a wchar_t/char16_t/char32_t one, an enum's name, a
+    /// number's value.
     #[pyo3(signature = (cdata, maxlen=-1))]
     fn string(
         &self,
@@ -126,6 +150,8 @@ impl FFI {
         string::string_of(py, cdata, maxlen)
     }
 
+    /// The first `length` items a pointer or array cdata points to: bytes, str, or a
+    /// list.
     fn unpack(
         &self,
         py: Python<'_>,
@@ -135,6 +161,9 @@ impl FFI {
         string::unpack_of(py, cdata, length)
     }
 
+    /// A cdata of the array or pointer type `cdecl` pointing into the memory of a
+    /// Python buffer (bytearray, array.array, memoryview...) without a copy; the
+    /// buffer stays alive as long as the cdata.
     #[pyo3(signature = (cdecl, python_buffer=None, require_writable=false))]
     fn from_buffer(
         &self,
@@ -146,6 +175,8 @@ impl FFI {
         memory::from_buffer(py, &self.shared, cdecl, python_buffer, require_writable)
     }
 
+    /// Copies `n` bytes from `src` to `dest` (cdata or Python buffers; the regions
+    /// may overlap).
     fn memmove(
         &self,
         py: Python<'_>,
@@ -156,6 +187,8 @@ impl FFI {
         memory::memmove(py, dest, src, n)
     }
 
+    /// A new cdata pointing where `cdata` does that calls `destructor(cdata)` when it
+    /// is collected; `destructor=None` removes the destructor of a cdata from `gc`.
     #[pyo3(signature = (cdata, destructor, size=0))]
     fn gc(
         &self,
@@ -168,6 +201,8 @@ impl FFI {
         owning::gc(py, cdata, destructor)
     }
 
+    /// The address of a struct/union cdata, or of a field (or item) in it, as a
+    /// pointer cdata.
     #[pyo3(signature = (cdata, *fields_or_indexes))]
     fn addressof(
         &self,
@@ -178,18 +213,26 @@ impl FFI {
         owning::addressof(py, &self.shared, cdata, fields_or_indexes)
     }
 
+    /// A `void *` cdata standing for the Python object `x` (kept alive while the
+    /// handle lives); `from_handle` gives the object back.
     fn new_handle(&self, py: Python<'_>, x: Py<PyAny>) -> PyResult<Py<CData>> {
         owning::new_handle(py, &self.shared, x)
     }
 
+    /// The Python object a handle from `new_handle` stands for.
     fn from_handle(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         owning::from_handle(py, x)
     }
 
+    /// Frees the memory of an owning cdata (from `new`, `new_allocator`, `gc`,
+    /// `from_buffer`) now instead of when it is collected; using it afterwards
+    /// raises.
     fn release(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
         owning::release(py, x)
     }
 
+    /// The C `errno` saved after the last C call on this thread (settable: the
+    /// value C sees at the next call).
     #[getter]
     fn get_errno(&self) -> i32 {
         errno::get_saved_errno()

@@ -170,6 +170,15 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
         (c"string", fast_string),
     ];
     for (name, f) in entries {
+        // The fast method keeps the documented one's docstring.
+        let doc: Option<String> = tp
+            .getattr(name.to_str().unwrap_or(""))?
+            .getattr("__doc__")?
+            .extract()?;
+        let doc = doc.and_then(|d| std::ffi::CString::new(d).ok());
+        let doc = doc.map_or(std::ptr::null(), |d| {
+            Box::leak(d.into_boxed_c_str()).as_ptr()
+        });
         // the method table of a type lives as long as the type: for the process
         let def = Box::leak(Box::new(ffi::PyMethodDef {
             ml_name: name.as_ptr(),
@@ -177,7 +186,7 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
                 PyCFunctionFastWithKeywords: f,
             },
             ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
-            ml_doc: std::ptr::null(),
+            ml_doc: doc,
         }));
         // SAFETY: module init with the GIL held: `tpp` is the live FFI type, `def` lives
         // for the process, and the descriptor replaces pyo3's in the type's own dict
