@@ -20,6 +20,7 @@
 //! however many callbacks are created and dropped.
 
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Bytes per stub on the code page and per slot on the data page (register stubs).
@@ -209,6 +210,23 @@ impl EntrySlot {
     pub fn set(&self, closure: *const (), thunk: *const u8) {
         // SAFETY: the data slot belongs to this EntrySlot until drop.
         unsafe { ptr::write_volatile(self.data(), [closure as usize, thunk as usize]) }
+    }
+
+    /// Points the slot at another thunk for the same closure (a tier switch): one aligned
+    /// word, so a C call on another thread going through the stub meanwhile jumps to
+    /// either the old or the new thunk, and both take the closure from the same place.
+    pub fn set_thunk(&self, thunk: *const u8) {
+        // SAFETY: the data slot belongs to this EntrySlot until drop; its second word is
+        // 8-byte aligned (slots are 16-byte aligned on the data page).
+        let word = unsafe { &*((self.data() as *mut usize).add(1) as *const AtomicUsize) };
+        word.store(thunk as usize, Ordering::Release);
+    }
+
+    /// The thunk the slot currently jumps to.
+    pub fn thunk(&self) -> *const u8 {
+        // SAFETY: as for `set_thunk`.
+        let word = unsafe { &*((self.data() as *mut usize).add(1) as *const AtomicUsize) };
+        word.load(Ordering::Acquire) as *const u8
     }
 
     pub fn closure_reg(&self) -> ClosureReg {
