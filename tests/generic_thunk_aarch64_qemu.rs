@@ -52,7 +52,9 @@ fn op_of(loc: Loc, by_ref: bool, size: u32, dst: u32) -> String {
 fn generated_library_called_back_through_the_aarch64_generic_thunk() {
     let lib = generate(Target::AARCH64_LINUX, 0x0a64_9e7e, 120, 260, 0);
     let g = code(Arch::Aarch64, 0);
-    let lit = g.literal.expect("aarch64 loads the dispatcher from a literal");
+    let lit = g
+        .literal
+        .expect("aarch64 loads the dispatcher from a literal");
     let mut c = lib.c_source.clone();
     let _ = writeln!(
         c,
@@ -234,5 +236,8 @@ int main(void) {{
         stdout.lines().last(),
         Some(format!("runs {} failures 0", 3 * count).as_str())
     );
-    assert!(places[0] > 0 && places[1] > 0, "closure places covered: {places:?}");
+    assert!(
+        places[0] > 0 && places[1] > 0,
+        "closure places covered: {places:?}"
+    );
 }

@@ -73,9 +73,8 @@ unsafe extern "C" fn test_dispatch(closure: *const (), rf: *mut RegFile) {
     let rf = unsafe { &mut *rf };
     c.calls.set(c.calls.get() + 1);
     let mut args = aligned(c.layout.args_size as usize);
-    let args_bytes = unsafe {
-        std::slice::from_raw_parts_mut(args.as_mut_ptr() as *mut u8, args.len() * 16)
-    };
+    let args_bytes =
+        unsafe { std::slice::from_raw_parts_mut(args.as_mut_ptr() as *mut u8, args.len() * 16) };
     unsafe { load_args(&c.plan, &c.layout.arg_offsets, rf, args_bytes) }.expect("plan fits");
     let argv: Vec<*mut u8> = c
         .layout
@@ -128,7 +127,11 @@ fn generated_library_called_back_through_the_generic_thunk() {
             }
             runs += 1;
         }
-        assert_eq!(closure.calls.get(), 3, "{n}: every call reached the dispatcher");
+        assert_eq!(
+            closure.calls.get(),
+            3,
+            "{n}: every call reached the dispatcher"
+        );
         regs_seen.insert(match layout.closure_reg {
             ClosureReg::Int(_) => "int",
             ClosureReg::Float(_) => "float",
@@ -149,7 +152,10 @@ fn generated_library_called_back_through_the_generic_thunk() {
         failures.len(),
         failures[..failures.len().min(20)].join("\n")
     );
-    assert!(sret > 0 && x87 > 0 && stack_args > 0, "the matrix covers every result kind");
+    assert!(
+        sret > 0 && x87 > 0 && stack_args > 0,
+        "the matrix covers every result kind"
+    );
     assert!(regs_seen.contains("int") && regs_seen.contains("float"));
 }
 

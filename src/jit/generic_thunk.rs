@@ -213,8 +213,10 @@ fn code_aarch64(dispatcher: u64) -> GenericCode {
         0xAD00_0000 | (((off / 16) as u32 & 0x7F) << 15) | (rt2 << 10) | (rn << 5) | rt
     };
     let ldpq = |rt: u32, rt2: u32, rn: u32, off: usize| stpq(rt, rt2, rn, off) | (1 << 22);
-    let str64 = |rt: u32, rn: u32, off: usize| 0xF900_0000 | (((off / 8) as u32) << 10) | (rn << 5) | rt;
-    let add_imm = |rd: u32, rn: u32, imm: usize| 0x9100_0000 | ((imm as u32) << 10) | (rn << 5) | rd;
+    let str64 =
+        |rt: u32, rn: u32, off: usize| 0xF900_0000 | (((off / 8) as u32) << 10) | (rn << 5) | rt;
+    let add_imm =
+        |rd: u32, rn: u32, imm: usize| 0x9100_0000 | ((imm as u32) << 10) | (rn << 5) | rd;
     w.push(0xA9BF_7BFD); // stp x29, x30, [sp, #-16]!
     w.push(0x9100_03FD); // mov x29, sp
     w.push(0xD100_03FF | (fs << 10)); // sub sp, sp, #frame
@@ -413,6 +415,9 @@ mod tests {
         let a = code(Arch::Aarch64, 0x1122_3344_5566_7788);
         let lit = a.literal.unwrap();
         assert_eq!(lit % 8, 0);
-        assert_eq!(&a.bytes[lit..lit + 8], &0x1122_3344_5566_7788u64.to_le_bytes());
+        assert_eq!(
+            &a.bytes[lit..lit + 8],
+            &0x1122_3344_5566_7788u64.to_le_bytes()
+        );
     }
 }

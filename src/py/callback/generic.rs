@@ -37,14 +37,16 @@ const PROMOTE_AFTER: u64 = 2000;
 
 /// The tier state of `plan`'s shape (one per distinct plan in the process).
 pub(super) fn tier_for(plan: &CallPlan) -> Arc<ShapeTier> {
-    // Plans are small; their debug form is a complete structural key.
-    static TIERS: OnceLock<Mutex<HashMap<String, Arc<ShapeTier>>>> = OnceLock::new();
+    static TIERS: OnceLock<Mutex<HashMap<CallPlan, Arc<ShapeTier>>>> = OnceLock::new();
     let mut tiers = TIERS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
+    if let Some(t) = tiers.get(plan) {
+        return t.clone();
+    }
     tiers
-        .entry(format!("{plan:?}"))
+        .entry(plan.clone())
         .or_insert_with(|| {
             Arc::new(ShapeTier {
                 compiled: OnceLock::new(),
@@ -187,7 +189,10 @@ pub fn tier_stats() -> Vec<(&'static str, u64)> {
     vec![
         ("callback_shapes_compiled", shapes as u64),
         ("callback_code_bytes", bytes as u64),
-        ("generic_callbacks", TierStats::get(&STATS.generic_callbacks)),
+        (
+            "generic_callbacks",
+            TierStats::get(&STATS.generic_callbacks),
+        ),
         (
             "callback_promotions",
             TierStats::get(&STATS.callback_promotions),
