@@ -731,3 +731,19 @@ def test_callback_tiers_agree_exactly(tmp_path):
     assert reports["raise"][0][1] == "ZeroDivisionError"
     assert reports["int_overflow"][0][0].startswith("Exception ignored from cffi callback")
     assert reports["onerror"] == []
+
+
+def test_callback_spellings_resolve_like_cffi():
+    # cffi's function-type spelling, the pointer spelling, typedef names (which may read
+    # as parenthesized declarators) and a typedef'd pointer all give the same types.
+    import cffi  # a test dependency: a missing cffi must fail, not skip
+    spellings = ["int(int)", "T(T)", "int(*)(int)", "fp", "T (*)(T, fp)", "fp(int)",
+                 "long(int, double, fp)"]
+    got = {}
+    for name, F in (("cffi", cffi.FFI), ("jitffi", jitffi.FFI)):
+        ffi = F()
+        ffi.cdef("typedef int T; typedef int (*fp)(int);")
+        got[name] = [ffi.getctype(ffi.typeof(ffi.callback(s, lambda *a: 0))) for s in spellings]
+        with pytest.raises(TypeError, match="expected a function ctype, got 'int'"):
+            ffi.callback("int", lambda: 0)
+    assert got["jitffi"] == got["cffi"]
