@@ -125,7 +125,7 @@ fn code_x86_64(dispatcher: u64) -> GenericCode {
         jumps.push(c.len());
         c.extend_from_slice(&[0; 4]);
     }
-    while c.len() % 16 != 0 {
+    while !c.len().is_multiple_of(16) {
         c.push(0xCC);
     }
     let body = c.len();
@@ -241,7 +241,7 @@ fn code_aarch64(dispatcher: u64) -> GenericCode {
     w.push(0x9100_03BF); // mov sp, x29
     w.push(0xA8C1_7BFD); // ldp x29, x30, [sp], #16
     w.push(0xD65F_03C0); // ret
-    if w.len() % 2 != 0 {
+    if !w.len().is_multiple_of(2) {
         w.push(0xD503_201F); // nop: the literal is 8-byte aligned
     }
     let lit = w.len();

@@ -121,7 +121,9 @@ struct Chunk([u8; 16]);
 
 const INLINE_CHUNKS: usize = 16;
 
-/// Aligned bytes on the stack when small, on the heap otherwise.
+/// Aligned bytes on the stack when small, on the heap otherwise. (Lives on the stack
+/// for one call only: its size is the point.)
+#[allow(clippy::large_enum_variant)]
 enum Scratch {
     Inline([Chunk; INLINE_CHUNKS]),
     Heap(Vec<Chunk>),
@@ -181,21 +183,4 @@ unsafe fn serve(closure: *const (), rf: &mut RegFile) {
     // `res_ptr` is the hidden result pointer or the result buffer.
     unsafe { dispatch_with(closure, args.bytes().as_mut_ptr(), res_ptr, promote) };
     let _ = generic_thunk::store_result(plan, rf, result.bytes());
-}
-
-/// The callback tiers' counters for `_jit_stats`.
-pub fn tier_stats() -> Vec<(&'static str, u64)> {
-    let (shapes, bytes) = callback_thunk::compiled_stats();
-    vec![
-        ("callback_shapes_compiled", shapes as u64),
-        ("callback_code_bytes", bytes as u64),
-        (
-            "generic_callbacks",
-            TierStats::get(&STATS.generic_callbacks),
-        ),
-        (
-            "callback_promotions",
-            TierStats::get(&STATS.callback_promotions),
-        ),
-    ]
 }
