@@ -92,7 +92,10 @@ pub fn callback_stats() -> Vec<(&'static str, u64)> {
     vec![
         ("callback_shapes_compiled", shapes as u64),
         ("callback_code_bytes", bytes as u64),
-        ("generic_callbacks", TierStats::get(&STATS.generic_callbacks)),
+        (
+            "generic_callbacks",
+            TierStats::get(&STATS.generic_callbacks),
+        ),
         (
             "callback_promotions",
             TierStats::get(&STATS.callback_promotions),

@@ -31,10 +31,10 @@ pub mod create;
 mod dispatch;
 mod generic;
 
+pub use super::tier::callback_stats as tier_stats;
 pub use api::{def_extern_bind, extern_python_cdata, ffi_callback, ffi_def_extern};
 pub use core::{Binding, CallbackCore, CallbackHandle, Shape};
 pub use create::{bind_extern, new_callback, new_extern_core, shape_for};
-pub use super::tier::callback_stats as tier_stats;
 
 /// Installs the repr hook (called from `py::register`).
 pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
