@@ -601,3 +601,149 @@ def test_callback_released_during_its_own_call(env):
     assert lib.call_cb_once(holder["other"], 5) == 15
     del holder["other"]
     gc.collect()
+
+
+# --- the two callback tiers (JITFFI_TIER=generic|compiled|auto) --------------------------
+
+TIER = os.environ.get("JITFFI_TIER", "auto") or "auto"
+
+# Runs in a fresh interpreter, so the shapes it uses were never compiled or promoted in
+# it: argv = jitffi's directory, this directory, a build directory.
+TIER_SCRIPT = r"""
+import json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import jitffi, clib_callbacks
+from jitffi import _jitffi
+ffi = jitffi.FFI()
+ffi.cdef(clib_callbacks.CDEF)
+lib = ffi.dlopen(clib_callbacks.build(sys.argv[3]))
+out = {"before": _jitffi._jit_stats()}
+cb = ffi.callback("int(int)", lambda i: i * 3)
+n = 20000
+# Four C threads call at once: under auto the shape is promoted while the others are
+# inside the callback.
+out["threads"] = lib.run_threads(cb, 4, n) == 3 * sum(range(4 * n))
+out["after_threads"] = _jitffi._jit_stats()
+# A callback created after that, of the same shape.
+cb2 = ffi.callback("int(int)", lambda i: i - 1)
+out["later"] = [lib.call_cb_once(cb2, k) for k in range(100)] == [k - 1 for k in range(100)]
+out["old"] = lib.call_cb_n(cb, 50)
+out["end"] = _jitffi._jit_stats()
+print(json.dumps(out))
+"""
+
+
+def _run_tier_script(tmp_path, script, tier=None):
+    import json
+    import subprocess
+    from conftest import PYTHON
+    env = dict(os.environ)
+    if tier is not None:
+        env["JITFFI_TIER"] = tier
+    py_dir = os.path.dirname(os.path.dirname(os.path.abspath(jitffi.__file__)))
+    r = subprocess.run(PYTHON + ["-c", script, py_dir, os.path.dirname(__file__), str(tmp_path)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_callback_tier_counters_follow_the_tier(tmp_path):
+    out = _run_tier_script(tmp_path, TIER_SCRIPT)
+    assert out["threads"] and out["later"]
+    assert out["old"] == 3 * sum(range(50))
+    before, mid, end = out["before"], out["after_threads"], out["end"]
+    total = 4 * 20000 + 100 + 50
+    generic = end["generic_callbacks"] - before["generic_callbacks"]
+    compiled = end["callback_shapes_compiled"] - before["callback_shapes_compiled"]
+    promotions = end["callback_promotions"] - before["callback_promotions"]
+    if TIER == "generic":
+        assert end["callback_shapes_compiled"] == 0 and end["callback_code_bytes"] == 0
+        assert generic == total and promotions == 0
+    elif TIER == "compiled":
+        assert generic == 0 and promotions == 0 and compiled == 1
+        assert end["callback_code_bytes"] > 0
+    else:
+        # Promoted once, during the threaded run; every callback moved to the compiled
+        # thunk (the new one at once, the old one at its next call).
+        assert promotions == 1 and compiled == 1
+        assert 0 < mid["generic_callbacks"] - before["generic_callbacks"] < 4 * 20000
+        assert end["generic_callbacks"] - mid["generic_callbacks"] <= 1
+
+
+# Every observable of a callback (results, errors and their reports, onerror) for a set
+# of shapes, printed as one JSON list.
+AGREE_SCRIPT = r"""
+import json, re, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import jitffi, clib_callbacks
+ffi = jitffi.FFI()
+ffi.cdef(clib_callbacks.CDEF)
+lib = ffi.dlopen(clib_callbacks.build(sys.argv[3]))
+seen = []
+sys.unraisablehook = lambda u: seen.append([re.sub(" at 0x[0-9a-f]+", "", u.err_msg), type(u.exc_value).__name__, str(u.exc_value)])
+out = []
+def rec(tag, v):
+    out.append([tag, repr(v), list(seen)])
+    seen.clear()
+if True:
+    rec("int", lib.call_int(ffi.callback("int(int)", lambda x: x * 2), 21))
+    rec("int_overflow", lib.call_int(ffi.callback("int(int)", lambda x: 2**40, error=-7), 1))
+    rec("u8", lib.call_u8(ffi.callback("uint8_t(uint8_t)", lambda x: x + 1), 254))
+    rec("double", lib.call_double(ffi.callback("double(double)", lambda x: x / 3), 1.0))
+    rec("float", lib.call_float(ffi.callback("float(float)", lambda x: x * 1.5), 0.1))
+    rec("raise", lib.call_int(ffi.callback("int(int)", lambda x: 1 // 0, error=5), 1))
+    rec("onerror", lib.call_int(ffi.callback("int(int)", lambda x: 1 // 0,
+                                             onerror=lambda t, v, tb: 99), 1))
+    rec("void_ret", lib.call_void(ffi.callback("void(int)", lambda x: 3), 1))
+    rec("pt", lib.check_pt(ffi.callback("struct pt(struct pt, int)",
+                                        lambda p, k: {"x": p.x + k, "y": p.y * k})))
+    rec("big", lib.check_big(ffi.callback("struct big(struct big, struct big)",
+        lambda a, b: {"a": a.a + b.a, "b": a.b + b.b, "c": a.c + b.c, "d": a.d + b.d})))
+    rec("ld", lib.check_long_double(ffi.callback("long double(long double, int)",
+                                                 lambda x, k: float(x) * k)))
+    rec("ld_err", lib.check_long_double(ffi.callback("long double(long double, int)",
+                                                     lambda x, k: x * k)))
+    rec("cplx", lib.check_complex(ffi.callback("double _Complex(double _Complex)",
+                                               lambda z: z * 2)))
+    rec("fcplx", lib.check_fcomplex(ffi.callback("float _Complex(float _Complex)",
+                                                 lambda z: z * 3)))
+    rec("small", lib.check_small(ffi.callback("struct small(struct small)",
+                                              lambda s: {"c": s.c, "s": s.s})))
+    rec("f3", lib.check_f3(ffi.callback("struct f3(struct f3)", lambda f: f)))
+    rec("many", lib.call_many(ffi.callback(
+        "double(int, double, long, float, char, short, double, long long, int, double, int,"
+        " double, float, long)", lambda *a: sum(x if not isinstance(x, bytes) else ord(x) for x in a)), 3))
+    rec("bad_type", lib.call_int(ffi.callback("int(int)", lambda x: "no", error=-1), 1))
+print(json.dumps(out))
+"""
+
+
+def test_callback_tiers_agree_exactly(tmp_path):
+    runs = {t: _run_tier_script(tmp_path, AGREE_SCRIPT, t)
+            for t in ("generic", "compiled", "auto")}
+    assert runs["generic"] == runs["compiled"] == runs["auto"]
+    tags = [r[0] for r in runs["compiled"]]
+    assert "ld" in tags and "raise" in tags
+    results = {r[0]: r[1] for r in runs["compiled"]}
+    assert results["ld"] == results["cplx"] == results["fcplx"] == results["big"] == "1"
+    # The error cases were reported, with cffi's wording.
+    reports = {r[0]: r[2] for r in runs["compiled"]}
+    assert reports["raise"][0][1] == "ZeroDivisionError"
+    assert reports["int_overflow"][0][0].startswith("Exception ignored from cffi callback")
+    assert reports["onerror"] == []
+
+
+def test_callback_spellings_resolve_like_cffi():
+    # cffi's function-type spelling, the pointer spelling, typedef names (which may read
+    # as parenthesized declarators) and a typedef'd pointer all give the same types.
+    import cffi  # a test dependency: a missing cffi must fail, not skip
+    spellings = ["int(int)", "T(T)", "int(*)(int)", "fp", "T (*)(T, fp)", "fp(int)",
+                 "long(int, double, fp)"]
+    got = {}
+    for name, F in (("cffi", cffi.FFI), ("jitffi", jitffi.FFI)):
+        ffi = F()
+        ffi.cdef("typedef int T; typedef int (*fp)(int);")
+        got[name] = [ffi.getctype(ffi.typeof(ffi.callback(s, lambda *a: 0))) for s in spellings]
+        with pytest.raises(TypeError, match="expected a function ctype, got 'int'"):
+            ffi.callback("int", lambda: 0)
+    assert got["jitffi"] == got["cffi"]

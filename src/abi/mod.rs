@@ -35,7 +35,7 @@ use crate::types::target::{Arch, Target};
 pub use error::LowerError;
 
 /// Where one part of a value lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Loc {
     /// n-th integer argument (or result) register: rdi, rsi, rdx, rcx, r8, r9 / x0..x7;
     /// results rax, rdx / x0, x1.
@@ -47,7 +47,7 @@ pub enum Loc {
 }
 
 /// Integer extension the convention expects of a small integer scalar.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Ext {
     None,
     Sext,
@@ -55,7 +55,7 @@ pub enum Ext {
 }
 
 /// One register- or slot-sized piece of a value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Part {
     /// Byte offset of the piece inside the value's C representation.
     pub offset: u32,
@@ -68,7 +68,7 @@ pub struct Part {
     pub ext: Ext,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ArgPass {
     /// The value's bytes travel in these parts (nothing at all for an empty struct).
     Parts(Vec<Part>),
@@ -77,7 +77,7 @@ pub enum ArgPass {
     ByRef { ptr: Loc, size: u32, align: u32 },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ArgPlan {
     /// Size and alignment of the C representation.
     pub size: u32,
@@ -85,7 +85,7 @@ pub struct ArgPlan {
     pub pass: ArgPass,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RetPass {
     Void,
     /// Result pieces in result registers (`Loc::Gpr`/`Loc::Vec` index return registers).
@@ -98,7 +98,7 @@ pub enum RetPass {
     X87,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VariadicInfo {
     /// x86_64: value for `%al`, an upper bound of vector registers used.
     pub vector_regs: u8,
@@ -106,7 +106,7 @@ pub struct VariadicInfo {
 
 /// Calls that Cranelift alone cannot make need a small machine-code stub between the
 /// generated code and the callee (x86_64 only); see `jit::stubs`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StubKind {
     /// Set `%al` then jump to the callee. The callee's address travels as an extra stack
     /// argument after the real ones (at `stack_size`), which the callee ignores.
@@ -116,7 +116,7 @@ pub enum StubKind {
     X87Return { al: Option<u8>, stack_size: u32 },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CallPlan {
     pub arch: Arch,
     pub args: Vec<ArgPlan>,

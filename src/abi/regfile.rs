@@ -43,6 +43,9 @@ pub struct RegFile {
     pub ret_vec: [[u8; 16]; RET_VREGS],
     /// x86_64 `long double` results: `st(0)` stored as its 10 significant bytes.
     pub x87: [u8; 16],
+    /// Callbacks (x86_64): nonzero when the result is an x87 `long double` that the
+    /// generic thunk loads from `x87` into `st(0)` (the thunk clears it before the call).
+    pub ret_x87: u64,
 }
 
 /// Field offsets for hand-assembled or generated stubs.
@@ -59,6 +62,7 @@ pub mod offsets {
     pub const RET_GPR: usize = offset_of!(RegFile, ret_gpr);
     pub const RET_VEC: usize = offset_of!(RegFile, ret_vec);
     pub const X87: usize = offset_of!(RegFile, x87);
+    pub const RET_X87: usize = offset_of!(RegFile, ret_x87);
 }
 
 /// Registers (and stack bytes) one side of a transfer reads or writes: argument

@@ -63,6 +63,9 @@ macro_rules! foreach_builtin_function {
                 /// What every callback thunk calls: `(closure, args buffer, result
                 /// buffer)`; the thunk receives its address (`callback_thunk::Dispatcher`).
                 dispatch(closure: ptr, args: ptr, result: ptr) -> void;
+                /// What the generic callback thunk calls: `(closure, register file)`; it
+                /// receives its address (`generic_thunk::GenericDispatcher`).
+                dispatch_generic(closure: ptr, regs: ptr) -> void;
             }
             c {
                 long_from_i64(v: i64) -> ptr;
@@ -441,6 +444,8 @@ mod tests {
         );
         let d = Builtin::dispatch.signature(CallConv::SystemV);
         assert_eq!((d.params.len(), d.returns.len()), (3, 0));
+        let g = Builtin::dispatch_generic.signature(CallConv::SystemV);
+        assert_eq!((g.params.len(), g.returns.len()), (2, 0));
         let b = Builtins::from_fn(|f| f.name().len());
         assert_eq!(b.get(Builtin::memcpy), 6);
     }

@@ -14,6 +14,7 @@
 //! tests/tramp_aarch64_qemu.rs); `thunk_for_plan` compiles and caches host thunks.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cranelift_codegen::control::ControlPlane;
@@ -65,6 +66,17 @@ unsafe impl Send for Thunk {}
 // SAFETY: `code` is never written after installation, so sharing it across threads is
 // sound.
 unsafe impl Sync for Thunk {}
+
+static COMPILED_SHAPES: AtomicUsize = AtomicUsize::new(0);
+static COMPILED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many thunks were compiled in this process and the bytes of code they hold.
+pub fn compiled_stats() -> (usize, usize) {
+    (
+        COMPILED_SHAPES.load(Ordering::Relaxed),
+        COMPILED_BYTES.load(Ordering::Relaxed),
+    )
+}
 
 /// Thunks live in the jit's executable arena (never freed: they are per shape, so their
 /// number is bounded by the program's distinct callback types).
@@ -169,6 +181,41 @@ fn place_closure(
     Ok((ClosureParam::Stack(vec_start + vec_len), ClosureReg::Stack))
 }
 
+/// The layout of `plan`'s thunk without compiling it: where the entry stub puts the
+/// closure and where the dispatcher finds each argument. The generic thunk follows it
+/// too, so a callback can move between the tiers without its entry stub changing.
+pub fn thunk_layout(plan: &CallPlan) -> Result<ThunkLayout, CompileError> {
+    if plan.variadic.is_some() {
+        return Err(CompileError::Unsupported(
+            "variadic callbacks are not supported".into(),
+        ));
+    }
+    let params: Vec<AbiParam> = native_call::param_slots(plan, false)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let (_, closure_reg) = place_closure(plan, &params)?;
+    let mut arg_offsets = Vec::with_capacity(plan.args.len());
+    let mut off = 0u32;
+    for a in &plan.args {
+        off = align_up(off, a.align.max(1));
+        arg_offsets.push(off);
+        off += a.size;
+    }
+    let args_size = align_up(off.max(8), 16);
+    let result_size = if plan.ret == RetPass::Void {
+        0
+    } else {
+        plan.ret_size
+    };
+    Ok(ThunkLayout {
+        closure_reg,
+        arg_offsets,
+        args_size,
+        result_size,
+    })
+}
+
 fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, CompileError> {
     let isa = super::isa::thunks();
     let x87_helper = if plan.ret == RetPass::X87 {
@@ -177,8 +224,10 @@ fn compile_thunk(plan: &CallPlan, dispatcher: Dispatcher) -> Result<Thunk, Compi
         None
     };
     let (func, layout) = build_thunk(plan, &**isa, dispatcher as usize, x87_helper)?;
-    let code = compile_function(func)?;
-    let code = install_code(&code)?;
+    let bytes = compile_function(func)?;
+    let code = install_code(&bytes)?;
+    COMPILED_SHAPES.fetch_add(1, Ordering::Relaxed);
+    COMPILED_BYTES.fetch_add(bytes.len(), Ordering::Relaxed);
     let ThunkLayout {
         closure_reg,
         arg_offsets,
@@ -250,19 +299,12 @@ pub fn build_thunk<A: Extern>(
         }
     };
 
-    let mut arg_offsets = Vec::with_capacity(plan.args.len());
-    let mut off = 0u32;
-    for a in &plan.args {
-        off = align_up(off, a.align.max(1));
-        arg_offsets.push(off);
-        off += a.size;
-    }
-    let args_size = align_up(off.max(8), 16);
-    let result_size = if plan.ret == RetPass::Void {
-        0
-    } else {
-        plan.ret_size
-    };
+    let ThunkLayout {
+        arg_offsets,
+        args_size,
+        result_size,
+        ..
+    } = thunk_layout(plan)?;
     let result_buf = align_up(result_size.max(16), 16);
     let max_align = plan
         .args

@@ -20,6 +20,7 @@
 //! however many callbacks are created and dropped.
 
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Bytes per stub on the code page and per slot on the data page (register stubs).
@@ -209,6 +210,23 @@ impl EntrySlot {
     pub fn set(&self, closure: *const (), thunk: *const u8) {
         // SAFETY: the data slot belongs to this EntrySlot until drop.
         unsafe { ptr::write_volatile(self.data(), [closure as usize, thunk as usize]) }
+    }
+
+    /// Points the slot at another thunk for the same closure (a tier switch): one aligned
+    /// word, so a C call on another thread going through the stub meanwhile jumps to
+    /// either the old or the new thunk, and both take the closure from the same place.
+    pub fn set_thunk(&self, thunk: *const u8) {
+        // SAFETY: the data slot belongs to this EntrySlot until drop; its second word is
+        // 8-byte aligned (slots are 16-byte aligned on the data page).
+        let word = unsafe { &*((self.data() as *mut usize).add(1) as *const AtomicUsize) };
+        word.store(thunk as usize, Ordering::Release);
+    }
+
+    /// The thunk the slot currently jumps to.
+    pub fn thunk(&self) -> *const u8 {
+        // SAFETY: as for `set_thunk`.
+        let word = unsafe { &*((self.data() as *mut usize).add(1) as *const AtomicUsize) };
+        word.load(Ordering::Acquire) as *const u8
     }
 
     pub fn closure_reg(&self) -> ClosureReg {
@@ -538,6 +556,50 @@ mod tests {
         addrs.sort();
         addrs.dedup();
         assert_eq!(addrs.len(), 1000);
+    }
+
+    /// A tier switch rewrites the thunk word while another thread keeps calling through
+    /// the stub: every call lands in one of the two targets, with its closure.
+    #[test]
+    fn switching_the_thunk_under_a_running_caller() {
+        extern "C" fn plus(a: i64, c: &Closure) -> i64 {
+            a + c.k
+        }
+        extern "C" fn times(a: i64, c: &Closure) -> i64 {
+            a * c.k
+        }
+        let c = Box::leak(Box::new(Closure { k: 5 }));
+        let s = alloc(
+            ClosureReg::Int(1),
+            &*c as *const Closure as *const (),
+            plus as *const u8,
+        )
+        .unwrap();
+        // SAFETY: a stub in front of functions with exactly this signature.
+        let f: extern "C" fn(i64) -> i64 = unsafe { std::mem::transmute(s.code_ptr()) };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let caller = std::thread::spawn(move || {
+            let (mut p, mut t) = (0, 0);
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                match f(3) {
+                    8 => p += 1,
+                    15 => t += 1,
+                    other => panic!("call through a switching stub returned {other}"),
+                }
+            }
+            (p, t)
+        });
+        for i in 0..20_000 {
+            s.set_thunk(if i % 2 == 0 { times } else { plus } as *const u8);
+        }
+        s.set_thunk(times as *const u8);
+        assert_eq!(s.thunk(), times as *const u8);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (p, t) = caller.join().unwrap();
+        assert!(p + t > 0 && t > 0);
+        assert_eq!(f(4), 20);
     }
 
     #[test]

@@ -84,3 +84,21 @@ pub fn check() -> PyResult<()> {
         ))),
     }
 }
+
+/// The callback tiers' counters for `_jit_stats`: thunks compiled (and their code bytes),
+/// calls the generic thunk served, shapes promoted.
+pub fn callback_stats() -> Vec<(&'static str, u64)> {
+    let (shapes, bytes) = crate::jit::callback_thunk::compiled_stats();
+    vec![
+        ("callback_shapes_compiled", shapes as u64),
+        ("callback_code_bytes", bytes as u64),
+        (
+            "generic_callbacks",
+            TierStats::get(&STATS.generic_callbacks),
+        ),
+        (
+            "callback_promotions",
+            TierStats::get(&STATS.callback_promotions),
+        ),
+    ]
+}

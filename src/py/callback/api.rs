@@ -44,6 +44,19 @@ fn callback_ctype<'py>(shared: &FfiRef, cdecl: &Bound<'py, PyAny>) -> PyResult<B
             let ptr_text = function_type_as_pointer(s.to_str().ok()?)?;
             Some(shared.parse_ctype(&PyString::new(py, &ptr_text)))
         };
+        // Without any `*`, the text is not a pointer type of its own: a function type
+        // (cffi's usual spelling) or a parenthesized declarator, whose pointer spelling
+        // wins below anyway. Trying that spelling first spares the failing parse (and
+        // its error) on the common path; when it is not a function pointer, the text is
+        // decided as before.
+        if !s.to_str().is_ok_and(|t| t.contains('*')) {
+            if let Some(Ok(p)) = as_pointer() {
+                if matches!(p.get().ty.kind, Kind::FuncPtr(_)) {
+                    cache.set_item(&key, &p)?;
+                    return Ok(p);
+                }
+            }
+        }
         let ct = match shared.parse_ctype(s) {
             Ok(ct) if matches!(ct.get().ty.kind, Kind::FuncPtr(_)) => ct,
             // `T(T)` with a typedef name T may parse as a parenthesized declarator.

@@ -6,11 +6,13 @@ use std::cell::{Cell, UnsafeCell};
 #[cfg(test)]
 use std::panic::AssertUnwindSafe;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, OnceLock};
 
 use pyo3::prelude::*;
 
-use crate::jit::callback_thunk::Thunk;
+use crate::abi::CallPlan;
+use crate::jit::callback_thunk::{Thunk, ThunkLayout};
 use crate::jit::entry_pool::EntrySlot;
 use crate::types::model::{Kind, PrimClass, PrimInfo, TypeRef};
 
@@ -131,6 +133,16 @@ impl Fast {
     }
 }
 
+/// The tier state of one ABI shape (shared by every function-pointer type lowering to
+/// the same plan): its compiled thunk once there is one, and how many calls the generic
+/// thunk served before.
+pub struct ShapeTier {
+    pub(super) compiled: OnceLock<Arc<Thunk>>,
+    pub(super) generic_calls: AtomicU64,
+    /// Compiling failed once: the shape stays generic.
+    pub(super) failed: AtomicBool,
+}
+
 /// What every callback of one function-pointer type shares (built once per type).
 pub struct Shape {
     /// Offset of each argument in the thunk's args buffer, its C type, its fast path.
@@ -139,7 +151,11 @@ pub struct Shape {
     pub(super) result: Option<TypeRef>,
     pub(super) result_fast: Fast,
     pub(super) result_size: usize,
-    pub(super) thunk: Arc<Thunk>,
+    /// Where the C values are (the generic thunk's dispatcher follows it).
+    pub(super) plan: CallPlan,
+    /// The buffers' layout and the closure's register, the same in both tiers.
+    pub(super) layout: ThunkLayout,
+    pub(super) tier: Arc<ShapeTier>,
 }
 
 /// One live callback. Owned by its cdata; the entry slot points at it.

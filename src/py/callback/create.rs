@@ -1,4 +1,5 @@
-//! Building callbacks: the shape of a function-pointer type (compiled once), a core
+//! Building callbacks: the shape of a function-pointer type (lowered once; compiled
+//! at once only under `JITFFI_TIER=compiled`, else when hot: `generic`), a core
 //! with its entry slot, rebinding an `extern "Python"` core.
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use crate::types::target::Target;
 use super::super::convert;
 use super::super::function::shape::{lowering_error, LoweringError};
 use super::super::state::FfiRef;
+use super::super::tier::{self, TierMode};
 use super::core::{Binding, BindingCell, CallbackCore, Fast, Shape};
 
 fn unsupported(fptr: &TypeNode, why: &str) -> PyErr {
@@ -31,7 +33,7 @@ fn unsupported(fptr: &TypeNode, why: &str) -> PyErr {
     ))
 }
 
-/// The shape of a function-pointer type: its thunk (compiled once per ABI shape) and
+/// The shape of a function-pointer type: its ABI plan, buffer layout, tier state and
 /// conversion plan. Looked up once per type node, so creating a callback of a known type
 /// neither lowers nor compiles nor allocates per argument.
 pub fn shape_for(fptr: &TypeRef) -> PyResult<Arc<Shape>> {
@@ -58,15 +60,19 @@ pub fn shape_for(fptr: &TypeRef) -> PyResult<Arc<Shape>> {
         LoweringError::Unsupported(m) => unsupported(fptr, &m),
         LoweringError::Invalid(m) => PyTypeError::new_err(m),
     })?;
-    let thunk =
-        callback_thunk::thunk_for_plan(&plan, super::dispatch::dispatch).map_err(|e| match e {
-            CompileError::Unsupported(m) => unsupported(fptr, &m),
-            e => PyTypeError::new_err(e.to_string()),
-        })?;
+    let compile_error = |e: CompileError| match e {
+        CompileError::Unsupported(m) => unsupported(fptr, &m),
+        e => PyTypeError::new_err(e.to_string()),
+    };
+    let layout = callback_thunk::thunk_layout(&plan).map_err(compile_error)?;
+    let tier = super::generic::tier_for(&plan);
+    if tier::mode() == TierMode::Compiled {
+        super::generic::compile(&plan, &tier).map_err(compile_error)?;
+    }
     let args = sig
         .args
         .iter()
-        .zip(&thunk.arg_offsets)
+        .zip(&layout.arg_offsets)
         .map(|(t, off)| (*off as usize, t.clone(), Fast::of(t)))
         .collect();
     let result = match sig.result.kind {
@@ -74,13 +80,15 @@ pub fn shape_for(fptr: &TypeRef) -> PyResult<Arc<Shape>> {
         _ => Some(sig.result.clone()),
     };
     let result_fast = result.as_ref().map_or(Fast::Generic, Fast::of);
-    let result_size = thunk.result_size as usize;
+    let result_size = layout.result_size as usize;
     let shape = Arc::new(Shape {
         args,
         result,
         result_fast,
         result_size,
-        thunk,
+        plan,
+        layout,
+        tier,
     });
     // The cache keeps the node alive, so its address is never reused for another type.
     cache
@@ -149,12 +157,9 @@ fn new_core(
         slot: None,
     });
     let core_ptr = &*core as *const CallbackCore as *const ();
-    let slot = entry_pool::alloc(
-        core.shape.thunk.closure_reg,
-        core_ptr,
-        core.shape.thunk.code,
-    )
-    .map_err(PyMemoryError::new_err)?;
+    let code = super::generic::entry_code(&core.shape).map_err(PyMemoryError::new_err)?;
+    let slot = entry_pool::alloc(core.shape.layout.closure_reg, core_ptr, code)
+        .map_err(PyMemoryError::new_err)?;
     core.slot = Some(slot);
     Ok(core)
 }

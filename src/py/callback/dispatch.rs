@@ -23,12 +23,29 @@ extern "C" {
     fn _PyErr_WriteUnraisableMsg(err_msg: *const libc::c_char, obj: *mut ffi::PyObject);
 }
 
-/// Entered from every thunk. Must not unwind and must not let a Python error escape.
+/// Entered from every compiled thunk. Must not unwind and must not let a Python error
+/// escape.
 ///
 /// # Safety
 /// `closure` is a live `CallbackCore` (its entry slot was taken from it), `args` the
 /// thunk's argument buffer laid out per the core's shape, `result` room for the result.
 pub(super) unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, result: *mut u8) {
+    // SAFETY: the same contract.
+    unsafe { dispatch_with(closure, args, result, |_, _| {}) }
+}
+
+/// `dispatch`, running `hook` first once the GIL is held and the call is counted in
+/// flight (the generic tier's promotion; nothing for the compiled thunks).
+///
+/// # Safety
+/// `dispatch`'s contract.
+#[inline(always)]
+pub(super) unsafe fn dispatch_with<H: FnOnce(Python<'_>, &CallbackCore)>(
+    closure: *const (),
+    args: *mut u8,
+    result: *mut u8,
+    hook: H,
+) {
     // Works from threads Python never saw, from threads that released the GIL in a
     // jitffi call, and nested inside another callback.
     // Already holding the GIL (a call that kept it, or a callback nested in Python code
@@ -46,10 +63,10 @@ pub(super) unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, resu
     // the rest is the caller's contract.
     unsafe {
         if held {
-            dispatch_held(closure, args, result);
+            dispatch_held(closure, args, result, hook);
         } else {
             let gil = ffi::PyGILState_Ensure();
-            dispatch_held(closure, args, result);
+            dispatch_held(closure, args, result, hook);
             ffi::PyGILState_Release(gil);
         }
     }
@@ -57,7 +74,12 @@ pub(super) unsafe extern "C" fn dispatch(closure: *const (), args: *mut u8, resu
 
 /// `dispatch` once the GIL is held.
 #[inline(never)]
-unsafe fn dispatch_held(closure: *const (), args: *mut u8, result: *mut u8) {
+unsafe fn dispatch_held<H: FnOnce(Python<'_>, &CallbackCore)>(
+    closure: *const (),
+    args: *mut u8,
+    result: *mut u8,
+    hook: H,
+) {
     // SAFETY: `dispatch`'s contract; the core stays alive while `in_flight` counts this
     // call (its handle then leaves freeing it to the last call, below).
     let core = unsafe { &*(closure as *const CallbackCore) };
@@ -72,6 +94,7 @@ unsafe fn dispatch_held(closure: *const (), args: *mut u8, result: *mut u8) {
     });
     // SAFETY: `dispatch`'s contract.
     let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
+        hook(py, core);
         invoke(py, core, callable, args, result)
     }));
     if let Err(payload) = outcome {

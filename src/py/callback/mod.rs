@@ -14,8 +14,14 @@
 //! `extern "Python"` functions (ABI mode too) are cores whose binding `@ffi.def_extern()`
 //! replaces; their cdata live in the FFI object's `__dict__`.
 //!
+//! Two tiers (`generic`): a callback of a shape not compiled yet enters through the
+//! process's generic thunk, which saves the machine registers and lets the shape's ABI
+//! plan find the arguments; hot shapes get their compiled thunk, and each callback's
+//! entry slot switches to it.
+//!
 //! Layout, one way: `api` (what the `FFI` methods call) → `create` (building callbacks)
-//! → `dispatch` (entered from C) → `core` (the callback state).
+//! → `generic` (the generic tier, promotion) → `dispatch` (entered from C) → `core`
+//! (the callback state).
 
 use pyo3::prelude::*;
 
@@ -23,7 +29,9 @@ pub mod api;
 pub mod core;
 pub mod create;
 mod dispatch;
+mod generic;
 
+pub use super::tier::callback_stats as tier_stats;
 pub use api::{def_extern_bind, extern_python_cdata, ffi_callback, ffi_def_extern};
 pub use core::{Binding, CallbackCore, CallbackHandle, Shape};
 pub use create::{bind_extern, new_callback, new_extern_core, shape_for};

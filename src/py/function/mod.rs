@@ -42,6 +42,9 @@ fn _jit_stats(py: Python<'_>) -> PyResult<Py<pyo3::types::PyDict>> {
     let d = pyo3::types::PyDict::new(py);
     d.set_item("shapes", crate::jit::trampoline_cache::SHAPES.len())?;
     d.set_item("code_bytes", crate::jit::execmem::bytes_used())?;
+    for (name, n) in crate::py::tier::callback_stats() {
+        d.set_item(name, n)?;
+    }
     Ok(d.unbind())
 }
 
