@@ -43,6 +43,10 @@ pub struct RegFile {
     pub ret_vec: [[u8; 16]; RET_VREGS],
     /// x86_64 `long double` results: `st(0)` stored as its 10 significant bytes.
     pub x87: [u8; 16],
+    /// Calls on x86_64: nonzero when the callee returns in x87 `st(0)` (`RetPass::X87`),
+    /// which the stub then pops into `x87`; the x87 stack must be left balanced, and
+    /// popping an empty one would fault, so the stub has to be told.
+    pub x87_result: u64,
 }
 
 /// Field offsets for hand-assembled or generated stubs.
@@ -59,6 +63,7 @@ pub mod offsets {
     pub const RET_GPR: usize = offset_of!(RegFile, ret_gpr);
     pub const RET_VEC: usize = offset_of!(RegFile, ret_vec);
     pub const X87: usize = offset_of!(RegFile, x87);
+    pub const X87_RESULT: usize = offset_of!(RegFile, x87_result);
 }
 
 /// Registers (and stack bytes) one side of a transfer reads or writes: argument
