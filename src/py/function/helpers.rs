@@ -83,7 +83,7 @@ pub unsafe fn convert_arg(
 /// only on the two types; the value passed is a pointer cdata's address, or an array's
 /// data address (taken by `array_data`, which keeps the check that the array's memory
 /// was not released).
-fn remember_pointer_ctype(
+pub(super) fn remember_pointer_ctype(
     py: Python<'_>,
     info: &FuncInfo,
     index: usize,

@@ -73,17 +73,28 @@ pub struct FuncInfo {
     /// Shape of the fixed part, used to build variadic shapes.
     pub(super) fixed_shapes: Vec<ArgShape>,
     pub(super) ret_shape: RetShape,
-    /// The shape to compile at the first call (when it was not cached at creation).
-    pub(super) pending: Option<Shape>,
+    /// The shape of a non-variadic function: its ABI plan drives the generic tier, and
+    /// it is what gets compiled on promotion.
+    pub(super) shape: Option<Shape>,
+    /// Calls made on the generic tier so far (promotion counter; GIL held).
+    pub(super) calls: Cell<u32>,
     pub(super) arg_ctype_objs: Vec<Py<CType>>,
     /// Three entries per parameter, read by the trampolines: the parameter's ctype
     /// object, and the last other pointer ctype and array ctype whose cdata the converter
     /// accepted for it (written with the GIL held; kept alive by `ic_refs`).
     pub(super) arg_ctype_ptrs: Vec<Cell<usize>>,
     pub(super) ic_refs: RefCell<Vec<Option<Py<CType>>>>,
-    /// Variadic functions: trampolines by the promoted types of the variadic part (only
-    /// touched with the GIL held).
-    pub(super) vararg_cache: RefCell<Vec<(Vec<Scalar>, Trampoline)>>,
+    /// Variadic functions: per-call shapes by the promoted types of the variadic part,
+    /// each with its own tier state (only touched with the GIL held).
+    pub(super) vararg_cache: RefCell<Vec<(Vec<Scalar>, std::rc::Rc<VarShape>)>>,
+}
+
+/// One call shape of a variadic function: its plan, generic calls so far, and its
+/// trampoline once compiled.
+pub struct VarShape {
+    pub(super) shape: Shape,
+    pub(super) calls: Cell<u32>,
+    pub(super) tramp: Cell<Option<Trampoline>>,
 }
 
 impl FuncInfo {

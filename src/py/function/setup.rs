@@ -15,6 +15,8 @@ use crate::types::target::Target;
 use super::object::{self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive};
 use super::runtime::{cached_shape, compile_shape};
 use super::shape::{lowering_error, signature_shapes};
+use super::super::tier::{self, TierMode};
+use super::generic::jf_generic_call;
 use super::variadic::jf_variadic_call;
 
 pub struct FunctionSpec<'a> {
@@ -72,22 +74,28 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             ctx: lazy.ctx,
             fixed_shapes,
             ret_shape: ret,
-            pending: None,
+            shape: None,
+            calls: Cell::new(0),
             arg_ctype_objs: Vec::new(),
             arg_ctype_ptrs: Vec::new(),
             ic_refs: RefCell::new(Vec::new()),
             vararg_cache: RefCell::new(Vec::new()),
         };
-        // Compiling is deferred to the first call when the shape is new, so that taking a
-        // function from a lib stays cheap (most functions of a big header are never called).
+        // Compiling waits for the first call (or for the function to be hot) when the shape
+        // is new, so that taking a function from a lib stays cheap.
+        // Auto: a shape compiled already is used at once, others start on the generic
+        // tier (promoted when hot, `generic`). Compiled: the shape is compiled at the
+        // first call. Generic: never compiled.
         let meth: ffi::PyCFunctionFast = match shape {
-            Some(s) => match cached_shape(&s) {
-                Some(t) => t,
-                None => {
-                    info.pending = Some(s);
-                    jf_compile_and_call
-                }
-            },
+            Some(s) => {
+                let m = match tier::mode() {
+                    TierMode::Generic => jf_generic_call,
+                    TierMode::Compiled => cached_shape(&s).unwrap_or(jf_compile_and_call),
+                    TierMode::Auto => cached_shape(&s).unwrap_or(jf_generic_call),
+                };
+                info.shape = Some(s);
+                m
+            }
             None => jf_variadic_call,
         };
         info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
@@ -201,7 +209,7 @@ unsafe extern "C" fn jf_compile_and_call(
     unsafe {
         install_and_call(this, args, nargs, |_, f| {
             let info = &*(*f).info;
-            let shape = info.pending.as_ref().expect("a pending shape");
+            let shape = info.shape.as_ref().expect("a non-variadic function's shape");
             let t = compile_shape(shape)?;
             (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t };
             Ok(())
