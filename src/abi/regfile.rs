@@ -123,16 +123,26 @@ fn extend(bytes: &[u8], ext: Ext) -> u64 {
 pub fn store_value(parts: &[Part], value: &[u8], regs: &mut Regs<'_>) -> Result<(), OutOfRange> {
     for p in parts {
         let (off, size) = (p.offset as usize, p.size as usize);
-        let bytes = value.get(off..off + size).ok_or(OutOfRange { loc: p.loc })?;
+        let bytes = value
+            .get(off..off + size)
+            .ok_or(OutOfRange { loc: p.loc })?;
         match p.loc {
             Loc::Gpr(n) => {
-                let r = regs.gpr.get_mut(n as usize).ok_or(OutOfRange { loc: p.loc })?;
+                let r = regs
+                    .gpr
+                    .get_mut(n as usize)
+                    .ok_or(OutOfRange { loc: p.loc })?;
                 *r = extend(bytes, p.ext);
             }
             Loc::Vec(n) => {
-                let r = regs.vec.get_mut(n as usize).ok_or(OutOfRange { loc: p.loc })?;
+                let r = regs
+                    .vec
+                    .get_mut(n as usize)
+                    .ok_or(OutOfRange { loc: p.loc })?;
                 *r = [0; 16];
-                r.get_mut(..size).ok_or(OutOfRange { loc: p.loc })?.copy_from_slice(bytes);
+                r.get_mut(..size)
+                    .ok_or(OutOfRange { loc: p.loc })?
+                    .copy_from_slice(bytes);
             }
             Loc::Stack(at) => {
                 let at = at as usize;
@@ -140,7 +150,10 @@ pub fn store_value(parts: &[Part], value: &[u8], regs: &mut Regs<'_>) -> Result<
                 // writes its own bytes only (the caller zeroes the area).
                 if p.ext != Ext::None && size < 8 {
                     let word = extend(bytes, p.ext).to_le_bytes();
-                    let dst = regs.stack.get_mut(at..at + 8).ok_or(OutOfRange { loc: p.loc })?;
+                    let dst = regs
+                        .stack
+                        .get_mut(at..at + 8)
+                        .ok_or(OutOfRange { loc: p.loc })?;
                     dst.copy_from_slice(&word);
                 } else {
                     let dst = regs
@@ -211,7 +224,10 @@ mod tests {
         assert_eq!(rf.gpr[3], 0xFFFF);
         let parts = [part(0, 1, types::I8, Loc::Stack(8), Ext::Sext)];
         store_value(&parts, &[0x80], &mut rf.args(&mut stack)).unwrap();
-        assert_eq!(&stack[8..], &[0x80, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(
+            &stack[8..],
+            &[0x80, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
         assert_eq!(&stack[..8], &[0xAA; 8], "bytes of other slots untouched");
     }
 

@@ -93,7 +93,10 @@ fn x86_64_bytes() -> Vec<u8> {
 
 /// aarch64 load/store-pair of x registers: `op` base, scaled signed 7-bit offset.
 fn pair(op: u32, rt: u32, rt2: u32, rn: u32, off: usize, scale: usize) -> u32 {
-    assert!(off.is_multiple_of(scale) && off / scale < 64, "pair offset {off}");
+    assert!(
+        off.is_multiple_of(scale) && off / scale < 64,
+        "pair offset {off}"
+    );
     op | (((off / scale) as u32 & 0x7f) << 15) | (rt2 << 10) | (rn << 5) | rt
 }
 
@@ -125,11 +128,11 @@ fn aarch64_bytes() -> Vec<u8> {
         ldr_x(10, rf, offsets::STACK),
         0x9100_03eb, // mov x11, sp
         // copy loop, 8 bytes at a time (the size is a multiple of 16)
-        0xb400_00a9, // 1: cbz x9, 2f (+5 instructions)
-        0xf840_854c, // ldr x12, [x10], #8
-        0xf800_856c, // str x12, [x11], #8
-        0xd100_2129, // sub x9, x9, #8
-        0x17ff_fffc, // b 1b
+        0xb400_00a9,                  // 1: cbz x9, 2f (+5 instructions)
+        0xf840_854c,                  // ldr x12, [x10], #8
+        0xf800_856c,                  // str x12, [x11], #8
+        0xd100_2129,                  // sub x9, x9, #8
+        0x17ff_fffc,                  // b 1b
         add_imm(9, rf, offsets::VEC), // 2:
     ];
     for k in 0..4 {
@@ -363,9 +366,7 @@ pub fn fits(plan: &CallPlan) -> bool {
         Loc::Stack(_) => true,
     };
     plan.args.iter().all(|a| match &a.pass {
-        ArgPass::Parts(ps) => ps
-            .iter()
-            .all(|p| ok(&p.loc, regfile::GPRS, regfile::VREGS)),
+        ArgPass::Parts(ps) => ps.iter().all(|p| ok(&p.loc, regfile::GPRS, regfile::VREGS)),
         ArgPass::ByRef { ptr, .. } => ok(ptr, regfile::GPRS, regfile::VREGS),
     }) && match &plan.ret {
         RetPass::Parts(ps) => ps
@@ -384,7 +385,10 @@ mod tests {
         // A few anchors of the encoding (checked against an assembler once): the frame,
         // the indirect call through [rbx + TARGET] and the tail.
         let c = x86_64_bytes();
-        assert_eq!(&c[..9], &[0x55, 0x48, 0x89, 0xe5, 0x53, 0x48, 0x83, 0xec, 0x08]);
+        assert_eq!(
+            &c[..9],
+            &[0x55, 0x48, 0x89, 0xe5, 0x53, 0x48, 0x83, 0xec, 0x08]
+        );
         let call = [0xff, 0x93];
         assert!(c.windows(2).any(|w| w == call));
         assert_eq!(&c[c.len() - 6..], &[0x48, 0x8b, 0x5d, 0xf8, 0xc9, 0xc3]);

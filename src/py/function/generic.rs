@@ -246,7 +246,10 @@ pub(super) unsafe extern "C" fn jf_generic_call(
     // SAFETY: as above.
     let info = unsafe { info_of(this) };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let shape = info.shape.as_ref().expect("a non-variadic function has a shape");
+        let shape = info
+            .shape
+            .as_ref()
+            .expect("a non-variadic function has a shape");
         if nargs as usize != info.args.len() || nargs < 0 {
             // SAFETY: `this` is a built function.
             return unsafe { helpers::arity_error(this, nargs) }.map(Done);

@@ -56,7 +56,10 @@ fn _jit_stats(py: Python<'_>, calls: bool) -> PyResult<Py<pyo3::types::PyDict>> 
     d.set_item("promote_after", generic::PROMOTE_AFTER)?;
     if calls {
         d.set_item("generic_calls", TierStats::get(&STATS.generic_calls))?;
-        d.set_item("generic_callbacks", TierStats::get(&STATS.generic_callbacks))?;
+        d.set_item(
+            "generic_callbacks",
+            TierStats::get(&STATS.generic_callbacks),
+        )?;
         d.set_item(
             "callback_promotions",
             TierStats::get(&STATS.callback_promotions),

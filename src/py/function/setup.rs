@@ -12,11 +12,11 @@ use crate::jit::trampoline::Shape;
 use crate::types::model::{Kind, TypeRef};
 use crate::types::target::Target;
 
+use super::super::tier::{self, TierMode};
+use super::generic::jf_generic_call;
 use super::object::{self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive};
 use super::runtime::{cached_shape, compile_shape};
 use super::shape::{lowering_error, signature_shapes};
-use super::super::tier::{self, TierMode};
-use super::generic::jf_generic_call;
 use super::variadic::jf_variadic_call;
 
 pub struct FunctionSpec<'a> {
@@ -209,7 +209,10 @@ unsafe extern "C" fn jf_compile_and_call(
     unsafe {
         install_and_call(this, args, nargs, |_, f| {
             let info = &*(*f).info;
-            let shape = info.shape.as_ref().expect("a non-variadic function's shape");
+            let shape = info
+                .shape
+                .as_ref()
+                .expect("a non-variadic function's shape");
             let t = compile_shape(shape)?;
             (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t };
             Ok(())

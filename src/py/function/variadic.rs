@@ -13,8 +13,8 @@ use crate::jit::trampoline::{ArgShape, Shape};
 use crate::types::model::{CallConv, FuncSig};
 use crate::types::target::Target;
 
-use super::glue;
 use super::generic;
+use super::glue;
 use super::object::{info_of, FuncInfo, VarShape};
 use super::shape::{lowering_error, scalar_type};
 
