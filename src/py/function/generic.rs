@@ -50,16 +50,17 @@ const SMALL_CELLS: usize = 512;
 const SMALL_ARGS: usize = 16;
 const SMALL_RET: usize = 256;
 
-/// 16-byte aligned scratch: on the stack when small, else on the heap.
+/// 16-byte aligned scratch: on the stack when small, else on the heap. Only the bytes
+/// asked for are zeroed.
 struct Scratch<const N: usize> {
-    small: [u128; N],
+    small: std::mem::MaybeUninit<[u128; N]>,
     big: Vec<u128>,
 }
 
 impl<const N: usize> Scratch<N> {
     fn new() -> Self {
         Scratch {
-            small: [0; N],
+            small: std::mem::MaybeUninit::uninit(),
             big: Vec::new(),
         }
     }
@@ -67,7 +68,10 @@ impl<const N: usize> Scratch<N> {
     /// `bytes` zeroed bytes, 16-byte aligned.
     fn get(&mut self, bytes: usize) -> *mut u8 {
         if bytes <= 16 * N {
-            self.small.as_mut_ptr() as *mut u8
+            let p = self.small.as_mut_ptr() as *mut u8;
+            // SAFETY: `bytes` is within the array.
+            unsafe { std::ptr::write_bytes(p, 0, bytes) };
+            p
         } else {
             self.big = vec![0; bytes.div_ceil(16)];
             self.big.as_mut_ptr() as *mut u8
