@@ -260,7 +260,10 @@ pub(super) unsafe extern "C" fn jf_generic_call(
         }
         if tier::mode() == TierMode::Auto && due(&info.calls) {
             if let Some(t) = promote(shape) {
-                // SAFETY: GIL held: the one store that switches the function's tier.
+                // SAFETY: GIL held, `f` live: the tables first, then the one store that
+                // switches the function's tier.
+                unsafe { super::object::install_tables(py, f) };
+                // SAFETY: as above.
                 unsafe { (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t } };
                 return Ok(Promoted(t));
             }
@@ -315,6 +318,7 @@ pub(super) unsafe fn call_variadic(
     args: *mut *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
 ) -> PyResult<Outcome> {
+    let f = this as *mut FuncObject;
     if let Some(t) = vs.tramp.get() {
         return Ok(Promoted(t));
     }
@@ -328,10 +332,11 @@ pub(super) unsafe fn call_variadic(
         },
     };
     if let Some(t) = compiled {
+        // SAFETY: GIL held, `f` live (contract).
+        unsafe { super::object::install_tables(py, f) };
         vs.tramp.set(Some(t));
         return Ok(Promoted(t));
     }
-    let f = this as *mut FuncObject;
     // SAFETY: per the contract.
     unsafe { call(py, f, info, &vs.shape, args, nargs as usize) }.map(Done)
 }

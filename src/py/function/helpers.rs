@@ -100,7 +100,12 @@ pub(super) fn remember_pointer_ctype(
         Kind::Array(..) => 1,
         _ => return,
     };
-    let Some(slot) = info.arg_ctype_ptrs.get(3 * index + 1 + which) else {
+    // Not compiled yet: the trampolines' tables do not exist, nothing to remember.
+    let Some(slot) = info
+        .tables
+        .get()
+        .and_then(|t| t.ptrs.get(3 * index + 1 + which))
+    else {
         return;
     };
     let ct = c.ctype.clone_ref(py);

@@ -76,8 +76,7 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             ret_shape: ret,
             shape: None,
             calls: Cell::new(0),
-            arg_ctype_objs: Vec::new(),
-            arg_ctype_ptrs: Vec::new(),
+            tables: std::cell::OnceCell::new(),
             ic_refs: RefCell::new(Vec::new()),
             vararg_cache: RefCell::new(Vec::new()),
         };
@@ -86,28 +85,31 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
         // Auto: a shape compiled already is used at once, others start on the generic
         // tier (promoted when hot, `generic`). Compiled: the shape is compiled at the
         // first call. Generic: never compiled.
-        let meth: ffi::PyCFunctionFast = match shape {
+        // The trampolines' ctype tables are built once the function runs compiled.
+        let (meth, compiled): (ffi::PyCFunctionFast, bool) = match shape {
             Some(s) => {
-                let m = match tier::mode() {
-                    TierMode::Generic => jf_generic_call,
-                    TierMode::Compiled => cached_shape(&s).unwrap_or(jf_compile_and_call),
-                    TierMode::Auto => cached_shape(&s).unwrap_or(jf_generic_call),
+                let generic: ffi::PyCFunctionFast = jf_generic_call;
+                let compile: ffi::PyCFunctionFast = jf_compile_and_call;
+                let mode = tier::mode();
+                let m = if mode == TierMode::Generic {
+                    (generic, false)
+                } else if let Some(t) = cached_shape(&s) {
+                    (t, true)
+                } else if mode == TierMode::Compiled {
+                    (compile, true)
+                } else {
+                    (generic, false)
                 };
                 info.shape = Some(s);
                 m
             }
-            None => jf_variadic_call,
+            None => (jf_variadic_call, false),
         };
-        info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
-        info.arg_ctype_ptrs = info
-            .arg_ctype_objs
-            .iter()
-            .flat_map(|c| [Cell::new(c.as_ptr() as usize), Cell::new(0), Cell::new(0)])
-            .collect();
-        *info.ic_refs.borrow_mut() = info.args.iter().flat_map(|_| [None, None]).collect();
         let info = Box::into_raw(Box::new(info));
         (*f).info = info;
-        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr() as *const usize;
+        if compiled {
+            object::install_tables(py, f);
+        }
         (*f).def.ml_meth = ffi::PyMethodDefPointer {
             PyCFunctionFast: meth,
         };
@@ -207,13 +209,14 @@ unsafe extern "C" fn jf_compile_and_call(
     // SAFETY: called by CPython as our entry point; `this` is a built function `self`
     // (this entry point is installed by `materialize`), which has a pending shape.
     unsafe {
-        install_and_call(this, args, nargs, |_, f| {
+        install_and_call(this, args, nargs, |py, f| {
             let info = &*(*f).info;
             let shape = info
                 .shape
                 .as_ref()
                 .expect("a non-variadic function's shape");
             let t = compile_shape(shape)?;
+            object::install_tables(py, f);
             (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t };
             Ok(())
         })
