@@ -24,7 +24,8 @@ _PKG = os.path.dirname(os.path.abspath(jitffi.__file__))
 def run(script, tier, *argv):
     env = dict(os.environ)
     env["JITFFI_TIER"] = tier
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(_PKG), _TESTS])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(_PKG), _TESTS] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     r = subprocess.run(PYTHON + ["-c", script] + list(argv), env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -238,7 +239,8 @@ print(sorted(r), s1["shapes"] - s0["shapes"], s1["promotions"] - s0["promotions"
 def test_invalid_tier_fails_the_import():
     env = dict(os.environ)
     env["JITFFI_TIER"] = "fastest"
-    env["PYTHONPATH"] = os.path.dirname(_PKG)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(_PKG)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     r = subprocess.run(PYTHON + ["-c", "import jitffi"], env=env, capture_output=True, text=True)
     assert r.returncode != 0
     assert "JITFFI_TIER" in r.stderr and "'auto', 'generic' or 'compiled'" in r.stderr

@@ -71,11 +71,11 @@ pub struct FuncInfo {
     pub library: Option<LibraryKeepAlive>,
     pub ctx: CallContext,
     /// Shape of the fixed part, used to build variadic shapes.
-    pub(super) fixed_shapes: Vec<ArgShape>,
+    pub(super) fixed_shapes: Arc<Vec<ArgShape>>,
     pub(super) ret_shape: RetShape,
     /// The shape of a non-variadic function: its ABI plan drives the generic tier, and
     /// it is what gets compiled on promotion.
-    pub(super) shape: Option<Shape>,
+    pub(super) shape: Option<Arc<Shape>>,
     /// Calls made on the generic tier so far (promotion counter; GIL held).
     pub(super) calls: Cell<u32>,
     /// What the compiled trampolines read of the parameters' ctypes: built when the

@@ -3,12 +3,14 @@
 //! trampoline wait for its first call.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::ffi::CString;
+use std::sync::{Arc, Mutex};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::jit::trampoline::Shape;
+use crate::jit::trampoline::{ArgShape, RetShape, Shape};
 use crate::types::model::{Kind, TypeRef};
 use crate::types::target::Target;
 
@@ -18,6 +20,62 @@ use super::object::{self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKe
 use super::runtime::{cached_shape, compile_shape};
 use super::shape::{lowering_error, signature_shapes};
 use super::variadic::jf_variadic_call;
+
+/// What a signature's functions share: their shapes and (non-variadic) call shape with
+/// its ABI plan. Types are interned, so functions of one signature have the same
+/// `fn_type`: the shapes and the plan are worked out once per signature (a header of many
+/// functions has many repeated signatures), not per function.
+#[derive(Clone)]
+struct SigShapes {
+    fixed_shapes: Arc<Vec<ArgShape>>,
+    ret: RetShape,
+    shape: Option<Arc<Shape>>,
+}
+
+/// Signatures kept before the cache is emptied (bounds memory for programs making ever
+/// new function types).
+const MAX_SIGS: usize = 4096;
+
+fn sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<SigShapes> {
+    type Cache = HashMap<(usize, bool), (TypeRef, SigShapes)>;
+    static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
+    let key = (Arc::as_ptr(fn_type) as usize, release_gil);
+    if let Some((_, s)) = CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&key))
+    {
+        return Ok(s.clone());
+    }
+    let (fixed_shapes, ret) = signature_shapes(fn_type)?;
+    let Kind::FuncPtr(sig) = &fn_type.kind else {
+        unreachable!("checked by signature_shapes")
+    };
+    let shape = if variadic {
+        None
+    } else {
+        let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
+        Some(Arc::new(Shape {
+            args: fixed_shapes.clone(),
+            ret,
+            release_gil,
+            plan,
+        }))
+    };
+    let s = SigShapes {
+        fixed_shapes: Arc::new(fixed_shapes),
+        ret,
+        shape,
+    };
+    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let m = g.get_or_insert_with(HashMap::new);
+    if m.len() >= MAX_SIGS {
+        m.clear();
+    }
+    m.insert(key, (fn_type.clone(), s.clone()));
+    Ok(s)
+}
 
 pub struct FunctionSpec<'a> {
     pub name: &'a str,
@@ -43,22 +101,17 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
         }
         let lazy_ptr = (*f).lazy;
         let fn_type = (*lazy_ptr).fn_type.clone();
-        let (fixed_shapes, ret) = signature_shapes(&fn_type)?;
         let Kind::FuncPtr(sig) = &fn_type.kind else {
-            unreachable!("checked by signature_shapes")
+            return Err(signature_shapes(&fn_type)
+                .err()
+                .unwrap_or_else(|| pyo3::exceptions::PyTypeError::new_err("not a function type")));
         };
         let release_gil = (*lazy_ptr).release_gil;
-        let shape = if sig.variadic {
-            None
-        } else {
-            let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
-            Some(Shape {
-                args: fixed_shapes.clone(),
-                ret,
-                release_gil,
-                plan,
-            })
-        };
+        let SigShapes {
+            fixed_shapes,
+            ret,
+            shape,
+        } = sig_shapes(&fn_type, sig.variadic, release_gil)?;
         (*f).lazy = std::ptr::null_mut();
         let lazy = Box::from_raw(lazy_ptr);
         let mut info = FuncInfo {

@@ -73,7 +73,7 @@ fn shape_for(
     if let Some(t) = cached {
         return Ok(t);
     }
-    let mut shapes = info.fixed_shapes.clone();
+    let mut shapes = info.fixed_shapes.to_vec();
     let mut types = info.args.clone();
     for &scalar in &kinds {
         shapes.push(ArgShape::vararg(scalar));
