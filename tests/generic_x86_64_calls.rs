@@ -230,7 +230,7 @@ fn many_calls_keep_the_machine_state_balanced() {
     let mut eight = [0u8; 16];
     eight[..8].copy_from_slice(&(1u64 << 63).to_le_bytes());
     eight[8..10].copy_from_slice(&(16383u16 + 3).to_le_bytes());
-    for i in 0..200 {
+    for i in 0..200i32 {
         let mut ret = [0u8; 16];
         let mut ran = 0;
         let mut frame = Frame::new();
@@ -253,7 +253,7 @@ fn many_calls_keep_the_machine_state_balanced() {
             u16::from_le_bytes(ret[8..10].try_into().unwrap()),
             16383 + 2
         );
-        let (a, b) = (i as i32, -3i32);
+        let (a, b) = (i, -3i32);
         let mut r = [0u8; 16];
         let mut frame = Frame::new();
         let (av, bv) = (a.to_ne_bytes(), b.to_ne_bytes());
