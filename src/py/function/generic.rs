@@ -37,12 +37,12 @@ use super::helpers;
 use super::object::{info_of, FuncInfo, FuncObject, Trampoline, VarShape};
 use super::runtime::{cached_shape, compile_shape};
 
-/// Generic calls of one function (or variadic call shape) before it is promoted. A
-/// compile costs as much as a few thousand generic calls' overhead over compiled ones;
-/// promoting after a number of calls of that order bounds the total extra time of any
-/// function to about twice what knowing its future would have cost (pay the compile
-/// only once the generic tier has cost as much), while a function called a handful of
-/// times never compiles.
+/// Generic calls of one function (or variadic call shape) before it is promoted. One
+/// compile costs what a few thousand calls lose on the generic tier against the compiled
+/// trampoline (measured with benches/bench_tiers.py). A threshold below that break-even
+/// keeps what a hot function pays on the generic tier before its promotion under one
+/// compile's cost (its first calls cost at most about twice what compiling at once would
+/// have), and the many functions a program calls only a few times never compile.
 pub const PROMOTE_AFTER: u32 = 1000;
 
 /// Arguments whose cells fit in the on-stack scratch (bytes).

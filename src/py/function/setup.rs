@@ -3,12 +3,12 @@
 //! trampoline wait for its first call.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::{Arc, Mutex};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use rustc_hash::FxHashMap;
 
 use crate::jit::trampoline::{ArgShape, RetShape, Shape};
 use crate::types::model::{Kind, TypeRef};
@@ -37,7 +37,7 @@ struct SigShapes {
 const MAX_SIGS: usize = 4096;
 
 fn sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<SigShapes> {
-    type Cache = HashMap<(usize, bool), (TypeRef, SigShapes)>;
+    type Cache = FxHashMap<(usize, bool), (TypeRef, SigShapes)>;
     static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
     let key = (Arc::as_ptr(fn_type) as usize, release_gil);
     if let Some((_, s)) = CACHE
@@ -69,7 +69,7 @@ fn sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<
         shape,
     };
     let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let m = g.get_or_insert_with(HashMap::new);
+    let m = g.get_or_insert_with(FxHashMap::default);
     if m.len() >= MAX_SIGS {
         m.clear();
     }
