@@ -346,55 +346,18 @@ def lib_with_a_global(so, plain_lib, repeat, number):
     print("jitffi lib of an ffi declaring a global variable (module __getattr__): " + "; ".join(out))
 
 
-def first_access(n_funcs=2000):
-    """Time of the first `lib.f` per function (symbol lookup + function object, compiling
-    a trampoline only for shapes not seen before), over a generated header."""
-    import random
-    import cffi
-    import jitffi
-    rnd = random.Random(1)
-    types = ["int", "long", "double", "char *", "void *", "unsigned int", "float", "short"]
-    decls, defs, sigs = [], [], []
-    for i in range(n_funcs):
-        nargs = rnd.randint(0, 5)
-        args = [rnd.choice(types) for _ in range(nargs)]
-        ret = rnd.choice(types + ["void"])
-        params = ", ".join(f"{t} a{k}" for k, t in enumerate(args)) or "void"
-        decls.append(f"{ret} f{i}({params});")
-        sigs.append(args)
-        body = "" if ret == "void" else "return 0;"
-        defs.append(f"{ret} f{i}({params}) {{ {body} }}")
-    tmp = tempfile.mkdtemp(prefix="jitffi-first-")
-    c = os.path.join(tmp, "many.c")
-    with open(c, "w") as f:
-        f.write("\n".join(defs))
-    so = os.path.join(tmp, "libmany.so")
-    sh(*cc(), "-O0", "-shared", "-fPIC", "-o", so, c)
-    header = "\n".join(decls)
-    names = [f"f{i}" for i in range(n_funcs)]
-    out = {}
-    first_call = {}
-    for label, mod in (("cffi_abi", cffi), ("jitffi", jitffi)):
-        ffi = mod.FFI()
-        ffi.cdef(header)
-        # dlopen is timed too: jitffi creates the (lazy) function objects there.
-        t0 = time.perf_counter()
-        lib = ffi.dlopen(so)
-        funcs = [getattr(lib, n) for n in names]
-        out[label] = (time.perf_counter() - t0) / n_funcs * 1e6
-        argvals = [[ffi.NULL if "*" in t else (0.0 if t in ("double", "float") else 0) for t in a] for a in sigs]
-        t0 = time.perf_counter()
-        for fn, a in zip(funcs, argvals):
-            fn(*a)
-        first_call[label] = (time.perf_counter() - t0) / n_funcs * 1e6
-    from jitffi import _jitffi
-    stats = _jitffi._jit_stats()
-    print(f"dlopen + first access of {n_funcs} functions (us per function): "
-          f"cffi ABI {out['cffi_abi']:.1f}, jitffi {out['jitffi']:.1f} "
-          f"(process total: {stats['shapes']} trampoline shapes, {stats['code_bytes']} bytes of code)")
-    print(f"first call of each (us per function, jitffi compiles the shapes not seen before): "
-          f"cffi ABI {first_call['cffi_abi']:.1f}, jitffi {first_call['jitffi']:.1f}")
-
+def first_access():
+    """The cold path (`bench_tiers.cold_first_calls`: fresh processes, cdef + dlopen + one
+    attribute access per function untimed, then one call of each of 2000 functions)."""
+    from bench_tiers import cold_first_calls
+    n, med, stats = cold_first_calls(rounds=1)
+    c, j = med["cffi"], med["jitffi"]
+    print(f"cdef + dlopen + first access of {n} functions (ms, untimed below): "
+          f"cffi ABI {c['setup'] * 1e3:.1f}, jitffi {j['setup'] * 1e3:.1f}")
+    print(f"first call of each of {n} functions (fresh process, us per function): "
+          f"cffi ABI {c['first'] / n * 1e6:.2f}, jitffi {j['first'] / n * 1e6:.2f} "
+          f"({j['first'] / c['first']:.2f}x; jitffi's generic tier compiles nothing: "
+          f"{stats['shapes']} shapes, {stats['code_bytes']} bytes of code afterwards)")
 
 if __name__ == "__main__":
     main()

@@ -78,3 +78,15 @@ def clib():
 def ffi():
     import jitffi
     return jitffi.FFI()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forced_generic_tier_compiles_nothing():
+    """Under JITFFI_TIER=generic the session ends by checking that no call trampoline
+    shape was compiled (the generic tier alone served every call)."""
+    yield
+    if os.environ.get("JITFFI_TIER") == "generic":
+        from jitffi import _jitffi
+        stats = _jitffi._jit_stats()
+        assert stats["tier"] == "generic"
+        assert stats["shapes"] == 0, stats

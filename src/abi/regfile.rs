@@ -46,6 +46,10 @@ pub struct RegFile {
     /// Callbacks (x86_64): nonzero when the result is an x87 `long double` that the
     /// generic thunk loads from `x87` into `st(0)` (the thunk clears it before the call).
     pub ret_x87: u64,
+    /// Calls on x86_64: nonzero when the callee returns in x87 `st(0)` (`RetPass::X87`),
+    /// which the stub then pops into `x87`; the x87 stack must be left balanced, and
+    /// popping an empty one would fault, so the stub has to be told.
+    pub x87_result: u64,
 }
 
 /// Field offsets for hand-assembled or generated stubs.
@@ -63,6 +67,7 @@ pub mod offsets {
     pub const RET_VEC: usize = offset_of!(RegFile, ret_vec);
     pub const X87: usize = offset_of!(RegFile, x87);
     pub const RET_X87: usize = offset_of!(RegFile, ret_x87);
+    pub const X87_RESULT: usize = offset_of!(RegFile, x87_result);
 }
 
 /// Registers (and stack bytes) one side of a transfer reads or writes: argument

@@ -6,6 +6,7 @@ pub mod callback_thunk;
 pub mod entry_pool;
 pub mod error;
 pub mod execmem;
+pub mod generic_call;
 pub mod generic_thunk;
 pub mod isa;
 pub mod native_call;

@@ -1,7 +1,9 @@
 //! Host trampolines: compiled into executable memory, cached by shape.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+use rustc_hash::FxHashMap;
 
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::Context;
@@ -48,18 +50,25 @@ pub fn compile(shape: &Shape, rt: &Runtime) -> Result<*const u8, CompileError> {
 /// Compiled trampolines by shape. Entries are never removed: a shape's code is shared by
 /// every function of that shape, so memory is bounded by the number of distinct shapes.
 pub struct ShapeCache {
-    map: Mutex<Option<HashMap<Shape, usize>>>,
+    map: Mutex<Option<FxHashMap<Shape, usize>>>,
+    /// Entries in `map`: lets a lookup in an empty cache (a process that compiled nothing
+    /// yet, or runs on the generic tier) skip the lock and the hashing of the shape.
+    count: AtomicUsize,
 }
 
 impl ShapeCache {
     pub const fn new() -> ShapeCache {
         ShapeCache {
             map: Mutex::new(None),
+            count: AtomicUsize::new(0),
         }
     }
 
     /// The trampoline of `shape` if it was compiled already.
     pub fn get(&self, shape: &Shape) -> Option<*const u8> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
         guard
             .as_ref()
@@ -69,12 +78,13 @@ impl ShapeCache {
 
     pub fn get_or_compile(&self, shape: &Shape, rt: &Runtime) -> Result<*const u8, CompileError> {
         let mut guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let map = guard.get_or_insert_with(HashMap::new);
+        let map = guard.get_or_insert_with(FxHashMap::default);
         if let Some(&p) = map.get(shape) {
             return Ok(p as *const u8);
         }
         let p = compile(shape, rt)?;
         map.insert(shape.clone(), p as usize);
+        self.count.store(map.len(), Ordering::Release);
         Ok(p)
     }
 

@@ -83,7 +83,7 @@ pub unsafe fn convert_arg(
 /// only on the two types; the value passed is a pointer cdata's address, or an array's
 /// data address (taken by `array_data`, which keeps the check that the array's memory
 /// was not released).
-fn remember_pointer_ctype(
+pub(super) fn remember_pointer_ctype(
     py: Python<'_>,
     info: &FuncInfo,
     index: usize,
@@ -100,7 +100,12 @@ fn remember_pointer_ctype(
         Kind::Array(..) => 1,
         _ => return,
     };
-    let Some(slot) = info.arg_ctype_ptrs.get(3 * index + 1 + which) else {
+    // Not compiled yet: the trampolines' tables do not exist, nothing to remember.
+    let Some(slot) = info
+        .tables
+        .get()
+        .and_then(|t| t.ptrs.get(3 * index + 1 + which))
+    else {
         return;
     };
     let ct = c.ctype.clone_ref(py);

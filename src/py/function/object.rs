@@ -71,19 +71,66 @@ pub struct FuncInfo {
     pub library: Option<LibraryKeepAlive>,
     pub ctx: CallContext,
     /// Shape of the fixed part, used to build variadic shapes.
-    pub(super) fixed_shapes: Vec<ArgShape>,
+    pub(super) fixed_shapes: Arc<Vec<ArgShape>>,
     pub(super) ret_shape: RetShape,
-    /// The shape to compile at the first call (when it was not cached at creation).
-    pub(super) pending: Option<Shape>,
-    pub(super) arg_ctype_objs: Vec<Py<CType>>,
+    /// The shape of a non-variadic function: its ABI plan drives the generic tier, and
+    /// it is what gets compiled on promotion.
+    pub(super) shape: Option<Arc<Shape>>,
+    /// Calls made on the generic tier so far (promotion counter; GIL held).
+    pub(super) calls: Cell<u32>,
+    /// What the compiled trampolines read of the parameters' ctypes: built when the
+    /// function first runs compiled (the generic tier does not need them, and a function
+    /// called once should not pay for them).
+    pub(super) tables: std::cell::OnceCell<CtypeTables>,
+    pub(super) ic_refs: RefCell<Vec<Option<Py<CType>>>>,
+    /// Variadic functions: per-call shapes by the promoted types of the variadic part,
+    /// each with its own tier state (only touched with the GIL held).
+    pub(super) vararg_cache: RefCell<Vec<(Vec<Scalar>, std::rc::Rc<VarShape>)>>,
+}
+
+pub struct CtypeTables {
+    /// Keeps alive the ctype objects `ptrs` names.
+    #[allow(dead_code)]
+    pub(super) objs: Vec<Py<CType>>,
     /// Three entries per parameter, read by the trampolines: the parameter's ctype
     /// object, and the last other pointer ctype and array ctype whose cdata the converter
     /// accepted for it (written with the GIL held; kept alive by `ic_refs`).
-    pub(super) arg_ctype_ptrs: Vec<Cell<usize>>,
-    pub(super) ic_refs: RefCell<Vec<Option<Py<CType>>>>,
-    /// Variadic functions: trampolines by the promoted types of the variadic part (only
-    /// touched with the GIL held).
-    pub(super) vararg_cache: RefCell<Vec<(Vec<Scalar>, Trampoline)>>,
+    pub(super) ptrs: Vec<Cell<usize>>,
+}
+
+/// Builds the ctype tables of a built function (once) and points the object's
+/// `arg_ctypes` at them: done before any compiled trampoline runs for it.
+///
+/// # Safety
+/// GIL held; `f` is a live function `self` object whose `info` is built.
+pub(super) unsafe fn install_tables(py: Python<'_>, f: *mut FuncObject) {
+    // SAFETY: per the contract; `info` lives as long as `f`.
+    let info = unsafe { &*(*f).info };
+    let mut fresh = false;
+    let t = info.tables.get_or_init(|| {
+        fresh = true;
+        let objs: Vec<Py<CType>> = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
+        let ptrs = objs
+            .iter()
+            .flat_map(|c| [Cell::new(c.as_ptr() as usize), Cell::new(0), Cell::new(0)])
+            .collect();
+        CtypeTables { objs, ptrs }
+    });
+    if fresh {
+        if let Ok(mut r) = info.ic_refs.try_borrow_mut() {
+            *r = info.args.iter().flat_map(|_| [None, None]).collect();
+        }
+    }
+    // SAFETY: `f` is live (contract); the tables live as long as `info`.
+    unsafe { (*f).arg_ctypes = t.ptrs.as_ptr() as *const usize };
+}
+
+/// One call shape of a variadic function: its plan, generic calls so far, and its
+/// trampoline once compiled.
+pub struct VarShape {
+    pub(super) shape: Shape,
+    pub(super) calls: Cell<u32>,
+    pub(super) tramp: Cell<Option<Trampoline>>,
 }
 
 impl FuncInfo {

@@ -4,18 +4,78 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
+use std::sync::{Arc, Mutex};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use rustc_hash::FxHashMap;
 
-use crate::jit::trampoline::Shape;
+use crate::jit::trampoline::{ArgShape, RetShape, Shape};
 use crate::types::model::{Kind, TypeRef};
 use crate::types::target::Target;
 
+use super::super::tier::{self, TierMode};
+use super::generic::jf_generic_call;
 use super::object::{self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive};
 use super::runtime::{cached_shape, compile_shape};
 use super::shape::{lowering_error, signature_shapes};
 use super::variadic::jf_variadic_call;
+
+/// What a signature's functions share: their shapes and (non-variadic) call shape with
+/// its ABI plan. Types are interned, so functions of one signature have the same
+/// `fn_type`: the shapes and the plan are worked out once per signature (a header of many
+/// functions has many repeated signatures), not per function.
+#[derive(Clone)]
+struct SigShapes {
+    fixed_shapes: Arc<Vec<ArgShape>>,
+    ret: RetShape,
+    shape: Option<Arc<Shape>>,
+}
+
+/// Signatures kept before the cache is emptied (bounds memory for programs making ever
+/// new function types).
+const MAX_SIGS: usize = 4096;
+
+fn sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<SigShapes> {
+    type Cache = FxHashMap<(usize, bool), (TypeRef, SigShapes)>;
+    static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
+    let key = (Arc::as_ptr(fn_type) as usize, release_gil);
+    if let Some((_, s)) = CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&key))
+    {
+        return Ok(s.clone());
+    }
+    let (fixed_shapes, ret) = signature_shapes(fn_type)?;
+    let Kind::FuncPtr(sig) = &fn_type.kind else {
+        unreachable!("checked by signature_shapes")
+    };
+    let shape = if variadic {
+        None
+    } else {
+        let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
+        Some(Arc::new(Shape {
+            args: fixed_shapes.clone(),
+            ret,
+            release_gil,
+            plan,
+        }))
+    };
+    let s = SigShapes {
+        fixed_shapes: Arc::new(fixed_shapes),
+        ret,
+        shape,
+    };
+    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let m = g.get_or_insert_with(FxHashMap::default);
+    if m.len() >= MAX_SIGS {
+        m.clear();
+    }
+    m.insert(key, (fn_type.clone(), s.clone()));
+    Ok(s)
+}
 
 pub struct FunctionSpec<'a> {
     pub name: &'a str,
@@ -41,22 +101,17 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
         }
         let lazy_ptr = (*f).lazy;
         let fn_type = (*lazy_ptr).fn_type.clone();
-        let (fixed_shapes, ret) = signature_shapes(&fn_type)?;
         let Kind::FuncPtr(sig) = &fn_type.kind else {
-            unreachable!("checked by signature_shapes")
+            return Err(signature_shapes(&fn_type)
+                .err()
+                .unwrap_or_else(|| pyo3::exceptions::PyTypeError::new_err("not a function type")));
         };
         let release_gil = (*lazy_ptr).release_gil;
-        let shape = if sig.variadic {
-            None
-        } else {
-            let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
-            Some(Shape {
-                args: fixed_shapes.clone(),
-                ret,
-                release_gil,
-                plan,
-            })
-        };
+        let SigShapes {
+            fixed_shapes,
+            ret,
+            shape,
+        } = sig_shapes(&fn_type, sig.variadic, release_gil)?;
         (*f).lazy = std::ptr::null_mut();
         let lazy = Box::from_raw(lazy_ptr);
         let mut info = FuncInfo {
@@ -72,34 +127,42 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             ctx: lazy.ctx,
             fixed_shapes,
             ret_shape: ret,
-            pending: None,
-            arg_ctype_objs: Vec::new(),
-            arg_ctype_ptrs: Vec::new(),
+            shape: None,
+            calls: Cell::new(0),
+            tables: std::cell::OnceCell::new(),
             ic_refs: RefCell::new(Vec::new()),
             vararg_cache: RefCell::new(Vec::new()),
         };
-        // Compiling is deferred to the first call when the shape is new, so that taking a
-        // function from a lib stays cheap (most functions of a big header are never called).
-        let meth: ffi::PyCFunctionFast = match shape {
-            Some(s) => match cached_shape(&s) {
-                Some(t) => t,
-                None => {
-                    info.pending = Some(s);
-                    jf_compile_and_call
-                }
-            },
-            None => jf_variadic_call,
+        // Compiling waits for the first call (or for the function to be hot) when the shape
+        // is new, so that taking a function from a lib stays cheap.
+        // Auto: a shape compiled already is used at once, others start on the generic
+        // tier (promoted when hot, `generic`). Compiled: the shape is compiled at the
+        // first call. Generic: never compiled.
+        // The trampolines' ctype tables are built once the function runs compiled.
+        let (meth, compiled): (ffi::PyCFunctionFast, bool) = match shape {
+            Some(s) => {
+                let generic: ffi::PyCFunctionFast = jf_generic_call;
+                let compile: ffi::PyCFunctionFast = jf_compile_and_call;
+                let mode = tier::mode();
+                let m = if mode == TierMode::Generic {
+                    (generic, false)
+                } else if let Some(t) = cached_shape(&s) {
+                    (t, true)
+                } else if mode == TierMode::Compiled {
+                    (compile, true)
+                } else {
+                    (generic, false)
+                };
+                info.shape = Some(s);
+                m
+            }
+            None => (jf_variadic_call, false),
         };
-        info.arg_ctype_objs = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
-        info.arg_ctype_ptrs = info
-            .arg_ctype_objs
-            .iter()
-            .flat_map(|c| [Cell::new(c.as_ptr() as usize), Cell::new(0), Cell::new(0)])
-            .collect();
-        *info.ic_refs.borrow_mut() = info.args.iter().flat_map(|_| [None, None]).collect();
         let info = Box::into_raw(Box::new(info));
         (*f).info = info;
-        (*f).arg_ctypes = (*info).arg_ctype_ptrs.as_ptr() as *const usize;
+        if compiled {
+            object::install_tables(py, f);
+        }
         (*f).def.ml_meth = ffi::PyMethodDefPointer {
             PyCFunctionFast: meth,
         };
@@ -199,10 +262,14 @@ unsafe extern "C" fn jf_compile_and_call(
     // SAFETY: called by CPython as our entry point; `this` is a built function `self`
     // (this entry point is installed by `materialize`), which has a pending shape.
     unsafe {
-        install_and_call(this, args, nargs, |_, f| {
+        install_and_call(this, args, nargs, |py, f| {
             let info = &*(*f).info;
-            let shape = info.pending.as_ref().expect("a pending shape");
+            let shape = info
+                .shape
+                .as_ref()
+                .expect("a non-variadic function's shape");
             let t = compile_shape(shape)?;
+            object::install_tables(py, f);
             (*f).def.ml_meth = ffi::PyMethodDefPointer { PyCFunctionFast: t };
             Ok(())
         })

@@ -1,5 +1,9 @@
 //! The entry point of variadic functions: the shape depends on the types of the cdata
-//! passed in the variadic part, so it is looked up (compiled once) per call.
+//! passed in the variadic part, so it is looked up per call; each call shape has its own
+//! tier (generic first, promoted when hot: `generic::call_variadic`).
+
+use std::cell::Cell;
+use std::rc::Rc;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
@@ -9,12 +13,12 @@ use crate::jit::trampoline::{ArgShape, Shape};
 use crate::types::model::{CallConv, FuncSig};
 use crate::types::target::Target;
 
+use super::generic;
 use super::glue;
-use super::object::{info_of, FuncInfo, Trampoline};
-use super::runtime::compile_shape;
+use super::object::{info_of, FuncInfo, VarShape};
 use super::shape::{lowering_error, scalar_type};
 
-/// Entries kept per function (the oldest is dropped).
+/// Call shapes kept per function (the oldest is dropped).
 const CACHE_ENTRIES: usize = 32;
 
 pub(super) unsafe extern "C" fn jf_variadic_call(
@@ -28,30 +32,22 @@ pub(super) unsafe extern "C" fn jf_variadic_call(
     // SAFETY: as above.
     let info = unsafe { info_of(this) };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        trampoline_for(py, info, args, nargs)
+        let vs = shape_for(py, info, args, nargs)?;
+        // SAFETY: `vs` is the shape of exactly these arguments.
+        unsafe { generic::call_variadic(py, this, info, &vs, args, nargs) }
     }));
-    let tramp = match r {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            super::helpers::raise(e);
-            return std::ptr::null_mut();
-        }
-        Err(payload) => {
-            super::helpers::raise_panic(payload);
-            return std::ptr::null_mut();
-        }
-    };
-    // SAFETY: the trampoline of exactly these argument types; NULL comes back with the
-    // exception set.
-    unsafe { tramp(this, args, nargs) }
+    generic::finish(r, this, args, nargs)
 }
 
-fn trampoline_for(
+/// The call shape of these arguments (the plan lowered once per distinct list of
+/// promoted variadic types, kept per function); raises cffi's errors about the
+/// variadic part.
+fn shape_for(
     py: Python<'_>,
     info: &FuncInfo,
     args: *mut *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
-) -> PyResult<Trampoline> {
+) -> PyResult<Rc<VarShape>> {
     let nfixed = info.args.len();
     let n = nargs as usize;
     if n < nfixed {
@@ -73,11 +69,11 @@ fn trampoline_for(
         .borrow()
         .iter()
         .find(|(k, _)| *k == kinds)
-        .map(|(_, t)| *t);
+        .map(|(_, t)| t.clone());
     if let Some(t) = cached {
         return Ok(t);
     }
-    let mut shapes = info.fixed_shapes.clone();
+    let mut shapes = info.fixed_shapes.to_vec();
     let mut types = info.args.clone();
     for &scalar in &kinds {
         shapes.push(ArgShape::vararg(scalar));
@@ -90,17 +86,20 @@ fn trampoline_for(
         abi: CallConv::Default,
     };
     let plan = crate::abi::lower(&full, &Target::host()).map_err(lowering_error)?;
-    let shape = Shape {
-        args: shapes,
-        ret: info.ret_shape,
-        release_gil: info.release_gil,
-        plan,
-    };
-    let t = compile_shape(&shape)?;
+    let vs = Rc::new(VarShape {
+        shape: Shape {
+            args: shapes,
+            ret: info.ret_shape,
+            release_gil: info.release_gil,
+            plan,
+        },
+        calls: Cell::new(0),
+        tramp: Cell::new(None),
+    });
     let mut cache = info.vararg_cache.borrow_mut();
     if cache.len() >= CACHE_ENTRIES {
         cache.remove(0);
     }
-    cache.push((kinds, t));
-    Ok(t)
+    cache.push((kinds, vs.clone()));
+    Ok(vs)
 }
