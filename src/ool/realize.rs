@@ -145,6 +145,11 @@ impl Realizer {
         &self.module
     }
 
+    /// The realizers of the modules in `_includes`, in order.
+    pub fn includes(&self) -> &[Include] {
+        &self.includes
+    }
+
     /// The type of slot `i` (a function type gives its pointer-to-function node and
     /// `true`). Structs reached on the way are laid out before this returns.
     pub fn slot(&mut self, i: usize) -> Result<(TypeRef, bool), RealizeError> {

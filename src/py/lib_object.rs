@@ -29,7 +29,9 @@ use super::cdata::CData;
 use super::convert;
 use super::function::{self, FunctionSpec};
 use super::state::FfiRef;
+use super::errors::FFIError;
 use crate::dlfcn::DlError;
+use crate::ool::lazy::{self, LibEntry};
 pub use crate::dlfcn::LibHandle;
 use crate::types::decls::Decl;
 use crate::types::model::Kind;
@@ -61,8 +63,9 @@ impl Lib {
             })
     }
 
-    fn lookup(&self, name: &str) -> Option<Decl> {
-        self.ffi.lock_ns().decls.names.get(name).cloned()
+    /// The declaration of `name` (an out-of-line module's declares it now if needed).
+    fn lookup(&self, name: &str) -> PyResult<Option<Decl>> {
+        lookup_in(&self.ffi, name)
     }
 
     fn no_such(&self, name: &str) -> PyErr {
@@ -90,7 +93,7 @@ impl Lib {
 
     /// The address of a declared function or global variable.
     pub fn address_of(&self, name: &str) -> PyResult<(usize, Decl)> {
-        match self.lookup(name) {
+        match self.lookup(name)? {
             Some(d @ (Decl::Function(_) | Decl::Variable { .. })) => {
                 let what = if matches!(d, Decl::Function(_)) {
                     "function"
@@ -120,7 +123,7 @@ impl Lib {
             return Err(PyAttributeError::new_err(n.to_string()));
         }
         this.handle()?;
-        let Some(decl) = this.lookup(n) else {
+        let Some(decl) = this.lookup(n)? else {
             return Err(this.no_such(n));
         };
         match decl {
@@ -199,6 +202,14 @@ impl Lib {
         else {
             return Ok(());
         };
+        if let Some(module) = this.ffi.ool.get() {
+            let needs_hook = this.sync_out_of_line(py, d, &handle, module)?;
+            if needs_hook {
+                drop(this);
+                d.set_item(hook, slf.getattr("_getattr")?)?;
+            }
+            return Ok(());
+        }
         let mut needs_hook = false;
         let mut pending: Vec<(String, Decl)> = Vec::new();
         {
@@ -263,7 +274,7 @@ impl Lib {
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let n = name.to_str()?;
-        match self.lookup(n) {
+        match self.lookup(n)? {
             Some(Decl::Variable { ty, is_const }) => {
                 if is_const {
                     return Err(PyAttributeError::new_err(format!(
@@ -304,6 +315,10 @@ impl Lib {
 
     /// The lib module's `__dir__`: the declared functions, variables and constants.
     fn _dir(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        if let Some(module) = self.ffi.ool.get() {
+            let names = lazy::lib_entries(module).into_iter().map(|(n, _)| n);
+            return Ok(PyList::new(py, names)?.unbind());
+        }
         let ns = self.ffi.lock_ns();
         let names: Vec<&String> = ns
             .decls
@@ -346,6 +361,76 @@ impl Lib {
     }
 }
 
+/// The declaration of `name` in `ffi`; an out-of-line module's FFI declares it now (from
+/// its tables) if it has not yet.
+fn lookup_in(ffi: &FfiRef, name: &str) -> PyResult<Option<Decl>> {
+    let mut ns = ffi.lock_ns();
+    if let Some(d) = ns.decls.names.get(name) {
+        return Ok(Some(d.clone()));
+    }
+    let Some(module) = ffi.ool.get() else {
+        return Ok(None);
+    };
+    lazy::declare_global(module, &mut ns, name).map_err(|e| FFIError::new_err(e.to_string()))?;
+    Ok(ns.decls.names.get(name).cloned())
+}
+
+impl Lib {
+    /// `_sync` for an out-of-line module's lib: from the tables alone, no type realized
+    /// (each function finds its type at its first use). Returns whether the lib needs
+    /// `__getattr__` (as `_sync` decides it).
+    fn sync_out_of_line(
+        &self,
+        py: Python<'_>,
+        d: &Bound<'_, PyDict>,
+        handle: &Arc<LibHandle>,
+        module: &crate::ool::Include,
+    ) -> PyResult<bool> {
+        let entries = lazy::lib_entries(module);
+        if entries
+            .iter()
+            .any(|(_, e)| matches!(e, LibEntry::Variable | LibEntry::BadFunction))
+        {
+            return Ok(true);
+        }
+        let ffi = self.ffi.clone();
+        let resolver: function::TypeResolver = Arc::new(move |name: &str| {
+            match lookup_in(&ffi, name)? {
+                Some(Decl::Function(t)) => Ok(t),
+                _ => Err(PyAttributeError::new_err(format!(
+                    "'{name}' is not a function"
+                ))),
+            }
+        });
+        for (name, entry) in entries {
+            let key = PyString::new(py, &name);
+            if d.contains(&key)? {
+                continue;
+            }
+            match entry {
+                LibEntry::Function => {
+                    let Ok(addr) = handle.symbol(&name) else {
+                        continue;
+                    };
+                    let spec = function::DeferredSpec {
+                        name: std::ffi::CString::new(name).unwrap_or_else(|_| c"?".to_owned()),
+                        resolver: resolver.clone(),
+                        address: addr,
+                        release_gil: self.release_gil,
+                        keepalive: vec![self.ffi_obj.clone_ref(py)],
+                        library: Some(handle.clone()),
+                        ctx: self.ffi.clone(),
+                    };
+                    d.set_item(&key, function::make_deferred_function(py, spec)?)?;
+                }
+                LibEntry::Int(v) => d.set_item(&key, v)?,
+                LibEntry::Variable | LibEntry::BadFunction => {}
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// The state of a lib module (exact module or jitffi's subclass for libs with globals).
 pub fn lib_state<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, Lib>> {
     let module = obj.cast::<PyModule>().ok()?;
@@ -384,7 +469,7 @@ fn read_global(
 /// a function-pointer cdata.
 pub fn addressof_lib(py: Python<'_>, lib: &Bound<'_, Lib>, name: &str) -> PyResult<Py<PyAny>> {
     let this = lib.borrow();
-    if let Some(Decl::ExternPython(fty)) = this.lookup(name) {
+    if let Some(Decl::ExternPython(fty)) = this.lookup(name)? {
         return Ok(crate::py::callback::extern_python_cdata(
             py,
             this.ffi_obj.bind(py),
@@ -494,6 +579,11 @@ pub fn dlclose(lib: &Bound<'_, PyAny>) -> PyResult<()> {
 /// Whether the ffi declares any global variable (the Python layer then gives its libs a
 /// `__setattr__`).
 pub fn declares_globals(ffi: &FfiRef) -> bool {
+    if let Some(module) = ffi.ool.get() {
+        return lazy::lib_entries(module)
+            .iter()
+            .any(|(_, e)| *e == LibEntry::Variable);
+    }
     ffi.lock_ns()
         .decls
         .names

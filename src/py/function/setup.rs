@@ -2,7 +2,7 @@
 //! an allocation; its checks, shape, ctypes and (for a shape not seen before) its
 //! trampoline wait for its first call.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::ffi::CString;
 
 use pyo3::ffi;
@@ -12,7 +12,9 @@ use crate::jit::trampoline::Shape;
 use crate::types::model::{Kind, TypeRef};
 use crate::types::target::Target;
 
-use super::object::{self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive};
+use super::object::{
+    self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive, TypeResolver,
+};
 use super::runtime::{cached_shape, compile_shape};
 use super::shape::{lowering_error, signature_shapes};
 use super::variadic::jf_variadic_call;
@@ -40,7 +42,7 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             return Ok(&*(*f).info);
         }
         let lazy_ptr = (*f).lazy;
-        let fn_type = (*lazy_ptr).fn_type.clone();
+        let fn_type = (*lazy_ptr).fn_type()?.clone();
         let (fixed_shapes, ret) = signature_shapes(&fn_type)?;
         let Kind::FuncPtr(sig) = &fn_type.kind else {
             unreachable!("checked by signature_shapes")
@@ -126,13 +128,43 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
 pub fn make_lazy_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAny>> {
     let lazy = Box::new(LazyFunc {
         name: CString::new(spec.name).unwrap_or_else(|_| c"?".to_owned()),
-        fn_type: spec.fn_type.clone(),
+        fn_type: OnceCell::from(spec.fn_type.clone()),
+        resolver: None,
         release_gil: spec.release_gil,
         keepalive: spec.keepalive,
         library: spec.library,
         ctx: spec.ctx,
     });
-    let f = object::alloc(py, spec.address, lazy)?;
+    new_function_object(py, spec.address, lazy)
+}
+
+/// A lazy function whose type `resolver` finds at its first use.
+pub struct DeferredSpec {
+    pub name: CString,
+    pub resolver: TypeResolver,
+    pub address: usize,
+    pub release_gil: bool,
+    pub keepalive: Vec<Py<PyAny>>,
+    pub library: Option<LibraryKeepAlive>,
+    pub ctx: CallContext,
+}
+
+/// A lazy function object (as `make_lazy_function`) whose type is not known yet.
+pub fn make_deferred_function(py: Python<'_>, spec: DeferredSpec) -> PyResult<Py<PyAny>> {
+    let lazy = Box::new(LazyFunc {
+        name: spec.name,
+        fn_type: OnceCell::new(),
+        resolver: Some(spec.resolver),
+        release_gil: spec.release_gil,
+        keepalive: spec.keepalive,
+        library: spec.library,
+        ctx: spec.ctx,
+    });
+    new_function_object(py, spec.address, lazy)
+}
+
+fn new_function_object(py: Python<'_>, address: usize, lazy: Box<LazyFunc>) -> PyResult<Py<PyAny>> {
+    let f = object::alloc(py, address, lazy)?;
     // SAFETY: `f` is the fresh object (GIL held); its `def` lives inside it, as long as
     // the function object that references it (which holds `f` as its `self`).
     unsafe {
