@@ -81,6 +81,20 @@ class FFI(_InlineFFI):
         with cffi's compiled FFI."""
         return _lib.dlopen(self, name, flags, release_gil, find_library=False)
 
+    def sizeof(self, cdecl):
+        """As in-line, but a type of unknown size is `ffi.error` here, as with cffi's
+        compiled FFI."""
+        try:
+            return _InlineFFI.sizeof(self, cdecl)
+        except ValueError:
+            if isinstance(cdecl, str):
+                ct = self.typeof(cdecl)
+            elif isinstance(cdecl, CType):
+                ct = cdecl
+            else:
+                raise
+            raise FFIError("don't know the size of ctype '%s'" % (ct.cname,)) from None
+
     def list_types(self):
         return self._ool.list_types()
 

@@ -107,7 +107,9 @@ fn find_tag(
         }
         g.includes().to_vec()
     };
-    search_includes(&includes, depth, |inc, d| find_tag(inc, tag, is_enum, d, out))
+    search_includes(&includes, depth, |inc, d| {
+        find_tag(inc, tag, is_enum, d, out)
+    })
 }
 
 /// The global `name` of the module; of an include only an integer constant (what
@@ -136,7 +138,9 @@ fn find_global(
         }
         g.includes().to_vec()
     };
-    search_includes(&includes, depth, |inc, d| find_global(inc, name, false, d, out))
+    search_includes(&includes, depth, |inc, d| {
+        find_global(inc, name, false, d, out)
+    })
 }
 
 fn search_includes(
@@ -294,7 +298,8 @@ pub fn lib_entries(r: &Include) -> Vec<(String, LibEntry)> {
                     let w = m.tables.types[s];
                     let ret = super::tables::word_arg(w) as usize;
                     let (params, _) = m.params(s);
-                    if opaque_by_value(&m, ret) || params.into_iter().any(|p| opaque_by_value(&m, p))
+                    if opaque_by_value(&m, ret)
+                        || params.into_iter().any(|p| opaque_by_value(&m, p))
                     {
                         LibEntry::BadFunction
                     } else {
@@ -317,7 +322,8 @@ mod tests {
 
     #[test]
     fn identifiers_of_type_strings() {
-        let got: Vec<_> = identifiers("struct s *(*)(pt_t, enum e[N], int[0x10], union $u)").collect();
+        let got: Vec<_> =
+            identifiers("struct s *(*)(pt_t, enum e[N], int[0x10], union $u)").collect();
         assert_eq!(
             got,
             [

@@ -27,12 +27,12 @@ use pyo3::types::{PyDict, PyList, PyModule, PyString};
 
 use super::cdata::CData;
 use super::convert;
+use super::errors::FFIError;
 use super::function::{self, FunctionSpec};
 use super::state::FfiRef;
-use super::errors::FFIError;
 use crate::dlfcn::DlError;
-use crate::ool::lazy::{self, LibEntry};
 pub use crate::dlfcn::LibHandle;
+use crate::ool::lazy::{self, LibEntry};
 use crate::types::decls::Decl;
 use crate::types::model::Kind;
 
@@ -394,14 +394,13 @@ impl Lib {
             return Ok(true);
         }
         let ffi = self.ffi.clone();
-        let resolver: function::TypeResolver = Arc::new(move |name: &str| {
-            match lookup_in(&ffi, name)? {
+        let resolver: function::TypeResolver =
+            Arc::new(move |name: &str| match lookup_in(&ffi, name)? {
                 Some(Decl::Function(t)) => Ok(t),
                 _ => Err(PyAttributeError::new_err(format!(
                     "'{name}' is not a function"
                 ))),
-            }
-        });
+            });
         for (name, entry) in entries {
             let key = PyString::new(py, &name);
             if d.contains(&key)? {
