@@ -228,6 +228,7 @@ impl Lib {
             }
         }
         if !needs_hook {
+            let _pause = GcPause::new(py);
             for (name, decl) in pending {
                 let key = PyString::new(py, &name);
                 if d.contains(&key)? {
@@ -393,6 +394,7 @@ impl Lib {
         {
             return Ok(true);
         }
+        let _pause = GcPause::new(py);
         let ffi = self.ffi.clone();
         let resolver: function::TypeResolver =
             Arc::new(move |name: &str| match lookup_in(&ffi, name)? {
@@ -401,11 +403,10 @@ impl Lib {
                     "'{name}' is not a function"
                 ))),
             });
+        // (only ever run once per lib: an out-of-line module's ffi declares nothing
+        // after dlopen, so the namespace holds none of these names yet)
         for (name, entry) in entries {
             let key = PyString::new(py, &name);
-            if d.contains(&key)? {
-                continue;
-            }
             match entry {
                 LibEntry::Function => {
                     let Ok(addr) = handle.symbol(&name) else {
@@ -427,6 +428,28 @@ impl Lib {
             }
         }
         Ok(false)
+    }
+}
+
+/// Pauses the cyclic garbage collector while a lib creates its function objects: the
+/// thousands of new, all-live GC objects would otherwise set off collections that only
+/// traverse them. The previous state comes back on drop (the GIL is held throughout, so
+/// no other thread changes it in between).
+struct GcPause(bool);
+
+impl GcPause {
+    fn new(_py: Python<'_>) -> GcPause {
+        // SAFETY: the GIL is held (`_py`).
+        GcPause(unsafe { pyo3::ffi::PyGC_Disable() } != 0)
+    }
+}
+
+impl Drop for GcPause {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: made with the GIL held, and dropped in the same scope.
+            unsafe { pyo3::ffi::PyGC_Enable() };
+        }
     }
 }
 
