@@ -11,9 +11,10 @@
 
 use std::sync::{Arc, MutexGuard};
 
+use super::decode::Module;
 use super::error::RealizeError;
 use super::realize::{Include, Realizer};
-use super::tables::{GlobalKind, Op, StructEntry, F_OPAQUE};
+use super::tables::{word_arg, word_op, GlobalKind, Op, StructEntry, F_OPAQUE};
 use crate::cdef::Namespace;
 use crate::types::decls::{Decl, Declarations};
 use crate::types::model::TypeRef;
@@ -264,11 +265,11 @@ pub enum LibEntry {
 }
 
 /// Whether the type at `slot` is an opaque struct or union (by value).
-fn opaque_by_value(m: &super::decode::Module, mut slot: usize) -> bool {
+fn opaque_by_value(m: &Module, mut slot: usize) -> bool {
     for _ in 0..=m.tables.types.len() {
         let w = m.tables.types[slot];
-        let arg = super::tables::word_arg(w) as usize;
-        match Op::from_u8(super::tables::word_op(w)) {
+        let arg = word_arg(w) as usize;
+        match Op::from_u8(word_op(w)) {
             Some(Op::Noop) => slot = arg,
             Some(Op::Typename) => slot = m.tables.typenames[arg].type_index as usize,
             Some(Op::StructUnion) => {
@@ -282,37 +283,37 @@ fn opaque_by_value(m: &super::decode::Module, mut slot: usize) -> bool {
     false
 }
 
+/// What a `lib` needs to know of global `gi` of the module, without realizing it.
+pub fn lib_entry(m: &Module, gi: usize) -> LibEntry {
+    match m.tables.globals[gi].kind {
+        GlobalKind::Function { slot } => {
+            let s = slot as usize;
+            let ret = word_arg(m.tables.types[s]) as usize;
+            let (params, _) = m.params(s);
+            if opaque_by_value(m, ret) || params.into_iter().any(|p| opaque_by_value(m, p)) {
+                LibEntry::BadFunction
+            } else {
+                LibEntry::Function
+            }
+        }
+        GlobalKind::IntConstant { value } | GlobalKind::Enumerator { value } => {
+            LibEntry::Int(value)
+        }
+        GlobalKind::Variable { .. } | GlobalKind::Constant { .. } => LibEntry::Variable,
+    }
+}
+
+/// The module behind `r` (its globals are `lib_entry`'s indexes).
+pub fn module_of(r: &Include) -> Arc<Module> {
+    lock(r).module().clone()
+}
+
 /// Every global of the module, in table order, as a `lib` sets itself up: no type is
 /// realized.
 pub fn lib_entries(r: &Include) -> Vec<(String, LibEntry)> {
-    let g = lock(r);
-    let m: Arc<super::decode::Module> = g.module().clone();
-    drop(g);
-    m.tables
-        .globals
-        .iter()
-        .map(|gl| {
-            let e = match gl.kind {
-                GlobalKind::Function { slot } => {
-                    let s = slot as usize;
-                    let w = m.tables.types[s];
-                    let ret = super::tables::word_arg(w) as usize;
-                    let (params, _) = m.params(s);
-                    if opaque_by_value(&m, ret)
-                        || params.into_iter().any(|p| opaque_by_value(&m, p))
-                    {
-                        LibEntry::BadFunction
-                    } else {
-                        LibEntry::Function
-                    }
-                }
-                GlobalKind::IntConstant { value } | GlobalKind::Enumerator { value } => {
-                    LibEntry::Int(value)
-                }
-                GlobalKind::Variable { .. } | GlobalKind::Constant { .. } => LibEntry::Variable,
-            };
-            (gl.name.clone(), e)
-        })
+    let m = module_of(r);
+    (0..m.tables.globals.len())
+        .map(|gi| (m.tables.globals[gi].name.clone(), lib_entry(&m, gi)))
         .collect()
 }
 

@@ -240,19 +240,23 @@ impl Lib {
                             needs_hook = true;
                             break;
                         }
-                        let Ok(addr) = handle.symbol(&name) else {
+                        let Ok(cname) = std::ffi::CString::new(name) else {
                             continue;
                         };
-                        let spec = FunctionSpec {
-                            name: &name,
-                            fn_type: &fty,
+                        let Ok(addr) = handle.symbol_c(&cname) else {
+                            continue;
+                        };
+                        let spec = function::DeferredSpec {
+                            name: cname,
+                            fn_type: Some(fty),
+                            resolver: None,
                             address: addr,
                             release_gil: this.release_gil,
                             keepalive: vec![this.ffi_obj.clone_ref(py)],
                             library: Some(handle.clone()),
                             ctx: this.ffi.clone(),
                         };
-                        d.set_item(&key, function::make_lazy_function(py, spec)?)?;
+                        d.set_item(&key, function::make_deferred_function(py, spec)?)?;
                     }
                     Decl::IntConstant { value, .. } => d.set_item(&key, value)?,
                     _ => {}
@@ -387,11 +391,14 @@ impl Lib {
         handle: &Arc<LibHandle>,
         module: &crate::ool::Include,
     ) -> PyResult<bool> {
-        let entries = lazy::lib_entries(module);
-        if entries
-            .iter()
-            .any(|(_, e)| matches!(e, LibEntry::Variable | LibEntry::BadFunction))
-        {
+        let m = lazy::module_of(module);
+        let n = m.tables.globals.len();
+        if (0..n).any(|gi| {
+            matches!(
+                lazy::lib_entry(&m, gi),
+                LibEntry::Variable | LibEntry::BadFunction
+            )
+        }) {
             return Ok(true);
         }
         let _pause = GcPause::new(py);
@@ -405,25 +412,31 @@ impl Lib {
             });
         // (only ever run once per lib: an out-of-line module's ffi declares nothing
         // after dlopen, so the namespace holds none of these names yet)
-        for (name, entry) in entries {
-            let key = PyString::new(py, &name);
-            match entry {
+        for gi in 0..n {
+            let name = m.tables.globals[gi].name.as_str();
+            match lazy::lib_entry(&m, gi) {
                 LibEntry::Function => {
-                    let Ok(addr) = handle.symbol(&name) else {
+                    // (names were checked to be identifiers when the tables were read)
+                    let Ok(cname) = std::ffi::CString::new(name) else {
+                        continue;
+                    };
+                    let Ok(addr) = handle.symbol_c(&cname) else {
                         continue;
                     };
                     let spec = function::DeferredSpec {
-                        name: std::ffi::CString::new(name).unwrap_or_else(|_| c"?".to_owned()),
-                        resolver: resolver.clone(),
+                        name: cname,
+                        fn_type: None,
+                        resolver: Some(resolver.clone()),
                         address: addr,
                         release_gil: self.release_gil,
                         keepalive: vec![self.ffi_obj.clone_ref(py)],
                         library: Some(handle.clone()),
                         ctx: self.ffi.clone(),
                     };
-                    d.set_item(&key, function::make_deferred_function(py, spec)?)?;
+                    let f = function::make_deferred_function(py, spec)?;
+                    d.set_item(PyString::new(py, name), f)?;
                 }
-                LibEntry::Int(v) => d.set_item(&key, v)?,
+                LibEntry::Int(v) => d.set_item(PyString::new(py, name), v)?,
                 LibEntry::Variable | LibEntry::BadFunction => {}
             }
         }

@@ -138,10 +138,12 @@ pub fn make_lazy_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py
     new_function_object(py, spec.address, lazy)
 }
 
-/// A lazy function whose type `resolver` finds at its first use.
+/// A lazy function made from a name already NUL-terminated (the one its symbol was
+/// looked up with): with its type, or with `resolver` to find it at its first use.
 pub struct DeferredSpec {
     pub name: CString,
-    pub resolver: TypeResolver,
+    pub fn_type: Option<TypeRef>,
+    pub resolver: Option<TypeResolver>,
     pub address: usize,
     pub release_gil: bool,
     pub keepalive: Vec<Py<PyAny>>,
@@ -149,12 +151,16 @@ pub struct DeferredSpec {
     pub ctx: CallContext,
 }
 
-/// A lazy function object (as `make_lazy_function`) whose type is not known yet.
+/// A lazy function object (as `make_lazy_function`) whose type may not be known yet.
 pub fn make_deferred_function(py: Python<'_>, spec: DeferredSpec) -> PyResult<Py<PyAny>> {
+    let fn_type = match spec.fn_type {
+        Some(t) => OnceCell::from(t),
+        None => OnceCell::new(),
+    };
     let lazy = Box::new(LazyFunc {
         name: spec.name,
-        fn_type: OnceCell::new(),
-        resolver: Some(spec.resolver),
+        fn_type,
+        resolver: spec.resolver,
         release_gil: spec.release_gil,
         keepalive: spec.keepalive,
         library: spec.library,
