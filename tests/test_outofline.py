@@ -841,3 +841,41 @@ def test_unnamed_bitfields_give_cffis_text(tmp_path, cdef):
     ffi = inline_ffi(cdef)
     ffi.set_source("_m_bits", None)
     assert ffi._emit_python_module("_m_bits") == by_cffi.replace("_cffi_backend", "jitffi._cffi_backend")
+
+
+BAD_LAYOUT_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    ffi = __import__(sys.argv[2]).ffi
+    out = [ffi.sizeof("struct ok")]
+    try:
+        ffi.sizeof("struct bits")
+    except Exception as e:
+        out.append([type(e).__name__, str(e)])
+    print(json.dumps(out))
+""")
+
+
+def test_refused_layout_raises_at_first_use_as_cffi(tmp_path):
+    """Tables that decode cleanly but describe a layout the rules refuse (a bitfield
+    wider than its type): the module loads, other types work, and the struct raises
+    what cffi's reader raises when it is first used."""
+    path, _ = cffi_module(tmp_path, "_m_badlay", cdef="struct bits { unsigned a:1; int z; }; "
+                                                      "struct ok { int x; };")
+    with open(path) as f:
+        text = f.read()
+    assert r"\x00\x00\x00\x01a" in text
+    with open(path, "w") as f:
+        f.write(text.replace(r"\x00\x00\x00\x01a", r"\x00\x00\x00\x21a"))
+    r = subprocess.run(PYTHON + ["-c", BAD_LAYOUT_SCRIPT, str(tmp_path), "_m_badlay"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    by_cffi = json.loads(r.stdout)
+    to_jitffi(path)
+    ffi = load(tmp_path, "_m_badlay")
+    assert ffi.sizeof("struct ok") == by_cffi[0] == 4
+    with pytest.raises(TypeError) as e:
+        ffi.sizeof("struct bits")
+    assert [type(e.value).__name__, str(e.value)] == by_cffi[1]
+    with pytest.raises(TypeError):
+        ffi.new("struct bits *")

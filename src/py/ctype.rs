@@ -162,7 +162,7 @@ impl FfiShared {
             let mut ns = self.lock_ns();
             if let Some(m) = self.ool.get() {
                 crate::ool::lazy::declare_for_type_string(m, &mut ns, s)
-                    .map_err(|e| super::errors::FFIError::new_err(e.to_string()))?;
+                    .map_err(super::errors::realize_err)?;
             }
             ns.parse_type(s).map_err(cdef_err)?
         };

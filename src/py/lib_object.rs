@@ -27,7 +27,7 @@ use pyo3::types::{PyDict, PyList, PyModule, PyString};
 
 use super::cdata::CData;
 use super::convert;
-use super::errors::FFIError;
+use super::errors::realize_err;
 use super::function::{self, FunctionSpec};
 use super::state::FfiRef;
 use crate::dlfcn::DlError;
@@ -376,7 +376,7 @@ fn lookup_in(ffi: &FfiRef, name: &str) -> PyResult<Option<Decl>> {
     let Some(module) = ffi.ool.get() else {
         return Ok(None);
     };
-    lazy::declare_global(module, &mut ns, name).map_err(|e| FFIError::new_err(e.to_string()))?;
+    lazy::declare_global(module, &mut ns, name).map_err(realize_err)?;
     Ok(ns.decls.names.get(name).cloned())
 }
 
