@@ -8,7 +8,8 @@
 //! `lib.f(...)` is the hottest line of user code. `Lib::_sync` puts every declared
 //! function into the module dict as a lazy function object (dlsym already done, the
 //! trampoline built at the first call), so `lib.f` is a specialized module attribute
-//! load that never reaches Rust. What needs work at each access (global variables are
+//! load that never reaches Rust. An out-of-line module's lib is set up from its tables
+//! alone (`crate::ool::lazy`): each function object finds its type at its first use. What needs work at each access (global variables are
 //! read at each access, never cached) goes through the module's PEP 562 `__getattr__`;
 //! assignments need `__setattr__`, which only a module subclass can have, so the Python
 //! layer switches a lib to such a subclass once its ffi declares a global variable.

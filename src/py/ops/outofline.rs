@@ -1,7 +1,8 @@
 //! Out-of-line ABI modules on the Python side: writing one for what an FFI declared
-//! (`ffi.emit_python_code`, `ffi.compile`), and filling a new FFI from the tables such a
-//! module passes to `_cffi_backend.FFI(...)` (its own or cffi's). The tables themselves
-//! are `crate::ool`'s.
+//! (`ffi.emit_python_code`, `ffi.compile`), and giving a new FFI the tables such a
+//! module passes to `_cffi_backend.FFI(...)` (its own or cffi's), whose names it then
+//! declares at their first use (`crate::ool::lazy`). The tables themselves are
+//! `crate::ool`'s.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
