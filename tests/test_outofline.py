@@ -879,3 +879,35 @@ def test_refused_layout_raises_at_first_use_as_cffi(tmp_path):
     assert [type(e.value).__name__, str(e.value)] == by_cffi[1]
     with pytest.raises(TypeError):
         ffi.new("struct bits *")
+
+
+INCLUDED_LIB_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path[:0] = sys.argv[1].split(":")
+    ffi = __import__(sys.argv[2]).ffi
+    lib = ffi.dlopen(None)
+    print(json.dumps([lib.labs(-3), lib.BASE_K, lib.B_TWO, lib.OWN_K, sorted(dir(lib))]))
+""")
+
+
+def test_lib_shows_the_included_modules_constants_as_cffi(tmp_path):
+    """cffi's compiled libs give the integer constants of the modules their ffi includes
+    (not in dir()); jitffi's out-of-line libs hold them as plain attributes."""
+    _, base = cffi_module(tmp_path, "_m_ibase", cdef="#define BASE_K 3\nenum b { B_ONE, B_TWO };\n"
+                                                     "int abs(int);")
+    cffi_module(tmp_path, "_m_itop", include=base, cdef="#define OWN_K 5\nlong labs(long);")
+    r = subprocess.run(PYTHON + ["-c", INCLUDED_LIB_SCRIPT, str(tmp_path), "_m_itop"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    by_cffi = json.loads(r.stdout)
+    # (an included enum is written again into the including module: its enumerators are
+    # the module's own)
+    assert by_cffi == [3, 3, 1, 5, ["B_ONE", "B_TWO", "OWN_K", "labs"]]
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "_cffi_backend.py").write_text(SHIM)
+    r = subprocess.run(PYTHON + ["-c", INCLUDED_LIB_SCRIPT,
+                                 ":".join([str(shim), PY_DIR, str(tmp_path)]), "_m_itop"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == by_cffi

@@ -303,6 +303,28 @@ pub fn lib_entry(m: &Module, gi: usize) -> LibEntry {
     }
 }
 
+/// The integer constants and enumerators of the modules `r`'s module includes (and
+/// theirs, nearest first), which its lib shows too, as cffi's compiled libs do.
+pub fn included_constants(r: &Include) -> Vec<(String, i128)> {
+    let mut out = Vec::new();
+    let mut todo: Vec<(Include, usize)> =
+        lock(r).includes().iter().map(|i| (i.clone(), 1)).collect();
+    todo.reverse();
+    while let Some((inc, depth)) = todo.pop() {
+        let m = module_of(&inc);
+        for g in &m.tables.globals {
+            if let GlobalKind::IntConstant { value } | GlobalKind::Enumerator { value } = g.kind {
+                out.push((g.name.clone(), value));
+            }
+        }
+        if depth < MAX_INCLUDE_DEPTH {
+            let more: Vec<Include> = lock(&inc).includes().to_vec();
+            todo.extend(more.into_iter().rev().map(|i| (i, depth + 1)));
+        }
+    }
+    out
+}
+
 /// The module behind `r` (its globals are `lib_entry`'s indexes).
 pub fn module_of(r: &Include) -> Arc<Module> {
     lock(r).module().clone()

@@ -441,6 +441,15 @@ impl Lib {
                 LibEntry::Variable | LibEntry::BadFunction => {}
             }
         }
+        // The included modules' integer constants, where the module has no such name.
+        for (name, v) in lazy::included_constants(module) {
+            if m.global_index(&name).is_none() {
+                let key = PyString::new(py, &name);
+                if !d.contains(&key)? {
+                    d.set_item(key, v)?;
+                }
+            }
+        }
         Ok(false)
     }
 }
