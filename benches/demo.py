@@ -129,7 +129,8 @@ def demo_cairo():
 
 
 def run_benches():
-    for script in ("bench_cdef.py", "bench_cdata.py", "bench_calls.py", "bench_structs.py", "bench_callbacks.py"):
+    for script in ("bench_cdef.py", "bench_cdata.py", "bench_calls.py", "bench_structs.py", "bench_callbacks.py",
+                   "bench_import.py"):
         path = os.path.join(HERE, script)
         if os.path.exists(path):
             section(f"benchmark: {script}")

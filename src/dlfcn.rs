@@ -98,9 +98,18 @@ impl LibHandle {
         if name.contains('\0') {
             return Err(DlError::NulInSymbolName);
         }
+        self.lookup(name.as_bytes())
+    }
+
+    /// The same for a name already NUL-terminated (nothing is copied).
+    pub fn symbol_c(&self, name: &std::ffi::CStr) -> Result<usize, DlError> {
+        self.lookup(name.to_bytes_with_nul())
+    }
+
+    fn lookup(&self, name: &[u8]) -> Result<usize, DlError> {
         // SAFETY: the symbol is read as `*mut c_void`, the type dlsym itself returns, and
         // only its address leaves this function: whoever uses it decides what it points to.
-        match unsafe { self.lib.get::<*mut c_void>(name.as_bytes()) } {
+        match unsafe { self.lib.get::<*mut c_void>(name) } {
             Ok(sym) => {
                 let p = sym.into_raw();
                 if p.is_null() {

@@ -714,3 +714,200 @@ def test_backend_module_names():
     assert isinstance(ffi.dlopen(None), _cffi_backend.Lib)
     assert isinstance(ffi.typeof("int"), _cffi_backend.CType)
     assert ffi.buffer is _cffi_backend.buffer
+
+
+# --- lazy realization, the lib set up from the tables, cffi's text and errors ----------
+
+LAZY_CDEF = """
+struct o;
+typedef struct { int x, y; } pt_t;
+int add(int, int);
+int take_o(struct o);
+int not_in_library(int);
+"""
+
+LAZY_C = "int add(int a, int b) { return a + b; }\n"
+
+
+def test_lib_functions_find_their_types_at_first_use(tmp_path):
+    """An out-of-line lib is set up from the tables alone; each function's type is
+    realized at its first use, and equals the in-line FFI's."""
+    so = build_clib("ool_lazy", LAZY_C + "int take_o(void *p) { return 0; }\n")
+    path, _ = cffi_module(tmp_path, "_m_lazy", cdef=LAZY_CDEF.replace("int take_o(struct o);\n", ""))
+    to_jitffi(path)
+    ffi = load(tmp_path, "_m_lazy")
+    lib = ffi.dlopen(so)
+    inline = jitffi.FFI()
+    inline.cdef(LAZY_CDEF.replace("int take_o(struct o);\n", ""))
+    ilib = inline.dlopen(so)
+    # typeof before any call: the type is found then
+    assert str(ffi.typeof(lib.add)) == str(inline.typeof(ilib.add)) == "<ctype 'int(*)(int, int)'>"
+    assert lib.add(20, 22) == 42
+    assert sorted(dir(lib)) == sorted(dir(ilib))
+    # a declared function the library lacks: not in the lib, as in-line
+    with pytest.raises(AttributeError):
+        lib.not_in_library
+    with pytest.raises(AttributeError):
+        ilib.not_in_library
+    assert "__getattr__" not in vars(lib)  # attribute loads stay plain module loads
+    assert ffi.cast("void *", ffi.addressof(lib, "add")) != ffi.NULL
+
+
+def test_opaque_by_value_function_errors_at_access_as_inline(tmp_path):
+    so = build_clib("ool_lazy2", LAZY_C + "int take_o(void *p) { return 0; }\n")
+    path, _ = cffi_module(tmp_path, "_m_lazy2", cdef=LAZY_CDEF)
+    to_jitffi(path)
+    ffi = load(tmp_path, "_m_lazy2")
+    lib = ffi.dlopen(so)
+    inline = jitffi.FFI()
+    inline.cdef(LAZY_CDEF)
+    ilib = inline.dlopen(so)
+    with pytest.raises(TypeError) as got:
+        lib.take_o
+    with pytest.raises(TypeError) as want:
+        ilib.take_o
+    assert str(got.value) == str(want.value)
+    assert lib.add(1, 2) == 3
+
+
+def test_type_strings_declare_only_what_they_name(tmp_path):
+    """Names come from the tables when a type string first names them: typedefs, tags,
+    constants in array lengths; unknown names give the in-line parser's errors."""
+    path, _ = cffi_module(tmp_path, "_m_names")
+    to_jitffi(path)
+    ffi = load(tmp_path, "_m_names")
+    inline = inline_ffi()
+    for t in ["pts_t", "struct nest *", "int[N]", "enum color", "cmp_t", "union u[2]"]:
+        assert str(ffi.typeof(t)) == str(inline.typeof(t)), t
+        assert ffi.sizeof(t) == inline.sizeof(t), t
+    for bad in ["no_such_t", "add", "int[N"]:
+        with pytest.raises(Exception) as got:
+            ffi.typeof(bad)
+        with pytest.raises(Exception) as want:
+            inline.typeof(bad)
+        assert type(got.value) is type(want.value) and str(got.value) == str(want.value), bad
+
+
+SIZEOF_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    ffi = __import__(sys.argv[2]).ffi
+    out = []
+    for t in ["struct o", "int[]", "void"]:
+        try:
+            out.append([t, ffi.sizeof(t)])
+        except ffi.error as e:
+            out.append([t, "ffi.error", str(e)])
+        except Exception as e:
+            out.append([t, type(e).__name__, str(e)])
+    print(json.dumps(out))
+""")
+
+
+def test_sizeof_of_unknown_size_is_ffi_error_as_cffi(tmp_path):
+    path, _ = cffi_module(tmp_path, "_m_sz", cdef="struct o; struct s { int a; };")
+    r = subprocess.run(PYTHON + ["-c", SIZEOF_SCRIPT, str(tmp_path), "_m_sz"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    by_cffi = json.loads(r.stdout)
+    assert [x[1] for x in by_cffi] == ["ffi.error"] * 3
+    to_jitffi(path)
+    ffi = load(tmp_path, "_m_sz")
+    got = []
+    for t in ["struct o", "int[]", "void"]:
+        with pytest.raises(ffi.error) as e:
+            ffi.sizeof(t)
+        got.append([t, "ffi.error", str(e.value)])
+    assert got == by_cffi
+    assert ffi.sizeof("struct s") == 4
+    with pytest.raises(ffi.error):
+        ffi.sizeof(ffi.typeof("struct o"))
+    # the in-line FFI keeps its ValueError
+    inline = jitffi.FFI()
+    inline.cdef("struct o;")
+    with pytest.raises(ValueError):
+        inline.sizeof("struct o")
+
+
+@pytest.mark.parametrize("cdef", [
+    "struct bits { unsigned a:1, b:7; int :0; short c:3; long long d:40; char e; };",
+    "struct z { char a; long :0; char b; unsigned :3; int c:4; };",
+    "struct q { int x; struct { short :0; char c; }; };",
+])
+def test_unnamed_bitfields_give_cffis_text(tmp_path, cdef):
+    path, _ = cffi_module(tmp_path, "_m_bits", cdef=cdef)
+    with open(path) as f:
+        by_cffi = f.read()
+    ffi = inline_ffi(cdef)
+    ffi.set_source("_m_bits", None)
+    assert ffi._emit_python_module("_m_bits") == by_cffi.replace("_cffi_backend", "jitffi._cffi_backend")
+
+
+BAD_LAYOUT_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    ffi = __import__(sys.argv[2]).ffi
+    out = [ffi.sizeof("struct ok")]
+    try:
+        ffi.sizeof("struct bits")
+    except Exception as e:
+        out.append([type(e).__name__, str(e)])
+    print(json.dumps(out))
+""")
+
+
+def test_refused_layout_raises_at_first_use_as_cffi(tmp_path):
+    """Tables that decode cleanly but describe a layout the rules refuse (a bitfield
+    wider than its type): the module loads, other types work, and the struct raises
+    what cffi's reader raises when it is first used."""
+    path, _ = cffi_module(tmp_path, "_m_badlay", cdef="struct bits { unsigned a:1; int z; }; "
+                                                      "struct ok { int x; };")
+    with open(path) as f:
+        text = f.read()
+    assert r"\x00\x00\x00\x01a" in text
+    with open(path, "w") as f:
+        f.write(text.replace(r"\x00\x00\x00\x01a", r"\x00\x00\x00\x21a"))
+    r = subprocess.run(PYTHON + ["-c", BAD_LAYOUT_SCRIPT, str(tmp_path), "_m_badlay"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    by_cffi = json.loads(r.stdout)
+    to_jitffi(path)
+    ffi = load(tmp_path, "_m_badlay")
+    assert ffi.sizeof("struct ok") == by_cffi[0] == 4
+    with pytest.raises(TypeError) as e:
+        ffi.sizeof("struct bits")
+    assert [type(e.value).__name__, str(e.value)] == by_cffi[1]
+    with pytest.raises(TypeError):
+        ffi.new("struct bits *")
+
+
+INCLUDED_LIB_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path[:0] = sys.argv[1].split(":")
+    ffi = __import__(sys.argv[2]).ffi
+    lib = ffi.dlopen(None)
+    print(json.dumps([lib.labs(-3), lib.BASE_K, lib.B_TWO, lib.OWN_K, sorted(dir(lib))]))
+""")
+
+
+def test_lib_shows_the_included_modules_constants_as_cffi(tmp_path):
+    """cffi's compiled libs give the integer constants of the modules their ffi includes
+    (not in dir()); jitffi's out-of-line libs hold them as plain attributes."""
+    _, base = cffi_module(tmp_path, "_m_ibase", cdef="#define BASE_K 3\nenum b { B_ONE, B_TWO };\n"
+                                                     "int abs(int);")
+    cffi_module(tmp_path, "_m_itop", include=base, cdef="#define OWN_K 5\nlong labs(long);")
+    r = subprocess.run(PYTHON + ["-c", INCLUDED_LIB_SCRIPT, str(tmp_path), "_m_itop"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    by_cffi = json.loads(r.stdout)
+    # (an included enum is written again into the including module: its enumerators are
+    # the module's own)
+    assert by_cffi == [3, 3, 1, 5, ["B_ONE", "B_TWO", "OWN_K", "labs"]]
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "_cffi_backend.py").write_text(SHIM)
+    r = subprocess.run(PYTHON + ["-c", INCLUDED_LIB_SCRIPT,
+                                 ":".join([str(shim), PY_DIR, str(tmp_path)]), "_m_itop"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == by_cffi

@@ -3,8 +3,9 @@ import: the module `ffi.compile()` writes imports it as `jitffi._cffi_backend`, 
 that cffi wrote (`import _cffi_backend`) works with it when that name resolves here.
 
 `FFI(module_name, _version=..., _types=b'...', ...)` is the compiled FFI: the tables are
-decoded, checked and realized in Rust (src/py/ops/outofline.rs, src/ool/) into a normal
-jitffi FFI, so every runtime method is the in-line one. A malformed table raises (an
+decoded and checked in Rust (src/py/ops/outofline.rs, src/ool/), and a normal jitffi FFI
+declares each of their names when it is first used (a type string naming it, a lib
+attribute), so every runtime method is the in-line one. A malformed table raises (an
 ImportError, as cffi's reader gives for a wrong version); no FFI is returned then.
 """
 import types as _types
@@ -62,10 +63,9 @@ class FFI(_InlineFFI):
         self._module_name = name
         self._ool = self._load_tables(name, _version, _NO_TABLES if _types is None else _types,
                                       _globals, _struct_unions, _enums, _typenames, tables)
+        # (the included modules' typedefs, tags and constants are looked up through
+        # their tables when first named, as this module's own are)
         self._ool_includes = includes
-        for inc in includes:
-            # Their typedefs, structs, unions, enums and constants (records are shared).
-            _jitffi.FFI.include(self, inc)
 
     cdef = _BuilderOnly()
     include = _BuilderOnly()
@@ -80,6 +80,20 @@ class FFI(_InlineFFI):
         """Opens the library: `name` goes to dlopen() as it is (no find_library), as
         with cffi's compiled FFI."""
         return _lib.dlopen(self, name, flags, release_gil, find_library=False)
+
+    def sizeof(self, cdecl):
+        """As in-line, but a type of unknown size is `ffi.error` here, as with cffi's
+        compiled FFI."""
+        try:
+            return _InlineFFI.sizeof(self, cdecl)
+        except ValueError:
+            if isinstance(cdecl, str):
+                ct = self.typeof(cdecl)
+            elif isinstance(cdecl, CType):
+                ct = cdecl
+            else:
+                raise
+            raise FFIError("don't know the size of ctype '%s'" % (ct.cname,)) from None
 
     def list_types(self):
         return self._ool.list_types()

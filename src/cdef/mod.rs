@@ -55,6 +55,9 @@ pub struct Namespace {
     has_body: HashSet<u32>,
     pending: HashMap<u32, PendingBody>,
     pending_order: Vec<u32>,
+    /// The members of each laid-out record as declared (unnamed bitfields and anonymous
+    /// members kept), for the out-of-line writer.
+    pub declared_members: HashMap<u32, Vec<MemberSpec>>,
     /// Numbers anonymous structs, unions and enums: `struct $1`.
     anon_counter: u32,
     /// Built-in type nodes by `Prim as usize`, to skip the interning hash on the hot path.
@@ -83,6 +86,7 @@ impl Namespace {
             has_body: HashSet::default(),
             pending: HashMap::default(),
             pending_order: Vec::new(),
+            declared_members: HashMap::default(),
             anon_counter: 0,
             prim_nodes: vec![None; Prim::ALL.len()],
             void_node,
@@ -118,6 +122,7 @@ impl Namespace {
         self.has_body.clear();
         self.pending.clear();
         self.pending_order.clear();
+        self.declared_members.clear();
         self.anon_counter = 0;
         self.prim_nodes.iter_mut().for_each(|p| *p = None);
         self.pointer_nodes.clear();
@@ -428,7 +433,9 @@ impl Namespace {
             )
         };
         let _ = rec.layout.set(layout);
-        self.pending.remove(&id);
+        if let Some(body) = self.pending.remove(&id) {
+            self.declared_members.insert(id, body.members);
+        }
     }
 }
 

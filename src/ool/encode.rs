@@ -22,6 +22,7 @@ use super::members::{recover, Member};
 use super::tables::*;
 use crate::cdef::{ErrorDetail, ErrorKind, Namespace};
 use crate::types::decls::Decl;
+use crate::types::layout::MemberSpec;
 use crate::types::model::{Kind, Prim, TypeRef};
 use crate::types::target::Target;
 
@@ -41,6 +42,8 @@ struct Collector {
     seen: HashMap<Key, ()>,
     order: Vec<Key>,
     members: HashMap<u32, Vec<Member>>,
+    /// The members of the namespace's records as declared (by record id).
+    declared: HashMap<u32, Vec<MemberSpec>>,
     /// Anonymous records (`struct $N`), candidates for anonymous members.
     anonymous: Vec<(u32, TypeRef)>,
 }
@@ -186,7 +189,11 @@ impl Collector {
 
     /// The declared members of a record, recovered from its layout.
     fn members_of(&self, ty: &TypeRef) -> Result<Vec<Member>, EncodeError> {
-        recover(ty, &self.anonymous, &self.target)
+        let declared = match &ty.kind {
+            Kind::Record(r) => self.declared.get(&r.id).map(|v| v.as_slice()),
+            _ => None,
+        };
+        recover(ty, &self.anonymous, declared, &self.target)
     }
 }
 
@@ -219,6 +226,7 @@ pub fn encode_with_includes(
         seen: HashMap::default(),
         order: Vec::new(),
         members: HashMap::default(),
+        declared: ns.declared_members.clone(),
         anonymous: Vec::new(),
     };
     // Anonymous records some type or declaration refers to are not anonymous members

@@ -2,7 +2,9 @@
 //! model keeps the laid-out fields (anonymous members flattened in, unnamed bitfields
 //! gone), while the tables list the members as declared.
 //!
-//! Anonymous members are recognized as runs of fields equal to those of an anonymous
+//! The namespace keeps the members of the records its cdef laid out
+//! (`Namespace::declared_members`): those are used as they are. For other records (one
+//! shared through `include` from a namespace that no longer has them), anonymous members are recognized as runs of fields equal to those of an anonymous
 //! record nothing else refers to. Unnamed bitfields are put back where the fields
 //! after them would otherwise move: `T :0` or `T :w`, `T` the type of a neighbouring
 //! bitfield. Whatever is recovered must reproduce the layout exactly, or the struct is
@@ -78,6 +80,7 @@ fn end_bits(f: &Field) -> Option<u64> {
 pub(crate) fn recover(
     ty: &TypeRef,
     anonymous: &[(u32, TypeRef)],
+    declared: Option<&[MemberSpec]>,
     target: &Target,
 ) -> Result<Vec<Member>, EncodeError> {
     let Kind::Record(rec) = &ty.kind else {
@@ -93,7 +96,15 @@ pub(crate) fn recover(
     };
     let fields = &layout.fields;
     let mut out = Vec::new();
-    let mut i = 0;
+    if let Some(d) = declared {
+        // The members as the cdef declared them: checked below like recovered ones.
+        out.extend(d.iter().map(|m| Member {
+            name: m.name.clone(),
+            ty: m.ty.clone(),
+            bits: m.bits.and_then(|b| u32::try_from(b).ok()),
+        }));
+    }
+    let mut i = if declared.is_some() { fields.len() } else { 0 };
     while i < fields.len() {
         let f = &fields[i];
         let anon = anonymous.iter().find_map(|(_, cand)| {
@@ -157,7 +168,7 @@ pub(crate) fn recover(
             check_not_opaque(&out, &rec.cname)?;
             return Ok(out);
         }
-        if has_anonymous || rec.is_union {
+        if has_anonymous || rec.is_union || declared.is_some() {
             return Err(refused());
         }
         // Insert before the member of field k (or at the end: the size differs).

@@ -6,6 +6,7 @@
 //! - `tables`: the opcode and primitive vocabulary, and the plain-data tables.
 //! - `decode`: bytes to tables, validated completely (`Module`).
 //! - `realize`: a module to the type model, lazily per name (`Realizer`).
+//! - `lazy`: a module's declarations made in an FFI's namespace on first use.
 //! - `typestr`: C type strings (`ffi.typeof("pt_t *")`) against a module, lazily.
 //! - `encode`: a namespace's declarations to the tables cffi would write (`members`
 //!   recovers a struct's declared members from its layout).
@@ -22,6 +23,7 @@
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod lazy;
 mod members;
 pub mod pyfmt;
 pub mod realize;

@@ -145,6 +145,11 @@ impl Realizer {
         &self.module
     }
 
+    /// The realizers of the modules in `_includes`, in order.
+    pub fn includes(&self) -> &[Include] {
+        &self.includes
+    }
+
     /// The type of slot `i` (a function type gives its pointer-to-function node and
     /// `true`). Structs reached on the way are laid out before this returns.
     pub fn slot(&mut self, i: usize) -> Result<(TypeRef, bool), RealizeError> {
@@ -506,12 +511,10 @@ impl Realizer {
             });
         }
         for inc in &self.includes {
-            // A module cannot include itself; a lock held further up means it did.
-            let Ok(mut other) = inc.try_lock() else {
-                return Err(RealizeError::IncludeDepth {
-                    cname: cname.to_string(),
-                });
-            };
+            // An include is made before the module that includes it, so the includes
+            // form no cycle and these locks are always taken newer module first: waiting
+            // here (for another thread realizing that module) cannot deadlock.
+            let mut other = inc.lock().unwrap_or_else(|p| p.into_inner());
             let Some(i) = other.module.struct_index(name) else {
                 continue;
             };

@@ -60,7 +60,17 @@ impl Op {
     ];
 
     pub fn from_u8(b: u8) -> Option<Op> {
-        Op::ALL.iter().copied().find(|op| *op as u8 == b)
+        // (a table: every slot of a module is decoded through this)
+        const TABLE: [Option<Op>; 256] = {
+            let mut t = [None; 256];
+            let mut i = 0;
+            while i < Op::ALL.len() {
+                t[Op::ALL[i] as usize] = Some(Op::ALL[i]);
+                i += 1;
+            }
+            t
+        };
+        TABLE[b as usize]
     }
 
     /// cffi's spelling (`_CFFI_OP_<name>`).

@@ -160,6 +160,10 @@ impl FfiShared {
         let s = text.to_str()?;
         let ty = {
             let mut ns = self.lock_ns();
+            if let Some(m) = self.ool.get() {
+                crate::ool::lazy::declare_for_type_string(m, &mut ns, s)
+                    .map_err(super::errors::realize_err)?;
+            }
             ns.parse_type(s).map_err(cdef_err)?
         };
         let ct = self.ctype_of(py, &ty).into_bound(py);

@@ -40,6 +40,18 @@ pyo3::create_exception!(
     "A bug in jitffi: a Rust panic, caught before it could cross into Python or C frames."
 );
 
+/// A table entry of an out-of-line module that fails to realize at its first use: a
+/// layout the in-line rules refuse is a TypeError (as cffi's reader gives it), anything
+/// else `ffi.error`.
+pub fn realize_err(e: crate::ool::RealizeError) -> PyErr {
+    match e {
+        crate::ool::RealizeError::Layout { message, .. } => {
+            pyo3::exceptions::PyTypeError::new_err(message)
+        }
+        e => FFIError::new_err(e.to_string()),
+    }
+}
+
 /// A cdef/type-string error as the Python exception cffi raises for it.
 pub fn cdef_err(e: CdefError) -> PyErr {
     match e.kind {

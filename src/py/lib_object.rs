@@ -8,7 +8,8 @@
 //! `lib.f(...)` is the hottest line of user code. `Lib::_sync` puts every declared
 //! function into the module dict as a lazy function object (dlsym already done, the
 //! trampoline built at the first call), so `lib.f` is a specialized module attribute
-//! load that never reaches Rust. What needs work at each access (global variables are
+//! load that never reaches Rust. An out-of-line module's lib is set up from its tables
+//! alone (`crate::ool::lazy`): each function object finds its type at its first use. What needs work at each access (global variables are
 //! read at each access, never cached) goes through the module's PEP 562 `__getattr__`;
 //! assignments need `__setattr__`, which only a module subclass can have, so the Python
 //! layer switches a lib to such a subclass once its ffi declares a global variable.
@@ -27,10 +28,12 @@ use pyo3::types::{PyDict, PyList, PyModule, PyString};
 
 use super::cdata::CData;
 use super::convert;
+use super::errors::realize_err;
 use super::function::{self, FunctionSpec};
 use super::state::FfiRef;
 use crate::dlfcn::DlError;
 pub use crate::dlfcn::LibHandle;
+use crate::ool::lazy::{self, LibEntry};
 use crate::types::decls::Decl;
 use crate::types::model::Kind;
 
@@ -61,8 +64,9 @@ impl Lib {
             })
     }
 
-    fn lookup(&self, name: &str) -> Option<Decl> {
-        self.ffi.lock_ns().decls.names.get(name).cloned()
+    /// The declaration of `name` (an out-of-line module's declares it now if needed).
+    fn lookup(&self, name: &str) -> PyResult<Option<Decl>> {
+        lookup_in(&self.ffi, name)
     }
 
     fn no_such(&self, name: &str) -> PyErr {
@@ -90,7 +94,7 @@ impl Lib {
 
     /// The address of a declared function or global variable.
     pub fn address_of(&self, name: &str) -> PyResult<(usize, Decl)> {
-        match self.lookup(name) {
+        match self.lookup(name)? {
             Some(d @ (Decl::Function(_) | Decl::Variable { .. })) => {
                 let what = if matches!(d, Decl::Function(_)) {
                     "function"
@@ -120,7 +124,7 @@ impl Lib {
             return Err(PyAttributeError::new_err(n.to_string()));
         }
         this.handle()?;
-        let Some(decl) = this.lookup(n) else {
+        let Some(decl) = this.lookup(n)? else {
             return Err(this.no_such(n));
         };
         match decl {
@@ -199,6 +203,14 @@ impl Lib {
         else {
             return Ok(());
         };
+        if let Some(module) = this.ffi.ool.get() {
+            let needs_hook = this.sync_out_of_line(py, d, &handle, module)?;
+            if needs_hook {
+                drop(this);
+                d.set_item(hook, slf.getattr("_getattr")?)?;
+            }
+            return Ok(());
+        }
         let mut needs_hook = false;
         let mut pending: Vec<(String, Decl)> = Vec::new();
         {
@@ -217,6 +229,7 @@ impl Lib {
             }
         }
         if !needs_hook {
+            let _pause = GcPause::new(py);
             for (name, decl) in pending {
                 let key = PyString::new(py, &name);
                 if d.contains(&key)? {
@@ -228,19 +241,23 @@ impl Lib {
                             needs_hook = true;
                             break;
                         }
-                        let Ok(addr) = handle.symbol(&name) else {
+                        let Ok(cname) = std::ffi::CString::new(name) else {
                             continue;
                         };
-                        let spec = FunctionSpec {
-                            name: &name,
-                            fn_type: &fty,
+                        let Ok(addr) = handle.symbol_c(&cname) else {
+                            continue;
+                        };
+                        let spec = function::DeferredSpec {
+                            name: cname,
+                            fn_type: Some(fty),
+                            resolver: None,
                             address: addr,
                             release_gil: this.release_gil,
                             keepalive: vec![this.ffi_obj.clone_ref(py)],
                             library: Some(handle.clone()),
                             ctx: this.ffi.clone(),
                         };
-                        d.set_item(&key, function::make_lazy_function(py, spec)?)?;
+                        d.set_item(&key, function::make_deferred_function(py, spec)?)?;
                     }
                     Decl::IntConstant { value, .. } => d.set_item(&key, value)?,
                     _ => {}
@@ -263,7 +280,7 @@ impl Lib {
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let n = name.to_str()?;
-        match self.lookup(n) {
+        match self.lookup(n)? {
             Some(Decl::Variable { ty, is_const }) => {
                 if is_const {
                     return Err(PyAttributeError::new_err(format!(
@@ -304,6 +321,10 @@ impl Lib {
 
     /// The lib module's `__dir__`: the declared functions, variables and constants.
     fn _dir(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        if let Some(module) = self.ffi.ool.get() {
+            let names = lazy::lib_entries(module).into_iter().map(|(n, _)| n);
+            return Ok(PyList::new(py, names)?.unbind());
+        }
         let ns = self.ffi.lock_ns();
         let names: Vec<&String> = ns
             .decls
@@ -346,6 +367,115 @@ impl Lib {
     }
 }
 
+/// The declaration of `name` in `ffi`; an out-of-line module's FFI declares it now (from
+/// its tables) if it has not yet.
+fn lookup_in(ffi: &FfiRef, name: &str) -> PyResult<Option<Decl>> {
+    let mut ns = ffi.lock_ns();
+    if let Some(d) = ns.decls.names.get(name) {
+        return Ok(Some(d.clone()));
+    }
+    let Some(module) = ffi.ool.get() else {
+        return Ok(None);
+    };
+    lazy::declare_global(module, &mut ns, name).map_err(realize_err)?;
+    Ok(ns.decls.names.get(name).cloned())
+}
+
+impl Lib {
+    /// `_sync` for an out-of-line module's lib: from the tables alone, no type realized
+    /// (each function finds its type at its first use). Returns whether the lib needs
+    /// `__getattr__` (as `_sync` decides it).
+    fn sync_out_of_line(
+        &self,
+        py: Python<'_>,
+        d: &Bound<'_, PyDict>,
+        handle: &Arc<LibHandle>,
+        module: &crate::ool::Include,
+    ) -> PyResult<bool> {
+        let m = lazy::module_of(module);
+        let n = m.tables.globals.len();
+        if (0..n).any(|gi| {
+            matches!(
+                lazy::lib_entry(&m, gi),
+                LibEntry::Variable | LibEntry::BadFunction
+            )
+        }) {
+            return Ok(true);
+        }
+        let _pause = GcPause::new(py);
+        let ffi = self.ffi.clone();
+        let resolver: function::TypeResolver =
+            Arc::new(move |name: &str| match lookup_in(&ffi, name)? {
+                Some(Decl::Function(t)) => Ok(t),
+                _ => Err(PyAttributeError::new_err(format!(
+                    "'{name}' is not a function"
+                ))),
+            });
+        // (only ever run once per lib: an out-of-line module's ffi declares nothing
+        // after dlopen, so the namespace holds none of these names yet)
+        for gi in 0..n {
+            let name = m.tables.globals[gi].name.as_str();
+            match lazy::lib_entry(&m, gi) {
+                LibEntry::Function => {
+                    // (names were checked to be identifiers when the tables were read)
+                    let Ok(cname) = std::ffi::CString::new(name) else {
+                        continue;
+                    };
+                    let Ok(addr) = handle.symbol_c(&cname) else {
+                        continue;
+                    };
+                    let spec = function::DeferredSpec {
+                        name: cname,
+                        fn_type: None,
+                        resolver: Some(resolver.clone()),
+                        address: addr,
+                        release_gil: self.release_gil,
+                        keepalive: vec![self.ffi_obj.clone_ref(py)],
+                        library: Some(handle.clone()),
+                        ctx: self.ffi.clone(),
+                    };
+                    let f = function::make_deferred_function(py, spec)?;
+                    d.set_item(PyString::new(py, name), f)?;
+                }
+                LibEntry::Int(v) => d.set_item(PyString::new(py, name), v)?,
+                LibEntry::Variable | LibEntry::BadFunction => {}
+            }
+        }
+        // The included modules' integer constants, where the module has no such name.
+        for (name, v) in lazy::included_constants(module) {
+            if m.global_index(&name).is_none() {
+                let key = PyString::new(py, &name);
+                if !d.contains(&key)? {
+                    d.set_item(key, v)?;
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Pauses the cyclic garbage collector while a lib creates its function objects: the
+/// thousands of new, all-live GC objects would otherwise set off collections that only
+/// traverse them. The previous state comes back on drop (the GIL is held throughout, so
+/// no other thread changes it in between).
+struct GcPause(bool);
+
+impl GcPause {
+    fn new(_py: Python<'_>) -> GcPause {
+        // SAFETY: the GIL is held (`_py`).
+        GcPause(unsafe { pyo3::ffi::PyGC_Disable() } != 0)
+    }
+}
+
+impl Drop for GcPause {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: made with the GIL held, and dropped in the same scope.
+            unsafe { pyo3::ffi::PyGC_Enable() };
+        }
+    }
+}
+
 /// The state of a lib module (exact module or jitffi's subclass for libs with globals).
 pub fn lib_state<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, Lib>> {
     let module = obj.cast::<PyModule>().ok()?;
@@ -384,7 +514,7 @@ fn read_global(
 /// a function-pointer cdata.
 pub fn addressof_lib(py: Python<'_>, lib: &Bound<'_, Lib>, name: &str) -> PyResult<Py<PyAny>> {
     let this = lib.borrow();
-    if let Some(Decl::ExternPython(fty)) = this.lookup(name) {
+    if let Some(Decl::ExternPython(fty)) = this.lookup(name)? {
         return Ok(crate::py::callback::extern_python_cdata(
             py,
             this.ffi_obj.bind(py),
@@ -494,6 +624,11 @@ pub fn dlclose(lib: &Bound<'_, PyAny>) -> PyResult<()> {
 /// Whether the ffi declares any global variable (the Python layer then gives its libs a
 /// `__setattr__`).
 pub fn declares_globals(ffi: &FfiRef) -> bool {
+    if let Some(module) = ffi.ool.get() {
+        return lazy::lib_entries(module)
+            .iter()
+            .any(|(_, e)| *e == LibEntry::Variable);
+    }
     ffi.lock_ns()
         .decls
         .names

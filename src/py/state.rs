@@ -38,6 +38,9 @@ pub struct FfiShared {
     /// are not pyo3-attached, where dropping a `Py` is deferred): repeated calls with the
     /// same string constant skip the dict lookup. Released by `forget_last_type`.
     pub last_type: GilCopy<(usize, usize)>,
+    /// The out-of-line module whose declarations this FFI makes on first use (set once,
+    /// by `_cffi_backend.FFI(...)`; `crate::ool::lazy`).
+    pub ool: OnceLock<crate::ool::Include>,
 }
 
 impl FfiShared {
@@ -49,6 +52,7 @@ impl FfiShared {
             type_objects: GilCell::new(Vec::new()),
             type_cache: PyDict::new(py).unbind(),
             last_type: GilCopy::new((0, 0)),
+            ool: OnceLock::new(),
         })
     }
 

@@ -35,8 +35,12 @@ pub mod shape;
 mod variadic;
 
 pub use fnptr_cache::call_function_pointer;
-pub use object::{function_address, lib_function_cdata, FuncInfo, FuncObject, LazyFunc};
-pub use setup::{make_function, make_lazy_function, FunctionSpec};
+pub use object::{
+    function_address, lib_function_cdata, FuncInfo, FuncObject, LazyFunc, TypeResolver,
+};
+pub use setup::{
+    make_deferred_function, make_function, make_lazy_function, DeferredSpec, FunctionSpec,
+};
 pub use shape::{arg_shape, check_signature, ret_shape};
 
 /// What the call tiers hold and did: the tier policy, trampoline shapes compiled, bytes

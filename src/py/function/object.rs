@@ -3,7 +3,7 @@
 //! shape), what the helpers need to know about the callable, and what must stay alive.
 //! The function object users see is `PyCFunction_NewEx(&self.def, self)`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::ffi::{c_int, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
@@ -43,15 +43,35 @@ pub struct FuncObject {
     pub(super) def: ffi::PyMethodDef,
 }
 
+/// Finds the type of the function of that name at its first use: an out-of-line
+/// module's lib sets its functions up before any type is realized.
+pub type TypeResolver = Arc<dyn Fn(&str) -> PyResult<TypeRef> + Send + Sync>;
+
 /// A function object's description before its first use: lib modules create one object
 /// per declared function at `dlopen`, so creation must stay cheap.
 pub struct LazyFunc {
     pub(super) name: CString,
-    pub(super) fn_type: TypeRef,
+    /// Known at creation, or found by `resolver` at the first use.
+    pub(super) fn_type: OnceCell<TypeRef>,
+    pub(super) resolver: Option<TypeResolver>,
     pub(super) release_gil: bool,
     pub(super) keepalive: Vec<Py<PyAny>>,
     pub(super) library: Option<LibraryKeepAlive>,
     pub(super) ctx: CallContext,
+}
+
+impl LazyFunc {
+    /// The function type, found now if it was left to the first use.
+    pub(super) fn fn_type(&self) -> PyResult<&TypeRef> {
+        if let Some(t) = self.fn_type.get() {
+            return Ok(t);
+        }
+        let Some(resolve) = &self.resolver else {
+            return Err(internal_error(Box::new("a lazy function without its type")));
+        };
+        let t = resolve(self.name.to_str().unwrap_or("?"))?;
+        Ok(self.fn_type.get_or_init(|| t))
+    }
 }
 
 /// What the helpers need to know about one callable.
@@ -289,15 +309,17 @@ fn self_of(obj: &Bound<'_, PyAny>) -> Option<*mut FuncObject> {
 ///
 /// # Safety
 /// `f` is a live `self` object (of `func_type()`), and the GIL is held.
-pub(super) unsafe fn parts<'a>(f: *mut FuncObject) -> (usize, &'a TypeRef, &'a CallContext) {
+pub(super) unsafe fn parts<'a>(
+    f: *mut FuncObject,
+) -> PyResult<(usize, &'a TypeRef, &'a CallContext)> {
     // SAFETY: per the contract, exactly one of `info`/`lazy` is set and owned by `f`.
     unsafe {
         if !(*f).info.is_null() {
             let i = &*(*f).info;
-            (i.address, &i.fn_type, &i.ctx)
+            Ok((i.address, &i.fn_type, &i.ctx))
         } else {
             let l = &*(*f).lazy;
-            ((*f).target, &l.fn_type, &l.ctx)
+            Ok(((*f).target, l.fn_type()?, &l.ctx))
         }
     }
 }
@@ -306,7 +328,7 @@ pub(super) unsafe fn parts<'a>(f: *mut FuncObject) -> (usize, &'a TypeRef, &'a C
 pub fn function_address(obj: &Bound<'_, PyAny>) -> Option<(usize, TypeRef)> {
     let f = self_of(obj)?;
     // SAFETY: `f` is the live `self` of `obj` (which `obj` keeps alive); GIL held.
-    let (address, fn_type, _) = unsafe { parts(f) };
+    let (address, fn_type, _) = unsafe { parts(f) }.ok()?;
     Some((address, fn_type.clone()))
 }
 
@@ -318,7 +340,7 @@ pub fn lib_function_cdata(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Op
         return Ok(None);
     };
     // SAFETY: as in `function_address`.
-    let (address, fn_type, ctx) = unsafe { parts(f) };
+    let (address, fn_type, ctx) = unsafe { parts(f) }?;
     Ok(Some(super::super::convert::cdata_from_pointer(
         py, ctx, fn_type, address,
     )?))

@@ -2,7 +2,7 @@
 //! an allocation; its checks, shape, ctypes and (for a shape not seen before) its
 //! trampoline wait for its first call.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::ffi::CString;
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +16,9 @@ use crate::types::target::Target;
 
 use super::super::tier::{self, TierMode};
 use super::generic::jf_generic_call;
-use super::object::{self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive};
+use super::object::{
+    self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive, TypeResolver,
+};
 use super::runtime::{cached_shape, compile_shape};
 use super::shape::{lowering_error, signature_shapes};
 use super::variadic::jf_variadic_call;
@@ -100,7 +102,7 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             return Ok(&*(*f).info);
         }
         let lazy_ptr = (*f).lazy;
-        let fn_type = (*lazy_ptr).fn_type.clone();
+        let fn_type = (*lazy_ptr).fn_type()?.clone();
         let Kind::FuncPtr(sig) = &fn_type.kind else {
             return Err(signature_shapes(&fn_type)
                 .err()
@@ -189,13 +191,49 @@ pub fn make_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAn
 pub fn make_lazy_function(py: Python<'_>, spec: FunctionSpec<'_>) -> PyResult<Py<PyAny>> {
     let lazy = Box::new(LazyFunc {
         name: CString::new(spec.name).unwrap_or_else(|_| c"?".to_owned()),
-        fn_type: spec.fn_type.clone(),
+        fn_type: OnceCell::from(spec.fn_type.clone()),
+        resolver: None,
         release_gil: spec.release_gil,
         keepalive: spec.keepalive,
         library: spec.library,
         ctx: spec.ctx,
     });
-    let f = object::alloc(py, spec.address, lazy)?;
+    new_function_object(py, spec.address, lazy)
+}
+
+/// A lazy function made from a name already NUL-terminated (the one its symbol was
+/// looked up with): with its type, or with `resolver` to find it at its first use.
+pub struct DeferredSpec {
+    pub name: CString,
+    pub fn_type: Option<TypeRef>,
+    pub resolver: Option<TypeResolver>,
+    pub address: usize,
+    pub release_gil: bool,
+    pub keepalive: Vec<Py<PyAny>>,
+    pub library: Option<LibraryKeepAlive>,
+    pub ctx: CallContext,
+}
+
+/// A lazy function object (as `make_lazy_function`) whose type may not be known yet.
+pub fn make_deferred_function(py: Python<'_>, spec: DeferredSpec) -> PyResult<Py<PyAny>> {
+    let fn_type = match spec.fn_type {
+        Some(t) => OnceCell::from(t),
+        None => OnceCell::new(),
+    };
+    let lazy = Box::new(LazyFunc {
+        name: spec.name,
+        fn_type,
+        resolver: spec.resolver,
+        release_gil: spec.release_gil,
+        keepalive: spec.keepalive,
+        library: spec.library,
+        ctx: spec.ctx,
+    });
+    new_function_object(py, spec.address, lazy)
+}
+
+fn new_function_object(py: Python<'_>, address: usize, lazy: Box<LazyFunc>) -> PyResult<Py<PyAny>> {
+    let f = object::alloc(py, address, lazy)?;
     // SAFETY: `f` is the fresh object (GIL held); its `def` lives inside it, as long as
     // the function object that references it (which holds `f` as its `self`).
     unsafe {

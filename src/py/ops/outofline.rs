@@ -1,7 +1,8 @@
 //! Out-of-line ABI modules on the Python side: writing one for what an FFI declared
-//! (`ffi.emit_python_code`, `ffi.compile`), and filling a new FFI from the tables such a
-//! module passes to `_cffi_backend.FFI(...)` (its own or cffi's). The tables themselves
-//! are `crate::ool`'s.
+//! (`ffi.emit_python_code`, `ffi.compile`), and giving a new FFI the tables such a
+//! module passes to `_cffi_backend.FFI(...)` (its own or cffi's), whose names it then
+//! declares at their first use (`crate::ool::lazy`). The tables themselves are
+//! `crate::ool`'s.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
@@ -15,8 +16,6 @@ use crate::ool::{self, Include, RawTables, Realizer};
 use crate::py::convert;
 use crate::py::errors::{internal_error, VerificationError};
 use crate::py::state::FfiRef;
-use crate::types::decls::Declarations;
-use crate::types::model::{TypeRef, TypeTable};
 
 /// What the generated module imports as its backend.
 const BACKEND: &str = "jitffi._cffi_backend";
@@ -156,24 +155,9 @@ fn raw_tables(
     Ok(raw)
 }
 
-type Realized = (Declarations, Vec<(String, TypeRef)>, TypeRef);
-
-/// Every declaration of the module, the function typedefs with their nodes, and `FILE`.
-fn realize_all(r: &mut Realizer) -> Result<Realized, ool::RealizeError> {
-    let (decls, fn_names) = r.declarations()?;
-    let mut fn_typedefs = Vec::with_capacity(fn_names.len());
-    for name in fn_names {
-        if let Some((t, _)) = r.typename(&name)? {
-            fn_typedefs.push((name, t));
-        }
-    }
-    let file = r.file_type()?;
-    Ok((decls, fn_typedefs, file))
-}
-
-/// Fills the new (empty) FFI `shared` from a module's tables. Everything is decoded,
-/// checked and realized before the namespace is touched, so an error leaves the FFI as
-/// empty as it was.
+/// Gives the new (empty) FFI `shared` a module's tables. They are decoded and checked
+/// completely here (an error leaves the FFI as empty as it was); the types are realized
+/// when first named.
 #[allow(clippy::too_many_arguments)]
 pub fn load(
     shared: &FfiRef,
@@ -215,21 +199,13 @@ pub fn load(
         .map_err(internal_error)?
         .map_err(|e| table_err(module_name, e))?;
     let incs: Vec<Include> = includes.iter().map(|m| m.get().realizer.clone()).collect();
-    let mut r = Realizer::new(Arc::new(module), shared.target, incs);
-    let mut ns = shared.lock_ns();
-    // The realizer builds into the namespace's own table: every node the FFI hands out
-    // (field types too) is then a node of that table, which its CType cache is keyed by.
-    r.table = std::mem::replace(&mut ns.table, TypeTable::new(shared.target));
-    let realized = catch_unwind(AssertUnwindSafe(|| realize_all(&mut r)));
-    ns.table = std::mem::replace(&mut r.table, TypeTable::new(shared.target));
-    let (decls, fn_typedefs, file) = realized
-        .map_err(internal_error)?
-        .map_err(|e| table_err(module_name, e))?;
-    ns.adopt_declarations(&decls, &fn_typedefs, &file);
-    drop(ns);
+    let r = Realizer::new(Arc::new(module), shared.target, incs);
     let list = r.list_types();
-    Ok(OutOfLineModule {
-        realizer: Arc::new(Mutex::new(r)),
-        list,
-    })
+    let realizer: Include = Arc::new(Mutex::new(r));
+    // Nothing is realized here: the namespace declares each name at its first use
+    // (`ool::lazy`).
+    if shared.ool.set(realizer.clone()).is_err() {
+        return Err(PyValueError::new_err("this ffi already has its tables"));
+    }
+    Ok(OutOfLineModule { realizer, list })
 }
