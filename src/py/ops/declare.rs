@@ -76,3 +76,19 @@ pub fn include(py: Python<'_>, shared: &FfiRef, other: &Bound<'_, PyAny>) -> PyR
     shared.clear_type_cache(py);
     r.map_err(cdef_err)
 }
+
+/// The integer constants declared so far (`#define`, `static const`, enumerators), in
+/// declaration order: what cffi's parser keeps as `_int_constants`.
+pub fn int_constants(shared: &FfiRef) -> Vec<(String, i128)> {
+    let ns = shared.lock_ns();
+    ns.decls
+        .order
+        .iter()
+        .filter_map(|name| match ns.decls.names.get(name) {
+            Some(crate::types::decls::Decl::IntConstant { value, .. }) => {
+                Some((name.clone(), *value))
+            }
+            _ => None,
+        })
+        .collect()
+}
