@@ -1,0 +1,319 @@
+"""Drop-in use by programs written for cffi: the JITFFI_AS_CFFI switch (the .pth hook,
+its finder, `python -m jitffi run`, install_as_cffi) and what published cffi users do at
+import and use time, compared with the installed cffi where it can run the same code.
+
+The switch is tested in subprocesses started the way a user's are: the .pth sits in a
+site directory of its own (the user site, as `pip install --user` puts it, when the
+interpreter has one), and nothing else tells the child about jitffi."""
+import importlib.util
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import weakref
+
+import pytest
+
+import cffi as real_cffi  # installed by .ci/setup; a missing cffi must fail, not skip
+import jitffi
+from conftest import PYTHON, build_clib
+
+PY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(jitffi.__file__)))
+PTH = os.path.join(PY_DIR, "jitffi_as_cffi.pth")
+REAL_CFFI_DIR = os.path.dirname(os.path.abspath(real_cffi.__file__))
+REAL_BACKEND = importlib.util.find_spec("_cffi_backend").origin
+
+C_SOURCE = r"""
+#include <stdio.h>
+typedef struct { int x, y; } pt_t;
+int add(int a, int b) { return a + b; }
+int sum_pt(pt_t *p) { return p->x + p->y; }
+int put(const char *s, FILE *f) { return fputs(s, f); }
+"""
+
+
+@pytest.fixture(scope="module")
+def site_env(tmp_path_factory):
+    """(env, prefix): an environment whose interpreter runs jitffi_as_cffi.pth at start
+    (JITFFI_AS_CFFI not set), and the code to put before a `-c` script when the
+    interpreter has no user site (in a venv): then the .pth's directory is added the way
+    site.py adds site-packages."""
+    base = tmp_path_factory.mktemp("userbase")
+    env = dict(os.environ)
+    for k in ("JITFFI_AS_CFFI", "PYTHONNOUSERSITE", "PYTHONSTARTUP"):
+        env.pop(k, None)
+    env["PYTHONUSERBASE"] = str(base)
+    env["PYTHONPATH"] = PY_DIR
+    r = subprocess.run(PYTHON + ["-c", "import site; print(site.ENABLE_USER_SITE); "
+                                 "print(site.getusersitepackages())"],
+                       env=env, capture_output=True, text=True, check=True)
+    enabled, usersite = r.stdout.split()
+    if enabled == "True":
+        os.makedirs(usersite)
+        target = usersite
+        prefix = ""
+    else:
+        target = str(base / "site")
+        os.makedirs(target)
+        prefix = "import site; site.addsitedir(%r)\n" % (target,)
+    with open(PTH) as src, open(os.path.join(target, "jitffi_as_cffi.pth"), "w") as dst:
+        dst.write(src.read())
+    return env, prefix
+
+
+def run(site_env, script, *args, switch=None, cwd=None, never_real=False):
+    env, prefix = site_env
+    env = dict(env)
+    if switch is not None:
+        env["JITFFI_AS_CFFI"] = switch
+    code = None
+    if not isinstance(script, list):
+        code = prefix + textwrap.dedent(script) + (NEVER_REAL if never_real else "")
+    argv = PYTHON + (["-c", code] if code is not None else script) + [str(a) for a in args]
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split("\n")
+
+
+NEVER_REAL = """
+import sys
+bad = [n for n, m in list(sys.modules.items())
+       if (getattr(m, "__file__", None) or "").startswith(%r)]
+assert not bad, bad
+assert %r not in open("/proc/self/maps").read()
+""" % (REAL_CFFI_DIR + os.sep, REAL_BACKEND)
+
+
+def test_switch_resolves_cffi_and_backend_to_jitffi(site_env):
+    out = run(site_env, """
+        import cffi, cffi.api, cffi.error, cffi.model, _cffi_backend
+        import jitffi, jitffi._cffi_backend
+        assert cffi.__jitffi__ is True
+        assert cffi.FFI is jitffi.FFI is cffi.api.FFI
+        assert cffi.CDefError is cffi.error.CDefError is jitffi.CDefError
+        assert cffi.error.PkgConfigError is cffi.PkgConfigError is jitffi.PkgConfigError
+        assert _cffi_backend is jitffi._cffi_backend
+        assert _cffi_backend.__spec__.name == "jitffi._cffi_backend"
+        from cffi import FFI
+        ffi = FFI()
+        ffi.cdef("int abs(int);")
+        print(ffi.dlopen(None).abs(-7), cffi.__version__)
+    """, switch="1", never_real=True)
+    assert out[0] == "7 2.0.0"
+
+
+def test_switch_off_leaves_real_cffi_and_loads_nothing_of_jitffi(site_env):
+    for switch in (None, "", "0"):
+        out = run(site_env, """
+            import sys
+            assert "_jitffi_as_cffi" not in sys.modules and "jitffi" not in sys.modules
+            import cffi
+            print(cffi.__file__, hasattr(cffi, "__jitffi__"))
+            assert "jitffi" not in sys.modules
+        """, switch=switch)
+        assert out[0] == os.path.join(REAL_CFFI_DIR, "__init__.py") + " False"
+
+
+def test_submodule_jitffi_lacks_is_an_import_error_naming_it(site_env):
+    out = run(site_env, """
+        for name in ("cffi.verifier", "cffi.backend_ctypes", "cffi.cparser"):
+            try:
+                __import__(name)
+            except ImportError as e:
+                assert e.name == name, e.name
+                print(e)
+            else:
+                raise AssertionError(name)
+        try:
+            from cffi import recompiler
+        except ImportError as e:
+            print(e)
+    """, switch="1", never_real=True)
+    for line, sub in zip(out, ("verifier", "backend_ctypes", "cparser", "recompiler")):
+        assert "jitffi" in line and repr(sub) in line, line
+
+
+def test_subprocesses_inherit_the_switch(site_env):
+    out = run(site_env, """
+        import subprocess, sys, os
+        import cffi
+        child = "import cffi; print(getattr(cffi, '__jitffi__', False))"
+        print(subprocess.run(%r + ["-c", child], capture_output=True, text=True,
+                             check=True).stdout.strip())
+    """ % (PYTHON,), switch="1")
+    assert out[0] == "True"
+
+
+def test_python_m_jitffi_run_script_and_module(site_env, tmp_path):
+    (tmp_path / "prog.py").write_text(textwrap.dedent("""
+        import sys, os
+        import cffi, _cffi_backend
+        import helper_mod  # found beside the script, as with `python prog.py`
+        print(cffi.__jitffi__, _cffi_backend.__name__, sys.argv[1:], __name__,
+              os.environ["JITFFI_AS_CFFI"])
+    """))
+    (tmp_path / "helper_mod.py").write_text("")
+    (tmp_path / "pkgm").mkdir()
+    (tmp_path / "pkgm" / "__init__.py").write_text("")
+    (tmp_path / "pkgm" / "tool.py").write_text(textwrap.dedent("""
+        import sys, cffi
+        print(cffi.__jitffi__, sys.argv, __name__)
+    """))
+    out = run(site_env, ["-m", "jitffi", "run", str(tmp_path / "prog.py"), "a", "-b"])
+    assert out[0] == "True jitffi._cffi_backend ['a', '-b'] __main__ 1"
+    out = run(site_env, ["-m", "jitffi", "run", "-m", "pkgm.tool", "x"], cwd=str(tmp_path))
+    assert out[0] == "True ['%s', 'x'] __main__" % (tmp_path / "pkgm" / "tool.py")
+    env, _ = site_env
+    r = subprocess.run(PYTHON + ["-m", "jitffi", "run"], env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_install_as_cffi_and_refusal_after_real_cffi(site_env):
+    out = run(site_env, """
+        import os, jitffi
+        jitffi.install_as_cffi()
+        jitffi.install_as_cffi()  # twice is harmless
+        import cffi
+        print(cffi.__jitffi__, os.environ["JITFFI_AS_CFFI"])
+    """, never_real=True)
+    assert out[0] == "True 1"
+    out = run(site_env, """
+        import cffi, jitffi
+        try:
+            jitffi.install_as_cffi()
+        except ImportError as e:
+            print("refused:", e)
+    """)
+    assert out[0].startswith("refused:") and "already imported" in out[0]
+
+
+# What pyvex does: cache the parse as a pickle, read back with an unpickler that allows
+# only cffi.model classes, and assign it instead of calling cdef(). Same program, run
+# twice (writing, then reading the cache), on jitffi and on cffi.
+CACHE_PROGRAM = """
+import os, pickle, sys
+import cffi, cffi.model
+
+class Restricted(pickle.Unpickler):
+    ALLOWED = frozenset(n for n in dir(cffi.model) if isinstance(getattr(cffi.model, n), type))
+    def find_class(self, module, name):
+        if module == "cffi.model" and name in self.ALLOWED:
+            return getattr(cffi.model, name)
+        raise pickle.UnpicklingError("refusing %s.%s" % (module, name))
+
+CDEF = '''
+typedef struct { int x, y; } pt_t;
+int add(int a, int b);
+int sum_pt(pt_t *p);
+#define ANSWER 42
+enum color { RED, GREEN = 5 };
+'''
+cache, so = sys.argv[1], sys.argv[2]
+ffi = cffi.FFI()
+if os.path.isfile(cache):
+    with open(cache, "rb") as f:
+        c = Restricted(f).load()
+    ffi._parser._declarations = c["_declarations"]
+    ffi._parser._int_constants = c["_int_constants"]
+    how = "cached"
+else:
+    ffi.cdef(CDEF)
+    with open(cache, "wb") as f:
+        f.write(pickle.dumps({"_declarations": ffi._parser._declarations,
+                              "_int_constants": ffi._parser._int_constants}))
+    how = "parsed"
+lib = ffi.dlopen(so)
+print(how, lib.add(40, 2), lib.sum_pt(ffi.new("pt_t *", [3, 4])), lib.ANSWER, lib.GREEN,
+      sorted(ffi._parser._int_constants.items()))
+"""
+
+
+def test_parse_cache_round_trip_like_pyvex(site_env, tmp_path):
+    so = build_clib("dropin", C_SOURCE)
+    results = {}
+    for switch in ("1", None):
+        cache = tmp_path / ("cache-%s" % switch)
+        first = run(site_env, CACHE_PROGRAM, cache, so, switch=switch)[0]
+        second = run(site_env, CACHE_PROGRAM, cache, so, switch=switch)[0]
+        results[switch] = (first, second)
+    expect = "7 42 5 [('ANSWER', 42), ('GREEN', 5), ('RED', 0)]"
+    assert results["1"] == results[None] == ("parsed 42 " + expect, "cached 42 " + expect)
+
+
+def test_parse_cache_written_by_real_cffi_is_refused_clearly(site_env, tmp_path):
+    so = build_clib("dropin", C_SOURCE)
+    cache = tmp_path / "cache"
+    run(site_env, CACHE_PROGRAM, cache, so)  # real cffi writes it
+    env, prefix = site_env
+    env = dict(env, JITFFI_AS_CFFI="1")
+    r = subprocess.run(PYTHON + ["-c", prefix + CACHE_PROGRAM, str(cache), so], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "jitffi.FFIError" in r.stderr and "written by real cffi" in r.stderr, r.stderr
+
+
+def test_declarations_snapshot_in_process():
+    ffi = jitffi.FFI()
+    ffi.cdef("struct s { int a; };")
+    ffi.cdef("int abs(int);\n#define N 3", override=True)
+    snap = pickle.loads(pickle.dumps(ffi._parser._declarations))
+    assert snap == ffi._parser._declarations and len(snap) == 2
+    other = jitffi.FFI()
+    other._parser._declarations = snap
+    assert other.sizeof("struct s") == 4 and other.dlopen(None).abs(-2) == 2
+    assert other._parser._int_constants == {"N": 3}
+    # re-assigning what the ffi already has is a no-op; something else is refused
+    other._parser._declarations = snap
+    third = jitffi.FFI()
+    third.cdef("int x_other;")
+    with pytest.raises(jitffi.FFIError):
+        third._parser._declarations = snap
+    with pytest.raises(jitffi.FFIError):
+        jitffi.FFI()._parser._declarations = {"function f": ("not a type", 0)}
+    f = jitffi.FFI()
+    f._parser._int_constants = {"N": 4}
+    with pytest.raises(jitffi.FFIError):
+        f._parser._declarations = snap
+
+
+@pytest.mark.parametrize("mod", [jitffi, real_cffi], ids=["jitffi", "cffi"])
+def test_set_source_none_then_inline_dlopen(mod):
+    so = build_clib("dropin", C_SOURCE)
+    ffi = mod.FFI()
+    ffi.cdef("int add(int, int);")
+    ffi.set_source("_dropin_never_built", None)
+    assert ffi.dlopen(so).add(2, 3) == 5
+
+
+@pytest.mark.parametrize("mod", [jitffi, real_cffi], ids=["jitffi", "cffi"])
+def test_dlopen_flags_without_now_or_lazy(mod):
+    so = build_clib("dropin", C_SOURCE)
+    ffi = mod.FFI()
+    ffi.cdef("int add(int, int);")
+    for flags in (ffi.RTLD_DEEPBIND, ffi.RTLD_GLOBAL, ffi.RTLD_LOCAL | ffi.RTLD_NODELETE):
+        assert ffi.dlopen(so, flags).add(1, 2) == 3
+
+
+@pytest.mark.parametrize("mod", [jitffi, real_cffi], ids=["jitffi", "cffi"])
+def test_weak_references_to_ctypes(mod):
+    ffi = mod.FFI()
+    t = ffi.typeof("int *")
+    r = weakref.ref(t)
+    assert r() is t
+    cache = weakref.WeakValueDictionary()
+    cache["k"] = ffi.typeof("int")
+    assert cache["k"] is ffi.typeof("int")
+
+
+@pytest.mark.parametrize("mod", [jitffi, real_cffi], ids=["jitffi", "cffi"])
+def test_errors_of_the_same_type_as_cffi(mod):
+    ffi = mod.FFI()
+    with pytest.raises(ValueError, match="'packed' should be False or True"):
+        ffi.cdef("struct p { int x; };", packed="yes")
+    ffi.cdef("struct p1 { char c; int x; };", packed=1)  # 0/1 pass, as bools
+    assert ffi.sizeof("struct p1") == 5
+    with pytest.raises(OSError, match="find_library"):
+        ffi.dlopen("")
+    with pytest.raises(TypeError):
+        mod.FFI(backend=42)
