@@ -315,5 +315,12 @@ def test_errors_of_the_same_type_as_cffi(mod):
     assert ffi.sizeof("struct p1") == 5
     with pytest.raises(OSError, match="find_library"):
         ffi.dlopen("")
-    with pytest.raises(TypeError):
-        mod.FFI(backend=42)
+
+
+def test_real_cffi_backend_is_refused():
+    import _cffi_backend as real_backend  # (the finder is not installed in this process)
+    assert real_backend.__file__ == REAL_BACKEND
+    with pytest.raises(TypeError, match="real cffi's backend"):
+        jitffi.FFI(backend=real_backend)
+    import jitffi._cffi_backend
+    assert isinstance(jitffi.FFI(backend=jitffi._cffi_backend), jitffi.FFI)

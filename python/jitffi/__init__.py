@@ -6,7 +6,9 @@ VerificationMissing, PkgConfigError, __version__, __version_info__. Type stubs: 
 For code that imports cffi itself (libraries): JITFFI_AS_CFFI=1 in the environment, or
 install_as_cffi(), or `python -m jitffi run script.py` (README, "Drop-in for cffi").
 """
+import sys as _sys
 import threading as _threading
+import types as _types
 import weakref as _weakref
 
 from . import _builder, _decl_cache, _jitffi, _lib
@@ -37,15 +39,18 @@ def install_as_cffi():
 
 
 def _check_backend(backend):
-    # cffi takes a backend module; jitffi has one: what `import _cffi_backend` gives
-    # under the switch. Anything else (real cffi's backend, a ctypes backend) would mix
-    # two implementations, so it is refused as cffi refuses what is not a backend.
+    # cffi takes a backend module; jitffi has one (what `import _cffi_backend` gives under
+    # the switch) and ignores the argument, except for real cffi's own backends: taking
+    # one would promise cdata that mix with real cffi's, which jitffi's never do.
     if backend is None:
         return
-    from . import _cffi_backend
-    if backend is not _cffi_backend:
-        raise TypeError("FFI(backend=...): jitffi has a single backend, jitffi._cffi_backend "
-                        "(`import _cffi_backend` under JITFFI_AS_CFFI=1); got %r" % (backend,))
+    module = getattr(type(backend), "__module__", "") if not isinstance(backend, _types.ModuleType) \
+        else getattr(backend, "__name__", "")
+    real = (module == "_cffi_backend" and not getattr(backend, "__jitffi__", False)
+            and backend is not _sys.modules.get("jitffi._cffi_backend"))
+    if real or module == "cffi.backend_ctypes":
+        raise TypeError("FFI(backend=...): jitffi cannot use real cffi's backend %r; it has "
+                        "its own (jitffi._cffi_backend)" % (backend,))
 
 
 class FFI(_jitffi.FFI):

@@ -74,10 +74,13 @@ impl Lib {
 
     fn symbol(&self, name: &str, what: &str) -> PyResult<usize> {
         self.handle()?.symbol(name).map_err(|e| {
-            PyAttributeError::new_err(format!(
-                "{what} '{name}' not found in library '{}': {e}",
-                self.name
-            ))
+            let msg = format!("{what} '{name}' not found in library '{}': {e}", self.name);
+            // cffi's classes: a KeyError for a variable, an AttributeError for a function
+            if what == "variable" {
+                pyo3::exceptions::PyKeyError::new_err(msg)
+            } else {
+                PyAttributeError::new_err(msg)
+            }
         })
     }
 

@@ -135,6 +135,9 @@ impl<'a> Resolver<'a> {
         if name == "FILE" {
             return Ok(Ty::plain(self.ns.file_type.clone()));
         }
+        if name == "bool" {
+            return Ok(Ty::plain(self.ns.prim(Prim::Bool)));
+        }
         let at = p.as_span().start();
         if self.ns.decls.names.contains_key(name) {
             return Err(self.error(
@@ -388,7 +391,7 @@ impl<'a> Resolver<'a> {
                                 Value::Int(x) => x,
                                 Value::Float => {
                                     return Err(self.error(
-                                        ErrorKind::FFI,
+                                        ErrorKind::CDef,
                                         name_at,
                                         "unsupported expression: enum values must be integers",
                                     ))

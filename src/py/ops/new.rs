@@ -1,7 +1,7 @@
 //! `ffi.new` (and allocator calls): how much memory a type and initializer need,
 //! allocating it as an owning cdata, and initializing it.
 
-use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -70,8 +70,8 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
                                     .and_then(|b| b.checked_add(f.offset))
                                     .filter(|b| *b <= isize::MAX as usize)
                                     .ok_or_else(|| {
-                                        PyMemoryError::new_err(
-                                            "array size would overflow a ssize_t",
+                                        PyOverflowError::new_err(
+                                            "array size would overflow a Py_ssize_t",
                                         )
                                     })?;
                                 size = size.max(need);
@@ -98,7 +98,7 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
             let size = n
                 .checked_mul(isz)
                 .filter(|b| *b <= isize::MAX as usize)
-                .ok_or_else(|| PyMemoryError::new_err("array size would overflow a ssize_t"))?;
+                .ok_or_else(|| PyOverflowError::new_err("array size would overflow a Py_ssize_t"))?;
             Ok((size, n))
         }
         _ => Err(PyTypeError::new_err(format!(
