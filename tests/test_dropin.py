@@ -322,5 +322,60 @@ def test_real_cffi_backend_is_refused():
     assert real_backend.__file__ == REAL_BACKEND
     with pytest.raises(TypeError, match="real cffi's backend"):
         jitffi.FFI(backend=real_backend)
-    import jitffi._cffi_backend
-    assert isinstance(jitffi.FFI(backend=jitffi._cffi_backend), jitffi.FFI)
+    from jitffi import _cffi_backend as own_backend
+    assert isinstance(jitffi.FFI(backend=own_backend), jitffi.FFI)
+
+
+@pytest.mark.parametrize("mod", [jitffi, real_cffi], ids=["jitffi", "cffi"])
+def test_user_typedef_named_bool_and_calling_convention_words(mod):
+    so = build_clib("dropin_bool", "int neg(int b) { return !b; }\n"
+                    "int twice(int x) { return 2 * x; }\n")
+    plain = mod.FFI()
+    assert plain.typeof("bool") is plain.typeof("_Bool")  # bool means _Bool undeclared
+    ffi = mod.FFI()
+    ffi.cdef("typedef int bool; bool neg(bool); int WINAPI twice(int); "
+             "struct s { bool b; };")
+    assert ffi.typeof("bool") is ffi.typeof("int") and ffi.sizeof("struct s") == 4
+    lib = ffi.dlopen(so)
+    assert lib.neg(0) == 1 and lib.neg(5) == 0 and lib.twice(21) == 42
+    for t in ("int(WINAPI *)(int)", "int(__stdcall *)(int)", "int(__cdecl *)(int)"):
+        assert ffi.typeof(t) is ffi.typeof("int(*)(int)"), t
+    assert ffi.typeof("int(*[3])(int)").length == 3
+
+
+@pytest.mark.parametrize("mod", [jitffi, real_cffi], ids=["jitffi", "cffi"])
+def test_python_file_object_as_file_pointer(mod, tmp_path):
+    so = build_clib("dropin", C_SOURCE)
+    ffi = mod.FFI()
+    ffi.cdef("int put(const char *, FILE *);")
+    lib = ffi.dlopen(so)
+    path = tmp_path / "out.txt"
+    with open(path, "w") as f:
+        f.write("A")
+        assert lib.put(b"hello", f) >= 0
+        f.write("B")
+        assert lib.put(b"!", f) >= 0  # the second call reuses the same FILE
+    assert path.read_text() == "AhelloB!"
+    with pytest.raises(TypeError):
+        lib.put(b"x", object())
+
+
+@pytest.mark.parametrize("mod", [jitffi, real_cffi], ids=["jitffi", "cffi"])
+def test_exception_classes_cffi_uses(mod):
+    ffi = mod.FFI()
+    with pytest.raises(ValueError):
+        ffi.new("int[]", -1)
+    with pytest.raises(OverflowError):
+        ffi.new("int[]", 2 ** 62)
+    with pytest.raises(mod.CDefError):
+        mod.FFI().cdef("enum e { A = 1.5 };")
+    with pytest.raises(TypeError, match="new_handle"):
+        ffi.from_handle(ffi.new("int *"))
+    with pytest.raises(TypeError, match="don't know the size pointed to by 'void \\*'"):
+        ffi.buffer(ffi.NULL)
+    assert len(ffi.buffer(ffi.cast("void *", 0), 0)) == 0
+    with pytest.raises(ValueError, match="with"):
+        with ffi.cast("int *", 0):
+            pass
+    with ffi.new("int *") as p:  # owning: fine
+        p[0] = 1

@@ -74,13 +74,10 @@ impl Lib {
 
     fn symbol(&self, name: &str, what: &str) -> PyResult<usize> {
         self.handle()?.symbol(name).map_err(|e| {
-            let msg = format!("{what} '{name}' not found in library '{}': {e}", self.name);
-            // cffi's classes: a KeyError for a variable, an AttributeError for a function
-            if what == "variable" {
-                pyo3::exceptions::PyKeyError::new_err(msg)
-            } else {
-                PyAttributeError::new_err(msg)
-            }
+            PyAttributeError::new_err(format!(
+                "{what} '{name}' not found in library '{}': {e}",
+                self.name
+            ))
         })
     }
 
