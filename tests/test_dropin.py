@@ -379,3 +379,26 @@ def test_exception_classes_cffi_uses(mod):
             pass
     with ffi.new("int *") as p:  # owning: fine
         p[0] = 1
+
+
+@pytest.mark.parametrize("mod", [jitffi, real_cffi], ids=["jitffi", "cffi"])
+def test_named_function_type_for_callbacks_and_field_rules(mod):
+    ffi = mod.FFI()
+    cb = ffi.callback("int foo(int)", lambda x: x + 1)
+    assert ffi.typeof(cb) is ffi.typeof("int(*)(int)") and cb(41) == 42
+    cb2 = ffi.callback("unsigned int bar(unsigned int, long)", lambda x, y: x + y)
+    assert ffi.typeof(cb2) is ffi.typeof("unsigned int(*)(unsigned int, long)") and cb2(1, 2) == 3
+    assert ffi.callback("int(int)", lambda x: 2 * x)(4) == 8
+    ffi.cdef("struct wide { char x: 9; };")
+    with pytest.raises(TypeError, match="exceeds the width of the type"):
+        ffi.new("struct wide *")
+
+
+def test_duplicate_field_names_are_refused():
+    # cffi refuses them with a KeyError when the type is first used; jitffi at cdef()
+    f = real_cffi.FFI()
+    f.cdef("struct d { int x; int x; };")
+    with pytest.raises(KeyError, match="duplicate field name 'x'"):
+        f.new("struct d *")
+    with pytest.raises(jitffi.CDefError, match="duplicate field name 'x' in struct d"):
+        jitffi.FFI().cdef("struct d { int x; int x; };")

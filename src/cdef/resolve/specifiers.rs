@@ -300,6 +300,17 @@ impl<'a> Resolver<'a> {
                         format!("field '{owner}.{n}' declared as void"),
                     ));
                 }
+                if let Some(n) = &name {
+                    // cffi refuses these (a KeyError when the type is completed); here
+                    // where it is declared
+                    if members.iter().any(|m| m.name.as_deref() == Some(n.as_str())) {
+                        return Err(self.error(
+                            ErrorKind::CDef,
+                            md_start,
+                            format!("duplicate field name '{n}' in {owner}"),
+                        ));
+                    }
+                }
                 members.push(MemberSpec {
                     name,
                     ty: declared.ty.node,
