@@ -402,3 +402,20 @@ def test_duplicate_field_names_are_refused():
         f.new("struct d *")
     with pytest.raises(jitffi.CDefError, match="duplicate field name 'x' in struct d"):
         jitffi.FFI().cdef("struct d { int x; int x; };")
+
+
+@pytest.mark.parametrize("mod", [jitffi, real_cffi], ids=["jitffi", "cffi"])
+def test_ffi_attributes_libraries_read(mod):
+    ffi = mod.FFI()
+    assert ffi.BVoidP is ffi.typeof("void *") and ffi.BCharA is ffi.typeof("char[]")
+    data = b"abc\0"
+    p = ffi.from_buffer(ffi.BVoidP, data)  # what pyvex passes to its lifter
+    assert ffi.string(ffi.cast("char *", p)) == b"abc"
+
+
+@pytest.mark.parametrize("mod", [jitffi, real_cffi], ids=["jitffi", "cffi"])
+def test_line_directives_in_error_locations(mod):
+    ffi = mod.FFI()
+    with pytest.raises(mod.CDefError) as e:
+        ffi.cdef('int a;\n# 42 "foo.h"\nint b;\nunknown_t c;\n')
+    assert "foo.h:43" in str(e.value)

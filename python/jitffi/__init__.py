@@ -62,6 +62,10 @@ class FFI(_jitffi.FFI):
         # What cdef() was given, in order: ffi._parser._declarations (_decl_cache.py).
         self._cdef_log = []
         self._pending_int_constants = None
+        # cffi's FFI has these two ctypes as attributes; libraries use them
+        # (`ffi.from_buffer(ffi.BVoidP, data)` in pyvex).
+        self.BVoidP = self.typeof("void *")
+        self.BCharA = self.typeof("char[]")
         self._init_once_lock = _threading.Lock()
         self._init_once_cache = {}
         self._libs = _weakref.WeakKeyDictionary()  # lib module -> its state
