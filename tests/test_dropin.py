@@ -258,7 +258,8 @@ def test_declarations_snapshot_in_process():
     ffi.cdef("struct s { int a; };")
     ffi.cdef("int abs(int);\n#define N 3", override=True)
     snap = pickle.loads(pickle.dumps(ffi._parser._declarations))
-    assert snap == ffi._parser._declarations and len(snap) == 2
+    assert snap == ffi._parser._declarations and len(snap._cdefs) == 2
+    assert sorted(snap) == ["function abs", "macro N", "struct s"]
     other = jitffi.FFI()
     other._parser._declarations = snap
     assert other.sizeof("struct s") == 4 and other.dlopen(None).abs(-2) == 2
@@ -419,3 +420,22 @@ def test_line_directives_in_error_locations(mod):
     with pytest.raises(mod.CDefError) as e:
         ffi.cdef('int a;\n# 42 "foo.h"\nint b;\nunknown_t c;\n')
     assert "foo.h:43" in str(e.value)
+
+
+CDEF_KEYS = """typedef struct { int a; } s_t; struct p { int x; }; union u { int i; };
+enum e { E1, E2 }; int f(int); extern int v;
+#define M 5
+#define U ...
+static const int K = 3; typedef int myint; extern "Python" int cb(int); typedef int (*fp)(int);
+"""
+
+
+def test_declaration_keys_as_cffi_names_them():
+    # code that lists ffi._parser._declarations (e.g. every "function " key) sees cffi's keys
+    f = real_cffi.FFI()
+    f.cdef(CDEF_KEYS)
+    j = jitffi.FFI()
+    j.cdef(CDEF_KEYS)
+    assert sorted(j._parser._declarations.keys()) == sorted(f._parser._declarations.keys())
+    funcs = [k[len("function "):] for k in j._parser._declarations if k.startswith("function ")]
+    assert funcs == ["f"]

@@ -22,17 +22,21 @@ class ForeignModelObject:
 
 class DeclarationsSnapshot:
     """The cdef() calls that made an ffi's declarations, in order, each as
-    (csource, override, packed, pack)."""
+    (csource, override, packed, pack); also a read-only mapping keyed as cffi's parser
+    keys its declarations (`"function f"`, `"typedef t"`, `"struct s"`, `"macro M"`, ...)
+    for code that lists them. Its values are `(None, 0)`: jitffi has no cffi.model types
+    to give."""
 
-    __slots__ = ("_cdefs",)
+    __slots__ = ("_cdefs", "_keys")
 
-    def __init__(self, cdefs=()):
+    def __init__(self, cdefs=(), keys=()):
         cdefs = tuple(cdefs)
         for entry in cdefs:
             if not (isinstance(entry, tuple) and len(entry) == 4 and isinstance(entry[0], str)):
                 raise TypeError("DeclarationsSnapshot: expected (csource, override, packed, "
                                 "pack) tuples, got %r" % (entry,))
         self._cdefs = cdefs
+        self._keys = tuple(str(k) for k in keys)
 
     def __reduce__(self):
         # Under the switch pickles name `cffi.model.DeclarationsSnapshot` (what a cache
@@ -41,7 +45,7 @@ class DeclarationsSnapshot:
         cls = DeclarationsSnapshot
         if model is not None and getattr(model, "__jitffi__", False):
             cls = model.DeclarationsSnapshot
-        return (cls, (self._cdefs,))
+        return (cls, (self._cdefs, self._keys))
 
     def __eq__(self, other):
         if not isinstance(other, DeclarationsSnapshot):
@@ -52,10 +56,34 @@ class DeclarationsSnapshot:
         return hash(self._cdefs)
 
     def __len__(self):
-        return len(self._cdefs)
+        return len(self._keys)
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __contains__(self, key):
+        return key in self._keys
+
+    def __getitem__(self, key):
+        if key not in self._keys:
+            raise KeyError(key)
+        return (None, 0)
+
+    def get(self, key, default=None):
+        return self[key] if key in self._keys else default
+
+    def keys(self):
+        return list(self._keys)
+
+    def values(self):
+        return [(None, 0)] * len(self._keys)
+
+    def items(self):
+        return [(k, (None, 0)) for k in self._keys]
 
     def __repr__(self):
-        return "<jitffi declarations snapshot of %d cdef() call(s)>" % (len(self._cdefs),)
+        return "<jitffi declarations snapshot: %d declaration(s) from %d cdef() call(s)>" % (
+            len(self._keys), len(self._cdefs))
 
 
 def _is_real_cffi_cache(value):
@@ -78,7 +106,7 @@ class Parser:
 
     @property
     def _declarations(self):
-        return DeclarationsSnapshot(self._ffi._cdef_log)
+        return DeclarationsSnapshot(self._ffi._cdef_log, self._ffi._declared_keys())
 
     @_declarations.setter
     def _declarations(self, value):
