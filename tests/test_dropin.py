@@ -17,7 +17,7 @@ import pytest
 
 import cffi as real_cffi  # installed by .ci/setup; a missing cffi must fail, not skip
 import jitffi
-from conftest import PYTHON, build_clib
+from conftest import PYTHON, build_clib, run_c_program
 
 PY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(jitffi.__file__)))
 PTH = os.path.join(PY_DIR, "jitffi_as_cffi.pth")
@@ -439,3 +439,28 @@ def test_declaration_keys_as_cffi_names_them():
     assert sorted(j._parser._declarations.keys()) == sorted(f._parser._declarations.keys())
     funcs = [k[len("function "):] for k in j._parser._declarations if k.startswith("function ")]
     assert funcs == ["f"]
+
+
+PACKED_WIDE = [
+    (dict(packed=True), 1, "a1", "unsigned long f: 63; unsigned long g: 3; char c;"),
+    (dict(packed=True), 1, "a2", "char c; unsigned long f: 63; int x: 5;"),
+    (dict(pack=2), 2, "b1", "unsigned long f: 63; unsigned long g: 3; char c;"),
+    (dict(pack=2), 2, "b2", "char c; unsigned long f: 63; int x: 5;"),
+    (dict(pack=4), 4, "c2", "char c; unsigned long f: 63; int x: 5; short s;"),
+]
+
+
+def test_packed_structs_with_wide_bitfields_as_gcc_lays_them_out():
+    c = ["#include <stdio.h>"]
+    for _, n, name, body in PACKED_WIDE:
+        c.append("#pragma pack(push,%d)\nstruct %s { %s };\n#pragma pack(pop)" % (n, name, body))
+    c.append("int main(void) { printf(\"%s\\n\", %s); return 0; }" % (
+        " ".join(["%zu %zu"] * len(PACKED_WIDE)),
+        ", ".join("sizeof(struct %s), _Alignof(struct %s)" % (x[2], x[2]) for x in PACKED_WIDE)))
+    expect = run_c_program("packed_wide", "\n".join(c)).split()
+    got = []
+    for opts, _, name, body in PACKED_WIDE:
+        ffi = jitffi.FFI()
+        ffi.cdef("struct %s { %s };" % (name, body), **opts)
+        got += [str(ffi.sizeof("struct " + name)), str(ffi.alignof("struct " + name))]
+    assert got == expect
