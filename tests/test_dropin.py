@@ -135,13 +135,15 @@ def test_submodule_jitffi_lacks_is_an_import_error_naming_it(site_env):
 
 
 def test_subprocesses_inherit_the_switch(site_env):
+    # (the child gets the same site setup as its parent: the .pth in the user site, or
+    # the addsitedir prefix where the interpreter has no user site)
+    child = site_env[1] + "import cffi; print(getattr(cffi, '__jitffi__', False))"
     out = run(site_env, """
         import subprocess, sys, os
         import cffi
-        child = "import cffi; print(getattr(cffi, '__jitffi__', False))"
-        print(subprocess.run(%r + ["-c", child], capture_output=True, text=True,
+        print(subprocess.run(%r + ["-c", %r], capture_output=True, text=True,
                              check=True).stdout.strip())
-    """ % (PYTHON,), switch="1")
+    """ % (PYTHON, child), switch="1")
     assert out[0] == "True"
 
 
