@@ -1,12 +1,17 @@
 """jitffi: cffi's API in ABI mode, calling C through Cranelift-compiled trampolines.
 
 `import jitffi as cffi` works: FFI, CDefError, FFIError, VerificationError,
-VerificationMissing, __version__, __version_info__. Type stubs: __init__.pyi.
+VerificationMissing, PkgConfigError, __version__, __version_info__. Type stubs: __init__.pyi.
+
+For code that imports cffi itself (libraries): JITFFI_AS_CFFI=1 in the environment, or
+install_as_cffi(), or `python -m jitffi run script.py` (README, "Drop-in for cffi").
 """
+import sys as _sys
 import threading as _threading
+import types as _types
 import weakref as _weakref
 
-from . import _builder, _jitffi, _lib
+from . import _builder, _decl_cache, _jitffi, _lib
 from ._lib import _LibWithGlobals  # noqa: F401  (its home before _lib.py; shown as jitffi._LibWithGlobals)
 # InternalError (a SystemError): a caught Rust panic, a bug in jitffi, never a user error.
 from ._jitffi import (CDefError, FFIError, VerificationError, VerificationMissing,
@@ -18,7 +23,34 @@ __version__ = "2.0.0"
 __version_info__ = (2, 0, 0)
 
 __all__ = ["FFI", "CDefError", "FFIError", "VerificationError", "VerificationMissing", "InternalError",
-           "__version__", "__version_info__"]
+           "PkgConfigError", "install_as_cffi", "__version__", "__version_info__"]
+
+
+class PkgConfigError(Exception):
+    """cffi's error for a pkg-config lookup that failed (cffi.pkgconfig)."""
+
+
+def install_as_cffi():
+    """Makes `import cffi`, its submodules and `import _cffi_backend` give jitffi from now
+    on, in this interpreter and (through JITFFI_AS_CFFI=1 in os.environ) in subprocesses
+    started after this call. Raises ImportError if the real cffi is already imported."""
+    import _jitffi_as_cffi
+    _jitffi_as_cffi.install()
+
+
+def _check_backend(backend):
+    # cffi takes a backend module; jitffi has one (what `import _cffi_backend` gives under
+    # the switch) and ignores the argument, except for real cffi's own backends: taking
+    # one would promise cdata that mix with real cffi's, which jitffi's never do.
+    if backend is None:
+        return
+    module = getattr(type(backend), "__module__", "") if not isinstance(backend, _types.ModuleType) \
+        else getattr(backend, "__name__", "")
+    real = (module == "_cffi_backend" and not getattr(backend, "__jitffi__", False)
+            and backend is not _sys.modules.get("jitffi._cffi_backend"))
+    if real or module == "cffi.backend_ctypes":
+        raise TypeError("FFI(backend=...): jitffi cannot use real cffi's backend %r; it has "
+                        "its own (jitffi._cffi_backend)" % (backend,))
 
 
 class FFI(_jitffi.FFI):
@@ -26,15 +58,36 @@ class FFI(_jitffi.FFI):
     implemented in Rust by the base class; this subclass adds the slow-path ones."""
 
     def __init__(self, backend=None):
-        # cffi accepts a backend module; jitffi has a single built-in backend.
+        _check_backend(backend)
+        # What cdef() was given, in order: ffi._parser._declarations (_decl_cache.py).
+        self._cdef_log = []
+        self._pending_int_constants = None
+        # cffi's FFI has these two ctypes as attributes; libraries use them
+        # (`ffi.from_buffer(ffi.BVoidP, data)` in pyvex).
+        self.BVoidP = self.typeof("void *")
+        self.BCharA = self.typeof("char[]")
         self._init_once_lock = _threading.Lock()
         self._init_once_cache = {}
         self._libs = _weakref.WeakKeyDictionary()  # lib module -> its state
         self._included_ffis = []  # what include() gave, for the written module's imports
 
+    @property
+    def _backend(self):
+        from . import _cffi_backend
+        return _cffi_backend
+
+    @property
+    def _parser(self):
+        """What code caching cdef() results reads and assigns: `_declarations` (a
+        picklable snapshot) and `_int_constants` (see _decl_cache.py)."""
+        return _decl_cache.Parser(self)
+
     def cdef(self, csource, override=False, packed=False, pack=None):
         """Parse C declarations (see the README for the accepted language)."""
-        super().cdef(csource, override=override, packed=packed, pack=pack)
+        if packed not in (False, True):  # as cffi: 0/1 pass, other values are refused
+            raise ValueError("'packed' should be False or True; use 'pack' to give another value")
+        super().cdef(csource, override=override, packed=bool(packed), pack=pack)
+        self._cdef_log.append((csource, bool(override), bool(packed), pack))
         if self._libs:
             _lib.sync(self)
 
@@ -48,6 +101,10 @@ class FFI(_jitffi.FFI):
         """Open a C library; names without '/' are also searched with
         ctypes.util.find_library. release_gil=False keeps the GIL during calls
         (and then does not save errno for ffi.errno)."""
+        if isinstance(name, str) and not name:
+            # as cffi: "" is not a path, and find_library("") finds nothing
+            raise OSError("ctypes.util.find_library() did not manage to locate a library "
+                          "called ''")
         return _lib.dlopen(self, name, flags, release_gil)
 
     def dlclose(self, lib):

@@ -7,7 +7,10 @@ __loader__), which fills the module dict with the declared functions, so that `l
 is a plain module attribute load CPython specializes; and __getattr__ for what needs
 work at each access.
 """
+import os as _os
 import types as _types
+
+_RTLD_NOW, _RTLD_LAZY = _os.RTLD_NOW, _os.RTLD_LAZY
 
 
 class _LibWithGlobals(_types.ModuleType):
@@ -28,6 +31,8 @@ def dlopen(ffi, name, flags, release_gil, find_library=True):
     """`ffi.dlopen()`: the lib module for `name`, registered with `ffi` so that later
     declarations reach it. Without `find_library` (an out-of-line module's ffi, as in
     cffi) the name goes to dlopen() as it is."""
+    if not flags & (_RTLD_NOW | _RTLD_LAZY):
+        flags |= _RTLD_NOW  # as cffi: dlopen() refuses a mode with neither
     if find_library:
         state = _open(ffi, name, flags, release_gil)
     else:

@@ -155,6 +155,11 @@ impl Namespace {
         t
     }
 
+    /// The predeclared opaque `FILE` (what a Python file object converts to, as in cffi).
+    pub fn file_type(&self) -> &TypeRef {
+        &self.file_type
+    }
+
     pub fn target(&self) -> Target {
         self.table.target
     }

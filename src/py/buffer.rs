@@ -78,7 +78,17 @@ impl CBuffer {
         let ty = c.ty();
         let (addr, dflt) = match &ty.kind {
             Kind::Array(item, _) => (c.data_addr(py)?, c.length * item.size().unwrap_or(0)),
-            Kind::Pointer(item) => (c.data_addr(py)?, item.size().unwrap_or(0)),
+            Kind::Pointer(item) => match item.size() {
+                Some(n) => (c.data_addr(py)?, n),
+                // as cffi: no default size for `void *` or an opaque struct
+                None if size < 0 => {
+                    return Err(PyTypeError::new_err(format!(
+                        "don't know the size pointed to by '{}'",
+                        ty.cname()
+                    )))
+                }
+                None => (c.data_addr(py)?, 0),
+            },
             Kind::Record(_) => (c.data_addr(py)?, ty.size().unwrap_or(0).max(c.alloc_size)),
             _ => {
                 return Err(PyTypeError::new_err(format!(

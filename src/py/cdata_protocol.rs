@@ -1,7 +1,7 @@
 //! What a cdata does as a Python object: its methods (`__getitem__`, `__repr__`,
 //! comparisons, arithmetic, `__call__`, `with`) and the iterator over an array cdata.
 
-use pyo3::exceptions::{PyAttributeError, PyIndexError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyIndexError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
@@ -542,8 +542,16 @@ impl CData {
         }
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// As cffi: `with` is for what `ffi.release()` accepts, checked on entry.
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        let py = slf.py();
+        let c = slf.get();
+        if !c.owns_memory(py) && !c.is_handle(py) && !c.is_released(py) {
+            return Err(PyValueError::new_err(
+                "only 'cdata' object from ffi.new(), ffi.gc(), ffi.from_buffer() or ffi.new_allocator()() can be used with the 'with' keyword or ffi.release()",
+            ));
+        }
+        Ok(slf)
     }
 
     #[pyo3(signature = (*_args))]

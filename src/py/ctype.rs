@@ -16,7 +16,7 @@ use crate::types::model::{Kind, TypeRef};
 /// convention, FFI_UNIX64 on x86_64 and FFI_SYSV on aarch64.
 pub const FFI_DEFAULT_ABI: i32 = if cfg!(target_arch = "aarch64") { 1 } else { 2 };
 
-#[pyclass(module = "jitffi._jitffi", name = "CType", frozen)]
+#[pyclass(module = "jitffi._jitffi", name = "CType", frozen, weakref)]
 pub struct CType {
     pub ty: TypeRef,
     pub ffi: FfiRef,

@@ -318,6 +318,16 @@ impl FFI {
         lib_object::declares_globals(self.shared())
     }
 
+    /// The integer constants declared so far (`ffi._parser._int_constants`).
+    fn _int_constants(&self) -> Vec<(String, i128)> {
+        declare::int_constants(self.shared())
+    }
+
+    /// What was declared, as cffi's parser names it (`ffi._parser._declarations` keys).
+    fn _declared_keys(&self) -> Vec<String> {
+        declare::declared_keys(self.shared())
+    }
+
     // Out-of-line modules: `ops::outofline`.
     /// The text of the out-of-line module `module_name` for what this FFI declared;
     /// `included` pairs each FFI it include()d with that FFI's module name.

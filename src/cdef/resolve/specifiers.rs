@@ -135,6 +135,9 @@ impl<'a> Resolver<'a> {
         if name == "FILE" {
             return Ok(Ty::plain(self.ns.file_type.clone()));
         }
+        if name == "bool" {
+            return Ok(Ty::plain(self.ns.prim(Prim::Bool)));
+        }
         let at = p.as_span().start();
         if self.ns.decls.names.contains_key(name) {
             return Err(self.error(
@@ -297,6 +300,17 @@ impl<'a> Resolver<'a> {
                         format!("field '{owner}.{n}' declared as void"),
                     ));
                 }
+                if let Some(n) = &name {
+                    // cffi refuses these (a KeyError when the type is completed); here
+                    // where it is declared
+                    if members.iter().any(|m| m.name.as_deref() == Some(n.as_str())) {
+                        return Err(self.error(
+                            ErrorKind::CDef,
+                            md_start,
+                            format!("duplicate field name '{n}' in {owner}"),
+                        ));
+                    }
+                }
                 members.push(MemberSpec {
                     name,
                     ty: declared.ty.node,
@@ -388,7 +402,7 @@ impl<'a> Resolver<'a> {
                                 Value::Int(x) => x,
                                 Value::Float => {
                                     return Err(self.error(
-                                        ErrorKind::FFI,
+                                        ErrorKind::CDef,
                                         name_at,
                                         "unsupported expression: enum values must be integers",
                                     ))

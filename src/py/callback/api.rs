@@ -42,7 +42,13 @@ fn callback_ctype<'py>(shared: &FfiRef, cdecl: &Bound<'py, PyAny>) -> PyResult<B
         }
         let as_pointer = || -> Option<PyResult<Bound<'py, CType>>> {
             let ptr_text = function_type_as_pointer(s.to_str().ok()?)?;
-            Some(shared.parse_ctype(&PyString::new(py, &ptr_text)))
+            let r = shared.parse_ctype(&PyString::new(py, &ptr_text));
+            if r.is_err() {
+                // a named function type (`int foo(int)`), as cffi accepts: `int (*foo)(int)`
+                let named = named_function_type_as_pointer(s.to_str().ok()?)?;
+                return Some(shared.parse_ctype(&PyString::new(py, &named)));
+            }
+            Some(r)
         };
         // Without any `*`, the text is not a pointer type of its own: a function type
         // (cffi's usual spelling) or a parenthesized declarator, whose pointer spelling
@@ -114,6 +120,19 @@ fn function_type_as_pointer(text: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// `"int foo(int)"` → `"int (*foo)(int)"`, from `function_type_as_pointer`'s spelling.
+fn named_function_type_as_pointer(text: &str) -> Option<String> {
+    let p = function_type_as_pointer(text)?;
+    let at = p.find("(*)")?;
+    let head = p[..at].trim_end();
+    let name_at = head
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+        .map_or(0, |j| j + 1);
+    let (base, name) = head.split_at(name_at);
+    (!base.trim().is_empty() && !name.is_empty())
+        .then(|| format!("{base}(*{name}){}", &p[at + 3..]))
 }
 
 fn make_callback_cdata(

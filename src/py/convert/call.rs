@@ -92,7 +92,9 @@ pub unsafe fn py_to_pointer_arg(
             return Ok(mem as usize);
         }
     }
-    let _ = py;
+    if let Some(fp) = super::file::file_argument(py, ffi, item, obj)? {
+        return Ok(fp);
+    }
     pointer_from_cdata(ty, obj)
 }
 

@@ -11,6 +11,7 @@
 //! - `chars`: char/wide-char items and wide strings; `prim`: primitives in memory;
 //!   `pointer`: what a pointer slot accepts; `bitfield`;
 //! - `value`: `read_value`/`write_value`, a value of any C type at an address;
+//! - `file`: a Python file object passed for `FILE *` (cffi's file emulation);
 //! - `call`: call-argument helpers: `py_to_pointer_arg` with a `KeepAlive` for
 //!   temporaries, `cdata_from_pointer` and `new_owned_copy` for results.
 //!
@@ -21,6 +22,7 @@
 mod bitfield;
 mod call;
 mod chars;
+mod file;
 mod pointer;
 mod prim;
 mod scalar;

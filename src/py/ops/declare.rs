@@ -8,6 +8,7 @@ use crate::cdef::CdefOptions;
 use crate::py::convert;
 use crate::py::errors::cdef_err;
 use crate::py::state::{FfiRef, FFI};
+use crate::types::model::Kind;
 
 /// `ffi.cdef(csource, override, packed, pack)`.
 pub fn cdef(
@@ -75,4 +76,61 @@ pub fn include(py: Python<'_>, shared: &FfiRef, other: &Bound<'_, PyAny>) -> PyR
     };
     shared.clear_type_cache(py);
     r.map_err(cdef_err)
+}
+
+/// The integer constants declared so far (`#define`, `static const`, enumerators), in
+/// declaration order: what cffi's parser keeps as `_int_constants`.
+pub fn int_constants(shared: &FfiRef) -> Vec<(String, i128)> {
+    let ns = shared.lock_ns();
+    ns.decls
+        .order
+        .iter()
+        .filter_map(|name| match ns.decls.names.get(name) {
+            Some(crate::types::decls::Decl::IntConstant { value, .. }) => {
+                Some((name.clone(), *value))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The names of what was declared, spelled as cffi's parser keys its declarations
+/// (`function f`, `variable v`, `macro M`, `typedef t`, `struct s`, `anonymous t`, ...);
+/// enumerators are part of their enum, as in cffi.
+pub fn declared_keys(shared: &FfiRef) -> Vec<String> {
+    use crate::types::decls::Decl;
+    let ns = shared.lock_ns();
+    let d = &ns.decls;
+    let mut keys = Vec::with_capacity(d.order.len() + d.typedefs.len());
+    for name in &d.order {
+        let kind = match d.names.get(name) {
+            Some(Decl::Function(_)) => "function",
+            Some(Decl::ExternPython(_)) => "extern_python",
+            Some(Decl::Variable { .. }) => "variable",
+            Some(Decl::IntConstant { ty: Some(t), .. }) if matches!(t.kind, Kind::Enum(_)) => {
+                continue
+            }
+            Some(Decl::IntConstant { .. }) | Some(Decl::UnknownConstant { ty: None }) => "macro",
+            Some(Decl::UnknownConstant { .. }) => "constant",
+            None => continue,
+        };
+        keys.push(format!("{kind} {name}"));
+    }
+    for (name, ty) in &d.typedefs {
+        keys.push(format!("typedef {name}"));
+        if matches!(&ty.kind, Kind::Record(r) if r.tag.is_none()) {
+            keys.push(format!("anonymous {name}"));
+        }
+    }
+    for (kind, map) in [
+        ("struct", &d.structs),
+        ("union", &d.unions),
+        ("enum", &d.enums),
+    ] {
+        for name in map.keys() {
+            keys.push(format!("{kind} {name}"));
+        }
+    }
+    keys.sort();
+    keys
 }

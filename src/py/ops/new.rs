@@ -1,12 +1,12 @@
 //! `ffi.new` (and allocator calls): how much memory a type and initializer need,
 //! allocating it as an owning cdata, and initializing it.
 
-use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::types::size_or_err;
+use super::types::{layout_error, size_or_err};
 use crate::py::cdata::{CData, Owner};
 use crate::py::convert::{self, encode_wide, write_array, write_sized};
 use crate::py::ctype::CType;
@@ -27,6 +27,9 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
     match &ty.kind {
         Kind::Pointer(item) => {
             let Some(isz) = item.size() else {
+                if let Some(e) = layout_error(item) {
+                    return Err(e);
+                }
                 if let Some(l) = item.record_layout() {
                     if l.partial {
                         return Err(VerificationMissing::new_err(format!(
@@ -70,8 +73,8 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
                                     .and_then(|b| b.checked_add(f.offset))
                                     .filter(|b| *b <= isize::MAX as usize)
                                     .ok_or_else(|| {
-                                        PyMemoryError::new_err(
-                                            "array size would overflow a ssize_t",
+                                        PyOverflowError::new_err(
+                                            "array size would overflow a Py_ssize_t",
                                         )
                                     })?;
                                 size = size.max(need);
@@ -98,7 +101,9 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
             let size = n
                 .checked_mul(isz)
                 .filter(|b| *b <= isize::MAX as usize)
-                .ok_or_else(|| PyMemoryError::new_err("array size would overflow a ssize_t"))?;
+                .ok_or_else(|| {
+                    PyOverflowError::new_err("array size would overflow a Py_ssize_t")
+                })?;
             Ok((size, n))
         }
         _ => Err(PyTypeError::new_err(format!(

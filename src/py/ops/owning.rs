@@ -10,7 +10,7 @@ use crate::py::cdata::{CData, Owner};
 use crate::py::convert;
 use crate::py::handles;
 use crate::py::state::FfiRef;
-use crate::types::model::Kind;
+use crate::types::model::{Kind, Prim};
 
 /// `ffi.gc(cdata, destructor)`.
 pub fn gc(
@@ -88,9 +88,19 @@ pub fn from_handle(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> 
         .cast::<CData>()
         .map_err(|_| PyTypeError::new_err("expected a 'cdata' object"))?;
     let c = cd.get();
-    if !matches!(c.ty().kind, Kind::Pointer(_)) {
+    // As cffi: only `void *` and `char *` (the pointers it casts anything to) can be
+    // what new_handle() gave.
+    let casts_anything = match &c.ty().kind {
+        Kind::Pointer(item) => match &item.kind {
+            Kind::Void => true,
+            Kind::Prim(p) => p.prim == Prim::Char,
+            _ => false,
+        },
+        _ => false,
+    };
+    if !casts_anything {
         return Err(PyTypeError::new_err(format!(
-            "expected a pointer cdata, got cdata '{}'",
+            "expected a 'cdata' object with a 'void *' out of new_handle(), got '{}'",
             c.ty().cname()
         )));
     }

@@ -26,9 +26,24 @@ pub fn resolve_ctype<'py>(shared: &FfiRef, obj: &Bound<'py, PyAny>) -> PyResult<
     )))
 }
 
+/// Why a struct or union has no layout, when its body was refused by layout rules (a
+/// bit field wider than its type): cffi's TypeError at the type's first use.
+pub fn layout_error(ty: &TypeRef) -> Option<PyErr> {
+    match &ty.kind {
+        Kind::Record(r) => match r.layout.get() {
+            Some(Err(msg)) => Some(PyTypeError::new_err(msg.clone())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 pub fn size_or_err(ty: &TypeRef) -> PyResult<usize> {
     if let Some(s) = ty.size() {
         return Ok(s);
+    }
+    if let Some(e) = layout_error(ty) {
+        return Err(e);
     }
     if let Some(l) = ty.record_layout() {
         if l.partial {
