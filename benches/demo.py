@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import jitffi
-from bench_build import CHECK, mode_args, python_cmd
+from bench_build import mode_args, python_cmd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
