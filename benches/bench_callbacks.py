@@ -37,7 +37,7 @@ import time
 import cffi
 import jitffi
 
-from bench_build import cc, iterations
+from bench_build import cc, iterations, mode_args, python_cmd
 
 C_LIB = r"""
 long call_cb_n(int (*cb)(int), int n) {
@@ -240,9 +240,9 @@ def child(tier):
     callback, for jitffi and cffi; prints JSON."""
     tmp = tempfile.mkdtemp(prefix="jitffi_cbbench_child_")
     libpath, _hand = build(tmp)
-    out = {"first": first_callbacks(libpath, 60 if QUICK else 300)}
-    N = 20_000 if QUICK else 200_000
-    R = 5 if QUICK else 11
+    out = {"first": first_callbacks(libpath, iterations(300, 60, 10))}
+    N = iterations(200_000, 20_000, 100)
+    R = iterations(11, 5)
     jffi = jitffi.FFI()
     jffi.cdef(CDEF)
     jlib = jffi.dlopen(libpath)
@@ -257,7 +257,7 @@ def child(tier):
     ccb = cffi_ffi.callback("int(int)", f)
     out["round trip"] = {"jitffi": median_ns(lambda: jlib.call_cb_n(jcb, N), N, R),
                          "cffi": median_ns(lambda: clib.call_cb_n(ccb, N), N, R)}
-    M = 20_000 if QUICK else 100_000
+    M = iterations(100_000, 20_000, 100)
 
     def loop(call, cb):
         def run():
@@ -268,13 +268,13 @@ def child(tier):
     out["once"] = {"jitffi": median_ns(loop(jlib.call_cb_once, jcb), M, R),
                    "cffi": median_ns(loop(clib.call_cb_once, ccb), M, R)}
     from jitffi import _jitffi
-    out["stats"] = _jitffi._jit_stats()
+    out["stats"] = _jitffi._jit_stats(calls=True)
     print(json.dumps(out))
 
 
 def run_child(tier):
     env = dict(os.environ, JITFFI_TIER=tier)
-    args = [sys.executable, os.path.abspath(__file__), "--child", tier] + (["--quick"] if QUICK else [])
+    args = python_cmd() + [os.path.abspath(__file__), "--child", tier] + mode_args()
     r = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -452,7 +452,7 @@ def main():
         print("| %s | %s | %s |" % (name, " | ".join(cells), " | ".join(ratios)))
 
     # -- the tiers: first callbacks of new shapes, and the generic tier's round trip
-    here = first_callbacks(libpath, 60 if QUICK else 300)
+    here = first_callbacks(libpath, iterations(300, 60, 10))
     kids = {t: run_child(t) for t in ("generic", "compiled")}
     print()
     print("| callback tiers (ns, medians) | jitffi | cffi | ctypes | jitffi / cffi | jitffi / ctypes |")

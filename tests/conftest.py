@@ -90,3 +90,4 @@ def _forced_generic_tier_compiles_nothing():
         stats = _jitffi._jit_stats()
         assert stats["tier"] == "generic"
         assert stats["shapes"] == 0, stats
+        assert stats["callback_shapes_compiled"] == 0, stats

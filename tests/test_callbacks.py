@@ -617,18 +617,18 @@ from jitffi import _jitffi
 ffi = jitffi.FFI()
 ffi.cdef(clib_callbacks.CDEF)
 lib = ffi.dlopen(clib_callbacks.build(sys.argv[3]))
-out = {"before": _jitffi._jit_stats()}
+out = {"before": _jitffi._jit_stats(calls=True)}
 cb = ffi.callback("int(int)", lambda i: i * 3)
 n = 20000
 # Four C threads call at once: under auto the shape is promoted while the others are
 # inside the callback.
 out["threads"] = lib.run_threads(cb, 4, n) == 3 * sum(range(4 * n))
-out["after_threads"] = _jitffi._jit_stats()
+out["after_threads"] = _jitffi._jit_stats(calls=True)
 # A callback created after that, of the same shape.
 cb2 = ffi.callback("int(int)", lambda i: i - 1)
 out["later"] = [lib.call_cb_once(cb2, k) for k in range(100)] == [k - 1 for k in range(100)]
 out["old"] = lib.call_cb_n(cb, 50)
-out["end"] = _jitffi._jit_stats()
+out["end"] = _jitffi._jit_stats(calls=True)
 print(json.dumps(out))
 """
 
