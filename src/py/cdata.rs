@@ -434,6 +434,19 @@ impl Drop for CData {
 /// Allocates `size` zeroed bytes (at least 1 so each object is unique) with CPython's
 /// allocator: pymalloc serves small blocks much faster than libc. Needs the GIL (every
 /// caller has it: `py`-taking constructors) and is freed by `Owner::Malloc`'s release.
+/// `size` bytes left as the allocator gives them (`new_allocator(should_clear_after_alloc=
+/// False)`); freed like `calloc`'s.
+pub fn malloc_uncleared(size: usize) -> PyResult<*mut u8> {
+    // SAFETY: callers hold the GIL, as `PyMem_Malloc` requires.
+    let p = unsafe { ffi::PyMem_Malloc(size.max(1)) } as *mut u8;
+    if p.is_null() {
+        return Err(pyo3::exceptions::PyMemoryError::new_err(format!(
+            "cannot allocate {size} bytes"
+        )));
+    }
+    Ok(p)
+}
+
 pub fn calloc(size: usize) -> PyResult<*mut u8> {
     // SAFETY: callers hold the GIL (see above), as `PyMem_Calloc` requires.
     let p = unsafe { ffi::PyMem_Calloc(1, size.max(1)) } as *mut u8;

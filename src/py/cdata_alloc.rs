@@ -96,6 +96,21 @@ impl CData {
         )
     }
 
+    /// An owning cdata over `size` bytes that are not zeroed (an allocator made with
+    /// `should_clear_after_alloc=False`).
+    pub fn new_owned_uncleared(
+        py: Python<'_>,
+        ct: Py<CType>,
+        size: usize,
+        length: usize,
+    ) -> PyResult<Py<CData>> {
+        let mem = super::cdata::malloc_uncleared(size)?;
+        alloc_cdata(
+            py,
+            Self::build(ct, mem as usize, length, size, 0, [0; 2], Owner::Malloc),
+        )
+    }
+
     /// An owning struct/union cdata with `size` zeroed bytes (by-value results).
     pub fn new_owned_struct(py: Python<'_>, ct: Py<CType>, size: usize) -> PyResult<Py<CData>> {
         Self::new_owned_zeroed(py, ct, size, 0)

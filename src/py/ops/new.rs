@@ -212,15 +212,15 @@ pub fn new_cdata(
                     Kind::Pointer(_) | Kind::Array(..) => cd.get().addr,
                     _ => {
                         return Err(PyTypeError::new_err(format!(
-                            "alloc() must return a cdata pointer, not {}",
-                            convert::describe(&res)
+                            "alloc() must return a cdata pointer, not '{}'",
+                            cd.get().ty().cname()
                         )))
                     }
                 },
                 Err(_) => {
                     return Err(PyTypeError::new_err(format!(
-                        "alloc() must return a cdata pointer, not {}",
-                        convert::describe(&res)
+                        "alloc() must return a cdata object (got {})",
+                        res.get_type().name()?
                     )))
                 }
             };
@@ -238,6 +238,7 @@ pub fn new_cdata(
             };
             CData::new_owning(py, ct.clone().unbind(), addr, length, size, owner)?
         }
+        Some(a) if !a.clear => CData::new_owned_uncleared(py, ct.clone().unbind(), size, length)?,
         _ => CData::new_owned_zeroed(py, ct.clone().unbind(), size, length)?,
     };
     let addr = cd.get().addr;
