@@ -6,7 +6,10 @@ Downloads from PyPI (pip download; needs network once), into a work directory:
 - soundfile (an out-of-line module cffi wrote, `import _cffi_backend`, and the libsndfile
   its wheel bundles), the sdist's tests run against the wheel's files;
 - weasyprint (in-line cdef + dlopen of pango, harfbuzz, fontconfig, gobject), the sdist's
-  tests.
+  tests;
+- pyvex (its wheel bundles libpyvex.so; caches its cdef() parse by pickling
+  `ffi._parser._declarations`, reads `ffi.BVoidP`): no test suite in the wheel, so a lift of
+  one block, run twice (writing, then reading the parse cache) in a fresh TMPDIR.
 System libraries (Debian): libcairo2, libpango-1.0-0, libpangoft2-1.0-0, libharfbuzz0b,
 libfontconfig1. Test dependencies (numpy, pikepdf, weasyprint's) are pip-installed into a
 venv with the system site-packages (pytest, the real cffi) visible.
@@ -44,7 +47,8 @@ def fetch(work, py):
     wheel = glob.glob(os.path.join(dl, "soundfile-*.whl"))[0]
     with zipfile.ZipFile(wheel) as z:
         z.extractall(os.path.join(work, "soundfile-wheel"))
-    sh(*pip, "install", "-q", "numpy", "pikepdf")
+    sh(*pip, "install", "-q", "numpy", "pikepdf", "archinfo", "bitarray", "bitstring<4.3")
+    sh(*pip, "install", "-q", "--no-deps", "pyvex==9.2.213")
     sh(*pip, "install", "-q", "weasyprint==70.0")
     sh(*pip, "uninstall", "-q", "-y", "weasyprint")  # its sdist's tree is tested
 
@@ -83,6 +87,36 @@ def run(py, cwd, path, tests, jitffi_path):
     return count(r.stdout)
 
 
+PYVEX_USE = """
+import archinfo, pyvex
+irsb = pyvex.lift(b"\\x55\\x48\\x89\\xe5\\x48\\x83\\xc0\\x01\\x5d\\xc3", 0x400400,
+                  archinfo.ArchAMD64())
+print(irsb.size, len(irsb.statements), irsb.jumpkind)
+"""
+
+
+def pyvex_usage(py, work, jitffi_path):
+    """'2 of 2 runs' when a fresh parse and a cached one both lift the block as expected."""
+    tmp = os.path.join(work, "pyvex-tmp-%s" % ("jitffi" if jitffi_path else "cffi"))
+    os.makedirs(tmp, exist_ok=True)
+    for f in os.listdir(tmp):
+        os.remove(os.path.join(tmp, f))
+    env = dict(os.environ, TMPDIR=tmp)
+    env.pop("JITFFI_AS_CFFI", None)
+    cmd = [py, "-c", PYVEX_USE]
+    if jitffi_path:
+        env["PYTHONPATH"] = jitffi_path
+        script = os.path.join(tmp, "..", "pyvex_use.py")
+        with open(script, "w") as f:
+            f.write(PYVEX_USE)
+        cmd = [py, "-m", "jitffi", "run", script]
+    ok = 0
+    for _ in range(2):
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        ok += r.returncode == 0 and r.stdout.split() == ["10", "28", "Ijk_Ret"]
+    return "%d of 2 runs" % ok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--workdir", default="/tmp/jitffi-compat")
@@ -103,6 +137,8 @@ def main():
         same = "same" if (real["passed"], real["failed"], real["error"]) == \
             (jit["passed"], jit["failed"], jit["error"]) else "DIFFERENT"
         print("%-18s %-40s %s  [%s]" % (name, rtail.strip("= "), jtail.strip("= "), same))
+    real, jit = pyvex_usage(py, work, None), pyvex_usage(py, work, a.jitffi_path)
+    print("%-18s %-40s %s  [%s]" % ("pyvex 9.2.213", real, jit, "same" if real == jit else "DIFFERENT"))
 
 
 if __name__ == "__main__":

@@ -92,6 +92,8 @@ class FFI(_jitffi.FFI):
             _lib.sync(self)
 
     def include(self, ffi_to_include):
+        """Makes the types, constants and enums that another FFI declared usable here
+        (shared, as in cffi: the same records); libs opened later see them."""
         super().include(ffi_to_include)
         self._included_ffis.append(ffi_to_include)
         if self._libs:
@@ -136,6 +138,7 @@ class FFI(_jitffi.FFI):
             return result
 
     def set_unicode(self, enabled_flag):
+        """Windows' TCHAR switch; only recorded on Linux (once, as in cffi)."""
         if getattr(self, "_windows_unicode", None) is not None:
             raise ValueError("set_unicode() can only be called once")
         self._windows_unicode = bool(enabled_flag)
@@ -152,9 +155,12 @@ class FFI(_jitffi.FFI):
         _builder.emit_python_code(self, filename)
 
     def emit_c_code(self, filename):
+        """API mode's C source: jitffi has no API mode yet; for an ABI-mode module
+        (`set_source(name, None)`) a TypeError, as in cffi."""
         _builder.emit_c_code(self, filename)
 
     def distutils_extension(self, tmpdir="build", verbose=True):
+        """API mode's extension: not built in jitffi (see emit_c_code)."""
         return _builder.distutils_extension(self, tmpdir, verbose)
 
     def compile(self, tmpdir=".", verbose=0, target=None, debug=None):

@@ -92,7 +92,8 @@ pub unsafe fn py_to_pointer_arg(
             return Ok(mem as usize);
         }
     }
-    if let Some(fp) = super::file::file_argument(py, ffi, item, obj)? {
+    if let Some((fp, owner)) = super::file::file_argument(py, ffi, item, obj)? {
+        keep.keep(owner);
         return Ok(fp);
     }
     pointer_from_cdata(ty, obj)

@@ -27,12 +27,15 @@ fn is_file_record(ffi: &FfiRef, item: &TypeRef) -> bool {
 
 /// The `FILE *` for `obj` when `item` is `FILE` and `obj` is a Python file object (has
 /// `fileno`); `None` otherwise (the caller reports its usual error).
+/// With it, the capsule that owns the `FILE`, for the caller to keep until C returns:
+/// another thread replacing or deleting the attribute meanwhile cannot close the `FILE`
+/// under the call.
 pub fn file_argument(
     py: Python<'_>,
     ffi: &FfiRef,
     item: &TypeRef,
     obj: &Bound<'_, PyAny>,
-) -> PyResult<Option<usize>> {
+) -> PyResult<Option<(usize, Py<PyAny>)>> {
     if !is_file_record(ffi, item) || !obj.hasattr("fileno")? {
         return Ok(None);
     }
@@ -46,7 +49,7 @@ pub fn file_argument(
         // `new_with_destructor` with a usize value, which pyo3 stores at offset 0 of what
         // the capsule points to.
         let fp = unsafe { *(p.as_ptr() as *const usize) };
-        return Ok(Some(fp));
+        return Ok(Some((fp, cap.clone().into_any().unbind())));
     }
     let fd: i32 = obj.call_method0("fileno")?.extract()?;
     let mode = obj.getattr("mode")?;
@@ -87,6 +90,7 @@ pub fn file_argument(
             return Err(e);
         }
     };
+    let owner = cap.clone().into_any().unbind();
     obj.setattr(ATTR, cap)?;
-    Ok(Some(fp))
+    Ok(Some((fp, owner)))
 }
