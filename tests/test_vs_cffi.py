@@ -157,7 +157,40 @@ EXPRS = [
     'ffi.new("enum e[2]", [5, -1])[1]', 'ffi.new("enum e*", 2**40)', 'ffi.cast("enum e", 2**40)',
     'ffi.new("int[2]") == ffi.new("int[2]")', 'bool(ffi.new("struct pt*")[0])', 'ffi.new("int[3]")[1:1]',
     '(lambda a: (a + 3) - a)(ffi.new("int[3]"))', '[1, 2, 3][ffi.cast("int", 1)]', 'ffi.cast("int*", 0) < 5', 'ffi.new("uint8_t[]", b"ab")', 'ffi.new("int8_t[2]", b"abc")', 'ffi.sizeof(ffi.new("int[3]")[0:2])',
+    # arrays of unsized arrays; what an allocator's alloc() may return
+    'ffi.typeof("int[10][]")', 'ffi.sizeof("int[][3]")', 'ffi.new_allocator(alloc=lambda n: 42)("int[10]")',
+    'ffi.new_allocator(alloc=lambda n: ffi.cast("int", 3))("int[10]")',
+    'ffi.new_allocator(alloc=lambda n: ffi.new("struct pt*")[0])("int[10]")',
 ]
+
+
+def test_uncleared_allocator_really_does_not_clear():
+    # As cffi's own test: memory from an allocator that does not clear shows what the
+    # previous owner wrote, at least once in a few hundred tries (a clearing one never).
+    for mod in (cffi, jitffi):
+        ffi = mod.FFI()
+        clearing, raw = ffi.new_allocator(), ffi.new_allocator(should_clear_after_alloc=False)
+        for retry in range(400):
+            p1, p2 = clearing("int[10]"), raw("int[]", 10 + retry * 13)
+            assert list(p1) == [0] * 10
+            seen = any(p2[i] for i in range(10))
+            for i in range(10):
+                p1[i], p2[i] = -42, -43
+            if seen:
+                break
+        else:
+            raise AssertionError("%s: should_clear_after_alloc=False memory was always zero" % mod.__name__)
+
+
+def test_every_ffi_method_has_a_docstring():
+    import jitffi._cffi_backend as backend
+    for cls in (jitffi.FFI, backend.FFI):
+        for name in dir(cls):
+            if name.startswith("_"):
+                continue
+            m = getattr(cls, name, None)
+            if callable(m) and not isinstance(m, type) and not isinstance(m, jitffi.FFI.CData):
+                assert m.__doc__, "%s.%s has no docstring" % (cls.__name__, name)
 
 
 def _run(mod, expr):

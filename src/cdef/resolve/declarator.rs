@@ -106,6 +106,14 @@ impl<'a> Resolver<'a> {
                             Some(v as usize)
                         }
                     };
+                    if let Kind::Array(_, None) = ty.node.kind {
+                        // Items of an array need a size (cffi's ValueError).
+                        return Err(self.error(
+                            ErrorKind::Value,
+                            at,
+                            format!("array item of unknown size: '{}'", ty.node.cname()),
+                        ));
+                    }
                     ty = Ty::plain(self.ns.table.array(&ty.node, len));
                 }
                 Rule::param_suffix => {
