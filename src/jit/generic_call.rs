@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use super::error::CompileError;
 use super::execmem;
 use crate::abi::regfile::{self, offsets, RegFile};
-use crate::abi::{align_to, ArgPass, CallPlan, Ext, Loc, Part, RetPass};
+use crate::abi::{align_to, ArgPass, CallPlan, Ext, Part, RetPass};
 use crate::types::target::Arch;
 
 /// The stub's C signature.
@@ -354,25 +354,6 @@ impl Frame {
         // SAFETY: per the contract.
         unsafe { finish(plan, &mut self.rf, ret)? };
         Ok(())
-    }
-}
-
-/// Registers an argument or result of `plan` touches, for checks: whether any part of
-/// the plan lies outside what the register file holds.
-pub fn fits(plan: &CallPlan) -> bool {
-    let ok = |l: &Loc, gprs: usize, vregs: usize| match *l {
-        Loc::Gpr(n) => (n as usize) < gprs,
-        Loc::Vec(n) => (n as usize) < vregs,
-        Loc::Stack(_) => true,
-    };
-    plan.args.iter().all(|a| match &a.pass {
-        ArgPass::Parts(ps) => ps.iter().all(|p| ok(&p.loc, regfile::GPRS, regfile::VREGS)),
-        ArgPass::ByRef { ptr, .. } => ok(ptr, regfile::GPRS, regfile::VREGS),
-    }) && match &plan.ret {
-        RetPass::Parts(ps) => ps
-            .iter()
-            .all(|p| ok(&p.loc, regfile::RET_GPRS, regfile::RET_VREGS)),
-        _ => true,
     }
 }
 
