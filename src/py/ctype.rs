@@ -161,8 +161,9 @@ impl FfiShared {
         let ty = {
             let mut ns = self.lock_ns();
             if let Some(m) = self.ool.get() {
-                crate::ool::lazy::declare_for_type_string(m, &mut ns, s)
-                    .map_err(super::errors::realize_err)?;
+                super::errors::realizing(|| {
+                    crate::ool::lazy::declare_for_type_string(m, &mut ns, s)
+                })?;
             }
             ns.parse_type(s).map_err(cdef_err)?
         };

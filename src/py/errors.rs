@@ -40,6 +40,14 @@ pyo3::create_exception!(
     "A bug in jitffi: a Rust panic, caught before it could cross into Python or C frames."
 );
 
+/// Runs lazy realization of out-of-line tables (which come from files on disk): a bug
+/// the fuzzing missed is an InternalError, never a panic crossing into Python.
+pub fn realizing<T>(f: impl FnOnce() -> Result<T, crate::ool::RealizeError>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(internal_error)?
+        .map_err(realize_err)
+}
+
 /// A table entry of an out-of-line module that fails to realize at its first use: a
 /// layout the in-line rules refuse is a TypeError (as cffi's reader gives it), anything
 /// else `ffi.error`.

@@ -28,7 +28,7 @@ use pyo3::types::{PyDict, PyList, PyModule, PyString};
 
 use super::cdata::CData;
 use super::convert;
-use super::errors::realize_err;
+use super::errors::realizing;
 use super::function::{self, FunctionSpec};
 use super::state::FfiRef;
 use crate::dlfcn::DlError;
@@ -377,7 +377,7 @@ fn lookup_in(ffi: &FfiRef, name: &str) -> PyResult<Option<Decl>> {
     let Some(module) = ffi.ool.get() else {
         return Ok(None);
     };
-    lazy::declare_global(module, &mut ns, name).map_err(realize_err)?;
+    realizing(|| lazy::declare_global(module, &mut ns, name))?;
     Ok(ns.decls.names.get(name).cloned())
 }
 
@@ -393,13 +393,16 @@ impl Lib {
         module: &crate::ool::Include,
     ) -> PyResult<bool> {
         let m = lazy::module_of(module);
-        let n = m.tables.globals.len();
-        if (0..n).any(|gi| {
-            matches!(
-                lazy::lib_entry(&m, gi),
-                LibEntry::Variable | LibEntry::BadFunction
-            )
-        }) {
+        let (entries, included) = realizing(|| {
+            let e: Vec<LibEntry> = (0..m.tables.globals.len())
+                .map(|gi| lazy::lib_entry(&m, gi))
+                .collect();
+            Ok((e, lazy::included_constants(module)))
+        })?;
+        if entries
+            .iter()
+            .any(|e| matches!(e, LibEntry::Variable | LibEntry::BadFunction))
+        {
             return Ok(true);
         }
         let _pause = GcPause::new(py);
@@ -413,9 +416,9 @@ impl Lib {
             });
         // (only ever run once per lib: an out-of-line module's ffi declares nothing
         // after dlopen, so the namespace holds none of these names yet)
-        for gi in 0..n {
-            let name = m.tables.globals[gi].name.as_str();
-            match lazy::lib_entry(&m, gi) {
+        for (g, entry) in m.tables.globals.iter().zip(entries) {
+            let name = g.name.as_str();
+            match entry {
                 LibEntry::Function => {
                     // (names were checked to be identifiers when the tables were read)
                     let Ok(cname) = std::ffi::CString::new(name) else {
@@ -442,7 +445,7 @@ impl Lib {
             }
         }
         // The included modules' integer constants, where the module has no such name.
-        for (name, v) in lazy::included_constants(module) {
+        for (name, v) in included {
             if m.global_index(&name).is_none() {
                 let key = PyString::new(py, &name);
                 if !d.contains(&key)? {
