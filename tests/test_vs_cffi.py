@@ -189,7 +189,7 @@ def test_every_ffi_method_has_a_docstring():
             if name.startswith("_"):
                 continue
             m = getattr(cls, name, None)
-            if callable(m) and not isinstance(m, type) and not isinstance(m, jitffi.FFI.CData):
+            if callable(m) and not isinstance(m, (type, jitffi.FFI.CData)):
                 assert m.__doc__, "%s.%s has no docstring" % (cls.__name__, name)
 
 

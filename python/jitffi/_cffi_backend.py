@@ -96,6 +96,8 @@ class FFI(_InlineFFI):
             raise FFIError("don't know the size of ctype '%s'" % (ct.cname,)) from None
 
     def list_types(self):
+        """The names the module declares: (typedef names, struct names, union names),
+        each sorted; nothing is realized to answer."""
         return self._ool.list_types()
 
     def integer_const(self, name):
