@@ -303,7 +303,10 @@ impl<'a> Resolver<'a> {
                 if let Some(n) = &name {
                     // cffi refuses these (a KeyError when the type is completed); here
                     // where it is declared
-                    if members.iter().any(|m| m.name.as_deref() == Some(n.as_str())) {
+                    if members
+                        .iter()
+                        .any(|m| m.name.as_deref() == Some(n.as_str()))
+                    {
                         return Err(self.error(
                             ErrorKind::CDef,
                             md_start,
