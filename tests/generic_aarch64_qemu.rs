@@ -123,7 +123,7 @@ fn program(lib: &abi_common::Library) -> String {
     c.push_str(&lib.c_source);
     let _ = writeln!(
         c,
-        "struct rf {{ uint64_t gpr[8]; unsigned char vec[8][16]; uint64_t x8, al, target, stack, stack_size, ret_gpr[2]; unsigned char ret_vec[4][16]; unsigned char x87[16]; uint64_t x87_result; }};\n\
+        "struct rf {{ uint64_t gpr[8]; unsigned char vec[8][16]; uint64_t x8, al, target, stack, stack_size, ret_gpr[2]; unsigned char ret_vec[4][16]; unsigned char x87[16]; uint64_t ret_x87, x87_result; }};\n\
          _Static_assert(sizeof(struct rf) == {}, \"RegFile size\");\n\
          _Static_assert(__builtin_offsetof(struct rf, x8) == {} && __builtin_offsetof(struct rf, ret_vec) == {} && __builtin_offsetof(struct rf, stack_size) == {}, \"RegFile offsets\");",
         std::mem::size_of::<RegFile>(),

@@ -64,7 +64,7 @@ fn generated_library_called_back_through_the_aarch64_generic_thunk() {
 #include <string.h>
 #include <sys/mman.h>
 struct regfile {{ uint64_t gpr[8]; uint8_t vec[8][16]; uint64_t x8, al, target, stack, stack_size;
-                 uint64_t ret_gpr[2]; uint8_t ret_vec[4][16]; uint8_t x87[16]; uint64_t ret_x87; }};
+                 uint64_t ret_gpr[2]; uint8_t ret_vec[4][16]; uint8_t x87[16]; uint64_t ret_x87, x87_result; }};
 _Static_assert(offsetof(struct regfile, vec) == {vec}, "vec");
 _Static_assert(offsetof(struct regfile, x8) == {x8}, "x8");
 _Static_assert(offsetof(struct regfile, stack) == {stack}, "stack");
