@@ -14,7 +14,7 @@ without: the interpreter compiles the module text), `ffi.dlopen`, and the first
 `getattr(lib, name)` of the 2000 functions. Ratios are cffi/cffi's total over each
 row's total (module import + dlopen + access; the backend import is shown apart).
 
-    python3 benches/bench_import.py [--quick] [--rounds N] [--no-api]
+    python3 benches/bench_import.py [--quick | --check] [--rounds N] [--no-api]
 """
 
 import argparse
@@ -29,6 +29,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_cdef import make_header  # noqa: E402
+from bench_build import cc, python_cmd  # noqa: E402
 
 N_FUNCS = 2000
 
@@ -67,7 +68,7 @@ def write_modules(tmp, header):
         for i in range(N_FUNCS):
             f.write("void func_%d(void) {}\n" % i)
     so = os.path.join(tmp, "libmany.so")
-    subprocess.check_call(["cc", "-O0", "-shared", "-fPIC", "-o", so, c])
+    subprocess.check_call([*cc(), "-O0", "-shared", "-fPIC", "-o", so, c])
     return shim, so
 
 
@@ -99,7 +100,7 @@ def build_api(tmp, header):
     with open(os.path.join(tmp, "api.c"), "w") as fh:
         fh.write('#include "api.h"\n' + "\n".join(defs) + "\n")
     so = os.path.join(tmp, "libapimany.so")
-    subprocess.check_call(["cc", "-O0", "-shared", "-fPIC", "-w", "-o", so, os.path.join(tmp, "api.c")])
+    subprocess.check_call([*cc(), "-O0", "-shared", "-fPIC", "-w", "-o", so, os.path.join(tmp, "api.c")])
     b = cffi.FFI()
     b.cdef(header)
     b.set_source("_api_mod", '#include "api.h"', include_dirs=[tmp], library_dirs=[tmp],
@@ -118,7 +119,7 @@ def run(code, path, cache, pyc):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(path)
     env["PYTHONPYCACHEPREFIX"] = cache
-    args = [sys.executable]
+    args = python_cmd()
     if pyc:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
     else:
@@ -134,10 +135,11 @@ def run(code, path, cache, pyc):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="3 rounds, no API mode")
+    p.add_argument("--check", action="store_true", help="1 round: the checks, no timing")
     p.add_argument("--rounds", type=int, default=11)
     p.add_argument("--no-api", action="store_true")
     args = p.parse_args()
-    rounds = 3 if args.quick else args.rounds
+    rounds = 1 if args.check else 3 if args.quick else args.rounds
     import jitffi
     jit_path = os.path.dirname(os.path.dirname(os.path.abspath(jitffi.__file__)))
     header = make_header()

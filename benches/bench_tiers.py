@@ -10,7 +10,7 @@ promotion costs a hot function. Every figure is measured in this run, beside its
 3. Per call on the generic tier (JITFFI_TIER=generic) against cffi ABI mode, round-robin
    in one process: add_i, sum8, a struct by value, strlen.
 
-Usage: PYTHONPATH=python python3 benches/bench_tiers.py [--quick]
+Usage: PYTHONPATH=python python3 benches/bench_tiers.py [--quick | --check]
 Build the extension in release mode first: .ci/dev-build --release
 """
 import json
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench_build import sh
+from bench_build import cc, iterations, python_cmd, sh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,7 +45,7 @@ def many_functions(n_funcs=2000, seed=1):
     with open(c, "w") as f:
         f.write("\n".join(defs))
     so = os.path.join(tmp, "libmany.so")
-    sh("cc", "-O0", "-shared", "-fPIC", "-o", so, c)
+    sh(*cc(), "-O0", "-shared", "-fPIC", "-o", so, c)
     return "\n".join(decls), sigs, so
 
 
@@ -80,7 +80,7 @@ print(json.dumps(dict(setup=setup, first=first, second=second, stats=stats)))
 def run_child(script, args, env=None):
     e = dict(os.environ)
     e.update(env or {})
-    r = subprocess.run([sys.executable, "-c", script] + args, env=e, capture_output=True, text=True)
+    r = subprocess.run(python_cmd() + ["-c", script] + args, env=e, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(r.stderr)
     return r.stdout
@@ -158,8 +158,7 @@ unsigned long my_strlen(const char *s) { return strlen(s); }
 
 
 def main():
-    quick = "--quick" in sys.argv
-    n, med, stats = cold_first_calls(rounds=1 if quick else 3)
+    n, med, stats = cold_first_calls(rounds=iterations(3, 1))
     c, j = med["cffi"], med["jitffi"]
     print(f"cold process, {n} functions: cdef + dlopen + one attribute access each (untimed part, ms): "
           f"cffi ABI {c['setup'] * 1e3:.1f}, jitffi {j['setup'] * 1e3:.1f}")
@@ -174,9 +173,9 @@ def main():
     with open(c_path, "w") as f:
         f.write(PER_CALL_C)
     so = os.path.join(tmp, "libpc.so")
-    sh("cc", "-O2", "-shared", "-fPIC", "-o", so, c_path)
+    sh(*cc(), "-O2", "-shared", "-fPIC", "-o", so, c_path)
 
-    rounds = 3 if quick else 7
+    rounds = iterations(7, 3)
     hots, comps = [], []
     for _ in range(rounds):
         hot, comp = map(float, run_child(PROMOTE, [so], {"JITFFI_TIER": "auto"}).split())
@@ -186,7 +185,7 @@ def main():
     print(f"add_i, first 10,000 calls of a new shape (generic, promoted after the threshold): "
           f"{hot * 1e3:.2f} ms; 10,000 calls of a compiled one: {comp * 1e3:.2f} ms ({hot / comp:.2f}x)")
 
-    number, repeat = (20000, 5) if quick else (100000, 9)
+    number, repeat = iterations(100000, 20000, 10), iterations(9, 5)
     rows = {}
     for tier in ("generic", "compiled"):
         out, got_tier, shapes = eval(run_child(PER_CALL, [so, str(number), str(repeat)], {"JITFFI_TIER": tier}))
