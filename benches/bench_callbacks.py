@@ -451,6 +451,20 @@ def main():
                   ratio(vals["cffi"], j), ratio(vals["ctypes"], j)]
         print("| %s | %s | %s |" % (name, " | ".join(cells), " | ".join(ratios)))
 
+    # The hot-path target, measured round-robin (pairs of runs back to back, median of
+    # the per-pair ratios) so that the machine's drift cancels out.
+    pairs = []
+    for _ in range(R * 2):
+        t0 = time.perf_counter_ns()
+        hand.call_cb_n_gil(f, N)
+        t1 = time.perf_counter_ns()
+        jlib.call_cb_n(jcb, N)
+        t2 = time.perf_counter_ns()
+        pairs.append((t2 - t1) / (t1 - t0))
+    print()
+    print("round trip, round-robin: jitffi (promoted thunk) / hand-written GIL re-taken = %.2f"
+          % statistics.median(pairs))
+
     # -- the tiers: first callbacks of new shapes, and the generic tier's round trip
     here = first_callbacks(libpath, iterations(300, 60, 10))
     kids = {t: run_child(t) for t in ("generic", "compiled")}

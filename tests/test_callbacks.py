@@ -747,3 +747,40 @@ def test_callback_spellings_resolve_like_cffi():
         with pytest.raises(TypeError, match="expected a function ctype, got 'int'"):
             ffi.callback("int", lambda: 0)
     assert got["jitffi"] == got["cffi"]
+
+
+ERRNO_SRC = r"""
+#include <errno.h>
+int errno_around(int (*cb)(int)) { errno = 7; int r = cb(1); return r * 1000 + errno; }
+"""
+
+
+def test_errno_in_callbacks_like_cffi():
+    # Inside the callback ffi.errno is C's errno at entry; what the callback leaves in
+    # ffi.errno is C's errno after it returns; without that, C's errno is unchanged.
+    import cffi  # a test dependency: a missing cffi must fail, not skip
+    from conftest import build_clib
+    path = build_clib("errcb", ERRNO_SRC)
+    got = {}
+    for name, F in (("cffi", cffi.FFI), ("jitffi", jitffi.FFI)):
+        ffi = F()
+        ffi.cdef("int errno_around(int (*cb)(int));")
+        lib = ffi.dlopen(path)
+        seen = []
+
+        def sets(x):
+            seen.append(ffi.errno)
+            ffi.errno = 33
+            return 5
+
+        def leaves(x):
+            seen.append(ffi.errno)
+            try:  # the interpreter's own C calls set errno meanwhile
+                os.stat("/nonexistent/jitffi-errno-test")
+            except OSError:
+                pass
+            return 4
+
+        got[name] = (lib.errno_around(ffi.callback("int(int)", sets)),
+                     lib.errno_around(ffi.callback("int(int)", leaves)), seen)
+    assert got["jitffi"] == got["cffi"] == (5033, 4007, [7, 7])

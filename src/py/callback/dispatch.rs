@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use crate::types::model::TypeRef;
 
 use super::super::convert;
+use super::super::errno;
 use super::super::state::FfiRef;
 use super::core::{CallbackCore, Fast};
 
@@ -54,6 +55,10 @@ pub(super) unsafe fn dispatch_with<H: FnOnce(Python<'_>, &CallbackCore)>(
     // thread holds the GIL; no attached thread state means the GIL was released (and
     // skips the TSS lookup). Subinterpreter thread states never match: Ensure, as before.
     // (Two calls of `dispatch_held` rather than an optional guard: the cheaper branch.)
+    // `ffi.errno` inside the callback is C's errno at its entry, and C sees the value
+    // it has when the callback returns (what cffi does): nothing the interpreter does
+    // meanwhile (taking the GIL included) leaks into C's errno.
+    errno::save_errno();
     // SAFETY: both calls are valid on any thread at any time.
     let held = unsafe {
         let attached = ffi::compat::PyThreadState_GetUnchecked();
@@ -70,6 +75,7 @@ pub(super) unsafe fn dispatch_with<H: FnOnce(Python<'_>, &CallbackCore)>(
             ffi::PyGILState_Release(gil);
         }
     }
+    errno::restore_errno();
 }
 
 /// `dispatch` once the GIL is held.
