@@ -44,7 +44,10 @@ def site_env(tmp_path_factory):
     for k in ("JITFFI_AS_CFFI", "PYTHONNOUSERSITE", "PYTHONSTARTUP"):
         env.pop(k, None)
     env["PYTHONUSERBASE"] = str(base)
-    env["PYTHONPATH"] = PY_DIR
+    # jitffi first; the rest of the path stays (under qemu it is where the target's cffi
+    # and pytest live).
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != PY_DIR]
+    env["PYTHONPATH"] = os.pathsep.join([PY_DIR] + rest)
     r = subprocess.run(PYTHON + ["-c", "import site; print(site.ENABLE_USER_SITE); "
                                  "print(site.getusersitepackages())"],
                        env=env, capture_output=True, text=True, check=True)
