@@ -156,3 +156,10 @@ class FFI(_InlineFFI, metaclass=_CompiledFFIType):
 
 # What `ffi.dlopen()` gives is a module in jitffi (attribute loads CPython specializes).
 Lib = _types.ModuleType
+
+
+def _get_common_types(d):
+    """Fills `d` with the type names cffi knows without a cdef that are not C keywords,
+    each mapped to the C type it stands for (as cffi's backend does on Linux)."""
+    d["FILE"] = "struct _IO_FILE"
+    d["bool"] = "_Bool"
