@@ -28,6 +28,7 @@ RTLD_NOLOAD = _jitffi.FFI.RTLD_NOLOAD
 RTLD_DEEPBIND = _jitffi.FFI.RTLD_DEEPBIND
 
 _NO_TABLES = b""
+_NO_NAME = object()  # FFI() without a module name (None is refused, as in cffi)
 
 
 _BUILDER_ONLY = frozenset(("cdef", "include", "set_source", "emit_python_code", "emit_c_code",
@@ -68,12 +69,14 @@ class FFI(_InlineFFI, metaclass=_CompiledFFIType):
 
     error = FFIError
 
-    def __init__(self, module_name=None, _version=-1, _types=None, _globals=None,
+    def __init__(self, module_name=_NO_NAME, _version=-1, _types=None, _globals=None,
                  _struct_unions=None, _enums=None, _typenames=None, _includes=None):
         # cffi's compiled FFI takes the module name as a str, or nothing.
-        if module_name is not None and not isinstance(module_name, str):
+        if module_name is _NO_NAME:
+            module_name = None
+        elif not isinstance(module_name, str):
             raise TypeError("FFI() argument 1 must be str, not %s"
-                            % (type(module_name).__name__,))
+                            % ("None" if module_name is None else type(module_name).__name__,))
         super().__init__()
         if _version == -1:
             _version = None
