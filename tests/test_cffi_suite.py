@@ -151,3 +151,35 @@ def test_imp_emulation_load_dynamic_under_the_switch(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == '"a\\""'
+
+
+def outcome_type(fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+        return None
+    except Exception as e:
+        return type(e).__name__, str(e)
+
+
+@pytest.mark.parametrize("kwargs", [dict(pack=3), dict(packed=2), dict(packed=True, pack=1),
+                                    dict(pack=0), dict(pack=None), dict(packed=1), dict(pack=16),
+                                    dict(pack=-1), dict(packed=True, pack=0)])
+def test_cdef_pack_arguments_as_cffi(kwargs):
+    import cffi
+    assert outcome_type(jitffi.FFI().cdef, "", **kwargs) == outcome_type(cffi.FFI().cdef, "", **kwargs)
+
+
+def test_negative_array_length_is_value_error_as_cffi():
+    import cffi
+    for text in ["int[-5]", "int[-1][2]"]:
+        for op in ("cast", "typeof"):
+            args = (text, 0) if op == "cast" else (text,)
+            got = outcome_type(getattr(jitffi.FFI(), op), *args)
+            want = outcome_type(getattr(cffi.FFI(), op), *args)
+            assert got == want == ("ValueError", "negative array length"), (text, op)
+    # the compiled FFI words it as cffi's compiled FFI does
+    with pytest.raises(backend.FFI.error) as got:
+        backend.FFI().cast("int[-5]", 0)
+    with pytest.raises(real_backend.FFI.error) as want:
+        real_backend.FFI().cast("int[-5]", 0)
+    assert str(got.value) == str(want.value)

@@ -193,7 +193,9 @@ fn compiled_type_err(
 ) -> PyErr {
     use crate::cdef::ErrorKind;
     match (e.kind, diag) {
-        (ErrorKind::CDef | ErrorKind::FFI, Some(d)) => FFIError::new_err(d.render(text)),
+        (ErrorKind::CDef | ErrorKind::FFI | ErrorKind::Value, Some(d)) => {
+            FFIError::new_err(d.render(text))
+        }
         (ErrorKind::CDef, None) => FFIError::new_err(e.message),
         _ => cdef_err(e),
     }

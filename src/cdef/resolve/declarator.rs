@@ -90,10 +90,11 @@ impl<'a> Resolver<'a> {
                         Some(p) => {
                             let v = self.eval_int(p)?;
                             if v < 0 {
+                                // cffi's exception and text for it
                                 return Err(self.error(
-                                    ErrorKind::FFI,
+                                    ErrorKind::Value,
                                     at,
-                                    format!("negative array length {v}"),
+                                    "negative array length",
                                 ));
                             }
                             if v > (isize::MAX as i128) {
