@@ -12,7 +12,7 @@ import pytest
 import _cffi_backend as real_backend  # real cffi, installed by .ci/setup
 import jitffi
 from jitffi import _cffi_backend as backend
-from conftest import PYTHON
+from conftest import PYTHON, build_clib
 
 PY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(jitffi.__file__)))
 
@@ -183,3 +183,27 @@ def test_negative_array_length_is_value_error_as_cffi():
     with pytest.raises(real_backend.FFI.error) as want:
         real_backend.FFI().cast("int[-5]", 0)
     assert str(got.value) == str(want.value)
+
+
+ARRAY_SOURCE = "int my_array[7] = {0, 1, 2, 3, 4, 5, 6};\n"
+
+
+def test_global_array_of_unknown_length_reads_as_pointer():
+    """cffi's test_ownlib.test_my_array_no_length: `extern int my_array[];` gives an
+    `int *` to the library's items, which can be indexed and assigned through."""
+    import cffi
+    so = build_clib("cffisuite_arr", ARRAY_SOURCE)
+    results = []
+    for mod in (jitffi, cffi):
+        ffi = mod.FFI()
+        ffi.cdef("extern int my_array[];")
+        lib = ffi.dlopen(so)
+        a = lib.my_array
+        got = [ffi.typeof(a).cname, [a[i] for i in range(7)], outcome(len, a)[0]]
+        lib.my_array = list(range(10, 17))
+        got.append([lib.my_array[i] for i in range(7)])
+        lib.my_array = list(range(7))
+        got.append(ffi.typeof(ffi.addressof(lib, "my_array")).cname)
+        results.append(got)
+    assert results[0] == results[1]
+    assert results[0][:3] == ["int *", list(range(7)), "TypeError"]
