@@ -207,3 +207,23 @@ def test_global_array_of_unknown_length_reads_as_pointer():
         results.append(got)
     assert results[0] == results[1]
     assert results[0][:3] == ["int *", list(range(7)), "TypeError"]
+
+
+def test_array_initializer_from_an_array_cdata_needs_the_same_type():
+    """cffi's backend_tests.test_ffi_array_as_init: an array cdata initializes only an
+    array of exactly its type (length included); other arrays want a list or tuple."""
+    import cffi
+    results = []
+    for mod in (jitffi, cffi):
+        ffi = mod.FFI()
+        ffi.cdef("struct a { int x[4]; };")
+        p = ffi.new("int[4]", [10, 20, 30, 400])
+        two = ffi.new("int[2]", [1, 2])
+        got = [list(ffi.new("int[4]", p)), ffi.new("struct a *", [p]).x[3]]
+        for t, init in [("int[3]", p), ("int[5]", p), ("int16_t[4]", p), ("long[4]", p)]:
+            got.append(outcome(ffi.new, t, init))
+        got.append(outcome(ffi.new, "struct a *", [two]))
+        results.append(got)
+    assert results[0] == results[1]
+    assert results[0][0] == [10, 20, 30, 400]
+    assert all(r[0] == "TypeError" for r in results[0][2:])
