@@ -344,3 +344,53 @@ pub fn diagnose(ns: &Namespace, text: &str) -> Option<Cffi1Error> {
         });
     r.err()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::target::Target;
+
+    #[test]
+    fn valid_strings_have_no_diagnosis() {
+        let mut ns = Namespace::new(Target::host());
+        ns.cdef(
+            "struct s { int x; }; typedef int t; enum e { A };",
+            &Default::default(),
+        )
+        .unwrap();
+        for text in [
+            "int",
+            "unsigned long long int",
+            "struct s *",
+            "t[3]",
+            "enum e",
+            "int(*)(t, ...)",
+            "double(*(*)(int))[3]",
+            "int[0x10]",
+            "const char * const *",
+            "size_t",
+            "int[N]",
+        ] {
+            assert_eq!(diagnose(&ns, text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn errors_carry_cffi_text_and_place() {
+        let ns = Namespace::new(Target::host());
+        let d = diagnose(&ns, "struct nope *").unwrap();
+        assert!(d.undefined);
+        assert_eq!(
+            d.render("struct nope *"),
+            "undefined struct/union name\nstruct nope *\n       ^"
+        );
+        let d = diagnose(&ns, "int x y").unwrap();
+        assert!(!d.undefined);
+        assert_eq!((d.message, d.at), ("unexpected symbol", 6));
+        let long = "X".repeat(600);
+        assert_eq!(
+            diagnose(&ns, &long).unwrap().render(&long),
+            "undefined type name"
+        );
+    }
+}
