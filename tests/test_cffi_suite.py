@@ -227,3 +227,28 @@ def test_array_initializer_from_an_array_cdata_needs_the_same_type():
     assert results[0] == results[1]
     assert results[0][0] == [10, 20, 30, 400]
     assert all(r[0] == "TypeError" for r in results[0][2:])
+
+
+def test_addressof_through_a_pointer():
+    """cffi's backend_tests.test_addressof_field / _pointer: a pointer cdata takes a path
+    (a field of the struct it points to, or an index), never none."""
+    import cffi
+    results = []
+    for mod in (jitffi, cffi):
+        ffi = mod.FFI()
+        ffi.cdef("struct foo_s { int x, y; struct foo_s *n; int a[3]; };")
+        p = ffi.new("struct foo_s *")
+        base = int(ffi.cast("uintptr_t", p))
+
+        def where(c):
+            return ffi.typeof(c).cname, int(ffi.cast("uintptr_t", c)) - base
+        q = ffi.cast("int *", p)
+        got = [where(ffi.addressof(p, "y")), where(ffi.addressof(p, 0)),
+               where(ffi.addressof(p, 1, "y")), where(ffi.addressof(p, "a", 2)),
+               ffi.addressof(p[0], "y") == ffi.addressof(p, "y"), where(ffi.addressof(q, 25)),
+               ffi.addressof(q, 25) == q + 25]
+        for args in [(q,), (q, "x"), (ffi.new("struct foo_s **"), "x"), (ffi.cast("int", 3), 0)]:
+            got.append(outcome(ffi.addressof, *args)[0])
+        results.append(got)
+    assert results[0] == results[1]
+    assert results[0][0] == ("int *", 4) and results[0][-4:] == ["TypeError"] * 4
