@@ -252,3 +252,16 @@ def test_addressof_through_a_pointer():
         results.append(got)
     assert results[0] == results[1]
     assert results[0][0] == ("int *", 4) and results[0][-4:] == ["TypeError"] * 4
+
+
+def test_function_returning_an_array_is_type_error_as_cffi():
+    """cffi's backend_tests.test_array_of_func_ptr: `int(*)(int)[5]` is a function
+    returning an array, which cffi's backend refuses with a TypeError."""
+    import cffi
+    for text in ["int(*)(int)[5]", "int(int)[5]"]:
+        got = outcome(jitffi.FFI().typeof, text)
+        want = outcome(cffi.FFI().typeof, text)
+        assert got == want == ("TypeError", "invalid result type: 'int[5]'"), text
+    got = outcome(backend.FFI().cast, "int(*)(int)[5]", 0)
+    want = outcome(real_backend.FFI().cast, "int(*)(int)[5]", 0)
+    assert got == want

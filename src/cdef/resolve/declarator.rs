@@ -189,7 +189,9 @@ impl<'a> Resolver<'a> {
             ));
         }
         if matches!(ty.node.kind, Kind::Array(..)) {
-            return Err(self.error(ErrorKind::CDef, at, "a function cannot return an array"));
+            // cffi's exception and text (its backend refuses the result type)
+            let msg = format!("invalid result type: '{}'", ty.node.cname());
+            return Err(self.error(ErrorKind::Type, at, msg));
         }
         Ok(())
     }
