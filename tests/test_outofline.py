@@ -772,20 +772,26 @@ def test_opaque_by_value_function_errors_at_access_as_inline(tmp_path):
 
 def test_type_strings_declare_only_what_they_name(tmp_path):
     """Names come from the tables when a type string first names them: typedefs, tags,
-    constants in array lengths; unknown names give the in-line parser's errors."""
+    constants in array lengths; unknown names give cffi's compiled-FFI errors (ffi.error,
+    the same text as real cffi reading the same module), the in-line FFI its CDefError."""
     path, _ = cffi_module(tmp_path, "_m_names")
+    real = load(tmp_path, "_m_names")  # the module as cffi wrote it, on cffi's backend
+    path, _ = cffi_module(tmp_path, "_m_names_j")
     to_jitffi(path)
-    ffi = load(tmp_path, "_m_names")
+    ffi = load(tmp_path, "_m_names_j")
     inline = inline_ffi()
     for t in ["pts_t", "struct nest *", "int[N]", "enum color", "cmp_t", "union u[2]"]:
         assert str(ffi.typeof(t)) == str(inline.typeof(t)), t
         assert ffi.sizeof(t) == inline.sizeof(t), t
-    for bad in ["no_such_t", "add", "int[N"]:
-        with pytest.raises(Exception) as got:
+    for bad in ["no_such_t", "add", "int[N", "struct nope *", "enum nope"]:
+        with pytest.raises(ffi.error) as got:
             ffi.typeof(bad)
-        with pytest.raises(Exception) as want:
+        with pytest.raises(real.error) as want:
+            real.typeof(bad)
+        assert str(got.value) == str(want.value), bad
+    for bad in ["no_such_t", "add", "int[N"]:
+        with pytest.raises(jitffi.CDefError):
             inline.typeof(bad)
-        assert type(got.value) is type(want.value) and str(got.value) == str(want.value), bad
 
 
 SIZEOF_SCRIPT = textwrap.dedent("""

@@ -28,6 +28,20 @@ RTLD_NOLOAD = _jitffi.FFI.RTLD_NOLOAD
 RTLD_DEEPBIND = _jitffi.FFI.RTLD_DEEPBIND
 
 _NO_TABLES = b""
+_NO_NAME = object()  # FFI() without a module name (None is refused, as in cffi)
+
+
+_BUILDER_ONLY = frozenset(("cdef", "include", "set_source", "emit_python_code", "emit_c_code",
+                           "distutils_extension", "compile", "set_unicode"))
+
+# Public names the in-line FFI's __init__ sets on the instance (cffi has them as
+# attributes too); any other public name is refused on a compiled FFI, as in cffi.
+_INSTANCE_NAMES = frozenset(("BVoidP", "BCharA"))
+
+
+def _class_has(name):
+    # A descriptor of the class (ffi.errno) decides itself what setting it does.
+    return any(name in k.__dict__ and name not in _BUILDER_ONLY for k in FFI.__mro__)
 
 
 class _BuilderOnly:
@@ -41,14 +55,28 @@ class _BuilderOnly:
                              % ((objtype or type(obj)).__name__, self._name))
 
 
-class FFI(_InlineFFI):
+class _CompiledFFIType(type):
+    """The compiled FFI's metaclass: dir() leaves out the builder-only methods, which
+    the class refuses (cffi's compiled FFI has no such names)."""
+
+    def __dir__(cls):
+        return [n for n in super().__dir__() if n not in _BUILDER_ONLY]
+
+
+class FFI(_InlineFFI, metaclass=_CompiledFFIType):
     """The FFI of an out-of-line module: its declarations come from the tables the
     module passes, not from cdef()."""
 
     error = FFIError
 
-    def __init__(self, module_name=None, _version=-1, _types=None, _globals=None,
+    def __init__(self, module_name=_NO_NAME, _version=-1, _types=None, _globals=None,
                  _struct_unions=None, _enums=None, _typenames=None, _includes=None):
+        # cffi's compiled FFI takes the module name as a str, or nothing.
+        if module_name is _NO_NAME:
+            module_name = None
+        elif not isinstance(module_name, str):
+            raise TypeError("FFI() argument 1 must be str, not %s"
+                            % ("None" if module_name is None else type(module_name).__name__,))
         super().__init__()
         if _version == -1:
             _version = None
@@ -75,6 +103,18 @@ class FFI(_InlineFFI):
     distutils_extension = _BuilderOnly()
     compile = _BuilderOnly()
     set_unicode = _BuilderOnly()
+
+    def __setattr__(self, name, value):
+        # cffi's compiled FFI has no instance dict; a subclass's instances have one.
+        if (type(self) is FFI and not name.startswith("_") and name not in _INSTANCE_NAMES
+                and not _class_has(name)):
+            raise AttributeError("'_cffi_backend.FFI' object has no attribute '%s'" % (name,))
+        _InlineFFI.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if type(self) is FFI and not name.startswith("_") and not _class_has(name):
+            raise AttributeError("'_cffi_backend.FFI' object has no attribute '%s'" % (name,))
+        _InlineFFI.__delattr__(self, name)
 
     def dlopen(self, name, flags=0, *, release_gil=True):
         """Opens the library: `name` goes to dlopen() as it is (no find_library), as
@@ -119,3 +159,10 @@ class FFI(_InlineFFI):
 
 # What `ffi.dlopen()` gives is a module in jitffi (attribute loads CPython specializes).
 Lib = _types.ModuleType
+
+
+def _get_common_types(d):
+    """Fills `d` with the type names cffi knows without a cdef that are not C keywords,
+    each mapped to the C type it stands for (as cffi's backend does on Linux)."""
+    d["FILE"] = "struct _IO_FILE"
+    d["bool"] = "_Bool"

@@ -6,6 +6,7 @@
 //! record layouts come from `types::layout` once every member type is known. `error` is
 //! what a cdef or a type string gives back when it fails.
 
+pub mod cffi1_diag;
 mod consteval;
 mod error;
 mod parser;
@@ -192,6 +193,13 @@ impl Namespace {
     pub fn parse_type(&mut self, text: &str) -> Result<TypeRef, CdefError> {
         let result = catch_unwind(AssertUnwindSafe(|| resolve::run_type_string(self, text)));
         result.unwrap_or_else(|payload| Err(CdefError::from_panic(payload, "typeof")))
+    }
+
+    /// Where and why cffi's compiled FFI would refuse the type string `text` here
+    /// (`cffi1_diag`).
+    pub fn cffi1_diagnose(&self, text: &str) -> Option<cffi1_diag::Cffi1Error> {
+        let result = catch_unwind(AssertUnwindSafe(|| cffi1_diag::diagnose(self, text)));
+        result.unwrap_or(None)
     }
 
     /// `ffi.include(other)`: typedefs, structs, unions, enums and constants of `other`

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyAttributeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use super::errors::cdef_err;
+use super::errors::{cdef_err, FFIError};
 use super::state::{FfiRef, FfiShared};
 use crate::types::model::{Kind, TypeRef};
 
@@ -164,12 +164,40 @@ impl FfiShared {
                 super::errors::realizing(|| {
                     crate::ool::lazy::declare_for_type_string(m, &mut ns, s)
                 })?;
+                // A compiled FFI refuses names its module (and its includes) do not
+                // declare, and words its errors as cffi's compiled FFI does.
+                let diag = ns.cffi1_diagnose(s);
+                if let Some(d) = diag.as_ref().filter(|d| d.undefined) {
+                    return Err(FFIError::new_err(d.render(s)));
+                }
+                match ns.parse_type(s) {
+                    Ok(ty) => ty,
+                    Err(e) => return Err(compiled_type_err(e, diag, s)),
+                }
+            } else {
+                ns.parse_type(s).map_err(cdef_err)?
             }
-            ns.parse_type(s).map_err(cdef_err)?
         };
         let ct = self.ctype_of(py, &ty).into_bound(py);
         cache.set_item(text, &ct)?;
         Ok(ct)
+    }
+}
+
+/// A type-string error of a compiled FFI: cffi's wording where the walk found one,
+/// else jitffi's message as `ffi.error` (other kinds keep their exception).
+fn compiled_type_err(
+    e: crate::cdef::CdefError,
+    diag: Option<crate::cdef::cffi1_diag::Cffi1Error>,
+    text: &str,
+) -> PyErr {
+    use crate::cdef::ErrorKind;
+    match (e.kind, diag) {
+        (ErrorKind::CDef | ErrorKind::FFI | ErrorKind::Value, Some(d)) => {
+            FFIError::new_err(d.render(text))
+        }
+        (ErrorKind::CDef, None) => FFIError::new_err(e.message),
+        _ => cdef_err(e),
     }
 }
 

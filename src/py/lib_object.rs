@@ -497,6 +497,10 @@ fn read_global(
 ) -> PyResult<Py<PyAny>> {
     let this = slf.borrow();
     match &ty.kind {
+        // `extern int a[];`: its length is unknown, so (as cffi) a pointer to the items.
+        Kind::Array(item, None) => {
+            convert::cdata_from_pointer(py, &this.ffi, &this.ffi.pointer_to(item), addr)
+        }
         // Arrays and structs: non-owning cdata over the library's memory.
         Kind::Array(_, n) => {
             Ok(
@@ -531,7 +535,11 @@ pub fn addressof_lib(py: Python<'_>, lib: &Bound<'_, Lib>, name: &str) -> PyResu
     match decl {
         Decl::Function(fty) => convert::cdata_from_pointer(py, &this.ffi, &fty, addr),
         Decl::Variable { ty, .. } => {
-            let pty = this.ffi.pointer_to(&ty);
+            // (an array of unknown length: a pointer to its items, as reading it gives)
+            let pty = match &ty.kind {
+                Kind::Array(item, None) => this.ffi.pointer_to(item),
+                _ => this.ffi.pointer_to(&ty),
+            };
             convert::cdata_from_pointer(py, &this.ffi, &pty, addr)
         }
         _ => Err(this.no_such(name)),

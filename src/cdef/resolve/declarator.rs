@@ -90,10 +90,11 @@ impl<'a> Resolver<'a> {
                         Some(p) => {
                             let v = self.eval_int(p)?;
                             if v < 0 {
+                                // cffi's exception and text for it
                                 return Err(self.error(
-                                    ErrorKind::FFI,
+                                    ErrorKind::Value,
                                     at,
-                                    format!("negative array length {v}"),
+                                    "negative array length",
                                 ));
                             }
                             if v > (isize::MAX as i128) {
@@ -188,7 +189,9 @@ impl<'a> Resolver<'a> {
             ));
         }
         if matches!(ty.node.kind, Kind::Array(..)) {
-            return Err(self.error(ErrorKind::CDef, at, "a function cannot return an array"));
+            // cffi's exception and text (its backend refuses the result type)
+            let msg = format!("invalid result type: '{}'", ty.node.cname());
+            return Err(self.error(ErrorKind::Type, at, msg));
         }
         Ok(())
     }

@@ -141,7 +141,7 @@ pub unsafe fn write_sized(
 }
 
 /// Writes an array of `n` items (`arr_ty` is used in messages) from a list/tuple, bytes
-/// (char / _Bool items), str (wide-char items) or a cdata array with the same item type.
+/// (char / _Bool items), str (wide-char items) or a cdata array of the same type.
 ///
 /// # Safety
 /// `dst` must be valid for `n` items.
@@ -224,7 +224,8 @@ pub unsafe fn write_array(
     if let Ok(cd) = obj.cast::<CData>() {
         let c = cd.get();
         if let Kind::Array(src_item, _) = &c.ty().kind {
-            if same_type(src_item, item) && c.length <= n {
+            // Only an array of the very same type (length included), as in cffi.
+            if same_type(src_item, item) && c.length == n {
                 let src = c.data_addr(obj.py())?;
                 if invalid_addr(src) {
                     return Err(null_err(&c.ty().cname()));

@@ -30,17 +30,21 @@ pub fn cdef(
         Some(p) if p.is_none() => None,
         Some(p) => {
             let n: i64 = p.extract()?;
-            if n <= 0 || (n & (n - 1)) != 0 {
+            if n == 0 {
+                // (cffi: 0 is no `pack`)
+                None
+            } else if n < 0 || (n & (n - 1)) != 0 {
                 return Err(PyValueError::new_err(format!(
                     "'pack' must be a power of two, not {n}"
                 )));
+            } else {
+                Some(n as u32)
             }
-            Some(n as u32)
         }
     };
-    if packed && pack.is_some_and(|p| p != 1) {
+    if packed && pack.is_some() {
         return Err(PyValueError::new_err(
-            "'packed' should be False if 'pack' is given",
+            "cannot give both 'pack' and 'packed'",
         ));
     }
     let opts = CdefOptions {

@@ -60,11 +60,16 @@ pub fn addressof(
         )));
     };
     let c = cd.get();
-    if !matches!(c.ty().kind, Kind::Record(_) | Kind::Array(..)) {
+    // A pointer needs a path (as in cffi): a field of the struct it points to, or an
+    // index (pointer arithmetic), then the rest of the path from there.
+    let is_ptr = matches!(c.ty().kind, Kind::Pointer(_));
+    if !(is_ptr || matches!(c.ty().kind, Kind::Record(_) | Kind::Array(..)))
+        || (is_ptr && fields_or_indexes.is_empty())
+    {
         return Err(PyTypeError::new_err("addressof(pointer)"));
     }
     let base = c.data_addr(py)?;
-    let (ty, off) = walk_path(py, c.ty(), fields_or_indexes, false)?;
+    let (ty, off) = walk_path(py, c.ty(), fields_or_indexes, is_ptr)?;
     let pty = shared.pointer_to(&ty);
     let pct = shared.ctype_of(py, &pty);
     let owner = match CData::keeper_for(cd) {
