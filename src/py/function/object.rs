@@ -12,7 +12,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::jit::trampoline::{ArgShape, RetShape, Scalar, Shape};
-use crate::types::model::TypeRef;
+use crate::types::model::{Kind, TypeRef};
 
 use super::super::ctype::CType;
 use super::super::errors::internal_error;
@@ -74,12 +74,34 @@ impl LazyFunc {
     }
 }
 
+/// The parameter types of a function type, borrowed from the interned type itself: a
+/// function set up at its first call does not copy them.
+pub struct SigArgs(TypeRef);
+
+impl SigArgs {
+    /// The parameters of `fn_type` (none if it is not a function type).
+    pub fn of(fn_type: TypeRef) -> SigArgs {
+        SigArgs(fn_type)
+    }
+}
+
+impl std::ops::Deref for SigArgs {
+    type Target = [TypeRef];
+    fn deref(&self) -> &[TypeRef] {
+        match &self.0.kind {
+            Kind::FuncPtr(sig) => &sig.args,
+            _ => &[],
+        }
+    }
+}
+
 /// What the helpers need to know about one callable.
 pub struct FuncInfo {
     pub name: CString,
     /// The function-pointer type (`Kind::FuncPtr`).
     pub fn_type: TypeRef,
-    pub args: Vec<TypeRef>,
+    /// The parameter types, read from `fn_type` (not copied per function).
+    pub args: SigArgs,
     pub result: TypeRef,
     pub variadic: bool,
     pub release_gil: bool,

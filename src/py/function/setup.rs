@@ -17,7 +17,7 @@ use crate::types::target::Target;
 use super::super::tier::{self, TierMode};
 use super::generic::jf_generic_call;
 use super::object::{
-    self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive, TypeResolver,
+    self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive, SigArgs, TypeResolver,
 };
 use super::runtime::{cached_shape, compile_shape};
 use super::shape::{lowering_error, signature_shapes};
@@ -42,14 +42,23 @@ fn sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<
     type Cache = FxHashMap<(usize, bool), (TypeRef, SigShapes)>;
     static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
     let key = (Arc::as_ptr(fn_type) as usize, release_gil);
-    if let Some((_, s)) = CACHE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .and_then(|m| m.get(&key))
-    {
+    // One lock and one hash per function: the shapes and the plan are pure functions of
+    // the type (no Python code runs), so a miss is filled in under the same lock.
+    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let m = g.get_or_insert_with(|| FxHashMap::with_capacity_and_hasher(256, Default::default()));
+    if let Some((_, s)) = m.get(&key) {
         return Ok(s.clone());
     }
+    let s = build_sig_shapes(fn_type, variadic, release_gil)?;
+    if m.len() >= MAX_SIGS {
+        m.clear();
+    }
+    // The cache holds the type: its address stays its key while the entry lives.
+    m.insert(key, (fn_type.clone(), s.clone()));
+    Ok(s)
+}
+
+fn build_sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<SigShapes> {
     let (fixed_shapes, ret) = signature_shapes(fn_type)?;
     let Kind::FuncPtr(sig) = &fn_type.kind else {
         unreachable!("checked by signature_shapes")
@@ -65,18 +74,11 @@ fn sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<
             plan,
         }))
     };
-    let s = SigShapes {
+    Ok(SigShapes {
         fixed_shapes: Arc::new(fixed_shapes),
         ret,
         shape,
-    };
-    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let m = g.get_or_insert_with(FxHashMap::default);
-    if m.len() >= MAX_SIGS {
-        m.clear();
-    }
-    m.insert(key, (fn_type.clone(), s.clone()));
-    Ok(s)
+    })
 }
 
 pub struct FunctionSpec<'a> {
@@ -102,7 +104,7 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             return Ok(&*(*f).info);
         }
         let lazy_ptr = (*f).lazy;
-        let fn_type = (*lazy_ptr).fn_type()?.clone();
+        let fn_type = (*lazy_ptr).fn_type()?;
         let Kind::FuncPtr(sig) = &fn_type.kind else {
             return Err(signature_shapes(&fn_type)
                 .err()
@@ -113,15 +115,17 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             fixed_shapes,
             ret,
             shape,
-        } = sig_shapes(&fn_type, sig.variadic, release_gil)?;
+        } = sig_shapes(fn_type, sig.variadic, release_gil)?;
+        let (result, variadic) = (sig.result.clone(), sig.variadic);
         (*f).lazy = std::ptr::null_mut();
-        let lazy = Box::from_raw(lazy_ptr);
+        let mut lazy = Box::from_raw(lazy_ptr);
+        let fn_type = lazy.fn_type.take().expect("the type was resolved above");
         let mut info = FuncInfo {
             name: lazy.name,
-            fn_type: fn_type.clone(),
-            args: sig.args.clone(),
-            result: sig.result.clone(),
-            variadic: sig.variadic,
+            args: SigArgs::of(fn_type.clone()),
+            fn_type,
+            result,
+            variadic,
             release_gil,
             address: (*f).target,
             keepalive: lazy.keepalive,

@@ -74,7 +74,7 @@ fn shape_for(
         return Ok(t);
     }
     let mut shapes = info.fixed_shapes.to_vec();
-    let mut types = info.args.clone();
+    let mut types = info.args.to_vec();
     for &scalar in &kinds {
         shapes.push(ArgShape::vararg(scalar));
         types.push(scalar_type(scalar));
