@@ -75,25 +75,44 @@ impl LazyFunc {
 }
 
 /// The parameter types of a function type, borrowed from the interned type itself: a
-/// function set up at its first call does not copy them.
-pub struct SigArgs(TypeRef);
+/// function set up at its first call does not copy them. The slice is located once, so
+/// reading it costs what reading an owned `Vec` would.
+pub struct SigArgs {
+    /// Holds the type whose parameter list `args` points into.
+    _owner: TypeRef,
+    args: *const TypeRef,
+    len: usize,
+}
 
 impl SigArgs {
     /// The parameters of `fn_type` (none if it is not a function type).
     pub fn of(fn_type: TypeRef) -> SigArgs {
-        SigArgs(fn_type)
+        let (args, len) = match &fn_type.kind {
+            Kind::FuncPtr(sig) => (sig.args.as_ptr(), sig.args.len()),
+            _ => (std::ptr::NonNull::dangling().as_ptr() as *const TypeRef, 0),
+        };
+        SigArgs {
+            _owner: fn_type,
+            args,
+            len,
+        }
     }
 }
 
 impl std::ops::Deref for SigArgs {
     type Target = [TypeRef];
     fn deref(&self) -> &[TypeRef] {
-        match &self.0.kind {
-            Kind::FuncPtr(sig) => &sig.args,
-            _ => &[],
-        }
+        // SAFETY: `args`/`len` describe the parameter list of `_owner`, an immutable
+        // shared type node this value keeps alive (or are an empty dangling slice).
+        unsafe { std::slice::from_raw_parts(self.args, self.len) }
     }
 }
+
+// SAFETY: `SigArgs` is a shared reference into a `TypeRef` it owns (which is `Send` and
+// `Sync`, and immutable): it moves and shares across threads as that reference does.
+unsafe impl Send for SigArgs {}
+// SAFETY: as above.
+unsafe impl Sync for SigArgs {}
 
 /// What the helpers need to know about one callable.
 pub struct FuncInfo {
@@ -112,8 +131,9 @@ pub struct FuncInfo {
     /// The library the function lives in: not unmapped while the function exists.
     pub library: Option<LibraryKeepAlive>,
     pub ctx: CallContext,
-    /// Shape of the fixed part, used to build variadic shapes.
-    pub(super) fixed_shapes: Arc<Vec<ArgShape>>,
+    /// Shape of the fixed part of a variadic function, used to build its call shapes
+    /// (a non-variadic function's are its `shape`'s: not kept twice).
+    pub(super) fixed_shapes: Option<Arc<Vec<ArgShape>>>,
     pub(super) ret_shape: RetShape,
     /// The shape of a non-variadic function: its ABI plan drives the generic tier, and
     /// it is what gets compiled on promotion.
@@ -176,6 +196,15 @@ pub struct VarShape {
 }
 
 impl FuncInfo {
+    /// The shapes of the declared parameters.
+    pub(super) fn fixed_shape_list(&self) -> &[ArgShape] {
+        match (&self.shape, &self.fixed_shapes) {
+            (Some(s), _) => &s.args,
+            (None, Some(f)) => f,
+            (None, None) => &[],
+        }
+    }
+
     /// Name as cffi shows it in messages about the call: the function type.
     pub(super) fn display_name(&self) -> String {
         self.fn_type.cname()

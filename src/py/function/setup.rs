@@ -29,7 +29,8 @@ use super::variadic::jf_variadic_call;
 /// functions has many repeated signatures), not per function.
 #[derive(Clone)]
 struct SigShapes {
-    fixed_shapes: Arc<Vec<ArgShape>>,
+    /// Variadic signatures only (a shape holds the others').
+    fixed_shapes: Option<Arc<Vec<ArgShape>>>,
     ret: RetShape,
     shape: Option<Arc<Shape>>,
 }
@@ -37,6 +38,8 @@ struct SigShapes {
 /// Signatures kept before the cache is emptied (bounds memory for programs making ever
 /// new function types).
 const MAX_SIGS: usize = 4096;
+/// Signatures the cache has room for before it first grows.
+const INITIAL_SIGS: usize = 2048;
 
 fn sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<SigShapes> {
     type Cache = FxHashMap<(usize, bool), (TypeRef, SigShapes)>;
@@ -45,7 +48,11 @@ fn sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<
     // One lock and one hash per function: the shapes and the plan are pure functions of
     // the type (no Python code runs), so a miss is filled in under the same lock.
     let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let m = g.get_or_insert_with(|| FxHashMap::with_capacity_and_hasher(256, Default::default()));
+    // Sized for a large header's distinct signatures up front: growing the table while
+    // a program's functions make their first calls would move every entry again.
+    let m = g.get_or_insert_with(|| {
+        FxHashMap::with_capacity_and_hasher(INITIAL_SIGS, Default::default())
+    });
     if let Some((_, s)) = m.get(&key) {
         return Ok(s.clone());
     }
@@ -63,21 +70,23 @@ fn build_sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyR
     let Kind::FuncPtr(sig) = &fn_type.kind else {
         unreachable!("checked by signature_shapes")
     };
-    let shape = if variadic {
-        None
-    } else {
-        let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
-        Some(Arc::new(Shape {
-            args: fixed_shapes.clone(),
+    if variadic {
+        return Ok(SigShapes {
+            fixed_shapes: Some(Arc::new(fixed_shapes)),
+            ret,
+            shape: None,
+        });
+    }
+    let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
+    Ok(SigShapes {
+        fixed_shapes: None,
+        ret,
+        shape: Some(Arc::new(Shape {
+            args: fixed_shapes,
             ret,
             release_gil,
             plan,
-        }))
-    };
-    Ok(SigShapes {
-        fixed_shapes: Arc::new(fixed_shapes),
-        ret,
-        shape,
+        })),
     })
 }
 
