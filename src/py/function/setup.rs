@@ -115,7 +115,7 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
         let lazy_ptr = (*f).lazy;
         let fn_type = (*lazy_ptr).fn_type()?;
         let Kind::FuncPtr(sig) = &fn_type.kind else {
-            return Err(signature_shapes(&fn_type)
+            return Err(signature_shapes(fn_type)
                 .err()
                 .unwrap_or_else(|| pyo3::exceptions::PyTypeError::new_err("not a function type")));
         };
