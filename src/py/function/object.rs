@@ -143,8 +143,9 @@ pub struct FuncInfo {
     /// What the compiled trampolines read of the parameters' ctypes: built when the
     /// function first runs compiled (the generic tier does not need them, and a function
     /// called once should not pay for them).
-    pub(super) tables: std::cell::OnceCell<CtypeTables>,
-    pub(super) ic_refs: RefCell<Vec<Option<Py<CType>>>>,
+    /// Boxed: most functions never run compiled, and a smaller record is cheaper to
+    /// allocate at the first call.
+    pub(super) tables: std::cell::OnceCell<Box<CtypeTables>>,
     /// Variadic functions: per-call shapes by the promoted types of the variadic part,
     /// each with its own tier state (only touched with the GIL held).
     pub(super) vararg_cache: RefCell<Vec<(Vec<Scalar>, std::rc::Rc<VarShape>)>>,
@@ -158,6 +159,9 @@ pub struct CtypeTables {
     /// object, and the last other pointer ctype and array ctype whose cdata the converter
     /// accepted for it (written with the GIL held; kept alive by `ic_refs`).
     pub(super) ptrs: Vec<Cell<usize>>,
+    /// Keeps alive the ctypes the converter accepted (`ptrs`' second and third entries),
+    /// two per parameter.
+    pub(super) ic_refs: RefCell<Vec<Option<Py<CType>>>>,
 }
 
 /// Builds the ctype tables of a built function (once) and points the object's
@@ -168,21 +172,19 @@ pub struct CtypeTables {
 pub(super) unsafe fn install_tables(py: Python<'_>, f: *mut FuncObject) {
     // SAFETY: per the contract; `info` lives as long as `f`.
     let info = unsafe { &*(*f).info };
-    let mut fresh = false;
     let t = info.tables.get_or_init(|| {
-        fresh = true;
         let objs: Vec<Py<CType>> = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
         let ptrs = objs
             .iter()
             .flat_map(|c| [Cell::new(c.as_ptr() as usize), Cell::new(0), Cell::new(0)])
             .collect();
-        CtypeTables { objs, ptrs }
+        let ic_refs = RefCell::new(info.args.iter().flat_map(|_| [None, None]).collect());
+        Box::new(CtypeTables {
+            objs,
+            ptrs,
+            ic_refs,
+        })
     });
-    if fresh {
-        if let Ok(mut r) = info.ic_refs.try_borrow_mut() {
-            *r = info.args.iter().flat_map(|_| [None, None]).collect();
-        }
-    }
     // SAFETY: `f` is live (contract); the tables live as long as `info`.
     unsafe { (*f).arg_ctypes = t.ptrs.as_ptr() as *const usize };
 }

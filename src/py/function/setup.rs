@@ -145,7 +145,6 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             shape: None,
             calls: Cell::new(0),
             tables: std::cell::OnceCell::new(),
-            ic_refs: RefCell::new(Vec::new()),
             vararg_cache: RefCell::new(Vec::new()),
         };
         // Compiling waits for the first call (or for the function to be hot) when the shape
