@@ -101,16 +101,13 @@ pub(super) fn remember_pointer_ctype(
         _ => return,
     };
     // Not compiled yet: the trampolines' tables do not exist, nothing to remember.
-    let Some(slot) = info
-        .tables
-        .get()
-        .and_then(|t| t.ptrs.get(3 * index + 1 + which))
-    else {
+    let Some(t) = info.tables.get() else { return };
+    let Some(slot) = t.ptrs.get(3 * index + 1 + which) else {
         return;
     };
     let ct = c.ctype.clone_ref(py);
     slot.set(ct.as_ptr() as usize);
-    if let Some(r) = info.ic_refs.borrow_mut().get_mut(2 * index + which) {
+    if let Some(r) = t.ic_refs.borrow_mut().get_mut(2 * index + which) {
         *r = Some(ct);
     }
 }

@@ -12,7 +12,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::jit::trampoline::{ArgShape, RetShape, Scalar, Shape};
-use crate::types::model::TypeRef;
+use crate::types::model::{Kind, TypeRef};
 
 use super::super::ctype::CType;
 use super::super::errors::internal_error;
@@ -74,12 +74,53 @@ impl LazyFunc {
     }
 }
 
+/// The parameter types of a function type, borrowed from the interned type itself: a
+/// function set up at its first call does not copy them. The slice is located once, so
+/// reading it costs what reading an owned `Vec` would.
+pub struct SigArgs {
+    /// Holds the type whose parameter list `args` points into.
+    _owner: TypeRef,
+    args: *const TypeRef,
+    len: usize,
+}
+
+impl SigArgs {
+    /// The parameters of `fn_type` (none if it is not a function type).
+    pub fn of(fn_type: TypeRef) -> SigArgs {
+        let (args, len) = match &fn_type.kind {
+            Kind::FuncPtr(sig) => (sig.args.as_ptr(), sig.args.len()),
+            _ => (std::ptr::NonNull::dangling().as_ptr() as *const TypeRef, 0),
+        };
+        SigArgs {
+            _owner: fn_type,
+            args,
+            len,
+        }
+    }
+}
+
+impl std::ops::Deref for SigArgs {
+    type Target = [TypeRef];
+    fn deref(&self) -> &[TypeRef] {
+        // SAFETY: `args`/`len` describe the parameter list of `_owner`, an immutable
+        // shared type node this value keeps alive (or are an empty dangling slice).
+        unsafe { std::slice::from_raw_parts(self.args, self.len) }
+    }
+}
+
+// SAFETY: `SigArgs` is a shared reference into a `TypeRef` it owns (which is `Send` and
+// `Sync`, and immutable): it moves and shares across threads as that reference does.
+unsafe impl Send for SigArgs {}
+// SAFETY: as above.
+unsafe impl Sync for SigArgs {}
+
 /// What the helpers need to know about one callable.
 pub struct FuncInfo {
     pub name: CString,
     /// The function-pointer type (`Kind::FuncPtr`).
     pub fn_type: TypeRef,
-    pub args: Vec<TypeRef>,
+    /// The parameter types, read from `fn_type` (not copied per function).
+    pub args: SigArgs,
     pub result: TypeRef,
     pub variadic: bool,
     pub release_gil: bool,
@@ -90,8 +131,9 @@ pub struct FuncInfo {
     /// The library the function lives in: not unmapped while the function exists.
     pub library: Option<LibraryKeepAlive>,
     pub ctx: CallContext,
-    /// Shape of the fixed part, used to build variadic shapes.
-    pub(super) fixed_shapes: Arc<Vec<ArgShape>>,
+    /// Shape of the fixed part of a variadic function, used to build its call shapes
+    /// (a non-variadic function's are its `shape`'s: not kept twice).
+    pub(super) fixed_shapes: Option<Arc<Vec<ArgShape>>>,
     pub(super) ret_shape: RetShape,
     /// The shape of a non-variadic function: its ABI plan drives the generic tier, and
     /// it is what gets compiled on promotion.
@@ -101,8 +143,9 @@ pub struct FuncInfo {
     /// What the compiled trampolines read of the parameters' ctypes: built when the
     /// function first runs compiled (the generic tier does not need them, and a function
     /// called once should not pay for them).
-    pub(super) tables: std::cell::OnceCell<CtypeTables>,
-    pub(super) ic_refs: RefCell<Vec<Option<Py<CType>>>>,
+    /// Boxed: most functions never run compiled, and a smaller record is cheaper to
+    /// allocate at the first call.
+    pub(super) tables: std::cell::OnceCell<Box<CtypeTables>>,
     /// Variadic functions: per-call shapes by the promoted types of the variadic part,
     /// each with its own tier state (only touched with the GIL held).
     pub(super) vararg_cache: RefCell<Vec<(Vec<Scalar>, std::rc::Rc<VarShape>)>>,
@@ -116,6 +159,9 @@ pub struct CtypeTables {
     /// object, and the last other pointer ctype and array ctype whose cdata the converter
     /// accepted for it (written with the GIL held; kept alive by `ic_refs`).
     pub(super) ptrs: Vec<Cell<usize>>,
+    /// Keeps alive the ctypes the converter accepted (`ptrs`' second and third entries),
+    /// two per parameter.
+    pub(super) ic_refs: RefCell<Vec<Option<Py<CType>>>>,
 }
 
 /// Builds the ctype tables of a built function (once) and points the object's
@@ -126,21 +172,19 @@ pub struct CtypeTables {
 pub(super) unsafe fn install_tables(py: Python<'_>, f: *mut FuncObject) {
     // SAFETY: per the contract; `info` lives as long as `f`.
     let info = unsafe { &*(*f).info };
-    let mut fresh = false;
     let t = info.tables.get_or_init(|| {
-        fresh = true;
         let objs: Vec<Py<CType>> = info.args.iter().map(|t| info.ctx.ctype_of(py, t)).collect();
         let ptrs = objs
             .iter()
             .flat_map(|c| [Cell::new(c.as_ptr() as usize), Cell::new(0), Cell::new(0)])
             .collect();
-        CtypeTables { objs, ptrs }
+        let ic_refs = RefCell::new(info.args.iter().flat_map(|_| [None, None]).collect());
+        Box::new(CtypeTables {
+            objs,
+            ptrs,
+            ic_refs,
+        })
     });
-    if fresh {
-        if let Ok(mut r) = info.ic_refs.try_borrow_mut() {
-            *r = info.args.iter().flat_map(|_| [None, None]).collect();
-        }
-    }
     // SAFETY: `f` is live (contract); the tables live as long as `info`.
     unsafe { (*f).arg_ctypes = t.ptrs.as_ptr() as *const usize };
 }
@@ -154,6 +198,15 @@ pub struct VarShape {
 }
 
 impl FuncInfo {
+    /// The shapes of the declared parameters.
+    pub(super) fn fixed_shape_list(&self) -> &[ArgShape] {
+        match (&self.shape, &self.fixed_shapes) {
+            (Some(s), _) => &s.args,
+            (None, Some(f)) => f,
+            (None, None) => &[],
+        }
+    }
+
     /// Name as cffi shows it in messages about the call: the function type.
     pub(super) fn display_name(&self) -> String {
         self.fn_type.cname()

@@ -17,7 +17,7 @@ use crate::types::target::Target;
 use super::super::tier::{self, TierMode};
 use super::generic::jf_generic_call;
 use super::object::{
-    self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive, TypeResolver,
+    self, CallContext, FuncInfo, FuncObject, LazyFunc, LibraryKeepAlive, SigArgs, TypeResolver,
 };
 use super::runtime::{cached_shape, compile_shape};
 use super::shape::{lowering_error, signature_shapes};
@@ -29,7 +29,8 @@ use super::variadic::jf_variadic_call;
 /// functions has many repeated signatures), not per function.
 #[derive(Clone)]
 struct SigShapes {
-    fixed_shapes: Arc<Vec<ArgShape>>,
+    /// Variadic signatures only (a shape holds the others').
+    fixed_shapes: Option<Arc<Vec<ArgShape>>>,
     ret: RetShape,
     shape: Option<Arc<Shape>>,
 }
@@ -37,46 +38,56 @@ struct SigShapes {
 /// Signatures kept before the cache is emptied (bounds memory for programs making ever
 /// new function types).
 const MAX_SIGS: usize = 4096;
+/// Signatures the cache has room for before it first grows.
+const INITIAL_SIGS: usize = 2048;
 
 fn sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<SigShapes> {
     type Cache = FxHashMap<(usize, bool), (TypeRef, SigShapes)>;
     static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
     let key = (Arc::as_ptr(fn_type) as usize, release_gil);
-    if let Some((_, s)) = CACHE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .and_then(|m| m.get(&key))
-    {
+    // One lock and one hash per function: the shapes and the plan are pure functions of
+    // the type (no Python code runs), so a miss is filled in under the same lock.
+    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    // Sized for a large header's distinct signatures up front: growing the table while
+    // a program's functions make their first calls would move every entry again.
+    let m = g.get_or_insert_with(|| {
+        FxHashMap::with_capacity_and_hasher(INITIAL_SIGS, Default::default())
+    });
+    if let Some((_, s)) = m.get(&key) {
         return Ok(s.clone());
     }
+    let s = build_sig_shapes(fn_type, variadic, release_gil)?;
+    if m.len() >= MAX_SIGS {
+        m.clear();
+    }
+    // The cache holds the type: its address stays its key while the entry lives.
+    m.insert(key, (fn_type.clone(), s.clone()));
+    Ok(s)
+}
+
+fn build_sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<SigShapes> {
     let (fixed_shapes, ret) = signature_shapes(fn_type)?;
     let Kind::FuncPtr(sig) = &fn_type.kind else {
         unreachable!("checked by signature_shapes")
     };
-    let shape = if variadic {
-        None
-    } else {
-        let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
-        Some(Arc::new(Shape {
-            args: fixed_shapes.clone(),
+    if variadic {
+        return Ok(SigShapes {
+            fixed_shapes: Some(Arc::new(fixed_shapes)),
+            ret,
+            shape: None,
+        });
+    }
+    let plan = crate::abi::lower(sig, &Target::host()).map_err(lowering_error)?;
+    Ok(SigShapes {
+        fixed_shapes: None,
+        ret,
+        shape: Some(Arc::new(Shape {
+            args: fixed_shapes,
             ret,
             release_gil,
             plan,
-        }))
-    };
-    let s = SigShapes {
-        fixed_shapes: Arc::new(fixed_shapes),
-        ret,
-        shape,
-    };
-    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let m = g.get_or_insert_with(FxHashMap::default);
-    if m.len() >= MAX_SIGS {
-        m.clear();
-    }
-    m.insert(key, (fn_type.clone(), s.clone()));
-    Ok(s)
+        })),
+    })
 }
 
 pub struct FunctionSpec<'a> {
@@ -102,9 +113,9 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             return Ok(&*(*f).info);
         }
         let lazy_ptr = (*f).lazy;
-        let fn_type = (*lazy_ptr).fn_type()?.clone();
+        let fn_type = (*lazy_ptr).fn_type()?;
         let Kind::FuncPtr(sig) = &fn_type.kind else {
-            return Err(signature_shapes(&fn_type)
+            return Err(signature_shapes(fn_type)
                 .err()
                 .unwrap_or_else(|| pyo3::exceptions::PyTypeError::new_err("not a function type")));
         };
@@ -113,15 +124,17 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             fixed_shapes,
             ret,
             shape,
-        } = sig_shapes(&fn_type, sig.variadic, release_gil)?;
+        } = sig_shapes(fn_type, sig.variadic, release_gil)?;
+        let (result, variadic) = (sig.result.clone(), sig.variadic);
         (*f).lazy = std::ptr::null_mut();
-        let lazy = Box::from_raw(lazy_ptr);
+        let mut lazy = Box::from_raw(lazy_ptr);
+        let fn_type = lazy.fn_type.take().expect("the type was resolved above");
         let mut info = FuncInfo {
             name: lazy.name,
-            fn_type: fn_type.clone(),
-            args: sig.args.clone(),
-            result: sig.result.clone(),
-            variadic: sig.variadic,
+            args: SigArgs::of(fn_type.clone()),
+            fn_type,
+            result,
+            variadic,
             release_gil,
             address: (*f).target,
             keepalive: lazy.keepalive,
@@ -132,7 +145,6 @@ unsafe fn materialize<'a>(py: Python<'_>, f: *mut FuncObject) -> PyResult<&'a Fu
             shape: None,
             calls: Cell::new(0),
             tables: std::cell::OnceCell::new(),
-            ic_refs: RefCell::new(Vec::new()),
             vararg_cache: RefCell::new(Vec::new()),
         };
         // Compiling waits for the first call (or for the function to be hot) when the shape

@@ -73,8 +73,8 @@ fn shape_for(
     if let Some(t) = cached {
         return Ok(t);
     }
-    let mut shapes = info.fixed_shapes.to_vec();
-    let mut types = info.args.clone();
+    let mut shapes = info.fixed_shape_list().to_vec();
+    let mut types = info.args.to_vec();
     for &scalar in &kinds {
         shapes.push(ArgShape::vararg(scalar));
         types.push(scalar_type(scalar));
