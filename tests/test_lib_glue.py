@@ -59,10 +59,25 @@ def test_dlclose_empties_the_namespace_but_keeps_the_dunders():
     assert ns["__name__"] == path and "__loader__" in ns and "__getattr__" in ns
     with pytest.raises(ValueError) as e:
         lib.GLUE_K
-    assert str(e.value) == "library '%s' has been closed" % path
-    with pytest.raises(ValueError) as e:
+    assert str(e.value) == "library '%s' has already been closed" % path
+    f.dlclose(lib)  # again: nothing happens, as in cffi
+
+
+def test_closed_library_errors_as_cffi():
+    import cffi
+    path = build_clib("glue", SOURCE)
+    out = []
+    for mod in (cffi, jitffi):
+        f = mod.FFI()
+        f.cdef("int glue_answer(void);")
+        lib = f.dlopen(path)
+        assert lib.glue_answer() == 42
         f.dlclose(lib)
-    assert str(e.value) == "library '%s' is already closed" % path
+        with pytest.raises(ValueError) as e:
+            lib.glue_answer
+        f.dlclose(lib)
+        out.append(str(e.value))
+    assert out[0] == out[1]
 
 
 def test_a_lib_state_takes_one_module():

@@ -60,7 +60,7 @@ impl Lib {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or_else(|| {
-                PyValueError::new_err(format!("library '{}' has been closed", self.name))
+                PyValueError::new_err(format!("library '{}' has already been closed", self.name))
             })
     }
 
@@ -622,13 +622,8 @@ pub fn dlclose(lib: &Bound<'_, PyAny>) -> PyResult<()> {
         ))
     })?;
     let this = state.borrow();
-    let old = this.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if old.is_none() {
-        return Err(PyValueError::new_err(format!(
-            "library '{}' is already closed",
-            this.name
-        )));
-    }
+    // Closing a closed library again does nothing, as in cffi.
+    drop(this.handle.lock().unwrap_or_else(|e| e.into_inner()).take());
     Ok(())
 }
 
