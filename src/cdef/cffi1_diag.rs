@@ -330,6 +330,11 @@ fn parse_number(n: &str) -> Option<u64> {
 /// this walk follows cffi's type-string grammar: `None` also for strings it does not
 /// understand, which then keep jitffi's own verdict).
 pub fn diagnose(ns: &Namespace, text: &str) -> Option<Cffi1Error> {
+    // The walk recurses per bracket like the grammar: the parser's nesting limit bounds
+    // its stack too (a deeper string gets the parser's own error).
+    if super::parser::too_deep_at(text).is_some() {
+        return None;
+    }
     let mut w = Walk {
         src: text,
         pos: 0,
@@ -373,6 +378,20 @@ mod tests {
         ] {
             assert_eq!(diagnose(&ns, text), None, "{text}");
         }
+    }
+
+    /// A string nested far beyond the parser's limit is left to the parser's error and
+    /// does not exhaust the (2 MiB) test thread's stack on the way, in either reading.
+    #[test]
+    fn deep_nesting_is_left_to_the_parser() {
+        let mut ns = Namespace::new(Target::host());
+        let deep = format!("int {}*{}", "(".repeat(10000), ")".repeat(10000));
+        assert_eq!(diagnose(&ns, &deep), None);
+        let e = ns.parse_type(&deep).unwrap_err();
+        assert!(e.message.contains("nested more than"), "{}", e.message);
+        let just = format!("int {}*{}", "(".repeat(100), ")".repeat(100));
+        assert_eq!(diagnose(&ns, &just), None);
+        assert!(ns.parse_type(&just).is_ok());
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub struct CdefParser;
 /// of the parse time. So every text must pass `check_nesting` before `parse`.
 pub(crate) const MAX_NESTING: usize = 200;
 
-/// Refuses inputs nested so deeply that parsing them could exhaust the stack.
-pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), CdefError> {
+/// Where `text` first goes deeper than `MAX_NESTING` brackets, if it does.
+pub(crate) fn too_deep_at(text: &str) -> Option<usize> {
     static BRACKETS: [bool; 256] = super::preprocess::byte_set(b"()[]{}");
     let mut depth = 0usize;
     for (i, b) in text.bytes().enumerate() {
@@ -31,18 +31,26 @@ pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), Cdef
             b'(' | b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(CdefError::at(
-                        ErrorKind::CDef,
-                        pos.location(i),
-                        format!("{what} nested more than {MAX_NESTING} levels deep"),
-                    ));
+                    return Some(i);
                 }
             }
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
-    Ok(())
+    None
+}
+
+/// Refuses inputs nested so deeply that parsing them could exhaust the stack.
+pub fn check_nesting(text: &str, pos: &Positions, what: &str) -> Result<(), CdefError> {
+    match too_deep_at(text) {
+        None => Ok(()),
+        Some(i) => Err(CdefError::at(
+            ErrorKind::CDef,
+            pos.location(i),
+            format!("{what} nested more than {MAX_NESTING} levels deep"),
+        )),
+    }
 }
 
 /// Parses a cdef text the fast way (`Rule::cdef`: parameter lists cut into raw pieces,
