@@ -48,7 +48,7 @@ fn p(offset: u32, size: u32, ty: cranelift_codegen::ir::Type, loc: Loc) -> Part 
 
 fn parts(pl: &CallPlan, i: usize) -> Vec<Part> {
     match &pl.args[i].pass {
-        ArgPass::Parts(ps) => ps.clone(),
+        ArgPass::Parts(ps) => ps.to_vec(),
         other => panic!("{other:?}"),
     }
 }
@@ -75,7 +75,10 @@ fn x86_64_plans_of_parsed_types() {
     assert_eq!(parts(&pl, 4), vec![p(0, 8, I64, Loc::Gpr(2))]);
     assert_eq!(
         pl.ret,
-        RetPass::Parts(vec![p(0, 8, F64, Loc::Vec(0)), p(8, 4, F32, Loc::Vec(1))])
+        RetPass::Parts(smallvec::smallvec![
+            p(0, 8, F64, Loc::Vec(0)),
+            p(8, 4, F32, Loc::Vec(1))
+        ])
     );
     // packed: the double is unaligned, so memory class.
     let pl = plan(
@@ -122,7 +125,10 @@ fn aarch64_plans_of_parsed_types() {
     assert_eq!(parts(&pl, 4), vec![p(0, 8, I64, Loc::Gpr(3))]);
     assert_eq!(
         pl.ret,
-        RetPass::Parts(vec![p(0, 8, I64, Loc::Gpr(0)), p(8, 8, I64, Loc::Gpr(1))])
+        RetPass::Parts(smallvec::smallvec![
+            p(0, 8, I64, Loc::Gpr(0)),
+            p(8, 8, I64, Loc::Gpr(1))
+        ])
     );
     // packed: 9 bytes in two x registers, the tail read as one byte.
     let pl = plan(

@@ -61,7 +61,7 @@ impl State {
         off
     }
 
-    fn memory_parts(&mut self, size: u32, align: u32) -> Vec<Part> {
+    fn memory_parts(&mut self, size: u32, align: u32) -> Parts {
         let base = self.stack_slot(size, align);
         chunks(size)
             .map(|(off, sz)| Part {
@@ -110,17 +110,21 @@ impl State {
 fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
     let (size, align) = arg_size_align(ty)?;
     let pass = match scalar_of(ty) {
-        Some(Scalar::Int { size, signed }) => ArgPass::Parts(vec![st.gpr_or_stack(
+        Some(Scalar::Int { size, signed }) => ArgPass::Parts(smallvec::smallvec![st.gpr_or_stack(
             int_type_for(size),
             size,
             int_ext(size, signed),
         )]),
-        Some(Scalar::Float) => ArgPass::Parts(vec![st.vreg_or_stack(types::F32, 4)]),
-        Some(Scalar::Double) => ArgPass::Parts(vec![st.vreg_or_stack(types::F64, 8)]),
-        Some(Scalar::LongDouble) => ArgPass::Parts(vec![st.vreg_or_stack(types::F128, 16)]),
+        Some(Scalar::Float) => ArgPass::Parts(smallvec::smallvec![st.vreg_or_stack(types::F32, 4)]),
+        Some(Scalar::Double) => {
+            ArgPass::Parts(smallvec::smallvec![st.vreg_or_stack(types::F64, 8)])
+        }
+        Some(Scalar::LongDouble) => {
+            ArgPass::Parts(smallvec::smallvec![st.vreg_or_stack(types::F128, 16)])
+        }
         _ => {
             if size == 0 {
-                ArgPass::Parts(Vec::new())
+                ArgPass::Parts(Parts::new())
             } else if let Some((fty, esize, count)) = hfa(ty, size)? {
                 if st.nsrn as u32 + count <= VREGS as u32 {
                     let parts = (0..count)
@@ -185,7 +189,7 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
     }
     let (size, align) = size_align(ty)?;
     let one = |ty: Type, loc: Loc, ext: Ext| {
-        RetPass::Parts(vec![Part {
+        RetPass::Parts(smallvec::smallvec![Part {
             offset: 0,
             size,
             ty,

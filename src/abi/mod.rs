@@ -46,6 +46,9 @@ pub enum Loc {
     Stack(u32),
 }
 
+/// The pieces of one value; one or two in the common cases, kept inline.
+pub type Parts = smallvec::SmallVec<[Part; 2]>;
+
 /// Integer extension the convention expects of a small integer scalar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Ext {
@@ -71,7 +74,7 @@ pub struct Part {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ArgPass {
     /// The value's bytes travel in these parts (nothing at all for an empty struct).
-    Parts(Vec<Part>),
+    Parts(Parts),
     /// The caller makes a copy of the value (`size` bytes, aligned to `align`) and passes
     /// its address at `ptr` (aarch64 composites larger than 16 bytes).
     ByRef { ptr: Loc, size: u32, align: u32 },
@@ -89,7 +92,7 @@ pub struct ArgPlan {
 pub enum RetPass {
     Void,
     /// Result pieces in result registers (`Loc::Gpr`/`Loc::Vec` index return registers).
-    Parts(Vec<Part>),
+    Parts(Parts),
     /// The caller passes the address of result memory as a hidden argument (rdi on x86_64,
     /// taking the first integer register; x8 on aarch64), the callee fills it in.
     Sret,

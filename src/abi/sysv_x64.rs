@@ -84,7 +84,7 @@ impl State {
     }
 
     /// The value's memory image as 8-byte chunks in the stack argument area.
-    fn memory_parts(&mut self, size: u32, align: u32) -> Vec<Part> {
+    fn memory_parts(&mut self, size: u32, align: u32) -> Parts {
         let base = self.stack_slot(size, align);
         chunks(size)
             .map(|(off, sz)| Part {
@@ -125,7 +125,7 @@ fn sse_type(size: u32) -> Type {
 
 fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
     let (size, align) = arg_size_align(ty)?;
-    let single = |st: &mut State, ty: Type, is_int: bool, ext: Ext, size: u32| -> Vec<Part> {
+    let single = |st: &mut State, ty: Type, is_int: bool, ext: Ext, size: u32| -> Parts {
         let loc = if is_int && st.gpr < GPRS {
             st.gpr += 1;
             Loc::Gpr(st.gpr - 1)
@@ -135,7 +135,7 @@ fn lower_arg(st: &mut State, ty: &TypeNode) -> Result<ArgPlan, LowerError> {
         } else {
             Loc::Stack(st.stack_slot(8, 8))
         };
-        vec![Part {
+        smallvec::smallvec![Part {
             offset: 0,
             size,
             ty,
@@ -205,7 +205,7 @@ fn lower_ret(ty: &TypeNode) -> Result<(RetPass, u32, u32), LowerError> {
     }
     let (size, align) = size_align(ty)?;
     let one = |ty: Type, loc: Loc, ext: Ext| {
-        RetPass::Parts(vec![Part {
+        RetPass::Parts(smallvec::smallvec![Part {
             offset: 0,
             size,
             ty,

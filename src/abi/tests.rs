@@ -45,14 +45,14 @@ fn plan(
 
 fn parts(plan: &CallPlan, i: usize) -> Vec<Part> {
     match &plan.args[i].pass {
-        ArgPass::Parts(ps) => ps.clone(),
+        ArgPass::Parts(ps) => ps.to_vec(),
         other => panic!("arg {i} is {other:?}"),
     }
 }
 
 fn ret_parts(plan: &CallPlan) -> Vec<Part> {
     match &plan.ret {
-        RetPass::Parts(ps) => ps.clone(),
+        RetPass::Parts(ps) => ps.to_vec(),
         other => panic!("result is {other:?}"),
     }
 }

@@ -21,7 +21,9 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::FunctionBuilder;
 
 use super::error::CompileError;
-use crate::abi::{align_to, int_type_for, ArgPass, CallPlan, Ext, Loc, Part, RetPass, StubKind};
+use crate::abi::{
+    align_to, int_type_for, ArgPass, CallPlan, Ext, Loc, Part, Parts, RetPass, StubKind,
+};
 use crate::types::target::Arch;
 
 /// What one Cranelift parameter of the lowered signature carries.
@@ -182,7 +184,7 @@ pub fn param_slots_for(plan: &CallPlan, side: Side) -> Vec<(Slot, AbiParam)> {
 }
 
 /// Result pieces in Cranelift return order (integer registers, then vector registers).
-fn ret_parts(plan: &CallPlan) -> Vec<Part> {
+fn ret_parts(plan: &CallPlan) -> Parts {
     match &plan.ret {
         RetPass::Parts(ps) => {
             let mut v = ps.clone();
@@ -193,7 +195,7 @@ fn ret_parts(plan: &CallPlan) -> Vec<Part> {
             });
             v
         }
-        _ => Vec::new(),
+        _ => Parts::new(),
     }
 }
 
