@@ -917,3 +917,35 @@ def test_lib_shows_the_included_modules_constants_as_cffi(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == by_cffi
+
+
+TAG_KIND_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    ffi = __import__(sys.argv[2]).ffi
+    out = []
+    for t in ["union point", "struct value *", "struct point", "union value"]:
+        try:
+            out.append([t, repr(ffi.typeof(t))])
+        except ffi.error as e:
+            out.append([t, "ffi.error", str(e)])
+        except Exception as e:
+            out.append([t, type(e).__name__, str(e)])
+    print(json.dumps(out))
+""")
+
+
+def test_wrong_kind_of_tag_as_cffi(tmp_path):
+    path, _ = cffi_module(tmp_path, "_m_tag",
+                          cdef="struct point { int x, y; }; union value { int i; float f; };")
+
+    def run():
+        r = subprocess.run(PYTHON + ["-c", TAG_KIND_SCRIPT, str(tmp_path), "_m_tag"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+    by_cffi = run()
+    assert [x[1] for x in by_cffi[:2]] == ["ffi.error"] * 2
+    assert "wrong kind of tag" in by_cffi[0][2]
+    to_jitffi(path)
+    assert run() == by_cffi

@@ -154,8 +154,23 @@ impl<'a> Walk<'a, '_> {
                 let enum_ = word == "enum";
                 match name {
                     Tok::Ident(n) if !KEYWORDS.contains(&n) => {
+                        let d = &self.ns.decls;
+                        // Tags share one name space: `union n` names the struct `n`
+                        // only by mistake (a new opaque union in in-line mode).
+                        let other_kind = match word {
+                            "struct" => d.unions.contains_key(n),
+                            "union" => d.structs.contains_key(n),
+                            _ => false,
+                        };
+                        if other_kind {
+                            return Err(Cffi1Error {
+                                message: "wrong kind of tag: struct vs union",
+                                at: nat,
+                                undefined: true,
+                            });
+                        }
                         let known = if enum_ {
-                            self.ns.decls.enums.contains_key(n)
+                            d.enums.contains_key(n)
                         } else {
                             self.known_record(n)
                         };
