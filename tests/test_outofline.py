@@ -794,14 +794,15 @@ def test_type_strings_declare_only_what_they_name(tmp_path):
             inline.typeof(bad)
 
 
-SIZEOF_SCRIPT = textwrap.dedent("""
+OUTCOMES_SCRIPT = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, sys.argv[1])
     ffi = __import__(sys.argv[2]).ffi
+    op = {"sizeof": ffi.sizeof, "typeof": lambda t: repr(ffi.typeof(t))}[sys.argv[3]]
     out = []
-    for t in ["struct o", "int[]", "void"]:
+    for t in json.loads(sys.argv[4]):
         try:
-            out.append([t, ffi.sizeof(t)])
+            out.append([t, op(t)])
         except ffi.error as e:
             out.append([t, "ffi.error", str(e)])
         except Exception as e:
@@ -810,12 +811,18 @@ SIZEOF_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_sizeof_of_unknown_size_is_ffi_error_as_cffi(tmp_path):
-    path, _ = cffi_module(tmp_path, "_m_sz", cdef="struct o; struct s { int a; };")
-    r = subprocess.run(PYTHON + ["-c", SIZEOF_SCRIPT, str(tmp_path), "_m_sz"],
+def outcomes(tmp_path, name, op, types):
+    """[type, result] or [type, exception, text] of `ffi.<op>(type)` for each type, with
+    the module `name` in tmp_path loaded in a fresh process (whichever backend it imports)."""
+    r = subprocess.run(PYTHON + ["-c", OUTCOMES_SCRIPT, str(tmp_path), name, op, json.dumps(types)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    by_cffi = json.loads(r.stdout)
+    return json.loads(r.stdout)
+
+
+def test_sizeof_of_unknown_size_is_ffi_error_as_cffi(tmp_path):
+    path, _ = cffi_module(tmp_path, "_m_sz", cdef="struct o; struct s { int a; };")
+    by_cffi = outcomes(tmp_path, "_m_sz", "sizeof", ["struct o", "int[]", "void"])
     assert [x[1] for x in by_cffi] == ["ffi.error"] * 3
     to_jitffi(path)
     ffi = load(tmp_path, "_m_sz")
@@ -919,33 +926,12 @@ def test_lib_shows_the_included_modules_constants_as_cffi(tmp_path):
     assert json.loads(r.stdout) == by_cffi
 
 
-TAG_KIND_SCRIPT = textwrap.dedent("""
-    import json, sys
-    sys.path.insert(0, sys.argv[1])
-    ffi = __import__(sys.argv[2]).ffi
-    out = []
-    for t in ["union point", "struct value *", "struct point", "union value"]:
-        try:
-            out.append([t, repr(ffi.typeof(t))])
-        except ffi.error as e:
-            out.append([t, "ffi.error", str(e)])
-        except Exception as e:
-            out.append([t, type(e).__name__, str(e)])
-    print(json.dumps(out))
-""")
-
-
 def test_wrong_kind_of_tag_as_cffi(tmp_path):
     path, _ = cffi_module(tmp_path, "_m_tag",
                           cdef="struct point { int x, y; }; union value { int i; float f; };")
-
-    def run():
-        r = subprocess.run(PYTHON + ["-c", TAG_KIND_SCRIPT, str(tmp_path), "_m_tag"],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        return json.loads(r.stdout)
-    by_cffi = run()
+    types = ["union point", "struct value *", "struct point", "union value"]
+    by_cffi = outcomes(tmp_path, "_m_tag", "typeof", types)
     assert [x[1] for x in by_cffi[:2]] == ["ffi.error"] * 2
     assert "wrong kind of tag" in by_cffi[0][2]
     to_jitffi(path)
-    assert run() == by_cffi
+    assert outcomes(tmp_path, "_m_tag", "typeof", types) == by_cffi
