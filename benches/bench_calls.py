@@ -350,13 +350,14 @@ def first_access():
     """The cold path (`bench_tiers.cold_first_calls`: fresh processes, cdef + dlopen + one
     attribute access per function untimed, then one call of each of 2000 functions)."""
     from bench_tiers import cold_first_calls
-    n, med, stats = cold_first_calls(rounds=1)
+    n, med, stats = cold_first_calls(rounds=iterations(5, 5))
     c, j = med["cffi"], med["jitffi"]
     print(f"cdef + dlopen + first access of {n} functions (ms, untimed below): "
           f"cffi ABI {c['setup'] * 1e3:.1f}, jitffi {j['setup'] * 1e3:.1f}")
     print(f"first call of each of {n} functions (fresh process, us per function): "
           f"cffi ABI {c['first'] / n * 1e6:.2f}, jitffi {j['first'] / n * 1e6:.2f} "
-          f"({j['first'] / c['first']:.2f}x; jitffi's generic tier compiles nothing: "
+          f"({j['first'] / c['first']:.2f}x, median of {len(med['ratios'])} pairs, each "
+          f"{med['ratios'][0]:.2f}-{med['ratios'][-1]:.2f}x; jitffi's generic tier compiles nothing: "
           f"{stats['shapes']} shapes, {stats['code_bytes']} bytes of code afterwards)")
 
 if __name__ == "__main__":

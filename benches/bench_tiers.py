@@ -100,6 +100,8 @@ def cold_first_calls(rounds=3):
         for mod in res:
             res[mod].append(json.loads(run_child(COLD, [mod, hpath, so, spath], {"JITFFI_TIER": "auto"})))
     med = {m: {k: statistics.median(r[k] for r in rs) for k in ("setup", "first", "second")} for m, rs in res.items()}
+    # Each round's ratio, for the spread: this machine's timings vary run to run.
+    med["ratios"] = sorted(j["first"] / c["first"] for c, j in zip(res["cffi"], res["jitffi"]))
     return len(sigs), med, res["jitffi"][-1]["stats"]
 
 
@@ -158,12 +160,13 @@ unsigned long my_strlen(const char *s) { return strlen(s); }
 
 
 def main():
-    n, med, stats = cold_first_calls(rounds=iterations(3, 1))
+    n, med, stats = cold_first_calls(rounds=iterations(5, 5))
     c, j = med["cffi"], med["jitffi"]
     print(f"cold process, {n} functions: cdef + dlopen + one attribute access each (untimed part, ms): "
           f"cffi ABI {c['setup'] * 1e3:.1f}, jitffi {j['setup'] * 1e3:.1f}")
     print(f"first call of each: cffi ABI {c['first'] * 1e3:.2f} ms, jitffi {j['first'] * 1e3:.2f} ms "
-          f"({j['first'] / c['first']:.2f}x cffi; target <= 2x); second call of each: "
+          f"({j['first'] / c['first']:.2f}x cffi, median of {len(med['ratios'])} fresh-process pairs, "
+          f"each pair {med['ratios'][0]:.2f}-{med['ratios'][-1]:.2f}x; target <= 2x); second call of each: "
           f"cffi ABI {c['second'] * 1e3:.2f} ms, jitffi {j['second'] * 1e3:.2f} ms")
     print(f"code held afterwards: {stats['shapes']} trampoline shapes, {stats['code_bytes']} bytes "
           f"(tier {stats['tier']}, promotions {stats['promotions']})")

@@ -353,6 +353,11 @@ pub struct TypeNode {
     /// Normalized C spelling with the declarator position marked by `&`,
     /// e.g. `int(*&)[5]`, `char *&`; `cname()` removes the mark.
     pub cname_template: String,
+    /// What a later layer works out once per type and keeps with it (the call layer:
+    /// a function type's shapes and ABI plan), so that everything using one interned type
+    /// shares it without a global table. Opaque here: the type model knows nothing of
+    /// what is stored.
+    pub memo: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl TypeNode {
@@ -516,6 +521,7 @@ impl TypeTable {
             id,
             kind,
             cname_template,
+            memo: OnceLock::new(),
         });
         self.nodes.push(node.clone());
         self.index.insert(key, id);

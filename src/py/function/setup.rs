@@ -4,11 +4,10 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::ffi::CString;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use rustc_hash::FxHashMap;
 
 use crate::jit::trampoline::{ArgShape, RetShape, Shape};
 use crate::types::model::{Kind, TypeRef};
@@ -26,7 +25,7 @@ use super::variadic::jf_variadic_call;
 /// What a signature's functions share: their shapes and (non-variadic) call shape with
 /// its ABI plan. Types are interned, so functions of one signature have the same
 /// `fn_type`: the shapes and the plan are worked out once per signature (a header of many
-/// functions has many repeated signatures), not per function.
+/// functions has many repeated signatures), not per function, and kept in its memo.
 #[derive(Clone)]
 struct SigShapes {
     /// Variadic signatures only (a shape holds the others').
@@ -35,34 +34,29 @@ struct SigShapes {
     shape: Option<Arc<Shape>>,
 }
 
-/// Signatures kept before the cache is emptied (bounds memory for programs making ever
-/// new function types).
-const MAX_SIGS: usize = 4096;
-/// Signatures the cache has room for before it first grows.
-const INITIAL_SIGS: usize = 2048;
+/// A function type's shapes, with and without releasing the GIL, kept in the interned
+/// type's memo.
+#[derive(Default)]
+struct SigMemo {
+    by_release_gil: [OnceLock<SigShapes>; 2],
+}
 
 fn sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<SigShapes> {
-    type Cache = FxHashMap<(usize, bool), (TypeRef, SigShapes)>;
-    static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
-    let key = (Arc::as_ptr(fn_type) as usize, release_gil);
-    // One lock and one hash per function: the shapes and the plan are pure functions of
-    // the type (no Python code runs), so a miss is filled in under the same lock.
-    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    // Sized for a large header's distinct signatures up front: growing the table while
-    // a program's functions make their first calls would move every entry again.
-    let m = g.get_or_insert_with(|| {
-        FxHashMap::with_capacity_and_hasher(INITIAL_SIGS, Default::default())
-    });
-    if let Some((_, s)) = m.get(&key) {
+    // Kept with the type rather than in a table keyed by it: no lock, no hashing, and
+    // the memory goes with the type. The shapes and the plan are pure functions of the
+    // type; errors are not kept (an opaque struct in the signature may be completed by a
+    // later cdef).
+    let memo = fn_type.memo.get_or_init(|| Box::new(SigMemo::default()));
+    let Some(memo) = memo.downcast_ref::<SigMemo>() else {
+        // Another layer's memo on a function type: work it out each time.
+        return build_sig_shapes(fn_type, variadic, release_gil);
+    };
+    let slot = &memo.by_release_gil[release_gil as usize];
+    if let Some(s) = slot.get() {
         return Ok(s.clone());
     }
     let s = build_sig_shapes(fn_type, variadic, release_gil)?;
-    if m.len() >= MAX_SIGS {
-        m.clear();
-    }
-    // The cache holds the type: its address stays its key while the entry lives.
-    m.insert(key, (fn_type.clone(), s.clone()));
-    Ok(s)
+    Ok(slot.get_or_init(|| s).clone())
 }
 
 fn build_sig_shapes(fn_type: &TypeRef, variadic: bool, release_gil: bool) -> PyResult<SigShapes> {
