@@ -120,7 +120,7 @@ def test_switch_off_leaves_real_cffi_and_loads_nothing_of_jitffi(site_env):
 
 def test_submodule_jitffi_lacks_is_an_import_error_naming_it(site_env):
     out = run(site_env, """
-        for name in ("cffi.verifier", "cffi.backend_ctypes", "cffi.cparser"):
+        for name in ("cffi.verifier", "cffi.vengine_gen", "cffi.cparser"):
             try:
                 __import__(name)
             except ImportError as e:
@@ -133,7 +133,7 @@ def test_submodule_jitffi_lacks_is_an_import_error_naming_it(site_env):
         except ImportError as e:
             print(e)
     """, switch="1", never_real=True)
-    for line, sub in zip(out, ("verifier", "backend_ctypes", "cparser", "recompiler")):
+    for line, sub in zip(out, ("verifier", "vengine_gen", "cparser", "recompiler")):
         assert "jitffi" in line and repr(sub) in line, line
 
 
@@ -469,3 +469,25 @@ def test_packed_structs_with_wide_bitfields_as_gcc_lays_them_out():
         ffi.cdef("struct %s { %s };" % (name, body), **opts)
         got += [str(ffi.sizeof("struct " + name)), str(ffi.alignof("struct " + name))]
     assert got == expect
+
+
+def test_real_cffi_ctypes_backend_is_refused():
+    from cffi.backend_ctypes import CTypesBackend as RealCTypesBackend  # real cffi's
+    with pytest.raises(TypeError, match="real cffi's backend"):
+        jitffi.FFI(backend=RealCTypesBackend())
+
+
+def test_ctypes_backend_under_the_switch_is_jitffis(site_env):
+    # cffi's own tests and older programs ask for the ctypes backend by name: under the
+    # switch it gives an FFI on jitffi's backend, calling real libm.
+    out = run(site_env, """
+        import cffi
+        from cffi.backend_ctypes import CTypesBackend
+        ffi = cffi.FFI(backend=CTypesBackend())
+        ffi.cdef("double sqrt(double); union u { int i; float f; };")
+        m = ffi.dlopen("libm.so.6")
+        u = ffi.new("union u *", {"i": 0x3f800000})
+        print(type(ffi).__module__.split(".")[0], m.sqrt(2.25), u.f,
+              CTypesBackend().__version__ == __import__("_cffi_backend").__version__)
+    """, switch="1", never_real=True)
+    assert out[0] == "jitffi 1.5 1.0 True"

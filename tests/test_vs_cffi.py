@@ -16,6 +16,15 @@ struct bf { int a:3; unsigned b:5; signed char c:2; };
 enum e { A, B=5, C=-1 };
 struct fl { int n; int a[]; };
 struct nest { struct pt p; int arr[3]; tt t; };
+struct anon_s { struct { int a, b; }; union { int c, d; }; };
+union anon_u { struct { int a, b; }; union { int c, d; }; };
+struct anon2 { int a; union { int b; union { int c, d; }; }; int e; };
+union plain_u { int i; int j; struct { int x:2; int y:3; } s; };
+struct zlen { int len; short data[0]; };
+struct mid0 { int x; short d[0]; int y; };
+struct vtail { int len[3]; short data[]; }; struct vouter { int abc[2]; struct vtail tail; };
+struct bfret { int a; int x:1; };
+enum pe { PA, ... }; enum pb { PB, PC };
 """
 
 EXPRS = [
@@ -161,6 +170,30 @@ EXPRS = [
     'ffi.typeof("int[10][]")', 'ffi.sizeof("int[][3]")', 'ffi.new_allocator(alloc=lambda n: 42)("int[10]")',
     'ffi.new_allocator(alloc=lambda n: ffi.cast("int", 3))("int[10]")',
     'ffi.new_allocator(alloc=lambda n: ffi.new("struct pt*")[0])("int[10]")',
+    # anonymous members: positional initializers skip union members after the first
+    '[(n, f.offset, f.flags) for n, f in ffi.typeof("struct anon2").fields]',
+    '[(n, f.flags) for n, f in ffi.typeof("union anon_u").fields]', '[(n, f.flags) for n, f in ffi.typeof("union plain_u").fields]',
+    'ffi.new("struct anon_s *", [1, 2, 3]).d', 'ffi.new("struct anon_s *", [0, 0, 0, 0])',
+    'ffi.new("union anon_u *", [123, 456]).b', 'ffi.new("union anon_u *", [0, 0, 0])', 'ffi.new("union plain_u *", [1, 2])',
+    'ffi.new("struct anon2 *", [11, 22, 33]).e', 'ffi.new("struct anon2 *", [11, 22, 33, 44])',
+    # a pointer from ffi.new points to one item
+    'ffi.new("struct pt *")[1]', 'ffi.new("struct pt *")[-1]', 'ffi.new("int *")[1]', 'ffi.new("int *", 7)[0]',
+    '(lambda p: p.__setitem__(1, 5))(ffi.new("int *"))', 'ffi.cast("int *", ffi.new("int[2]"))[1]', '(ffi.new("int *") + 1) - 1 == ffi.NULL',
+    # zero-length array fields read as pointers; flexible arrays at the end of a last struct field
+    'ffi.cast("struct zlen *", ffi.new("char[]", 16)).data', 'ffi.cast("struct mid0 *", ffi.new("char[]", 16)).d',
+    'ffi.typeof("struct zlen").fields[1][1].type', 'ffi.new("struct zlen *", [1, [1, 2, 3]])',
+    'ffi.new("struct vouter *", [[10], [[20], [3, 4, 5, 6, 7]]]).tail.data[4]',
+    'ffi.sizeof(ffi.new("struct vouter *", {"tail": {"data": [1, 2, 3]}})[0])',
+    # callbacks cffi refuses; functions without parameters print as ()
+    'ffi.callback("struct bfret f(void)", lambda: 0)', 'ffi.callback("int f(struct bfret)", lambda x: 0)',
+    'ffi.callback("int f(int, ...)", lambda *a: 0)', 'ffi.typeof("int(*)(void)")', 'ffi.typeof("void(*(*)(void))(void)")',
+    'ffi.cast("struct bfret(*)(void)", 0)',
+    # enums: '...' ones have no known values in ABI mode
+    '(lambda lib: lib.PB)(ffi.dlopen(None))', '(lambda lib: lib.PC)(ffi.dlopen(None))', '(lambda lib: lib.PA)(ffi.dlopen(None))',
+    # struct and union definitions inside a type string; ffi.gc(p, None)
+    'ffi.sizeof("struct { int a; }")', 'ffi.new("struct { int i[4]; } *", {"i": ffi.new("int[4]", [1, 2, 3, 4])}).i[3]',
+    'ffi.sizeof("union { int a; double b; } [3]")', 'ffi.gc(ffi.gc(ffi.new("int *"), lambda p: 0), None)',
+    'ffi.gc(ffi.new("int *"), None)',
 ]
 
 
@@ -224,3 +257,19 @@ def test_abi_constants_same_as_cffi():
     from jitffi import _jitffi
     for name in ("FFI_DEFAULT_ABI", "FFI_CDECL"):
         assert getattr(_jitffi, name) == getattr(_cffi_backend, name), name
+
+
+def _opaque_enum_warnings(mod):
+    import warnings
+    ffi = mod.FFI()
+    ffi.cdef("enum op;")
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("always")
+        n = int(ffi.cast("enum op", -1))
+        ffi.cast("enum op", 1)  # once per ffi: the type is built once
+    return n, [(w.category.__name__, str(w.message)) for w in log]
+
+
+def test_opaque_enum_warns_as_cffi():
+    assert _opaque_enum_warnings(jitffi) == _opaque_enum_warnings(cffi)
+    assert _opaque_enum_warnings(jitffi)[1][0][1].startswith("'enum op' has no values")

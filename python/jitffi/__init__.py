@@ -48,7 +48,7 @@ def _check_backend(backend):
         else getattr(backend, "__name__", "")
     real = (module == "_cffi_backend" and not getattr(backend, "__jitffi__", False)
             and backend is not _sys.modules.get("jitffi._cffi_backend"))
-    if real or module == "cffi.backend_ctypes":
+    if real or (module == "cffi.backend_ctypes" and not getattr(backend, "__jitffi__", False)):
         raise TypeError("FFI(backend=...): jitffi cannot use real cffi's backend %r; it has "
                         "its own (jitffi._cffi_backend)" % (backend,))
 

@@ -192,6 +192,9 @@ impl Namespace {
     /// The type named by a C type string (`"int(*)[5]"`, `"struct s *"`, `"size_t"`).
     pub fn parse_type(&mut self, text: &str) -> Result<TypeRef, CdefError> {
         let result = catch_unwind(AssertUnwindSafe(|| resolve::run_type_string(self, text)));
+        // A struct or union defined inside the type string (`"struct { int a; } *"`)
+        // gets its layout as a cdef's would.
+        self.finish_pending();
         result.unwrap_or_else(|payload| Err(CdefError::from_panic(payload, "typeof")))
     }
 

@@ -64,8 +64,8 @@ fn fields(n: &mut Namespace, t: &str) -> Vec<(String, usize, i32, i32)> {
 fn function_declarations() {
     let n = cdef("int f(int, char *); int g(); void h(void); long k(int a, double b);");
     assert_eq!(func(&n, "f"), "int(*)(int, char *)");
-    assert_eq!(func(&n, "g"), "int(*)(void)");
-    assert_eq!(func(&n, "h"), "void(*)(void)");
+    assert_eq!(func(&n, "g"), "int(*)()");
+    assert_eq!(func(&n, "h"), "void(*)()");
     assert_eq!(func(&n, "k"), "long(*)(int, double)");
     assert_eq!(n.decls.order, ["f", "g", "h", "k"]);
 }
@@ -324,7 +324,7 @@ fn opaque_typedef() {
     assert_eq!(cname(&mut n, "t"), "t");
     assert_eq!(n.parse_type("t").unwrap().kind_name(), "struct");
     assert_eq!(size(&mut n, "t"), None);
-    assert_eq!(func(&n, "make"), "t *(*)(void)");
+    assert_eq!(func(&n, "make"), "t *(*)()");
     assert_eq!(size(&mut n, "t_p"), Some(8));
 }
 
@@ -533,7 +533,7 @@ fn api_mode_forms_are_kept() {
     for k in ["cb", "cb2", "cb3", "cb4"] {
         assert!(matches!(n.decls.names[k], Decl::ExternPython(_)), "{k}");
     }
-    assert_eq!(n.decls.names["cb3"].fn_type().cname(), "void(*)(void)");
+    assert_eq!(n.decls.names["cb3"].fn_type().cname(), "void(*)()");
     assert!(matches!(&n.decls.names["arr"], Decl::Variable { ty, .. } if ty.cname() == "int[]"));
 }
 
@@ -1245,8 +1245,8 @@ fn raw_parameter_pieces_follow_redefinitions() {
         &opts,
     )
     .unwrap();
-    assert_eq!(func(&n, "h"), "int(*)(void)");
-    assert_eq!(func(&n, "k"), "long(*)(void)");
+    assert_eq!(func(&n, "h"), "int(*)()");
+    assert_eq!(func(&n, "k"), "long(*)()");
     // And identical pieces give the one interned node.
     let n = cdef("int f(const char *s, int); int g(const char *s, int);");
     let (Some(Decl::Function(f)), Some(Decl::Function(g))) =

@@ -263,6 +263,15 @@ impl CData {
         )
     }
 
+    /// Made by `ffi.new` (or an allocator's `alloc`): a pointer one points to exactly the
+    /// one item allocated.
+    pub fn from_new(&self, py: Python<'_>) -> bool {
+        matches!(
+            self.state.borrow(py).owner,
+            Owner::Malloc | Owner::Inline | Owner::Allocator { .. }
+        )
+    }
+
     /// Made by `ffi.new_handle`.
     pub fn is_handle(&self, py: Python<'_>) -> bool {
         matches!(self.state.borrow(py).owner, Owner::Handle)

@@ -40,6 +40,9 @@ impl CData {
             }
             return Ok(Some((self.addr + i as usize * pi.size, item, pi)));
         }
+        if i != 0 && self.from_new(py) {
+            return Ok(None); // item_addr raises the precise error
+        }
         let a = self.addr.wrapping_add((i as usize).wrapping_mul(pi.size));
         if invalid_addr(self.addr) || invalid_addr(a) {
             return Ok(None);
@@ -80,6 +83,13 @@ impl CData {
             }
             Kind::Pointer(item) => {
                 self.check_alive(py)?;
+                if i != 0 && self.from_new(py) {
+                    // As cffi: `ffi.new("T *")` points to one T.
+                    return Err(PyIndexError::new_err(format!(
+                        "cdata '{}' can only be indexed by 0",
+                        ct.ty.cname()
+                    )));
+                }
                 let isz = match item.size() {
                     Some(s) => s,
                     None => {
@@ -410,6 +420,13 @@ impl CData {
             // SAFETY: `addr` is the field inside the record (checked base plus the layout's
             // offset).
             return unsafe { read_prim(py, &fct.ffi, &fct.ty, pi, addr as *const u8) };
+        }
+        if let Kind::Array(item, Some(0)) = &fct.ty.kind {
+            // A zero-length array field (the pre-C99 way of writing a flexible one) reads
+            // as a pointer to its first item, as in cffi: an array of no items could not
+            // be indexed.
+            let pct = fct.ffi.ctype_of(py, &fct.ffi.pointer_to(item));
+            return Ok(CData::new_pointer(py, pct, addr)?.into_any());
         }
         if f.flexible {
             let Kind::Array(item, _) = &f.ty.kind else {

@@ -130,6 +130,20 @@ impl FfiShared {
                 if !Arc::ptr_eq(&own, ty) {
                     return self.ctype_of(py, &own);
                 }
+                if let Kind::Enum(e) = &ty.kind {
+                    if e.items.is_empty() {
+                        // As cffi, when it first builds the type (once per FFI). A warning
+                        // turned into an error cannot be raised from here: it is dropped.
+                        let msg = std::ffi::CString::new(format!(
+                            "'{}' has no values explicitly defined; guessing that it is \
+                             equivalent to 'unsigned int'",
+                            ty.cname()
+                        ))
+                        .unwrap_or_default();
+                        let cat = py.get_type::<pyo3::exceptions::PyUserWarning>();
+                        let _ = PyErr::warn(py, &cat, &msg, 1);
+                    }
+                }
                 let ct =
                     Py::new(py, CType::new(ty.clone(), self.clone())).expect("allocating a CType");
                 self.keep_type_object(py, id, ct.into_any())
@@ -287,7 +301,10 @@ impl CType {
         let v = match &self.ty.kind {
             Kind::Pointer(item) => {
                 let size = item.size()?;
-                if item.record_layout().is_some_and(|l| l.has_flexible_array) {
+                if item
+                    .record_layout()
+                    .is_some_and(|l| l.ends_in_flexible_array())
+                {
                     return None;
                 }
                 (size, 0)

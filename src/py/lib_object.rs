@@ -111,6 +111,19 @@ impl Lib {
     }
 }
 
+/// The enum a constant belongs to, if that enum was declared with `...` (its cname).
+fn partial_enum(d: &Decl) -> Option<String> {
+    match d {
+        Decl::IntConstant { ty: Some(t), .. } | Decl::UnknownConstant { ty: Some(t) } => {
+            match &t.kind {
+                Kind::Enum(e) if e.partial => Some(t.cname()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 #[pymethods]
 impl Lib {
     /// The lib module's `__getattr__` (PEP 562): runs only for names not cached in the
@@ -127,6 +140,10 @@ impl Lib {
         let Some(decl) = this.lookup(n)? else {
             return Err(this.no_such(n));
         };
+        if let Some(e) = partial_enum(&decl) {
+            // As cffi: none of a `...` enum's values is known without a compiler.
+            return Err(super::errors::VerificationMissing::new_err(e));
+        }
         match decl {
             Decl::Function(fty) => {
                 let addr = this.symbol(n, "function/symbol")?;
@@ -217,7 +234,9 @@ impl Lib {
             let ns = this.ffi.lock_ns();
             for name in &ns.decls.order {
                 match ns.decls.names.get(name) {
-                    Some(d @ (Decl::Function(_) | Decl::IntConstant { .. })) => {
+                    Some(d @ (Decl::Function(_) | Decl::IntConstant { .. }))
+                        if partial_enum(d).is_none() =>
+                    {
                         pending.push((name.clone(), d.clone()))
                     }
                     Some(_) => {

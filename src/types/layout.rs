@@ -4,7 +4,7 @@
 //!
 //! Offsets are tracked in bits so bitfields and ordinary members share one cursor.
 
-use super::model::{Field, Kind, RecordLayout, TypeRef};
+use super::model::{Field, Kind, RecordLayout, TypeRef, IGNORE_IN_CTOR};
 use super::target::{Arch, Target};
 
 /// One member as declared.
@@ -140,7 +140,8 @@ pub fn layout_record(
                 };
                 align = align.max(falign);
                 let offset = (offset_bits / 8) as usize;
-                push_member(&mut fields, m, offset, -1, -1);
+                let flags = union_ctor_flags(is_union, &fields);
+                push_member(&mut fields, m, offset, -1, -1, flags);
                 if is_union {
                     size_bits = size_bits.max(size * 8);
                 } else {
@@ -207,13 +208,14 @@ pub fn layout_record(
                     align = align.max(falign);
                 }
                 if let Some(name) = &m.name {
+                    let flags = union_ctor_flags(is_union, &fields);
                     fields.push(Field {
                         name: name.clone(),
                         ty: m.ty.clone(),
                         offset: (unit_start / 8) as usize,
                         bitshift: (start - unit_start) as i32,
                         bitsize: width as i32,
-                        flags: 0,
+                        flags,
                     });
                 }
                 if is_union {
@@ -238,14 +240,25 @@ pub fn layout_record(
     })
 }
 
+/// The flags of a member's fields: in a union, every member after the first is left out
+/// of positional initialization (a list initializer fills the first member only).
+fn union_ctor_flags(is_union: bool, fields: &[Field]) -> u32 {
+    if is_union && !fields.is_empty() {
+        IGNORE_IN_CTOR
+    } else {
+        0
+    }
+}
+
 /// Adds a member: named ones as they are, anonymous struct/union members by flattening
-/// their fields in at `offset`.
+/// their fields in at `offset` (keeping their own flags, plus `flags`).
 fn push_member(
     fields: &mut Vec<Field>,
     m: &MemberSpec,
     offset: usize,
     bitshift: i32,
     bitsize: i32,
+    flags: u32,
 ) {
     match &m.name {
         Some(name) => fields.push(Field {
@@ -254,13 +267,14 @@ fn push_member(
             offset,
             bitshift,
             bitsize,
-            flags: 0,
+            flags,
         }),
         None => {
             if let Some(inner) = m.ty.record_layout() {
                 for f in &inner.fields {
                     let mut f = f.clone();
                     f.offset += offset;
+                    f.flags |= flags;
                     fields.push(f);
                 }
             }

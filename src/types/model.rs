@@ -292,6 +292,20 @@ pub struct RecordLayout {
     pub packed: bool,
 }
 
+impl RecordLayout {
+    /// Ends in a flexible array member, its own or its last field's (a struct ending in
+    /// one): instances are sized from their initializer.
+    pub fn ends_in_flexible_array(&self) -> bool {
+        self.has_flexible_array
+            || self.fields.last().is_some_and(|f| {
+                matches!(f.ty.kind, Kind::Record(_))
+                    && f.ty
+                        .record_layout()
+                        .is_some_and(|l| l.ends_in_flexible_array())
+            })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Field {
     pub name: String,
@@ -301,8 +315,13 @@ pub struct Field {
     pub bitshift: i32,
     /// Width in bits, -1 if not a bitfield.
     pub bitsize: i32,
+    /// `IGNORE_IN_CTOR` or 0 (cffi's `CField.flags`).
     pub flags: u32,
 }
+
+/// A field a positional (list or tuple) initializer skips: a union member after the
+/// first, or a field flattened in from one.
+pub const IGNORE_IN_CTOR: u32 = 1;
 
 #[derive(Debug)]
 pub struct EnumDef {
@@ -607,10 +626,9 @@ impl TypeTable {
                 tmpl.push_str(b);
                 tmpl.push_str(e);
             }
+            // No parameters print as `()`, as cffi's backend names the type.
             if variadic {
                 tmpl.push_str(if args.is_empty() { "..." } else { ", ..." });
-            } else if args.is_empty() {
-                tmpl.push_str("void");
             }
             tmpl.push(')');
             tmpl.push_str(after);
@@ -703,7 +721,7 @@ mod tests {
         assert_eq!(t.array(&cp, None).cname(), "char *[]");
         assert_eq!(t.array(&a5, Some(2)).cname(), "int[2][5]");
         let v = t.void();
-        assert_eq!(t.func_ptr(vec![], &v, false).cname(), "void(*)(void)");
+        assert_eq!(t.func_ptr(vec![], &v, false).cname(), "void(*)()");
         assert_eq!(
             t.func_ptr(vec![int.clone()], &int, true).cname(),
             "int(*)(int, ...)"

@@ -53,7 +53,8 @@ pub fn shape_for(fptr: &TypeRef) -> PyResult<Arc<Shape>> {
             )))
         }
     };
-    if sig.variadic {
+    // As cffi: a struct or union with bitfields, by value, is refused for callbacks.
+    if sig.variadic || sig.args.iter().chain([&sig.result]).any(has_bitfields) {
         return Err(unsupported(fptr, ""));
     }
     let plan = abi::lower(sig, &Target::host()).map_err(|e| match lowering_error(e) {
@@ -96,6 +97,19 @@ pub fn shape_for(fptr: &TypeRef) -> PyResult<Arc<Shape>> {
         .unwrap_or_else(|e| e.into_inner())
         .insert(key, (fptr.clone(), shape.clone()));
     Ok(shape)
+}
+
+/// A struct or union (or an array of them) holding a bitfield anywhere inside.
+fn has_bitfields(t: &TypeRef) -> bool {
+    match &t.kind {
+        Kind::Array(item, _) => has_bitfields(item),
+        Kind::Record(_) => t.record_layout().is_some_and(|l| {
+            l.fields
+                .iter()
+                .any(|f| f.bitsize >= 0 || has_bitfields(&f.ty))
+        }),
+        _ => false,
+    }
 }
 
 pub(super) fn check_onerror(py: Python<'_>, onerror: Option<&Bound<'_, PyAny>>) -> PyResult<()> {

@@ -276,7 +276,6 @@ unsafe fn write_record(
             ty.cname()
         )));
     }
-    let is_union = matches!(&ty.kind, Kind::Record(r) if r.is_union);
     if let Ok(cd) = obj.cast::<CData>() {
         let c = cd.get();
         if same_type(c.ty(), ty) {
@@ -296,15 +295,20 @@ unsafe fn write_record(
         None
     };
     if let Some(items) = items {
-        let max = if is_union { 1 } else { layout.fields.len() };
-        if items.len() > max {
+        // A list fills the fields in order, skipping those of union members after the
+        // first (as cffi).
+        let positional = layout
+            .fields
+            .iter()
+            .filter(|f| f.flags & crate::types::model::IGNORE_IN_CTOR == 0);
+        if items.len() > positional.clone().count() {
             return Err(PyValueError::new_err(format!(
                 "too many initializers for '{}' (got {})",
                 ty.cname(),
                 items.len()
             )));
         }
-        for (f, x) in layout.fields.iter().zip(items.iter()) {
+        for (f, x) in positional.zip(items.iter()) {
             write_field(layout, f, x, dst, avail)?;
         }
         return Ok(());

@@ -22,6 +22,64 @@ pub struct AllocFns {
 }
 
 /// Bytes and item count of `new(ct, init)`.
+/// The bytes a record initialized from `init` needs when its last field is a flexible
+/// array, directly or at the end of a last struct field (cffi sizes both from the
+/// initializer): `None` when the initializer does not give that field.
+fn flexible_need(
+    l: &crate::types::model::RecordLayout,
+    init: &Bound<'_, PyAny>,
+    base: usize,
+) -> PyResult<Option<usize>> {
+    let Some(f) = l.fields.last() else {
+        return Ok(None);
+    };
+    let nested = match &f.ty.kind {
+        Kind::Array(_, None) if l.has_flexible_array => None,
+        Kind::Record(_) => match f.ty.record_layout() {
+            Some(inner) => Some(inner),
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    // A list fills the fields a positional initializer reaches (`IGNORE_IN_CTOR`).
+    let positional = l
+        .fields
+        .iter()
+        .filter(|f| f.flags & crate::types::model::IGNORE_IN_CTOR == 0)
+        .count();
+    if positional == 0 {
+        return Ok(None);
+    }
+    let v = if let Ok(list) = init.cast::<PyList>() {
+        (list.len() == positional)
+            .then(|| list.get_item(positional - 1))
+            .transpose()?
+    } else if let Ok(t) = init.cast::<PyTuple>() {
+        (t.len() == positional)
+            .then(|| t.get_item(positional - 1))
+            .transpose()?
+    } else if let Ok(d) = init.cast::<PyDict>() {
+        d.get_item(&f.name)?
+    } else {
+        None
+    };
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    if let Some(inner) = nested {
+        return flexible_need(inner, &v, base + f.offset);
+    }
+    let Kind::Array(fi, None) = &f.ty.kind else {
+        return Ok(None);
+    };
+    let n = array_len_from_init(&f.ty, fi, &v)?;
+    n.checked_mul(fi.size().unwrap_or(1))
+        .and_then(|b| b.checked_add(base + f.offset))
+        .filter(|b| *b <= isize::MAX as usize)
+        .map(Some)
+        .ok_or_else(|| PyOverflowError::new_err("array size would overflow a Py_ssize_t"))
+}
+
 fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usize)> {
     let ty = &ct.ty;
     match &ty.kind {
@@ -45,42 +103,8 @@ fn new_size(ct: &CType, init: Option<&Bound<'_, PyAny>>) -> PyResult<(usize, usi
             };
             let mut size = isz;
             if let (Some(l), Some(init)) = (item.record_layout(), init) {
-                if l.has_flexible_array {
-                    if let Some(f) = l.fields.last() {
-                        if let Kind::Array(fi, None) = &f.ty.kind {
-                            let fisz = fi.size().unwrap_or(1);
-                            let v = if let Ok(list) = init.cast::<PyList>() {
-                                if list.len() == l.fields.len() {
-                                    Some(list.get_item(l.fields.len() - 1)?)
-                                } else {
-                                    None
-                                }
-                            } else if let Ok(t) = init.cast::<PyTuple>() {
-                                if t.len() == l.fields.len() {
-                                    Some(t.get_item(l.fields.len() - 1)?)
-                                } else {
-                                    None
-                                }
-                            } else if let Ok(d) = init.cast::<PyDict>() {
-                                d.get_item(&f.name)?
-                            } else {
-                                None
-                            };
-                            if let Some(v) = v {
-                                let n = array_len_from_init(&f.ty, fi, &v)?;
-                                let need = n
-                                    .checked_mul(fisz)
-                                    .and_then(|b| b.checked_add(f.offset))
-                                    .filter(|b| *b <= isize::MAX as usize)
-                                    .ok_or_else(|| {
-                                        PyOverflowError::new_err(
-                                            "array size would overflow a Py_ssize_t",
-                                        )
-                                    })?;
-                                size = size.max(need);
-                            }
-                        }
-                    }
+                if let Some(need) = flexible_need(l, init, 0)? {
+                    size = size.max(need);
                 }
             }
             Ok((size, 0))

@@ -22,7 +22,8 @@ pub fn gc(
     let c = cd.get();
     if destructor.is_none() {
         if c.detach_destructor(py)? {
-            return Ok(cdata.clone().unbind());
+            // cffi 2.0 returns None here (not the cdata).
+            return Ok(py.None());
         }
         return Err(PyTypeError::new_err(
             "Can remove destructor only on a object previously returned by ffi.gc()",
