@@ -25,6 +25,7 @@ struct mid0 { int x; short d[0]; int y; };
 struct vtail { int len[3]; short data[]; }; struct vouter { int abc[2]; struct vtail tail; };
 struct bfret { int a; int x:1; };
 enum pe { PA, ... }; enum pb { PB, PC };
+int abs(int); struct fps { int (*f)(int); void *v; };
 """
 
 EXPRS = [
@@ -194,6 +195,16 @@ EXPRS = [
     'ffi.sizeof("struct { int a; }")', 'ffi.new("struct { int i[4]; } *", {"i": ffi.new("int[4]", [1, 2, 3, 4])}).i[3]',
     'ffi.sizeof("union { int a; double b; } [3]")', 'ffi.gc(ffi.gc(ffi.new("int *"), lambda p: 0), None)',
     'ffi.gc(ffi.new("int *"), None)',
+    # a function taken from a lib used where a function pointer goes, compared with one
+    '(lambda lib: ffi.new("struct fps *", [lib.abs]).f(-3))(ffi.dlopen(None))',
+    '(lambda lib: ffi.new("struct fps *", {"v": lib.abs}).v == ffi.cast("void *", lib.abs))(ffi.dlopen(None))',
+    '(lambda lib: ffi.new("int(*[2])(int)", [lib.abs])[0](-4))(ffi.dlopen(None))',
+    '(lambda lib: ffi.new("int(**)(int)", lib.abs)[0](-5))(ffi.dlopen(None))',
+    '(lambda lib: ffi.new("long(**)(int)", lib.abs))(ffi.dlopen(None))',
+    '(lambda lib: ffi.cast("int(*)(int)", lib.abs) == lib.abs)(ffi.dlopen(None))',
+    '(lambda lib: lib.abs == ffi.cast("int(*)(int)", lib.abs))(ffi.dlopen(None))',
+    '(lambda lib: ffi.addressof(lib, "abs") != lib.abs)(ffi.dlopen(None))',
+    '(lambda lib: ffi.cast("void *", 0) == lib.abs)(ffi.dlopen(None))',
 ]
 
 

@@ -107,7 +107,7 @@ fn function_pointers_everywhere() {
     let t = n.parse_type("struct s").unwrap();
     assert_eq!(
         t.record_layout().unwrap().fields[2].ty.cname(),
-        "void(*[3])(void)"
+        "void(*[3])()"
     );
 }
 
@@ -450,7 +450,7 @@ fn type_strings() {
         ("enum e*", "enum e *"),
         ("int(*(*)(long))[3]", "int(*(*)(long))[3]"),
         ("fn_t *", "int(*)(int)"),
-        ("int(**)(void)", "int(* *)(void)"),
+        ("int(**)(void)", "int(* *)()"),
         ("int f", "int"),
         ("int[]", "int[]"),
     ] {

@@ -125,6 +125,23 @@ pub fn set_call_hook(h: CallHook) {
     let _ = CALL_HOOK.set(h);
 }
 
+/// The C address and function type of a function taken from a lib, which is a builtin
+/// function object rather than a cdata; installed by the calls module
+/// (`set_lib_function_hook`), so that conversions and comparisons treat it as the
+/// function-pointer cdata cffi's `lib.f` is.
+pub type LibFunctionHook = fn(&Bound<'_, PyAny>) -> Option<(usize, TypeRef)>;
+static LIB_FUNCTION_HOOK: OnceLock<LibFunctionHook> = OnceLock::new();
+
+/// Lets the calls module say which objects are functions taken from a lib.
+pub fn set_lib_function_hook(h: LibFunctionHook) {
+    let _ = LIB_FUNCTION_HOOK.set(h);
+}
+
+/// Address and type of `obj` if it is a function taken from a lib.
+pub fn lib_function_address(obj: &Bound<'_, PyAny>) -> Option<(usize, TypeRef)> {
+    LIB_FUNCTION_HOOK.get().and_then(|h| h(obj))
+}
+
 /// The hook `set_call_hook` installed.
 pub fn call_hook() -> Option<CallHook> {
     CALL_HOOK.get().copied()

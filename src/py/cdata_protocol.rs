@@ -420,14 +420,21 @@ impl CData {
             };
             return Ok(a.bind(py).rich_compare(b, op)?.unbind());
         }
-        let Ok(o) = other.cast::<CData>() else {
-            return Ok(py.NotImplemented());
+        let b = match other.cast::<CData>() {
+            Ok(o) => {
+                let o = o.get();
+                if o.is_primitive() {
+                    return Ok(py.NotImplemented());
+                }
+                o.addr
+            }
+            // A function taken from a lib compares as its function-pointer cdata.
+            Err(_) => match super::cdata::lib_function_address(other) {
+                Some((addr, _)) => addr,
+                None => return Ok(py.NotImplemented()),
+            },
         };
-        let o = o.get();
-        if o.is_primitive() {
-            return Ok(py.NotImplemented());
-        }
-        let (a, b) = (me.addr, o.addr);
+        let a = me.addr;
         let r = match op {
             CompareOp::Eq => a == b,
             CompareOp::Ne => a != b,

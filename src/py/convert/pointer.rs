@@ -22,26 +22,39 @@ pub fn is_void(t: &TypeRef) -> bool {
 /// pointer/array and is accepted by any pointer. `None` and ints are rejected (None is not
 /// NULL).
 pub fn pointer_from_cdata(target: &TypeRef, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
-    let Ok(cd) = obj.cast::<CData>() else {
-        return Err(PyTypeError::new_err(format!(
-            "initializer for ctype '{}' must be a cdata pointer, not {}",
-            target.cname(),
-            type_name(obj)
-        )));
-    };
-    let c = cd.get();
-    let src = c.ty();
-    let (src_item, addr) = match &src.kind {
-        Kind::Pointer(i) => (Some(i), c.addr),
-        Kind::FuncPtr(_) => (None, c.addr),
-        Kind::Array(i, _) => (Some(i), c.data_addr(obj.py())?),
-        _ => {
-            return Err(PyTypeError::new_err(format!(
-                "initializer for ctype '{}' must be a pointer to same type, not cdata '{}'",
-                target.cname(),
-                src.cname()
-            )))
+    let lib_fn;
+    let (src, src_item, addr) = match obj.cast::<CData>() {
+        Ok(cd) => {
+            let c = cd.get();
+            let src = c.ty();
+            let (src_item, addr) = match &src.kind {
+                Kind::Pointer(i) => (Some(i), c.addr),
+                Kind::FuncPtr(_) => (None, c.addr),
+                Kind::Array(i, _) => (Some(i), c.data_addr(obj.py())?),
+                _ => {
+                    return Err(PyTypeError::new_err(format!(
+                        "initializer for ctype '{}' must be a pointer to same type, not cdata '{}'",
+                        target.cname(),
+                        src.cname()
+                    )))
+                }
+            };
+            (src, src_item, addr)
         }
+        // A function taken from a lib stands for its function-pointer cdata.
+        Err(_) => match super::super::cdata::lib_function_address(obj) {
+            Some((addr, fty)) => {
+                lib_fn = fty;
+                (&lib_fn, None, addr)
+            }
+            None => {
+                return Err(PyTypeError::new_err(format!(
+                    "initializer for ctype '{}' must be a cdata pointer, not {}",
+                    target.cname(),
+                    type_name(obj)
+                )))
+            }
+        },
     };
     if std::sync::Arc::ptr_eq(target, src) {
         return Ok(addr);

@@ -72,6 +72,7 @@ fn _jit_stats(py: Python<'_>, calls: bool) -> PyResult<Py<pyo3::types::PyDict>> 
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     super::cdata::set_call_hook(fnptr_cache::call_cdata);
+    super::cdata::set_lib_function_hook(object::function_address);
     m.add_function(wrap_pyfunction!(_jit_stats, m)?)?;
     Ok(())
 }
