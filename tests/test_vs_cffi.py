@@ -284,3 +284,20 @@ def _opaque_enum_warnings(mod):
 def test_opaque_enum_warns_as_cffi():
     assert _opaque_enum_warnings(jitffi) == _opaque_enum_warnings(cffi)
     assert _opaque_enum_warnings(jitffi)[1][0][1].startswith("'enum op' has no values")
+
+
+def _lib_kept_alive_by_ffi(mod):
+    import gc
+    import weakref
+    ffi = mod.FFI()
+    ffi.cdef("int abs(int);")
+    lib = ffi.dlopen(None)
+    lib_r = weakref.ref(lib)
+    f = lib.abs
+    del lib
+    gc.collect()
+    return lib_r() is not None, f(-2)
+
+
+def test_ffi_keeps_its_libs_alive_as_cffi():
+    assert _lib_kept_alive_by_ffi(jitffi) == _lib_kept_alive_by_ffi(cffi) == (True, 2)

@@ -69,6 +69,7 @@ class FFI(_jitffi.FFI):
         self._init_once_lock = _threading.Lock()
         self._init_once_cache = {}
         self._libs = _weakref.WeakKeyDictionary()  # lib module -> its state
+        self._libraries = []  # every lib opened, kept alive as cffi does
         self._included_ffis = []  # what include() gave, for the written module's imports
 
     @property

@@ -45,6 +45,9 @@ def dlopen(ffi, name, flags, release_gil, find_library=True):
     namespace["__dir__"] = state._dir
     state._attach(namespace)
     ffi._libs[lib] = state
+    # As cffi: the ffi keeps every lib it opened alive (a function taken from a lib
+    # works after the lib module itself is dropped).
+    ffi._libraries.append(lib)
     if ffi._declares_globals():
         lib.__class__ = _LibWithGlobals
     return lib
