@@ -5,9 +5,10 @@
 mod support;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jitffi::cdef::{CdefOptions, Namespace};
+use jitffi::ool::lazy::resolve_type_string;
 use jitffi::ool::tables::{word, Op};
 use jitffi::ool::{self, DecodeError, RawTables, RealizeError, Realizer};
 use jitffi::types::target::Target;
@@ -48,7 +49,7 @@ fn exercise(raw: &RawTables) -> Result<(), String> {
             Ok((t, _)) => touch(&t),
         }
     }
-    let mut r = Realizer::new(module, Target::host(), Vec::new());
+    let mut r = Realizer::new(module.clone(), Target::host(), Vec::new());
     match r.declarations() {
         Err(e) => {
             first_err.get_or_insert(e.to_string());
@@ -69,7 +70,14 @@ fn exercise(raw: &RawTables) -> Result<(), String> {
         "callback_t",
         "vec3 *",
     ] {
-        if let Ok((t, _)) = ool::parse_type(&mut r, t) {
+        // The compiled FFI's path: a fresh namespace declaring what each string names.
+        let inc = Arc::new(Mutex::new(Realizer::new(
+            module.clone(),
+            Target::host(),
+            Vec::new(),
+        )));
+        let mut ns = Namespace::new(Target::host());
+        if let Ok(t) = resolve_type_string(&inc, &mut ns, t) {
             touch(&t);
         }
     }

@@ -1,10 +1,12 @@
-//! Type strings against an out-of-line module give the types the in-line namespace
-//! gives for the same declarations.
+//! Type strings against an out-of-line module (the compiled FFI's path,
+//! `ool::lazy::resolve_type_string`) give the types the in-line namespace gives for the
+//! same declarations, and cffi's compiled FFI's errors.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jitffi::cdef::{CdefOptions, Namespace};
-use jitffi::ool::{self, Realizer};
+use jitffi::ool::lazy::{resolve_type_string, TypeStringError};
+use jitffi::ool::{self, Include, Realizer};
 use jitffi::types::target::Target;
 
 const CDEF: &str = "
@@ -74,79 +76,107 @@ const BAD: &[&str] = &[
     "(((((",
 ];
 
-fn setup() -> (Namespace, Realizer) {
+fn compiled() -> (Namespace, Include) {
     let mut ns = Namespace::new(Target::host());
     ns.cdef(CDEF, &CdefOptions::default()).unwrap();
     let raw = ool::encode(&mut ns).unwrap().to_raw();
     let module = Arc::new(ool::decode(&raw).unwrap());
-    (ns, Realizer::new(module, Target::host(), Vec::new()))
+    let inc = Arc::new(Mutex::new(Realizer::new(
+        module,
+        Target::host(),
+        Vec::new(),
+    )));
+    (ns, inc)
 }
 
 #[test]
 fn same_types_as_inline() {
-    let (mut ns, mut r) = setup();
+    let (mut inline, inc) = compiled();
+    // The compiled FFI's namespace starts empty: each string declares what it names.
+    let mut ns = Namespace::new(Target::host());
     for t in TYPES {
-        let want = ns
+        let want = inline
             .parse_type(t)
             .unwrap_or_else(|e| panic!("inline {t}: {e:?}"));
-        let (got, func) = ool::parse_type(&mut r, t).unwrap_or_else(|e| panic!("ool {t}: {e}"));
-        assert!(!func, "{t}");
+        let got =
+            resolve_type_string(&inc, &mut ns, t).unwrap_or_else(|e| panic!("ool {t}: {e:?}"));
         assert_eq!(got.cname(), want.cname(), "{t}");
         assert_eq!(got.kind_name(), want.kind_name(), "{t}");
         assert_eq!(got.size(), want.size(), "{t}");
         assert_eq!(got.align(), want.align(), "{t}");
     }
-    // Interned: the same string twice gives the same node.
-    let (a, _) = ool::parse_type(&mut r, "point_t *").unwrap();
-    let (b, _) = ool::parse_type(&mut r, "struct point*").unwrap();
+    // Interned: two spellings of one type give the same node.
+    let a = resolve_type_string(&inc, &mut ns, "point_t *").unwrap();
+    let b = resolve_type_string(&inc, &mut ns, "struct point*").unwrap();
     assert!(Arc::ptr_eq(&a, &b));
-    // A function type is told apart from a pointer to one.
-    let (f, func) = ool::parse_type(&mut r, "fn_t").unwrap();
-    assert!(func);
-    assert_eq!(f.cname(), "int(*)(int, char)");
-    assert!(ool::parse_type(&mut r, "int(int)").unwrap().1);
+    // A function type is not a type of values (as in-line).
+    for t in ["fn_t", "int(int)"] {
+        match resolve_type_string(&inc, &mut ns, t) {
+            Err(TypeStringError::Parse(e)) => {
+                assert!(e.message.contains("function type"), "{t}: {e:?}")
+            }
+            other => panic!("{t}: {other:?}"),
+        }
+    }
 }
 
 #[test]
 fn bad_strings_are_errors() {
-    let (mut ns, mut r) = setup();
+    let (mut inline, inc) = compiled();
+    let mut ns = Namespace::new(Target::host());
     for t in BAD {
-        assert!(ool::parse_type(&mut r, t).is_err(), "accepted {t:?}");
+        assert!(
+            resolve_type_string(&inc, &mut ns, t).is_err(),
+            "accepted {t:?}"
+        );
         // The in-line parser refuses them too, except function types and unknown tags
         // (in-line, cffi declares those as opaque on the fly; compiled, it refuses).
         if !t.starts_with("fn_t") && !t.contains("nope") && *t != "union point" {
-            assert!(ns.parse_type(t).is_err(), "inline accepted {t:?}");
+            assert!(inline.parse_type(t).is_err(), "inline accepted {t:?}");
         }
     }
-    let e = ool::parse_type(&mut r, "struct point *  x nope").unwrap_err();
-    assert_eq!(e.message, "unexpected symbol");
-    assert_eq!(e.pos, 18);
+    // cffi's compiled FFI's wording and position, where it has one.
+    let cffi1 = |ns: &mut Namespace, t: &str| match resolve_type_string(&inc, ns, t) {
+        Err(TypeStringError::Cffi1(d)) => (d.message, d.at),
+        other => panic!("{t}: {other:?}"),
+    };
     assert_eq!(
-        ool::parse_type(&mut r, "foo_t").unwrap_err().message,
-        "undefined type name"
+        cffi1(&mut ns, "struct point *  x nope"),
+        ("unexpected symbol", 18)
     );
+    assert_eq!(cffi1(&mut ns, "foo_t").0, "undefined type name");
     assert_eq!(
-        ool::parse_type(&mut r, "union point").unwrap_err().message,
+        cffi1(&mut ns, "union point").0,
         "wrong kind of tag: struct vs union"
     );
 }
 
 #[test]
-fn only_what_is_named_gets_built() {
-    let (_, mut r) = setup();
-    ool::parse_type(&mut r, "int").unwrap();
-    let before = r.table.len();
-    ool::parse_type(&mut r, "union value").unwrap();
-    // union value, and the types of its three fields (int is there already).
-    assert!(r.table.len() - before <= 4, "{}", r.table.len() - before);
+fn only_what_is_named_gets_declared() {
+    let (_, inc) = compiled();
+    let mut ns = Namespace::new(Target::host());
+    resolve_type_string(&inc, &mut ns, "union value").unwrap();
+    // The union only: not the struct, enum or typedefs the module also declares.
+    assert!(ns.decls.unions.contains_key("value"));
+    assert!(ns.decls.structs.is_empty(), "{:?}", ns.decls.structs.keys());
+    assert!(ns.decls.enums.is_empty() && ns.decls.typedefs.is_empty());
+    resolve_type_string(&inc, &mut ns, "point_t *").unwrap();
+    // The typedef (its struct comes with it as a type; the tag is declared when a
+    // string names `struct point`).
+    assert!(ns.decls.typedefs.contains_key("point_t"));
+    resolve_type_string(&inc, &mut ns, "struct point").unwrap();
+    assert!(ns.decls.structs.contains_key("point"));
+    assert!(ns.decls.enums.is_empty());
 }
 
 #[test]
 fn random_strings_never_panic() {
-    let (_, mut r) = setup();
+    let (_, inc) = compiled();
+    let mut ns = Namespace::new(Target::host());
     let pieces = [
         "int", "*", "(", ")", "[", "]", "3", "N", ",", "...", "struct", "point", "point_t", "fn_t",
         "const", "void", "unsigned", "long", " ", "vec3", "enum", "color", "0x10", "-", "char",
+        "{", "}", ";", "union", "value",
     ];
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     for _ in 0..20000 {
@@ -163,8 +193,8 @@ fn random_strings_never_panic() {
                 y = x.rotate_left(17);
             }
         }
-        let _ = ool::parse_type(&mut r, &s);
+        let _ = resolve_type_string(&inc, &mut ns, &s);
     }
     let deep = "(".repeat(10000) + "*" + &")".repeat(10000);
-    assert!(ool::parse_type(&mut r, &format!("int {deep}")).is_err());
+    assert!(resolve_type_string(&inc, &mut ns, &format!("int {deep}")).is_err());
 }

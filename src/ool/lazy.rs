@@ -360,3 +360,35 @@ mod tests {
         );
     }
 }
+
+/// Why a compiled FFI refuses a type string.
+#[derive(Debug)]
+pub enum TypeStringError {
+    /// A table entry the string needs does not realize.
+    Realize(RealizeError),
+    /// cffi's compiled FFI refuses it, with this message.
+    Cffi1(crate::cdef::cffi1_diag::Cffi1Error),
+    /// The in-line parser refuses it and cffi's wording is not known for it.
+    Parse(crate::cdef::CdefError),
+}
+
+/// The type a type string names in a compiled FFI whose module is `r`: the names it uses
+/// are declared from the module first (`declare_for_type_string`); names neither the
+/// module nor its includes declare are refused (in-line, an unknown tag would be declared
+/// opaque), and errors take cffi's compiled FFI's wording where it is known.
+pub fn resolve_type_string(
+    r: &Include,
+    ns: &mut Namespace,
+    text: &str,
+) -> Result<TypeRef, TypeStringError> {
+    use crate::cdef::ErrorKind;
+    declare_for_type_string(r, ns, text).map_err(TypeStringError::Realize)?;
+    let diag = ns.cffi1_diagnose(text);
+    if let Some(d) = diag.as_ref().filter(|d| d.undefined) {
+        return Err(TypeStringError::Cffi1(d.clone()));
+    }
+    ns.parse_type(text).map_err(|e| match (e.kind, diag) {
+        (ErrorKind::CDef | ErrorKind::FFI | ErrorKind::Value, Some(d)) => TypeStringError::Cffi1(d),
+        _ => TypeStringError::Parse(e),
+    })
+}

@@ -6,8 +6,8 @@
 //! - `tables`: the opcode and primitive vocabulary, and the plain-data tables.
 //! - `decode`: bytes to tables, validated completely (`Module`).
 //! - `realize`: a module to the type model, lazily per name (`Realizer`).
-//! - `lazy`: a module's declarations made in an FFI's namespace on first use.
-//! - `typestr`: C type strings (`ffi.typeof("pt_t *")`) against a module, lazily.
+//! - `lazy`: a module's declarations made in an FFI's namespace on first use, and C
+//!   type strings (`ffi.typeof("pt_t *")`) against a module.
 //! - `encode`: a namespace's declarations to the tables cffi would write (`members`
 //!   recovers a struct's declared members from its layout).
 //! - `pyfmt`: the module text, as cffi writes it.
@@ -15,7 +15,7 @@
 //! Reading a module: `check_version(_version, _types.is_empty())`, then
 //! `decode(&RawTables { .. })` gives a `Module` or a `DecodeError`; a
 //! `Realizer::new(Arc::new(module), target, includes)` then answers `typename`,
-//! `record`, `enum_tag`, `global` and `parse_type` on first use, each building only
+//! `record`, `enum_tag` and `global` on first use (`lazy::resolve_type_string` for type strings), each building only
 //! what the name needs. `includes` are the `Realizer`s of the modules in `_includes`,
 //! in order. Writing one: `encode` (or `encode_with_includes`) gives `Tables`,
 //! `Tables::to_raw` their bytes, `render_module` the file.
@@ -28,7 +28,6 @@ mod members;
 pub mod pyfmt;
 pub mod realize;
 pub mod tables;
-pub mod typestr;
 
 pub use decode::{check_version, decode, Module};
 pub use encode::{encode, encode_with_includes};
@@ -36,7 +35,6 @@ pub use error::{DecodeError, EncodeError, RealizeError};
 pub use pyfmt::render_module;
 pub use realize::{Include, Realizer};
 pub use tables::{RawTables, Tables};
-pub use typestr::{parse_type, TypeStrError};
 
 #[cfg(test)]
 mod tests {

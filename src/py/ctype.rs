@@ -175,18 +175,21 @@ impl FfiShared {
         let ty = {
             let mut ns = self.lock_ns();
             if let Some(m) = self.ool.get() {
-                super::errors::realizing(|| {
-                    crate::ool::lazy::declare_for_type_string(m, &mut ns, s)
-                })?;
-                // A compiled FFI refuses names its module (and its includes) do not
-                // declare, and words its errors as cffi's compiled FFI does.
-                let diag = ns.cffi1_diagnose(s);
-                if let Some(d) = diag.as_ref().filter(|d| d.undefined) {
-                    return Err(FFIError::new_err(d.render(s)));
-                }
-                match ns.parse_type(s) {
+                use crate::ool::lazy::{resolve_type_string, TypeStringError};
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    resolve_type_string(m, &mut ns, s)
+                }))
+                .map_err(super::errors::internal_error)?;
+                match r {
                     Ok(ty) => ty,
-                    Err(e) => return Err(compiled_type_err(e, diag, s)),
+                    Err(TypeStringError::Realize(e)) => return Err(super::errors::realize_err(e)),
+                    Err(TypeStringError::Cffi1(d)) => return Err(FFIError::new_err(d.render(s))),
+                    // Without cffi's wording, a parse error is still the compiled FFI's
+                    // `ffi.error`; other kinds keep their exception.
+                    Err(TypeStringError::Parse(e)) if e.kind == crate::cdef::ErrorKind::CDef => {
+                        return Err(FFIError::new_err(e.message))
+                    }
+                    Err(TypeStringError::Parse(e)) => return Err(cdef_err(e)),
                 }
             } else {
                 ns.parse_type(s).map_err(cdef_err)?
@@ -195,23 +198,6 @@ impl FfiShared {
         let ct = self.ctype_of(py, &ty).into_bound(py);
         cache.set_item(text, &ct)?;
         Ok(ct)
-    }
-}
-
-/// A type-string error of a compiled FFI: cffi's wording where the walk found one,
-/// else jitffi's message as `ffi.error` (other kinds keep their exception).
-fn compiled_type_err(
-    e: crate::cdef::CdefError,
-    diag: Option<crate::cdef::cffi1_diag::Cffi1Error>,
-    text: &str,
-) -> PyErr {
-    use crate::cdef::ErrorKind;
-    match (e.kind, diag) {
-        (ErrorKind::CDef | ErrorKind::FFI | ErrorKind::Value, Some(d)) => {
-            FFIError::new_err(d.render(text))
-        }
-        (ErrorKind::CDef, None) => FFIError::new_err(e.message),
-        _ => cdef_err(e),
     }
 }
 
