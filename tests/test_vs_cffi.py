@@ -301,3 +301,41 @@ def _lib_kept_alive_by_ffi(mod):
 
 def test_ffi_keeps_its_libs_alive_as_cffi():
     assert _lib_kept_alive_by_ffi(jitffi) == _lib_kept_alive_by_ffi(cffi) == (True, 2)
+
+
+def _shared_types(mod):
+    # Types that depend on no declaration are one CType object for all FFIs, held only
+    # while used; declared ones stay per FFI.
+    import gc
+    import weakref
+    ffi1, ffi2 = mod.FFI(), mod.FFI()
+    ffi1.cdef("typedef int myint_t; struct foo { int x; };")
+    ffi2.cdef("struct foo { int x; };")
+    same = [ffi1.typeof(a) is ffi2.typeof(b) for a, b in [
+        ("char", "char "), ("long", "signed long int"), ("double *", "double*"),
+        ("int ***", " int * * *"), ("int[]", "signed int[]"), ("signed int*[17]", "int *[17]"),
+        ("void", "void"), ("int(*)(int,int)", "int(*)(int, int)"), ("myint_t *", "int *"),
+        ("struct foo", "struct foo"), ("struct foo *", "struct foo*")]]
+    same.append(ffi1.typeof(ffi1.new("int *")) is ffi2.typeof("int *"))
+    same.append(ffi1.typeof(ffi1.NULL) is ffi2.typeof("void *"))
+    ffi = mod.FFI()
+    t1 = ffi.typeof("unsigned short int **")
+    t2 = ffi.typeof("unsigned short int *")
+    w1, w2 = weakref.ref(t1), weakref.ref(t2)
+    del t1, ffi
+    gc.collect()
+    lifetimes = [w1() is None, w2() is t2]
+    ffi = mod.FFI()
+    lifetimes.append(ffi.typeof(ffi.new("unsigned short int **")[0]) is t2)
+    t3 = ffi.typeof("long ***")
+    w4 = weakref.ref(ffi.typeof("long **"))
+    del ffi
+    gc.collect()
+    lifetimes.append(w4() is not None)  # kept alive by the pointer type to it
+    return same, lifetimes
+
+
+def test_declaration_free_types_are_shared_across_ffis_as_cffi():
+    got = _shared_types(jitffi)
+    assert got == _shared_types(cffi)
+    assert got[0][:9] == [True] * 9 and got[0][9:11] == [False, False] and all(got[1])

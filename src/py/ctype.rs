@@ -116,8 +116,47 @@ impl CField {
     }
 }
 
+/// As cffi, when it first builds the type (once per FFI). A warning turned into an error
+/// cannot be raised from where types are built: it is dropped.
+fn warn_if_opaque_enum(py: Python<'_>, ty: &TypeRef) {
+    if let Kind::Enum(e) = &ty.kind {
+        if e.items.is_empty() {
+            let msg = std::ffi::CString::new(format!(
+                "'{}' has no values explicitly defined; guessing that it is equivalent to \
+                 'unsigned int'",
+                ty.cname()
+            ))
+            .unwrap_or_default();
+            let cat = py.get_type::<pyo3::exceptions::PyUserWarning>();
+            let _ = PyErr::warn(py, &cat, &msg, 1);
+        }
+    }
+}
+
+/// The shared state's node for `ty` if `ty` depends on no declaration (see
+/// `TypeNode::canonical`), found once per node.
+fn declaration_free_node(py: Python<'_>, ty: &TypeRef) -> Option<TypeRef> {
+    if let Some(c) = ty.canonical.get() {
+        return c.clone();
+    }
+    let free = match &ty.kind {
+        Kind::Void | Kind::Prim(_) => true,
+        Kind::Pointer(item) | Kind::Array(item, _) => declaration_free_node(py, item).is_some(),
+        Kind::FuncPtr(sig) => sig
+            .args
+            .iter()
+            .chain([&sig.result])
+            .all(|t| declaration_free_node(py, t).is_some()),
+        Kind::Record(_) | Kind::Enum(_) => false,
+    };
+    let node = free.then(|| super::state::builtin(py).lock_ns().own_node(ty));
+    ty.canonical.get_or_init(|| node).clone()
+}
+
 impl FfiShared {
-    /// The one CType object of `ty` in this FFI.
+    /// The one CType object of `ty`: in this FFI, or, for a type that depends on no
+    /// declaration, the one all FFIs share (`ffi1.typeof("int *") is ffi2.typeof("int*")`,
+    /// as in cffi).
     pub fn ctype_of(self: &Arc<Self>, py: Python<'_>, ty: &TypeRef) -> Py<CType> {
         let id = ty.id as usize;
         let obj = match self.type_object(py, id) {
@@ -130,29 +169,33 @@ impl FfiShared {
                 if !Arc::ptr_eq(&own, ty) {
                     return self.ctype_of(py, &own);
                 }
-                if let Kind::Enum(e) = &ty.kind {
-                    if e.items.is_empty() {
-                        // As cffi, when it first builds the type (once per FFI). A warning
-                        // turned into an error cannot be raised from here: it is dropped.
-                        let msg = std::ffi::CString::new(format!(
-                            "'{}' has no values explicitly defined; guessing that it is \
-                             equivalent to 'unsigned int'",
-                            ty.cname()
-                        ))
-                        .unwrap_or_default();
-                        let cat = py.get_type::<pyo3::exceptions::PyUserWarning>();
-                        let _ = PyErr::warn(py, &cat, &msg, 1);
+                let b = super::state::builtin(py);
+                let ct = match declaration_free_node(py, ty) {
+                    // Kept here too (strongly, until this FFI goes), so that the next
+                    // lookup is this table's.
+                    Some(shared) if !Arc::ptr_eq(self, b) => b.ctype_of(py, &shared),
+                    _ => {
+                        warn_if_opaque_enum(py, ty);
+                        Py::new(py, CType::new(ty.clone(), self.clone()))
+                            .expect("allocating a CType")
                     }
-                }
-                let ct =
-                    Py::new(py, CType::new(ty.clone(), self.clone())).expect("allocating a CType");
+                };
                 self.keep_type_object(py, id, ct.into_any())
             }
         };
         // SAFETY: this module is the only writer of the type objects, and it keeps only
         // CType objects there (above).
         let ct = unsafe { obj.into_bound(py).cast_into_unchecked::<CType>() };
-        if Arc::ptr_eq(&ct.get().ty, ty) {
+        let kept = &ct.get().ty;
+        // This node's CType, or the shared one of the same declaration-free type.
+        if Arc::ptr_eq(kept, ty)
+            || matches!(ty.canonical.get(), Some(Some(c)) if Arc::ptr_eq(c, kept))
+        {
+            if self.holds_types_weakly() {
+                // A shared pointer or array type keeps its item type alive (as cffi's):
+                // the item's CType stays the same object while the outer one lives.
+                let _ = ct.get().item_ctype(py);
+            }
             return ct.unbind();
         }
         // (the same id in another table, see above)

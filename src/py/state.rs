@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3::types::{PyWeakrefMethods, PyWeakrefReference};
 
 use super::gil::{GilCell, GilCopy};
 use crate::cdef::Namespace;
@@ -28,8 +29,15 @@ pub struct FfiShared {
     pub ns: Mutex<Namespace>,
     pub target: Target,
     /// `TypeNode::id` → its Python `CType` (created on first use). Written only by
-    /// `ctype.rs`, and only with CType objects.
+    /// `ctype.rs`, and only with CType objects (weak references to them if
+    /// `weak_types`).
     type_objects: GilCell<Vec<Option<Py<PyAny>>>>,
+    /// The shared state's types are held weakly: the CTypes every FFI shares live as long
+    /// as something uses them (as cffi's unique-type cache), not for the process.
+    weak_types: bool,
+    /// CTypes of the shared state that live for the process (generated code knows their
+    /// address).
+    pinned: GilCell<Vec<Py<PyAny>>>,
     /// Type string → CType, so `ffi.new("struct pt *")` parses once per FFI. Written only
     /// by `FfiShared::parse_ctype`, and only with CType values.
     pub type_cache: Py<PyDict>,
@@ -45,11 +53,17 @@ pub struct FfiShared {
 
 impl FfiShared {
     pub fn new(py: Python<'_>) -> FfiRef {
+        Self::with_type_holding(py, false)
+    }
+
+    fn with_type_holding(py: Python<'_>, weak_types: bool) -> FfiRef {
         let target = Target::host();
         Arc::new(FfiShared {
             ns: Mutex::new(Namespace::new(target)),
             target,
             type_objects: GilCell::new(Vec::new()),
+            weak_types,
+            pinned: GilCell::new(Vec::new()),
             type_cache: PyDict::new(py).unbind(),
             last_type: GilCopy::new((0, 0)),
             ool: OnceLock::new(),
@@ -63,13 +77,46 @@ impl FfiShared {
     /// The object kept for type node `id` (a CType: see `ctype_of`).
     #[inline]
     pub(super) fn type_object(&self, py: Python<'_>, id: usize) -> Option<Py<PyAny>> {
-        self.type_objects.with(py, |v| {
+        let o = self.type_objects.with(py, |v| {
             v.get(id).and_then(|o| o.as_ref().map(|o| o.clone_ref(py)))
-        })
+        })?;
+        if !self.weak_types {
+            return Some(o);
+        }
+        // SAFETY: in this mode only weak references are stored (`keep_type_object`).
+        let w = unsafe { o.bind(py).cast_unchecked::<PyWeakrefReference>() };
+        w.upgrade().map(Bound::unbind)
+    }
+
+    /// Whether this state holds its CTypes weakly (the shared state).
+    pub(super) fn holds_types_weakly(&self) -> bool {
+        self.weak_types
+    }
+
+    /// Keeps `obj` (a CType of this state) for the life of the process.
+    pub fn pin(&self, py: Python<'_>, obj: Py<PyAny>) {
+        self.pinned.with_mut(py, |v| v.push(obj));
     }
 
     /// Keeps `obj` for type node `id` unless one is kept already; returns the one kept.
     pub(super) fn keep_type_object(&self, py: Python<'_>, id: usize, obj: Py<PyAny>) -> Py<PyAny> {
+        if self.weak_types {
+            if let Some(alive) = self.type_object(py, id) {
+                return alive;
+            }
+            let Ok(w) = PyWeakrefReference::new(obj.bind(py)) else {
+                // (CType supports weak references: only memory exhaustion gets here)
+                return obj;
+            };
+            let old = self.type_objects.with_mut(py, |v| {
+                if v.len() <= id {
+                    v.resize_with(id + 1, || None);
+                }
+                v[id].replace(w.into_any().unbind())
+            });
+            drop(old); // a dead weak reference, dropped after the borrow
+            return obj;
+        }
         let (kept, unused) = self.type_objects.with_mut(py, |v| {
             if v.len() <= id {
                 v.resize_with(id + 1, || None);
@@ -156,10 +203,12 @@ impl FfiShared {
     }
 }
 
-/// A process-wide FFI state for objects that exist without a user FFI (`FFI.NULL`).
+/// A process-wide FFI state for objects that exist without a user FFI (`FFI.NULL`), and
+/// for the types every FFI shares (those that depend on no declaration, `ctype.rs`),
+/// which it holds weakly.
 pub fn builtin(py: Python<'_>) -> &'static FfiRef {
     static B: OnceLock<FfiRef> = OnceLock::new();
-    B.get_or_init(|| FfiShared::new(py))
+    B.get_or_init(|| FfiShared::with_type_holding(py, true))
 }
 
 /// The `FFI` object: the Python handle on one `FfiShared`. `jitffi.FFI` (Python)

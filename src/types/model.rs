@@ -377,6 +377,11 @@ pub struct TypeNode {
     /// shares it without a global table. Opaque here: the type model knows nothing of
     /// what is stored.
     pub memo: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    /// For a type that depends on no declaration (primitives, `void`, and pointers,
+    /// arrays and function types made of them), its node in the table every FFI shares
+    /// for such types; `None` for the others. Worked out once, by the Python layer (which
+    /// gives all FFIs one CType per such type, as cffi does).
+    pub canonical: OnceLock<Option<TypeRef>>,
 }
 
 impl TypeNode {
@@ -541,6 +546,7 @@ impl TypeTable {
             kind,
             cname_template,
             memo: OnceLock::new(),
+            canonical: OnceLock::new(),
         });
         self.nodes.push(node.clone());
         self.index.insert(key, id);

@@ -26,8 +26,10 @@ pub(super) fn runtime() -> &'static Runtime {
             Python::attach(|py| {
                 let st = super::super::state::builtin(py);
                 let vp = st.void_ptr_type();
-                // The builtin state keeps its ctype objects for the process lifetime.
+                // Generated code compares against this CType's address: it must live
+                // for the process.
                 let void_ptr = st.ctype_of(py, &vp);
+                st.pin(py, void_ptr.clone_ref(py).into_any());
                 let void_ptr_addr = void_ptr.as_ptr() as usize;
                 let cd = CData::new_pointer(py, void_ptr, 0).expect("allocating a cdata");
                 let b = cd.bind(py);
