@@ -375,8 +375,11 @@ def test_missing_symbols(ffi, lib):
     with pytest.raises(AttributeError) as e:
         lib.missing_function
     assert "missing_function" in str(e.value)
-    with pytest.raises(AttributeError):
+    # cffi looks declared variables up by key: a missing one is its KeyError
+    with pytest.raises(KeyError, match="variable 'missing_variable' not found in library"):
         lib.missing_variable
+    with pytest.raises(KeyError, match="missing_variable"):
+        lib.missing_variable = 3
     with pytest.raises(AttributeError):
         lib.never_declared
 

@@ -26,6 +26,7 @@ struct vtail { int len[3]; short data[]; }; struct vouter { int abc[2]; struct v
 struct bfret { int a; int x:1; };
 enum pe { PA, ... }; enum pb { PB, PC };
 int abs(int); struct fps { int (*f)(int); void *v; };
+extern int jitffi_no_such_global; int jitffi_no_such_function(int);
 """
 
 EXPRS = [
@@ -205,6 +206,12 @@ EXPRS = [
     '(lambda lib: lib.abs == ffi.cast("int(*)(int)", lib.abs))(ffi.dlopen(None))',
     '(lambda lib: ffi.addressof(lib, "abs") != lib.abs)(ffi.dlopen(None))',
     '(lambda lib: ffi.cast("void *", 0) == lib.abs)(ffi.dlopen(None))',
+    # declared but missing from the library
+    '(lambda lib: lib.jitffi_no_such_global)(ffi.dlopen(None))',
+    '(lambda lib: setattr(lib, "jitffi_no_such_global", 1))(ffi.dlopen(None))',
+    '(lambda lib: lib.jitffi_no_such_function)(ffi.dlopen(None))',
+    '(lambda lib: ffi.addressof(lib, "jitffi_no_such_global"))(ffi.dlopen(None))',
+    '(lambda lib: ffi.addressof(lib, "jitffi_no_such_function"))(ffi.dlopen(None))',
 ]
 
 

@@ -21,7 +21,7 @@
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{
-    PyAttributeError, PyNotImplementedError, PyOSError, PyTypeError, PyValueError,
+    PyAttributeError, PyKeyError, PyNotImplementedError, PyOSError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule, PyString};
@@ -85,6 +85,17 @@ impl Lib {
         })
     }
 
+    /// The address of a declared global variable: cffi's KeyError when the library does
+    /// not have it (its lib object looks variables up by key).
+    fn variable_symbol(&self, name: &str) -> PyResult<usize> {
+        self.handle()?.symbol(name).map_err(|e| {
+            PyKeyError::new_err(format!(
+                "variable '{name}' not found in library '{}': {e}",
+                self.name
+            ))
+        })
+    }
+
     fn cache(&self, py: Python<'_>, name: &Bound<'_, PyString>, value: &Py<PyAny>) -> PyResult<()> {
         if let Some(d) = self.dict.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             d.bind(py).set_item(name, value)?;
@@ -95,13 +106,9 @@ impl Lib {
     /// The address of a declared function or global variable.
     pub fn address_of(&self, name: &str) -> PyResult<(usize, Decl)> {
         match self.lookup(name)? {
+            // (cffi's wording for both kinds here)
             Some(d @ (Decl::Function(_) | Decl::Variable { .. })) => {
-                let what = if matches!(d, Decl::Function(_)) {
-                    "function"
-                } else {
-                    "variable"
-                };
-                Ok((self.symbol(name, what)?, d))
+                Ok((self.symbol(name, "function/symbol")?, d))
             }
             Some(_) => Err(PyAttributeError::new_err(format!(
                 "'{name}' is not a function or global variable"
@@ -162,7 +169,7 @@ impl Lib {
                 Ok(f)
             }
             Decl::Variable { ty, .. } => {
-                let addr = this.symbol(n, "variable")?;
+                let addr = this.variable_symbol(n)?;
                 drop(this);
                 read_global(py, slf, &ty, addr)
             }
@@ -306,7 +313,7 @@ impl Lib {
                         "cannot write to the constant global '{n}'"
                     )));
                 }
-                let addr = self.symbol(n, "variable")?;
+                let addr = self.variable_symbol(n)?;
                 // SAFETY: dlsym found the variable `n` at `addr`, declared with type `ty`:
                 // the library's own storage for a `ty`, mapped while the handle is open.
                 unsafe { convert::write_value(py, &self.ffi, &ty, value, addr as *mut u8) }
