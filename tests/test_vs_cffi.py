@@ -27,6 +27,7 @@ struct bfret { int a; int x:1; };
 enum pe { PA, ... }; enum pb { PB, PC };
 int abs(int); struct fps { int (*f)(int); void *v; };
 extern int jitffi_no_such_global; int jitffi_no_such_function(int);
+void qsort(void *, size_t, size_t, int(*)(const void *, const void *));
 """
 
 EXPRS = [
@@ -206,6 +207,10 @@ EXPRS = [
     '(lambda lib: lib.abs == ffi.cast("int(*)(int)", lib.abs))(ffi.dlopen(None))',
     '(lambda lib: ffi.addressof(lib, "abs") != lib.abs)(ffi.dlopen(None))',
     '(lambda lib: ffi.cast("void *", 0) == lib.abs)(ffi.dlopen(None))',
+    # a function from a lib as a function-pointer argument: the types must agree
+    '(lambda lib: lib.qsort(ffi.NULL, 0, 1, lib.abs))(ffi.dlopen(None))',
+    '(lambda lib: lib.qsort(ffi.NULL, 0, 1, ffi.cast("int(*)(const void *, const void *)", lib.abs)))(ffi.dlopen(None))',
+    '(lambda lib: lib.qsort(ffi.NULL, 0, 1, None))(ffi.dlopen(None))',
     # declared but missing from the library
     '(lambda lib: lib.jitffi_no_such_global)(ffi.dlopen(None))',
     '(lambda lib: setattr(lib, "jitffi_no_such_global", 1))(ffi.dlopen(None))',

@@ -60,31 +60,15 @@ pub unsafe fn write_argument(
             unsafe { convert::store_ptr(dst, p) };
             Ok(Some(Temp::Keep(keep)))
         }
-        Kind::FuncPtr(_) if !obj.is_instance_of::<CData>() => {
-            // A function taken from a lib (a builtin function object, not a cdata) passed
-            // where a function pointer is expected: its C address, if the types agree.
-            match super::object::function_address(obj) {
-                Some((addr, fty)) if convert::same_type(&fty, ty) => {
-                    // SAFETY: `dst` is the argument's cell (contract).
-                    unsafe { convert::store_ptr(dst, addr) };
-                    Ok(None)
-                }
-                Some((_, fty)) => Err(PyTypeError::new_err(format!(
-                    "initializer for ctype '{}' must be a pointer to same type, not function '{}'",
-                    ty.cname(),
-                    fty.cname()
-                ))),
-                None => {
-                    let mut keep = Box::new(KeepAlive::new());
-                    // SAFETY: `dst` is the cell (contract); `keep` outlives the call and holds what the pointer needs.
-                    let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
-                    // SAFETY: `dst` is the argument's cell (contract).
-                    unsafe { convert::store_ptr(dst, p) };
-                    Ok(Some(Temp::Keep(keep)))
-                }
-            }
+        Kind::FuncPtr(_) => {
+            // A function-pointer cdata or a function taken from a lib (the conversion
+            // layer treats it as its cdata): an address, nothing to keep for the call.
+            let p = convert::pointer_from_cdata(ty, obj)?;
+            // SAFETY: `dst` is the argument's cell (contract).
+            unsafe { convert::store_ptr(dst, p) };
+            Ok(None)
         }
-        Kind::FuncPtr(_) | Kind::Array(..) => {
+        Kind::Array(..) => {
             let mut keep = Box::new(KeepAlive::new());
             // SAFETY: `dst` is the cell (contract); `keep` outlives the call and holds what the pointer needs.
             let p = unsafe { convert::py_to_pointer_arg(py, ctx, ty, obj, &mut keep)? };
