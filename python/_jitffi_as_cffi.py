@@ -14,7 +14,8 @@ ENV = "JITFFI_AS_CFFI"
 # cffi's submodules jitffi provides (files in jitffi/_cffi_shim/); any other `cffi.X`
 # is refused with an ImportError naming jitffi, never looked up elsewhere (a real cffi
 # installed beside must not be mixed in).
-_PROVIDED = ("api", "error", "model", "_imp_emulation", "backend_ctypes")
+_PROVIDED = ("api", "error", "model", "_imp_emulation", "backend_ctypes", "recompiler",
+             "ffiplatform")
 
 
 def enabled_in(environ):

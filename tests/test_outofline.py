@@ -223,7 +223,7 @@ def test_more_declarations_agree_with_cffi(tmp_path, cdef, opts, same_text):
     inline.cdef(cdef, **opts)
     assert json.loads(json.dumps(facts_of_listed(inline))) == by_jitffi
     inline.set_source("_m_more", None)
-    text = inline._emit_python_module("_m_more")
+    text = inline._emit_python_module("_m_more", "jitffi._cffi_backend")
     if same_text:
         with open(str(tmp_path / "_m_more.py")) as f:
             assert text == f.read().replace("_cffi_backend", "jitffi._cffi_backend")
@@ -582,8 +582,6 @@ def test_builder_misuse():
         ffi.set_source(5, None)
     with pytest.raises(ValueError, match="must not contain '/'"):
         ffi.set_source("a/b", None)
-    with pytest.raises(jitffi.VerificationError, match="no out-of-line API mode"):
-        ffi.set_source("_m", "#include <foo.h>")
     ffi.set_source("_m", None)
     with pytest.raises(ValueError, match="cannot be called several times"):
         ffi.set_source("_m", None)
@@ -593,13 +591,44 @@ def test_builder_misuse():
         ffi.distutils_extension()
 
 
-def test_builder_refuses_what_abi_mode_cannot_write(tmp_path):
-    for cdef in ['extern "Python" int cb(int);', "#define K ..."]:
-        ffi = jitffi.FFI()
-        ffi.cdef(cdef)
-        ffi.set_source("_m_refuse", None)
-        with pytest.raises(jitffi.VerificationError):
-            ffi.compile(tmpdir=str(tmp_path))
+def test_builder_records_a_c_source_and_refuses_its_api_mode_steps(tmp_path, monkeypatch):
+    # set_source() with C source is accepted (a build script imported by the program
+    # calls it); the steps that need a C compiler say jitffi has no API mode.
+    monkeypatch.chdir(tmp_path)
+    import cffi
+    for lib in (cffi, jitffi):
+        ffi = lib.FFI()
+        ffi.cdef("int f(int);")
+        ffi.set_source("_m_api", "#include <foo.h>")
+        with pytest.raises(TypeError, match="only for dlopen"):
+            ffi.emit_python_code("x.py")
+    for call in (ffi.compile, lambda: ffi.emit_c_code("x.c"), ffi.distutils_extension):
+        with pytest.raises(jitffi.VerificationError, match="no out-of-line API mode"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cdef", [
+    'extern "Python" int cb(int);', "#define K ...", "enum e { A, B, ... };",
+    "enum e { A = ... };", "typedef int a_t[3000000000];",
+])
+def test_builder_refuses_what_abi_mode_cannot_write(tmp_path, cdef):
+    # cffi's exception type and text for each (VerificationError, VerificationMissing
+    # for a partial enum, OverflowError for a too long array), and no file written.
+    import cffi
+    from cffi.recompiler import make_py_source
+    real = cffi.FFI()
+    real.cdef(cdef)
+    with pytest.raises(Exception) as want:
+        make_py_source(real, "_m_refuse", io.StringIO())
+    ffi = jitffi.FFI()
+    ffi.cdef(cdef)
+    ffi.set_source("_m_refuse", None)
+    with pytest.raises(Exception) as got:
+        ffi.compile(tmpdir=str(tmp_path))
+    assert type(got.value).__name__ == type(want.value).__name__
+    assert str(got.value) == str(want.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_builder_include_needs_set_source(tmp_path):
@@ -853,7 +882,7 @@ def test_unnamed_bitfields_give_cffis_text(tmp_path, cdef):
         by_cffi = f.read()
     ffi = inline_ffi(cdef)
     ffi.set_source("_m_bits", None)
-    assert ffi._emit_python_module("_m_bits") == by_cffi.replace("_cffi_backend", "jitffi._cffi_backend")
+    assert ffi._emit_python_module("_m_bits", "jitffi._cffi_backend") == by_cffi.replace("_cffi_backend", "jitffi._cffi_backend")
 
 
 BAD_LAYOUT_SCRIPT = textwrap.dedent("""
@@ -935,3 +964,65 @@ def test_wrong_kind_of_tag_as_cffi(tmp_path):
     assert "wrong kind of tag" in by_cffi[0][2]
     to_jitffi(path)
     assert outcomes(tmp_path, "_m_tag", "typeof", types) == by_cffi
+
+
+LIB_ERRORS_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    ffi = __import__(sys.argv[2]).ffi
+    so = sys.argv[3]
+    out = []
+    def outcome(f):
+        try:
+            r = f()
+            out.append(["ok", r if isinstance(r, (int, bytes)) else repr(type(r).__name__)])
+        except ffi.error as e:
+            out.append(["ffi.error", str(e)])
+        except Exception as e:
+            out.append([type(e).__name__, str(e)])
+    lib = ffi.dlopen(so)
+    outcome(lambda: lib.limit)
+    outcome(lambda: ffi.addressof(lib, "limit"))
+    outcome(lambda: ffi.addressof(lib, "counter")[0])
+    outcome(lambda: lib.no_such_function)
+    outcome(lambda: lib.no_such_globalvar)
+    outcome(lambda: setattr(lib, "no_such_globalvar", 1))
+    lib2 = ffi.dlopen(so)
+    ffi.dlclose(lib2)
+    outcome(lambda: lib2.add)
+    outcome(lambda: lib2.counter)
+    outcome(lambda: ffi.dlclose(lib2))
+    print(json.dumps(out))
+""")
+
+
+def test_compiled_lib_errors_as_cffi(tmp_path):
+    # A compiled FFI's lib words its errors as cffi's does (ffi.error for a missing
+    # symbol or a closed library) and reads `const` globals as constants, which have no
+    # address; the in-line FFI keeps cffi's in-line wording.
+    so = build_clib("ool", C_SOURCE)
+    cdef = ("int add(int, int); extern int counter; const int limit;"
+            "int no_such_function(int); extern int no_such_globalvar;")
+    path, _ = cffi_module(tmp_path, "_m_liberr", cdef=cdef)
+
+    def run():
+        r = subprocess.run(PYTHON + ["-c", LIB_ERRORS_SCRIPT, str(tmp_path), "_m_liberr", so],
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, PYTHONPATH=PY_DIR))
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+    by_cffi = run()
+    to_jitffi(path)
+    by_jitffi = run()
+    assert by_jitffi == by_cffi
+    assert by_cffi[1][0] == "AttributeError" and by_cffi[3][0] == "ffi.error"
+    assert by_cffi[6] == ["ffi.error", "library '%s' has been closed" % so]
+    inline = jitffi.FFI()
+    inline.cdef(cdef)
+    lib = inline.dlopen(so)
+    assert inline.addressof(lib, "limit")[0] == 99
+    with pytest.raises(AttributeError, match="not found in library"):
+        lib.no_such_function
+    inline.dlclose(lib)
+    with pytest.raises(ValueError, match="has already been closed"):
+        lib.add

@@ -21,8 +21,9 @@ def set_source(ffi, module_name, source, source_extension, kwds):
     if os.sep in module_name or (os.altsep and os.altsep in module_name):
         raise ValueError("'module_name' must not contain '/': use a dotted "
                          "name to make a 'package.module' location")
-    if source is not None:
-        raise _not_api_mode("set_source(%r, <C source>)" % (module_name,))
+    # A C source is recorded as cffi does: the API mode's steps (compile(),
+    # emit_c_code(), distutils_extension()) refuse it, so that a build script's
+    # set_source() call at import time does not stop the program that imports it.
     ffi._assigned_source = (str(module_name), source, source_extension, kwds)
 
 
@@ -33,10 +34,12 @@ def _assigned(ffi, method):
         raise ValueError("set_source() must be called before %s()" % (method,)) from None
 
 
-def module_text(ffi):
-    """The text of the module, for what `ffi` declared up to now."""
+def module_text(ffi, module_name=None):
+    """The text of the module named `module_name` (default: set_source()'s name), for
+    what `ffi` declared up to now."""
     from ._jitffi import VerificationError
-    module_name = ffi._assigned_source[0]
+    if module_name is None:
+        module_name = ffi._assigned_source[0]
     included = []
     for other in ffi._included_ffis:
         if any(other is o for o, _ in included):
@@ -52,13 +55,24 @@ def module_text(ffi):
                 "not implemented yet: ffi.include() of a C-based ffi inside a "
                 "Python-based ffi")
         included.append((other, name))
-    return ffi._emit_python_module(module_name, included)
+    return ffi._emit_python_module(module_name, backend_module(), included)
 
 
-def _write(ffi, target, verbose):
+def backend_module():
+    """The backend the written module imports: jitffi's own by its name, so the module
+    works without the switch; under the switch (JITFFI_AS_CFFI), `_cffi_backend`, the
+    text cffi writes, which the switch resolves to jitffi and real cffi to its own."""
+    import sys
+    finder = sys.modules.get("_jitffi_as_cffi")
+    if finder is not None and finder.installed():
+        return "_cffi_backend"
+    return "jitffi._cffi_backend"
+
+
+def write_module(ffi, target, verbose, module_name=None):
     """Writes the module to `target` (a path or a file-like object); returns whether
     the file changed. An up-to-date file is left alone (its mtime too), as cffi does."""
-    output = module_text(ffi)
+    output = module_text(ffi, module_name)
     if verbose:
         print("generating %s" % (target,))
     if hasattr(target, "write"):
@@ -86,7 +100,7 @@ def emit_python_code(ffi, filename):
     if ffi._assigned_source[1] is not None:
         raise TypeError("emit_python_code() is only for dlopen()-style "
                         "pure Python modules, not for C extension modules")
-    _write(ffi, filename, True)  # (cffi says what it generates here)
+    write_module(ffi, filename, True)  # (cffi says what it generates here)
 
 
 def emit_c_code(ffi, filename):
@@ -109,9 +123,14 @@ def compile(ffi, tmpdir, verbose, target, debug):
     module_name, source, _, _ = _assigned(ffi, "compile")
     if source is not None:
         raise _not_api_mode("compile()")
-    # A dotted name is a module inside packages: pkg.sub._foo -> tmpdir/pkg/sub/_foo.py
+    path = module_path(tmpdir, module_name)
+    write_module(ffi, path, verbose)
+    return path
+
+
+def module_path(tmpdir, module_name):
+    """Where module `module_name` goes under `tmpdir` (created as needed): a dotted name
+    is a module inside packages, pkg.sub._foo -> tmpdir/pkg/sub/_foo.py."""
     parts = module_name.split(".")
     os.makedirs(os.path.join(tmpdir, *parts[:-1]), exist_ok=True)
-    path = os.path.join(tmpdir, *parts[:-1], parts[-1] + ".py")
-    _write(ffi, path, verbose)
-    return path
+    return os.path.join(tmpdir, *parts[:-1], parts[-1] + ".py")

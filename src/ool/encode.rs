@@ -177,7 +177,7 @@ impl Collector {
             }
             Kind::Enum(e) => {
                 if e.partial {
-                    return Err(EncodeError::Partial {
+                    return Err(EncodeError::PartialEnum {
                         cname: e.cname.clone(),
                     });
                 }
@@ -402,7 +402,7 @@ pub fn encode_with_includes(
             },
             Decl::UnknownConstant { ty } => match ty {
                 Some(t) if matches!(t.kind, Kind::Enum(_)) => {
-                    return Err(EncodeError::Partial { cname: t.cname() });
+                    return Err(EncodeError::PartialEnum { cname: t.cname() });
                 }
                 Some(t) => {
                     c.collect(t, false)?;

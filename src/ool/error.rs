@@ -312,11 +312,12 @@ pub enum EncodeError {
     ExternPython { name: String },
     /// `#define N ...`, `static const double D = 1.5;`...: only a compiler knows.
     UnknownConstant { name: String },
-    /// `enum e { A = ... }`, `struct s { ...; }`, `int a[...]`.
-    Partial { cname: String },
+    /// `enum e { A, ... }` or `enum e { A = ... }`: values only a compiler knows
+    /// (cffi's VerificationMissing).
+    PartialEnum { cname: String },
     /// `typedef int... t;`: a size only a compiler knows.
     UnknownNumType { name: String },
-    /// An array length of 2**31 or more.
+    /// An array length of 2**31 or more (cffi's OverflowError).
     ArrayTooLong { length: usize },
     /// A struct whose declared members cannot be recovered from its layout.
     Members { cname: String },
@@ -332,22 +333,20 @@ impl fmt::Display for EncodeError {
         match self {
             ExternPython { name } => write!(
                 f,
-                "cannot use 'extern \"Python\"' in the ABI mode ('{name}')"
+                "extern_python {name}: cannot use 'extern \"Python\"' in the ABI mode"
             ),
             UnknownConstant { name } => {
                 write!(
                     f,
-                    "cannot use the syntax '...' in '#define {name} ...' when using the ABI mode"
+                    "macro {name}: cannot use the syntax '...' in '#define {name} ...' when using the ABI mode"
                 )
             }
-            Partial { cname } => write!(
-                f,
-                "'{cname}' has '...' (partial declarations need the API mode)"
-            ),
+            // (cffi's text: the type's name, where it is, and the type's name)
+            PartialEnum { cname } => write!(f, "{cname}: {cname}"),
             UnknownNumType { name } => {
                 write!(f, "cannot emit to Python: '{name}' has an unknown size")
             }
-            ArrayTooLong { length } => write!(f, "cannot emit {length}: limited to 2**31-1"),
+            ArrayTooLong { length } => write!(f, "cannot emit '{length}': limited to 2**31-1"),
             Members { cname } => write!(
                 f,
                 "'{cname}': its declared members cannot be recovered from its layout"

@@ -331,17 +331,18 @@ impl FFI {
     // Out-of-line modules: `ops::outofline`.
     /// The text of the out-of-line module `module_name` for what this FFI declared;
     /// `included` pairs each FFI it include()d with that FFI's module name.
-    #[pyo3(signature = (module_name, included=Vec::new()))]
+    #[pyo3(signature = (module_name, backend, included=Vec::new()))]
     fn _emit_python_module(
         &self,
         module_name: &str,
+        backend: &str,
         included: Vec<(Bound<'_, FFI>, String)>,
     ) -> PyResult<String> {
         let inc: Vec<_> = included
             .iter()
             .map(|(f, n)| (f.get().shared().clone(), n.clone()))
             .collect();
-        outofline::emit(self.shared(), module_name, &inc)
+        outofline::emit(self.shared(), module_name, backend, &inc)
     }
 
     /// Fills this new FFI from an out-of-line module's tables (`_cffi_backend.FFI`).

@@ -28,7 +28,7 @@ use pyo3::types::{PyDict, PyList, PyModule, PyString};
 
 use super::cdata::CData;
 use super::convert;
-use super::errors::realizing;
+use super::errors::{realizing, FFIError};
 use super::function::{self, FunctionSpec};
 use super::state::FfiRef;
 use crate::dlfcn::DlError;
@@ -54,14 +54,35 @@ pub struct Lib {
 }
 
 impl Lib {
+    /// Whether this lib belongs to an out-of-line module's FFI, whose lib cffi words
+    /// its errors differently (`ffi.error` for a closed library or a missing symbol).
+    fn is_compiled(&self) -> bool {
+        self.ffi.ool.get().is_some()
+    }
+
     fn handle(&self) -> PyResult<Arc<LibHandle>> {
         self.handle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or_else(|| {
-                PyValueError::new_err(format!("library '{}' has already been closed", self.name))
+                if self.is_compiled() {
+                    FFIError::new_err(format!("library '{}' has been closed", self.name))
+                } else {
+                    PyValueError::new_err(format!(
+                        "library '{}' has already been closed",
+                        self.name
+                    ))
+                }
             })
+    }
+
+    /// A compiled FFI's error for a symbol the library does not have.
+    fn compiled_missing(&self, name: &str, e: impl std::fmt::Display) -> PyErr {
+        FFIError::new_err(format!(
+            "symbol '{name}' not found in library '{}': {e}",
+            self.name
+        ))
     }
 
     /// The declaration of `name` (an out-of-line module's declares it now if needed).
@@ -78,6 +99,9 @@ impl Lib {
 
     fn symbol(&self, name: &str, what: &str) -> PyResult<usize> {
         self.handle()?.symbol(name).map_err(|e| {
+            if self.is_compiled() {
+                return self.compiled_missing(name, e);
+            }
             PyAttributeError::new_err(format!(
                 "{what} '{name}' not found in library '{}': {e}",
                 self.name
@@ -89,6 +113,9 @@ impl Lib {
     /// not have it (its lib object looks variables up by key).
     fn variable_symbol(&self, name: &str) -> PyResult<usize> {
         self.handle()?.symbol(name).map_err(|e| {
+            if self.is_compiled() {
+                return self.compiled_missing(name, e);
+            }
             PyKeyError::new_err(format!(
                 "variable '{name}' not found in library '{}': {e}",
                 self.name
@@ -556,6 +583,14 @@ pub fn addressof_lib(py: Python<'_>, lib: &Bound<'_, Lib>, name: &str) -> PyResu
             &fty,
         )?
         .into_any());
+    }
+    if this.is_compiled() {
+        // A compiled FFI reads a `const` global once, as a constant (DLOPEN_CONST).
+        if let Some(Decl::Variable { is_const: true, .. }) = this.lookup(name)? {
+            return Err(PyAttributeError::new_err(format!(
+                "cannot take the address of the constant '{name}'"
+            )));
+        }
     }
     let (addr, decl) = this.address_of(name)?;
     match decl {

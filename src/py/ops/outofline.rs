@@ -7,18 +7,15 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::{PyImportError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyImportError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::ool::tables::GlobalKind;
 use crate::ool::{self, Include, RawTables, Realizer};
 use crate::py::convert;
-use crate::py::errors::{internal_error, VerificationError};
+use crate::py::errors::{internal_error, VerificationError, VerificationMissing};
 use crate::py::state::FfiRef;
-
-/// What the generated module imports as its backend.
-const BACKEND: &str = "jitffi._cffi_backend";
 
 /// The decoded tables of one loaded module, kept by its FFI (`ffi._ool`) so that modules
 /// listing it in `_includes` can resolve their external structs and unions through it.
@@ -47,8 +44,13 @@ impl OutOfLineModule {
 }
 
 /// The text of the module `module_name` for what `shared` declared, the included FFIs
-/// being `included` with their module names.
-pub fn emit(shared: &FfiRef, module_name: &str, included: &[(FfiRef, String)]) -> PyResult<String> {
+/// being `included` with their module names; it imports `backend` as its backend module.
+pub fn emit(
+    shared: &FfiRef,
+    module_name: &str,
+    backend: &str,
+    included: &[(FfiRef, String)],
+) -> PyResult<String> {
     // Each namespace is locked once (a second lock of the same one would never return).
     for (i, (f, _)) in included.iter().enumerate() {
         if Arc::ptr_eq(f, shared) || included[..i].iter().any(|(g, _)| Arc::ptr_eq(f, g)) {
@@ -64,14 +66,23 @@ pub fn emit(shared: &FfiRef, module_name: &str, included: &[(FfiRef, String)]) -
         }))
     }
     .map_err(internal_error)?
-    .map_err(|e| VerificationError::new_err(e.to_string()))?;
+    .map_err(encode_error)?;
     let names: Vec<String> = included.iter().map(|(_, n)| n.clone()).collect();
     Ok(ool::render_module(
         module_name,
-        BACKEND,
+        backend,
         &tables.to_raw(),
         &names,
     ))
+}
+
+/// cffi's exception type for each reason a module cannot be written.
+fn encode_error(e: ool::EncodeError) -> PyErr {
+    match e {
+        ool::EncodeError::ArrayTooLong { .. } => PyOverflowError::new_err(e.to_string()),
+        ool::EncodeError::PartialEnum { .. } => VerificationMissing::new_err(e.to_string()),
+        _ => VerificationError::new_err(e.to_string()),
+    }
 }
 
 fn table_err(module_name: &str, e: impl std::fmt::Display) -> PyErr {
