@@ -491,3 +491,47 @@ def test_ctypes_backend_under_the_switch_is_jitffis(site_env):
               CTypesBackend().__version__ == __import__("_cffi_backend").__version__)
     """, switch="1", never_real=True)
     assert out[0] == "jitffi 1.5 1.0 True"
+
+
+BUILD_SCRIPT = """
+    import os, sys
+    from cffi import FFI, recompiler, ffiplatform
+    out = sys.argv[1]
+    c = os.path.join(out, "_rec.c")
+    with open(c, "w") as f:
+        f.write("int add42(int x) { return x + 42; }\\n"
+                "void PyInit__rec(void) { }\\n")
+    ext = ffiplatform.get_extension(c, "_rec", export_symbols=["add42"])
+    so = ffiplatform.compile(out, ext)
+    ffi = FFI()
+    ffi.cdef("int add42(int); struct s { int a; char b[3]; }; enum e { A, B = -3 };"
+             "\\n#define K 7\\n")
+    path = recompiler.recompile(ffi, "pkg._rec_py", None, tmpdir=out, compiler_verbose=0)
+    assert path == os.path.join(out, "pkg", "_rec_py.py"), path
+    assert recompiler.make_py_source(ffi, "pkg._rec_py", path) is False  # up to date
+    sys.path.insert(0, out)
+    os.makedirs(os.path.join(out, "pkg"), exist_ok=True)
+    open(os.path.join(out, "pkg", "__init__.py"), "a").close()
+    from pkg._rec_py import ffi as built
+    lib = built.dlopen(so)
+    print(lib.add42(-2), built.sizeof("struct s"), lib.B, lib.K)
+    print(open(path).read())
+"""
+
+
+def test_build_script_with_recompiler_and_ffiplatform(site_env, tmp_path):
+    # cffi.recompiler and cffi.ffiplatform, as build scripts and cffi's own tests use
+    # them: the same module text as real cffi writes, and a library built with setuptools.
+    (tmp_path / "j").mkdir()
+    (tmp_path / "c").mkdir()
+    got = run(site_env, BUILD_SCRIPT, tmp_path / "j", switch="1", cwd=tmp_path, never_real=True)
+    want = run(site_env, BUILD_SCRIPT, tmp_path / "c", cwd=tmp_path)
+    assert got[0] == "40 8 -3 7"
+    assert got == want
+    assert got[1:3] == ["# auto-generated file", "import _cffi_backend"]
+    # Without the switch, jitffi's own builder names its backend explicitly.
+    ffi = jitffi.FFI()
+    ffi.cdef("int add42(int);")
+    ffi.set_source("_rec_own", None)
+    with open(ffi.compile(tmpdir=str(tmp_path))) as f:
+        assert f.read().split("\n")[1] == "import jitffi._cffi_backend"
