@@ -23,8 +23,21 @@ pub fn restore_errno() {
     unsafe { *libc::__errno_location() = get_saved_errno() };
 }
 
-/// After a C call: saved value ← C's errno.
-pub fn save_errno() {
+/// After a C call: saved value ← C's errno. Returns where this thread's errno lives,
+/// for `restore_errno_at`.
+pub fn save_errno() -> *mut i32 {
     // SAFETY: as in `restore_errno`.
-    set_saved_errno(unsafe { *libc::__errno_location() });
+    let at = unsafe { libc::__errno_location() };
+    // SAFETY: `at` is this thread's errno.
+    set_saved_errno(unsafe { *at });
+    at
+}
+
+/// `restore_errno` with the location `save_errno` returned.
+///
+/// # Safety
+/// `at` came from `save_errno` on this thread.
+pub unsafe fn restore_errno_at(at: *mut i32) {
+    // SAFETY: `at` is this thread's errno (the contract).
+    unsafe { *at = get_saved_errno() };
 }

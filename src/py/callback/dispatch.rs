@@ -50,32 +50,43 @@ pub(super) unsafe fn dispatch_with<H: FnOnce(Python<'_>, &CallbackCore)>(
     // Works from threads Python never saw, from threads that released the GIL in a
     // jitffi call, and nested inside another callback.
     // Already holding the GIL (a call that kept it, or a callback nested in Python code
-    // on this thread): PyGILState_Check's test without its bookkeeping, which is not
-    // needed then. This thread's own thread state being the attached one means this
-    // thread holds the GIL; no attached thread state means the GIL was released (and
-    // skips the TSS lookup). Subinterpreter thread states never match: Ensure, as before.
-    // (Two calls of `dispatch_held` rather than an optional guard: the cheaper branch.)
+    // on this thread): this thread's own thread state is the attached one, and nothing
+    // needs taking. (Three calls of `dispatch_held` rather than an optional guard: the
+    // cheaper branches.)
     // `ffi.errno` inside the callback is C's errno at its entry, and C sees the value
     // it has when the callback returns (what cffi does): nothing the interpreter does
     // meanwhile (taking the GIL included) leaks into C's errno.
-    errno::save_errno();
+    let errno_at_entry = errno::save_errno();
     // SAFETY: both calls are valid on any thread at any time.
-    let held = unsafe {
-        let attached = ffi::compat::PyThreadState_GetUnchecked();
-        !attached.is_null() && attached == ffi::PyGILState_GetThisThreadState()
+    let (own, attached) = unsafe {
+        (
+            ffi::PyGILState_GetThisThreadState(),
+            ffi::compat::PyThreadState_GetUnchecked(),
+        )
     };
     // SAFETY: the GIL is held by this thread for `dispatch_held` (taken here if not);
     // the rest is the caller's contract.
     unsafe {
-        if held {
+        if !own.is_null() && attached == own {
             dispatch_held(closure, args, result, hook);
+        } else if !own.is_null() && attached.is_null() {
+            // A thread Python knows that released the GIL (a jitffi call, or any
+            // Py_BEGIN_ALLOW_THREADS): PyGILState_Ensure would find this same thread
+            // state and attach it; attaching it directly skips its second lookup and its
+            // counter, which only matters for the thread states Ensure itself creates.
+            ffi::PyEval_RestoreThread(own);
+            dispatch_held(closure, args, result, hook);
+            ffi::PyEval_SaveThread();
         } else {
+            // A thread Python never saw (Ensure creates its thread state, Release
+            // deletes it), or another interpreter's thread state attached.
             let gil = ffi::PyGILState_Ensure();
             dispatch_held(closure, args, result, hook);
             ffi::PyGILState_Release(gil);
         }
     }
-    errno::restore_errno();
+    // SAFETY: taken on this thread above.
+    unsafe { errno::restore_errno_at(errno_at_entry) };
 }
 
 /// `dispatch` once the GIL is held.
