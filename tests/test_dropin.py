@@ -535,3 +535,35 @@ def test_build_script_with_recompiler_and_ffiplatform(site_env, tmp_path):
     ffi.set_source("_rec_own", None)
     with open(ffi.compile(tmpdir=str(tmp_path))) as f:
         assert f.read().split("\n")[1] == "import jitffi._cffi_backend"
+
+
+MODEL_SCRIPT = """
+    from cffi import model as m
+    i = m.PrimitiveType("int")
+    fp = m.FunctionPtrType([i, m.PrimitiveType("double")], i, True)
+    types = [m.void_type, i, m.PointerType(i), m.ConstPointerType(m.ArrayType(i, 5)),
+             m.PointerType(m.ArrayType(m.ConstPointerType(i), 5), m.Q_VOLATILE),
+             m.PointerType(m.PrimitiveType("long long"), m.Q_RESTRICT | m.Q_CONST),
+             m.RawFunctionType([], i, False), m.RawFunctionType([i], fp, True), fp,
+             m.ArrayType(fp, 3), m.ArrayType(i, None), m.ArrayType(m.ArrayType(i, 2), "..."),
+             m.unknown_type("foo_t"), m.unknown_ptr_type("foo_p"),
+             m.StructType("s", None, None, None), m.UnionType("u", None, None, None),
+             m.EnumType("e", [], []), m.const_voidp_type, m.voidp_type]
+    for t in types:
+        print(repr(t), "|", " | ".join(t.get_c_name(d) for d in ("", "x", "*x", " *x", "[4]")))
+    print(m.PrimitiveType("int") == i, hash(m.PrimitiveType("int")) == hash(i),
+          m.PointerType(i) != m.PointerType(i, m.Q_CONST), i.is_integer_type(),
+          m.PrimitiveType("double").is_float_type(), m.PrimitiveType("char").is_char_type())
+    try:
+        m.unknown_type("x_t", "$x_t").get_c_name("y")
+    except Exception as e:
+        print(type(e).__name__)
+"""
+
+
+def test_cffi_model_types_spell_c_names_as_cffi(site_env):
+    # cffi.model's types under the switch build the same C spellings as cffi's own.
+    got = run(site_env, MODEL_SCRIPT, switch="1", never_real=True)
+    want = run(site_env, MODEL_SCRIPT)
+    assert got == want
+    assert "int(* x[3])(int, double, ...)" in got[9]
