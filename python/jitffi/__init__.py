@@ -57,6 +57,18 @@ class FFI(_jitffi.FFI):
     """The FFI object. Hot methods (new, cast, typeof, sizeof, string, buffer, ...) are
     implemented in Rust by the base class; this subclass adds the slow-path ones."""
 
+    def __new__(cls, *args, **kwargs):
+        # A backend object of the caller's own that builds the types (cffi's tests
+        # pass such fakes) gets cffi's front end over it: _foreign_backend.py. (The
+        # compiled FFI, a subclass, is given a module's tables instead.)
+        if cls is FFI:
+            backend = kwargs.get("backend", args[0] if args else None)
+            _check_backend(backend)
+            from . import _foreign_backend
+            if _foreign_backend.is_foreign(backend):
+                return _foreign_backend.ForeignBackendFFI(backend)
+        return super().__new__(cls)
+
     def __init__(self, backend=None):
         _check_backend(backend)
         # What cdef() was given, in order: ffi._parser._declarations (_decl_cache.py).

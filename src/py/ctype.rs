@@ -490,6 +490,16 @@ impl CType {
             _ => Err(self.no_attr("relements")),
         }
     }
+
+    /// An enum's enumerators in declaration order, as (name, value) pairs (what cffi's
+    /// front end hands a foreign backend's `new_enum_type`).
+    #[getter]
+    fn _enumerators(&self) -> PyResult<Vec<(String, i128)>> {
+        match &self.ty.kind {
+            Kind::Enum(e) => Ok(e.items.clone()),
+            _ => Err(self.no_attr("_enumerators")),
+        }
+    }
     fn __dir__(&self) -> Vec<&'static str> {
         let mut v = vec!["cname", "kind"];
         match &self.ty.kind {

@@ -328,6 +328,12 @@ impl FFI {
         declare::declared_keys(self.shared())
     }
 
+    /// What `name` was declared as: ("function", fn-pointer CType), ("variable", CType),
+    /// ("constant", int), or None (`ops::declare::declared`).
+    fn _declared(&self, py: Python<'_>, name: &str) -> PyResult<Option<(&'static str, Py<PyAny>)>> {
+        declare::declared(py, self.shared(), name)
+    }
+
     // Out-of-line modules: `ops::outofline`.
     /// The text of the out-of-line module `module_name` for what this FFI declared;
     /// `included` pairs each FFI it include()d with that FFI's module name.

@@ -138,3 +138,24 @@ pub fn declared_keys(shared: &FfiRef) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// What `name` was declared as, for an FFI over another backend (`FFI(backend=...)`,
+/// python/jitffi/_foreign_backend.py): ("function", its CType, the function pointer's),
+/// ("variable", its CType) or ("constant", its integer value); None otherwise.
+pub fn declared(
+    py: Python<'_>,
+    shared: &FfiRef,
+    name: &str,
+) -> PyResult<Option<(&'static str, Py<PyAny>)>> {
+    use crate::types::decls::Decl;
+    // (cloned, so that making CTypes below does not run under the namespace's lock)
+    let decl = shared.lock_ns().decls.names.get(name).cloned();
+    Ok(match decl {
+        Some(Decl::Function(fty)) => Some(("function", shared.ctype_of(py, &fty).into_any())),
+        Some(Decl::Variable { ty, .. }) => Some(("variable", shared.ctype_of(py, &ty).into_any())),
+        Some(Decl::IntConstant { value, .. }) => {
+            Some(("constant", value.into_pyobject(py)?.into_any().unbind()))
+        }
+        _ => None,
+    })
+}
