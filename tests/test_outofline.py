@@ -969,6 +969,7 @@ def test_wrong_kind_of_tag_as_cffi(tmp_path):
 LIB_ERRORS_SCRIPT = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, sys.argv[1])
+    sys.path.append(sys.argv[4])  # (jitffi, for the module that imports it)
     ffi = __import__(sys.argv[2]).ffi
     so = sys.argv[3]
     out = []
@@ -1006,9 +1007,9 @@ def test_compiled_lib_errors_as_cffi(tmp_path):
     path, _ = cffi_module(tmp_path, "_m_liberr", cdef=cdef)
 
     def run():
-        r = subprocess.run(PYTHON + ["-c", LIB_ERRORS_SCRIPT, str(tmp_path), "_m_liberr", so],
-                           capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, PYTHONPATH=PY_DIR))
+        r = subprocess.run(PYTHON + ["-c", LIB_ERRORS_SCRIPT, str(tmp_path), "_m_liberr", so,
+                                     PY_DIR],
+                           capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
     by_cffi = run()
