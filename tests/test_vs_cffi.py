@@ -351,3 +351,17 @@ def test_declaration_free_types_are_shared_across_ffis_as_cffi():
     got = _shared_types(jitffi)
     assert got == _shared_types(cffi)
     assert got[0][:9] == [True] * 9 and got[0][9:11] == [False, False] and all(got[1])
+
+
+def test_line_comment_continuations_as_cffi():
+    # A backslash at the end of a `//` comment continues it on the next line; `\\` does
+    # not (cffi's comment rule); both FFIs declare the same names.
+    src = ("double // blah \\\n    more comments\nx(void);\n"
+           "double // blah // blah\\\\\ny(void);\n"
+           "double // blah\\   etc\nz(void);\n")
+    keys = []
+    for lib in (cffi, jitffi):
+        ffi = lib.FFI()
+        ffi.cdef(src)
+        keys.append(sorted(ffi._parser._declarations))
+    assert keys[0] == keys[1] == ["function x", "function y", "function z"]

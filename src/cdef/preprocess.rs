@@ -185,10 +185,22 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, CdefError> {
                 i += len;
             }
             b'/' if i + 1 < n && src[i + 1] == b'/' => {
-                let end = src[i..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(n, |p| i + p);
+                // To the end of the line; a backslash takes the next character with it,
+                // so a backslash-newline continues the comment on the next line (C's
+                // line splicing; cffi's comment rule, which also lets `\\` end it).
+                let mut end = i + 2;
+                while end < n && src[end] != b'\n' {
+                    end += if src[end] == b'\\' {
+                        if src.get(end + 1) == Some(&b'\r') && src.get(end + 2) == Some(&b'\n') {
+                            3
+                        } else {
+                            2
+                        }
+                    } else {
+                        1
+                    };
+                }
+                let end = end.min(n);
                 blank(&mut out, i, end);
                 i = end;
             }

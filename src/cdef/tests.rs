@@ -398,6 +398,22 @@ fn qualifiers_comments_continuations() {
 }
 
 #[test]
+fn line_comments_continue_after_a_backslash_newline() {
+    // cffi's rule: a backslash takes the next character into the comment, so `\<nl>`
+    // continues it on the next line, and `\\<nl>` ends it there.
+    let n = cdef(
+        "double // blah \\\n more comments\nx(void);\n\
+         double // blah // blah\\\\\ny(void);\n\
+         double // c \\\r\n z_not_code\nz(void);",
+    );
+    for f in ["x", "y", "z"] {
+        assert!(n.decls.names.contains_key(f), "{f}");
+    }
+    assert!(!n.decls.names.contains_key("comments"));
+    assert_eq!(func(&n, "y"), "double(*)()");
+}
+
+#[test]
 fn builtin_type_spellings_normalize() {
     let mut n = ns();
     for (t, want) in [
