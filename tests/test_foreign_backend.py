@@ -120,6 +120,7 @@ def observe(module):
     ffi = module.FFI(backend=backend)
     ffi.cdef(CDEF)
     out = [str(ffi.typeof(t)) for t in TYPES]
+    out += [str(ffi.BVoidP), str(ffi.BCharA), (ffi.NULL[0], str(ffi.NULL[1]), ffi.NULL[2])]
     out.append(ffi.sizeof("UInt"))
     kind, bt, value = ffi.cast("foo_p", 5)
     out.append((kind, str(bt), value))
@@ -138,7 +139,8 @@ def test_types_and_lib_over_a_foreign_backend_as_cffi():
     want = observe(real_cffi)
     assert got == want
     assert got[0][3] == "<unsigned int>"
-    assert got[0][12 + 2][0] == "function"
+    assert got[0][15 + 2][0] == "function"
+    assert got[0][12] == "<pointer to <void>>"
 
 
 def test_foreign_backend_errors_are_cdef_errors():

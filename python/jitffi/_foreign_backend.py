@@ -31,19 +31,24 @@ class ForeignBackendFFI:
         self._backend = backend
         self._declarations = FFI()   # parses and checks; never called through
         self._btypes = {}            # id(CType) -> (CType, backend type)
-        self.NULL = None
+        # (what cffi's FFI makes at its creation, in its order)
+        self.BVoidP = self.typeof("void *")
+        self.BCharA = self.typeof("char[]")
+        self.NULL = self.cast(self.BVoidP, 0)
 
     def cdef(self, csource, override=False, packed=False, pack=None):
         self._declarations.cdef(csource, override=override, packed=packed, pack=pack)
         self._btypes.clear()  # a redeclared name may name another type now
 
-    def _typeof_ctype(self, cdecl):
-        if isinstance(cdecl, str):
-            return self._declarations.typeof(cdecl)
-        return cdecl
-
     def typeof(self, cdecl):
-        return self._btype(self._typeof_ctype(cdecl))
+        """The backend's type for a C type string (or a jitffi CType); a backend type is
+        returned as it is."""
+        from . import CType
+        if isinstance(cdecl, str):
+            cdecl = self._declarations.typeof(cdecl)
+        if isinstance(cdecl, CType):
+            return self._btype(cdecl)
+        return cdecl
 
     def sizeof(self, cdecl):
         return self._backend.sizeof(self.typeof(cdecl))
