@@ -555,7 +555,7 @@ MODEL_SCRIPT = """
           m.PointerType(i) != m.PointerType(i, m.Q_CONST), i.is_integer_type(),
           m.PrimitiveType("double").is_float_type(), m.PrimitiveType("char").is_char_type())
     try:
-        m.unknown_type("x_t", "$x_t").get_c_name("y")
+        m.StructType("$1", None, None, None).get_c_name("y")  # a name C cannot spell
     except Exception as e:
         print(type(e).__name__)
 """
@@ -567,3 +567,4 @@ def test_cffi_model_types_spell_c_names_as_cffi(site_env):
     want = run(site_env, MODEL_SCRIPT)
     assert got == want
     assert "int(* x[3])(int, double, ...)" in got[9]
+    assert got[-2] == "VerificationError"  # (the last item: the empty line after it)

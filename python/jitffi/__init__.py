@@ -61,12 +61,14 @@ class FFI(_jitffi.FFI):
         # A backend object of the caller's own that builds the types (cffi's tests
         # pass such fakes) gets cffi's front end over it: _foreign_backend.py. (The
         # compiled FFI, a subclass, is given a module's tables instead.)
-        if cls is FFI:
+        # (`FFI()`, the usual call, goes straight to the base: no lookups, no import)
+        if cls is FFI and (args or kwargs):
             backend = kwargs.get("backend", args[0] if args else None)
-            _check_backend(backend)
-            from . import _foreign_backend
-            if _foreign_backend.is_foreign(backend):
-                return _foreign_backend.ForeignBackendFFI(backend)
+            if backend is not None:
+                _check_backend(backend)
+                from . import _foreign_backend
+                if _foreign_backend.is_foreign(backend):
+                    return _foreign_backend.ForeignBackendFFI(backend)
         return super().__new__(cls)
 
     def __init__(self, backend=None):

@@ -5,7 +5,6 @@ object is then made by calling `obj`'s methods as cffi's front end calls them
 `new_struct_type` + `complete_struct_or_union`, `load_library`, `load_function`...).
 jitffi's own calls never go through such an FFI: it is the protocol, not a call path.
 """
-import ctypes.util
 import os
 
 __all__ = ["is_foreign", "ForeignBackendFFI"]
@@ -123,6 +122,7 @@ def _load_library(backend, name, flags):
             return backend.load_library(name, flags)
         except OSError as e:
             first_error = e
+    import ctypes.util  # (only here: a slow import that in-line use does not need)
     path = ctypes.util.find_library(name)
     if path is None:
         if first_error is not None:
